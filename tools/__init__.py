@@ -1,0 +1,1 @@
+"""relaygraph tools package."""
