@@ -1,1 +1,24 @@
-"""relaygraph tools package."""
+"""smolagents tools that do real work on real data, confined to a workspace."""
+
+from __future__ import annotations
+
+from smolagents import Tool
+
+from tools.data import DATA_TOOLS, DataTool
+from tools.workspace import PathNotAllowed, Workspace
+
+__all__ = ["DATA_TOOLS", "DataTool", "PathNotAllowed", "Workspace", "build_tools", "known_tools"]
+
+
+def known_tools() -> list[str]:
+    return sorted(DATA_TOOLS)
+
+
+def build_tools(
+    names: list[str], workspace: Workspace, allowed: dict[str, list[str]] | None = None
+) -> list[Tool]:
+    """Fresh tool instances for one agent run, narrowed to the run's known values."""
+    unknown = [n for n in names if n not in DATA_TOOLS]
+    if unknown:
+        raise ValueError(f"Unknown tool(s) {', '.join(unknown)}; known tools: {', '.join(known_tools())}.")
+    return [DATA_TOOLS[n](workspace).constrain(allowed or {}) for n in names]

@@ -1,0 +1,82 @@
+"""Settings: one pydantic model read from the environment.
+
+Everything configurable lives here so the CLI, `langgraph dev` (via the `env` block of
+langgraph.json) and plain Python share one source of truth. Per-run overrides come from the
+run config's ``configurable`` dict (see :func:`settings_from_config`), which is how
+`langgraph dev` and `graph.invoke(..., config=...)` change a run without touching the
+environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ProviderName = str  # "offline" | "openai" | "local" | any registered provider
+
+
+class Settings(BaseSettings):
+    """relaygraph configuration (environment prefix ``RELAYGRAPH_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RELAYGRAPH_", extra="ignore", populate_by_name=True
+    )
+
+    model: ProviderName | None = Field(
+        default=None,
+        description="Model provider: offline, openai or local. Default: openai when "
+        "OPENAI_API_KEY is set, otherwise offline.",
+    )
+    model_id: str = Field(default="gpt-4o-mini", description="Model name sent to the provider.")
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "RELAYGRAPH_OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "RELAYGRAPH_OPENAI_BASE_URL")
+    )
+    temperature: float = 0.0
+
+    data_dir: Path = Field(default=Path("relaygraph-data"))
+    output_dir: Path = Field(default=Path("relaygraph-out"))
+    dataset: str | None = Field(
+        default=None, description="Dataset file (CSV/Parquet) inside data_dir; default: the sample."
+    )
+
+    checkpoint_db: str = Field(default="sqlite:///relaygraph.db")
+    max_steps: int = Field(default=8, ge=1, le=100)
+    max_retries: int = Field(default=2, ge=1, le=10, description="Attempts per agent node.")
+    observation_chars: int = Field(default=2000, ge=200)
+
+    trace_content: bool = Field(
+        default=False, description="Record prompts, messages and tool arguments on spans (opt-in)."
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _normalise_model(cls, value: str | None) -> str | None:
+        return value.strip().lower() if value else None
+
+    @property
+    def provider(self) -> str:
+        """The provider actually used: explicit choice, else openai with a key, else offline."""
+        if self.model:
+            return self.model
+        return "openai" if self.openai_api_key else "offline"
+
+
+OVERRIDABLE = ("model", "model_id", "data_dir", "output_dir", "dataset", "max_steps", "max_retries")
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit overrides (None values are ignored)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def settings_from_config(config: dict[str, Any] | None) -> Settings:
+    """Settings for one run: environment plus the run config's ``configurable`` overrides."""
+    configurable = (config or {}).get("configurable", {}) or {}
+    return get_settings(**{k: configurable.get(k) for k in OVERRIDABLE})
+

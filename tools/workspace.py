@@ -1,0 +1,92 @@
+"""The sandbox every data tool works in.
+
+Agents choose paths, and a model can choose badly (or be steered by a prompt). So tools never
+open a path themselves: they ask the :class:`Workspace`, which only hands out paths inside the
+configured data directory (read) and this run's output directory (read/write).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA_SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+class PathNotAllowed(ValueError):
+    """A tool was asked to touch a path outside the data/output directories."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where tools may read (``data_dir``) and write (``output_dir/run_id``)."""
+
+    data_dir: Path
+    output_dir: Path
+    run_id: str = "default"
+    _safe_run: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+        object.__setattr__(self, "output_dir", Path(self.output_dir).expanduser().resolve())
+        object.__setattr__(self, "_safe_run", re.sub(r"[^A-Za-z0-9_.-]", "_", self.run_id)[:80])
+
+    @property
+    def run_dir(self) -> Path:
+        """This run's output folder (created on first use)."""
+        path = self.output_dir / self._safe_run
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _inside(self, path: Path) -> bool:
+        return path.is_relative_to(self.data_dir) or path.is_relative_to(self.output_dir)
+
+    def resolve_input(self, name: str) -> Path:
+        """A readable data file: relative names are looked up in the run folder, then data_dir."""
+        if not name or not str(name).strip():
+            raise PathNotAllowed("No dataset path given: pass a CSV/Parquet file name from the data directory.")
+        raw = Path(str(name).strip()).expanduser()
+        candidates = [raw] if raw.is_absolute() else [self.run_dir / raw, self.data_dir / raw, self.output_dir / raw]
+        for candidate in candidates:
+            resolved = candidate.resolve()
+            if not self._inside(resolved):
+                raise PathNotAllowed(
+                    f"Refused path {name!r}: tools may only read inside {self.data_dir} or {self.output_dir}."
+                )
+            if resolved.is_file():
+                if resolved.suffix.lower() not in DATA_SUFFIXES:
+                    raise PathNotAllowed(f"{name!r} is not a CSV or Parquet file.")
+                return resolved
+        raise FileNotFoundError(
+            f"No dataset {name!r} in {self.data_dir} or this run's outputs; "
+            f"available: {', '.join(self.list_datasets()) or 'none'}."
+        )
+
+    def resolve_output(self, name: str) -> Path:
+        """A writable path inside this run's output folder."""
+        raw = Path(str(name).strip())
+        if raw.is_absolute() or not raw.name:
+            raise PathNotAllowed(f"Refused output path {name!r}: give a plain file name.")
+        resolved = (self.run_dir / raw).resolve()
+        if not resolved.is_relative_to(self.run_dir):
+            raise PathNotAllowed(f"Refused output path {name!r}: it leaves the run's output folder.")
+        resolved.parent.mkdir(parents=True, exist_ok=True)
+        return resolved
+
+    def list_datasets(self) -> list[str]:
+        """Data files the tools may read, as names relative to their root."""
+        found: list[str] = []
+        for root in (self.data_dir, self.run_dir):
+            if root.is_dir():
+                found += sorted(
+                    str(p.relative_to(root)) for p in root.rglob("*") if p.suffix.lower() in DATA_SUFFIXES
+                )
+        return found
+
+    def display(self, path: Path) -> str:
+        """A path as agents and reports should see it (relative to a root when possible)."""
+        for root in (self.run_dir, self.data_dir, self.output_dir):
+            if path.is_relative_to(root):
+                return str(path.relative_to(root))
+        return str(path)
