@@ -1,0 +1,369 @@
+"""The ``offline`` provider: a deterministic, rule-based policy standing in for an LLM.
+
+It is *not* a language model and never pretends to be one: every result produced with it is
+labelled :data:`OFFLINE_LABEL`. It exists so demos and tests run fast and reproducibly on a
+machine with no model at all, while exercising exactly the same code paths as a real model —
+it is a real smolagents ``Model`` and a real LangChain chat model with ``bind_tools``.
+
+The rules, in order:
+
+1. **Which tools.** A tool is relevant when a word of the task shares a stem with a word of
+   the tool's name (``"validate the data"`` → ``validate_dataset``). Relevant tools are used in
+   the order the task mentions them; if the task mentions none, every tool is used in order.
+2. **Which arguments.** Each parameter is filled from the run context (a ``<context>`` JSON
+   block the agent node puts in the task), else from ``artifacts`` reported by earlier tool
+   observations (the newest wins), else from the schema's ``enum``/``default``. Optional
+   parameters with no known value are left out so the tool infers them.
+3. **Reacting to errors.** A failed call is retried once with only its required arguments
+   (the usual cause is a wrong optional value); a second failure moves on.
+4. **Finishing.** When every relevant tool has been tried, it calls ``final_answer`` with the
+   observations' own summaries — so the answer contains only numbers the tools computed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from smolagents import Model
+from smolagents.models import (
+    ChatMessage,
+    ChatMessageToolCall,
+    ChatMessageToolCallFunction,
+    MessageRole,
+)
+
+OFFLINE_LABEL = "offline (deterministic rule-based policy; no LLM was used)"
+OFFLINE_MODEL_ID = "relaygraph-offline-policy"
+
+CONTEXT_RE = re.compile(r"<context>\s*(\{.*?\})\s*</context>", re.S)
+GENERIC_STEMS = {"datas", "data", "file", "the", "and", "from", "with", "for"}
+WORD_RE = re.compile(r"[a-z][a-z0-9]+")
+
+
+def _stem(word: str) -> str:
+    return word.lower()[:5]
+
+
+def _stems(text: str) -> list[str]:
+    return [_stem(w) for w in WORD_RE.findall(text.lower())]
+
+
+def _text(content: Any) -> str:
+    """Message content as plain text (smolagents uses lists of parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return str(content)
+
+
+def parse_context(text: str) -> dict[str, Any]:
+    """The run context the agent node embedded in the task (empty when absent)."""
+    match = CONTEXT_RE.search(text)
+    if not match:
+        return {}
+    try:
+        value = json.loads(match.group(1))
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def rank_tools(task: str, tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rule 1: the tools the task asks for, in the order it asks for them."""
+    words = _stems(CONTEXT_RE.sub(" ", task))
+    positions: list[tuple[int, int, dict[str, Any]]] = []
+    for order, tool in enumerate(tools):
+        name_stems = {_stem(w) for w in tool["name"].split("_")} - GENERIC_STEMS
+        hits = [i for i, w in enumerate(words) if w in name_stems]
+        if hits:
+            positions.append((hits[0], order, tool))
+    if not positions:
+        return list(tools)
+    return [tool for _, _, tool in sorted(positions, key=lambda p: (p[0], p[1]))]
+
+
+def fill_arguments(
+    params: dict[str, Any],
+    required: Iterable[str],
+    known: dict[str, Any],
+    *,
+    only_required: bool = False,
+) -> tuple[dict[str, Any] | None, str]:
+    """Rule 2: arguments from known values; (None, reason) when a required one is unknown."""
+    required = set(required)
+    args: dict[str, Any] = {}
+    for name, spec in params.items():
+        is_required = name in required and not spec.get("nullable")
+        if only_required and not is_required:
+            continue
+        enum = spec.get("enum")
+        value = known.get(name)
+        if value is not None and (not enum or value in enum):
+            args[name] = value
+        elif is_required and enum:
+            args[name] = enum[0]
+        elif is_required and "default" in spec:
+            args[name] = spec["default"]
+        elif is_required:
+            return None, f"no known value for required argument {name!r}"
+    return args, ""
+
+
+@dataclass
+class Call:
+    tool: str
+    arguments: dict[str, Any]
+    observation: str = ""
+    error: bool = False
+
+
+@dataclass
+class Transcript:
+    """What the policy can know: the task, its context and the calls made so far."""
+
+    task: str = ""
+    context: dict[str, Any] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+
+    def known_values(self) -> dict[str, Any]:
+        values = dict(self.context)
+        for call in self.calls:
+            if call.error:
+                continue
+            try:
+                artifacts = json.loads(call.observation).get("artifacts", {})
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if isinstance(artifacts, dict):
+                values.update(artifacts)
+        findings = values.get("findings")
+        if isinstance(findings, (list, dict)) and "notes" not in values:
+            items = findings.values() if isinstance(findings, dict) else findings
+            values["notes"] = "\n".join(f"- {f}" for f in items)
+        return values
+
+    def summaries(self) -> list[str]:
+        lines = []
+        for call in self.calls:
+            if call.error:
+                lines.append(f"{call.tool} failed: {call.observation.strip().splitlines()[-1][:200]}")
+                continue
+            try:
+                lines.append(f"{call.tool}: {json.loads(call.observation)['summary']}")
+            except (json.JSONDecodeError, KeyError, TypeError):
+                lines.append(f"{call.tool}: {call.observation.strip()[:300]}")
+        return lines
+
+
+def read_transcript(messages: Sequence[Any]) -> Transcript:
+    """Rebuild the transcript from smolagents' memory messages (the model is stateless)."""
+    transcript = Transcript()
+    pending: list[Call] = []
+    for message in messages:
+        role = str(getattr(message, "role", None) or message.get("role"))
+        role = role.split(".")[-1].lower().replace("_", "-")
+        text = _text(getattr(message, "content", None) if not isinstance(message, dict) else message.get("content"))
+        if role == "user" and text.startswith("New task:") and not transcript.task:
+            transcript.task = text.removeprefix("New task:").strip()
+            transcript.context = parse_context(transcript.task)
+        elif role == "tool-call" and text.startswith("Calling tools:"):
+            try:
+                raw_calls = ast.literal_eval(text.removeprefix("Calling tools:").strip())
+            except (ValueError, SyntaxError):
+                raw_calls = []
+            pending = [
+                Call(c["function"]["name"], dict(c["function"].get("arguments") or {}))
+                for c in raw_calls
+                if isinstance(c, dict) and "function" in c
+            ]
+            transcript.calls.extend(pending)
+        elif role == "tool-response" and pending:
+            is_error = "\nError:\n" in f"\n{text}" or text.startswith("Call id:")
+            body = text.removeprefix("Observation:").strip()
+            for call in pending:  # the policy issues one call per step
+                call.observation += body
+                call.error = call.error or is_error
+            pending = []
+    return transcript
+
+
+@dataclass
+class Decision:
+    tool: str
+    arguments: dict[str, Any]
+    thought: str
+
+
+def decide(transcript: Transcript, tools: Sequence[dict[str, Any]]) -> Decision:
+    """Rules 1-4 applied to a transcript: the next call, or the final answer."""
+    usable = [t for t in tools if t["name"] != "final_answer"]
+    known = transcript.known_values()
+    skipped: list[str] = []
+    for tool in rank_tools(transcript.task, usable):
+        attempts = [c for c in transcript.calls if c.tool == tool["name"]]
+        if attempts and not attempts[-1].error:
+            continue
+        if len(attempts) >= 2:
+            continue
+        params = tool.get("parameters", {}).get("properties", {})
+        required = tool.get("parameters", {}).get("required", [])
+        args, reason = fill_arguments(params, required, known, only_required=bool(attempts))
+        if args is None:
+            skipped.append(f"{tool['name']} ({reason})")
+            continue
+        why = "retrying with only its required arguments after an error" if attempts else (
+            "the task asks for it" if len(usable) > 1 else "it is the only tool")
+        return Decision(tool["name"], args, f"Thought: call {tool['name']} — {why}.")
+    lines = transcript.summaries() + [f"skipped {s}" for s in skipped]
+    answer = "\n".join(lines) if lines else "No tool applied to this task."
+    return Decision("final_answer", {"answer": answer}, "Thought: every relevant tool has been tried; report.")
+
+
+def tool_schemas(tools: Sequence[Any]) -> list[dict[str, Any]]:
+    """OpenAI-style function schemas from smolagents tools or LangChain tool dicts."""
+    from smolagents.models import get_tool_json_schema
+
+    out = []
+    for tool in tools:
+        schema = tool if isinstance(tool, dict) else get_tool_json_schema(tool)
+        out.append(schema.get("function", schema))
+    return out
+
+
+class OfflinePolicyModel(Model):
+    """A smolagents ``Model`` driven by :func:`decide` instead of an LLM."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(model_id=OFFLINE_MODEL_ID, **kwargs)
+
+    def generate(
+        self,
+        messages: list[ChatMessage | dict],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, str] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        transcript = read_transcript(messages)
+        if not tools_to_call_from:  # e.g. smolagents asking for a final answer after max_steps
+            text = "\n".join(transcript.summaries()) or "No observations were made."
+            return ChatMessage(role=MessageRole.ASSISTANT, content=text)
+        decision = decide(transcript, tool_schemas(tools_to_call_from))
+        call = ChatMessageToolCall(
+            id=f"call_{uuid.uuid4().hex[:12]}",
+            type="function",
+            function=ChatMessageToolCallFunction(name=decision.tool, arguments=decision.arguments),
+        )
+        return ChatMessage(role=MessageRole.ASSISTANT, content=decision.thought, tool_calls=[call])
+
+
+# --- LangChain side: routing decisions and structured output --------------------------------
+
+
+def choose_value(spec: dict[str, Any], name: str, text: str, known: dict[str, Any]) -> Any:
+    """A value for one JSON-schema property, by rule: known value, enum mentioned in text, default."""
+    if name in known and known[name] is not None:
+        return known[name]
+    kind = spec.get("type")
+    enum = spec.get("enum")
+    if kind == "array":
+        items = spec.get("items", {})
+        if items.get("enum"):
+            mentioned = [v for v in items["enum"] if _mentions(text, str(v))]
+            return mentioned or list(items["enum"])
+        return []
+    if enum:
+        mentioned = sorted((_first_mention(text, str(v)), i, v) for i, v in enumerate(enum))
+        return mentioned[0][2] if mentioned[0][0] < len(text) else enum[0]
+    if "default" in spec:
+        return spec["default"]
+    if kind in ("integer", "number"):
+        return spec.get("minimum", 1)
+    if kind == "boolean":
+        return False
+    if kind == "object":
+        return {}
+    return f"offline policy: chosen by keyword rules from the request ({name})"
+
+
+def _first_mention(text: str, value: str) -> int:
+    found = [text.lower().find(w) for w in {value.lower(), value.lower().replace("_", " ")}]
+    found = [i for i in found if i >= 0]
+    return min(found) if found else len(text)
+
+
+def _mentions(text: str, value: str) -> bool:
+    return _first_mention(text, value) < len(text)
+
+
+def resolve_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """Inline ``$ref``s from ``$defs`` (pydantic emits them for enums)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(defs[node["$ref"].split("/")[-1]])
+            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+class OfflineChatModel(BaseChatModel):
+    """A LangChain chat model with ``bind_tools`` whose choices follow the same rules."""
+
+    model_name: str = OFFLINE_MODEL_ID
+
+    @property
+    def _llm_type(self) -> str:
+        return "relaygraph-offline"
+
+    def bind_tools(self, tools: Sequence[Any], *, tool_choice: Any = None, **kwargs: Any):  # type: ignore[override]
+        schemas = [convert_to_openai_tool(t) for t in tools]
+        return self.bind(tools=schemas, tool_choice=tool_choice, **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        request = "\n".join(
+            _text(m.content) for m in messages if isinstance(m, (HumanMessage, SystemMessage, ToolMessage))
+        )
+        known = parse_context(request)
+        tools = [t.get("function", t) for t in kwargs.get("tools") or []]
+        if not tools:
+            last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+            text = _text(last.content) if last else ""
+            message = AIMessage(content=f"[{OFFLINE_LABEL}] {CONTEXT_RE.sub('', text).strip()[:500]}")
+            return ChatResult(generations=[ChatGeneration(message=message)])
+        choice = kwargs.get("tool_choice")
+        named = choice.get("function", {}).get("name") if isinstance(choice, dict) else choice
+        picked = next((t for t in tools if t["name"] == named), None) or rank_tools(request, tools)[0]
+        params = resolve_refs(picked.get("parameters", {}))
+        args = {
+            name: choose_value(spec, name, request, known)
+            for name, spec in params.get("properties", {}).items()
+        }
+        call = {"name": picked["name"], "args": args, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "tool_call"}
+        message = AIMessage(content="", tool_calls=[call])
+        return ChatResult(generations=[ChatGeneration(message=message)])
