@@ -1,0 +1,69 @@
+"""Sequential workflow: extract → clean → analyze → report, then the result.
+
+    START ─► extract ─► clean ─► analyze ─► report ─► finalize ─► END
+
+Four tool-using agents pass one shared context: the extractor profiles the dataset, the
+cleaner validates it and writes a cleaned copy (its name replaces ``dataset`` in the context),
+the analyst computes breakdowns, trends and outliers on the cleaned data, and the reporter
+writes a Markdown report with a chart from it.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from nodes.results import make_result_node
+from nodes.state import RunInput, WorkflowState
+from runtime.settings import get_settings
+
+DESCRIPTION = "extract → clean → analyze → report: four agents build a data report."
+DEFAULT_TASK = "Profile, validate and clean the sales dataset, analyse it and write a report."
+
+AGENTS = (
+    AgentSpec(
+        name="extract",
+        role="data extractor",
+        instructions="Profile the dataset: its schema, column roles and size.",
+        tools=("profile_dataset", "list_datasets"),
+    ),
+    AgentSpec(
+        name="clean",
+        role="data cleaner",
+        instructions="Validate the dataset for nulls, duplicates and out-of-range values, "
+        "then clean it and hand the cleaned file on.",
+        tools=("validate_dataset", "clean_dataset"),
+    ),
+    AgentSpec(
+        name="analyze",
+        role="data analyst",
+        instructions="Aggregate the main metric by category, detect trends over time and "
+        "detect outliers.",
+        tools=("aggregate", "detect_trends", "detect_outliers"),
+    ),
+    AgentSpec(
+        name="report",
+        role="report writer",
+        instructions="Write the report with a chart, including the team's findings as notes.",
+        tools=("write_report",),
+    ),
+)
+
+
+def build_graph() -> StateGraph:
+    """The uncompiled graph: compile it with the checkpointer of your choice."""
+    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
+    builder = StateGraph(WorkflowState, input_schema=RunInput)
+    previous = START
+    for spec in AGENTS:
+        builder.add_node(spec.name, make_agent_node(spec), retry_policy=retry)
+        builder.add_edge(previous, spec.name)
+        previous = spec.name
+    builder.add_node("finalize", make_result_node("report"))
+    builder.add_edge(previous, "finalize")
+    builder.add_edge("finalize", END)
+    return builder
+
+
+graph = build_graph().compile(name="sequential")

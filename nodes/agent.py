@@ -1,0 +1,290 @@
+"""Agent nodes: a LangGraph node that runs one smolagents ``ToolCallingAgent``.
+
+    state ──► task + <context> ──► fresh ToolCallingAgent(tools, model) ──► ReAct loop
+                                                   │ step callback
+                                                   ▼
+    state ◄── steps, answer, context artifacts ◄── StepRecorder
+
+Why a *fresh* agent (and model and tools) per execution: smolagents agents keep memory, so a
+shared instance would leak one run's — or one parallel branch's — steps into another.
+
+Confidence (0–1) is derived from evidence, not asked of the model:
+
+* a step's *evidence* is 1.0 for a tool call with a structured (JSON) observation, 0.7 for a
+  plain-text observation, 0.5 for a step with no tool call, 0.2 for a step that errored;
+* it is scaled by the remaining step budget, ``1 - 0.3 * step / max_steps``, because an agent
+  that needs most of its budget is less sure of its path;
+* the final-answer step carries the agent's confidence: the mean evidence of its tool steps,
+  scaled the same way.
+
+Failures — the model erroring, ``max_steps`` exhausted, or a loop (the same tool with the same
+arguments three times) — raise :class:`AgentRunError`, so a ``RetryPolicy`` on the node
+applies; the error carries a structured record that runners write into state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import get_runtime
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from smolagents import ToolCallingAgent
+from smolagents.memory import ActionStep
+from smolagents.monitoring import LogLevel
+from smolagents.utils import AgentError
+
+from nodes.state import AgentStep, NodeProgress
+from runtime.providers import agent_model
+from runtime.settings import Settings, settings_from_config
+from tools import Workspace, build_tools
+from tools.sample import SAMPLE_NAME, ensure_sample
+
+LOOP_REPEATS = 3
+
+
+class AgentSpec(BaseModel):
+    """What an agent is: the declarative input of :func:`make_agent_node`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    role: str
+    instructions: str
+    tools: tuple[str, ...]
+    max_steps: int | None = Field(default=None, ge=1, le=100)
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_exist(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from tools import known_tools
+
+        unknown = [t for t in value if t not in known_tools()]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {unknown}; known: {known_tools()}")
+        return value
+
+
+class AgentRunError(RuntimeError):
+    """An agent could not finish; ``record`` says which, where and why (JSON-ready)."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        super().__init__(f"agent {record['agent']!r} (node {record['node']!r}) failed: {record['reason']}")
+
+    def __reduce__(self):  # picklable, so thread pools and checkpoints can carry it
+        return (type(self), (self.record,))
+
+
+def truncate(text: str, limit: int) -> str:
+    """Keep the head of long observations, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [truncated {len(text) - limit} chars]"
+
+
+def evidence(step: ActionStep) -> float:
+    if step.error is not None:
+        return 0.2
+    if not step.tool_calls:
+        return 0.5
+    try:
+        json.loads(step.observations or "")
+        return 1.0
+    except (json.JSONDecodeError, TypeError):
+        return 0.7
+
+
+class StepRecorder:
+    """smolagents step callback: turns each ActionStep into an :class:`AgentStep` record."""
+
+    def __init__(self, spec: AgentSpec, node: str, max_steps: int, settings: Settings, attempt: int):
+        self.spec, self.node, self.max_steps, self.attempt = spec, node, max_steps, attempt
+        self.limit = settings.observation_chars
+        self.steps: list[AgentStep] = []
+        self.tool_evidence: list[float] = []
+        self.calls: Counter[str] = Counter()
+        self.loop_reason: str | None = None
+        self.observations: list[str] = []
+
+    def budget(self, step_number: int) -> float:
+        return 1 - 0.3 * min(step_number, self.max_steps) / self.max_steps
+
+    def agent_confidence(self, step_number: int) -> float:
+        if not self.tool_evidence:
+            return 0.5 * self.budget(step_number)
+        return sum(self.tool_evidence) / len(self.tool_evidence) * self.budget(step_number)
+
+    def __call__(self, step: Any, agent: Any = None) -> None:
+        if not isinstance(step, ActionStep):
+            return
+        calls = step.tool_calls or []
+        call = calls[0] if calls else None
+        is_final = bool(call and call.name == "final_answer")
+        if call and not is_final:
+            self.tool_evidence.append(evidence(step))
+            if step.error is None and step.observations:
+                self.observations.append(step.observations)
+        usage = step.token_usage
+        thought = step.model_output if isinstance(step.model_output, str) else ""
+        observation = str(step.action_output) if is_final else (step.observations or "")
+        self.steps.append(
+            AgentStep(
+                agent=self.spec.name,
+                node=self.node,
+                step=step.step_number,
+                thought=truncate(thought.strip(), 500),
+                tool=call.name if call else None,
+                arguments=_jsonable_args(call.arguments) if call else {},
+                observation=truncate(observation, self.limit),
+                error=str(step.error) if step.error else None,
+                confidence=round(
+                    self.agent_confidence(step.step_number) if is_final
+                    else evidence(step) * self.budget(step.step_number), 3),
+                duration_s=round(step.timing.duration or 0.0, 4),
+                input_tokens=usage.input_tokens if usage else None,
+                output_tokens=usage.output_tokens if usage else None,
+                attempt=self.attempt,
+            )
+        )
+        for c in calls:
+            key = f"{c.name}:{json.dumps(_jsonable_args(c.arguments), sort_keys=True)}"
+            self.calls[key] += 1
+            if self.calls[key] >= LOOP_REPEATS and c.name != "final_answer" and agent is not None:
+                self.loop_reason = f"loop detected: {c.name} called {LOOP_REPEATS} times with the same arguments"
+                agent.interrupt()
+
+
+def _jsonable_args(arguments: Any) -> dict[str, Any]:
+    if isinstance(arguments, dict):
+        return json.loads(json.dumps(arguments, default=str))
+    return {"input": str(arguments)}
+
+
+def resolve_dataset(state: dict[str, Any], settings: Settings, workspace: Workspace) -> str:
+    """The dataset this run works on: context, then input, then settings, then the sample."""
+    for candidate in ((state.get("context") or {}).get("dataset"), state.get("data"), settings.dataset):
+        if candidate:
+            workspace.resolve_input(candidate)  # fails early, with the available names
+            return str(candidate)
+    ensure_sample(workspace.data_dir)
+    return SAMPLE_NAME
+
+
+def allowed_values(workspace: Workspace, dataset: str) -> dict[str, list[str]]:
+    """Values the run knows, offered to tools as enums (see ``DataTool.constrain``)."""
+    path = workspace.resolve_input(dataset)
+    if path.suffix.lower() == ".csv":
+        columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    else:
+        columns = list(pq.read_schema(path).names)
+    return {"dataset": [dataset], "columns": columns}
+
+
+def render_task(spec: AgentSpec, state: dict[str, Any], context: dict[str, Any]) -> str:
+    """The agent's task: its instructions, the overall goal, and the run context as JSON."""
+    visible = {k: v for k, v in context.items() if not k.startswith("_")}
+    return (  # instructions first: the offline policy follows the order they name tools in
+        f"{spec.instructions}\n\nYou are the {spec.role} in a team. "
+        f"The team's overall goal: {state.get('task') or 'analyse the dataset'}\n\n"
+        f"<context>{json.dumps(visible, default=str)}</context>"
+    )
+
+
+def thread_id(config: RunnableConfig | None) -> str:
+    configurable = (config or {}).get("configurable", {}) or {}
+    return str(configurable.get("thread_id") or "adhoc")
+
+
+def node_attempt() -> int:
+    try:
+        info = get_runtime().execution_info
+    except RuntimeError:  # called outside a graph (unit tests)
+        return 1
+    return info.node_attempt if info else 1
+
+
+def make_agent_node(
+    spec: AgentSpec, *, node: str | None = None, context_keys: dict[str, str] | None = None
+) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """A LangGraph node running ``spec`` as a fresh ToolCallingAgent on each execution.
+
+    ``context_keys`` renames context entries for this agent (e.g. give a branch its own
+    ``partition``), so one spec can serve several branches.
+    """
+    node_name = node or spec.name
+
+    def run_agent(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        settings = settings_from_config(config)
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        context = dict(state.get("context") or {})
+        for target, source in (context_keys or {}).items():
+            context[target] = state.get(source, context.get(source))
+        started = time.perf_counter()
+        attempt = node_attempt()
+        dataset = resolve_dataset({**state, "context": context}, settings, workspace)
+        context["dataset"] = dataset
+        max_steps = spec.max_steps or settings.max_steps
+        recorder = StepRecorder(spec, node_name, max_steps, settings, attempt)
+        agent = ToolCallingAgent(
+            tools=build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset)),
+            model=agent_model(settings),
+            max_steps=max_steps,
+            name=spec.name,
+            instructions=spec.instructions,
+            verbosity_level=LogLevel.OFF,
+            step_callbacks=[recorder],
+        )
+
+        def fail(reason: str) -> AgentRunError:
+            return AgentRunError({
+                "agent": spec.name, "node": node_name, "reason": reason, "attempt": attempt,
+                "steps": [s.model_dump() for s in recorder.steps],
+            })
+
+        try:
+            run = agent.run(render_task(spec, state, context), return_full_result=True)
+        except AgentError as exc:
+            raise fail(recorder.loop_reason or f"model error: {exc}") from exc
+        if recorder.loop_reason:
+            raise fail(recorder.loop_reason)
+        if run.state != "success":
+            raise fail(f"max_steps ({max_steps}) exhausted without a final answer")
+
+        answer = str(run.output)
+        artifacts: dict[str, Any] = {"dataset": dataset}
+        for text in recorder.observations:
+            artifacts.update(_artifacts(text))
+        findings = dict(context.get("findings") or {})
+        findings[spec.name] = truncate(re.sub(r"\s*\n\s*", "; ", answer.strip()), 600)
+        duration = round(time.perf_counter() - started, 4)
+        return {
+            "steps": [s.model_dump() for s in recorder.steps],
+            "answers": {spec.name: answer},
+            "context": {**artifacts, "findings": findings},
+            "progress": [NodeProgress(node=node_name, status="completed", duration_s=duration,
+                                      attempt=attempt, detail=_first_line(answer)).model_dump()],
+        }
+
+    run_agent.__name__ = f"agent_{node_name}"
+    return run_agent
+
+
+def _artifacts(observation: str) -> dict[str, Any]:
+    try:
+        value = json.loads(observation)
+    except json.JSONDecodeError:
+        return {}
+    found = value.get("artifacts") if isinstance(value, dict) else None
+    return {k: v for k, v in found.items() if k != "columns"} if isinstance(found, dict) else {}
+
+
+def _first_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().split("\n")[0])[:300]

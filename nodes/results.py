@@ -1,0 +1,61 @@
+"""Result nodes: turn a finished workflow's state into the public ``result``.
+
+Every graph ends in one, so ``result`` always has the same shape: status, the answer, where
+the artifacts are, per-agent confidence and timing, and which provider produced it (the
+offline policy labels itself as not being an LLM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from runtime.providers import provider_label
+from runtime.settings import settings_from_config
+
+
+def agent_summaries(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per agent: steps taken, tool calls, errors, final confidence, time and tokens."""
+    out: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        agent = out.setdefault(step["agent"], {"steps": 0, "tool_calls": 0, "errors": 0,
+                                               "confidence": None, "duration_s": 0.0,
+                                               "input_tokens": 0, "output_tokens": 0})
+        agent["steps"] += 1
+        agent["tool_calls"] += int(bool(step.get("tool")) and step.get("tool") != "final_answer")
+        agent["errors"] += int(bool(step.get("error")))
+        agent["duration_s"] = round(agent["duration_s"] + step.get("duration_s", 0.0), 4)
+        agent["input_tokens"] += step.get("input_tokens") or 0
+        agent["output_tokens"] += step.get("output_tokens") or 0
+        if step.get("tool") == "final_answer":
+            agent["confidence"] = step["confidence"]
+    return out
+
+
+def make_result_node(
+    answer_from: str | None = None, *, title: str = "result"
+) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """A node writing ``result``; ``answer_from`` names the agent whose answer leads it."""
+
+    def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        settings = settings_from_config(config)
+        answers = state.get("answers") or {}
+        errors = state.get("errors") or []
+        context = state.get("context") or {}
+        answer = answers.get(answer_from) if answer_from else None
+        if answer is None:
+            answer = "\n\n".join(f"{name}: {text}" for name, text in answers.items())
+        result = {
+            "status": "failed" if errors and not answers else ("partial" if errors else "completed"),
+            "answer": answer,
+            "artifacts": {k: v for k, v in context.items() if k in ("dataset", "report", "chart")},
+            "agents": agent_summaries(state.get("steps") or []),
+            "errors": errors,
+            "provider": provider_label(settings),
+        }
+        return {"result": result, "status": result["status"]}
+
+    finalize.__name__ = title
+    return finalize

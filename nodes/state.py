@@ -1,0 +1,70 @@
+"""The state every relaygraph workflow shares, and the reducers that keep branches apart.
+
+Every key that more than one node (or parallel branch) writes has a reducer: lists append,
+dicts merge by key. That is what lets a fan-out write concurrently without LangGraph's
+``InvalidUpdateError``, and what keeps each agent's ReAct steps in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer: shallow merge, right wins (each writer owns its own keys)."""
+    return {**(left or {}), **(right or {})}
+
+
+class AgentStep(BaseModel):
+    """One ReAct step of one agent, as kept in graph state (and so in every checkpoint)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str
+    node: str
+    step: int
+    thought: str = ""
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    observation: str = ""
+    error: str | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+    duration_s: float = 0.0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    attempt: int = 1
+
+
+class NodeProgress(BaseModel):
+    node: str
+    status: str  # "completed" | "failed"
+    duration_s: float
+    attempt: int = 1
+    detail: str = ""
+
+
+class WorkflowState(TypedDict, total=False):
+    """Keys common to every graph. ``result`` and ``steps`` are the public result contract."""
+
+    task: str
+    data: str | None
+    context: Annotated[dict[str, Any], merge_dicts]
+    answers: Annotated[dict[str, str], merge_dicts]
+    steps: Annotated[list[dict[str, Any]], operator.add]
+    progress: Annotated[list[dict[str, Any]], operator.add]
+    errors: Annotated[list[dict[str, Any]], operator.add]
+    result: dict[str, Any]
+    status: str
+
+
+class RunInput(BaseModel):
+    """What a caller may pass to start a run (validated at the CLI and API boundary)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, description="What the team of agents should do.")
+    data: str | None = Field(default=None, description="Dataset file inside the data directory.")
+    context: dict[str, Any] = Field(default_factory=dict)
