@@ -42,7 +42,9 @@ def make_result_node(
     def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         settings = settings_from_config(config)
         answers = state.get("answers") or {}
-        errors = state.get("errors") or []
+        completed = {p["node"] for p in state.get("progress") or [] if p.get("status") == "completed"}
+        # A failure that a later retry or resume got past no longer counts against the run.
+        errors = [e for e in state.get("errors") or [] if e.get("node") not in completed]
         context = state.get("context") or {}
         answer = answers.get(answer_from) if answer_from else None
         if answer is None:
