@@ -1,1 +1,31 @@
-"""relaygraph persistence package."""
+"""relaygraph persistence: LangGraph checkpoint savers on SQLAlchemy.
+
+``SQLAlchemySaver`` (sync ``Engine``) and ``AsyncSQLAlchemySaver`` (``AsyncEngine``) store
+checkpoints in SQLite, PostgreSQL or MariaDB/MySQL with one schema, incremental blobs
+and append-only deltas for growing lists such as message histories.
+"""
+
+from persistence.aio import AsyncSQLAlchemySaver
+from persistence.errors import (
+    CheckpointCorruptError,
+    DatabaseUnavailableError,
+    MissingDriverError,
+    PersistenceError,
+    SchemaVersionError,
+    UnsupportedDatabaseURL,
+)
+from persistence.saver import SQLAlchemySaver
+from persistence.urls import DEFAULT_URL, normalize_url
+
+__all__ = [
+    "DEFAULT_URL",
+    "AsyncSQLAlchemySaver",
+    "CheckpointCorruptError",
+    "DatabaseUnavailableError",
+    "MissingDriverError",
+    "PersistenceError",
+    "SQLAlchemySaver",
+    "SchemaVersionError",
+    "UnsupportedDatabaseURL",
+    "normalize_url",
+]

@@ -1,0 +1,396 @@
+"""Tables and every SQL statement the savers run, in one place (SQLAlchemy Core).
+
+Layout (why):
+
+* ``rg_checkpoints`` - one small row per checkpoint: the checkpoint with its large
+  channel values removed, metadata as JSON (filterable on every dialect), ``run_id``
+  pulled out for ``delete_for_runs`` and ``created_at`` for retention.
+* ``rg_checkpoint_blobs`` - one row per (thread, namespace, channel, version), written
+  only for ``new_versions``. A list that extends an earlier stored version of its
+  channel is stored as the appended items plus ``base_version``; ``root_version`` and
+  ``depth`` let one self-join fetch a whole delta chain, and a full snapshot every N
+  deltas bounds it.
+* ``rg_checkpoint_writes`` - pending writes keyed like the official savers, ordered on
+  read by ``(task_path, task_id, idx)``.
+
+Key columns are bounded VARCHARs (MySQL cannot index TEXT) with a binary collation on
+MySQL/MariaDB so thread ``"A"`` and ``"a"`` stay distinct.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.types import TypeDecorator
+
+MAX_THREAD_ID = 255
+MAX_NS = 255
+MAX_CHANNEL = 150
+MAX_ID = 64
+MAX_TASK_ID = 128
+
+
+def _key(length: int) -> sa.types.TypeEngine:
+    return sa.String(length).with_variant(
+        mysql.VARCHAR(length, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
+_BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+def _jsonable(value: Any) -> Any:
+    """Metadata as plain JSON types (unknown objects become strings, like the PG saver)."""
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+
+
+class MetadataJSON(TypeDecorator):
+    """JSON column (JSONB on PostgreSQL) that never fails on odd metadata values."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        return None if value is None else _jsonable(value)
+
+
+metadata_obj = sa.MetaData()
+
+checkpoints = sa.Table(
+    "rg_checkpoints",
+    metadata_obj,
+    sa.Column("thread_id", _key(MAX_THREAD_ID), primary_key=True),
+    sa.Column("checkpoint_ns", _key(MAX_NS), primary_key=True, server_default=""),
+    sa.Column("checkpoint_id", _key(MAX_ID), primary_key=True),
+    sa.Column("parent_checkpoint_id", _key(MAX_ID), nullable=True),
+    sa.Column("run_id", _key(MAX_THREAD_ID), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),  # epoch milliseconds
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("checkpoint", _BLOB, nullable=False),
+    sa.Column("metadata", MetadataJSON, nullable=False),
+    sa.Index("ix_rg_checkpoints_run_id", "run_id"),
+)
+
+blobs = sa.Table(
+    "rg_checkpoint_blobs",
+    metadata_obj,
+    sa.Column("thread_id", _key(MAX_THREAD_ID), primary_key=True),
+    sa.Column("checkpoint_ns", _key(MAX_NS), primary_key=True, server_default=""),
+    sa.Column("channel", _key(MAX_CHANNEL), primary_key=True),
+    sa.Column("version", _key(MAX_ID), primary_key=True),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("blob", _BLOB, nullable=True),
+    # Delta chain: a full value has root_version == version, depth 0, no base.
+    sa.Column("root_version", _key(MAX_ID), nullable=False),
+    sa.Column("base_version", _key(MAX_ID), nullable=True),
+    sa.Column("depth", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("item_count", sa.Integer, nullable=True),
+    sa.Index(
+        "ix_rg_checkpoint_blobs_chain",
+        "thread_id", "checkpoint_ns", "channel", "root_version", "depth",
+    ),
+)
+
+writes = sa.Table(
+    "rg_checkpoint_writes",
+    metadata_obj,
+    sa.Column("thread_id", _key(MAX_THREAD_ID), primary_key=True),
+    sa.Column("checkpoint_ns", _key(MAX_NS), primary_key=True, server_default=""),
+    sa.Column("checkpoint_id", _key(MAX_ID), primary_key=True),
+    sa.Column("task_id", _key(MAX_TASK_ID), primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("channel", _key(MAX_CHANNEL), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("blob", _BLOB, nullable=False),
+    sa.Column("task_path", sa.Text, nullable=False),
+)
+
+migrations = sa.Table(
+    "rg_checkpoint_migrations",
+    metadata_obj,
+    sa.Column("v", sa.Integer, primary_key=True, autoincrement=False),
+)
+
+TABLES = (checkpoints, blobs, writes)
+
+# --- shared statements (dialect independent) ------------------------------------------
+
+_CP_COLS = (
+    checkpoints.c.thread_id,
+    checkpoints.c.checkpoint_ns,
+    checkpoints.c.checkpoint_id,
+    checkpoints.c.parent_checkpoint_id,
+    checkpoints.c.type,
+    checkpoints.c.checkpoint,
+    checkpoints.c.metadata,
+)
+
+SELECT_CHECKPOINT = sa.select(*_CP_COLS).where(
+    checkpoints.c.thread_id == sa.bindparam("thread_id"),
+    checkpoints.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    checkpoints.c.checkpoint_id == sa.bindparam("checkpoint_id"),
+)
+
+# Served by the primary key: (thread_id, checkpoint_ns, checkpoint_id DESC) LIMIT 1.
+SELECT_LATEST_CHECKPOINT = (
+    sa.select(*_CP_COLS)
+    .where(
+        checkpoints.c.thread_id == sa.bindparam("thread_id"),
+        checkpoints.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    )
+    .order_by(checkpoints.c.checkpoint_id.desc())
+    .limit(1)
+)
+
+SELECT_WRITES = sa.select(
+    writes.c.checkpoint_id,
+    writes.c.task_id,
+    writes.c.task_path,
+    writes.c.idx,
+    writes.c.channel,
+    writes.c.type,
+    writes.c.blob,
+).where(
+    writes.c.thread_id == sa.bindparam("thread_id"),
+    writes.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    writes.c.checkpoint_id.in_(sa.bindparam("checkpoint_ids", expanding=True)),
+)
+
+_target = blobs.alias("target")
+_member = blobs.alias("member")
+
+# Every row a requested (channel, version) needs: itself, or for a delta every row of
+# its chain up to its depth (siblings from forks included; the walk picks the path).
+SELECT_BLOB_CHAINS = sa.select(
+    _member.c.channel,
+    _member.c.version,
+    _member.c.type,
+    _member.c.blob,
+    _member.c.base_version,
+    _member.c.depth,
+    _member.c.item_count,
+).select_from(
+    _target.join(
+        _member,
+        sa.and_(
+            _member.c.thread_id == _target.c.thread_id,
+            _member.c.checkpoint_ns == _target.c.checkpoint_ns,
+            _member.c.channel == _target.c.channel,
+            _member.c.root_version == _target.c.root_version,
+            _member.c.depth <= _target.c.depth,
+        ),
+    )
+).where(
+    _target.c.thread_id == sa.bindparam("thread_id"),
+    _target.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    sa.tuple_(_target.c.channel, _target.c.version).in_(
+        sa.bindparam("pairs", expanding=True)
+    ),
+)
+
+DELETE_THREAD = tuple(
+    t.delete().where(t.c.thread_id.in_(sa.bindparam("thread_ids", expanding=True)))
+    for t in TABLES
+)
+
+SELECT_RUN_CHECKPOINTS = sa.select(
+    checkpoints.c.thread_id, checkpoints.c.checkpoint_ns, checkpoints.c.checkpoint_id
+).where(checkpoints.c.run_id.in_(sa.bindparam("run_ids", expanding=True)))
+
+DELETE_CHECKPOINTS_BY_ID = checkpoints.delete().where(
+    checkpoints.c.thread_id == sa.bindparam("thread_id"),
+    checkpoints.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    checkpoints.c.checkpoint_id.in_(sa.bindparam("checkpoint_ids", expanding=True)),
+)
+
+DELETE_WRITES_BY_CHECKPOINT = writes.delete().where(
+    writes.c.thread_id == sa.bindparam("thread_id"),
+    writes.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    writes.c.checkpoint_id.in_(sa.bindparam("checkpoint_ids", expanding=True)),
+)
+
+DELETE_BLOBS_BY_VERSION = blobs.delete().where(
+    blobs.c.thread_id == sa.bindparam("thread_id"),
+    blobs.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    blobs.c.channel == sa.bindparam("channel"),
+    blobs.c.version.in_(sa.bindparam("versions", expanding=True)),
+)
+
+# The rows blob garbage collection needs: what each remaining checkpoint references ...
+SELECT_NS_CHECKPOINT_REFS = sa.select(
+    checkpoints.c.checkpoint_id, checkpoints.c.type, checkpoints.c.checkpoint
+).where(
+    checkpoints.c.thread_id == sa.bindparam("thread_id"),
+    checkpoints.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+)
+
+# ... and the chain structure of every stored blob (no payloads).
+SELECT_NS_BLOB_INDEX = sa.select(
+    blobs.c.channel, blobs.c.version, blobs.c.base_version, blobs.c.root_version
+).where(
+    blobs.c.thread_id == sa.bindparam("thread_id"),
+    blobs.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+)
+
+# Latest checkpoint per namespace of a thread (keep_latest).
+SELECT_THREAD_HEADS = (
+    sa.select(
+        checkpoints.c.checkpoint_ns,
+        sa.func.max(checkpoints.c.checkpoint_id).label("checkpoint_id"),
+    )
+    .where(checkpoints.c.thread_id == sa.bindparam("thread_id"))
+    .group_by(checkpoints.c.checkpoint_ns)
+)
+
+SELECT_NS_CHECKPOINT_IDS = sa.select(checkpoints.c.checkpoint_id).where(
+    checkpoints.c.thread_id == sa.bindparam("thread_id"),
+    checkpoints.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+)
+
+SELECT_HEAD_METADATA = sa.select(checkpoints.c.metadata).where(
+    checkpoints.c.thread_id == sa.bindparam("thread_id"),
+    checkpoints.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    checkpoints.c.checkpoint_id == sa.bindparam("checkpoint_id"),
+)
+
+# Checkpoints whose parent was just deleted lose the parent link instead of dangling.
+CLEAR_DANGLING_PARENTS = (
+    checkpoints.update()
+    .where(
+        # (UPDATE reserves bind names equal to column names, hence the b_ prefix)
+        checkpoints.c.thread_id == sa.bindparam("b_thread_id"),
+        checkpoints.c.checkpoint_ns == sa.bindparam("b_checkpoint_ns"),
+        checkpoints.c.parent_checkpoint_id.in_(
+            sa.bindparam("checkpoint_ids", expanding=True)
+        ),
+    )
+    .values(parent_checkpoint_id=None)
+)
+
+# Per-thread activity for retention (latest checkpoint time per thread).
+SELECT_THREAD_ACTIVITY = sa.select(
+    checkpoints.c.thread_id, sa.func.max(checkpoints.c.created_at).label("last_at")
+).group_by(checkpoints.c.thread_id)
+
+SELECT_THREAD_IDS = sa.select(checkpoints.c.thread_id).distinct()
+
+SELECT_SCHEMA_VERSION = sa.select(sa.func.max(migrations.c.v))
+INSERT_SCHEMA_VERSION = migrations.insert()
+
+
+def copy_thread_statements() -> tuple[sa.Executable, ...]:
+    """INSERT .. SELECT of every row of ``:source`` under ``:target`` (ignoring clashes)."""
+    out = []
+    for table in TABLES:
+        cols = [c for c in table.c]
+        select = sa.select(
+            *[
+                sa.bindparam("target", type_=c.type) if c.name == "thread_id" else c
+                for c in cols
+            ]
+        ).where(table.c.thread_id == sa.bindparam("source"))
+        out.append((table, cols, select))
+    return tuple(out)  # type: ignore[return-value]
+
+
+# --- dialect specific statements ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The write statements of one dialect (upserts differ per database)."""
+
+    dialect: str
+    insert_blob: sa.Executable  # insert, keep existing on conflict
+    upsert_checkpoint: sa.Executable
+    insert_write: sa.Executable  # insert-or-ignore: a repeated (task_id, idx) is a no-op
+    upsert_write: sa.Executable  # special channels: last write wins
+    copy_rows: tuple[sa.Executable, ...]
+
+
+def _do_nothing(table: sa.Table, dialect: str) -> sa.Executable:
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    # Not INSERT IGNORE: that also turns truncation and other errors into warnings.
+    stmt = mysql.insert(table)
+    first_key = table.primary_key.columns.values()[0].name
+    return stmt.on_duplicate_key_update({first_key: stmt.inserted[first_key]})
+
+
+def _do_update(table: sa.Table, dialect: str, columns: list[str]) -> sa.Executable:
+    keys = [c.name for c in table.primary_key.columns]
+    if dialect in ("postgresql", "sqlite"):
+        mod = postgresql if dialect == "postgresql" else sqlite
+        stmt = mod.insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
+        )
+    stmt = mysql.insert(table)
+    return stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in columns})
+
+
+@lru_cache(maxsize=None)
+def statements_for(dialect: str) -> Statements:
+    """Statements for a dialect name, built once per process (compiled-cache friendly)."""
+    dialect = "mysql" if dialect == "mariadb" else dialect
+    if dialect not in ("sqlite", "postgresql", "mysql"):
+        raise ValueError(f"unsupported dialect {dialect!r}")
+    copies = []
+    for table, cols, select in copy_thread_statements():  # type: ignore[misc]
+        ins = _do_nothing(table, dialect)
+        copies.append(ins.from_select([c.name for c in cols], select))
+    return Statements(
+        dialect=dialect,
+        insert_blob=_do_nothing(blobs, dialect),
+        upsert_checkpoint=_do_update(
+            checkpoints,
+            dialect,
+            ["parent_checkpoint_id", "run_id", "created_at", "type", "checkpoint", "metadata"],
+        ),
+        insert_write=_do_nothing(writes, dialect),
+        upsert_write=_do_update(writes, dialect, ["channel", "type", "blob", "task_path"]),
+        copy_rows=tuple(copies),
+    )
+
+
+# --- metadata filters -----------------------------------------------------------------
+
+_SAFE_KEY = re.compile(r"^[^\"\\\x00-\x1f]{1,200}$")
+
+
+def metadata_filter(dialect: str, key: str, value: Any) -> sa.ColumnElement[bool]:
+    """``metadata[key] == value`` for one dialect (JSON semantics, values as JSON).
+
+    PostgreSQL uses JSONB containment, SQLite compares ``json_extract`` of both sides
+    (so 1, "1" and true stay distinct types), MySQL/MariaDB use ``JSON_CONTAINS``.
+    """
+    if not isinstance(key, str) or not _SAFE_KEY.match(key):
+        raise ValueError(
+            f"metadata filter key {key!r} is not supported: use a non-empty string "
+            "without quotes, backslashes or control characters"
+        )
+    col = checkpoints.c.metadata
+    encoded = json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"))
+    if dialect == "postgresql":
+        return sa.type_coerce(col, postgresql.JSONB).contains({key: _jsonable(value)})
+    path = f'$."{key}"'
+    if dialect == "sqlite":
+        text_col = sa.type_coerce(col, sa.Text)
+        return sa.func.json_extract(text_col, path).is_not_distinct_from(
+            sa.func.json_extract(sa.literal(encoded, sa.Text), "$")
+        )
+    text_col = sa.type_coerce(col, sa.Text)
+    return sa.func.json_contains(text_col, sa.literal(encoded, sa.Text), path) == 1
