@@ -134,7 +134,7 @@ class StepRecorder:
                 self.observations.append(step.observations)
         usage = step.token_usage
         thought = step.model_output if isinstance(step.model_output, str) else ""
-        observation = str(step.action_output) if is_final else (step.observations or "")
+        observation = step.observations or ("" if step.action_output is None else str(step.action_output))
         self.steps.append(
             AgentStep(
                 agent=self.spec.name,
@@ -252,7 +252,9 @@ def make_agent_node(
         try:
             run = agent.run(render_task(spec, state, context), return_full_result=True)
         except AgentError as exc:
-            raise fail(recorder.loop_reason or f"model error: {exc}") from exc
+            cause = exc.__cause__ or exc  # smolagents wraps the provider's own exception
+            raise fail(recorder.loop_reason or f"model error: {type(cause).__name__}: "
+                       f"{' '.join(str(cause).split())[:300]}") from exc
         if recorder.loop_reason:
             raise fail(recorder.loop_reason)
         if run.state != "success":

@@ -188,12 +188,12 @@ def run(
 ) -> None:
     """Run a workflow; its state is checkpointed on THREAD so it can be resumed."""
     from runtime.checkpointing import open_checkpointer
-    from runtime.providers import get_provider, provider_label
+    from runtime.providers import check_provider, provider_label
 
     module = graph_module(graph_name)
     overrides = {"model": model, **data_overrides(data)}
     settings = get_settings(**overrides)
-    get_provider(settings)  # unknown provider: fail before any work
+    check_provider(settings)  # unknown or unconfigured provider: fail before any work
     graph_input = load_input(task, input_file, data, getattr(module, "DEFAULT_TASK", "Analyse the dataset."))
     thread = thread_id or runner.new_thread_id()
     config = runner.run_config(thread, graph_name, overrides)

@@ -91,6 +91,14 @@ def get_provider(settings: Settings) -> Provider:
         ) from None
 
 
+def check_provider(settings: Settings) -> Provider:
+    """Fail before any work when the provider is unknown or obviously misconfigured."""
+    provider = get_provider(settings)
+    if provider.name == "openai" and settings.openai_api_key is None:
+        _endpoint(settings)  # raises the ProviderError that says what to set
+    return provider
+
+
 def agent_model(settings: Settings) -> Model:
     """A fresh smolagents model for one agent run."""
     return get_provider(settings).agent_model(settings)

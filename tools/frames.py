@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -60,24 +61,35 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
 
 
 def date_column(frame: pd.DataFrame) -> str | None:
-    """The first column whose values parse as dates (>= 90% of non-null values)."""
+    """The date column: a datetime dtype, else a text column whose values parse as dates.
+
+    Columns named like dates are tried first; a sample of up to 200 values must parse at
+    >= 90% (so free text, codes and ids are never mistaken for dates).
+    """
     for col in frame.columns:
-        series = frame[col]
-        if pd.api.types.is_datetime64_any_dtype(series):
+        if pd.api.types.is_datetime64_any_dtype(frame[col]):
             return col
-        if is_text(series) and ("date" in col.lower() or "time" in col.lower()):
-            parsed = pd.to_datetime(series, errors="coerce", format="mixed")
-            if parsed.notna().sum() >= 0.9 * max(series.notna().sum(), 1):
-                return col
+    text = [c for c in frame.columns if is_text(frame[c])]
+    named = [c for c in text if any(h in str(c).lower() for h in ("date", "time", "day", "month"))]
+    for col in named + [c for c in text if c not in named]:
+        sample = frame[col].dropna().head(200).astype(str)
+        if sample.empty or not sample.str.contains(r"\d").all():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+        if parsed.notna().mean() >= 0.9:
+            return col
     return None
 
 
 def categorical_columns(frame: pd.DataFrame, max_distinct: int = 50) -> list[str]:
     """Text columns with few distinct values: the natural group-by keys."""
     out = []
+    dates = date_column(frame)
     for col in frame.columns:
         series = frame[col]
-        if is_text(series) and "date" not in col.lower():
+        if is_text(series) and col != dates:
             distinct = series.nunique(dropna=True)
             if 1 < distinct <= max_distinct:
                 out.append(col)

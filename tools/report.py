@@ -87,7 +87,7 @@ def render_report(
 
     fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
     if series is not None and len(series) >= 2:
-        ax.plot(series.index, series.values, marker="o")
+        ax.plot(pd.PeriodIndex(series.index, freq="M").to_timestamp(), series.values, marker="o")
         ax.set_title(f"Monthly {metric}")
         ax.tick_params(axis="x", rotation=60, labelsize=7)
     elif group_by:

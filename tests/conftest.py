@@ -1,0 +1,164 @@
+"""The one fixture layer for relaygraph's tests.
+
+Sections: core (isolated workspace, scripted model double), then one section per area.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from smolagents import Model
+from smolagents.models import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction, MessageRole
+
+from runtime.offline import OfflineChatModel
+from runtime.providers import Provider, register_provider
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- core fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Every test gets its own data, output and checkpoint locations, and the offline model."""
+    paths = {"data": tmp_path / "data", "out": tmp_path / "out", "db": tmp_path / "checkpoints.db"}
+    monkeypatch.setenv("RELAYGRAPH_DATA_DIR", str(paths["data"]))
+    monkeypatch.setenv("RELAYGRAPH_OUTPUT_DIR", str(paths["out"]))
+    monkeypatch.setenv("RELAYGRAPH_CHECKPOINT_DB", f"sqlite:///{paths['db']}")
+    monkeypatch.setenv("RELAYGRAPH_MODEL", "offline")
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "RELAYGRAPH_DATASET"):
+        monkeypatch.delenv(var, raising=False)
+    return paths
+
+
+class Script:
+    """Actions a :class:`ScriptedModel` plays back, in order, across every agent of a run.
+
+    Each action is ``("call", tool, args)``, ``("final", answer)`` or an exception instance to
+    raise (a model/server error). ``seen`` keeps the messages of every call for assertions.
+    """
+
+    def __init__(self) -> None:
+        self.actions: list[Any] = []
+        self.seen: list[list[Any]] = []
+
+    def play(self, *actions: Any) -> Script:
+        self.actions.extend(actions)
+        return self
+
+
+class ScriptedModel(Model):
+    """A smolagents Model double under exact test control."""
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(model_id="scripted")
+        self.script = script
+
+    def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kw):
+        self.script.seen.append(list(messages))
+        if not self.script.actions:
+            raise AssertionError("ScriptedModel ran out of actions")
+        action = self.script.actions.pop(0)
+        if isinstance(action, BaseException):
+            raise action
+        if action[0] == "final":
+            name, args = "final_answer", {"answer": action[1]}
+        else:
+            name, args = action[1], action[2]
+        call = ChatMessageToolCall(id=f"call_{uuid.uuid4().hex[:8]}", type="function",
+                                   function=ChatMessageToolCallFunction(name=name, arguments=args))
+        return ChatMessage(role=MessageRole.ASSISTANT, content=f"Thought: scripted {name}", tool_calls=[call])
+
+
+@pytest.fixture
+def script(monkeypatch: pytest.MonkeyPatch) -> Script:
+    """Register the ``scripted`` provider for this test and return its script."""
+    current = Script()
+    register_provider(Provider("scripted", lambda s: ScriptedModel(current),
+                               lambda s: OfflineChatModel(), lambda s: "scripted test double"))
+    monkeypatch.setenv("RELAYGRAPH_MODEL", "scripted")
+    return current
+
+
+@pytest.fixture
+def sample_path(isolated_env: dict[str, Path]) -> Path:
+    from tools.sample import ensure_sample
+
+    return ensure_sample(isolated_env["data"])
+
+
+@pytest.fixture
+def workspace(isolated_env: dict[str, Path]):
+    from tools import Workspace
+
+    return Workspace(isolated_env["data"], isolated_env["out"], "test-run")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def parse_json(text: str) -> dict[str, Any]:
+    return json.loads(text)
+
+
+def in_ci() -> bool:
+    """CI must not skip service-backed tests: there, a missing service is a failure."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``langgraph dev`` server on a free loopback port, serving langgraph.json."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    root = tmp_path_factory.mktemp("langgraph-dev")
+    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
+    if exe is None:
+        pytest.fail("langgraph CLI missing: pip install -e '.[test]' (it brings langgraph-cli[inmem])")
+    port = free_port()
+    env = {**os.environ, "RELAYGRAPH_DATA_DIR": str(root / "data"), "RELAYGRAPH_OUTPUT_DIR": str(root / "out"),
+           "RELAYGRAPH_CHECKPOINT_DB": f"sqlite:///{root / 'dev.db'}", "RELAYGRAPH_MODEL": "offline",
+           "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
+    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([exe, "dev", "--no-browser", "--no-reload", "--port", str(port),
+                             "--config", str(REPO / "langgraph.json")],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/ok", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"langgraph dev did not start; log:\n{(root / 'server.log').read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def invoke_config() -> Iterator[dict[str, Any]]:
+    yield {"configurable": {"thread_id": f"t-{uuid.uuid4().hex[:8]}"}}

@@ -1,0 +1,35 @@
+"""`langgraph dev` serves the graphs listed in langgraph.json, and runs them to the end."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+
+
+def listed_graphs() -> list[str]:
+    return sorted(json.loads((REPO / "langgraph.json").read_text())["graphs"])
+
+
+@pytest.mark.slow
+def test_langgraph_json_lists_every_cli_graph() -> None:
+    from runtime.cli import GRAPHS
+
+    assert listed_graphs() == sorted(GRAPHS)
+
+
+@pytest.mark.slow
+def test_sequential_round_trip_through_runs_wait(langgraph_dev: str) -> None:
+    with httpx.Client(base_url=langgraph_dev, timeout=120) as client:
+        thread = client.post("/threads", json={}).raise_for_status().json()["thread_id"]
+        state = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": "sequential",
+            "input": {"task": "Profile, validate, clean, analyse and report."},
+        }).raise_for_status().json()
+    assert state["result"]["status"] == "completed", state
+    assert "no LLM" in state["result"]["provider"]
+    assert {s["agent"] for s in state["steps"]} == {"extract", "clean", "analyze", "report"}
+    assert "48 duplicate rows" in state["answers"]["clean"]

@@ -1,0 +1,82 @@
+"""The sequential workflow end to end: real tools, real numbers, checkpointed state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nodes.state import AgentStep
+from runtime import runner
+from runtime.checkpointing import open_checkpointer
+from tools.sample import DEFECTS, generate
+
+
+def expected_clean_rows() -> int:
+    frame = generate().drop_duplicates()
+    return int((frame["quantity"] >= 0).sum())
+
+
+def test_python_invoke_runs_all_four_agents_and_returns_the_result_contract(invoke_config) -> None:
+    from graphs.sequential import graph
+
+    state = graph.invoke({"task": "Profile, validate, clean, analyse and report."}, invoke_config)
+    result = state["result"]
+    assert result["status"] == "completed"
+    assert "no LLM" in result["provider"]
+    assert list(result["agents"]) == ["extract", "clean", "analyze", "report"]
+    for step in state["steps"]:
+        AgentStep.model_validate(step)
+    tools_used = [s["tool"] for s in state["steps"]]
+    for tool in ("profile_dataset", "validate_dataset", "clean_dataset", "aggregate",
+                 "detect_trends", "detect_outliers", "write_report"):
+        assert tool in tools_used
+    assert [p["node"] for p in state["progress"]] == ["extract", "clean", "analyze", "report"]
+
+
+def test_the_report_holds_numbers_computed_from_the_data(invoke_config) -> None:
+    from graphs.sequential import graph
+
+    state = graph.invoke({"task": "Validate, clean, analyse and report."}, invoke_config)
+    report = Path(state["result"]["artifacts"]["report"]).read_text()
+    assert f"{expected_clean_rows():,} rows" in report
+    assert state["context"]["dataset"] == "sample_sales_clean.parquet"
+    clean_answer = state["answers"]["clean"]
+    assert f"{DEFECTS['duplicate_rows']} duplicate rows" in clean_answer
+
+
+def test_runs_are_checkpointed_and_failures_are_recorded_in_state(script) -> None:
+    from graphs.sequential import build_graph
+
+    script.play(("call", "profile_dataset", {"dataset": "sample_sales.csv"}), ("final", "profiled"),
+                *[ConnectionError("model server down")] * 3)
+    config = runner.run_config("t-fail", "sequential")
+    with open_checkpointer() as saver:
+        graph = runner.compile_graph(build_graph(), saver, "sequential")
+        with pytest.raises(runner.RunFailed, match="clean.*model error: ConnectionError"):
+            runner.execute(graph, {"task": "go"}, config)
+        state = graph.get_state(config)
+        assert state.values["status"] == "failed"
+        assert state.values["errors"][0]["node"] == "clean"
+        assert state.values["answers"] == {"extract": "profiled"}
+        assert state.next == ("clean",)  # resume continues at the failed node
+        assert runner.thread_graph_name(saver, "t-fail") == "sequential"
+        history = list(graph.get_state_history(config))
+        assert len(history) >= 3
+
+
+def test_resume_after_a_failure_continues_without_rerunning_finished_agents(script) -> None:
+    from graphs.sequential import build_graph
+
+    script.play(("final", "profiled"), *[ConnectionError("down")] * 2)
+    config = runner.run_config("t-resume", "sequential")
+    with open_checkpointer() as saver:
+        graph = runner.compile_graph(build_graph(), saver, "sequential")
+        with pytest.raises(runner.RunFailed):
+            runner.execute(graph, {"task": "go"}, config)
+        script.play(("final", "cleaned"), ("final", "analysed"), ("final", "reported"))
+        outcome = runner.execute(graph, None, config)
+    assert outcome.values["answers"] == {"extract": "profiled", "clean": "cleaned",
+                                         "analyze": "analysed", "report": "reported"}
+    assert outcome.values["result"]["status"] == "completed"
+    assert not script.actions

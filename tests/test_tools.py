@@ -1,0 +1,141 @@
+"""Data tools compute real results on real data, and stay inside their workspace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from smolagents.models import get_tool_json_schema
+
+from tools import PathNotAllowed, Workspace, build_tools
+from tools.frames import take_partition
+from tools.sample import DEFECTS, generate
+
+
+def call(workspace: Workspace, name: str, **args) -> dict:
+    (tool,) = build_tools([name], workspace)
+    return json.loads(tool(**args))
+
+
+def test_sample_generation_is_reproducible() -> None:
+    pd.testing.assert_frame_equal(generate(), generate())
+
+
+def test_validate_finds_exactly_the_injected_defects(workspace, sample_path) -> None:
+    report = call(workspace, "validate_dataset", dataset=sample_path.name)
+    assert report["duplicate_rows"] == DEFECTS["duplicate_rows"] == 48
+    assert report["duplicate_keys"] == DEFECTS["duplicate_rows"]
+    assert report["nulls"]["region"] == DEFECTS["null_region"]
+    assert report["nulls"]["unit_price"] == DEFECTS["null_unit_price"]
+    assert report["nulls"]["customer_id"] == DEFECTS["null_customer_id"]
+    assert report["out_of_range"]["quantity"] == DEFECTS["negative_quantity"]
+    assert report["passed"] is False
+
+
+def test_clean_removes_duplicates_and_bad_rows_and_unifies_spellings(workspace, sample_path) -> None:
+    report = call(workspace, "clean_dataset", dataset=sample_path.name)
+    raw = pd.read_csv(sample_path)
+    assert report["duplicates_removed"] == 48
+    assert report["out_of_range_removed"] == DEFECTS["negative_quantity"]
+    assert report["normalised_values"]["region"] == DEFECTS["messy_region_spelling"]
+    cleaned = pd.read_parquet(workspace.resolve_input(report["artifacts"]["dataset"]))
+    assert len(cleaned) == len(raw) - 48 - DEFECTS["negative_quantity"] == report["rows_out"]
+    assert sorted(cleaned["region"].dropna().unique()) == ["Central", "East", "North", "South", "West"]
+    assert not cleaned.duplicated().any()
+
+
+def test_aggregate_matches_an_independent_pandas_groupby(workspace, sample_path) -> None:
+    cleaned = call(workspace, "clean_dataset", dataset=sample_path.name)["artifacts"]["dataset"]
+    report = call(workspace, "aggregate", dataset=cleaned, group_by="channel", metric="revenue")
+    expected = pd.read_parquet(workspace.resolve_input(cleaned)).groupby("channel")["revenue"].sum()
+    got = {g["group"]: g["sum"] for g in report["groups"]}
+    assert got == pytest.approx(expected.round(2).to_dict())
+    assert report["groups"][0]["group"] == expected.idxmax()
+
+
+def test_trend_detection_sees_the_generated_growth(workspace, sample_path) -> None:
+    cleaned = call(workspace, "clean_dataset", dataset=sample_path.name)["artifacts"]["dataset"]
+    report = call(workspace, "detect_trends", dataset=cleaned, metric="quantity", period="quarter")
+    assert report["direction"] == "up"
+    assert len(report["series"]) == 6  # 2024Q1 .. 2025Q2
+
+
+def test_outlier_detection_flags_every_injected_quantity_outlier(workspace, sample_path) -> None:
+    frame = generate()
+    injected = frame["quantity"].nlargest(DEFECTS["quantity_outliers"]).min()
+    report = call(workspace, "detect_outliers", dataset=sample_path.name, column="quantity")
+    flagged = report["outliers"]["quantity"]
+    assert flagged["count"] >= DEFECTS["quantity_outliers"]
+    assert min(flagged["examples"]) >= injected or flagged["count"] > 5
+
+
+def test_report_writes_markdown_and_png_with_numbers_from_the_data(workspace, sample_path) -> None:
+    cleaned = call(workspace, "clean_dataset", dataset=sample_path.name)["artifacts"]["dataset"]
+    report = call(workspace, "write_report", dataset=cleaned, title="Sales", notes="- a note")
+    frame = pd.read_parquet(workspace.resolve_input(cleaned))
+    text = Path(report["report"]).read_text()
+    assert f"{len(frame):,} rows" in text
+    assert f"total {frame['revenue'].sum():,.2f}" in text
+    assert "- a note" in text
+    assert Path(report["chart"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("path", ["../../etc/passwd", "/etc/passwd", "../out/../../secret.csv"])
+def test_tools_refuse_paths_outside_the_workspace(workspace, sample_path, path) -> None:
+    (tool,) = build_tools(["profile_dataset"], workspace)
+    with pytest.raises(PathNotAllowed):
+        tool(dataset=path)
+
+
+def test_tools_refuse_non_data_files_and_explain_missing_ones(workspace, sample_path) -> None:
+    (workspace.data_dir / "notes.txt").write_text("hello")
+    (tool,) = build_tools(["profile_dataset"], workspace)
+    with pytest.raises(PathNotAllowed, match="not a CSV or Parquet"):
+        tool(dataset="notes.txt")
+    with pytest.raises(FileNotFoundError, match="available: sample_sales.csv"):
+        tool(dataset="missing.csv")
+
+
+def test_output_paths_cannot_escape_the_run_folder(workspace) -> None:
+    with pytest.raises(PathNotAllowed):
+        workspace.resolve_output("../elsewhere.parquet")
+    with pytest.raises(PathNotAllowed):
+        workspace.resolve_output("/tmp/x.parquet")
+
+
+def test_tools_work_on_any_user_csv(workspace) -> None:
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"city": ["Oslo", "Lima", "Oslo", "Lima", "Oslo"],
+                  "when": ["2025-01-03", "2025-02-04", "2025-03-05", "2025-03-06", "2025-04-07"],
+                  "amount": [10.0, 20.0, 30.0, 5.0, 50.0]}).to_csv(workspace.data_dir / "mine.csv", index=False)
+    report = call(workspace, "aggregate", dataset="mine.csv")
+    assert (report["group_by"], report["metric"]) == ("city", "amount")
+    assert {g["group"]: g["sum"] for g in report["groups"]} == {"Oslo": 90.0, "Lima": 25.0}
+    trend = call(workspace, "detect_trends", dataset="mine.csv")
+    assert trend["series"] == {"2025-01": 10.0, "2025-02": 20.0, "2025-03": 35.0, "2025-04": 50.0}
+
+
+def test_wrong_column_errors_list_the_real_columns(workspace, sample_path) -> None:
+    (tool,) = build_tools(["aggregate"], workspace)
+    with pytest.raises(ValueError, match="columns are: order_id"):
+        tool(dataset=sample_path.name, group_by="nope")
+
+
+def test_constraints_become_json_schema_enums(workspace, sample_path) -> None:
+    (tool,) = build_tools(["aggregate"], workspace, {"dataset": ["sample_sales.csv"], "columns": ["region", "revenue"]})
+    params = get_tool_json_schema(tool)["function"]["parameters"]["properties"]
+    assert params["dataset"]["enum"] == ["sample_sales.csv"]
+    assert params["group_by"]["enum"] == ["region", "revenue"]
+    (fresh,) = build_tools(["aggregate"], workspace)
+    assert "enum" not in fresh.inputs["group_by"]  # constraints never leak between runs
+
+
+def test_partitions_are_disjoint_and_cover_every_row() -> None:
+    frame = pd.DataFrame({"x": range(103)})
+    parts = [take_partition(frame, f"{k}/4") for k in range(1, 5)]
+    assert sum(len(p) for p in parts) == 103
+    assert pd.concat(parts)["x"].tolist() == list(range(103))
+    with pytest.raises(ValueError, match="k/n"):
+        take_partition(frame, "two of four")
