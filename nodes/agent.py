@@ -264,8 +264,7 @@ def make_agent_node(
         artifacts: dict[str, Any] = {"dataset": dataset}
         for text in recorder.observations:
             artifacts.update(_artifacts(text))
-        findings = dict(context.get("findings") or {})
-        findings[spec.name] = truncate(re.sub(r"\s*\n\s*", "; ", answer.strip()), 600)
+        findings = {spec.name: truncate(re.sub(r"\s*\n\s*", "; ", answer.strip()), 600)}
         duration = round(time.perf_counter() - started, 4)
         return {
             "steps": [s.model_dump() for s in recorder.steps],

@@ -14,8 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
-    """Reducer: shallow merge, right wins (each writer owns its own keys)."""
-    return {**(left or {}), **(right or {})}
+    """Reducer: merge by key, right wins; nested dicts merge one level deeper.
+
+    The nested merge is what lets parallel branches each add their own entry under a shared
+    key (``context["findings"][agent]``) without overwriting each other's.
+    """
+    merged = dict(left or {})
+    for key, value in (right or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
 
 
 class AgentStep(BaseModel):

@@ -100,3 +100,12 @@ def test_each_execution_gets_a_fresh_agent_without_memory_of_earlier_runs(script
 def test_agent_spec_rejects_unknown_tools() -> None:
     with pytest.raises(ValueError, match="unknown tool"):
         AgentSpec(name="x", role="r", instructions="i", tools=("no_such_tool",))
+
+
+def test_context_reducer_keeps_every_branchs_own_findings() -> None:
+    from nodes.state import merge_dicts
+
+    left = {"dataset": "a.csv", "findings": {"validator": "ok"}}
+    merged = merge_dicts(left, {"findings": {"scorer": "fine"}, "dataset": "b.parquet"})
+    assert merged == {"dataset": "b.parquet", "findings": {"validator": "ok", "scorer": "fine"}}
+    assert left["findings"] == {"validator": "ok"}  # inputs are not mutated
