@@ -4,21 +4,25 @@ from __future__ import annotations
 
 from smolagents import Tool
 
+from tools.analytics import ANALYTICS_TOOLS
 from tools.data import DATA_TOOLS, DataTool
 from tools.workspace import PathNotAllowed, Workspace
 
-__all__ = ["DATA_TOOLS", "DataTool", "PathNotAllowed", "Workspace", "build_tools", "known_tools"]
+__all__ = ["DATA_TOOLS", "DataTool", "PathNotAllowed", "TOOLS", "Workspace", "build_tools", "known_tools"]
+
+#: Every tool an AgentSpec may name: the data tools plus the specialists' analytics tools.
+TOOLS: dict[str, type[DataTool]] = {**DATA_TOOLS, **ANALYTICS_TOOLS}
 
 
 def known_tools() -> list[str]:
-    return sorted(DATA_TOOLS)
+    return sorted(TOOLS)
 
 
 def build_tools(
     names: list[str], workspace: Workspace, allowed: dict[str, list[str]] | None = None
 ) -> list[Tool]:
     """Fresh tool instances for one agent run, narrowed to the run's known values."""
-    unknown = [n for n in names if n not in DATA_TOOLS]
+    unknown = [n for n in names if n not in TOOLS]
     if unknown:
         raise ValueError(f"Unknown tool(s) {', '.join(unknown)}; known tools: {', '.join(known_tools())}.")
-    return [DATA_TOOLS[n](workspace).constrain(allowed or {}) for n in names]
+    return [TOOLS[n](workspace).constrain(allowed or {}) for n in names]
