@@ -14,6 +14,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 
 from nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from nodes.approval import with_approval
 from nodes.results import make_result_node
 from nodes.state import RunInput, WorkflowState
 from runtime.settings import get_settings
@@ -51,8 +52,12 @@ AGENTS = (
 )
 
 
-def build_graph() -> StateGraph:
-    """The uncompiled graph: compile it with the checkpointer of your choice."""
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph: compile it with the checkpointer of your choice.
+
+    Every node can pause for approval (``approve_before`` here, or ``configurable.approve_before``
+    in a run's config); see :mod:`nodes.approval`.
+    """
     retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
     builder = StateGraph(WorkflowState, input_schema=RunInput)
     previous = START
@@ -63,7 +68,7 @@ def build_graph() -> StateGraph:
     builder.add_node("finalize", make_result_node("report"))
     builder.add_edge(previous, "finalize")
     builder.add_edge("finalize", END)
-    return builder
+    return with_approval(builder, approve_before)
 
 
 graph = build_graph().compile(name="sequential")

@@ -49,14 +49,22 @@ def make_result_node(
         answer = answers.get(answer_from) if answer_from else None
         if answer is None:
             answer = "\n\n".join(f"{name}: {text}" for name, text in answers.items())
+        status = "failed" if errors and not answers else ("partial" if errors else "completed")
+        rejection = next((a for a in state.get("approvals") or [] if a.get("approved") is False), None)
+        if rejection:  # a human stopped the run before a node: say so, with their comment
+            status = "rejected"
+            answer = (f"Rejected before node {rejection['node']!r}"
+                      f"{': ' + rejection['comment'] if rejection.get('comment') else ''}.\n\n{answer}").strip()
         result = {
-            "status": "failed" if errors and not answers else ("partial" if errors else "completed"),
+            "status": status,
             "answer": answer,
             "artifacts": {k: v for k, v in context.items() if k in ("dataset", "report", "chart")},
             "agents": agent_summaries(state.get("steps") or []),
             "errors": errors,
             "provider": provider_label(settings),
         }
+        if state.get("approvals"):
+            result["approvals"] = state["approvals"]
         return {"result": result, "status": result["status"]}
 
     finalize.__name__ = title

@@ -66,6 +66,7 @@ class WorkflowState(TypedDict, total=False):
     steps: Annotated[list[dict[str, Any]], operator.add]
     progress: Annotated[list[dict[str, Any]], operator.add]
     errors: Annotated[list[dict[str, Any]], operator.add]
+    approvals: Annotated[list[dict[str, Any]], operator.add]  # human decisions (nodes/approval.py)
     result: dict[str, Any]
     status: str
 

@@ -1,0 +1,139 @@
+"""Human approval before any named node, decided per run.
+
+    node ──► gate: is NODE in approve_before? ──no──► run NODE
+                        │ yes
+                        ▼
+                  interrupt({...})  ── the run pauses; the checkpoint keeps it ──
+                        │ Command(resume={"approved": true|false, "comment": ...})
+             approved ──┴── rejected ──► skip NODE, record the decision, go to the finish node
+
+:func:`with_approval` wraps every node of a builder once, at build time, and each gate reads
+the node names at *run* time — from ``build_graph(approve_before=[...])`` or from the run
+config's ``configurable.approve_before`` — so one compiled graph serves the CLI
+(``--approve-before NODE``), Python and ``langgraph dev`` alike.
+
+A rejection ends the run cleanly instead of failing it: the decision goes into ``approvals``
+(an append-only list, so parallel branches can record theirs at once), every later node sees
+it and does nothing, and the finish node (the one writing ``result``) reports ``rejected``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph.graph import StateGraph
+from langgraph.types import Command, interrupt
+from langgraph._internal._runnable import coerce_to_runnable
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+APPROVAL = "approval"
+
+
+class ApprovalDecision(BaseModel):
+    """What a human answers to an approval interrupt (``Command(resume=...)``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approved: bool
+    comment: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_shorthands(cls, value: Any) -> Any:
+        """``True``/``False`` and ``"approve"``/``"reject"`` are accepted as well as the dict."""
+        if isinstance(value, bool):
+            return {"approved": value}
+        if isinstance(value, str) and value.strip().lower() in ("approve", "approved", "yes"):
+            return {"approved": True}
+        if isinstance(value, str) and value.strip().lower() in ("reject", "rejected", "no"):
+            return {"approved": False}
+        return value
+
+
+def approval_targets(config: RunnableConfig | None, fixed: Iterable[str] = ()) -> set[str]:
+    """Nodes to approve in this run: build-time names plus ``configurable.approve_before``."""
+    configured = ((config or {}).get("configurable") or {}).get("approve_before") or []
+    if isinstance(configured, str):
+        configured = [n for n in configured.split(",")]
+    return {n.strip() for n in [*fixed, *configured] if n and n.strip()}
+
+
+def rejected(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The rejection that ended this run, if any (routers and result nodes check this)."""
+    for record in (state or {}).get("approvals") or []:
+        if record.get("approved") is False:
+            return record
+    return None
+
+
+def ask_approval(node: str, state: dict[str, Any]) -> dict[str, Any]:
+    """Pause for a decision on ``node``; return the decision as a record for ``approvals``."""
+    answer = interrupt({
+        "type": APPROVAL,
+        "node": node,
+        "question": f"Approve running node {node!r}?",
+        "task": state.get("task"),
+        "resume_with": {"approved": "true | false", "comment": "optional text"},
+    })
+    decision = ApprovalDecision.model_validate(answer)
+    return {"node": node, **decision.model_dump(), "decided_at": datetime.now(UTC).isoformat()}
+
+
+def _with_record(output: Any, record: dict[str, Any]) -> Any:
+    """Add the approval record to whatever the node returned (dict update or Command)."""
+    if isinstance(output, Command):
+        update = output.update if isinstance(output.update, dict) else {}
+        return dataclasses.replace(output, update={**update, "approvals": [record, *update.get("approvals", [])]})
+    if isinstance(output, dict):
+        return {**output, "approvals": [record, *output.get("approvals", [])]}
+    return {"approvals": [record]}
+
+
+def gate(
+    name: str, inner: Runnable, *, fixed: frozenset[str], finish: str, routes_statically: bool
+) -> Callable[[dict[str, Any], RunnableConfig], Any]:
+    """The wrapper around one node (see the module docstring)."""
+
+    def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
+        if rejected(state) and name != finish:
+            return {}  # an earlier rejection ended the run; let it reach the finish node
+        if name not in approval_targets(config, fixed):
+            return inner.invoke(state, config)
+        record = ask_approval(name, state)
+        if record["approved"]:
+            return _with_record(inner.invoke(state, config), record)
+        if name == finish:  # rejecting the result node still needs a result that says so
+            return _with_record(inner.invoke({**state, "approvals": [*(state.get("approvals") or []), record]},
+                                              config), record)
+        if routes_statically:  # its edges lead on through no-op nodes to the finish node
+            return {"approvals": [record]}
+        return Command(goto=finish, update={"approvals": [record]})
+
+    gated.__name__ = f"gated_{name}"
+    return gated
+
+
+def with_approval(
+    builder: StateGraph, approve_before: Iterable[str] | None = None, *, finish: str = "finalize"
+) -> StateGraph:
+    """Put an approval gate in front of every node of ``builder`` (in place; returns it).
+
+    ``approve_before`` names nodes that always ask; others ask when the run config names them.
+    ``finish`` is the node that writes the result (it runs even after a rejection).
+    """
+    fixed = frozenset(approve_before or ())
+    unknown = sorted(fixed - set(builder.nodes))
+    if unknown:
+        raise ValueError(f"Cannot approve before unknown node(s) {', '.join(unknown)}; "
+                         f"nodes are: {', '.join(sorted(builder.nodes))}.")
+    if finish not in builder.nodes:
+        raise ValueError(f"Finish node {finish!r} is not in the graph.")
+    for name, spec in list(builder.nodes.items()):
+        static = any(src == name for src, _ in builder.edges) or name in builder.branches
+        wrapped = gate(name, spec.runnable, fixed=fixed, finish=finish, routes_statically=static)
+        builder.nodes[name] = dataclasses.replace(spec, runnable=coerce_to_runnable(wrapped, name=name, trace=False))
+    return builder
