@@ -7,7 +7,7 @@ module's ``build_graph()``) so that ``runtime`` never imports ``graphs``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,10 +72,9 @@ def execute(
     """
     thread_id = config["configurable"]["thread_id"]
     try:
-        for chunk in graph.stream(graph_input, config, stream_mode="updates"):
-            for node, update in chunk.items():
-                if on_progress and node != "__interrupt__":
-                    on_progress(node, update if isinstance(update, dict) else {})
+        for node, update in _traced_updates(graph, graph_input, config):
+            if on_progress and node != "__interrupt__":
+                on_progress(node, update if isinstance(update, dict) else {})
     except Exception as exc:
         record = getattr(exc, "record", None)
         if record is not None and graph.checkpointer is not None:
@@ -86,6 +85,29 @@ def execute(
             raise RunFailed(str(exc), thread_id, record) from exc
         raise
     return outcome(graph, config)
+
+
+# --- tracing: node spans learn the checkpoints they started from and produced -------------
+
+
+def _traced_updates(
+    graph: CompiledStateGraph, graph_input: dict[str, Any] | Command | None, config: dict[str, Any]
+) -> Iterator[tuple[str, Any]]:
+    """(node, update) pairs of the top-level graph. With tracing on, the ``checkpoints`` stream
+    (subgraphs included) is passed to telemetry, so node spans carry their checkpoint ids."""
+    from runtime import telemetry
+
+    if not telemetry.enabled():
+        for chunk in graph.stream(graph_input, config, stream_mode="updates"):
+            yield from chunk.items()
+        return
+    with telemetry.checkpoint_feed(config["configurable"]["thread_id"]) as feed:
+        for namespace, mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "checkpoints"],
+                                                   subgraphs=True):
+            if mode == "checkpoints":
+                feed(chunk)
+            elif not namespace:
+                yield from chunk.items()
 
 
 def outcome(graph: CompiledStateGraph, config: dict[str, Any]) -> RunOutcome:
