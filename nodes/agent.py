@@ -36,12 +36,13 @@ import pyarrow.parquet as pq
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from smolagents import ToolCallingAgent
+from smolagents import Tool, ToolCallingAgent
 from smolagents.memory import ActionStep
 from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentError
 
 from nodes.state import AgentStep, NodeProgress
+from runtime import telemetry
 from runtime.providers import agent_model
 from runtime.settings import Settings, settings_from_config
 from tools import Workspace, build_tools
@@ -212,9 +213,13 @@ def node_attempt() -> int:
 
 
 def make_agent_node(
-    spec: AgentSpec, *, node: str | None = None, context_keys: dict[str, str] | None = None
+    spec: AgentSpec, *, node: str | None = None, context_keys: dict[str, str] | None = None,
+    extra_tools: Callable[[dict[str, Any]], list[Tool]] | None = None,
 ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
     """A LangGraph node running ``spec`` as a fresh ToolCallingAgent on each execution.
+
+    ``extra_tools(context)`` adds run-specific tools that are not data tools (e.g. the handoff
+    tools of :mod:`nodes.handoff`); it is called per execution, so they are fresh too.
 
     ``context_keys`` renames context entries for this agent (e.g. give a branch its own
     ``partition``), so one spec can serve several branches.
@@ -233,14 +238,18 @@ def make_agent_node(
         context["dataset"] = dataset
         max_steps = spec.max_steps or settings.max_steps
         recorder = StepRecorder(spec, node_name, max_steps, settings, attempt)
+        # Tracing: invoke_agent span with a react_step span per step, LLM and tool call spans.
+        agent_trace = telemetry.AgentTrace(spec.name, node=node_name, thread_id=thread_id(config),
+                                           provider=settings.provider, model=None, attempt=attempt)
         agent = ToolCallingAgent(
-            tools=build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset)),
+            tools=build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset))
+            + (extra_tools(context) if extra_tools else []),
             model=agent_model(settings),
             max_steps=max_steps,
             name=spec.name,
             instructions=spec.instructions,
             verbosity_level=LogLevel.OFF,
-            step_callbacks=[recorder],
+            step_callbacks=[recorder, agent_trace.step_callback(lambda: recorder.steps)],
         )
 
         def fail(reason: str) -> AgentRunError:
@@ -249,16 +258,22 @@ def make_agent_node(
                 "steps": [s.model_dump() for s in recorder.steps],
             })
 
-        try:
-            run = agent.run(render_task(spec, state, context), return_full_result=True)
-        except AgentError as exc:
-            cause = exc.__cause__ or exc  # smolagents wraps the provider's own exception
-            raise fail(recorder.loop_reason or f"model error: {type(cause).__name__}: "
-                       f"{' '.join(str(cause).split())[:300]}") from exc
-        if recorder.loop_reason:
-            raise fail(recorder.loop_reason)
-        if run.state != "success":
-            raise fail(f"max_steps ({max_steps}) exhausted without a final answer")
+        with agent_trace:
+            agent_trace.instrument(agent)
+            task = render_task(spec, state, context)
+            agent_trace.record_task(task)
+            try:
+                run = agent.run(task, return_full_result=True)
+            except AgentError as exc:
+                cause = exc.__cause__ or exc  # smolagents wraps the provider's own exception
+                raise fail(recorder.loop_reason or f"model error: {type(cause).__name__}: "
+                           f"{' '.join(str(cause).split())[:300]}") from exc
+            if recorder.loop_reason:
+                raise fail(recorder.loop_reason)
+            if run.state != "success":
+                raise fail(f"max_steps ({max_steps}) exhausted without a final answer")
+            agent_trace.record_result(str(run.output), len(recorder.steps),
+                                      recorder.steps[-1].confidence if recorder.steps else None)
 
         answer = str(run.output)
         artifacts: dict[str, Any] = {"dataset": dataset}

@@ -49,6 +49,7 @@ OFFLINE_MODEL_ID = "relaygraph-offline-policy"
 CONTEXT_RE = re.compile(r"<context>\s*(\{.*?\})\s*</context>", re.S)
 GENERIC_STEMS = {"datas", "data", "file", "the", "and", "from", "with", "for"}
 WORD_RE = re.compile(r"[a-z][a-z0-9]+")
+FAILED_CALL_RE = re.compile(r"Error executing tool '([^']+)' with arguments (\{.*?\}): ", re.S)
 
 
 def _stem(word: str) -> str:
@@ -198,6 +199,15 @@ def read_transcript(messages: Sequence[Any]) -> Transcript:
                 call.observation += body
                 call.error = call.error or is_error
             pending = []
+        elif role == "tool-response" and (failed := FAILED_CALL_RE.search(text)):
+            # smolagents records no tool call for a step whose tool raised: only this error text.
+            try:
+                arguments = ast.literal_eval(failed.group(2))
+            except (ValueError, SyntaxError):
+                arguments = {}
+            arguments = arguments if isinstance(arguments, dict) else {}
+            reason = text[failed.end():].strip().splitlines()[0] if text[failed.end():].strip() else text
+            transcript.calls.append(Call(failed.group(1), arguments, observation=reason, error=True))
     return transcript
 
 

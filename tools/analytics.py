@@ -131,6 +131,7 @@ class SegmentCustomersTool(DataTool):
             partition=partition,
             customer_column=customer,
             metric=metric,
+            rows=len(frame),
             customers=len(table),
             rows_without_customer=skipped,
             segments=segments,

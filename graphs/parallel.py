@@ -1,0 +1,96 @@
+"""Parallel workflow: clean once, fan out to specialist agents, fan in to an aggregator.
+
+    START ─► prepare ─┬─Send─► specialist(validator)          ─┐
+                      ├─Send─► specialist(profiler)           ─┤
+                      ├─Send─► specialist(segmenter)          ─┼─► aggregate ─► finalize ─► END
+                      └─Send─► specialist(scorer)             ─┘
+                        (× partitions: validator_p1, validator_p2, ... for map-reduce)
+
+The cleaner writes a cleaned copy of the data; every specialist then works on that same file,
+each as its own agent instance writing only its own slot (see :mod:`nodes.parallel`). Which
+specialists run, and on how many row partitions each, is decided per run from the config
+(``configurable.specialists``, ``configurable.partitions``); how many run at once is LangGraph's
+``max_concurrency`` (a top-level key of the run config).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy, Send
+
+from nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from nodes.approval import rejected, with_approval
+from nodes.parallel import BranchInput, ParallelState, aggregate, fan_out, make_branch_node, plan_from_config
+from nodes.results import make_result_node
+from nodes.state import RunInput
+from runtime.settings import get_settings
+
+DESCRIPTION = "clean → fan-out to validator, profiler, segmenter, scorer (isolated, partitionable) → aggregate."
+DEFAULT_TASK = ("Clean the sales data, then in parallel validate it, profile and enrich it, "
+                "segment the customers and score every record.")
+
+CLEANER = AgentSpec(
+    name="prepare",
+    role="data cleaner",
+    instructions="Clean the dataset and hand the cleaned file on to the specialists.",
+    tools=("clean_dataset",),
+)
+
+SPECIALISTS: dict[str, AgentSpec] = {
+    spec.name: spec
+    for spec in (
+        AgentSpec(name="validator", role="data validator",
+                  instructions="Validate the dataset for nulls, duplicates and out-of-range values, "
+                  "then detect outliers.",
+                  tools=("validate_dataset", "detect_outliers")),
+        AgentSpec(name="profiler", role="data profiler and enricher",
+                  instructions="Profile the dataset's schema, then enrich it with derived date, "
+                  "band and order-count columns.",
+                  tools=("profile_dataset", "enrich_dataset")),
+        AgentSpec(name="segmenter", role="customer segmenter",
+                  instructions="Segment the customers by recency, frequency and spend.",
+                  tools=("segment_customers",)),
+        AgentSpec(name="scorer", role="record scorer",
+                  instructions="Score every record on its value and completeness.",
+                  tools=("score_records",)),
+    )
+}
+
+
+def route_to_specialists(state: dict[str, Any], config: RunnableConfig) -> list[Send] | str:
+    """The fan-out: one Send per (specialist, partition) of this run's plan."""
+    if rejected(state):
+        return "finalize"
+    return fan_out(state, plan_from_config(config, list(SPECIALISTS)), "specialist")
+
+
+def finalize_parallel(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """The shared result, plus the aggregator's per-branch report."""
+    update = make_result_node("aggregate")(state, config)
+    summary = state.get("parallel") or {}
+    update["result"] |= {"parallel": summary, "failed": summary.get("failed", {}),
+                         "success_rate": summary.get("success_rate")}
+    return update
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph (nodes: prepare, specialist, aggregate, finalize)."""
+    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
+    builder = StateGraph(ParallelState, input_schema=RunInput)
+    builder.add_node("prepare", make_agent_node(CLEANER), retry_policy=retry)
+    builder.add_node("specialist", make_branch_node(SPECIALISTS, retry.max_attempts),
+                     input_schema=BranchInput, retry_policy=retry)
+    builder.add_node("aggregate", aggregate)
+    builder.add_node("finalize", finalize_parallel)
+    builder.add_edge(START, "prepare")
+    builder.add_conditional_edges("prepare", route_to_specialists, ["specialist", "finalize"])
+    builder.add_edge("specialist", "aggregate")
+    builder.add_edge("aggregate", "finalize")
+    builder.add_edge("finalize", END)
+    return with_approval(builder, approve_before)
+
+
+graph = build_graph().compile(name="parallel")

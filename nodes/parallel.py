@@ -1,0 +1,226 @@
+"""Fan-out/fan-in building blocks: isolated branches and the aggregator that reads them.
+
+    plan ──Send×N──► branch(spec, partition) ──► branches[id] ──► aggregate ──► parallel summary
+
+Isolation is by construction, not by care:
+
+* every branch runs its *own* agent instance (``make_agent_node`` builds a fresh agent, model
+  and tools per execution) under its own name, so two branches of one agent type never share
+  memory — the failure mode of smolagents #1781;
+* every branch writes only keys with reducers, and only under its own id
+  (``branches[id]``, ``answers[id]``, appended ``steps``/``progress``/``errors``), so concurrent
+  writes merge instead of raising ``InvalidUpdateError`` (LangGraph #2336);
+* a branch that fails on its last attempt records the failure under its id and returns
+  normally, so the other branches' results are kept and the run reports it as ``partial``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphBubbleUp
+from langgraph.types import Send
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from nodes.agent import AgentRunError, AgentSpec, make_agent_node, node_attempt
+from nodes.state import NodeProgress, WorkflowState, merge_dicts
+
+
+class Branch(BaseModel):
+    """One unit of parallel work: a specialist, optionally on one partition of the rows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    specialist: str
+    partition: str | None = Field(default=None, pattern=r"^\d+/\d+$")
+
+
+class ParallelPlan(BaseModel):
+    """Which specialists run, on how many partitions each (from ``configurable``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    specialists: list[str] = Field(min_length=1)
+    partitions: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("specialists", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    def branches(self) -> list[Branch]:
+        if self.partitions == 1:
+            return [Branch(id=name, specialist=name) for name in self.specialists]
+        return [Branch(id=f"{name}_p{k}", specialist=name, partition=f"{k}/{self.partitions}")
+                for name in self.specialists for k in range(1, self.partitions + 1)]
+
+
+def plan_from_config(config: RunnableConfig | None, available: Sequence[str]) -> ParallelPlan:
+    """The run's plan: ``configurable.specialists`` / ``configurable.partitions``, else all once."""
+    configurable = (config or {}).get("configurable") or {}
+    plan = ParallelPlan(specialists=configurable.get("specialists") or list(available),
+                        partitions=configurable.get("partitions") or 1)
+    unknown = [s for s in plan.specialists if s not in available]
+    if unknown:
+        raise ValueError(f"Unknown specialist(s) {', '.join(unknown)}; choose from: {', '.join(available)}.")
+    return plan
+
+
+class ParallelState(WorkflowState, total=False):
+    """Shared state plus one slot per branch and the aggregator's summary."""
+
+    branches: Annotated[dict[str, dict[str, Any]], merge_dicts]
+    parallel: dict[str, Any]
+
+
+class BranchInput(TypedDict, total=False):
+    """What :func:`fan_out` sends to one branch (its private copy of the inputs)."""
+
+    task: str
+    data: str | None
+    context: dict[str, Any]
+    branch: dict[str, Any]
+
+
+def fan_out(state: dict[str, Any], plan: ParallelPlan, node: str) -> list[Send]:
+    """One ``Send`` per branch, each with its own context (dataset + its partition)."""
+    base = {k: v for k, v in (state.get("context") or {}).items() if k in ("dataset", "source_dataset")}
+    sends = []
+    for branch in plan.branches():
+        context = {**base, **({"partition": branch.partition} if branch.partition else {})}
+        sends.append(Send(node, {"task": state.get("task"), "data": state.get("data"),
+                                 "context": context, "branch": branch.model_dump()}))
+    return sends
+
+
+PEEK = {"summary": r'^\{"summary": ("(?:[^"\\]|\\.)*")', "rows": r'"rows": (\d+)'}
+
+
+def tool_facts(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per tool the branch called successfully: its summary and headline numbers."""
+    facts: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        tool = step.get("tool")
+        if not tool or tool == "final_answer" or step.get("error"):
+            continue
+        text = step.get("observation") or ""
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:  # truncated in the step record: keep what can be read
+            value = {key: json.loads(m.group(1)) for key, pattern in PEEK.items()
+                     if (m := re.search(pattern, text))}
+        if not isinstance(value, dict):
+            continue
+        facts[tool] = {"summary": value.get("summary", "")} | {
+            k: v for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+    return facts
+
+
+def make_branch_node(
+    specs: dict[str, AgentSpec], max_attempts: int
+) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """The node every ``Send`` runs: the branch's specialist as its own agent, in its own slot."""
+
+    def run_branch(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        branch = Branch.model_validate(state["branch"])
+        # A per-branch name: steps, answers and findings of two same-type branches stay apart.
+        spec = specs[branch.specialist].model_copy(update={"name": branch.id})
+        started = time.time()
+        slot = {"specialist": branch.specialist, "partition": branch.partition, "started_at": started,
+                "attempt": node_attempt()}
+        try:
+            update = make_agent_node(spec, node=branch.id)(state, config)
+        except GraphBubbleUp:
+            raise  # interrupts and other control flow are LangGraph's, not failures
+        except AgentRunError as exc:
+            if node_attempt() < max_attempts:
+                raise  # the RetryPolicy gets another go
+            return failed(branch, slot, exc.record, started)
+        except Exception as exc:  # noqa: BLE001 - a broken branch must not sink the others
+            record = {"agent": branch.id, "node": branch.id, "attempt": node_attempt(),
+                      "reason": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
+            return failed(branch, slot, record, started)
+        finished = time.time()
+        steps = update["steps"]
+        final = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
+        slot.update(status="completed", finished_at=finished, duration_s=round(finished - started, 4),
+                    answer=update["answers"][branch.id], confidence=final.get("confidence"),
+                    tools=tool_facts(steps), steps=len(steps),
+                    outputs={k: v for k, v in update["context"].items() if k != "findings"})
+        return {"steps": steps, "progress": update["progress"], "answers": update["answers"],
+                "branches": {branch.id: slot}}
+
+    run_branch.__name__ = "run_branch"
+    return run_branch
+
+
+def failed(branch: Branch, slot: dict[str, Any], record: dict[str, Any], started: float) -> dict[str, Any]:
+    """The update of a branch that gave up: its error in its slot and in ``errors``."""
+    finished = time.time()
+    error = {k: v for k, v in record.items() if k != "steps"} | {"branch": branch.id}
+    slot.update(status="failed", finished_at=finished, duration_s=round(finished - started, 4),
+                error=error["reason"])
+    progress = NodeProgress(node=branch.id, status="failed", duration_s=slot["duration_s"],
+                            attempt=error.get("attempt", 1), detail=error["reason"][:300])
+    return {"steps": record.get("steps", []), "errors": [error], "progress": [progress.model_dump()],
+            "branches": {branch.id: slot}}
+
+
+def summarize_branches(branches: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Fan-in: per-branch results, per-specialist reduction, success rate and timings."""
+    ok = {b: s for b, s in branches.items() if s.get("status") == "completed"}
+    bad = {b: s for b, s in branches.items() if s.get("status") != "completed"}
+    specialists: dict[str, dict[str, Any]] = {}
+    for branch_id, slot in sorted(branches.items()):
+        entry = specialists.setdefault(slot["specialist"], {"branches": [], "completed": 0, "failed": 0,
+                                                            "rows_covered": 0})
+        entry["branches"].append(branch_id)
+        entry["completed" if slot.get("status") == "completed" else "failed"] += 1
+        rows = [f.get("rows") for f in (slot.get("tools") or {}).values() if isinstance(f.get("rows"), int)]
+        entry["rows_covered"] += max(rows, default=0)  # partitions are disjoint: rows add up
+    starts = [s["started_at"] for s in branches.values() if "started_at" in s]
+    ends = [s["finished_at"] for s in branches.values() if "finished_at" in s]
+    busy = sum(s.get("duration_s", 0.0) for s in branches.values())
+    wall = (max(ends) - min(starts)) if starts and ends else 0.0
+    return {
+        "branches": {b: {k: v for k, v in s.items() if k not in ("started_at", "finished_at")}
+                     for b, s in sorted(branches.items())},
+        "specialists": specialists,
+        "total": len(branches),
+        "completed": len(ok),
+        "failed": {b: s.get("error", "unknown") for b, s in sorted(bad.items())},
+        "success_rate": round(len(ok) / len(branches), 4) if branches else 0.0,
+        "timings": {"wall_s": round(wall, 4), "busy_s": round(busy, 4),
+                    "parallelism": round(busy / wall, 2) if wall else None,
+                    "per_branch_s": {b: s.get("duration_s") for b, s in sorted(branches.items())}},
+    }
+
+
+def report_lines(summary: dict[str, Any]) -> str:
+    """The aggregator's answer: one line per branch, then the totals."""
+    lines = []
+    for branch_id, slot in summary["branches"].items():
+        where = f" [{slot['partition']}]" if slot.get("partition") else ""
+        if slot.get("status") == "completed":
+            tools = "; ".join(f"{t}: {f['summary']}" for t, f in (slot.get("tools") or {}).items())
+            lines.append(f"✓ {branch_id}{where} ({slot['duration_s']:.2f}s): {tools or slot.get('answer', '')}")
+        else:
+            lines.append(f"✗ {branch_id}{where} failed: {slot.get('error')}")
+    timings = summary["timings"]
+    lines.append(f"{summary['completed']}/{summary['total']} branches succeeded "
+                 f"({summary['success_rate']:.0%}); wall {timings['wall_s']:.2f}s, "
+                 f"agent time {timings['busy_s']:.2f}s.")
+    return "\n".join(lines)
+
+
+def aggregate(state: dict[str, Any]) -> dict[str, Any]:
+    """The fan-in node: summarise every branch slot (failed ones included)."""
+    summary = summarize_branches(state.get("branches") or {})
+    return {"parallel": summary, "answers": {"aggregate": report_lines(summary)}}
