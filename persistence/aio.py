@@ -28,6 +28,7 @@ from persistence.base import (
     DEFAULT_INLINE_STR_MAX,
     BaseSQLAlchemySaver,
     Op,
+    StaticCalls,
     T,
     adrive,
     chunks,
@@ -42,7 +43,7 @@ from persistence.engines import (
     make_engine,
     unavailable,
 )
-from persistence.saver import _Job
+from persistence.saver import _Job, batch_steps
 
 _LIST_PAGE = 100
 _RETRIES = 3
@@ -57,9 +58,12 @@ class _AsyncGroupCommitter:
         self._queue: list[_Job] = []
 
     async def run(
-        self, factory: Callable[[], Op[T]], on_commit: Callable[[], None] | None = None
+        self,
+        factory: Callable[[], Op[T]] | None = None,
+        calls: StaticCalls | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> T:
-        job = _Job(factory, on_commit)
+        job = _Job(factory, calls, on_commit)
         self._queue.append(job)
         async with self.lock:
             if not job.done:
@@ -73,14 +77,20 @@ class _AsyncGroupCommitter:
         for attempt in range(_RETRIES):
             try:
                 async with self._engine.connect() as conn, conn.begin():
-                    results = [await adrive(conn, job.factory()) for job in batch]
+                    for calls, job in batch_steps(batch):
+                        if calls is not None:
+                            for stmt, rows in calls:
+                                await conn.execute(stmt, rows)
+                        else:
+                            assert job is not None and job.factory is not None
+                            job.result = await adrive(conn, job.factory())
                 break
             except sa.exc.DBAPIError as exc:
                 if attempt + 1 < _RETRIES and is_transient(exc):
                     continue
                 raise
-        for job, result in zip(batch, results):
-            job.result, job.done = result, True
+        for job in batch:
+            job.done = True
             if job.on_commit is not None:
                 job.on_commit()
 
@@ -192,7 +202,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         self, factory: Callable[[], Op[T]], on_commit: Callable[[], None] | None = None
     ) -> T:
         await self._ready()
-        return await self._committer.run(factory, on_commit)
+        return await self._committer.run(factory, on_commit=on_commit)
 
     # --- the saver contract (async) ------------------------------------------------------
 
@@ -224,9 +234,10 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
     ) -> RunnableConfig:
         """Store a checkpoint and the channel values of ``new_versions``."""
         prepared = self._prepare_put(config, checkpoint, metadata, new_versions)
-        await self._write(
-            lambda: self._put_op(prepared),
-            lambda: self._chains_commit(prepared.chain_updates),
+        await self._ready()
+        await self._committer.run(
+            calls=self._put_calls(prepared),
+            on_commit=lambda: self._chains_commit(prepared.chain_updates),
         )
         row = prepared.checkpoint_row
         return {
@@ -247,7 +258,8 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         """Store a task's pending writes (idempotent; special channels are replaced)."""
         stmt, rows = self._prepare_writes(config, writes, task_id, task_path)
         if rows:
-            await self._write(lambda: self._writes_op(stmt, rows))
+            await self._ready()
+            await self._committer.run(calls=[(stmt, rows)])
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread."""

@@ -81,6 +81,8 @@ class _ChainState:
     root: str
     depth: int
     digests: list[bytes]
+    root_bytes: int  # size of the full value the chain starts from
+    delta_bytes: int  # bytes of the deltas stored since
 
 
 @dataclass
@@ -113,9 +115,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
 
     Parameters that matter for storage:
 
-    * ``delta_snapshot_every`` - a list channel is stored as a full value at most this
-      many versions apart; in between only the appended items are stored. 0 disables
-      deltas. Bigger saves space, smaller keeps reads of long histories cheaper.
+    * ``delta_snapshot_every`` - a list channel that only grows is stored as the
+      appended items plus a reference to the previous version; a full copy is written
+      again after at least this many deltas, once they outweigh the last full copy
+      (see ``_snapshot_due``). 0 disables deltas.
     * ``inline_str_max`` - strings up to this length (and numbers, bools, None) live in
       the checkpoint row itself, saving a blob row and a lookup.
     """
@@ -224,7 +227,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         if (
             prev is not None
             and prev.version != version
-            and prev.depth + 1 < self.delta_snapshot_every
+            and not self._snapshot_due(prev)
             and len(digests) >= count
             and digests[:count] == prev.digests
         ):
@@ -232,12 +235,31 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             row.update(
                 root_version=prev.root, base_version=prev.version, depth=prev.depth + 1
             )
-            state = _ChainState(version, prev.root, prev.depth + 1, digests)
+            state = _ChainState(
+                version, prev.root, prev.depth + 1, digests,
+                prev.root_bytes, prev.delta_bytes + len(row["blob"]),
+            )
         else:
             row["type"], row["blob"] = self.serde.dumps_typed(value)
-            state = _ChainState(version, version, 0, digests)
+            state = _ChainState(version, version, 0, digests, len(row["blob"]), 0)
         row["item_count"] = len(value)
         return row, state
+
+    def _snapshot_due(self, chain: _ChainState) -> bool:
+        """Whether the next version of a chain should be stored in full.
+
+        At least ``delta_snapshot_every`` deltas apart, and only once the deltas since
+        the last full value weigh as much as it does: full copies then take at most as
+        much space as the appended data (linear growth), and a read joins at most about
+        twice the value's size. A hard cap of 16x that many deltas bounds the row count
+        of a read when small items are appended to a huge list.
+        """
+        if chain.depth + 1 >= 16 * self.delta_snapshot_every:
+            return True
+        return (
+            chain.depth + 1 >= self.delta_snapshot_every
+            and chain.delta_bytes >= chain.root_bytes
+        )
 
     def _prepare_put(
         self,
@@ -337,14 +359,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
 
     # --- operations (generators driven by the sync or async runner) -----------------
 
-    def _put_op(self, prepared: _PreparedPut) -> Op[None]:
-        if prepared.blob_rows:
-            yield execute(self._st.insert_blob, prepared.blob_rows)
-        yield execute(self._st.upsert_checkpoint, prepared.checkpoint_row)
-
-    def _writes_op(self, stmt: sa.Executable, rows: list[dict[str, Any]]) -> Op[None]:
-        if rows:
-            yield execute(stmt, rows)
+    def _put_calls(self, prepared: _PreparedPut) -> list[tuple[sa.Executable, list[dict[str, Any]]]]:
+        calls = [(self._st.insert_blob, prepared.blob_rows)] if prepared.blob_rows else []
+        calls.append((self._st.upsert_checkpoint, [prepared.checkpoint_row]))
+        return calls
 
     def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         conf = config["configurable"]
@@ -407,10 +425,15 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         write_rows: dict[tuple[str, str, str], list[Any]] = {}
         for (thread_id, ns), (pairs, ids) in groups.items():
             found = chain_rows.setdefault((thread_id, ns), {})
-            for part in chunks(sorted(pairs)):
+            for part in chunks(sorted(pairs), 100):
                 got = yield query(
                     schema.SELECT_BLOB_CHAINS,
-                    {"thread_id": thread_id, "checkpoint_ns": ns, "pairs": list(part)},
+                    {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "channels": sorted({c for c, _ in part}),
+                        "versions": sorted({v for _, v in part}),
+                    },
                 )
                 for b in got:
                     found[(b.channel, b.version)] = b
@@ -486,11 +509,13 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         if blob.base_version is None:
             return self._loads(blob.type, blob.blob, *where)
         path = []
+        seen = set()
         cursor = blob
         while cursor.base_version is not None:
             path.append(cursor)
+            seen.add(cursor.version)
             base = found.get((channel, cursor.base_version))
-            if base is None or len(path) > self.delta_snapshot_every + 1024:
+            if base is None or base.version in seen:
                 raise CheckpointCorruptError(
                     thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns,
                     checkpoint_id=row.checkpoint_id, channel=channel,
@@ -633,6 +658,24 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'"
             )
         return [str(t) for t in thread_ids]
+
+
+StaticCalls = list[tuple[sa.Executable, list[dict[str, Any]]]]
+
+
+def merge_static(batch: Iterable[StaticCalls]) -> StaticCalls:
+    """Rows of several jobs' writes as one executemany per statement.
+
+    Safe because static jobs only insert: statement groups run in order of first
+    appearance and rows keep their order within a group, so a key written twice ends
+    with the same row as running the jobs one by one (inserts that ignore clashes keep
+    the first row, upserts the last, and an ignore never overrides an upsert).
+    """
+    merged: dict[sa.Executable, list[dict[str, Any]]] = {}
+    for calls in batch:
+        for stmt, rows in calls:
+            merged.setdefault(stmt, []).extend(rows)
+    return list(merged.items())
 
 
 def drive(conn: sa.Connection, op: Op[T]) -> T:

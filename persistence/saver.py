@@ -24,11 +24,13 @@ from persistence.base import (
     DEFAULT_INLINE_STR_MAX,
     BaseSQLAlchemySaver,
     Op,
+    StaticCalls,
     T,
     chunks,
     drive,
     fetch_op,
     is_transient,
+    merge_static,
 )
 from persistence.engines import (
     WRITE_OPTION,
@@ -45,25 +47,49 @@ _RETRIES = 3
 
 
 class _Job:
-    __slots__ = ("factory", "on_commit", "done", "error", "result")
+    """One write: a generator op (may read) or static rows to insert (mergeable)."""
 
-    def __init__(self, factory: Callable[[], Op[Any]], on_commit: Callable[[], None] | None):
+    __slots__ = ("factory", "calls", "on_commit", "done", "error", "result")
+
+    def __init__(
+        self,
+        factory: Callable[[], Op[Any]] | None,
+        calls: StaticCalls | None,
+        on_commit: Callable[[], None] | None,
+    ) -> None:
         self.factory = factory
+        self.calls = calls
         self.on_commit = on_commit
         self.done = False
         self.error: BaseException | None = None
         self.result: Any = None
 
 
+def batch_steps(batch: list[_Job]) -> Iterator[tuple[StaticCalls | None, _Job | None]]:
+    """The batch as alternating merged static writes and generator jobs, in order."""
+    static: list[StaticCalls] = []
+    for job in batch:
+        if job.calls is not None:
+            static.append(job.calls)
+            continue
+        if static:
+            yield merge_static(static), None
+            static = []
+        yield None, job
+    if static:
+        yield merge_static(static), None
+
+
 class _GroupCommitter:
     """Runs write operations, committing everything queued meanwhile in one transaction.
 
     Why: LangGraph saves each parallel task's writes and each checkpoint from background
-    threads; committing them one by one pays one fsync each (a 100-branch fan-out pays
-    100). Here whoever gets the commit lock takes every queued job and commits them
-    together; the others find their job done. Uncontended writes commit at once, so
-    nothing waits for a timer. A failing batch is retried job by job, so one bad write
-    fails only its own caller.
+    threads; committing them one by one pays one commit (and fsync) each, so a 100-branch
+    fan-out pays 100. Here whoever gets the commit lock takes every queued job and
+    commits them together (static inserts merged into one executemany per statement);
+    the others find their job done. An uncontended write commits at once, so nothing
+    waits for a timer. A failing batch is retried job by job, so one bad write fails
+    only its own caller.
     """
 
     def __init__(self, engine: sa.Engine, commit_lock: threading.Lock) -> None:
@@ -72,8 +98,13 @@ class _GroupCommitter:
         self._mutex = threading.Lock()
         self._queue: list[_Job] = []
 
-    def run(self, factory: Callable[[], Op[T]], on_commit: Callable[[], None] | None = None) -> T:
-        job = _Job(factory, on_commit)
+    def run(
+        self,
+        factory: Callable[[], Op[T]] | None = None,
+        calls: StaticCalls | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> T:
+        job = _Job(factory, calls, on_commit)
         with self._mutex:
             self._queue.append(job)
         with self.lock:
@@ -89,14 +120,20 @@ class _GroupCommitter:
         for attempt in range(_RETRIES):
             try:
                 with self._engine.connect() as conn, conn.begin():
-                    results = [drive(conn, job.factory()) for job in batch]
+                    for calls, job in batch_steps(batch):
+                        if calls is not None:
+                            for stmt, rows in calls:
+                                conn.execute(stmt, rows)
+                        else:
+                            assert job is not None and job.factory is not None
+                            job.result = drive(conn, job.factory())
                 break
             except sa.exc.DBAPIError as exc:
                 if attempt + 1 < _RETRIES and is_transient(exc):
                     continue
                 raise
-        for job, result in zip(batch, results):
-            job.result, job.done = result, True
+        for job in batch:
+            job.done = True
             if job.on_commit is not None:
                 job.on_commit()
 
@@ -209,7 +246,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
 
     def _write(self, factory: Callable[[], Op[T]], on_commit: Callable[[], None] | None = None) -> T:
         self._ready()
-        return self._committer.run(factory, on_commit)
+        return self._committer.run(factory, on_commit=on_commit)
 
     # --- the saver contract ---------------------------------------------------------
 
@@ -240,9 +277,10 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
     ) -> RunnableConfig:
         """Store a checkpoint and the channel values of ``new_versions``."""
         prepared = self._prepare_put(config, checkpoint, metadata, new_versions)
-        self._write(
-            lambda: self._put_op(prepared),
-            lambda: self._chains_commit(prepared.chain_updates),
+        self._ready()
+        self._committer.run(
+            calls=self._put_calls(prepared),
+            on_commit=lambda: self._chains_commit(prepared.chain_updates),
         )
         row = prepared.checkpoint_row
         return {
@@ -263,7 +301,8 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         """Store a task's pending writes (idempotent; special channels are replaced)."""
         stmt, rows = self._prepare_writes(config, writes, task_id, task_path)
         if rows:
-            self._write(lambda: self._writes_op(stmt, rows))
+            self._ready()
+            self._committer.run(calls=[(stmt, rows)])
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread."""

@@ -194,9 +194,11 @@ SELECT_BLOB_CHAINS = sa.select(
 ).where(
     _target.c.thread_id == sa.bindparam("thread_id"),
     _target.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
-    sa.tuple_(_target.c.channel, _target.c.version).in_(
-        sa.bindparam("pairs", expanding=True)
-    ),
+    # Two IN lists rather than a row-value IN: SQLite only searches the primary key for
+    # the former (a row-value IN scanned every blob of the thread). The cross product
+    # may fetch a few extra rows; callers pick the pairs they asked for.
+    _target.c.channel.in_(sa.bindparam("channels", expanding=True)),
+    _target.c.version.in_(sa.bindparam("versions", expanding=True)),
 )
 
 DELETE_THREAD = tuple(

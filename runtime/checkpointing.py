@@ -1,30 +1,43 @@
 """The checkpointer factory: the one place that decides where run state is persisted.
 
-Interim implementation on langgraph's SQLite saver; the project's own SQLAlchemy saver
-(``persistence/``) replaces it here.
+Everything that runs a graph (CLI, runner, tests) opens its saver here, so switching the
+database is one URL: ``--checkpoint-db`` / ``RELAYGRAPH_CHECKPOINT_DB`` (default
+``sqlite:///relaygraph.db``). SQLite, PostgreSQL and MariaDB/MySQL are supported by
+relaygraph's own SQLAlchemy saver (``persistence/``).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
-
+from persistence import AsyncSQLAlchemySaver, SQLAlchemySaver
 from runtime.settings import get_settings
 
 
-@contextmanager
-def open_checkpointer(url: str | None = None) -> Iterator[BaseCheckpointSaver]:
-    """A saver for ``url`` (default: settings.checkpoint_db), closed on exit."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
+def checkpoint_url(url: str | None = None) -> str:
+    """The URL to use: the explicit one, else the configured default."""
+    return url or get_settings().checkpoint_db
 
-    url = url or get_settings().checkpoint_db
-    if not url.startswith("sqlite:///"):
-        raise ValueError(f"Unsupported checkpoint database {url!r}: expected sqlite:///PATH.")
-    conn = sqlite3.connect(url.removeprefix("sqlite:///"), check_same_thread=False)
-    try:
-        yield SqliteSaver(conn)
-    finally:
-        conn.close()
+
+@contextmanager
+def open_checkpointer(url: str | None = None, **options: Any) -> Iterator[SQLAlchemySaver]:
+    """A ready (schema created/migrated) sync saver for ``url``, closed on exit.
+
+    Raises ``persistence.PersistenceError`` subclasses with one-line messages for an
+    unknown scheme, a missing driver, an unreachable database or a too-new schema.
+    """
+    with SQLAlchemySaver.from_conn_string(checkpoint_url(url), **options) as saver:
+        saver.setup()
+        yield saver
+
+
+@asynccontextmanager
+async def open_async_checkpointer(
+    url: str | None = None, **options: Any
+) -> AsyncIterator[AsyncSQLAlchemySaver]:
+    """Async twin of :func:`open_checkpointer` (for ``ainvoke`` and servers)."""
+    async with AsyncSQLAlchemySaver.from_conn_string(checkpoint_url(url), **options) as saver:
+        await saver.setup()
+        yield saver
