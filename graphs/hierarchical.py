@@ -1,0 +1,230 @@
+"""Hierarchical workflow: a supervisor delegates to team leads, which delegate to workers.
+
+    START ─► supervisor ─┬─Send─► quality_lead   [plan ─Send─► validation, outliers ─► team_review] ─┐
+                         ├─Send─► sales_lead     [plan ─Send─► breakdown, trends    ─► team_review] ─┼─► synthesis ─► finalize ─► END
+                         └─Send─► customers_lead [plan ─Send─► segments, scores     ─► team_review] ─┘
+
+Both levels delegate **in parallel**: the supervisor sends the task to every team it chose at
+once, and each lead sends it to every worker it chose at once. Team leads are compiled
+subgraphs (their own checkpoints, resumable on their own); workers are agent nodes, each its
+own agent instance in its own slot (:mod:`nodes.parallel`). Routing, limits and the quality
+assessment at each level are in :mod:`nodes.hierarchy`.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy, Send
+
+from nodes.agent import AgentRunError, AgentSpec
+from nodes.approval import rejected, with_approval
+from nodes.hierarchy import (
+    HierarchyLimits,
+    check_delegation,
+    choice_model,
+    decide,
+    level_quality,
+    worker_quality,
+)
+from nodes.parallel import make_branch_node
+from nodes.results import make_result_node
+from nodes.state import RunInput, WorkflowState, merge_dicts
+from runtime.settings import get_settings
+
+DESCRIPTION = "supervisor → team leads (subgraphs) → workers, delegating in parallel with quality at each level."
+DEFAULT_TASK = ("Assess data quality (validation and outliers), analyse sales (breakdown and trends) "
+                "and study customers (segments and scores).")
+
+#: team → (scope shown to the deciding model, workers)
+TEAMS: dict[str, tuple[str, tuple[AgentSpec, ...]]] = {
+    "quality": ("data quality: validation and outliers", (
+        AgentSpec(name="validation", role="data validator", tools=("validate_dataset",),
+                  instructions="Validate the dataset for nulls, duplicates and out-of-range values."),
+        AgentSpec(name="outliers", role="outlier analyst", tools=("detect_outliers",),
+                  instructions="Detect outliers in every numeric column."),
+    )),
+    "sales": ("sales analysis: breakdown by category and trends over time", (
+        AgentSpec(name="breakdown", role="sales analyst", tools=("aggregate",),
+                  instructions="Aggregate the main metric by category."),
+        AgentSpec(name="trends", role="trend analyst", tools=("detect_trends",),
+                  instructions="Detect trends of the main metric over time."),
+    )),
+    "customers": ("customers: RFM segments and record scores", (
+        AgentSpec(name="segments", role="customer segmenter", tools=("segment_customers",),
+                  instructions="Segment the customers by recency, frequency and spend."),
+        AgentSpec(name="scores", role="record scorer", tools=("score_records",),
+                  instructions="Score every record on its value and completeness."),
+    )),
+}
+
+SUPERVISOR_PROMPT = ("You supervise a data team. Decompose the user's request: choose only the teams "
+                     "it needs; they work in parallel.")
+LEAD_PROMPT = "You lead one team. Choose the workers of your team that the user's request needs; they work in parallel."
+
+Delegation = choice_model("Delegation", "teams", list(TEAMS),
+                          "Teams to delegate to: " + "; ".join(f"{t} = {s}" for t, (s, _) in TEAMS.items()))
+TEAM_PLANS = {team: choice_model(f"{team.title()}Plan", "workers", [w.name for w in workers],
+                                 f"Workers of the {team} team: " + "; ".join(f"{w.name} = {w.instructions}"
+                                                                             for w in workers))
+              for team, (_, workers) in TEAMS.items()}
+
+
+class HierarchyState(WorkflowState, total=False):
+    delegation: dict[str, Any]
+    teams: Annotated[dict[str, dict[str, Any]], merge_dicts]
+    quality: dict[str, Any]
+
+
+class TeamInput(TypedDict, total=False):
+    task: str
+    data: str | None
+    context: dict[str, Any]
+    team: str
+    depth: int
+
+
+class TeamOutput(TypedDict, total=False):
+    """What a team hands up: only reducer keys, so parallel teams merge instead of colliding."""
+
+    steps: Annotated[list[dict[str, Any]], operator.add]
+    progress: Annotated[list[dict[str, Any]], operator.add]
+    errors: Annotated[list[dict[str, Any]], operator.add]
+    approvals: Annotated[list[dict[str, Any]], operator.add]
+    answers: Annotated[dict[str, str], merge_dicts]
+    teams: Annotated[dict[str, dict[str, Any]], merge_dicts]
+
+
+class TeamState(TeamInput, TeamOutput, total=False):
+    plan: dict[str, Any]
+    branches: Annotated[dict[str, dict[str, Any]], merge_dicts]
+
+
+# --- supervisor level ------------------------------------------------------------------------
+
+
+def supervisor(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """Decompose the request into teams (a structured decision), within the limits."""
+    decision = decide(Delegation, SUPERVISOR_PROMPT, state["task"], config)
+    teams = list(dict.fromkeys(decision.teams))
+    check_delegation("supervisor", 1, teams, HierarchyLimits.from_config(config))
+    return {"delegation": {"teams": teams, "rationale": decision.rationale, "depth": 1}}
+
+
+def delegate_to_teams(state: dict[str, Any]) -> list[Send] | str:
+    if rejected(state):
+        return "finalize"
+    return [Send(f"{team}_lead", {"task": state["task"], "data": state.get("data"),
+                                  "context": state.get("context") or {}, "team": team, "depth": 2})
+            for team in state["delegation"]["teams"]]
+
+
+def synthesis(state: dict[str, Any]) -> dict[str, Any]:
+    """The supervisor's review: every team's result and quality, and the overall quality."""
+    teams = state.get("teams") or {}
+    planned = (state.get("delegation") or {}).get("teams", [])
+    overall = level_quality({t: {"status": r.get("status"), "score": r["quality"]["score"]}
+                             for t, r in teams.items()}, planned)
+    lines = []
+    for team in planned:
+        report = teams.get(team, {"status": "missing"})
+        lines.append(f"{team}: {report.get('status')} — quality {report.get('quality', {}).get('score', 0):.2f} "
+                     f"({report.get('quality', {}).get('grade', 'poor')})")
+        for worker, answer in (report.get("answers") or {}).items():
+            lines.append(f"  {worker}: {answer}")
+    lines.append(f"overall quality {overall['score']:.2f} ({overall['grade']}); "
+                 f"{overall['delivered']}/{overall['planned']} teams delivered.")
+    return {"quality": {"overall": overall, "teams": {t: r.get("quality") for t, r in teams.items()}},
+            "answers": {"synthesis": "\n".join(lines)}}
+
+
+def finalize_hierarchy(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    update = make_result_node("synthesis")(state, config)
+    update["result"] |= {"quality": state.get("quality") or {}, "delegation": state.get("delegation") or {},
+                         "teams": state.get("teams") or {}}
+    return update
+
+
+# --- team level (one subgraph per team) --------------------------------------------------------
+
+
+def make_lead(team: str):
+    def plan(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        """The lead's structured decision: which of its workers the request needs."""
+        decision = decide(TEAM_PLANS[team], f"{LEAD_PROMPT} Your team: {team}.", state["task"], config)
+        workers = list(dict.fromkeys(decision.workers))
+        check_delegation(f"{team}_lead", state.get("depth", 2), workers, HierarchyLimits.from_config(config))
+        return {"plan": {"workers": workers, "rationale": decision.rationale}}
+
+    return plan
+
+
+def delegate_to_workers(state: dict[str, Any]) -> list[Send] | str:
+    if rejected(state):
+        return "team_review"
+    context = state.get("context") or {}
+    return [Send(worker, {"task": state["task"], "data": state.get("data"), "context": context,
+                          "branch": {"id": worker, "specialist": worker}})
+            for worker in state["plan"]["workers"]]
+
+
+def make_team_review(team: str):
+    def team_review(state: dict[str, Any]) -> dict[str, Any]:
+        """The lead's review: each worker's quality, the team's, and the team's answers."""
+        branches = state.get("branches") or {}
+        planned = (state.get("plan") or {}).get("workers", [])
+        steps = state.get("steps") or []
+        workers = {w: worker_quality(slot, [s for s in steps if s.get("agent") == w]) for w, slot in branches.items()}
+        quality = level_quality(workers, planned) | {"workers": workers}
+        answers = {w: slot["answer"] for w, slot in branches.items() if slot.get("status") == "completed"}
+        failed = {w: slot.get("error") for w, slot in branches.items() if slot.get("status") != "completed"}
+        status = "completed" if not failed and answers else ("partial" if answers else "failed")
+        return {"teams": {team: {"status": status, "plan": state.get("plan"), "answers": answers,
+                                 "failed": failed, "quality": quality}}}
+
+    return team_review
+
+
+def build_team(team: str, approve_before: set[str], retry: RetryPolicy) -> StateGraph:
+    _, workers = TEAMS[team]
+    builder = StateGraph(TeamState, input_schema=TeamInput, output_schema=TeamOutput)
+    builder.add_node("plan", make_lead(team))
+    specs = {w.name: w for w in workers}
+    for worker in workers:
+        builder.add_node(worker.name, make_branch_node(specs, retry.max_attempts), retry_policy=retry)
+        builder.add_edge(worker.name, "team_review")
+    builder.add_node("team_review", make_team_review(team))
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", delegate_to_workers, [*specs, "team_review"])
+    builder.add_edge("team_review", END)
+    return with_approval(builder, approve_before & set(builder.nodes), finish="team_review")
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph (nodes: supervisor, <team>_lead subgraphs, synthesis, finalize)."""
+    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
+    wanted = set(approve_before or ())
+    builder = StateGraph(HierarchyState, input_schema=RunInput)
+    builder.add_node("supervisor", supervisor)
+    for team in TEAMS:
+        subgraph = build_team(team, wanted, retry).compile(name=f"{team}_lead")
+        builder.add_node(f"{team}_lead", subgraph)
+        builder.add_edge(f"{team}_lead", "synthesis")
+    builder.add_node("synthesis", synthesis)
+    builder.add_node("finalize", finalize_hierarchy)
+    builder.add_edge(START, "supervisor")
+    builder.add_conditional_edges("supervisor", delegate_to_teams, [*(f"{t}_lead" for t in TEAMS), "finalize"])
+    builder.add_edge("synthesis", "finalize")
+    builder.add_edge("finalize", END)
+    known = set(builder.nodes) | {w.name for _, ws in TEAMS.values() for w in ws} | {"plan", "team_review"}
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise ValueError(f"Cannot approve before unknown node(s) {', '.join(unknown)}; nodes are: "
+                         f"{', '.join(sorted(known))}.")
+    return with_approval(builder, wanted & set(builder.nodes))
+
+
+graph = build_graph().compile(name="hierarchical")
