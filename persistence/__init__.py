@@ -15,6 +15,7 @@ from persistence.errors import (
     UnsupportedDatabaseURL,
 )
 from persistence.saver import SQLAlchemySaver
+from persistence import schema
 from persistence.urls import DEFAULT_URL, normalize_url
 
 __all__ = [

@@ -19,7 +19,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import StaticPool
 
 from persistence.errors import DatabaseUnavailableError
-from persistence.urls import EXPECTED, backend_of, is_memory_sqlite, normalize_url, redact
+from persistence.urls import backend_of, is_memory_sqlite, normalize_url, redact
 
 SqliteSynchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -116,8 +116,9 @@ def unavailable(url: URL, exc: BaseException) -> DatabaseUnavailableError:
     """One sentence for "could not connect", naming the URL (password hidden)."""
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
     return DatabaseUnavailableError(
-        f"cannot open the checkpoint database {redact(url)}: {reason}. Start the database "
-        f"or set --checkpoint-db / RELAYGRAPH_CHECKPOINT_DB to a reachable one ({EXPECTED})"
+        f"cannot open the checkpoint database {redact(url)}: {reason}. Expected a running "
+        "database at that URL: start it, or set --checkpoint-db / RELAYGRAPH_CHECKPOINT_DB "
+        "to a reachable one"
     )
 
 

@@ -374,10 +374,11 @@ _SAFE_KEY = re.compile(r"^[^\"\\\x00-\x1f]{1,200}$")
 
 
 def metadata_filter(dialect: str, key: str, value: Any) -> sa.ColumnElement[bool]:
-    """``metadata[key] == value`` for one dialect (JSON semantics, values as JSON).
+    """``metadata[key]`` matches ``value`` (JSON semantics), for one dialect.
 
-    PostgreSQL uses JSONB containment, SQLite compares ``json_extract`` of both sides
-    (so 1, "1" and true stay distinct types), MySQL/MariaDB use ``JSON_CONTAINS``.
+    PostgreSQL uses JSONB containment (``@>``). Elsewhere a dict value is matched key by
+    key (containment, like ``@>``) and scalars by ``json_extract``/``JSON_CONTAINS``, with
+    JSON types kept apart (``1``, ``"1"`` and ``true`` are different values).
     """
     if not isinstance(key, str) or not _SAFE_KEY.match(key):
         raise ValueError(
@@ -385,14 +386,31 @@ def metadata_filter(dialect: str, key: str, value: Any) -> sa.ColumnElement[bool
             "without quotes, backslashes or control characters"
         )
     col = checkpoints.c.metadata
-    encoded = json.dumps(_jsonable(value), ensure_ascii=False, separators=(",", ":"))
     if dialect == "postgresql":
         return sa.type_coerce(col, postgresql.JSONB).contains({key: _jsonable(value)})
-    path = f'$."{key}"'
-    if dialect == "sqlite":
-        text_col = sa.type_coerce(col, sa.Text)
-        return sa.func.json_extract(text_col, path).is_not_distinct_from(
-            sa.func.json_extract(sa.literal(encoded, sa.Text), "$")
-        )
-    text_col = sa.type_coerce(col, sa.Text)
-    return sa.func.json_contains(text_col, sa.literal(encoded, sa.Text), path) == 1
+    return sa.and_(*_leaf_filters(dialect, sa.type_coerce(col, sa.Text), f'$."{key}"', value))
+
+
+def _leaf_filters(dialect: str, col: Any, path: str, value: Any) -> list[Any]:
+    if isinstance(value, dict) and value:
+        out = []
+        for key, sub in value.items():
+            if not isinstance(key, str) or not _SAFE_KEY.match(key):
+                raise ValueError(f"metadata filter key {key!r} is not supported")
+            out.extend(_leaf_filters(dialect, col, f'{path}."{key}"', sub))
+        return out
+    # MariaDB compares JSON strings as written; metadata is stored ASCII-escaped.
+    encoded = json.dumps(_jsonable(value), ensure_ascii=dialect != "sqlite", separators=(",", ":"))
+    literal = sa.literal(encoded, sa.Text)
+    if dialect != "sqlite":
+        return [sa.func.json_contains(col, literal, path) == 1]
+    # json_extract maps true/false to 1/0, so the JSON type is compared as well.
+    kind = sa.func.json_type(col, path)
+    if isinstance(value, bool) or value is None:
+        type_check = kind == ("null" if value is None else ("true" if value else "false"))
+    elif isinstance(value, (int, float)):
+        type_check = kind.in_(("integer", "real"))
+    else:
+        type_check = kind == sa.func.json_type(literal, "$")
+    return [type_check,
+            sa.func.json_extract(col, path).is_not_distinct_from(sa.func.json_extract(literal, "$"))]

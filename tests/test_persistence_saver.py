@@ -1,0 +1,379 @@
+"""Direct tests of the SQLAlchemy savers: storage layout, deltas, errors, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
+
+from persistence import (
+    AsyncSQLAlchemySaver,
+    CheckpointCorruptError,
+    DatabaseUnavailableError,
+    SchemaVersionError,
+    SQLAlchemySaver,
+    UnsupportedDatabaseURL,
+    schema,
+)
+from persistence.urls import normalize_url
+
+
+def cfg(thread: str, checkpoint_id: str | None = None, ns: str = "") -> dict[str, Any]:
+    conf: dict[str, Any] = {"thread_id": thread, "checkpoint_ns": ns}
+    if checkpoint_id:
+        conf["checkpoint_id"] = checkpoint_id
+    return {"configurable": conf}
+
+
+def put(saver: Any, config: dict, values: dict, new: dict, versions: dict | None = None,
+        **metadata: Any) -> dict:
+    cp = empty_checkpoint()
+    cp["channel_values"] = values
+    cp["channel_versions"] = versions or dict(new)
+    return saver.put(config, cp, {"source": "loop", "step": 0, "parents": {}, **metadata}, new)
+
+
+def blob_rows(saver: SQLAlchemySaver, thread: str) -> list[Any]:
+    b = schema.blobs
+    with saver.engine.connect() as conn:
+        return conn.execute(
+            sa.select(b.c.channel, b.c.version, b.c.base_version, b.c.depth, b.c.item_count,
+                      sa.func.length(b.c.blob).label("size"))
+            .where(b.c.thread_id == thread).order_by(b.c.version)
+        ).all()
+
+
+def grow_history(saver: SQLAlchemySaver, thread: str, steps: int, start: dict | None = None,
+                 messages: list | None = None) -> tuple[list[dict], list[list]]:
+    """``steps`` checkpoints, each appending one message; returns configs and values."""
+    config = start or cfg(thread)
+    messages = list(messages or [])
+    version = None
+    configs, values = [], []
+    for i in range(steps):
+        messages = messages + [AIMessage(f"reply {i}: " + "word " * 40, id=f"m{i}")]
+        version = saver.get_next_version(version, None)
+        config = put(saver, config, {"messages": messages, "turn": i},
+                     {"messages": version, "turn": version})
+        configs.append(config)
+        values.append(messages)
+    return configs, values
+
+
+# --- contract details beyond the conformance suite ---------------------------------------
+
+
+def test_values_writes_and_ordering_roundtrip(any_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(any_url) as saver:
+        values = {"text": "x" * 1000, "short": "hi", "n": 3, "flag": True, "none": None,
+                  "nested": {"a": [1, 2, {"b": b"bytes"}]}, "msgs": [HumanMessage("hello")]}
+        stored = put(saver, cfg("t1"), values, {k: "1" for k in values})
+        # regular writes: stored in (task_path, task_id, idx) order, replays ignored
+        saver.put_writes(stored, [("a", 1), ("b", 2)], "task-b", "~b")
+        saver.put_writes(stored, [("a", 3)], "task-a", "~a")
+        saver.put_writes(stored, [("a", 99), ("b", 98)], "task-b", "~b")  # replay: ignored
+        # special channels are upserted: the last write wins
+        saver.put_writes(stored, [(ERROR, "first")], "task-c", "~c")
+        saver.put_writes(stored, [(ERROR, "second"), (INTERRUPT, {"why": "human"})], "task-c", "~c")
+        tup = saver.get_tuple(cfg("t1"))
+        assert tup is not None
+        assert tup.checkpoint["channel_values"] == values
+        assert tup.pending_writes == [
+            ("task-a", "a", 3), ("task-b", "a", 1), ("task-b", "b", 2),
+            ("task-c", INTERRUPT, {"why": "human"}), ("task-c", ERROR, "second"),
+        ]
+
+
+def test_metadata_filters_keep_json_types(any_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(any_url) as saver:
+        config = cfg("meta")
+        for i, md in enumerate([{"score": 1}, {"score": "1"}, {"score": True},
+                                {"score": 1, "tags": {"a": 1}}, {"owner": "ünï"}]):
+            config = put(saver, config, {}, {}, step=i, **md)
+
+        def steps(**flt: Any) -> list[int]:
+            return sorted(t.metadata["step"] for t in saver.list(cfg("meta"), filter=flt))
+
+        assert steps(score=1) == [0, 3]
+        assert steps(score="1") == [1]
+        assert steps(score=True) == [2]
+        assert steps(tags={"a": 1}) == [3]
+        assert steps(owner="ünï") == [4]
+        assert steps(score=1, tags={"a": 1}) == [3]
+        assert [t.metadata["step"] for t in saver.list(None, filter={"owner": "ünï"})] == [4]
+        with pytest.raises(ValueError, match="filter key"):
+            list(saver.list(None, filter={'bad"key': 1}))
+
+
+def test_get_next_version_is_sortable_and_accepts_ints() -> None:
+    saver = SQLAlchemySaver(sa.create_engine("sqlite://"))
+    v1 = saver.get_next_version(None, None)
+    v2 = saver.get_next_version(v1, None)
+    assert v1 < v2 and v2.startswith("0" * 31 + "2.")
+    assert saver.get_next_version(7, None).startswith("0" * 31 + "8.")
+
+
+def test_long_identifiers_fail_with_the_limit(sqlite_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        with pytest.raises(ValueError, match="thread_id is 300 characters long; .* allow 255"):
+            put(saver, cfg("x" * 300), {}, {})
+
+
+# --- append-only deltas ------------------------------------------------------------------
+
+
+def test_growing_list_is_stored_as_deltas_and_every_checkpoint_reads_back(any_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(any_url, delta_snapshot_every=8) as saver:
+        configs, values = grow_history(saver, "chat", 40)
+        rows = [r for r in blob_rows(saver, "chat") if r.channel == "messages"]
+        deltas = [r for r in rows if r.base_version is not None]
+        assert len(rows) == 40 and len(deltas) >= 30
+        assert max(r.depth for r in rows) >= 8  # chains reach the minimum before a copy
+        # a delta holds one message, not the whole history
+        full = max(r.size for r in rows if r.base_version is None)
+        assert max(r.size for r in deltas) < full
+        for config, expected in zip(configs, values):
+            tup = saver.get_tuple(config)
+            assert tup.checkpoint["channel_values"]["messages"] == expected
+        listed = [t.checkpoint["channel_values"]["messages"] for t in saver.list(cfg("chat"))]
+        assert listed == values[::-1]
+
+
+def test_snapshots_keep_storage_linear() -> None:
+    """Full copies are rewritten only once deltas outweigh them: total size stays ~linear."""
+    with SQLAlchemySaver.from_conn_string("sqlite://", delta_snapshot_every=4) as saver:
+        grow_history(saver, "chat", 300)
+        rows = [r for r in blob_rows(saver, "chat") if r.channel == "messages"]
+        one = max(r.size for r in rows if r.base_version is not None)
+        total = sum(r.size for r in rows)
+        assert total < 300 * one * 5, (total, one)  # quadratic would be ~150x one per step
+        assert sum(1 for r in rows if r.base_version is None) <= 12
+
+
+def test_changed_item_or_fork_is_stored_in_full(sqlite_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        configs, values = grow_history(saver, "chat", 5)
+        before = [m.model_copy() for m in values[2]]
+        # an earlier message edited in place: the digests differ, so no delta
+        edited = values[-1]
+        edited[0].content = "edited"
+        v = saver.get_next_version("00000000000000000000000000000005.5", None)
+        c6 = put(saver, configs[-1], {"messages": edited + [AIMessage("six", id="m6")]},
+                 {"messages": v})
+        # a fork from the second checkpoint with a different tail
+        fork = values[1][:1] + [AIMessage("other", id="x")]
+        v2 = saver.get_next_version(v, None)
+        c7 = put(saver, configs[1], {"messages": fork}, {"messages": v2})
+        assert saver.get_tuple(c6).checkpoint["channel_values"]["messages"][0].content == "edited"
+        assert saver.get_tuple(c7).checkpoint["channel_values"]["messages"] == fork
+        assert saver.get_tuple(configs[2]).checkpoint["channel_values"]["messages"] == before
+        by_version = {r.version: r for r in blob_rows(saver, "chat")}
+        assert by_version[v].base_version is None and by_version[v2].base_version is None
+
+
+def test_a_new_process_continues_from_a_full_copy(sqlite_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        configs, values = grow_history(saver, "chat", 5)
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:  # cold delta cache
+        more, more_values = grow_history(saver, "chat", 3, start=configs[-1], messages=values[-1])
+        assert saver.get_tuple(more[-1]).checkpoint["channel_values"]["messages"] == more_values[-1]
+        assert saver.get_tuple(configs[2]).checkpoint["channel_values"]["messages"] == values[2]
+
+
+def test_prune_delete_for_runs_and_copy_keep_delta_chains_readable(any_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(any_url, delta_snapshot_every=64) as saver:
+        configs, values = grow_history(saver, "chat", 20)
+        saver.copy_thread("chat", "copy")
+        assert saver.get_tuple(cfg("copy")).checkpoint["channel_values"]["messages"] == values[-1]
+        saver.prune(["chat"], strategy="keep_latest")
+        assert [t.checkpoint["id"] for t in saver.list(cfg("chat"))] == [
+            configs[-1]["configurable"]["checkpoint_id"]
+        ]
+        tup = saver.get_tuple(cfg("chat"))
+        assert tup.checkpoint["channel_values"]["messages"] == values[-1]
+        assert tup.parent_config is None  # its parent was pruned
+        # the chain the latest delta needs survives; superseded "turn" blobs do not
+        kept = blob_rows(saver, "chat")
+        assert {r.channel for r in kept} == {"messages"}
+        # the copy is independent of the pruned source
+        assert saver.get_tuple(configs[5] | {"configurable": {
+            **configs[5]["configurable"], "thread_id": "copy"}}
+        ).checkpoint["channel_values"]["messages"] == values[5]
+        # a run's checkpoints go, with blobs nothing else needs
+        run_cfg = put(saver, cfg("runs"), {"doc": "y" * 2000}, {"doc": "1"}, run_id="r1")
+        put(saver, run_cfg, {"doc": "z" * 2000}, {"doc": "2"}, run_id="r2")
+        saver.delete_for_runs(["r2"])
+        assert [r.version for r in blob_rows(saver, "runs")] == ["1"]
+        assert saver.get_tuple(cfg("runs")).checkpoint["channel_values"]["doc"] == "y" * 2000
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_corrupted_blob_names_thread_checkpoint_and_channel(sqlite_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        stored = put(saver, cfg("broken"), {"doc": {"k": "v" * 500}}, {"doc": "1"})
+        with saver.engine.begin() as conn:
+            conn.execute(schema.blobs.update().where(schema.blobs.c.channel == "doc")
+                         .values(blob=b"\xc1\xc1 not msgpack"))
+        with pytest.raises(CheckpointCorruptError) as info:
+            saver.get_tuple(cfg("broken"))
+        message = str(info.value)
+        assert "'broken'" in message and "'doc'" in message
+        assert stored["configurable"]["checkpoint_id"] in message
+        assert info.value.channel == "doc" and info.value.thread_id == "broken"
+
+
+def test_missing_delta_base_is_reported_as_corruption(sqlite_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        configs, _ = grow_history(saver, "chat", 3)
+        with saver.engine.begin() as conn:
+            conn.execute(schema.blobs.delete().where(
+                schema.blobs.c.channel == "messages", schema.blobs.c.base_version.is_(None)))
+        with pytest.raises(CheckpointCorruptError, match="delta base version .* is missing"):
+            saver.get_tuple(configs[-1])
+
+
+def test_newer_schema_is_refused_with_upgrade_advice(sqlite_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        saver.setup()
+        with saver.engine.begin() as conn:
+            conn.execute(schema.migrations.insert().values(v=99))
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        with pytest.raises(SchemaVersionError, match="schema version 99.*upgrade relaygraph"):
+            saver.get_tuple(cfg("any"))
+
+
+def test_setup_is_idempotent_and_versioned(any_url: str) -> None:
+    for _ in range(2):
+        with SQLAlchemySaver.from_conn_string(any_url) as saver:
+            saver.setup()
+            with saver.engine.connect() as conn:
+                assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1]
+
+
+@pytest.mark.parametrize("url", ["redis://localhost/0", "relaygraph.db", "oracle://u@h/db"])
+def test_unknown_scheme_names_what_is_expected(url: str) -> None:
+    with pytest.raises(UnsupportedDatabaseURL, match="expected sqlite:///PATH.*postgresql://.*mysql://"):
+        with SQLAlchemySaver.from_conn_string(url):
+            pass
+
+
+def test_url_normalisation_picks_drivers(tmp_path) -> None:
+    assert normalize_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgresql://u@h/db", async_=True).drivername == "postgresql+psycopg"
+    assert normalize_url("mysql://u@h/db").drivername == "mysql+pymysql"
+    assert normalize_url("mariadb://u@h/db", async_=True).drivername in (
+        "mariadb+asyncmy", "mariadb+aiomysql")
+    assert normalize_url("mysql://u@h/db").query["charset"] == "utf8mb4"
+    target = tmp_path / "new" / "dir" / "x.db"
+    assert normalize_url(f"sqlite:///{target}", async_=True).drivername == "sqlite+aiosqlite"
+    assert target.parent.is_dir()  # created so SQLite can open the file
+
+
+@pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:1/test",
+                                 "mysql://root@127.0.0.1:1/test"])
+def test_unreachable_database_is_one_clear_error(url: str) -> None:
+    with pytest.raises(DatabaseUnavailableError) as info:
+        with SQLAlchemySaver.from_conn_string(url, connect_args={"connect_timeout": 2}):
+            pass
+    message = str(info.value)
+    assert "127.0.0.1:1" in message and "Expected a running database" in message
+    assert "\n" not in message
+
+
+async def test_unreachable_database_async() -> None:
+    with pytest.raises(DatabaseUnavailableError, match="127.0.0.1:1"):
+        async with AsyncSQLAlchemySaver.from_conn_string("postgresql://postgres@127.0.0.1:1/x"):
+            pass
+
+
+def test_password_is_not_shown(tmp_path) -> None:
+    with pytest.raises(DatabaseUnavailableError) as info:
+        with SQLAlchemySaver.from_conn_string("postgresql://u:s3cret@127.0.0.1:1/x"):
+            pass
+    assert "s3cret" not in str(info.value)
+
+
+# --- concurrency ---------------------------------------------------------------------------
+
+
+def _writer(url: str, thread: str, n: int, errors: list) -> None:
+    try:
+        with SQLAlchemySaver.from_conn_string(url) as saver:
+            config = cfg(thread)
+            for i in range(n):
+                config = put(saver, config, {"i": i, "doc": f"{thread}-{i}" * 50}, {"doc": str(i)})
+                saver.put_writes(config, [("doc", i)], f"task-{i}")
+    except Exception as exc:  # noqa: BLE001 - collected for the assertion
+        errors.append(exc)
+
+
+def test_sqlite_concurrent_writer_threads_and_processes_never_hit_locked(sqlite_url: str) -> None:
+    import multiprocessing
+
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        saver.setup()
+    errors: list = []
+    threads = [threading.Thread(target=_writer, args=(sqlite_url, f"thr{i}", 40, errors))
+               for i in range(4)]
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(sqlite_url, f"proc{i}", 40, [])) for i in range(3)]
+    for p in procs:
+        p.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in procs:
+        p.join(120)
+    assert not errors, errors
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        for name in [f"thr{i}" for i in range(4)] + [f"proc{i}" for i in range(3)]:
+            assert len(list(saver.list(cfg(name)))) == 40
+            assert saver.get_tuple(cfg(name)).pending_writes == [("task-39", "doc", 39)]
+
+
+@pytest.mark.postgres
+def test_postgres_concurrent_threads_share_one_saver(pg_url: str) -> None:
+    errors: list = []
+    with SQLAlchemySaver.from_conn_string(pg_url) as saver:
+
+        def work(name: str) -> None:
+            try:
+                config = cfg(name)
+                for i in range(25):
+                    config = put(saver, config, {"doc": f"{name}-{i}" * 50}, {"doc": str(i)})
+                    saver.put_writes(config, [("doc", i), ("x", i)], f"task-{i}")
+            except Exception as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        for i in range(8):
+            tup = saver.get_tuple(cfg(f"t{i}"))
+            assert tup.checkpoint["channel_values"]["doc"] == f"t{i}-24" * 50
+            assert len(tup.pending_writes) == 2
+            assert len(list(saver.list(cfg(f"t{i}")))) == 25
+
+
+async def test_async_saver_sync_methods_from_another_thread(sqlite_url: str) -> None:
+    async with AsyncSQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        cp = empty_checkpoint()
+        cp["channel_values"], cp["channel_versions"] = {"v": [1, 2]}, {"v": "1"}
+        await saver.aput(cfg("a"), cp, {"source": "input", "step": -1}, {"v": "1"})
+        tup = await asyncio.to_thread(saver.get_tuple, cfg("a"))
+        assert tup.checkpoint["channel_values"] == {"v": [1, 2]}
+        with pytest.raises(asyncio.InvalidStateError, match="another thread"):
+            saver.get_tuple(cfg("a"))
