@@ -162,3 +162,80 @@ def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def invoke_config() -> Iterator[dict[str, Any]]:
     yield {"configurable": {"thread_id": f"t-{uuid.uuid4().hex[:8]}"}}
+
+
+# --- persistence fixtures (persistence/, runtime/checkpointing.py) -------------------------
+# Fresh PostgreSQL schema / MariaDB database per test, dropped afterwards. When the service
+# is down these skip with the reason, except under CI=true, where they fail.
+
+PG_ADMIN_URL = os.environ.get("RELAYGRAPH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MYSQL_ADMIN_URL = os.environ.get("RELAYGRAPH_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
+
+
+def _service_unavailable(what: str, exc: BaseException) -> None:
+    message = f"{what} not reachable ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
+    if in_ci():
+        pytest.fail(f"{message}; CI must run the service-backed tests")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A SQLAlchemy URL whose search_path is a fresh, empty schema."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        import psycopg
+
+        admin = psycopg.connect(make_url(PG_ADMIN_URL).set(drivername="postgresql")
+                                .render_as_string(hide_password=False),
+                                autocommit=True, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001 - any failure means "service unavailable"
+        _service_unavailable(f"PostgreSQL at {PG_ADMIN_URL}", exc)
+    schema = f"rg_test_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield make_url(PG_ADMIN_URL).update_query_dict(
+            {"options": f"-csearch_path={schema}"}
+        ).render_as_string(hide_password=False)
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A SQLAlchemy URL of a fresh, empty MariaDB/MySQL database."""
+    from sqlalchemy.engine import make_url
+
+    base = make_url(MYSQL_ADMIN_URL)
+    try:
+        import pymysql
+
+        admin = pymysql.connect(host=base.host or "127.0.0.1", port=base.port or 3306,
+                                user=base.username or "root", password=base.password or "",
+                                connect_timeout=3, autocommit=True)
+    except Exception as exc:  # noqa: BLE001
+        _service_unavailable(f"MariaDB/MySQL at {MYSQL_ADMIN_URL}", exc)
+    name = f"rg_test_{uuid.uuid4().hex[:10]}"
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'checkpoints-test.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mysql", marks=pytest.mark.mysql)])
+def any_url(request: pytest.FixtureRequest) -> str:
+    """The same test on every backend."""
+    return request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url",
+                                    "mysql": "mysql_url"}[request.param])
