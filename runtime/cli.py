@@ -23,11 +23,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markdown import Markdown
 
-from runtime import runner
+from runtime import cli_threads, runner
 from runtime.settings import get_settings
 
 GRAPHS: dict[str, str] = {
     "sequential": "graphs.sequential",
+    "parallel": "graphs.parallel",
+    "handoff": "graphs.handoff",
+    "hierarchical": "graphs.hierarchical",
 }
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -184,6 +187,11 @@ def run(
     model: str | None = typer.Option(None, "--model", help="Provider: offline, openai or local."),
     checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
     as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
+    approve_before: list[str] | None = typer.Option(None, "--approve-before", metavar="NODE",
+                                                     help="Pause for approval before NODE (repeatable)."),
+    max_concurrency: int | None = typer.Option(None, "--max-concurrency", help="Nodes/branches run at once."),
+    params: list[str] | None = typer.Option(None, "--param", metavar="KEY=VALUE",
+                                            help="Graph option for configurable, e.g. partitions=4 (repeatable)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
     """Run a workflow; its state is checkpointed on THREAD so it can be resumed."""
@@ -197,6 +205,7 @@ def run(
     graph_input = load_input(task, input_file, data, getattr(module, "DEFAULT_TASK", "Analyse the dataset."))
     thread = thread_id or runner.new_thread_id()
     config = runner.run_config(thread, graph_name, overrides)
+    config = cli_threads.with_run_options(config, module.graph, approve_before, max_concurrency, params)
     if not as_json:
         out.print(f"[bold]{graph_name}[/] on thread [bold]{thread}[/] — model: "
                   f"{provider_label(settings)}", highlight=False)
@@ -218,9 +227,12 @@ def resume(
     model: str | None = typer.Option(None, "--model", help="Provider: offline, openai or local."),
     checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
     as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
+    approve: bool = typer.Option(False, "--approve", help="Approve the node the run is waiting before."),
+    reject: bool = typer.Option(False, "--reject", help="Reject it: the run ends with status 'rejected'."),
+    comment: str | None = typer.Option(None, "--comment", help="Comment recorded with the decision."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Continue an interrupted or crashed run from its last checkpoint."""
+    """Continue an interrupted or crashed run from its last checkpoint (or answer its approval)."""
     from runtime.checkpointing import open_checkpointer
 
     try:
@@ -230,10 +242,11 @@ def resume(
                 raise UsageError(f"No run found on thread {thread_id!r} in this checkpoint database.")
             module = graph_module(graph_name)
             graph = runner.compile_graph(module.build_graph(), saver, graph_name)
-            config = runner.run_config(thread_id, graph_name, {"model": model})
+            config = cli_threads.restore_run_options(saver, runner.run_config(thread_id, graph_name, {"model": model}))
             if not graph.get_state(config).next:
                 raise UsageError(f"Thread {thread_id!r} has already finished; nothing to resume.")
-            outcome = runner.execute(graph, None, config, Progress(err if as_json else out, as_json))
+            graph_input = cli_threads.resume_input(graph, config, approve, reject, comment)
+            outcome = runner.execute(graph, graph_input, config, Progress(err if as_json else out, as_json))
     finally:
         finish_provider(model)
     print_outcome(outcome, as_json)
@@ -252,6 +265,7 @@ def _register_subapps() -> None:
 
 
 _register_subapps()
+cli_threads.register(app)  # history, fork
 
 
 def main() -> None:
