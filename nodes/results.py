@@ -12,25 +12,31 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
+from runtime import telemetry
 from runtime.providers import provider_label
 from runtime.settings import settings_from_config
 
 
-def agent_summaries(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per agent: steps taken, tool calls, errors, final confidence, time and tokens."""
+def agent_summaries(steps: list[dict[str, Any]], model: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per agent: steps taken, tool calls, errors, final confidence, time, tokens and cost
+    (tokens None when the model reported none, e.g. the offline policy; cost None when the
+    model has no price — see :mod:`runtime.telemetry`)."""
     out: dict[str, dict[str, Any]] = {}
+    usage: dict[str, telemetry.Usage] = {}
     for step in steps:
         agent = out.setdefault(step["agent"], {"steps": 0, "tool_calls": 0, "errors": 0,
                                                "confidence": None, "duration_s": 0.0,
-                                               "input_tokens": 0, "output_tokens": 0})
+                                               "input_tokens": None, "output_tokens": None, "cost_usd": None})
+        usage.setdefault(step["agent"], telemetry.Usage()).add(model, step.get("input_tokens"),
+                                                               step.get("output_tokens"))
         agent["steps"] += 1
         agent["tool_calls"] += int(bool(step.get("tool")) and step.get("tool") != "final_answer")
         agent["errors"] += int(bool(step.get("error")))
         agent["duration_s"] = round(agent["duration_s"] + step.get("duration_s", 0.0), 4)
-        agent["input_tokens"] += step.get("input_tokens") or 0
-        agent["output_tokens"] += step.get("output_tokens") or 0
         if step.get("tool") == "final_answer":
             agent["confidence"] = step["confidence"]
+    for name, agent in out.items():
+        agent.update({k: v for k, v in usage[name].summary().items() if k != "llm_calls"})
     return out
 
 
@@ -59,7 +65,8 @@ def make_result_node(
             "status": status,
             "answer": answer,
             "artifacts": {k: v for k, v in context.items() if k in ("dataset", "report", "chart")},
-            "agents": agent_summaries(state.get("steps") or []),
+            "agents": agent_summaries(state.get("steps") or [], telemetry.priced_model(settings)),
+            "usage": telemetry.usage_rollup(state.get("steps") or [], telemetry.priced_model(settings)),
             "errors": errors,
             "provider": provider_label(settings),
         }

@@ -187,6 +187,7 @@ def run(
     model: str | None = typer.Option(None, "--model", help="Provider: offline, openai or local."),
     checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
     as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
+    trace: bool = typer.Option(False, "--trace", help="Trace the run (spans stored with it) and print the span tree."),
     approve_before: list[str] | None = typer.Option(None, "--approve-before", metavar="NODE",
                                                      help="Pause for approval before NODE (repeatable)."),
     max_concurrency: int | None = typer.Option(None, "--max-concurrency", help="Nodes/branches run at once."),
@@ -209,12 +210,14 @@ def run(
     if not as_json:
         out.print(f"[bold]{graph_name}[/] on thread [bold]{thread}[/] — model: "
                   f"{provider_label(settings)}", highlight=False)
+    start_tracing(trace, checkpoint_db)
     try:
         with open_checkpointer(checkpoint_db) as saver:
             graph = runner.compile_graph(module.build_graph(), saver, graph_name)
             outcome = runner.execute(graph, graph_input, config, Progress(err if as_json else out, as_json))
     finally:
         finish_provider(model)
+        finish_tracing(trace, thread, err if as_json else out)
     print_outcome(outcome, as_json)
     if (outcome.values.get("result") or {}).get("status") == "failed":
         raise typer.Exit(1)
@@ -227,6 +230,7 @@ def resume(
     model: str | None = typer.Option(None, "--model", help="Provider: offline, openai or local."),
     checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
     as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
+    trace: bool = typer.Option(False, "--trace", help="Trace the run (spans stored with it) and print the span tree."),
     approve: bool = typer.Option(False, "--approve", help="Approve the node the run is waiting before."),
     reject: bool = typer.Option(False, "--reject", help="Reject it: the run ends with status 'rejected'."),
     comment: str | None = typer.Option(None, "--comment", help="Comment recorded with the decision."),
@@ -235,6 +239,7 @@ def resume(
     """Continue an interrupted or crashed run from its last checkpoint (or answer its approval)."""
     from runtime.checkpointing import open_checkpointer
 
+    start_tracing(trace, checkpoint_db)
     try:
         with open_checkpointer(checkpoint_db) as saver:
             graph_name = runner.thread_graph_name(saver, thread_id)
@@ -249,12 +254,41 @@ def resume(
             outcome = runner.execute(graph, graph_input, config, Progress(err if as_json else out, as_json))
     finally:
         finish_provider(model)
+        finish_tracing(trace, thread_id, err if as_json else out)
     print_outcome(outcome, as_json)
+
+
+# --- tracing (runtime/telemetry.py) -------------------------------------------------------
+
+
+def start_tracing(trace: bool, checkpoint_db: str | None) -> None:
+    """Tracing as the OTEL_* environment says, or on with --trace; spans are stored in the
+    run's checkpoint database either way."""
+    from runtime import telemetry
+
+    telemetry.configure(enabled=True if trace else None, store_url=checkpoint_db or get_settings().checkpoint_db)
+
+
+def finish_tracing(trace: bool, thread_id: str, console: Console) -> None:
+    """Export what the run produced; with --trace, print this run's span tree."""
+    from runtime import telemetry
+
+    telemetry.flush()
+    url = telemetry.store_url()
+    if not trace or url is None:
+        return
+    from runtime.trace_export import latest_trace, span_tree
+    from runtime.trace_store import load_spans
+
+    spans = latest_trace(load_spans(url, thread_id))
+    console.print(span_tree(spans, f"trace of thread {thread_id} — {len(spans)} spans "
+                                   f"(again: relaygraph traces show {thread_id})"))
 
 
 def _register_subapps() -> None:
     """Sub-command groups owned by other modules (persistence, local model, ...)."""
-    for module_name, attr, name in (("runtime.cli_db", "db_app", "db"), ("runtime.cli_model", "model_app", "model")):
+    for module_name, attr, name in (("runtime.cli_db", "db_app", "db"), ("runtime.cli_model", "model_app", "model"),
+                                     ("runtime.cli_traces", "traces_app", "traces")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

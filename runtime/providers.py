@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 from smolagents import Model
 
+from runtime import telemetry
 from runtime.offline import OFFLINE_LABEL, OfflineChatModel, OfflinePolicyModel
 from runtime.settings import Settings
 
@@ -52,7 +53,8 @@ def _openai_agent_model(settings: Settings) -> Model:
 
     base_url, api_key, model_id = _endpoint(settings)
     return OpenAIServerModel(model_id=model_id, api_base=base_url, api_key=api_key,
-                             temperature=settings.temperature)
+                             temperature=settings.temperature,
+                             client_kwargs={"http_client": telemetry.http_client()})  # W3C traceparent
 
 
 def _openai_chat_model(settings: Settings) -> BaseChatModel:
@@ -60,7 +62,8 @@ def _openai_chat_model(settings: Settings) -> BaseChatModel:
 
     base_url, api_key, model_id = _endpoint(settings)
     return ChatOpenAI(model=model_id, base_url=base_url, api_key=api_key,
-                      temperature=settings.temperature)
+                      temperature=settings.temperature, http_client=telemetry.http_client(),
+                      http_async_client=telemetry.async_http_client())  # W3C traceparent
 
 
 def _openai_label(settings: Settings) -> str:

@@ -221,13 +221,14 @@ def configure(
                content, env.model_dump_json())
         if key == _state.key and not force:
             return _state.tracer is not None
+        chosen = (span_exporters(env) if exporters is None else list(exporters)) if on else []  # may raise
         _shutdown_provider()
         _state.key, _state.trace_content, _state.store_url = key, content, url if on else None
         _state.prices = {**DEFAULT_PRICES, **env.model_prices}
         if not on:
             return False
         provider = TracerProvider(resource=Resource.create({"service.name": env.service_name}))
-        for exporter in span_exporters(env) if exporters is None else exporters:
+        for exporter in chosen:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         if url:
             from runtime.trace_store import SpanStoreExporter
@@ -349,6 +350,11 @@ def record_llm_usage(model: str | None, input_tokens: int | None, output_tokens:
                      ctx: otel_context.Context | None = None) -> None:
     for usage in otel_context.get_value(_USAGE_KEY, ctx) or ():
         usage.add(model, input_tokens, output_tokens)
+
+
+def priced_model(settings: Any) -> str | None:
+    """The model name to price a run's calls by: the configured model of a paid provider."""
+    return settings.model_id if getattr(settings, "provider", None) == "openai" else None
 
 
 def usage_rollup(steps: Sequence[dict[str, Any]], model: str | None) -> dict[str, Any]:
@@ -951,19 +957,19 @@ def inject_trace_headers(request: Any) -> None:
 
 
 def http_client() -> Any:
-    """An httpx client for the OpenAI SDK that propagates the trace to the model server."""
-    import httpx
+    """The OpenAI SDK's own httpx client (its timeouts and limits), propagating the trace."""
+    from openai import DefaultHttpxClient
 
-    return httpx.Client(event_hooks={"request": [inject_trace_headers]})
+    return DefaultHttpxClient(event_hooks={"request": [inject_trace_headers]})
 
 
 def async_http_client() -> Any:
-    import httpx
+    from openai import DefaultAsyncHttpxClient
 
     async def hook(request: Any) -> None:
         inject_trace_headers(request)
 
-    return httpx.AsyncClient(event_hooks={"request": [hook]})
+    return DefaultAsyncHttpxClient(event_hooks={"request": [hook]})
 
 
 configure_from_env()

@@ -198,3 +198,12 @@ def to_otlp_json(spans: list[StoredSpan]) -> dict[str, Any]:
 
 def export(spans: list[StoredSpan], fmt: ExportFormat) -> dict[str, Any]:
     return to_jaeger(spans) if fmt == "jaeger" else to_otlp_json(spans)
+
+
+def latest_trace(spans: list[StoredSpan]) -> list[StoredSpan]:
+    """The spans of the most recent trace (one run) among a thread's spans."""
+    roots, _ = children_of(spans)
+    if not roots:
+        return []
+    newest = max(roots, key=lambda s: s.start_ns).trace_id
+    return [s for s in spans if s.trace_id == newest]

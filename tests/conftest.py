@@ -164,6 +164,43 @@ def invoke_config() -> Iterator[dict[str, Any]]:
     yield {"configurable": {"thread_id": f"t-{uuid.uuid4().hex[:8]}"}}
 
 
+# --- tracing (runtime/telemetry.py) ----------------------------------------------------------
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Tracing on for this test, every finished span kept in memory (no span store, no OTLP).
+
+    ``spans.get_finished_spans()`` lists them; tracing is off again afterwards.
+    """
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from runtime import telemetry
+
+    for var in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RELAYGRAPH_TRACE_STORE", "false")
+    exporter = InMemorySpanExporter()
+    telemetry.configure(enabled=True, processors=[SimpleSpanProcessor(exporter)], force=True)
+    try:
+        yield exporter
+    finally:
+        telemetry.shutdown()
+
+
+@pytest.fixture
+def tracing_off() -> Iterator[None]:
+    """Make sure tracing is off (and stays off) for a test that starts it through other means."""
+    from runtime import telemetry
+
+    telemetry.shutdown()
+    try:
+        yield
+    finally:
+        telemetry.shutdown()
+
+
 # --- persistence fixtures (persistence/, runtime/checkpointing.py) -------------------------
 # Fresh PostgreSQL schema / MariaDB database per test, dropped afterwards. When the service
 # is down these skip with the reason, except under CI=true, where they fail.

@@ -1,0 +1,201 @@
+"""Spans leaving the process: real OTLP/HTTP export, env-only configuration, the span store,
+``relaygraph run --trace`` and ``relaygraph traces show/export`` (Jaeger legacy JSON, OTLP JSON)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any, Literal
+
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typer.testing import CliRunner
+
+from runtime import runner, telemetry
+from runtime.cli import app
+from runtime.otlp_receiver import OtlpReceiver
+from tests.conftest import REPO
+
+HEX32, HEX16 = r"^[0-9a-f]{32}$", r"^[0-9a-f]{16}$"
+
+
+def run_sequential(thread: str) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from graphs.sequential import DEFAULT_TASK, build_graph
+
+    graph = runner.compile_graph(build_graph(), InMemorySaver(), "sequential")
+    runner.execute(graph, {"task": DEFAULT_TASK}, runner.run_config(thread, "sequential"))
+
+
+def test_the_real_otlp_http_exporter_delivers_the_same_span_tree_with_the_service_name(
+    tracing_off, monkeypatch
+) -> None:
+    memory = InMemorySpanExporter()
+    with OtlpReceiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "relaygraph-under-test")
+        monkeypatch.setenv("RELAYGRAPH_TRACE_STORE", "false")
+        assert telemetry.configure(processors=[SimpleSpanProcessor(memory)], force=True)  # env: OTLP on
+        run_sequential("otlp-thread")
+        assert telemetry.flush()
+    local = {(f"{s.context.span_id:016x}", f"{s.parent.span_id:016x}" if s.parent else None, s.name)
+             for s in memory.get_finished_spans()}
+    received = {(s.span_id, s.parent_span_id, s.name) for s in receiver.spans}
+    assert received == local and len(receiver.spans) == len(local) > 20
+    assert {s.service_name for s in receiver.spans} == {"relaygraph-under-test"}
+    root = next(s for s in receiver.spans if s.parent_span_id is None)
+    assert root.name == "invoke_workflow sequential"
+    assert root.attributes["relaygraph.thread_id"] == "otlp-thread"
+    assert root.attributes["openinference.span.kind"] == "CHAIN"
+    kinds = {s.attributes.get("gen_ai.operation.name") for s in receiver.spans}
+    assert {"invoke_workflow", "invoke_agent", "chat", "execute_tool"} <= kinds
+
+
+def test_the_environment_alone_traces_a_plain_graph_invoke_as_under_langgraph_dev(tmp_path) -> None:
+    """`langgraph dev` imports the graph module with langgraph.json's ``env``: nothing else."""
+    with OtlpReceiver() as receiver:
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "dev-like",
+               "RELAYGRAPH_TRACE_STORE": "false", "PYTHONPATH": str(REPO)}
+        code = ("from graphs.sequential import graph\n"
+                "graph.invoke({'task': 'Profile the dataset.'}, {'configurable': {'thread_id': 'env-only'}})\n")
+        subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
+        deadline = time.monotonic() + 10  # the SDK flushes at exit; the request may still be in flight
+        while not any(s.parent_span_id is None for s in receiver.spans) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    roots = [s for s in receiver.spans if s.parent_span_id is None]
+    assert [r.name for r in roots] == ["invoke_workflow sequential"]
+    assert roots[0].attributes["relaygraph.thread_id"] == "env-only"
+    assert {s.service_name for s in receiver.spans} == {"dev-like"}
+    assert any(s.name == "invoke_agent extract" for s in receiver.spans)
+
+
+# --- Jaeger UI's legacy JSON, as a schema ----------------------------------------------------
+
+
+class JaegerTag(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    type: Literal["string", "bool", "int64", "float64", "binary"]
+    value: Any
+
+    @model_validator(mode="after")
+    def _typed(self) -> JaegerTag:
+        expected = {"string": str, "bool": bool, "int64": int, "float64": float, "binary": str}[self.type]
+        assert isinstance(self.value, expected), f"{self.key}: {self.value!r} is not {self.type}"
+        return self
+
+
+class JaegerRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refType: Literal["CHILD_OF", "FOLLOWS_FROM"]  # noqa: N815 - Jaeger's field names
+    traceID: str = Field(pattern=HEX32)  # noqa: N815
+    spanID: str = Field(pattern=HEX16)  # noqa: N815
+
+
+class JaegerLog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timestamp: int
+    fields: list[JaegerTag]
+
+
+class JaegerSpan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    traceID: str = Field(pattern=HEX32)  # noqa: N815
+    spanID: str = Field(pattern=HEX16)  # noqa: N815
+    operationName: str  # noqa: N815
+    references: list[JaegerRef]
+    startTime: int  # noqa: N815 - microseconds since the epoch
+    duration: int = Field(ge=0)  # microseconds
+    tags: list[JaegerTag]
+    logs: list[JaegerLog]
+    processID: str  # noqa: N815
+    warnings: list[str] | None = None
+    flags: int = 0
+
+
+class JaegerProcess(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    serviceName: str  # noqa: N815
+    tags: list[JaegerTag]
+
+
+class JaegerTrace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    traceID: str = Field(pattern=HEX32)  # noqa: N815
+    spans: list[JaegerSpan]
+    processes: dict[str, JaegerProcess]
+    warnings: list[str] | None = None
+
+
+class JaegerFile(BaseModel):
+    data: list[JaegerTrace]
+
+
+def test_run_trace_prints_the_tree_and_traces_export_round_trips_through_jaeger_and_otlp_json(
+    tracing_off, isolated_env
+) -> None:
+    from runtime.trace_store import load_spans
+
+    cli = CliRunner()
+    thread, url = f"cli-{uuid.uuid4().hex[:6]}", f"sqlite:///{isolated_env['db']}"
+    started_us = time.time_ns() // 1000
+    ran = cli.invoke(app, ["run", "sequential", "--trace", "--thread-id", thread, "--checkpoint-db", url])
+    assert ran.exit_code == 0, ran.output
+    assert "invoke_workflow sequential" in ran.output and "execute_tool write_report" in ran.output
+    again = cli.invoke(app, ["run", "sequential", "--trace", "--thread-id", thread, "--checkpoint-db", url,
+                             "--task", "Profile the dataset."])
+    assert again.exit_code == 0, again.output
+    stored = load_spans(url, thread)
+    assert len({s.trace_id for s in stored}) == 2  # two runs, two traces, one thread
+
+    shown = cli.invoke(app, ["traces", "show", thread, "--checkpoint-db", url])
+    assert shown.exit_code == 0 and shown.output.count("invoke_workflow sequential") == 2
+    assert "node report" in shown.output
+
+    exported = cli.invoke(app, ["traces", "export", thread, "--format", "jaeger", "--checkpoint-db", url])
+    assert exported.exit_code == 0, exported.output
+    jaeger = JaegerFile.model_validate(json.loads(exported.output))
+    assert len(jaeger.data) == 2
+    assert sum(len(t.spans) for t in jaeger.data) == len(stored)
+    by_id = {(s.trace_id, s.span_id): s for s in stored}
+    for trace in jaeger.data:
+        ids = {s.spanID for s in trace.spans}
+        assert [s for s in trace.spans if not s.references][0].operationName == "invoke_workflow sequential"
+        for span in trace.spans:
+            assert span.processID in trace.processes and span.traceID == trace.traceID
+            original = by_id[(trace.traceID, span.spanID)]
+            assert span.startTime == original.start_ns // 1000 and started_us - 1 <= span.startTime
+            assert [r.spanID for r in span.references] == ([original.parent_span_id] if original.parent_span_id else [])
+            assert all(r.spanID in ids for r in span.references)
+        assert {p.serviceName for p in trace.processes.values()} == {"relaygraph"}
+
+    otlp = cli.invoke(app, ["traces", "export", thread, "--format", "otlp-json", "--checkpoint-db", url])
+    body = json.loads(otlp.output)
+    resource = body["resourceSpans"][0]
+    assert {"key": "service.name", "value": {"stringValue": "relaygraph"}} in resource["resource"]["attributes"]
+    otlp_spans = [s for rs in body["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+    assert len(otlp_spans) == len(stored)
+    assert {(s["traceId"], s["spanId"], s.get("parentSpanId")) for s in otlp_spans} == {
+        (s.trace_id, s.span_id, s.parent_span_id) for s in stored}
+
+
+def test_traces_show_for_an_unknown_thread_says_which_threads_have_traces(tracing_off, isolated_env) -> None:
+    url = f"sqlite:///{isolated_env['db']}"
+    shown = CliRunner().invoke(app, ["traces", "show", "no-such-thread", "--checkpoint-db", url])
+    assert shown.exit_code == 2
+    assert "No spans stored for thread 'no-such-thread'" in shown.output
+    assert "--trace" in shown.output
+
+
+@pytest.mark.parametrize("value", ["zipkin", "otlp,bogus"])
+def test_an_unsupported_exporter_name_is_an_error_that_names_the_choices(tracing_off, monkeypatch, value) -> None:
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", value)
+    with pytest.raises(telemetry.TelemetryError, match="use otlp, console or none"):
+        telemetry.configure(force=True)
