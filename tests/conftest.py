@@ -276,3 +276,78 @@ def any_url(request: pytest.FixtureRequest) -> str:
     """The same test on every backend."""
     return request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url",
                                     "mysql": "mysql_url"}[request.param])
+
+
+# --- workflows (graphs/parallel.py, graphs/handoff.py, graphs/hierarchical.py) ----------------
+
+
+class RolePlay:
+    """Per-role behaviour for :class:`RoleModel`, keyed by the agent's role (``"record scorer"``).
+
+    ``scripts[role]``: actions like :class:`Script`'s, consumed across that role's calls;
+    ``failures[role]``: an exception every call of that role raises; ``delay``: seconds each
+    call of the roles in ``slow`` takes (to observe concurrency). ``calls`` counts calls per
+    role; ``peak`` is the most calls of ``slow`` roles that were in flight at once.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.scripts: dict[str, list[Any]] = {}
+        self.failures: dict[str, BaseException] = {}
+        self.slow: set[str] = set()
+        self.delay = 0.0
+        self.calls: dict[str, int] = {}
+        self.active = 0
+        self.peak = 0
+        self.lock = threading.Lock()
+
+
+class RoleModel(Model):
+    """The offline policy, except where :class:`RolePlay` says otherwise for a role."""
+
+    def __init__(self, play: RolePlay) -> None:
+        from runtime.offline import OfflinePolicyModel
+
+        super().__init__(model_id="roles")
+        self.play, self.policy = play, OfflinePolicyModel()
+
+    def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kw):
+        import time
+
+        from tests.crash_runner import identify
+
+        role, _, _ = identify(messages)
+        play = self.play
+        with play.lock:
+            play.calls[role] = play.calls.get(role, 0) + 1
+            if role in play.slow:
+                play.active += 1
+                play.peak = max(play.peak, play.active)
+        try:
+            if role in play.slow:
+                time.sleep(play.delay)
+            if role in play.failures:
+                raise play.failures[role]
+            if play.scripts.get(role):
+                action = play.scripts[role].pop(0)
+                name, args = ("final_answer", {"answer": action[1]}) if action[0] == "final" else action[1:]
+                call = ChatMessageToolCall(id=f"call_{uuid.uuid4().hex[:8]}", type="function",
+                                           function=ChatMessageToolCallFunction(name=name, arguments=args))
+                return ChatMessage(role=MessageRole.ASSISTANT, content=f"Thought: scripted {name}",
+                                   tool_calls=[call])
+            return self.policy.generate(messages, stop_sequences, response_format, tools_to_call_from, **kw)
+        finally:
+            if role in play.slow:
+                with play.lock:
+                    play.active -= 1
+
+
+@pytest.fixture
+def roles(monkeypatch: pytest.MonkeyPatch) -> RolePlay:
+    """Register the ``roles`` provider (offline policy with per-role overrides) for this test."""
+    play = RolePlay()
+    register_provider(Provider("roles", lambda s: RoleModel(play), lambda s: OfflineChatModel(),
+                               lambda s: "offline policy with scripted roles (test double)"))
+    monkeypatch.setenv("RELAYGRAPH_MODEL", "roles")
+    return play

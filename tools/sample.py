@@ -7,6 +7,8 @@ find precisely these: :data:`DEFECTS`.
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +109,8 @@ def ensure_sample(data_dir: Path) -> Path:
     path = data_dir / SAMPLE_NAME
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        # A tmp name per writer: parallel branches may all find the sample missing at once.
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         generate().to_csv(tmp, index=False)
         tmp.replace(path)  # atomic: parallel runs never read a half-written file
     return path

@@ -1,0 +1,67 @@
+"""The relaygraph CLI with an observable offline model, for crash-and-resume tests.
+
+    CRASH_LOG=FILE [CRASH_BLOCK_ROLE=ROLE] python tests/crash_runner.py run GRAPH ...
+
+The ``crashy`` provider is the offline policy plus two things a test needs from outside the
+process: a log line per agent run (``start``/``final`` with the agent's role and partition),
+and, when ``CRASH_BLOCK_ROLE`` names a role, that agent blocking forever — so the test can
+SIGKILL the process in the middle of a graph, after other nodes have checkpointed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from typing import Any
+
+from runtime.offline import OFFLINE_LABEL, OfflineChatModel, OfflinePolicyModel, read_transcript
+
+ROLE_RE = re.compile(r"You are the (.+?) in a team")
+
+
+def identify(messages: list[Any]) -> tuple[str, str, bool]:
+    """(role, role[@partition], first call of this agent run) from the agent's messages."""
+    transcript = read_transcript(messages)
+    match = ROLE_RE.search(transcript.task)
+    role = match.group(1) if match else "?"
+    partition = transcript.context.get("partition")
+    return role, f"{role}@{partition}" if partition else role, not transcript.calls
+
+
+class LoggingPolicy(OfflinePolicyModel):
+    def __init__(self, log: str, block_role: str | None) -> None:
+        super().__init__()
+        self.log, self.block_role = log, block_role
+
+    def note(self, line: str) -> None:
+        with open(self.log, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kw):
+        role, key, first = identify(messages)
+        if first:
+            self.note(f"start {key}")
+        if role == self.block_role:
+            self.note(f"block {key}")
+            time.sleep(3600)  # the test kills the process here
+        message = super().generate(messages, stop_sequences, response_format, tools_to_call_from, **kw)
+        if message.tool_calls and message.tool_calls[0].function.name == "final_answer":
+            self.note(f"final {key}")
+        return message
+
+
+def main() -> None:
+    from runtime.cli import main as cli_main
+    from runtime.providers import Provider, register_provider
+
+    log, block = os.environ["CRASH_LOG"], os.environ.get("CRASH_BLOCK_ROLE") or None
+    register_provider(Provider("crashy", lambda s: LoggingPolicy(log, block), lambda s: OfflineChatModel(),
+                               lambda s: OFFLINE_LABEL))
+    sys.argv = ["relaygraph", *sys.argv[1:]]
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
