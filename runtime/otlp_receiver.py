@@ -122,3 +122,34 @@ def request_to_dict(body: bytes) -> dict[str, Any]:
     request = ExportTraceServiceRequest()
     request.ParseFromString(body)
     return MessageToDict(request)
+
+
+def main() -> None:
+    """``python -m runtime.otlp_receiver [--port 4318]``: a stand-in for Jaeger's OTLP port that
+    prints one line per received span (name, ids, service) — handy to check an exporter setup."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4318)
+    parser.add_argument("--quiet", action="store_true", help="print only a count per request")
+    args = parser.parse_args()
+    with OtlpReceiver(args.host, args.port) as receiver:
+        print(f"listening on {receiver.endpoint}/v1/traces", flush=True)
+        seen = 0
+        try:
+            while True:
+                time.sleep(0.2)
+                new, seen = receiver.spans[seen:], len(receiver.spans)
+                if new and args.quiet:
+                    print(f"received {len(new)} spans (total {seen})", flush=True)
+                for span in [] if args.quiet else new:
+                    print(f"{span.service_name} {span.trace_id[:8]} {span.span_id} <- {span.parent_span_id} "
+                          f"{span.name}", flush=True)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -32,7 +32,6 @@ Prompts, messages, tool arguments and results are recorded only with
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -62,6 +61,7 @@ RUN_ID = "relaygraph.run_id"
 NODE = "langgraph.node"
 STEP = "langgraph.step"
 ATTEMPT = "relaygraph.node.attempt"
+AGENT_NODE = "relaygraph.agent.node"  # the agent's name for its node (its progress entry), not LangGraph's
 CHECKPOINT_ID = "langgraph.checkpoint.id"
 PARENT_CHECKPOINT_ID = "langgraph.checkpoint.parent_id"
 USAGE_IN, USAGE_OUT = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
@@ -624,7 +624,8 @@ class SpanHandler(BaseCallbackHandler):
         span = tracer().start_span(f"chat {model}", context=ctx, kind=SpanKind.CLIENT, attributes={
             OP: "chat", "gen_ai.request.model": model, OI_KIND: "LLM", "llm.model_name": model,
             "gen_ai.provider.name": str(metadata.get("ls_provider") or "unknown")})
-        _content(span, "gen_ai.input.messages", [[_message_dict(m) for m in batch] for batch in messages])
+        if _state.trace_content:
+            _content(span, "gen_ai.input.messages", [[_message_dict(m) for m in batch] for batch in messages])
         child = trace.set_span_in_context(span, ctx)
         self._runs[run_id] = _Run("chat", model, child, span, otel_context.attach(child), model=model,
                                   root=parent.root if parent else None)
@@ -788,7 +789,7 @@ class AgentTrace:
             return self
         attrs = {OP: "invoke_agent", "gen_ai.agent.name": self.agent, "gen_ai.agent.id": f"{self.node}/{self.agent}",
                  "gen_ai.provider.name": self.provider, "gen_ai.conversation.id": self.thread_id, OI_KIND: "AGENT",
-                 "graph.node.id": self.node, NODE: self.node, THREAD_ID: self.thread_id, ATTEMPT: self.attempt}
+                 AGENT_NODE: self.node, THREAD_ID: self.thread_id, ATTEMPT: self.attempt}
         if self.model_id:
             attrs["gen_ai.request.model"] = self.model_id
         self.span = tracer().start_span(f"invoke_agent {self.agent}", attributes=attrs)
@@ -844,7 +845,8 @@ class AgentTrace:
                      OI_KIND: "LLM", "llm.model_name": model_id}
             with tracer().start_as_current_span(f"chat {model_id}", kind=SpanKind.CLIENT, attributes=attrs,
                                                 record_exception=False, set_status_on_exception=False) as span:
-                _content(span, "gen_ai.input.messages", [_smol_message(m) for m in messages])
+                if _state.trace_content:  # built only when recorded: this runs on every LLM call
+                    _content(span, "gen_ai.input.messages", [_smol_message(m) for m in messages])
                 try:
                     message = generate(messages, *args, **kwargs)
                 except Exception as exc:
@@ -860,7 +862,8 @@ class AgentTrace:
                 calls = [c.function.name for c in getattr(message, "tool_calls", None) or ()]
                 if calls:
                     span.set_attribute("relaygraph.llm.tool_calls", calls)
-                _content(span, "gen_ai.output.messages", _smol_message(message))
+                if _state.trace_content:
+                    _content(span, "gen_ai.output.messages", _smol_message(message))
                 record_llm_usage(model_id, *tokens)
                 return message
 
@@ -889,7 +892,7 @@ class AgentTrace:
         number = int(getattr(self._smol_agent, "step_number", 0) or 0)
         span = tracer().start_span(f"react_step {self.agent}", attributes={
             OP: "react_step", "gen_ai.agent.name": self.agent, "relaygraph.step.number": number,
-            OI_KIND: "CHAIN", NODE: self.node})
+            OI_KIND: "CHAIN", AGENT_NODE: self.node})
         usage = Usage()
         ctx = _with_usage(trace.set_span_in_context(span), usage)
         self._step = (span, otel_context.attach(ctx), usage)

@@ -48,7 +48,7 @@ def _label(span: StoredSpan) -> Text:
     text.append(f"  {_duration(span.duration_ms)}", style="cyan")
     details = [f"{label}={_short(span.attributes[key])}" for key, label in _SHOWN if key in span.attributes]
     if span.status_code == 2:
-        details.append(f"error: {span.status_message or ''}"[:160])
+        details.append("error: " + " ".join((span.status_message or "").split())[:160])
     if details:
         text.append("  " + " ".join(details), style="dim")
     return text

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -56,24 +57,6 @@ def test_the_real_otlp_http_exporter_delivers_the_same_span_tree_with_the_servic
     assert root.attributes["openinference.span.kind"] == "CHAIN"
     kinds = {s.attributes.get("gen_ai.operation.name") for s in receiver.spans}
     assert {"invoke_workflow", "invoke_agent", "chat", "execute_tool"} <= kinds
-
-
-def test_the_environment_alone_traces_a_plain_graph_invoke_as_under_langgraph_dev(tmp_path) -> None:
-    """`langgraph dev` imports the graph module with langgraph.json's ``env``: nothing else."""
-    with OtlpReceiver() as receiver:
-        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "dev-like",
-               "RELAYGRAPH_TRACE_STORE": "false", "PYTHONPATH": str(REPO)}
-        code = ("from graphs.sequential import graph\n"
-                "graph.invoke({'task': 'Profile the dataset.'}, {'configurable': {'thread_id': 'env-only'}})\n")
-        subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
-        deadline = time.monotonic() + 10  # the SDK flushes at exit; the request may still be in flight
-        while not any(s.parent_span_id is None for s in receiver.spans) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    roots = [s for s in receiver.spans if s.parent_span_id is None]
-    assert [r.name for r in roots] == ["invoke_workflow sequential"]
-    assert roots[0].attributes["relaygraph.thread_id"] == "env-only"
-    assert {s.service_name for s in receiver.spans} == {"dev-like"}
-    assert any(s.name == "invoke_agent extract" for s in receiver.spans)
 
 
 # --- Jaeger UI's legacy JSON, as a schema ----------------------------------------------------
@@ -199,3 +182,63 @@ def test_an_unsupported_exporter_name_is_an_error_that_names_the_choices(tracing
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", value)
     with pytest.raises(telemetry.TelemetryError, match="use otlp, console or none"):
         telemetry.configure(force=True)
+
+
+def test_langgraph_dev_runs_are_traced_from_the_environment_with_correct_parents(tmp_path) -> None:
+    """A real `langgraph dev` server, configured only by OTEL_* variables, exporting over OTLP."""
+    import shutil
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
+    if exe is None:
+        pytest.fail("langgraph CLI missing: pip install -e '.[test]' (it brings langgraph-cli[inmem])")
+    with OtlpReceiver() as receiver:
+        port = free_port()
+        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "relaygraph-dev",
+               "OTEL_BSP_SCHEDULE_DELAY": "100", "RELAYGRAPH_DATA_DIR": str(tmp_path / "data"),
+               "RELAYGRAPH_OUTPUT_DIR": str(tmp_path / "out"), "RELAYGRAPH_CHECKPOINT_DB": f"sqlite:///{tmp_path / 'dev.db'}",
+               "RELAYGRAPH_MODEL": "offline", "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
+        log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen([exe, "dev", "--no-browser", "--no-reload", "--port", str(port),
+                                 "--config", str(REPO / "langgraph.json")],
+                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+
+        def post(path: str, payload: dict[str, Any]) -> dict[str, Any]:
+            request = urllib.request.Request(url + path, data=json.dumps(payload).encode(),
+                                             headers={"Content-Type": "application/json"})
+            return json.load(urllib.request.urlopen(request, timeout=120))
+
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/ok", timeout=2)
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"langgraph dev did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
+                    time.sleep(0.5)
+            thread = post("/threads", {})["thread_id"]
+            post(f"/threads/{thread}/runs/wait", {"assistant_id": "sequential", "input": {"task": "Profile the dataset."}})
+            deadline = time.monotonic() + 30
+            while not any(s.parent_span_id is None for s in receiver.spans) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+    spans = {s.span_id: s for s in receiver.spans}
+    roots = [s for s in spans.values() if s.parent_span_id is None]
+    assert [r.name for r in roots] == ["invoke_workflow sequential"]
+    assert roots[0].attributes["relaygraph.thread_id"] == thread
+    assert {s.service_name for s in spans.values()} == {"relaygraph-dev"}
+    for agent in ("extract", "clean", "analyze", "report"):  # async server, sync nodes in its thread pool
+        span = next(s for s in spans.values() if s.name == f"invoke_agent {agent}")
+        node = spans[span.parent_span_id]
+        assert node.name == f"node {agent}" and node.parent_span_id == roots[0].span_id
