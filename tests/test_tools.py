@@ -139,3 +139,15 @@ def test_partitions_are_disjoint_and_cover_every_row() -> None:
     assert pd.concat(parts)["x"].tolist() == list(range(103))
     with pytest.raises(ValueError, match="k/n"):
         take_partition(frame, "two of four")
+
+
+def test_concurrent_first_runs_all_get_the_whole_sample(tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tools.sample import ensure_sample
+
+    with ThreadPoolExecutor(6) as pool:
+        paths = list(pool.map(lambda _: ensure_sample(tmp_path / "d"), range(6)))
+    assert len(set(paths)) == 1
+    assert len(pd.read_csv(paths[0])) == len(generate())
+    assert [p.name for p in (tmp_path / "d").iterdir()] == ["sample_sales.csv"]  # no temp left

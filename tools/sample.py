@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
