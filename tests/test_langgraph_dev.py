@@ -33,3 +33,40 @@ def test_sequential_round_trip_through_runs_wait(langgraph_dev: str) -> None:
     assert "no LLM" in state["result"]["provider"]
     assert {s["agent"] for s in state["steps"]} == {"extract", "clean", "analyze", "report"}
     assert "48 duplicate rows" in state["answers"]["clean"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("graph", "check"), [
+    ("parallel", lambda r: r["success_rate"] == 1.0 and len(r["parallel"]["branches"]) == 4),
+    ("handoff", lambda r: r["handoffs"]["route"].startswith("triage → quality")),
+    ("hierarchical", lambda r: r["quality"]["overall"]["coverage"] == 1.0),
+])
+def test_workflow_round_trip_through_runs_wait(langgraph_dev: str, graph: str, check) -> None:
+    import importlib
+
+    task = importlib.import_module(f"graphs.{graph}").DEFAULT_TASK
+    with httpx.Client(base_url=langgraph_dev, timeout=120) as client:
+        thread = client.post("/threads", json={}).raise_for_status().json()["thread_id"]
+        state = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": graph, "input": {"task": task},
+        }).raise_for_status().json()
+    assert state["result"]["status"] == "completed", state.get("result")
+    assert check(state["result"])
+
+
+@pytest.mark.slow
+def test_approval_round_trip_through_runs_wait(langgraph_dev: str) -> None:
+    """configurable.approve_before pauses the run; Command(resume=...) continues it."""
+    config = {"configurable": {"approve_before": ["aggregate"], "specialists": ["scorer"]}}
+    with httpx.Client(base_url=langgraph_dev, timeout=120) as client:
+        thread = client.post("/threads", json={}).raise_for_status().json()["thread_id"]
+        paused = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": "parallel", "input": {"task": "Clean, then score."}, "config": config,
+        }).raise_for_status().json()
+        assert paused["__interrupt__"][0]["value"]["node"] == "aggregate"
+        done = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": "parallel", "command": {"resume": {"approved": True, "comment": "ok"}},
+            "config": config,
+        }).raise_for_status().json()
+    assert done["result"]["status"] == "completed"
+    assert done["result"]["approvals"][0]["comment"] == "ok"
