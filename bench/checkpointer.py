@@ -192,15 +192,15 @@ def fill_thread(saver: BaseCheckpointSaver, thread_id: str, n: int) -> None:
     """n checkpoints of a typical small state (counter, 300-char note, 3 messages)."""
     config: dict[str, Any] = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
     messages = [AIMessage(f"message {i} " + "x" * 200, id=str(i)) for i in range(3)]
-    version = None
+    version = first = saver.get_next_version(None, None)
     for i in range(n):
         version = saver.get_next_version(version, None)
         cp = empty_checkpoint()
         cp["channel_values"] = {"step": i, "note": f"{i:06d}" + "n" * 300, "messages": messages}
-        cp["channel_versions"] = {"step": version, "note": version, "messages": "1"}
+        cp["channel_versions"] = {"step": version, "note": version, "messages": first}
         new = {"step": version, "note": version}
         if i == 0:
-            cp["channel_versions"]["messages"] = new["messages"] = version
+            new["messages"] = first
         config = saver.put(config, cp, {"source": "loop", "step": i, "parents": {}}, new)
 
 

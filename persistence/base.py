@@ -425,16 +425,24 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         write_rows: dict[tuple[str, str, str], list[Any]] = {}
         for (thread_id, ns), (pairs, ids) in groups.items():
             found = chain_rows.setdefault((thread_id, ns), {})
-            for part in chunks(sorted(pairs), 100):
-                got = yield query(
-                    schema.SELECT_BLOB_CHAINS,
-                    {
-                        "thread_id": thread_id,
-                        "checkpoint_ns": ns,
-                        "channels": sorted({c for c, _ in part}),
-                        "versions": sorted({v for _, v in part}),
-                    },
-                )
+            for part in chunks(sorted(pairs), 50):
+                params: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ns}
+                for i, (channel, version) in enumerate(part):
+                    params[f"c{i}"], params[f"v{i}"] = channel, version
+                got = yield query(schema.select_blobs(len(part)), params)
+                for b in got:
+                    found[(b.channel, b.version)] = b
+            # Deltas need their chain: every row of the same root below their depth.
+            chains: dict[tuple[str, str], int] = {}
+            for b in list(found.values()):
+                if b.base_version is not None:
+                    key = (b.channel, b.root_version)
+                    chains[key] = max(chains.get(key, 0), b.depth)
+            for part in chunks(sorted(chains.items()), 50):
+                params = {"thread_id": thread_id, "checkpoint_ns": ns}
+                for i, ((channel, root), depth) in enumerate(part):
+                    params[f"c{i}"], params[f"r{i}"], params[f"d{i}"] = channel, root, depth
+                got = yield query(schema.select_chain_members(len(part)), params)
                 for b in got:
                     found[(b.channel, b.version)] = b
             for part in chunks(ids):

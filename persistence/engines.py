@@ -69,6 +69,28 @@ def install_sqlite_hooks(
     engine._relaygraph_sqlite_hooks = True  # type: ignore[attr-defined]
 
 
+def install_postgres_hooks(engine: sa.Engine) -> None:
+    """Plan every statement for its actual parameters.
+
+    psycopg prepares a statement after a few runs and PostgreSQL may then switch to a
+    generic plan, which for "this thread's blobs" cannot see that the thread is huge
+    and reads all of it (a 10,000-checkpoint thread read in 10 ms instead of 0.1 ms).
+    """
+    if getattr(engine, "_relaygraph_pg_hooks", False):
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True
+        try:
+            dbapi_conn.execute("SET plan_cache_mode = force_custom_plan")
+        finally:
+            dbapi_conn.autocommit = autocommit
+
+    engine._relaygraph_pg_hooks = True  # type: ignore[attr-defined]
+
+
 def engine_kwargs_for(url: URL, busy_timeout_ms: int, **engine_kwargs: Any) -> dict[str, Any]:
     """Defaults per backend, overridable by the caller's ``engine_kwargs``."""
     backend = backend_of(url)
@@ -109,6 +131,8 @@ def make_engine(
         install_sqlite_hooks(
             sync_engine, busy_timeout_ms=busy_timeout_ms, synchronous=sqlite_synchronous
         )
+    elif backend_of(target) == "postgresql":
+        install_postgres_hooks(sync_engine)
     return engine
 
 

@@ -96,9 +96,11 @@ blobs = sa.Table(
     sa.Column("base_version", _key(MAX_ID), nullable=True),
     sa.Column("depth", sa.Integer, nullable=False, server_default="0"),
     sa.Column("item_count", sa.Integer, nullable=True),
+    # root_version first: sharing the primary key's (thread, ns, channel) prefix made
+    # PostgreSQL without statistics pick this index for primary-key lookups.
     sa.Index(
         "ix_rg_checkpoint_blobs_chain",
-        "thread_id", "checkpoint_ns", "channel", "root_version", "depth",
+        "root_version", "thread_id", "checkpoint_ns", "channel", "depth",
     ),
 )
 
@@ -167,39 +169,52 @@ SELECT_WRITES = sa.select(
     writes.c.checkpoint_id.in_(sa.bindparam("checkpoint_ids", expanding=True)),
 )
 
-_target = blobs.alias("target")
-_member = blobs.alias("member")
-
-# Every row a requested (channel, version) needs: itself, or for a delta every row of
-# its chain up to its depth (siblings from forks included; the walk picks the path).
-SELECT_BLOB_CHAINS = sa.select(
-    _member.c.channel,
-    _member.c.version,
-    _member.c.type,
-    _member.c.blob,
-    _member.c.base_version,
-    _member.c.depth,
-    _member.c.item_count,
-).select_from(
-    _target.join(
-        _member,
-        sa.and_(
-            _member.c.thread_id == _target.c.thread_id,
-            _member.c.checkpoint_ns == _target.c.checkpoint_ns,
-            _member.c.channel == _target.c.channel,
-            _member.c.root_version == _target.c.root_version,
-            _member.c.depth <= _target.c.depth,
-        ),
-    )
-).where(
-    _target.c.thread_id == sa.bindparam("thread_id"),
-    _target.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
-    # Two IN lists rather than a row-value IN: SQLite only searches the primary key for
-    # the former (a row-value IN scanned every blob of the thread). The cross product
-    # may fetch a few extra rows; callers pick the pairs they asked for.
-    _target.c.channel.in_(sa.bindparam("channels", expanding=True)),
-    _target.c.version.in_(sa.bindparam("versions", expanding=True)),
+_BLOB_COLS = (
+    blobs.c.channel,
+    blobs.c.version,
+    blobs.c.type,
+    blobs.c.blob,
+    blobs.c.root_version,
+    blobs.c.base_version,
+    blobs.c.depth,
+    blobs.c.item_count,
 )
+
+
+# Blob lookups are a UNION ALL of branches that each pin a full index prefix with
+# equalities. Why: an OR of pairs, a row-value IN or two IN lists let SQLite, or a
+# PostgreSQL planner without fresh statistics, search by (thread_id, checkpoint_ns)
+# only and read every blob of a long thread (10 ms instead of 0.1 ms at 3,000 rows).
+@lru_cache(maxsize=64)
+def select_blobs(pairs: int) -> sa.CompoundSelect | sa.Select:
+    """The blobs of ``pairs`` (channel, version) pairs, bound as ``c0``/``v0``, ..."""
+    branches = [
+        sa.select(*_BLOB_COLS).where(
+            blobs.c.thread_id == sa.bindparam("thread_id"),
+            blobs.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+            blobs.c.channel == sa.bindparam(f"c{i}"),
+            blobs.c.version == sa.bindparam(f"v{i}"),
+        )
+        for i in range(pairs)
+    ]
+    return branches[0] if pairs == 1 else sa.union_all(*branches)
+
+
+@lru_cache(maxsize=64)
+def select_chain_members(chains: int) -> sa.CompoundSelect | sa.Select:
+    """Rows of delta chains below a depth: ``c0``/``r0`` (channel, root) and ``d0``, ..."""
+    branches = [
+        sa.select(*_BLOB_COLS).where(
+            blobs.c.thread_id == sa.bindparam("thread_id"),
+            blobs.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+            blobs.c.channel == sa.bindparam(f"c{i}"),
+            blobs.c.root_version == sa.bindparam(f"r{i}"),
+            blobs.c.depth < sa.bindparam(f"d{i}"),
+        )
+        for i in range(chains)
+    ]
+    return branches[0] if chains == 1 else sa.union_all(*branches)
+
 
 DELETE_THREAD = tuple(
     t.delete().where(t.c.thread_id.in_(sa.bindparam("thread_ids", expanding=True)))
