@@ -10,6 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,16 +118,20 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-@pytest.fixture(scope="session")
-def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real ``langgraph dev`` server on a free loopback port, serving langgraph.json."""
+@contextmanager
+def running_langgraph_dev(root: Path) -> Iterator[str]:
+    """Start ``langgraph dev`` for langgraph.json on a free loopback port; stop it on exit.
+
+    State goes to ``root`` (data, outputs, the checkpoint database ``root/dev.db`` and the
+    server's own ``.langgraph_api`` thread registry — it runs with ``root`` as its working
+    directory), so a second server started on the same ``root`` sees the first one's threads.
+    """
     import shutil
     import subprocess
     import sys
     import time
     import urllib.request
 
-    root = tmp_path_factory.mktemp("langgraph-dev")
     exe = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
     if exe is None:
         pytest.fail("langgraph CLI missing: pip install -e '.[test]' (it brings langgraph-cli[inmem])")
@@ -134,10 +139,11 @@ def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "RELAYGRAPH_DATA_DIR": str(root / "data"), "RELAYGRAPH_OUTPUT_DIR": str(root / "out"),
            "RELAYGRAPH_CHECKPOINT_DB": f"sqlite:///{root / 'dev.db'}", "RELAYGRAPH_MODEL": "offline",
            "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
-    log = open(root / "server.log", "w")  # noqa: SIM115 - closed below
+    log_path = root / f"server-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([exe, "dev", "--no-browser", "--no-reload", "--port", str(port),
                              "--config", str(REPO / "langgraph.json")],
-                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -147,7 +153,7 @@ def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"langgraph dev did not start; log:\n{(root / 'server.log').read_text()[-3000:]}")
+                    pytest.fail(f"langgraph dev did not start; log:\n{log_path.read_text()[-3000:]}")
                 time.sleep(0.5)
         yield url
     finally:
@@ -157,6 +163,13 @@ def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One ``langgraph dev`` server shared by the tests that only need a running one."""
+    with running_langgraph_dev(tmp_path_factory.mktemp("langgraph-dev")) as url:
+        yield url
 
 
 @pytest.fixture

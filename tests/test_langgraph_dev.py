@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import REPO
+from runtime.checkpointing import open_checkpointer
+from tests.conftest import REPO, running_langgraph_dev
 
 
 def listed_graphs() -> list[str]:
@@ -70,3 +71,30 @@ def test_approval_round_trip_through_runs_wait(langgraph_dev: str) -> None:
         }).raise_for_status().json()
     assert done["result"]["status"] == "completed"
     assert done["result"]["approvals"][0]["comment"] == "ok"
+
+
+@pytest.mark.slow
+def test_a_thread_survives_a_restart_of_langgraph_dev(tmp_path) -> None:
+    """langgraph.json points `langgraph dev` at relaygraph's saver, so threads outlive the server."""
+    with running_langgraph_dev(tmp_path) as url, httpx.Client(base_url=url, timeout=120) as client:
+        thread = client.post("/threads", json={}).raise_for_status().json()["thread_id"]
+        first = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": "sequential", "input": {"task": "Validate, clean, analyse and report."},
+        }).raise_for_status().json()
+        assert first["result"]["status"] == "completed"
+
+    with open_checkpointer(f"sqlite:///{tmp_path / 'dev.db'}") as saver:  # relaygraph's saver has it
+        stored = list(saver.list({"configurable": {"thread_id": thread}}))
+    assert len(stored) >= 6
+    assert stored[0].checkpoint["channel_values"]["result"] == first["result"]
+
+    with running_langgraph_dev(tmp_path) as url, httpx.Client(base_url=url, timeout=120) as client:
+        state = client.get(f"/threads/{thread}/state").raise_for_status().json()
+        assert state["values"]["result"] == first["result"]
+        history = client.post(f"/threads/{thread}/history", json={"limit": 100}).raise_for_status().json()
+        assert len(history) >= 6  # input + four agents + finalize, all read back from the database
+        again = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": "sequential", "input": {"task": "Once more on the same thread."},
+        }).raise_for_status().json()
+        assert again["result"]["status"] == "completed"
+        assert len(again["steps"]) > len(first["steps"])  # the thread's steps carried on
