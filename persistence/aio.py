@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from persistence import migrations
 from persistence.base import (
+    DEFAULT_COMPRESS_MIN_BYTES,
     DEFAULT_DELTA_SNAPSHOT_EVERY,
     DEFAULT_INLINE_STR_MAX,
     BaseSQLAlchemySaver,
@@ -124,6 +125,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         serde: SerializerProtocol | None = None,
         delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
         inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
         auto_setup: bool = True,
     ) -> None:
         super().__init__(
@@ -131,6 +133,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
             serde=serde,
             delta_snapshot_every=delta_snapshot_every,
             inline_str_max=inline_str_max,
+            compress_min_bytes=compress_min_bytes,
         )
         self.engine = engine
         if self.dialect == "sqlite":
@@ -154,6 +157,8 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         sqlite_synchronous: SqliteSynchronous = "NORMAL",
         busy_timeout_ms: int = 30_000,
         delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
         **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on a new async engine for ``url``, disposed on exit.
@@ -169,7 +174,13 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             await acheck_connection(engine)
-            yield cls(engine, serde=serde, delta_snapshot_every=delta_snapshot_every)
+            yield cls(
+                engine,
+                serde=serde,
+                delta_snapshot_every=delta_snapshot_every,
+                compress_min_bytes=compress_min_bytes,
+                inline_str_max=inline_str_max,
+            )
         finally:
             await engine.dispose()
 

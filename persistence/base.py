@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
+import zlib
 from collections import OrderedDict
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ T = TypeVar("T")
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 DEFAULT_DELTA_SNAPSHOT_EVERY = 64
 DEFAULT_INLINE_STR_MAX = 256
+DEFAULT_COMPRESS_MIN_BYTES = 256
+ZLIB_PREFIX = "zlib:"
 _CHUNK = 500  # bound on IN-list sizes (SQLite variables, statement length)
 _CHAIN_CACHE_SIZE = 4096
 
@@ -119,6 +122,8 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
       appended items plus a reference to the previous version; a full copy is written
       again after at least this many deltas, once they outweigh the last full copy
       (see ``_snapshot_due``). 0 disables deltas.
+    * ``compress_min_bytes`` - serialized values at least this big are stored
+      zlib-compressed (level 1) when that saves 10%; None turns compression off.
     * ``inline_str_max`` - strings up to this length (and numbers, bools, None) live in
       the checkpoint row itself, saving a blob row and a lookup.
     """
@@ -132,8 +137,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
         inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
     ) -> None:
         super().__init__(serde=serde)
+        self.compress_min_bytes = compress_min_bytes
         self.dialect = "mysql" if dialect == "mariadb" else dialect
         self._st = schema.statements_for(self.dialect)
         self.delta_snapshot_every = max(0, int(delta_snapshot_every))
@@ -144,10 +151,11 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
     # --- versions ---------------------------------------------------------------------
 
     def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
-        """Zero-padded counter plus a random fraction, like the official savers.
+        """Zero-padded counter plus a random suffix; sorts as a string.
 
         Why random: two forks of one thread writing the same channel get distinct
-        versions, so their blobs never collide.
+        versions, so their blobs never collide. Shorter than the official savers'
+        51-character versions: every checkpoint repeats them several times.
         """
         if current is None:
             current_v = 0
@@ -155,7 +163,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             current_v = int(current)
         else:
             current_v = int(str(current).split(".")[0])
-        return f"{current_v + 1:032}.{random.random():016}"
+        return f"{current_v + 1:012d}.{random.getrandbits(32):08x}"
 
     # --- delta chain cache ------------------------------------------------------------
 
@@ -193,6 +201,24 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             return True
         return isinstance(value, str) and len(value) <= self.inline_str_max
 
+    def _dumps(self, value: Any) -> tuple[str, bytes]:
+        """``serde.dumps_typed``, zlib-compressed when large and it pays off.
+
+        Compression tags the type (``zlib:msgpack``) so rows stay self-describing; it
+        is on top of, not instead of, storing deltas.
+        """
+        type_, data = self.serde.dumps_typed(value)
+        if self.compress_min_bytes is not None and data and len(data) >= self.compress_min_bytes:
+            packed = zlib.compress(data, 1)
+            if len(packed) < len(data) * 0.9:
+                return ZLIB_PREFIX + type_, packed
+        return type_, data
+
+    def _decode(self, type_: str, data: bytes | None) -> Any:
+        if type_.startswith(ZLIB_PREFIX):
+            type_, data = type_[len(ZLIB_PREFIX) :], zlib.decompress(data or b"")
+        return self.serde.loads_typed((type_, data))
+
     def _digest(self, item: Any) -> bytes:
         type_, data = self.serde.dumps_typed(item)
         return hashlib.blake2b(data, digest_size=16, person=type_.encode()[:16]).digest()
@@ -219,7 +245,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             "item_count": None,
         }
         if type(value) is not list or not self.delta_snapshot_every:
-            row["type"], row["blob"] = self.serde.dumps_typed(value)
+            row["type"], row["blob"] = self._dumps(value)
             return row, None
         digests = [self._digest(item) for item in value]
         prev = self._chain_get(key)
@@ -231,7 +257,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             and len(digests) >= count
             and digests[:count] == prev.digests
         ):
-            row["type"], row["blob"] = self.serde.dumps_typed(value[count:])
+            row["type"], row["blob"] = self._dumps(value[count:])
             row.update(
                 root_version=prev.root, base_version=prev.version, depth=prev.depth + 1
             )
@@ -240,7 +266,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 prev.root_bytes, prev.delta_bytes + len(row["blob"]),
             )
         else:
-            row["type"], row["blob"] = self.serde.dumps_typed(value)
+            row["type"], row["blob"] = self._dumps(value)
             state = _ChainState(version, version, 0, digests, len(row["blob"]), 0)
         row["item_count"] = len(value)
         return row, state
@@ -304,7 +330,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             updates[(thread_id, ns, channel)] = state
         stored = dict(checkpoint)
         stored["channel_values"] = inline
-        type_, data = self.serde.dumps_typed(stored)
+        type_, data = self._dumps(stored)
         md = get_serializable_checkpoint_metadata(config, metadata)
         run_id = md.get("run_id")
         parent = conf.get("checkpoint_id")
@@ -338,7 +364,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         _check_length("task_id", task_id, schema.MAX_TASK_ID)
         rows = []
         for idx, (channel, value) in enumerate(writes):
-            type_, blob = self.serde.dumps_typed(value)
+            type_, blob = self._dumps(value)
             rows.append(
                 {
                     "thread_id": thread_id,
@@ -502,7 +528,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         checkpoint_id: str | None, channel: str,
     ) -> Any:
         try:
-            return self.serde.loads_typed((type_, data))
+            return self._decode(type_, data)
         except Exception as exc:  # any decoder error means the bytes are unusable
             raise CheckpointCorruptError(
                 thread_id=thread_id, checkpoint_ns=ns, checkpoint_id=checkpoint_id,
@@ -588,7 +614,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         keep: set[tuple[str, str]] = set()
         for r in refs:
             try:
-                checkpoint = self.serde.loads_typed((r.type, r.checkpoint))
+                checkpoint = self._decode(r.type, r.checkpoint)
             except Exception:
                 return 0  # can't tell what an unreadable checkpoint needs: keep all
             inline = checkpoint.get("channel_values") or {}

@@ -20,6 +20,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from persistence import migrations
 from persistence.base import (
+    DEFAULT_COMPRESS_MIN_BYTES,
     DEFAULT_DELTA_SNAPSHOT_EVERY,
     DEFAULT_INLINE_STR_MAX,
     BaseSQLAlchemySaver,
@@ -169,6 +170,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         serde: SerializerProtocol | None = None,
         delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
         inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
         auto_setup: bool = True,
     ) -> None:
         super().__init__(
@@ -176,6 +178,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
             serde=serde,
             delta_snapshot_every=delta_snapshot_every,
             inline_str_max=inline_str_max,
+            compress_min_bytes=compress_min_bytes,
         )
         self.engine = engine
         if self.dialect == "sqlite":
@@ -199,6 +202,8 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         sqlite_synchronous: SqliteSynchronous = "NORMAL",
         busy_timeout_ms: int = 30_000,
         delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
         """A saver on a new engine for ``url``, disposed on exit.
@@ -216,7 +221,13 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             check_connection(engine)
-            yield cls(engine, serde=serde, delta_snapshot_every=delta_snapshot_every)
+            yield cls(
+                engine,
+                serde=serde,
+                delta_snapshot_every=delta_snapshot_every,
+                compress_min_bytes=compress_min_bytes,
+                inline_str_max=inline_str_max,
+            )
         finally:
             engine.dispose()
 

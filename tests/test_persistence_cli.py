@@ -48,7 +48,7 @@ def test_stats_counts_threads_checkpoints_and_bytes(sqlite_url: str) -> None:
     data = stats(sqlite_url)
     assert (data["threads"], data["checkpoints"], data["writes"]) == (2, 8, 8)
     assert data["bytes"] == data["checkpoint_bytes"] + data["blob_bytes"] + data["write_bytes"]
-    assert data["blob_bytes"] > 8 * 400 and data["file_bytes"] > 0
+    assert data["blob_bytes"] > 0 and data["file_bytes"] > data["bytes"]
     human = runner.invoke(db_app, ["stats", "--checkpoint-db", sqlite_url])
     assert human.exit_code == 0 and "threads" in human.stdout and "checkpoints" in human.stdout
 

@@ -111,12 +111,28 @@ def test_metadata_filters_keep_json_types(any_url: str) -> None:
             list(saver.list(None, filter={'bad"key': 1}))
 
 
+def test_large_values_are_compressed_and_read_back(any_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(any_url) as saver:
+        doc = {"text": "the agent reviewed the report " * 200}
+        stored = put(saver, cfg("z"), {"doc": doc}, {"doc": "1"})
+        saver.put_writes(stored, [("doc", doc)], "task")
+        with saver.engine.connect() as conn:
+            row = conn.execute(sa.select(schema.blobs.c.type, sa.func.length(schema.blobs.c.blob))
+                               .where(schema.blobs.c.thread_id == "z")).one()
+        assert row[0] == "zlib:msgpack" and row[1] < 1000
+        tup = saver.get_tuple(cfg("z"))
+        assert tup.checkpoint["channel_values"]["doc"] == doc
+        assert tup.pending_writes == [("task", "doc", doc)]
+
+
 def test_get_next_version_is_sortable_and_accepts_ints() -> None:
     saver = SQLAlchemySaver(sa.create_engine("sqlite://"))
     v1 = saver.get_next_version(None, None)
     v2 = saver.get_next_version(v1, None)
-    assert v1 < v2 and v2.startswith("0" * 31 + "2.")
-    assert saver.get_next_version(7, None).startswith("0" * 31 + "8.")
+    assert v1 < v2 and v2.startswith("0" * 11 + "2.") and len(v2) == 21
+    assert saver.get_next_version(7, None).startswith("0" * 11 + "8.")
+    official = "00000000000000000000000000000041.0.5"  # the official savers' format
+    assert saver.get_next_version(official, None).startswith("0" * 10 + "42.")
 
 
 def test_long_identifiers_fail_with_the_limit(sqlite_url: str) -> None:
@@ -129,7 +145,8 @@ def test_long_identifiers_fail_with_the_limit(sqlite_url: str) -> None:
 
 
 def test_growing_list_is_stored_as_deltas_and_every_checkpoint_reads_back(any_url: str) -> None:
-    with SQLAlchemySaver.from_conn_string(any_url, delta_snapshot_every=8) as saver:
+    with SQLAlchemySaver.from_conn_string(any_url, delta_snapshot_every=8,
+                                          compress_min_bytes=None) as saver:
         configs, values = grow_history(saver, "chat", 40)
         rows = [r for r in blob_rows(saver, "chat") if r.channel == "messages"]
         deltas = [r for r in rows if r.base_version is not None]
@@ -147,7 +164,8 @@ def test_growing_list_is_stored_as_deltas_and_every_checkpoint_reads_back(any_ur
 
 def test_snapshots_keep_storage_linear() -> None:
     """Full copies are rewritten only once deltas outweigh them: total size stays ~linear."""
-    with SQLAlchemySaver.from_conn_string("sqlite://", delta_snapshot_every=4) as saver:
+    with SQLAlchemySaver.from_conn_string("sqlite://", delta_snapshot_every=4,
+                                          compress_min_bytes=None) as saver:
         grow_history(saver, "chat", 300)
         rows = [r for r in blob_rows(saver, "chat") if r.channel == "messages"]
         one = max(r.size for r in rows if r.base_version is not None)
