@@ -20,14 +20,14 @@ it and does nothing, and the finish node (the one writing ``result``) reports ``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.graph import StateGraph
 from langgraph.types import Command, interrupt
-from langgraph._internal._runnable import coerce_to_runnable
+from langgraph._internal._runnable import RunnableCallable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 APPROVAL = "approval"
@@ -95,26 +95,45 @@ def _with_record(output: Any, record: dict[str, Any]) -> Any:
 
 def gate(
     name: str, inner: Runnable, *, fixed: frozenset[str], finish: str, routes_statically: bool
-) -> Callable[[dict[str, Any], RunnableConfig], Any]:
-    """The wrapper around one node (see the module docstring)."""
+) -> RunnableCallable:
+    """The wrapper around one node (see the module docstring), sync and async.
 
-    def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
+    The async face matters: under ``langgraph dev`` the graph runs with ``ainvoke`` and an
+    async-only saver, and a subgraph node must then be entered with ``ainvoke`` too.
+    """
+
+    def before(state: dict[str, Any], config: RunnableConfig) -> tuple[str, Any]:
+        """("skip", output) | ("run", state to run with, approval record or None) | ("end", output)."""
         if rejected(state) and name != finish:
-            return {}  # an earlier rejection ended the run; let it reach the finish node
+            return "skip", {}  # an earlier rejection ended the run; let it reach the finish node
         if name not in approval_targets(config, fixed):
-            return inner.invoke(state, config)
+            return "run", (state, None)
         record = ask_approval(name, state)
         if record["approved"]:
-            return _with_record(inner.invoke(state, config), record)
+            return "run", (state, record)
         if name == finish:  # rejecting the result node still needs a result that says so
-            return _with_record(inner.invoke({**state, "approvals": [*(state.get("approvals") or []), record]},
-                                              config), record)
+            return "run", ({**state, "approvals": [*(state.get("approvals") or []), record]}, record)
         if routes_statically:  # its edges lead on through no-op nodes to the finish node
-            return {"approvals": [record]}
-        return Command(goto=finish, update={"approvals": [record]})
+            return "end", {"approvals": [record]}
+        return "end", Command(goto=finish, update={"approvals": [record]})
 
-    gated.__name__ = f"gated_{name}"
-    return gated
+    def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
+        action, value = before(state, config)
+        if action != "run":
+            return value
+        run_state, record = value
+        output = inner.invoke(run_state, config)
+        return _with_record(output, record) if record else output
+
+    async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
+        action, value = before(state, config)
+        if action != "run":
+            return value
+        run_state, record = value
+        output = await inner.ainvoke(run_state, config)
+        return _with_record(output, record) if record else output
+
+    return RunnableCallable(gated, agated, name=name, trace=False)
 
 
 def with_approval(
@@ -134,6 +153,6 @@ def with_approval(
         raise ValueError(f"Finish node {finish!r} is not in the graph.")
     for name, spec in list(builder.nodes.items()):
         static = any(src == name for src, _ in builder.edges) or name in builder.branches
-        wrapped = gate(name, spec.runnable, fixed=fixed, finish=finish, routes_statically=static)
-        builder.nodes[name] = dataclasses.replace(spec, runnable=coerce_to_runnable(wrapped, name=name, trace=False))
+        gated = gate(name, spec.runnable, fixed=fixed, finish=finish, routes_statically=static)
+        builder.nodes[name] = dataclasses.replace(spec, runnable=gated)
     return builder

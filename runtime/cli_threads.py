@@ -35,7 +35,7 @@ def node_names(graph: CompiledStateGraph) -> set[str]:
     """Every node a gate can stand before, subgraph nodes included (by their own name)."""
     names = set()
     for node_id in graph.get_graph(xray=True).nodes:
-        names.add(node_id.split(":")[-1])
+        names.update(node_id.split(":"))  # "customers_lead:segments": the lead and its worker
     return names - {"__start__", "__end__"}
 
 
