@@ -8,8 +8,6 @@ find precisely these: :data:`DEFECTS`.
 from __future__ import annotations
 
 import os
-import threading
-import os
 import tempfile
 from pathlib import Path
 
@@ -111,8 +109,10 @@ def ensure_sample(data_dir: Path) -> Path:
     path = data_dir / SAMPLE_NAME
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        # A tmp name per writer: parallel branches may all find the sample missing at once.
-        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        generate().to_csv(tmp, index=False)
-        tmp.replace(path)  # atomic: parallel runs never read a half-written file
+        # A temp file per writer, then an atomic rename: concurrent first runs (parallel
+        # branches, several processes) each write whole files and never read a partial one.
+        fd, tmp = tempfile.mkstemp(prefix=f".{SAMPLE_NAME}.", suffix=".tmp", dir=data_dir)
+        with os.fdopen(fd, "w", newline="") as handle:
+            generate().to_csv(handle, index=False)
+        os.replace(tmp, path)
     return path
