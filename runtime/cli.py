@@ -54,9 +54,12 @@ def _fail(exc: BaseException, debug: bool) -> None:
         traceback.print_exception(exc)
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from persistence import errors as db_errors
     from runtime.providers import ProviderError
 
-    usage = (UsageError, ValidationError, FileNotFoundError, ProviderError)
+    # Exit 2: the user's input or configuration is wrong (fixable without a code change).
+    usage = (UsageError, ValidationError, FileNotFoundError, ProviderError, db_errors.UnsupportedDatabaseURL,
+             db_errors.DatabaseUnavailableError, db_errors.MissingDriverError, db_errors.SchemaVersionError)
     raise typer.Exit(2 if isinstance(exc, usage) else 1)
 
 

@@ -64,6 +64,8 @@ def test_run_on_a_user_csv_uses_only_that_file(tmp_path) -> None:
         (["run", "sequential", "--input", "MISSING"], "Input file not found"),
         (["run", "sequential", "--input", "EMPTY_TASK"], "Invalid input: task"),
         (["resume", "no-such-thread"], "No run found on thread 'no-such-thread'"),
+        (["run", "sequential", "--checkpoint-db", "oracle://x/y"], "oracle"),
+        (["run", "sequential", "--checkpoint-db", "postgresql://nobody@127.0.0.1:1/none"], "127.0.0.1:1"),
     ],
 )
 def test_bad_input_is_one_clear_line_with_exit_code_2(tmp_path, args, message) -> None:
