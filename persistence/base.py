@@ -472,10 +472,17 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 for b in got:
                     found[(b.channel, b.version)] = b
             for part in chunks(ids):
-                got = yield query(
-                    schema.SELECT_WRITES,
-                    {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_ids": list(part)},
-                )
+                if len(part) == 1:
+                    got = yield query(
+                        schema.SELECT_WRITES_ONE,
+                        {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": part[0]},
+                    )
+                else:
+                    got = yield query(
+                        schema.SELECT_WRITES,
+                        {"thread_id": thread_id, "checkpoint_ns": ns,
+                         "checkpoint_ids": list(part)},
+                    )
                 for w in got:
                     write_rows.setdefault((thread_id, ns, w.checkpoint_id), []).append(w)
         out = []

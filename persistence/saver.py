@@ -42,6 +42,7 @@ from persistence.engines import (
     sqlite_write_lock,
     unavailable,
 )
+from persistence.fastpath import RawConnections
 
 _LIST_PAGE = 100
 _RETRIES = 3
@@ -98,6 +99,7 @@ class _GroupCommitter:
         self.lock = commit_lock
         self._mutex = threading.Lock()
         self._queue: list[_Job] = []
+        self.raw = RawConnections(engine)
 
     def run(
         self,
@@ -118,8 +120,12 @@ class _GroupCommitter:
         return job.result
 
     def _transaction(self, batch: list[_Job]) -> None:
+        static_only = all(job.calls is not None for job in batch)
         for attempt in range(_RETRIES):
             try:
+                if static_only:  # puts and put_writes: straight to the DBAPI cursor
+                    self.raw.write(merge_static(job.calls for job in batch))  # type: ignore[misc]
+                    break
                 with self._engine.connect() as conn, conn.begin():
                     for calls, job in batch_steps(batch):
                         if calls is not None:
@@ -263,7 +269,8 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names, or the thread's latest when it names none."""
-        return self._read(self._get_tuple_op(config))
+        self._ready()
+        return self._committer.raw.read(self._get_tuple_op(config))
 
     def list(
         self,

@@ -173,6 +173,14 @@ SELECT_WRITES = sa.select(
     writes.c.checkpoint_id.in_(sa.bindparam("checkpoint_ids", expanding=True)),
 )
 
+# The common case of one checkpoint (get_tuple): no expanding IN list, so it can be
+# compiled once to a plain SQL string (see fastpath.py).
+SELECT_WRITES_ONE = sa.select(*SELECT_WRITES.selected_columns).where(
+    writes.c.thread_id == sa.bindparam("thread_id"),
+    writes.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    writes.c.checkpoint_id == sa.bindparam("checkpoint_id"),
+)
+
 _BLOB_COLS = (
     blobs.c.channel,
     blobs.c.version,
