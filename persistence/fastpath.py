@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -137,6 +138,13 @@ class RawConnections:
         self.postgres = engine.dialect.name == "postgresql"
         self.cache = StatementCache(engine.dialect)
         self.pg_batch = PostgresBatch(self.cache)
+        # Writes are serialized by the caller's commit lock, so they can keep one
+        # connection instead of a pool checkout and reset per commit; on SQLite it also
+        # keeps a warm page cache. Not on MySQL, whose idle connections time out and
+        # need the pool's pre-ping.
+        self._keep_writer = self.sqlite or self.postgres
+        self._writer: Any = None
+        self._finalizer = weakref.finalize(self, _close_quietly, None)
 
     def write(self, calls: Sequence[tuple[sa.Executable, Sequence[Mapping[str, Any]]]]) -> None:
         """Run inserts in one committed transaction."""
@@ -144,21 +152,42 @@ class RawConnections:
             single = self.pg_batch.statement(calls)
             if single is not None:
                 sql, params = single
-                self._run(lambda cursor: cursor.execute(sql, params), write=True)
+                self._run(lambda cursor: cursor.execute(sql, params), write=True, keep=True)
                 return
 
         def run(cursor: Any) -> None:
             for stmt, rows in calls:
                 execute_rows(cursor, self.cache, stmt, rows)
 
-        self._run(run, write=True, autocommit=False)
+        self._run(run, write=True, autocommit=False, keep=True)
 
     def read(self, op: Op[T]) -> T:
         """Run a read-only operation in one transaction (one snapshot on SQLite)."""
         return self._run(lambda cursor: drive_raw(cursor, self.cache, op), write=False)
 
-    def _run(self, body: Callable[[Any], T], *, write: bool, autocommit: bool = True) -> T:
-        conn = self.engine.raw_connection()
+    def close(self) -> None:
+        """Give the kept write connection back to the pool."""
+        writer, self._writer = self._writer, None
+        self._finalizer.detach()
+        _close_quietly(writer)
+
+    def _connection(self, keep: bool) -> Any:
+        if not (keep and self._keep_writer):
+            return self.engine.raw_connection()
+        if self._writer is None:
+            self._writer = self.engine.raw_connection()
+            self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, _close_quietly, self._writer)
+        return self._writer
+
+    def _run(
+        self, body: Callable[[Any], T], *, write: bool, autocommit: bool = True,
+        keep: bool = False,
+    ) -> T:
+        """``body`` in a transaction; ``keep`` (writes under the commit lock only) runs
+        it on the kept connection."""
+        conn = self._connection(keep)
+        kept = conn is self._writer
         cursor = None
         try:
             cursor = conn.cursor()
@@ -183,6 +212,8 @@ class RawConnections:
             self._abort(conn)
             if self.dialect.is_disconnect(exc, conn.dbapi_connection, cursor):
                 conn.invalidate(exc)
+                if kept:
+                    self.close()
             raise sa.exc.DBAPIError.instance(
                 None, None, exc, self.dialect.loaded_dbapi.Error
             ) from exc
@@ -193,12 +224,19 @@ class RawConnections:
             if cursor is not None:
                 with contextlib.suppress(Exception):  # the connection may be gone already
                     cursor.close()
-            conn.close()  # back to the pool
+            if not kept:
+                conn.close()  # back to the pool
 
     @staticmethod
     def _abort(conn: Any) -> None:
         with contextlib.suppress(Exception):  # a dead connection is invalidated by the caller
             conn.rollback()
+
+
+def _close_quietly(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):  # interpreter or pool already shutting down
+            conn.close()
 
 
 _NAMED = re.compile(r"%\(([^)]+)\)s")

@@ -227,17 +227,27 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             check_connection(engine)
-            yield cls(
+            saver = cls(
                 engine,
                 serde=serde,
                 delta_snapshot_every=delta_snapshot_every,
                 compress_min_bytes=compress_min_bytes,
                 inline_str_max=inline_str_max,
             )
+            try:
+                yield saver
+            finally:
+                saver.close()
         finally:
             engine.dispose()
 
     # --- plumbing -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Return the connection kept for writes to the engine's pool (the saver stays
+        usable: the next write takes one again). ``from_conn_string`` calls it on exit."""
+        with self._committer.lock:
+            self._committer.raw.close()
 
     def setup(self) -> None:
         """Create or migrate the tables; refuses a schema newer than this code."""

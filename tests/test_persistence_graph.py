@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -111,19 +110,22 @@ def test_fanout_failure_keeps_finished_branches_and_resume_reruns_only_the_faile
     runs: list[int] = []
     broken = tmp_path / "broken"
     broken.write_text("1")
-    finished: list[int] = []
-    others_finished = threading.Event()
+    savers: list[SQLAlchemySaver] = []
+
+    def others_saved() -> bool:
+        latest = savers[-1].get_tuple(config)
+        return latest is not None and len({w[0] for w in latest.pending_writes}) >= 19
 
     def branch(i: int) -> dict[str, Any]:
         runs.append(i)
         if i == 7 and broken.exists():
-            # LangGraph cancels tasks that have not started once one fails; wait for the
-            # other 19 so the test is about the saver, not about thread scheduling.
-            others_finished.wait(timeout=30)
+            # Once a task fails LangGraph cancels branches not yet started and drops the
+            # writes of those finishing after it; wait until the other 19 are saved so
+            # the test is about the saver, not about thread scheduling.
+            deadline = time.monotonic() + 30
+            while not others_saved() and time.monotonic() < deadline:
+                time.sleep(0.005)
             raise RuntimeError("branch 7 failed")
-        finished.append(i)
-        if len(finished) == 19:
-            others_finished.set()
         return {"results": [i]}
 
     g = StateGraph(Fan)
@@ -134,6 +136,7 @@ def test_fanout_failure_keeps_finished_branches_and_resume_reruns_only_the_faile
     g.add_edge("branch", END)
     config = {"configurable": {"thread_id": "fan"}}
     with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        savers.append(saver)
         graph = g.compile(checkpointer=saver)
         with pytest.raises(RuntimeError, match="branch 7"):
             graph.invoke({"results": []}, config)
