@@ -10,7 +10,7 @@ whitespace for the model to wander in.
 
 Supported: ``type`` (single or list), ``enum``, ``const``, ``nullable``, ``anyOf``/``oneOf``,
 ``allOf`` (merged), ``$ref`` into ``$defs``/``definitions``, objects (``properties``,
-``required``; no extra keys are generated), arrays (``items``, ``minItems``, ``maxItems``),
+``required``; no extra keys are generated, and ``{"properties": {}}`` means exactly ``{}``), arrays (``items``, ``minItems``, ``maxItems``),
 strings (``minLength``, ``maxLength``, ``format`` date/time/date-time), integers with a small
 ``minimum``..``maximum`` range (enumerated, so calls stay in range), numbers, booleans, null and
 free-form values (``{}``). Anything else degrades to "any JSON value" rather than failing.
@@ -198,7 +198,7 @@ class GrammarBuilder:
             alts = [self.visit({**schema, "type": t}, f"{name}-{t}") for t in types]
             return self.add_rule(name, " | ".join(alts))
         if types is None:
-            if "properties" in schema:
+            if "properties" in schema or schema.get("additionalProperties") is False:
                 types = "object"
             elif "items" in schema:
                 types = "array"
@@ -229,9 +229,13 @@ class GrammarBuilder:
         return rule
 
     def _visit_object(self, schema: dict[str, Any], name: str) -> str:
+        if "properties" not in schema and schema.get("additionalProperties", True) is not False:
+            return self.base("object")  # a free-form dict
         props: dict[str, Any] = schema.get("properties") or {}
         if not props:
-            return self.base("object")
+            # Declared with no properties (a tool without arguments): exactly {}. Extra keys
+            # would be rejected by smolagents ("Argument x is not in the tool's input schema").
+            return self.add_rule(name, '"{}"')
         required = [k for k in props if k in set(schema.get("required") or [])]
         optional = [k for k in props if k not in required]
         kv = {

@@ -15,11 +15,17 @@ This handler:
 3. turns the generated call back into an OpenAI ``tool_calls`` message with
    ``finish_reason="tool_calls"`` (streamed or not);
 4. keeps the prompt inside the context window by eliding the oldest middle turns instead of
-   failing with "Requested tokens exceed context window".
+   failing with "Requested tokens exceed context window";
+5. (``avoid_repeated_calls``) never returns a call identical to one already made (or already
+   failed) in the conversation while an alternative exists: a 135M model decoding greedily
+   otherwise repeats its first call until the agent gives up. The alternative is, in order:
+   ``final_answer`` when offered (smolagents' way to finish), another tool, or the same tool
+   with an enum argument value not used before.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import time
 import uuid
@@ -47,6 +53,9 @@ CHATML_TEMPLATE = (
     " + '<|im_end|>' + '\n'}}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+#: smolagents' terminating tool; a repeating agent is steered to it.
+FINAL_ANSWER_TOOL = "final_answer"
 
 #: Tokens kept free for the answer when the caller gives no ``max_tokens``.
 DEFAULT_ANSWER_RESERVE = 512
@@ -117,6 +126,140 @@ def json_system_block(schema: dict[str, Any] | None) -> str:
     )
 
 
+_SMOLAGENTS_CALLS_PREFIX = "Calling tools:\n"
+
+
+def smolagents_calls(content: str) -> list[tuple[str, Any]] | None:
+    """Calls in smolagents' memory text ``Calling tools:\n[{...python repr...}]``, else None.
+
+    smolagents replays earlier tool calls to the model as this plain text (role ``tool-call``),
+    not as OpenAI ``tool_calls``; recognising it lets the prompt show them in the same
+    ``<tool_call>`` form the model is asked to produce, and lets repeats be detected.
+    """
+    if not content.startswith(_SMOLAGENTS_CALLS_PREFIX):
+        return None
+    try:
+        calls = ast.literal_eval(content[len(_SMOLAGENTS_CALLS_PREFIX) :].strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(calls, list):
+        return None
+    out = []
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or "name" not in fn:
+            return None
+        out.append((str(fn["name"]), fn.get("arguments", {})))
+    return out
+
+
+_FAILED_CALL_MARK = "Error executing tool '"
+_FAILED_CALL_ARGS = "' with arguments "
+
+
+def smolagents_failed_calls(content: str) -> list[tuple[str, Any]]:
+    """Calls named in smolagents' tool-error observations.
+
+    When a tool raises, smolagents does not replay the call itself, only the text
+    ``Error executing tool 'NAME' with arguments {...repr...}: TypeError: ...``. A call that
+    failed will fail again, so it counts as made.
+    """
+    found: list[tuple[str, Any]] = []
+    pos = 0
+    while (start := content.find(_FAILED_CALL_MARK, pos)) >= 0:
+        name_start = start + len(_FAILED_CALL_MARK)
+        name_end = content.find(_FAILED_CALL_ARGS, name_start)
+        pos = name_start
+        if name_end < 0:
+            break
+        args_start = name_end + len(_FAILED_CALL_ARGS)
+        if not content.startswith("{", args_start):
+            continue
+        # The repr is followed by ": <exception>"; try each closing brace until one parses.
+        end = args_start
+        for _ in range(64):
+            end = content.find("}", end + 1)
+            if end < 0:
+                break
+            try:
+                args = ast.literal_eval(content[args_start : end + 1])
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                continue
+            found.append((content[name_start:name_end], args))
+            pos = end
+            break
+    return found
+
+
+def call_key(name: str, arguments: Any) -> str:
+    """Canonical identity of a call, for spotting exact repeats."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            pass
+    return name + json.dumps(arguments, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def previous_calls(messages: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """``(name, arguments)`` of every tool call already in the conversation (all formats)."""
+    calls: list[tuple[str, Any]] = []
+    for msg in messages:
+        if msg.get("role") in ("user", "tool"):
+            calls += smolagents_failed_calls(msg.get("content") or "")
+            continue
+        if msg.get("role") != "assistant":
+            continue
+        for call in msg.get("tool_calls") or []:
+            fn = call.get("function") or {}
+            args = fn.get("arguments", "{}")
+            if isinstance(args, str):
+                try:
+                    args = json.loads(args)
+                except json.JSONDecodeError:
+                    pass
+            calls.append((str(fn.get("name", "")), args))
+        content = msg.get("content") or ""
+        calls += smolagents_calls(content) or []
+        parsed = parse_tool_call(content)
+        if parsed is not None:
+            calls.append(parsed)
+    return calls
+
+
+def vary_arguments(tool: dict[str, Any], earlier: list[Any]) -> dict[str, Any] | None:
+    """``tool`` with parameters that admit only calls differing from every ``earlier`` one.
+
+    One alternative per enum-typed argument, with the values used before removed from it (and
+    the argument made required); the union guarantees a new call. None when no enum argument
+    has an unused value left, i.e. the repeat cannot be avoided within this tool.
+    """
+    fn = tool["function"]
+    params = sanitize_schema(fn.get("parameters") or {})
+    props: dict[str, Any] = params.get("properties") or {}
+    required = list(params.get("required") or [])
+    earlier_dicts = [a for a in earlier if isinstance(a, dict)]
+    variants = []
+    for key, spec in props.items():
+        values = spec.get("enum") if isinstance(spec, dict) else None
+        if not values:
+            continue
+        used = {json.dumps(a[key], sort_keys=True) for a in earlier_dicts if key in a}
+        remaining = [v for v in values if json.dumps(v, sort_keys=True) not in used]
+        if not remaining:
+            continue
+        variants.append(
+            {
+                **params,
+                "properties": {**props, key: {**spec, "enum": remaining}},
+                "required": required + ([key] if key not in required else []),
+            }
+        )
+    if not variants:
+        return None
+    return {"type": "function", "function": {**fn, "parameters": {"anyOf": variants}}}
+
+
 def to_template_messages(
     messages: list[dict[str, Any]],
     tools: list[dict[str, Any]] | None,
@@ -138,6 +281,10 @@ def to_template_messages(
             calls = msg.get("tool_calls") or []
             if msg.get("function_call"):
                 calls = [{"id": "", "function": msg["function_call"]}]
+            replayed = smolagents_calls(content)
+            if replayed is not None:
+                content = ""
+                calls = [{"id": "", "function": {"name": n, "arguments": a}} for n, a in replayed]
             parts = [content] if content else []
             for call in calls:
                 fn = call.get("function") or {}
@@ -171,8 +318,14 @@ def to_template_messages(
 class RelaygraphChatHandler:
     """A ``LlamaChatCompletionHandler`` (see ``llama_cpp.llama_chat_format``)."""
 
-    def __init__(self, *, max_string_chars: int = DEFAULT_MAX_STRING_CHARS) -> None:
+    def __init__(
+        self,
+        *,
+        max_string_chars: int = DEFAULT_MAX_STRING_CHARS,
+        avoid_repeated_calls: bool = True,
+    ) -> None:
         self.max_string_chars = max_string_chars
+        self.avoid_repeated_calls = avoid_repeated_calls
         self._renderers: dict[int, Any] = {}
 
     # -- prompt -----------------------------------------------------------------------------
@@ -324,22 +477,16 @@ class RelaygraphChatHandler:
         sampling = {k: kwargs[k] for k in _SAMPLING_KEYS if kwargs.get(k) is not None}
         eos_text = self._renderer(llama)[2]
         if mode == "text":
-            gbnf = schema_grammar(text_schema, max_string_chars=self.max_string_chars) if (
-                text_schema is not None
-            ) else None
+            if text_schema is not None:
+                grammar = LlamaGrammar.from_string(
+                    schema_grammar(text_schema, max_string_chars=self.max_string_chars),
+                    verbose=False,
+                )
             stops = _as_list(stop) + ([eos_text] if eos_text else [])
         else:
-            gbnf = tool_call_grammar(
-                allowed,
-                allow_text=(mode == "auto"),
-                text_schema=text_schema,
-                max_string_chars=self.max_string_chars,
-            )
             # The grammar ends the call itself; a client stop string (smolagents sends
             # "Observation:") occurring inside an argument would cut the JSON in half.
             stops = [eos_text] if eos_text else []
-        if gbnf is not None:
-            grammar = LlamaGrammar.from_string(gbnf, verbose=False)
 
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         model_name = model or _model_name(llama)
@@ -354,9 +501,75 @@ class RelaygraphChatHandler:
             chunks = llama.create_completion(stream=True, **create_kwargs)
             return _stream_text(chunks, completion_id, model_name)
 
-        completion = llama.create_completion(stream=False, **create_kwargs)
+        if mode == "text":
+            completion = llama.create_completion(stream=False, **create_kwargs)
+        else:
+            completion = self._generate_call(llama, create_kwargs, allowed, mode, text_schema,
+                                             previous_calls(messages))
         response = _to_chat_response(completion, completion_id, model_name, mode)
         return _stream_response(response) if stream else response
+
+    def _generate_call(
+        self,
+        llama: Llama,
+        create_kwargs: dict[str, Any],
+        allowed: list[dict[str, Any]],
+        mode: str,
+        text_schema: dict[str, Any] | None,
+        seen: set[str],
+    ) -> dict[str, Any]:
+        """Grammar-constrained generation of one call (or, for ``auto``, text).
+
+        With ``avoid_repeated_calls``, a call identical to one already made is discarded and
+        the turn regenerated: restricted to ``final_answer`` if offered, else without that
+        tool, else with unused enum values (see module docs). A client that names the tool
+        (``tool_choice`` by name) always gets exactly what it asked for.
+        """
+        from llama_cpp import LlamaGrammar
+
+        tools = list(allowed)
+        earlier: dict[str, list[Any]] = {}
+        for name, args in seen:
+            earlier.setdefault(name, []).append(args)
+        seen_keys = {call_key(name, args) for name, args in seen}
+        varied = False
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        while True:
+            gbnf = tool_call_grammar(
+                tools,
+                allow_text=(mode == "auto"),
+                text_schema=text_schema,
+                max_string_chars=self.max_string_chars,
+            )
+            grammar = LlamaGrammar.from_string(gbnf, verbose=False)
+            completion = llama.create_completion(
+                stream=False, **{**create_kwargs, "grammar": grammar}
+            )
+            got = completion.get("usage") or {}
+            usage["prompt_tokens"] = got.get("prompt_tokens", 0)
+            usage["completion_tokens"] += got.get("completion_tokens", 0)
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            completion["usage"] = usage
+            parsed = parse_tool_call(completion["choices"][0]["text"])
+            if (
+                parsed is None
+                or mode == "named"
+                or not self.avoid_repeated_calls
+                or call_key(*parsed) not in seen_keys
+            ):
+                return completion
+            names = [tool_name(t) for t in tools]
+            if FINAL_ANSWER_TOOL in names and parsed[0] != FINAL_ANSWER_TOOL:
+                # An agent that repeats itself has run out of new moves: finish instead.
+                tools = [t for t in tools if tool_name(t) == FINAL_ANSWER_TOOL]
+                continue
+            if len(tools) > 1:  # otherwise: another tool
+                tools = [t for t in tools if tool_name(t) != parsed[0]]
+                continue
+            other = None if varied else vary_arguments(tools[0], earlier.get(parsed[0], []))
+            if other is None:
+                return completion  # nothing new is possible: let the client see the repeat
+            tools, varied = [other], True
 
 
 # -- helpers --------------------------------------------------------------------------------
