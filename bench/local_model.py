@@ -189,7 +189,10 @@ def main() -> int:
     finally:
         server.stop()
 
-    console.print(f"model: {server.model_id}  threads: {server.n_threads}  n_ctx: {server.n_ctx}")
+    console.print(
+        f"model: {server.model_id}  threads: {server.n_threads} generation, "
+        f"{server.n_threads_batch} prompt  n_ctx: {server.n_ctx}"
+    )
     console.print(
         f"server start: {starts[0]:.2f}s first, {starts[1]:.2f}s second "
         "(spawn + model load + ready)"
