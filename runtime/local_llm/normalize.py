@@ -131,10 +131,14 @@ def _normalize_tools(tools: Any) -> list[dict[str, Any]] | None:
         if "name" not in fn:
             raise RequestError("every tool needs a function name", param="tools")
         params = fn.get("parameters")
-        fn["parameters"] = params if isinstance(params, dict) else {
-            "type": "object",
-            "properties": {},
-        }
+        fn["parameters"] = (
+            params
+            if isinstance(params, dict)
+            else {
+                "type": "object",
+                "properties": {},
+            }
+        )
         out.append({"type": "function", "function": fn})
     return out
 

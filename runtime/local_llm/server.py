@@ -32,7 +32,7 @@ import urllib.error
 import urllib.request
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from runtime.local_llm.grammar import DEFAULT_MAX_STRING_CHARS
 from runtime.local_llm.model_file import (
@@ -200,7 +200,7 @@ class LocalModelServer:
         with self._lock:
             self._stop_locked(keep_log=False)
 
-    def __enter__(self) -> LocalModelServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
