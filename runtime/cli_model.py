@@ -32,8 +32,9 @@ def serve(
     allow_repeated_calls: bool = typer.Option(
         False,
         "--allow-repeated-calls",
-        help="Let the model repeat a tool call identical to one already in the conversation "
-        "(by default such a call is regenerated without that tool, so tiny models make progress).",
+        help="Let the model repeat a tool call identical to one already made in the conversation "
+        "(by default such a call is regenerated: final_answer if offered, else another tool or "
+        "an unused enum value, so a tiny model makes progress).",
     ),
 ) -> None:
     """Start the OpenAI-compatible local model server in the foreground (Ctrl-C stops it)."""

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -640,3 +641,51 @@ def test_unloadable_model_fails_with_the_cause(monkeypatch: pytest.MonkeyPatch, 
     with pytest.raises(RuntimeError, match="exited with code .* while starting: .*bogus.gguf"):
         srv.start()
     assert not srv.running
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (from /proc, so no procps needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_model_serve_cli_runs_in_foreground_and_stops_on_sigterm() -> None:
+    require_local()
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from runtime.cli import main; main()", "model", "serve"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    try:
+        base_url = None
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while base_url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("base URL:"):
+                base_url = line.split()[-1]
+        assert base_url and base_url.startswith("http://127.0.0.1:"), "no base URL printed"
+        assert httpx.get(base_url + "/models", timeout=30).status_code == 200
+        children = _children(proc.pid)
+        assert children, "the model server child process was not found"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(c) for c in children), "server outlived `model serve`"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
