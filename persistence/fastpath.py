@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
 
 from persistence.base import Op, T
 
@@ -138,56 +140,86 @@ class RawConnections:
         self.postgres = engine.dialect.name == "postgresql"
         self.cache = StatementCache(engine.dialect)
         self.pg_batch = PostgresBatch(self.cache)
-        # Writes are serialized by the caller's commit lock, so they can keep one
-        # connection instead of a pool checkout and reset per commit; on SQLite it also
-        # keeps a warm page cache. Not on MySQL, whose idle connections time out and
-        # need the pool's pre-ping.
-        self._keep_writer = self.sqlite or self.postgres
-        self._writer: Any = None
-        self._finalizer = weakref.finalize(self, _close_quietly, None)
+        # Two connections are kept out of the pool: one for writes (already serialized
+        # by the caller's commit lock) and one for whichever read finds it free (others
+        # use the pool). Why: a pool checkout plus reset per transaction bought nothing
+        # and, on SQLite, a kept connection keeps a warm page cache. Not on MySQL, whose
+        # idle connections time out and need the pool's pre-ping, nor for an in-memory
+        # SQLite database, which is one shared connection already.
+        self._keep = (self.sqlite and not isinstance(engine.pool, StaticPool)) or self.postgres
+        self._kept = {"write": _Kept(), "read": _Kept()}
+        weakref.finalize(self, _close_kept, self._kept)
 
     def write(self, calls: Sequence[tuple[sa.Executable, Sequence[Mapping[str, Any]]]]) -> None:
-        """Run inserts in one committed transaction."""
+        """Run inserts in one committed transaction (callers serialize writes)."""
         if self.postgres:
             single = self.pg_batch.statement(calls)
             if single is not None:
                 sql, params = single
-                self._run(lambda cursor: cursor.execute(sql, params), write=True, keep=True)
+                self._run(lambda cursor: cursor.execute(sql, params), write=True)
                 return
 
         def run(cursor: Any) -> None:
             for stmt, rows in calls:
                 execute_rows(cursor, self.cache, stmt, rows)
 
-        self._run(run, write=True, autocommit=False, keep=True)
+        self._run(run, write=True, autocommit=False)
 
     def read(self, op: Op[T]) -> T:
         """Run a read-only operation in one transaction (one snapshot on SQLite)."""
         return self._run(lambda cursor: drive_raw(cursor, self.cache, op), write=False)
 
-    def close(self) -> None:
-        """Give the kept write connection back to the pool."""
-        writer, self._writer = self._writer, None
-        self._finalizer.detach()
-        _close_quietly(writer)
+    def _open_kept(self, write: bool) -> Any:
+        """A connection to keep; PostgreSQL's kept reader may reuse generic plans.
 
-    def _connection(self, keep: bool) -> Any:
-        if not (keep and self._keep_writer):
-            return self.engine.raw_connection()
-        if self._writer is None:
-            self._writer = self.engine.raw_connection()
-            self._finalizer.detach()
-            self._finalizer = weakref.finalize(self, _close_quietly, self._writer)
-        return self._writer
+        Every statement of the read path pins a full index prefix with equalities
+        (``schema.select_blobs``), so a generic plan is the custom plan without the
+        planning, which under ``force_custom_plan`` was about 80 us per statement.
+        """
+        conn = self.engine.raw_connection()
+        if self.postgres and not write:
+            # This session setting must not reach other pool users: the connection is
+            # closed rather than returned to the pool (``_close_kept``).
+            conn.detach()
+            driver = conn.dbapi_connection
+            driver.autocommit = True
+            try:
+                driver.execute("SET plan_cache_mode = auto")
+            finally:
+                driver.autocommit = False
+        return conn
+
+    def close(self) -> None:
+        """Give the kept connections back to the pool (new ones are taken on demand)."""
+        _close_kept(self._kept)
 
     def _run(
-        self, body: Callable[[Any], T], *, write: bool, autocommit: bool = True,
-        keep: bool = False,
+        self, body: Callable[[Any], T], *, write: bool, autocommit: bool = True
     ) -> T:
-        """``body`` in a transaction; ``keep`` (writes under the commit lock only) runs
-        it on the kept connection."""
-        conn = self._connection(keep)
-        kept = conn is self._writer
+        """``body`` in a transaction, on a kept connection when one is free."""
+        slot = self._kept["write" if write else "read"]
+        if self._keep and slot.lock.acquire(blocking=write):
+            try:
+                if slot.conn is None:
+                    slot.conn = self._open_kept(write)
+                conn = slot.conn
+                try:
+                    return self._transaction(conn, body, write=write, autocommit=autocommit)
+                except sa.exc.DBAPIError as exc:
+                    if exc.connection_invalidated:
+                        slot.conn = None
+                    raise
+            finally:
+                slot.lock.release()
+        conn = self.engine.raw_connection()
+        try:
+            return self._transaction(conn, body, write=write, autocommit=autocommit)
+        finally:
+            conn.close()  # back to the pool
+
+    def _transaction(
+        self, conn: Any, body: Callable[[Any], T], *, write: bool, autocommit: bool
+    ) -> T:
         cursor = None
         try:
             cursor = conn.cursor()
@@ -199,23 +231,23 @@ class RawConnections:
                 # No BEGIN/COMMIT round trips. Reads keep READ COMMITTED's guarantee
                 # (each statement sees its own snapshot either way); writes reach here
                 # as one atomic statement (see ``PostgresBatch``).
-                conn.driver_connection.autocommit = True
+                conn.dbapi_connection.autocommit = True
                 try:
                     result = body(cursor)
                 finally:
-                    conn.driver_connection.autocommit = False
+                    conn.dbapi_connection.autocommit = False
             else:
                 result = body(cursor)
                 conn.commit()
             return result
         except self.dialect.loaded_dbapi.Error as exc:
             self._abort(conn)
-            if self.dialect.is_disconnect(exc, conn.dbapi_connection, cursor):
+            gone = self.dialect.is_disconnect(exc, conn.dbapi_connection, cursor)
+            if gone:
                 conn.invalidate(exc)
-                if kept:
-                    self.close()
             raise sa.exc.DBAPIError.instance(
-                None, None, exc, self.dialect.loaded_dbapi.Error
+                None, None, exc, self.dialect.loaded_dbapi.Error,
+                connection_invalidated=gone,
             ) from exc
         except BaseException:
             self._abort(conn)
@@ -224,8 +256,6 @@ class RawConnections:
             if cursor is not None:
                 with contextlib.suppress(Exception):  # the connection may be gone already
                     cursor.close()
-            if not kept:
-                conn.close()  # back to the pool
 
     @staticmethod
     def _abort(conn: Any) -> None:
@@ -233,10 +263,23 @@ class RawConnections:
             conn.rollback()
 
 
-def _close_quietly(conn: Any) -> None:
-    if conn is not None:
-        with contextlib.suppress(Exception):  # interpreter or pool already shutting down
-            conn.close()
+class _Kept:
+    """A connection kept out of the pool, and the lock of whoever is using it."""
+
+    __slots__ = ("conn", "lock")
+
+    def __init__(self) -> None:
+        self.conn: Any = None
+        self.lock = threading.Lock()
+
+
+def _close_kept(kept: dict[str, _Kept]) -> None:
+    for slot in kept.values():
+        with slot.lock:
+            conn, slot.conn = slot.conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # interpreter or pool shutting down
+                conn.close()
 
 
 _NAMED = re.compile(r"%\(([^)]+)\)s")
