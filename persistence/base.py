@@ -4,6 +4,8 @@ Every operation is written once, as a generator that yields SQL calls (``_Call``
 receives their rows back; ``saver.py`` drives it on a ``Connection`` and ``aio.py`` on an
 ``AsyncConnection``. So the two savers cannot drift apart: they share the statements,
 the row layout, delta encoding and error reporting, and differ only in how they wait.
+The sync saver's hot paths (put, put_writes, get_tuple) run the same statements and
+operations on the DBAPI cursor instead (``fastpath.py``).
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ class _GroupCommitter:
     Why: LangGraph saves each parallel task's writes and each checkpoint from background
     threads; committing them one by one pays one commit (and fsync) each, so a 100-branch
     fan-out pays 100. Here whoever gets the commit lock takes every queued job and
-    commits them together (static inserts merged into one executemany per statement);
+    commits them together (static inserts merged into one executemany per statement,
+    or one statement on PostgreSQL, on the DBAPI connection: see ``fastpath.py``);
     the others find their job done. An uncontended write commits at once, so nothing
     waits for a timer. A failing batch is retried job by job, so one bad write fails
     only its own caller.
