@@ -36,9 +36,12 @@ class Provider:
 def _endpoint(settings: Settings) -> tuple[str | None, str, str]:
     """(base_url, api_key, model_id) of the OpenAI-compatible server this run talks to."""
     if settings.provider == "local":
-        from runtime.local_llm import shared_server
+        from runtime.local_llm import LocalModelUnavailable, shared_server
 
-        server = shared_server()
+        try:
+            server = shared_server()
+        except LocalModelUnavailable as exc:  # not installed here: a configuration problem
+            raise ProviderError(f"Provider 'local' is unavailable: {exc}") from exc
         return server.base_url, "local", server.model_id
     if settings.openai_api_key is None:
         raise ProviderError(
@@ -99,6 +102,12 @@ def check_provider(settings: Settings) -> Provider:
     provider = get_provider(settings)
     if provider.name == "openai" and settings.openai_api_key is None:
         _endpoint(settings)  # raises the ProviderError that says what to set
+    if provider.name == "local":
+        from runtime.local_llm import local_available
+
+        ok, reason = local_available()
+        if not ok:
+            raise ProviderError(f"Provider 'local' is unavailable: {reason}")
     return provider
 
 

@@ -89,3 +89,10 @@ def test_debug_shows_the_traceback() -> None:
     result = cli.invoke(app, ["run", "nope", "--debug"])
     assert result.exit_code == 2
     assert "Traceback" in result.stderr
+
+
+def test_local_provider_that_cannot_run_here_says_what_to_install(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("RELAYGRAPH_LOCAL_MODEL_PATH", str(tmp_path / "missing.gguf"))
+    result = cli.invoke(app, ["run", "sequential", "--model", "local"])
+    assert result.exit_code == 2
+    assert "Provider 'local' is unavailable" in result.stderr
