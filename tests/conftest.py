@@ -119,12 +119,13 @@ def in_ci() -> bool:
 
 
 @contextmanager
-def running_langgraph_dev(root: Path) -> Iterator[str]:
+def running_langgraph_dev(root: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """Start ``langgraph dev`` for langgraph.json on a free loopback port; stop it on exit.
 
     State goes to ``root`` (data, outputs, the checkpoint database ``root/dev.db`` and the
     server's own ``.langgraph_api`` thread registry — it runs with ``root`` as its working
     directory), so a second server started on the same ``root`` sees the first one's threads.
+    ``env`` adds variables (e.g. ``OTEL_*``), as langgraph.json's ``env`` block would.
     """
     import shutil
     import subprocess
@@ -138,7 +139,7 @@ def running_langgraph_dev(root: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "RELAYGRAPH_DATA_DIR": str(root / "data"), "RELAYGRAPH_OUTPUT_DIR": str(root / "out"),
            "RELAYGRAPH_CHECKPOINT_DB": f"sqlite:///{root / 'dev.db'}", "RELAYGRAPH_MODEL": "offline",
-           "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
+           "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false", **(env or {})}
     log_path = root / f"server-{port}.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([exe, "dev", "--no-browser", "--no-reload", "--port", str(port),

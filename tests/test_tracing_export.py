@@ -4,12 +4,8 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -21,7 +17,6 @@ from typer.testing import CliRunner
 from runtime import runner, telemetry
 from runtime.cli import app
 from runtime.otlp_receiver import OtlpReceiver
-from tests.conftest import REPO
 
 HEX32, HEX16 = r"^[0-9a-f]{32}$", r"^[0-9a-f]{16}$"
 
@@ -186,53 +181,25 @@ def test_an_unsupported_exporter_name_is_an_error_that_names_the_choices(tracing
 
 def test_langgraph_dev_runs_are_traced_from_the_environment_with_correct_parents(tmp_path) -> None:
     """A real `langgraph dev` server, configured only by OTEL_* variables, exporting over OTLP."""
-    import shutil
     import urllib.request
 
-    from tests.conftest import free_port
+    from tests.conftest import running_langgraph_dev
 
-    exe = shutil.which("langgraph", path=str(Path(sys.executable).parent)) or shutil.which("langgraph")
-    if exe is None:
-        pytest.fail("langgraph CLI missing: pip install -e '.[test]' (it brings langgraph-cli[inmem])")
     with OtlpReceiver() as receiver:
-        port = free_port()
-        env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "relaygraph-dev",
-               "OTEL_BSP_SCHEDULE_DELAY": "100", "RELAYGRAPH_DATA_DIR": str(tmp_path / "data"),
-               "RELAYGRAPH_OUTPUT_DIR": str(tmp_path / "out"), "RELAYGRAPH_CHECKPOINT_DB": f"sqlite:///{tmp_path / 'dev.db'}",
-               "RELAYGRAPH_MODEL": "offline", "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
-        log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-        proc = subprocess.Popen([exe, "dev", "--no-browser", "--no-reload", "--port", str(port),
-                                 "--config", str(REPO / "langgraph.json")],
-                                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "relaygraph-dev",
+               "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        with running_langgraph_dev(tmp_path, env) as url:
 
-        def post(path: str, payload: dict[str, Any]) -> dict[str, Any]:
-            request = urllib.request.Request(url + path, data=json.dumps(payload).encode(),
-                                             headers={"Content-Type": "application/json"})
-            return json.load(urllib.request.urlopen(request, timeout=120))
+            def post(path: str, payload: dict[str, Any]) -> dict[str, Any]:
+                request = urllib.request.Request(url + path, data=json.dumps(payload).encode(),
+                                                 headers={"Content-Type": "application/json"})
+                return json.load(urllib.request.urlopen(request, timeout=120))
 
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/ok", timeout=2)
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"langgraph dev did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-                    time.sleep(0.5)
             thread = post("/threads", {})["thread_id"]
             post(f"/threads/{thread}/runs/wait", {"assistant_id": "sequential", "input": {"task": "Profile the dataset."}})
             deadline = time.monotonic() + 30
             while not any(s.parent_span_id is None for s in receiver.spans) and time.monotonic() < deadline:
                 time.sleep(0.2)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
     spans = {s.span_id: s for s in receiver.spans}
     roots = [s for s in spans.values() if s.parent_span_id is None]
     assert [r.name for r in roots] == ["invoke_workflow sequential"]
