@@ -1,14 +1,18 @@
 """Hierarchical workflow: a supervisor delegates to team leads, which delegate to workers.
 
-    START ─► supervisor ─┬─Send─► quality_lead   [plan ─Send─► validation, outliers ─► team_review] ─┐
-                         ├─Send─► sales_lead     [plan ─Send─► breakdown, trends    ─► team_review] ─┼─► synthesis ─► finalize ─► END
-                         └─Send─► customers_lead [plan ─Send─► segments, scores     ─► team_review] ─┘
+    START ─► supervisor ─► prepare ─┬─Send─► quality_lead   [plan ─Send─► validation, outliers ─► team_review] ─┐
+                                    ├─Send─► sales_lead     [plan ─Send─► breakdown, trends    ─► team_review] ─┼─► synthesis ─► finalize ─► END
+                                    └─Send─► customers_lead [plan ─Send─► segments, scores     ─► team_review] ─┘
 
 Both levels delegate **in parallel**: the supervisor sends the task to every team it chose at
 once, and each lead sends it to every worker it chose at once. Team leads are compiled
 subgraphs (their own checkpoints, resumable on their own); workers are agent nodes, each its
 own agent instance in its own slot (:mod:`nodes.parallel`). Routing, limits and the quality
 assessment at each level are in :mod:`nodes.hierarchy`.
+
+``prepare`` cleans the data once before delegating: the quality team is handed the raw file
+(finding its defects is its job), every other team the cleaned one — so a sales breakdown
+counts five regions, not twenty-five spellings of them.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
 
-from nodes.agent import AgentRunError, AgentSpec
+from nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from nodes.approval import rejected, with_approval
 from nodes.hierarchy import (
     HierarchyLimits,
@@ -60,6 +64,12 @@ TEAMS: dict[str, tuple[str, tuple[AgentSpec, ...]]] = {
                   instructions="Score every record on its value and completeness."),
     )),
 }
+
+PREPARER = AgentSpec(
+    name="prepare", role="data preparer", tools=("clean_dataset",),
+    instructions="Clean the dataset once so the teams analyse clean data.",
+)
+RAW_DATA_TEAMS = frozenset({"quality"})
 
 SUPERVISOR_PROMPT = ("You supervise a data team. Decompose the user's request: choose only the teams "
                      "it needs; they work in parallel.")
@@ -114,11 +124,19 @@ def supervisor(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     return {"delegation": {"teams": teams, "rationale": decision.rationale, "depth": 1}}
 
 
+def team_context(team: str, context: dict[str, Any]) -> dict[str, Any]:
+    """The quality team audits the raw data; the others get the prepared (cleaned) file."""
+    if team in RAW_DATA_TEAMS and context.get("source_dataset"):
+        return {**context, "dataset": context["source_dataset"]}
+    return context
+
+
 def delegate_to_teams(state: dict[str, Any]) -> list[Send] | str:
     if rejected(state):
         return "finalize"
+    context = state.get("context") or {}
     return [Send(f"{team}_lead", {"task": state["task"], "data": state.get("data"),
-                                  "context": state.get("context") or {}, "team": team, "depth": 2})
+                                  "context": team_context(team, context), "team": team, "depth": 2})
             for team in state["delegation"]["teams"]]
 
 
@@ -204,11 +222,12 @@ def build_team(team: str, approve_before: set[str], retry: RetryPolicy) -> State
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    """The uncompiled graph (nodes: supervisor, <team>_lead subgraphs, synthesis, finalize)."""
+    """The uncompiled graph (nodes: supervisor, prepare, <team>_lead subgraphs, synthesis, finalize)."""
     retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
     wanted = set(approve_before or ())
     builder = StateGraph(HierarchyState, input_schema=RunInput)
     builder.add_node("supervisor", supervisor)
+    builder.add_node("prepare", make_agent_node(PREPARER), retry_policy=retry)
     for team in TEAMS:
         subgraph = build_team(team, wanted, retry).compile(name=f"{team}_lead")
         builder.add_node(f"{team}_lead", subgraph)
@@ -216,7 +235,8 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder.add_node("synthesis", synthesis)
     builder.add_node("finalize", finalize_hierarchy)
     builder.add_edge(START, "supervisor")
-    builder.add_conditional_edges("supervisor", delegate_to_teams, [*(f"{t}_lead" for t in TEAMS), "finalize"])
+    builder.add_edge("supervisor", "prepare")
+    builder.add_conditional_edges("prepare", delegate_to_teams, [*(f"{t}_lead" for t in TEAMS), "finalize"])
     builder.add_edge("synthesis", "finalize")
     builder.add_edge("finalize", END)
     known = set(builder.nodes) | {w.name for _, ws in TEAMS.values() for w in ws} | {"plan", "team_review"}

@@ -191,8 +191,20 @@ def test_supervisor_and_leads_delegate_in_parallel_with_quality_at_each_level(ro
     assert set(quality["teams"]["customers"]["workers"]) == {"segments", "scores"}
     assert quality["overall"]["coverage"] == 1.0 and 0 < quality["overall"]["score"] <= 1
     thread = invoke_config["configurable"]["thread_id"]
-    expected = direct_summary(isolated_env, thread, "segment_customers", dataset="sample_sales.csv")
+    expected = direct_summary(isolated_env, thread, "segment_customers", dataset="sample_sales_clean.parquet")
     assert expected in result["teams"]["customers"]["answers"]["segments"]
+
+
+def test_the_quality_team_audits_the_raw_data_and_the_others_get_it_cleaned(isolated_env, sample_path,
+                                                                           invoke_config) -> None:
+    state = compiled("graphs.hierarchical").invoke(
+        {"task": "Assess data quality (validation) and analyse sales (breakdown)."}, invoke_config)
+    teams = state["result"]["teams"]
+    assert "48 duplicate rows" in teams["quality"]["answers"]["validation"]  # the raw file's defects
+    thread = invoke_config["configurable"]["thread_id"]
+    expected = direct_summary(isolated_env, thread, "aggregate", dataset="sample_sales_clean.parquet")
+    assert expected in teams["sales"]["answers"]["breakdown"]
+    assert "5 groups" in teams["sales"]["answers"]["breakdown"]  # five regions, not 25 spellings
 
 
 def test_a_failed_worker_lowers_its_team_and_the_overall_quality(roles, invoke_config) -> None:
