@@ -1,9 +1,10 @@
 """The ``relaygraph`` command line.
 
     relaygraph graphs                       list workflows
-    relaygraph run GRAPH [options]          run one (checkpointed; --json for machines)
-    relaygraph resume THREAD                continue an interrupted or crashed run
-    relaygraph db ... / model ...           persistence and local-model tools
+    relaygraph run GRAPH [options]          run one (checkpointed; --json, --trace, --approve-before)
+    relaygraph resume THREAD                continue an interrupted/crashed run, or answer an approval
+    relaygraph history / fork THREAD        time travel (runtime/cli_threads.py)
+    relaygraph db / model / traces ...      saver upkeep, the local LLM server, stored traces
 
 Errors are one line on stderr with a nonzero exit; ``--debug`` shows the traceback. This is
 the only module besides langgraph.json that imports ``graphs``.
