@@ -32,6 +32,8 @@ from persistence.base import (
     StaticCalls,
     T,
     adrive,
+    announce_put,
+    announce_writes,
     chunks,
     fetch_op,
     is_transient,
@@ -251,13 +253,15 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
             on_commit=lambda: self._chains_commit(prepared.chain_updates),
         )
         row = prepared.checkpoint_row
-        return {
+        stored: RunnableConfig = {
             "configurable": {
                 "thread_id": row["thread_id"],
                 "checkpoint_ns": row["checkpoint_ns"],
                 "checkpoint_id": row["checkpoint_id"],
             }
         }
+        announce_put(config, stored)
+        return stored
 
     async def aput_writes(
         self,
@@ -271,6 +275,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         if rows:
             await self._ready()
             await self._committer.run(calls=[(stmt, rows)])
+        announce_writes(config, task_id)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread."""

@@ -11,11 +11,12 @@ operations on the DBAPI cursor instead (``fastpath.py``).
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeVar
@@ -38,6 +39,7 @@ from persistence import schema
 from persistence.errors import CheckpointCorruptError
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 DEFAULT_DELTA_SNAPSHOT_EVERY = 64
@@ -46,6 +48,33 @@ DEFAULT_COMPRESS_MIN_BYTES = 256
 ZLIB_PREFIX = "zlib:"
 _CHUNK = 500  # bound on IN-list sizes (SQLite variables, statement length)
 _CHAIN_CACHE_SIZE = 4096
+
+
+#: Called after a checkpoint or a task's writes are stored, with a payload shaped like LangGraph's
+#: ``checkpoints`` stream event. Tracing subscribes (runtime.telemetry) to tag node spans with
+#: the checkpoint they started from and the one their step produced — under ``langgraph dev``
+#: and plain ``invoke`` too, where nobody streams checkpoints. Empty list: no cost.
+CHECKPOINT_LISTENERS: list[Callable[[dict[str, Any]], None]] = []
+
+
+def announce_put(config: RunnableConfig, stored: RunnableConfig) -> None:
+    """A checkpoint was stored: ``config`` named its parent, ``stored`` names it."""
+    if CHECKPOINT_LISTENERS:
+        _announce({"config": stored, "parent_config": config})
+
+
+def announce_writes(config: RunnableConfig, task_id: str) -> None:
+    """A task's writes were stored against the checkpoint the task ran from."""
+    if CHECKPOINT_LISTENERS:
+        _announce({"config": config, "tasks": [{"id": task_id}]})
+
+
+def _announce(payload: dict[str, Any]) -> None:
+    for listener in tuple(CHECKPOINT_LISTENERS):
+        try:
+            listener(payload)
+        except Exception:  # noqa: BLE001 - an observer must never fail a save
+            logger.exception("checkpoint listener %r failed", listener)
 
 
 class _Call(NamedTuple):

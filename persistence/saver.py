@@ -27,6 +27,8 @@ from persistence.base import (
     Op,
     StaticCalls,
     T,
+    announce_put,
+    announce_writes,
     chunks,
     drive,
     fetch_op,
@@ -312,13 +314,15 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
             on_commit=lambda: self._chains_commit(prepared.chain_updates),
         )
         row = prepared.checkpoint_row
-        return {
+        stored: RunnableConfig = {
             "configurable": {
                 "thread_id": row["thread_id"],
                 "checkpoint_ns": row["checkpoint_ns"],
                 "checkpoint_id": row["checkpoint_id"],
             }
         }
+        announce_put(config, stored)
+        return stored
 
     def put_writes(
         self,
@@ -332,6 +336,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         if rows:
             self._ready()
             self._committer.run(calls=[(stmt, rows)])
+        announce_writes(config, task_id)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread."""

@@ -19,9 +19,11 @@ context), so spans opened inside a node — LangGraph's thread pool, smolagents'
 ``traceparent`` on HTTP calls — get the right parent.
 
 Why node spans may end a little late: the checkpoint a node produced only exists after its
-superstep. When the runner feeds the ``checkpoints`` stream (:func:`checkpoint_feed`), a node
+superstep. Checkpoint events come from relaygraph's saver as it stores them (so plain
+``invoke`` and ``langgraph dev`` runs are covered) and from the runner's ``checkpoints`` stream
+(:func:`checkpoint_feed`, which covers any saver). While a workflow runs, a finished node's
 span is kept open (its end time is fixed when the node finishes) until the checkpoint it
-started from and the one its step produced are both known.
+started from and the one its step produced are both known, or the workflow ends.
 
 Names and attributes follow the OpenTelemetry GenAI conventions (``gen_ai.*``) and carry
 OpenInference kinds (``openinference.span.kind``) so Jaeger, Phoenix and Langfuse render them.
@@ -482,6 +484,8 @@ class SpanHandler(BaseCallbackHandler):
         ctx = _with_usage(trace.set_span_in_context(span), usage)
         self._runs[run_id] = _Run("workflow", name, ctx, span, otel_context.attach(ctx), usage, root=run_id,
                                   thread_id=str(thread_id) if thread_id is not None else None)
+        if thread_id is not None:  # the saver's checkpoint events are collected while the run lasts
+            self.feed_open(str(thread_id))
 
     def _promote_subgraph(self, run_id: UUID, run: _Run) -> None:
         """A pass-through run with node children is a (sub)graph: give it its span after all."""
@@ -546,6 +550,8 @@ class SpanHandler(BaseCallbackHandler):
             return
         if run.kind == "workflow" and run.root == run_id:
             self._forget_root(run_id)
+            if run.thread_id is not None:
+                self.feed_close(run.thread_id)  # finishes node spans whose checkpoint never came
         span.end()
 
     # -- checkpoint ids, fed by the runner ---------------------------------------------------
@@ -744,6 +750,9 @@ def _install_hook() -> None:
     global _hook_installed
     if not _hook_installed:
         register_configure_hook(_handler_var, True)
+        from persistence.base import CHECKPOINT_LISTENERS
+
+        CHECKPOINT_LISTENERS.append(_handler.observe_checkpoint)
         _hook_installed = True
 
 

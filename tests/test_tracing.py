@@ -117,13 +117,34 @@ def test_node_spans_carry_the_checkpoint_they_started_from_and_the_one_their_ste
     top_level = [s for s in named(spans.get_finished_spans(), "node ")
                  if "|" not in s.attributes["langgraph.checkpoint.ns"] and s.status.status_code != StatusCode.ERROR]
     assert top_level
-    for span in top_level:
+    assert_node_checkpoints(top_level, history)
+
+
+def assert_node_checkpoints(node_spans: Any, history: dict[str, Any]) -> None:
+    for span in node_spans:
         produced = history[span.attributes["langgraph.checkpoint.id"]]
         parent_id = span.attributes["langgraph.checkpoint.parent_id"]
         assert produced.parent_config["configurable"]["checkpoint_id"] == parent_id
         assert produced.metadata["step"] == span.attributes["langgraph.step"]
         # the task really ran from that parent checkpoint
         assert span.attributes["langgraph.task.id"] in {t.id for t in history[parent_id].tasks}
+
+
+@pytest.mark.parametrize("graph_name", sorted(GRAPHS))
+def test_plain_invoke_with_relaygraphs_saver_also_links_nodes_to_their_checkpoints(spans, graph_name: str) -> None:
+    """No runner, no checkpoint stream (as under `langgraph dev`): the saver reports what it stores."""
+    from runtime.checkpointing import open_checkpointer
+
+    module = importlib.import_module(GRAPHS[graph_name])
+    config = {"configurable": {"thread_id": f"plain-{uuid.uuid4().hex[:8]}"}}
+    with open_checkpointer() as saver:
+        graph = module.build_graph().compile(checkpointer=saver)
+        graph.invoke({"task": getattr(module, "DEFAULT_TASK", "Analyse the dataset.")}, config)
+        history = {s.config["configurable"]["checkpoint_id"]: s for s in graph.get_state_history(config)}
+    top_level = [s for s in named(spans.get_finished_spans(), "node ")
+                 if "|" not in s.attributes["langgraph.checkpoint.ns"] and s.status.status_code != StatusCode.ERROR]
+    assert top_level and all("langgraph.checkpoint.id" in s.attributes for s in top_level)
+    assert_node_checkpoints(top_level, history)
 
 
 # --- parallel branches, subgraphs, tool threads -------------------------------------------------

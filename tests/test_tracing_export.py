@@ -209,3 +209,5 @@ def test_langgraph_dev_runs_are_traced_from_the_environment_with_correct_parents
         span = next(s for s in spans.values() if s.name == f"invoke_agent {agent}")
         node = spans[span.parent_span_id]
         assert node.name == f"node {agent}" and node.parent_span_id == roots[0].span_id
+        # the server persists through relaygraph's saver, which reports what it stores
+        assert node.attributes["langgraph.checkpoint.id"] and node.attributes["langgraph.checkpoint.parent_id"]
