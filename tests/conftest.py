@@ -16,7 +16,12 @@ from typing import Any
 
 import pytest
 from smolagents import Model
-from smolagents.models import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction, MessageRole
+from smolagents.models import (
+    ChatMessage,
+    ChatMessageToolCall,
+    ChatMessageToolCallFunction,
+    MessageRole,
+)
 
 from runtime.offline import OfflineChatModel
 from runtime.providers import Provider, register_provider
@@ -116,6 +121,22 @@ def parse_json(text: str) -> dict[str, Any]:
 def in_ci() -> bool:
     """CI must not skip service-backed tests: there, a missing service is a failure."""
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_unless_ci(reason: str, ci_reason: str) -> None:
+    """Skip with ``reason`` on a developer's machine; fail under CI, which must run everything."""
+    if in_ci():
+        pytest.fail(f"{reason}; {ci_reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_local() -> None:
+    """The local-model extra is installed, or skip with the install command (fail under CI)."""
+    from runtime.local_llm import local_available
+
+    ok, reason = local_available()
+    if not ok:
+        skip_unless_ci(reason, "CI must install the local extra")
 
 
 @contextmanager
@@ -225,9 +246,7 @@ MYSQL_ADMIN_URL = os.environ.get("RELAYGRAPH_TEST_MYSQL", "mysql://root@127.0.0.
 
 def _service_unavailable(what: str, exc: BaseException) -> None:
     message = f"{what} not reachable ({type(exc).__name__}: {str(exc).strip().splitlines()[0]})"
-    if in_ci():
-        pytest.fail(f"{message}; CI must run the service-backed tests")
-    pytest.skip(message)
+    skip_unless_ci(message, "CI must run the service-backed tests")
 
 
 @pytest.fixture

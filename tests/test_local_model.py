@@ -32,20 +32,11 @@ from runtime.local_llm import (
 from runtime.local_llm.grammar import sanitize_schema, schema_grammar, tool_call_grammar
 from runtime.local_llm.handler import parse_tool_call, tools_system_block
 from runtime.local_llm.normalize import RequestError, normalize_chat_request
+from tests.conftest import require_local
 
 pytestmark = pytest.mark.local_llm
 
 MAX_TOKENS = 96
-
-
-def require_local() -> None:
-    """Skip with the install command, or fail under CI (which installs the extra)."""
-    ok, reason = local_available()
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must install the local extra, but: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 # --- schema validation helper ---------------------------------------------------------------

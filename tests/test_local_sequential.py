@@ -9,15 +9,15 @@ missing, fails instead under ``CI`` (which installs it). Slow on 2 cores (minute
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from runtime.local_llm import local_available, shutdown_shared_server
+from runtime.local_llm import shutdown_shared_server
 from runtime.local_llm.grammar import sanitize_schema
+from tests.conftest import require_local
 
 pytestmark = [pytest.mark.local_llm, pytest.mark.slow]
 
@@ -30,15 +30,6 @@ INVALID_CALL_MARKERS = (
     "required argument",
     "Unknown tool",
 )
-
-
-def require_local() -> None:
-    ok, reason = local_available()
-    if ok:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must install the local extra, but: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 def validator(schema: dict[str, Any]) -> Any:
