@@ -26,10 +26,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
+from relaygraph.providers.local_llm import LocalModelServer, local_available  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-
-from runtime.local_llm import LocalModelServer, local_available  # noqa: E402
 
 TOOLS = [
     {

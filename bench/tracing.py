@@ -34,10 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def light_graph():
     from langgraph.graph import START, StateGraph
-
-    from nodes.agent import AgentSpec, make_agent_node
-    from nodes.results import make_result_node
-    from nodes.state import RunInput, WorkflowState
+    from relaygraph.nodes.agent import AgentSpec, make_agent_node
+    from relaygraph.nodes.results import make_result_node
+    from relaygraph.nodes.state import RunInput, WorkflowState
 
     builder = StateGraph(WorkflowState, input_schema=RunInput)
     previous = START
@@ -55,8 +54,8 @@ def timed_round(builder, name: str, task: str, invokes: int) -> tuple[float, flo
     """(wall, CPU) seconds per invoke; CPU time counts every thread of this process — the
     exporter's too — and is what other load on a shared machine disturbs least."""
     from langgraph.checkpoint.memory import InMemorySaver
-
-    from runtime import runner, telemetry
+    from relaygraph.cli import runner
+    from relaygraph.observability import telemetry
 
     graph = runner.compile_graph(builder, InMemorySaver(), name)
     started, cpu = time.perf_counter(), time.process_time()
@@ -78,14 +77,13 @@ def main() -> None:
     for var in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT"):
         os.environ.pop(var, None)
 
-    from graphs.sequential import DEFAULT_TASK, build_graph
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    from runtime import telemetry
+    from relaygraph.graphs.sequential import DEFAULT_TASK, build_graph
+    from relaygraph.observability import telemetry
 
     graphs = {"sequential": (build_graph, DEFAULT_TASK), "light": (light_graph, "List the datasets.")}
     port = _free_port()
-    receiver = subprocess.Popen([sys.executable, "-m", "runtime.otlp_receiver", "--port", str(port), "--quiet"],
+    receiver = subprocess.Popen([sys.executable, str(Path(__file__).resolve().parent.parent / "tests" / "otlp_receiver.py"), "--port", str(port), "--quiet"],
                                 cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE, text=True)
     assert receiver.stdout is not None
     receiver.stdout.readline()  # "listening on ..."

@@ -7,7 +7,7 @@ Every agent holds ``handoff_<peer>`` tools next to its domain tools; which peer 
 own decision (a model's, or under ``offline`` the policy's rule: the peer the request mentions
 first). Transfers are validated, invalid ones rolled back, and a loop guard (``max_handoffs``,
 default 6, in ``configurable``; A→B→A ping-pong) ends the run with a reason — see
-:mod:`nodes.handoff`.
+:mod:`relaygraph.nodes.handoff`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
-
-from nodes.agent import AgentRunError, AgentSpec
-from nodes.approval import with_approval
-from nodes.handoff import HandoffState, handoff_summary, make_handoff_node
-from nodes.results import make_result_node
-from nodes.state import RunInput
-from runtime.settings import get_settings
+from relaygraph.config.settings import get_settings
+from relaygraph.nodes.agent import AgentRunError, AgentSpec
+from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.handoff import HandoffState, handoff_summary, make_handoff_node
+from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "triage → specialists handing off to each other (validated, rolled back, loop-guarded)."
 DEFAULT_TASK = ("Check the data quality, analyse sales by region with trends, segment the customers "

@@ -7,8 +7,8 @@
 Both levels delegate **in parallel**: the supervisor sends the task to every team it chose at
 once, and each lead sends it to every worker it chose at once. Team leads are compiled
 subgraphs (their own checkpoints, resumable on their own); workers are agent nodes, each its
-own agent instance in its own slot (:mod:`nodes.parallel`). Routing, limits and the quality
-assessment at each level are in :mod:`nodes.hierarchy`.
+own agent instance in its own slot (:mod:`relaygraph.nodes.parallel`). Routing, limits and the quality
+assessment at each level are in :mod:`relaygraph.nodes.hierarchy`.
 
 ``prepare`` cleans the data once before delegating: the quality team is handed the raw file
 (finding its defects is its job), every other team the cleaned one — so a sales breakdown
@@ -23,10 +23,10 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
-
-from nodes.agent import AgentRunError, AgentSpec, make_agent_node
-from nodes.approval import rejected, with_approval
-from nodes.hierarchy import (
+from relaygraph.config.settings import get_settings
+from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from relaygraph.nodes.approval import rejected, with_approval
+from relaygraph.nodes.hierarchy import (
     HierarchyLimits,
     check_delegation,
     choice_model,
@@ -34,10 +34,9 @@ from nodes.hierarchy import (
     level_quality,
     worker_quality,
 )
-from nodes.parallel import make_branch_node
-from nodes.results import make_result_node
-from nodes.state import RunInput, WorkflowState, merge_dicts
-from runtime.settings import get_settings
+from relaygraph.nodes.parallel import make_branch_node
+from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.state import RunInput, WorkflowState, merge_dicts
 
 DESCRIPTION = "supervisor → team leads (subgraphs) → workers, delegating in parallel with quality at each level."
 DEFAULT_TASK = ("Assess data quality (validation and outliers), analyse sales (breakdown and trends) "

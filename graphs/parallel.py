@@ -7,7 +7,7 @@
                         (× partitions: validator_p1, validator_p2, ... for map-reduce)
 
 The cleaner writes a cleaned copy of the data; every specialist then works on that same file,
-each as its own agent instance writing only its own slot (see :mod:`nodes.parallel`). Which
+each as its own agent instance writing only its own slot (see :mod:`relaygraph.nodes.parallel`). Which
 specialists run, and on how many row partitions each, is decided per run from the config
 (``configurable.specialists``, ``configurable.partitions``); how many run at once is LangGraph's
 ``max_concurrency`` (a top-level key of the run config).
@@ -20,13 +20,19 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
-
-from nodes.agent import AgentRunError, AgentSpec, make_agent_node
-from nodes.approval import rejected, with_approval
-from nodes.parallel import BranchInput, ParallelState, aggregate, fan_out, make_branch_node, plan_from_config
-from nodes.results import make_result_node
-from nodes.state import RunInput
-from runtime.settings import get_settings
+from relaygraph.config.settings import get_settings
+from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from relaygraph.nodes.approval import rejected, with_approval
+from relaygraph.nodes.parallel import (
+    BranchInput,
+    ParallelState,
+    aggregate,
+    fan_out,
+    make_branch_node,
+    plan_from_config,
+)
+from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "clean → fan-out to validator, profiler, segmenter, scorer (isolated, partitionable) → aggregate."
 DEFAULT_TASK = ("Clean the sales data, then in parallel validate it, profile and enrich it, "

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
-
-from nodes.agent import AgentRunError, AgentSpec, make_agent_node
-from nodes.approval import with_approval
-from nodes.results import make_result_node
-from nodes.state import RunInput, WorkflowState
-from runtime.settings import get_settings
+from relaygraph.config.settings import get_settings
+from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.state import RunInput, WorkflowState
 
 DESCRIPTION = "extract → clean → analyze → report: four agents build a data report."
 DEFAULT_TASK = "Profile, validate and clean the sales dataset, analyse it and write a report."
@@ -56,7 +55,7 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     """The uncompiled graph: compile it with the checkpointer of your choice.
 
     Every node can pause for approval (``approve_before`` here, or ``configurable.approve_before``
-    in a run's config); see :mod:`nodes.approval`.
+    in a run's config); see :mod:`relaygraph.nodes.approval`.
     """
     retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
     builder = StateGraph(WorkflowState, input_schema=RunInput)

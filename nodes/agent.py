@@ -36,17 +36,16 @@ import pyarrow.parquet as pq
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from relaygraph.config.settings import Settings, settings_from_config
+from relaygraph.nodes.state import AgentStep, NodeProgress
+from relaygraph.observability import telemetry
+from relaygraph.providers import agent_model
+from relaygraph.tools import Workspace, build_tools
+from relaygraph.tools.sample import SAMPLE_NAME, ensure_sample
 from smolagents import Tool, ToolCallingAgent
 from smolagents.memory import ActionStep
 from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentError
-
-from nodes.state import AgentStep, NodeProgress
-from runtime import telemetry
-from runtime.providers import agent_model
-from runtime.settings import Settings, settings_from_config
-from tools import Workspace, build_tools
-from tools.sample import SAMPLE_NAME, ensure_sample
 
 LOOP_REPEATS = 3
 
@@ -65,7 +64,7 @@ class AgentSpec(BaseModel):
     @field_validator("tools")
     @classmethod
     def _tools_exist(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from tools import known_tools
+        from relaygraph.tools import known_tools
 
         unknown = [t for t in value if t not in known_tools()]
         if unknown:
@@ -219,7 +218,7 @@ def make_agent_node(
     """A LangGraph node running ``spec`` as a fresh ToolCallingAgent on each execution.
 
     ``extra_tools(context)`` adds run-specific tools that are not data tools (e.g. the handoff
-    tools of :mod:`nodes.handoff`); it is called per execution, so they are fresh too.
+    tools of :mod:`relaygraph.nodes.handoff`); it is called per execution, so they are fresh too.
 
     ``context_keys`` renames context entries for this agent (e.g. give a branch its own
     ``partition``), so one spec can serve several branches.

@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import StateGraph
 from langgraph.types import Command, interrupt
-from langgraph._internal._runnable import RunnableCallable
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 APPROVAL = "approval"

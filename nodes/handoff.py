@@ -27,14 +27,21 @@ from typing import Annotated, Any, ClassVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from relaygraph.config.settings import settings_from_config
+from relaygraph.nodes.agent import AgentSpec, make_agent_node, thread_id
+from relaygraph.nodes.state import WorkflowState, merge_dicts
+from relaygraph.tools import Workspace
+from relaygraph.tools.frames import observation
 from smolagents import Tool
-
-from nodes.agent import AgentSpec, make_agent_node, thread_id
-from nodes.state import WorkflowState, merge_dicts
-from runtime.settings import settings_from_config
-from tools import Workspace
-from tools.frames import observation
 
 HANDOFF_PREFIX = "handoff_"
 DEFAULT_MAX_HANDOFFS = 6

@@ -24,9 +24,8 @@ from typing import Any, Literal
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, ConfigDict, Field, create_model
-
-from runtime.providers import chat_model
-from runtime.settings import settings_from_config
+from relaygraph.config.settings import settings_from_config
+from relaygraph.providers import chat_model
 
 DEFAULT_MAX_DEPTH = 3  # supervisor (1) → team lead (2) → worker (3)
 DEFAULT_MAX_FANOUT = 4

@@ -26,9 +26,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from nodes.agent import AgentRunError, AgentSpec, make_agent_node, node_attempt
-from nodes.state import NodeProgress, WorkflowState, merge_dicts
+from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node, node_attempt
+from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 
 
 class Branch(BaseModel):

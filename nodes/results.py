@@ -11,16 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-
-from runtime import telemetry
-from runtime.providers import provider_label
-from runtime.settings import settings_from_config
+from relaygraph.config.settings import settings_from_config
+from relaygraph.observability import telemetry
+from relaygraph.providers import provider_label
 
 
 def agent_summaries(steps: list[dict[str, Any]], model: str | None = None) -> dict[str, dict[str, Any]]:
     """Per agent: steps taken, tool calls, errors, final confidence, time, tokens and cost
     (tokens None when the model reported none, e.g. the offline policy; cost None when the
-    model has no price — see :mod:`runtime.telemetry`)."""
+    model has no price — see :mod:`relaygraph.observability.telemetry`)."""
     out: dict[str, dict[str, Any]] = {}
     usage: dict[str, telemetry.Usage] = {}
     for step in steps:

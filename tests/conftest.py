@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from relaygraph.providers import Provider, register_provider
+from relaygraph.providers.offline import OfflineChatModel
 from smolagents import Model
 from smolagents.models import (
     ChatMessage,
@@ -22,9 +24,6 @@ from smolagents.models import (
     ChatMessageToolCallFunction,
     MessageRole,
 )
-
-from runtime.offline import OfflineChatModel
-from runtime.providers import Provider, register_provider
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -96,14 +95,14 @@ def script(monkeypatch: pytest.MonkeyPatch) -> Script:
 
 @pytest.fixture
 def sample_path(isolated_env: dict[str, Path]) -> Path:
-    from tools.sample import ensure_sample
+    from relaygraph.tools.sample import ensure_sample
 
     return ensure_sample(isolated_env["data"])
 
 
 @pytest.fixture
 def workspace(isolated_env: dict[str, Path]):
-    from tools import Workspace
+    from relaygraph.tools import Workspace
 
     return Workspace(isolated_env["data"], isolated_env["out"], "test-run")
 
@@ -132,7 +131,7 @@ def skip_unless_ci(reason: str, ci_reason: str) -> None:
 
 def require_local() -> None:
     """The local-model extra is installed, or skip with the install command (fail under CI)."""
-    from runtime.local_llm import local_available
+    from relaygraph.providers.local_llm import local_available
 
     ok, reason = local_available()
     if not ok:
@@ -210,8 +209,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from runtime import telemetry
+    from relaygraph.observability import telemetry
 
     for var in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
@@ -227,7 +225,7 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 @pytest.fixture
 def tracing_off() -> Iterator[None]:
     """Make sure tracing is off (and stays off) for a test that starts it through other means."""
-    from runtime import telemetry
+    from relaygraph.observability import telemetry
 
     telemetry.shutdown()
     try:
@@ -340,7 +338,7 @@ class RoleModel(Model):
     """The offline policy, except where :class:`RolePlay` says otherwise for a role."""
 
     def __init__(self, play: RolePlay) -> None:
-        from runtime.offline import OfflinePolicyModel
+        from relaygraph.providers.offline import OfflinePolicyModel
 
         super().__init__(model_id="roles")
         self.play, self.policy = play, OfflinePolicyModel()
@@ -348,7 +346,7 @@ class RoleModel(Model):
     def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kw):
         import time
 
-        from tests.crash_runner import identify
+        from crash_runner import identify
 
         role, _, _ = identify(messages)
         play = self.play

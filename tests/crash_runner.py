@@ -16,7 +16,12 @@ import sys
 import time
 from typing import Any
 
-from runtime.offline import OFFLINE_LABEL, OfflineChatModel, OfflinePolicyModel, read_transcript
+from relaygraph.providers.offline import (
+    OFFLINE_LABEL,
+    OfflineChatModel,
+    OfflinePolicyModel,
+    read_transcript,
+)
 
 ROLE_RE = re.compile(r"You are the (.+?) in a team")
 
@@ -53,8 +58,8 @@ class LoggingPolicy(OfflinePolicyModel):
 
 
 def main() -> None:
-    from runtime.cli import main as cli_main
-    from runtime.providers import Provider, register_provider
+    from relaygraph.cli.main import main as cli_main
+    from relaygraph.providers import Provider, register_provider
 
     log, block = os.environ["CRASH_LOG"], os.environ.get("CRASH_BLOCK_ROLE") or None
     register_provider(Provider("crashy", lambda s: LoggingPolicy(log, block), lambda s: OfflineChatModel(),

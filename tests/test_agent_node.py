@@ -8,9 +8,8 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
-
-from nodes.agent import AgentRunError, AgentSpec, make_agent_node
-from nodes.state import AgentStep, WorkflowState
+from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from relaygraph.nodes.state import AgentStep, WorkflowState
 
 SPEC = AgentSpec(name="cleaner", role="data cleaner", instructions="Validate the dataset.",
                  tools=("validate_dataset", "aggregate"), max_steps=4)
@@ -103,7 +102,7 @@ def test_agent_spec_rejects_unknown_tools() -> None:
 
 
 def test_context_reducer_keeps_every_branchs_own_findings() -> None:
-    from nodes.state import merge_dicts
+    from relaygraph.nodes.state import merge_dicts
 
     left = {"dataset": "a.csv", "findings": {"validator": "ok"}}
     merged = merge_dicts(left, {"findings": {"scorer": "fine"}, "dataset": "b.parquet"})

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import REPO
+from relaygraph.cli.main import app
 from typer.testing import CliRunner
-
-from runtime.cli import app
-from tests.conftest import REPO
 
 cli = CliRunner()
 
@@ -24,7 +23,7 @@ def test_graphs_lists_each_workflow_with_a_description() -> None:
 
 
 def test_run_json_prints_the_final_state_with_result_and_steps(isolated_env) -> None:
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "run", "sequential", "--json",
+    proc = subprocess.run([sys.executable, "-m", "relaygraph.cli.main", "run", "sequential", "--json",
                            "--thread-id", "cli-json"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     state = json.loads(proc.stdout)

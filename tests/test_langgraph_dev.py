@@ -6,9 +6,8 @@ import json
 
 import httpx
 import pytest
-
-from runtime.checkpointing import open_checkpointer
-from tests.conftest import REPO, running_langgraph_dev
+from conftest import REPO, running_langgraph_dev
+from relaygraph.config.checkpointing import open_checkpointer
 
 
 def listed_graphs() -> list[str]:
@@ -17,7 +16,7 @@ def listed_graphs() -> list[str]:
 
 @pytest.mark.slow
 def test_langgraph_json_lists_every_cli_graph() -> None:
-    from runtime.cli import GRAPHS
+    from relaygraph.cli.main import GRAPHS
 
     assert listed_graphs() == sorted(GRAPHS)
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-from runtime.local_llm import (
+from conftest import require_local
+from relaygraph.providers.local_llm import (
     LocalModelServer,
     LocalModelUnavailable,
     find_model_path,
@@ -29,10 +29,13 @@ from runtime.local_llm import (
     shared_server,
     shutdown_shared_server,
 )
-from runtime.local_llm.grammar import sanitize_schema, schema_grammar, tool_call_grammar
-from runtime.local_llm.handler import parse_tool_call, tools_system_block
-from runtime.local_llm.normalize import RequestError, normalize_chat_request
-from tests.conftest import require_local
+from relaygraph.providers.local_llm.grammar import (
+    sanitize_schema,
+    schema_grammar,
+    tool_call_grammar,
+)
+from relaygraph.providers.local_llm.handler import parse_tool_call, tools_system_block
+from relaygraph.providers.local_llm.normalize import RequestError, normalize_chat_request
 
 pytestmark = pytest.mark.local_llm
 
@@ -273,7 +276,11 @@ def test_unavailable_reason_says_what_to_install(monkeypatch: pytest.MonkeyPatch
 
 
 def test_smolagents_call_history_is_recognised() -> None:
-    from runtime.local_llm.handler import previous_calls, smolagents_calls, to_template_messages
+    from relaygraph.providers.local_llm.handler import (
+        previous_calls,
+        smolagents_calls,
+        to_template_messages,
+    )
 
     text = ("Calling tools:\n[{'id': 'call_1', 'type': 'function', 'function': "
             "{'name': 'load_dataset', 'arguments': {'name': 'ds_q7x_orders', 'limit': 5}}}]")
@@ -290,7 +297,7 @@ def test_smolagents_call_history_is_recognised() -> None:
 
 
 def test_failed_smolagents_calls_count_as_made() -> None:
-    from runtime.local_llm.handler import previous_calls
+    from relaygraph.providers.local_llm.handler import previous_calls
 
     error = ("Call id: call_3\nError:\nError executing tool 'column_mean' with arguments "
              "{'dataset': 'ds_q7x_orders', 'column': 'region_code'}: TypeError: not numeric {x}\n"
@@ -300,7 +307,7 @@ def test_failed_smolagents_calls_count_as_made() -> None:
 
 
 def test_vary_arguments_excludes_every_earlier_call() -> None:
-    from runtime.local_llm.handler import vary_arguments
+    from relaygraph.providers.local_llm.handler import vary_arguments
 
     earlier = [{"dataset": "ds_q7x_orders", "column": "amount_eur"},
                {"dataset": "ds_q7x_orders", "column": "temp_c"}]
@@ -435,7 +442,7 @@ FINAL_TOOL = {"type": "function", "function": {
 @pytest.mark.parametrize("with_final", [False, True], ids=["tools-only", "with-final_answer"])
 def test_identical_repeat_call_is_regenerated(server, http, with_final: bool) -> None:
     """Whatever the model first wanted, it cannot repeat a call already in the conversation."""
-    from runtime.local_llm.handler import call_key
+    from relaygraph.providers.local_llm.handler import call_key
 
     def parts(text: str) -> list[dict[str, str]]:
         return [{"type": "text", "text": text}]
@@ -608,7 +615,7 @@ def test_server_dies_with_a_crashed_parent() -> None:
     require_local()
     code = textwrap.dedent("""
         import os, sys
-        from runtime.local_llm import LocalModelServer
+        from relaygraph.providers.local_llm import LocalModelServer
         srv = LocalModelServer()
         srv.start()
         print(srv.pid, flush=True)

@@ -14,10 +14,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
-from runtime.local_llm import shutdown_shared_server
-from runtime.local_llm.grammar import sanitize_schema
-from tests.conftest import require_local
+from conftest import require_local
+from relaygraph.providers.local_llm import shutdown_shared_server
+from relaygraph.providers.local_llm.grammar import sanitize_schema
 
 pytestmark = [pytest.mark.local_llm, pytest.mark.slow]
 
@@ -50,9 +49,8 @@ def validator(schema: dict[str, Any]) -> Any:
 def test_sequential_graph_runs_with_the_local_model(monkeypatch: pytest.MonkeyPatch) -> None:
     require_local()
     import smolagents.models
-
-    from graphs.sequential import AGENTS, graph
-    from runtime.settings import get_settings
+    from relaygraph.config.settings import get_settings
+    from relaygraph.graphs.sequential import AGENTS, graph
 
     sent: dict[str, list[dict[str, Any]]] = {}
     original = smolagents.models.get_tool_json_schema

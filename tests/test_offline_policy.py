@@ -6,9 +6,7 @@ import json
 from typing import Literal
 
 from pydantic import BaseModel
-from smolagents.models import ChatMessage, MessageRole
-
-from runtime.offline import (
+from relaygraph.providers.offline import (
     OFFLINE_LABEL,
     OfflineChatModel,
     OfflinePolicyModel,
@@ -18,6 +16,7 @@ from runtime.offline import (
     rank_tools,
     read_transcript,
 )
+from smolagents.models import ChatMessage, MessageRole
 
 TOOLS = [
     {"name": "validate_dataset", "parameters": {"properties": {"dataset": {"type": "string"}}, "required": ["dataset"]}},

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver, schema
+from langgraph.checkpoint.sqlalchemy.maintenance import parse_duration
+from relaygraph.cli.db import db_app
 from typer.testing import CliRunner
-
-from persistence import SQLAlchemySaver, schema
-from persistence.maintenance import parse_duration
-from runtime.cli_db import db_app
 
 runner = CliRunner()
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.report import CapabilityReport
-
-from persistence import AsyncSQLAlchemySaver, SQLAlchemySaver
+from langgraph.checkpoint.sqlalchemy import AsyncSQLAlchemySaver, SQLAlchemySaver
 
 ALL_TESTS = 81
 CAPABILITIES = {"put", "put_writes", "get_tuple", "list", "delete_thread",

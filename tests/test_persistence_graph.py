@@ -16,12 +16,11 @@ from typing import Annotated, Any, TypedDict
 import pytest
 import sqlalchemy as sa
 from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.checkpoint.sqlalchemy import AsyncSQLAlchemySaver, SQLAlchemySaver, schema
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Command, Send, interrupt
-
-from persistence import AsyncSQLAlchemySaver, SQLAlchemySaver, schema
-from runtime.checkpointing import open_async_checkpointer, open_checkpointer
+from relaygraph.config.checkpointing import open_async_checkpointer, open_checkpointer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -166,7 +165,7 @@ async def test_async_runtime_factory(sqlite_url: str) -> None:
 
 
 async def test_langgraph_dev_factory(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from persistence.langgraph_dev import checkpointer
+    from relaygraph.config.langgraph_dev import checkpointer
 
     monkeypatch.setenv("RELAYGRAPH_CHECKPOINT_DB", sqlite_url)
     async with checkpointer() as saver:
@@ -181,7 +180,7 @@ CRASH_SCRIPT = textwrap.dedent(
     import json, operator, os, sys, time
     from typing import Annotated, TypedDict
     from langgraph.graph import END, START, StateGraph
-    from persistence import SQLAlchemySaver
+    from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver
 
     url, log_path, marker, crash_at, mode = sys.argv[1:6]
     crash_at = int(crash_at)

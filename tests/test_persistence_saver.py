@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
-
-from persistence import (
+from langgraph.checkpoint.sqlalchemy import (
     AsyncSQLAlchemySaver,
     CheckpointCorruptError,
     DatabaseUnavailableError,
@@ -21,7 +20,7 @@ from persistence import (
     UnsupportedDatabaseURL,
     schema,
 )
-from persistence.urls import normalize_url
+from langgraph.checkpoint.sqlalchemy.urls import normalize_url
 
 
 def cfg(thread: str, checkpoint_id: str | None = None, ns: str = "") -> dict[str, Any]:

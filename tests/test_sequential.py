@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from nodes.state import AgentStep
-from runtime import runner
-from runtime.checkpointing import open_checkpointer
-from tools.sample import DEFECTS, generate
+from relaygraph.cli import runner
+from relaygraph.config.checkpointing import open_checkpointer
+from relaygraph.nodes.state import AgentStep
+from relaygraph.tools.sample import DEFECTS, generate
 
 
 def expected_clean_rows() -> int:
@@ -18,7 +17,7 @@ def expected_clean_rows() -> int:
 
 
 def test_python_invoke_runs_all_four_agents_and_returns_the_result_contract(invoke_config) -> None:
-    from graphs.sequential import graph
+    from relaygraph.graphs.sequential import graph
 
     state = graph.invoke({"task": "Profile, validate, clean, analyse and report."}, invoke_config)
     result = state["result"]
@@ -35,7 +34,7 @@ def test_python_invoke_runs_all_four_agents_and_returns_the_result_contract(invo
 
 
 def test_the_report_holds_numbers_computed_from_the_data(invoke_config) -> None:
-    from graphs.sequential import graph
+    from relaygraph.graphs.sequential import graph
 
     state = graph.invoke({"task": "Validate, clean, analyse and report."}, invoke_config)
     report = Path(state["result"]["artifacts"]["report"]).read_text()
@@ -46,7 +45,7 @@ def test_the_report_holds_numbers_computed_from_the_data(invoke_config) -> None:
 
 
 def test_runs_are_checkpointed_and_failures_are_recorded_in_state(script) -> None:
-    from graphs.sequential import build_graph
+    from relaygraph.graphs.sequential import build_graph
 
     script.play(("call", "profile_dataset", {"dataset": "sample_sales.csv"}), ("final", "profiled"),
                 *[ConnectionError("model server down")] * 3)
@@ -66,7 +65,7 @@ def test_runs_are_checkpointed_and_failures_are_recorded_in_state(script) -> Non
 
 
 def test_resume_after_a_failure_continues_without_rerunning_finished_agents(script) -> None:
-    from graphs.sequential import build_graph
+    from relaygraph.graphs.sequential import build_graph
 
     script.play(("final", "profiled"), *[ConnectionError("down")] * 2)
     config = runner.run_config("t-resume", "sequential")

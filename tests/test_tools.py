@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from relaygraph.tools import PathNotAllowed, Workspace, build_tools
+from relaygraph.tools.frames import take_partition
+from relaygraph.tools.sample import DEFECTS, generate
 from smolagents.models import get_tool_json_schema
-
-from tools import PathNotAllowed, Workspace, build_tools
-from tools.frames import take_partition
-from tools.sample import DEFECTS, generate
 
 
 def call(workspace: Workspace, name: str, **args) -> dict:
@@ -144,7 +143,7 @@ def test_partitions_are_disjoint_and_cover_every_row() -> None:
 def test_concurrent_first_runs_all_get_the_whole_sample(tmp_path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from tools.sample import ensure_sample
+    from relaygraph.tools.sample import ensure_sample
 
     with ThreadPoolExecutor(6) as pool:
         paths = list(pool.map(lambda _: ensure_sample(tmp_path / "d"), range(6)))

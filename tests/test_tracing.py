@@ -21,12 +21,12 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
 from opentelemetry.trace import StatusCode
-
-from nodes.agent import AgentRunError, AgentSpec, make_agent_node
-from nodes.results import make_result_node
-from nodes.state import RunInput, WorkflowState
-from runtime import runner, telemetry
-from runtime.cli import GRAPHS
+from relaygraph.cli import runner
+from relaygraph.cli.main import GRAPHS
+from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.state import RunInput, WorkflowState
+from relaygraph.observability import telemetry
 
 # --- helpers ----------------------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ def assert_node_checkpoints(node_spans: Any, history: dict[str, Any]) -> None:
 @pytest.mark.parametrize("graph_name", sorted(GRAPHS))
 def test_plain_invoke_with_relaygraphs_saver_also_links_nodes_to_their_checkpoints(spans, graph_name: str) -> None:
     """No runner, no checkpoint stream (as under `langgraph dev`): the saver reports what it stores."""
-    from runtime.checkpointing import open_checkpointer
+    from relaygraph.config.checkpointing import open_checkpointer
 
     module = importlib.import_module(GRAPHS[graph_name])
     config = {"configurable": {"thread_id": f"plain-{uuid.uuid4().hex[:8]}"}}
@@ -192,10 +192,10 @@ def test_send_branches_are_sibling_spans_under_the_run_not_nested_in_each_other(
     assert all(b.attributes["langgraph.step"] == plan.attributes["langgraph.step"] + 1 for b in branches)
 
 
-@pytest.mark.skipif("parallel" not in GRAPHS and importlib.util.find_spec("graphs.parallel") is None,
+@pytest.mark.skipif("parallel" not in GRAPHS and importlib.util.find_spec("relaygraph.graphs.parallel") is None,
                     reason="graphs/parallel.py not written yet")
 def test_parallel_workflow_branches_are_siblings(spans) -> None:
-    module = importlib.import_module("graphs.parallel")
+    module = importlib.import_module("relaygraph.graphs.parallel")
     run_graph(module.build_graph(), "parallel", {"task": module.DEFAULT_TASK})
     finished = spans.get_finished_spans()
     assert_one_rooted_trace(finished, "parallel")
@@ -247,7 +247,12 @@ class TwoToolsAtOnce:
 
     def __call__(self, settings: Any) -> Any:
         from smolagents import Model
-        from smolagents.models import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction, MessageRole
+        from smolagents.models import (
+            ChatMessage,
+            ChatMessageToolCall,
+            ChatMessageToolCallFunction,
+            MessageRole,
+        )
 
         double = self
 
@@ -267,8 +272,8 @@ class TwoToolsAtOnce:
 
 
 def test_tool_calls_run_in_smolagents_threads_stay_children_of_their_step(spans, monkeypatch) -> None:
-    from runtime.offline import OfflineChatModel
-    from runtime.providers import Provider, register_provider
+    from relaygraph.providers import Provider, register_provider
+    from relaygraph.providers.offline import OfflineChatModel
 
     register_provider(Provider("two-at-once", TwoToolsAtOnce(), lambda s: OfflineChatModel(), lambda s: "double"))
     monkeypatch.setenv("RELAYGRAPH_MODEL", "two-at-once")
@@ -364,7 +369,7 @@ def test_llm_http_calls_carry_the_chat_spans_traceparent_and_tokens_roll_up_with
 
 
 def test_an_offline_run_reports_no_tokens_and_no_cost_rather_than_zero(spans, invoke_config) -> None:
-    from graphs.sequential import graph
+    from relaygraph.graphs.sequential import graph
 
     state = graph.invoke({"task": "Profile the dataset."}, invoke_config)
     usage = state["result"]["usage"]
@@ -418,8 +423,7 @@ CONTENT_KEYS = {"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.
 def test_prompts_messages_and_tool_arguments_are_recorded_only_when_opted_in(spans, invoke_config) -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    from graphs.sequential import graph
+    from relaygraph.graphs.sequential import graph
 
     graph.invoke({"task": "Profile the dataset."}, invoke_config)
     assert not [k for s in spans.get_finished_spans() for k in s.attributes if k in CONTENT_KEYS]
@@ -443,7 +447,7 @@ def test_configure_is_idempotent_and_with_tracing_off_the_hook_makes_no_spans(sp
     assert telemetry._state.provider is provider  # noqa: SLF001
 
     assert telemetry.configure(enabled=False) is False
-    from graphs.sequential import graph
+    from relaygraph.graphs.sequential import graph
 
     graph.invoke({"task": "Profile the dataset."}, invoke_config)
     assert isinstance(telemetry.tracer(), trace.NoOpTracer)

@@ -11,20 +11,19 @@ from typing import Any, Literal
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otlp_receiver import OtlpReceiver
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from relaygraph.cli import runner
+from relaygraph.cli.main import app
+from relaygraph.observability import telemetry
 from typer.testing import CliRunner
-
-from runtime import runner, telemetry
-from runtime.cli import app
-from runtime.otlp_receiver import OtlpReceiver
 
 HEX32, HEX16 = r"^[0-9a-f]{32}$", r"^[0-9a-f]{16}$"
 
 
 def run_sequential(thread: str) -> None:
     from langgraph.checkpoint.memory import InMemorySaver
-
-    from graphs.sequential import DEFAULT_TASK, build_graph
+    from relaygraph.graphs.sequential import DEFAULT_TASK, build_graph
 
     graph = runner.compile_graph(build_graph(), InMemorySaver(), "sequential")
     runner.execute(graph, {"task": DEFAULT_TASK}, runner.run_config(thread, "sequential"))
@@ -119,7 +118,7 @@ class JaegerFile(BaseModel):
 def test_run_trace_prints_the_tree_and_traces_export_round_trips_through_jaeger_and_otlp_json(
     tracing_off, isolated_env
 ) -> None:
-    from runtime.trace_store import load_spans
+    from relaygraph.observability.trace_store import load_spans
 
     cli = CliRunner()
     thread, url = f"cli-{uuid.uuid4().hex[:6]}", f"sqlite:///{isolated_env['db']}"
@@ -183,7 +182,7 @@ def test_langgraph_dev_runs_are_traced_from_the_environment_with_correct_parents
     """A real `langgraph dev` server, configured only by OTEL_* variables, exporting over OTLP."""
     import urllib.request
 
-    from tests.conftest import running_langgraph_dev
+    from conftest import running_langgraph_dev
 
     with OtlpReceiver() as receiver:
         env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint, "OTEL_SERVICE_NAME": "relaygraph-dev",

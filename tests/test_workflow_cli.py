@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.conftest import REPO
+from conftest import REPO
 
 RUNNER = REPO / "tests" / "crash_runner.py"
 
@@ -35,7 +34,7 @@ def child_env(isolated_env: dict[str, Path], log: Path, block: str | None = None
 
 def saved_branches(thread: str) -> set[str]:
     """Branch/worker results already saved for the thread (pending writes, any namespace)."""
-    from runtime.checkpointing import open_checkpointer
+    from relaygraph.config.checkpointing import open_checkpointer
 
     found: set[str] = set()
     with open_checkpointer() as saver:
@@ -47,7 +46,7 @@ def saved_branches(thread: str) -> set[str]:
 
 
 def latest_next(thread: str) -> tuple[str, ...]:
-    from runtime.checkpointing import open_checkpointer
+    from relaygraph.config.checkpointing import open_checkpointer
 
     with open_checkpointer() as saver:
         found = saver.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
@@ -103,9 +102,8 @@ def test_a_run_killed_in_the_middle_resumes_without_rerunning_finished_agents(gr
 
 
 def test_approve_reject_history_and_fork_from_the_cli(isolated_env) -> None:
+    from relaygraph.cli.main import app
     from typer.testing import CliRunner
-
-    from runtime.cli import app
 
     def run(args: list[str]) -> Any:
         return CliRunner().invoke(app, args)

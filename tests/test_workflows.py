@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-
-from tools import Workspace, build_tools
+from relaygraph.tools import Workspace, build_tools
 
 
 def compiled(module_name: str):
@@ -41,7 +40,7 @@ def test_two_branches_of_one_agent_type_on_different_partitions_give_their_own_c
     isolated_env, invoke_config
 ) -> None:
     config = config_with(invoke_config, specialists=["validator"], partitions=2)
-    state = compiled("graphs.parallel").invoke({"task": "Clean, then validate in parallel."}, config)
+    state = compiled("relaygraph.graphs.parallel").invoke({"task": "Clean, then validate in parallel."}, config)
     thread = config["configurable"]["thread_id"]
     branches = state["result"]["parallel"]["branches"]
     assert sorted(branches) == ["validator_p1", "validator_p2"]
@@ -65,7 +64,7 @@ def test_two_branches_of_one_agent_type_on_different_partitions_give_their_own_c
 
 
 def test_all_four_specialists_run_as_tool_using_agents_and_the_aggregator_reports_each(invoke_config) -> None:
-    state = compiled("graphs.parallel").invoke({"task": "Clean, validate, profile, enrich, segment, score."},
+    state = compiled("relaygraph.graphs.parallel").invoke({"task": "Clean, validate, profile, enrich, segment, score."},
                                                invoke_config)
     result = state["result"]
     assert result["status"] == "completed" and result["success_rate"] == 1.0
@@ -78,7 +77,7 @@ def test_all_four_specialists_run_as_tool_using_agents_and_the_aggregator_report
 
 def test_a_failing_branch_is_recorded_and_the_other_branches_results_are_kept(roles, invoke_config) -> None:
     roles.failures["record scorer"] = ConnectionError("scoring model unreachable")
-    state = compiled("graphs.parallel").invoke({"task": "Clean, then validate, profile, segment, score."},
+    state = compiled("relaygraph.graphs.parallel").invoke({"task": "Clean, then validate, profile, segment, score."},
                                                invoke_config)
     result = state["result"]
     assert result["status"] == "partial"
@@ -95,23 +94,23 @@ def test_max_concurrency_caps_how_many_branches_run_at_once(roles, invoke_config
     roles.slow, roles.delay = {"data validator", "data profiler and enricher", "customer segmenter",
                                "record scorer"}, 0.15
     config = config_with(invoke_config, max_concurrency=2)
-    state = compiled("graphs.parallel").invoke({"task": "Clean, then validate, profile, segment, score."}, config)
+    state = compiled("relaygraph.graphs.parallel").invoke({"task": "Clean, then validate, profile, segment, score."}, config)
     assert state["result"]["success_rate"] == 1.0
     assert roles.peak == 2
 
 
 def test_an_unknown_specialist_is_refused_with_the_choices(invoke_config) -> None:
     with pytest.raises(ValueError, match="Unknown specialist.*choose from: validator, profiler"):
-        compiled("graphs.parallel").invoke({"task": "x"}, config_with(invoke_config, specialists=["astrologer"]))
+        compiled("relaygraph.graphs.parallel").invoke({"task": "x"}, config_with(invoke_config, specialists=["astrologer"]))
 
 
 # --- handoff -----------------------------------------------------------------------------------
 
 
 def test_triage_routes_by_the_request_and_specialists_hand_off_through_tools(invoke_config) -> None:
-    from graphs.handoff import DEFAULT_TASK
+    from relaygraph.graphs.handoff import DEFAULT_TASK
 
-    state = compiled("graphs.handoff").invoke({"task": DEFAULT_TASK}, invoke_config)
+    state = compiled("relaygraph.graphs.handoff").invoke({"task": DEFAULT_TASK}, invoke_config)
     result = state["result"]
     assert result["status"] == "completed"
     assert result["handoffs"]["route"] == "triage → quality → analytics → customers → reporting"
@@ -120,7 +119,7 @@ def test_triage_routes_by_the_request_and_specialists_hand_off_through_tools(inv
     assert [h["dataset"] for h in result["handoffs"]["history"]][1:] == ["sample_sales_clean.parquet"] * 3
     assert Path(result["artifacts"]["report"]).is_file()
 
-    other = compiled("graphs.handoff").invoke({"task": "Write a report on the customers."},
+    other = compiled("relaygraph.graphs.handoff").invoke({"task": "Write a report on the customers."},
                                               {"configurable": {"thread_id": "other"}})
     assert other["result"]["handoffs"]["route"].startswith("triage → reporting → customers")
 
@@ -133,7 +132,7 @@ def test_an_invalid_transfer_is_rolled_back_and_the_sender_tries_again(roles, in
         ("call", "handoff_analytics", {"reason": "quality checked"}),
         ("final", "second turn"),
     ]
-    state = compiled("graphs.handoff").invoke({"task": "Check data quality, then analyse sales."}, invoke_config)
+    state = compiled("relaygraph.graphs.handoff").invoke({"task": "Check data quality, then analyse sales."}, invoke_config)
     history = state["result"]["handoffs"]["history"]
     assert [(h["from"], h["to"], h["status"]) for h in history] == [
         ("triage", "quality", "accepted"), ("quality", "analytics", "rolled_back"),
@@ -152,7 +151,7 @@ def test_ping_pong_between_two_agents_ends_the_run_with_a_clear_reason(roles, in
                                                 ("final", "over to analytics")]
     roles.scripts["sales analyst"] = [("call", "handoff_quality", {"reason": "the data still looks wrong"}),
                                       ("final", "back to quality")]
-    state = compiled("graphs.handoff").invoke({"task": "Check data quality."}, invoke_config)
+    state = compiled("relaygraph.graphs.handoff").invoke({"task": "Check data quality."}, invoke_config)
     result = state["result"]
     assert result["status"] == "stopped"
     assert "ping-pong quality→analytics→quality" in result["reason"]
@@ -165,7 +164,7 @@ def test_max_handoffs_ends_a_cycle_before_the_recursion_limit(roles, invoke_conf
              "customer analyst": "handoff_quality"}
     for role, tool in cycle.items():
         roles.scripts[role] = [("call", tool, {"reason": "your turn"}), ("final", "passed on")] * 3
-    state = compiled("graphs.handoff").invoke({"task": "Check data quality."},
+    state = compiled("relaygraph.graphs.handoff").invoke({"task": "Check data quality."},
                                               config_with(invoke_config, max_handoffs=4))
     result = state["result"]
     assert result["status"] == "stopped"
@@ -180,7 +179,7 @@ def test_supervisor_and_leads_delegate_in_parallel_with_quality_at_each_level(ro
                                                                              invoke_config) -> None:
     workers = {"data validator", "outlier analyst", "customer segmenter", "record scorer"}
     roles.slow, roles.delay = workers, 0.15
-    state = compiled("graphs.hierarchical").invoke(
+    state = compiled("relaygraph.graphs.hierarchical").invoke(
         {"task": "Assess data quality and study the customers."}, invoke_config)
     result = state["result"]
     assert result["delegation"]["teams"] == ["quality", "customers"]  # the structured decision
@@ -197,7 +196,7 @@ def test_supervisor_and_leads_delegate_in_parallel_with_quality_at_each_level(ro
 
 def test_the_quality_team_audits_the_raw_data_and_the_others_get_it_cleaned(isolated_env, sample_path,
                                                                            invoke_config) -> None:
-    state = compiled("graphs.hierarchical").invoke(
+    state = compiled("relaygraph.graphs.hierarchical").invoke(
         {"task": "Assess data quality (validation) and analyse sales (breakdown)."}, invoke_config)
     teams = state["result"]["teams"]
     assert "48 duplicate rows" in teams["quality"]["answers"]["validation"]  # the raw file's defects
@@ -209,7 +208,7 @@ def test_the_quality_team_audits_the_raw_data_and_the_others_get_it_cleaned(isol
 
 def test_a_failed_worker_lowers_its_team_and_the_overall_quality(roles, invoke_config) -> None:
     roles.failures["record scorer"] = TimeoutError("scorer timed out")
-    state = compiled("graphs.hierarchical").invoke({"task": "Study the customers."}, invoke_config)
+    state = compiled("relaygraph.graphs.hierarchical").invoke({"task": "Study the customers."}, invoke_config)
     team = state["result"]["teams"]["customers"]
     assert team["status"] == "partial" and "TimeoutError" in team["failed"]["scores"]
     assert team["quality"]["coverage"] == 0.5
@@ -221,19 +220,19 @@ def test_a_failed_worker_lowers_its_team_and_the_overall_quality(roles, invoke_c
     ({"max_depth": 2}, "_lead at depth 2 cannot delegate .* max_depth is 2"),
 ])
 def test_depth_and_fanout_limits_stop_the_run_with_a_clear_error(limits, message, invoke_config) -> None:
-    from graphs.hierarchical import DEFAULT_TASK
-    from nodes.hierarchy import DelegationLimitError
+    from relaygraph.graphs.hierarchical import DEFAULT_TASK
+    from relaygraph.nodes.hierarchy import DelegationLimitError
 
     with pytest.raises(DelegationLimitError, match=message):
-        compiled("graphs.hierarchical").invoke({"task": DEFAULT_TASK}, config_with(invoke_config, **limits))
+        compiled("relaygraph.graphs.hierarchical").invoke({"task": DEFAULT_TASK}, config_with(invoke_config, **limits))
 
 
 # --- approval ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("module", "node"), [
-    ("graphs.sequential", "report"), ("graphs.parallel", "aggregate"),
-    ("graphs.handoff", "analytics"), ("graphs.hierarchical", "segments"),
+    ("relaygraph.graphs.sequential", "report"), ("relaygraph.graphs.parallel", "aggregate"),
+    ("relaygraph.graphs.handoff", "analytics"), ("relaygraph.graphs.hierarchical", "segments"),
 ])
 def test_approval_interrupts_before_the_named_node_and_resumes_both_ways(module, node, invoke_config) -> None:
     task = "Check data quality, analyse sales, segment the customers and write a report."

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from relaygraph.tools.analytics import ANALYTICS_TOOLS
+from relaygraph.tools.data import DATA_TOOLS, DataTool
+from relaygraph.tools.workspace import PathNotAllowed, Workspace
 from smolagents import Tool
-
-from tools.analytics import ANALYTICS_TOOLS
-from tools.data import DATA_TOOLS, DataTool
-from tools.workspace import PathNotAllowed, Workspace
 
 __all__ = ["DATA_TOOLS", "DataTool", "PathNotAllowed", "TOOLS", "Workspace", "build_tools", "known_tools"]
 

@@ -1,6 +1,6 @@
 """Analytics tools for specialist agents: customer segmentation, record scoring, enrichment.
 
-Same contract as :mod:`tools.data` — bound to a :class:`~tools.workspace.Workspace`, pandas does
+Same contract as :mod:`relaygraph.tools.data` — bound to a :class:`~relaygraph.tools.workspace.Workspace`, pandas does
 the work, the return value is a JSON observation with a one-line ``summary`` — and the same
 ``partition="k/n"`` input, so several instances of one specialist can map over slices of a
 large file and their results can be reduced afterwards.
@@ -15,10 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-
-from tools import frames
-from tools.data import DATASET_INPUT, PARTITION_INPUT, DataTool, range_violations
-from tools.frames import observation
+from relaygraph.tools import frames
+from relaygraph.tools.data import DATASET_INPUT, PARTITION_INPUT, DataTool, range_violations
+from relaygraph.tools.frames import observation
 
 CUSTOMER_HINTS = ("customer", "client", "account", "user")
 

@@ -1,6 +1,6 @@
 """Data-processing tools for agents: profile, validate, clean, aggregate, trends, outliers, report.
 
-Each tool is a smolagents ``Tool`` bound to a :class:`~tools.workspace.Workspace`, so it can
+Each tool is a smolagents ``Tool`` bound to a :class:`~relaygraph.tools.workspace.Workspace`, so it can
 only read the configured data and write this run's outputs. Tools return a JSON observation
 (``summary`` plus facts) that a model can read and that nodes can mine for ``artifacts`` —
 e.g. the cleaned dataset's name, which becomes the ``dataset`` of the agents after it.
@@ -15,11 +15,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from relaygraph.tools import frames
+from relaygraph.tools.frames import observation
+from relaygraph.tools.workspace import Workspace
 from smolagents import Tool
-
-from tools import frames
-from tools.frames import observation
-from tools.workspace import Workspace
 
 DATASET_INPUT = {"type": "string", "description": "Dataset file name (CSV or Parquet) to work on."}
 PARTITION_INPUT = {
@@ -430,7 +429,7 @@ class WriteReportTool(DataTool):
         metric: str | None = None,
         notes: str | None = None,
     ) -> str:
-        from tools.report import render_report
+        from relaygraph.tools.report import render_report
 
         frame, path = frames.load(self.workspace, dataset)
         report = render_report(

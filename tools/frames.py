@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from tools.workspace import Workspace
+from relaygraph.tools.workspace import Workspace
 
 METRIC_HINTS = ("revenue", "amount", "sales", "total", "price", "value", "score")
 

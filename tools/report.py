@@ -13,9 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display on servers or CI
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-
-from tools import frames  # noqa: E402
-from tools.workspace import Workspace  # noqa: E402
+from relaygraph.tools import frames  # noqa: E402
+from relaygraph.tools.workspace import Workspace  # noqa: E402
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -44,7 +43,7 @@ def render_report(
     notes: str | None = None,
 ) -> dict[str, Any]:
     """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures."""
-    from tools.data import monthly_series, outlier_mask
+    from relaygraph.tools.data import monthly_series, outlier_mask
 
     metric = metric or frames.default_metric(frame)
     group_by = group_by or (frames.categorical_columns(frame) or [None])[0]

@@ -1,0 +1,6 @@
+"""``python -m relaygraph``: the command line (same as the ``relaygraph`` script)."""
+
+from relaygraph.cli.main import main
+
+if __name__ == "__main__":
+    main()

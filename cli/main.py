@@ -1,0 +1,314 @@
+"""The ``relaygraph`` command line.
+
+    relaygraph graphs                       list workflows
+    relaygraph run GRAPH [options]          run one (checkpointed; --json, --trace, --approve-before)
+    relaygraph resume THREAD                continue an interrupted/crashed run, or answer an approval
+    relaygraph history / fork THREAD        time travel (runtime/cli_threads.py)
+    relaygraph db / model / traces ...      saver upkeep, the local LLM server, stored traces
+
+Errors are one line on stderr with a nonzero exit; ``--debug`` shows the traceback. This is
+the only module besides langgraph.json that imports ``graphs``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import typer
+from pydantic import ValidationError
+from relaygraph.cli import runner
+from relaygraph.cli import threads as cli_threads
+from relaygraph.config.settings import get_settings
+from rich.console import Console
+from rich.markdown import Markdown
+
+GRAPHS: dict[str, str] = {
+    "sequential": "relaygraph.graphs.sequential",
+    "parallel": "relaygraph.graphs.parallel",
+    "handoff": "relaygraph.graphs.handoff",
+    "hierarchical": "relaygraph.graphs.hierarchical",
+}
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Orchestrate teams of AI agents as durable, traced LangGraph workflows.")
+out = Console()
+err = Console(stderr=True)
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+def graph_module(name: str) -> Any:
+    if name not in GRAPHS:
+        raise UsageError(f"Unknown graph {name!r}; available: {', '.join(sorted(GRAPHS))}.")
+    return importlib.import_module(GRAPHS[name])
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(exc)
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from langgraph.checkpoint.sqlalchemy import errors as db_errors
+    from relaygraph.providers import ProviderError
+
+    # Exit 2: the user's input or configuration is wrong (fixable without a code change).
+    usage = (UsageError, ValidationError, FileNotFoundError, ProviderError, db_errors.UnsupportedDatabaseURL,
+             db_errors.DatabaseUnavailableError, db_errors.MissingDriverError, db_errors.SchemaVersionError)
+    raise typer.Exit(2 if isinstance(exc, usage) else 1)
+
+
+def guarded(fn):
+    """Run a command body, turning any exception into one clear line (unless --debug)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted; the run's last checkpoint is kept — continue it with `relaygraph resume`.")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the CLI boundary
+            _fail(exc, kwargs.get("debug", False))
+
+    return wrapper
+
+
+@app.command("graphs")
+def list_graphs() -> None:
+    """List the available workflows."""
+    for name in sorted(GRAPHS):
+        module = importlib.import_module(GRAPHS[name])
+        out.print(f"[bold]{name:<14}[/] {getattr(module, 'DESCRIPTION', '')}")
+
+
+def load_input(task: str | None, input_file: Path | None, data: Path | None, default_task: str) -> dict[str, Any]:
+    """The run input from --input (JSON), --task and --data, validated at the boundary."""
+    from relaygraph.nodes.state import RunInput
+
+    payload: dict[str, Any] = {}
+    if input_file is not None:
+        if not input_file.is_file():
+            raise FileNotFoundError(f"Input file not found: {input_file}")
+        try:
+            payload = json.loads(input_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"Malformed input file {input_file}: {exc.msg} at line {exc.lineno}.") from None
+        if not isinstance(payload, dict):
+            raise UsageError(f"Malformed input file {input_file}: expected a JSON object.")
+    if task:
+        payload["task"] = task
+    payload.setdefault("task", default_task)
+    if data is not None:
+        payload["data"] = data.name
+    try:
+        return RunInput.model_validate(payload).model_dump(exclude_none=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UsageError(f"Invalid input: {'.'.join(map(str, first['loc']))}: {first['msg']}.") from None
+
+
+def data_overrides(data: Path | None) -> dict[str, Any]:
+    """--data FILE: the file's folder becomes the data directory the tools may read."""
+    if data is None:
+        return {}
+    if not data.is_file():
+        raise FileNotFoundError(f"Data file not found: {data}")
+    if data.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise UsageError(f"Data file must be CSV or Parquet: {data}")
+    return {"data_dir": str(data.resolve().parent), "dataset": data.name}
+
+
+class Progress:
+    """Human progress lines, one per node update."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.console, self.quiet = console, quiet
+
+    def __call__(self, node: str, update: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        for item in update.get("progress") or []:
+            mark = "[green]✓[/]" if item.get("status") == "completed" else "[red]✗[/]"
+            self.console.print(f"{mark} [bold]{item['node']}[/] ({item['duration_s']:.2f}s) {item.get('detail', '')[:110]}",
+                               highlight=False)
+        for error in update.get("errors") or []:
+            self.console.print(f"[red]✗ {error.get('node')}[/]: {error.get('reason')}", highlight=False)
+        if "result" in update:
+            self.console.print(f"[green]✓[/] [bold]{node}[/]", highlight=False)
+
+
+def print_outcome(outcome: runner.RunOutcome, as_json: bool) -> None:
+    if as_json:
+        payload = {"thread_id": outcome.thread_id, **outcome.values}
+        if outcome.interrupts:
+            payload["interrupts"] = outcome.interrupts
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        return
+    if outcome.waiting:
+        out.print(f"\n[yellow]Waiting for approval[/] on thread [bold]{outcome.thread_id}[/]: "
+                  f"{outcome.interrupts[0]['value']}")
+        out.print(f"Continue with: relaygraph resume {outcome.thread_id} --approve|--reject")
+        return
+    result = outcome.values.get("result") or {}
+    out.print(f"\n[bold]Result[/] ({result.get('status', outcome.values.get('status', '?'))}) — "
+              f"thread [bold]{outcome.thread_id}[/] — model: {result.get('provider', '?')}", highlight=False)
+    report = (result.get("artifacts") or {}).get("report")
+    if report and Path(report).is_file():
+        out.print(Markdown(Path(report).read_text(encoding="utf-8")))
+        out.print(f"\nReport: {report}", highlight=False)
+    elif result.get("answer"):
+        out.print(str(result["answer"]), highlight=False)
+
+
+def finish_provider(settings_model: str | None) -> None:
+    """Stop the local model server if this process started one."""
+    if (settings_model or get_settings().provider) == "local":
+        try:
+            from relaygraph.providers.local_llm import shutdown_shared_server
+        except ImportError:
+            return
+        shutdown_shared_server()
+
+
+@app.command("run")
+@guarded
+def run(
+    graph_name: str = typer.Argument(..., metavar="GRAPH", help="Workflow to run (see `relaygraph graphs`)."),
+    task: str | None = typer.Option(None, "--task", help="What the agents should do."),
+    input_file: Path | None = typer.Option(None, "--input", help="JSON file with the run input."),
+    data: Path | None = typer.Option(None, "--data", help="CSV/Parquet file to analyse."),
+    thread_id: str | None = typer.Option(None, "--thread-id", help="Thread to run on (default: new)."),
+    model: str | None = typer.Option(None, "--model", help="Provider: offline, openai or local."),
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
+    trace: bool = typer.Option(False, "--trace", help="Trace the run (spans stored with it) and print the span tree."),
+    approve_before: list[str] | None = typer.Option(None, "--approve-before", metavar="NODE",
+                                                     help="Pause for approval before NODE (repeatable)."),
+    max_concurrency: int | None = typer.Option(None, "--max-concurrency", help="Nodes/branches run at once."),
+    params: list[str] | None = typer.Option(None, "--param", metavar="KEY=VALUE",
+                                            help="Graph option for configurable, e.g. partitions=4 (repeatable)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Run a workflow; its state is checkpointed on THREAD so it can be resumed."""
+    from relaygraph.config.checkpointing import open_checkpointer
+    from relaygraph.providers import check_provider, provider_label
+
+    module = graph_module(graph_name)
+    overrides = {"model": model, **data_overrides(data)}
+    settings = get_settings(**overrides)
+    check_provider(settings)  # unknown or unconfigured provider: fail before any work
+    graph_input = load_input(task, input_file, data, getattr(module, "DEFAULT_TASK", "Analyse the dataset."))
+    thread = thread_id or runner.new_thread_id()
+    config = runner.run_config(thread, graph_name, overrides)
+    config = cli_threads.with_run_options(config, module.graph, approve_before, max_concurrency, params)
+    if not as_json:
+        out.print(f"[bold]{graph_name}[/] on thread [bold]{thread}[/] — model: "
+                  f"{provider_label(settings)}", highlight=False)
+    start_tracing(trace, checkpoint_db)
+    try:
+        with open_checkpointer(checkpoint_db) as saver:
+            graph = runner.compile_graph(module.build_graph(), saver, graph_name)
+            outcome = runner.execute(graph, graph_input, config, Progress(err if as_json else out, as_json))
+    finally:
+        finish_provider(model)
+        finish_tracing(trace, thread, err if as_json else out)
+    print_outcome(outcome, as_json)
+    if (outcome.values.get("result") or {}).get("status") == "failed":
+        raise typer.Exit(1)
+
+
+@app.command("resume")
+@guarded
+def resume(
+    thread_id: str = typer.Argument(..., metavar="THREAD"),
+    model: str | None = typer.Option(None, "--model", help="Provider: offline, openai or local."),
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
+    trace: bool = typer.Option(False, "--trace", help="Trace the run (spans stored with it) and print the span tree."),
+    approve: bool = typer.Option(False, "--approve", help="Approve the node the run is waiting before."),
+    reject: bool = typer.Option(False, "--reject", help="Reject it: the run ends with status 'rejected'."),
+    comment: str | None = typer.Option(None, "--comment", help="Comment recorded with the decision."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Continue an interrupted or crashed run from its last checkpoint (or answer its approval)."""
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    start_tracing(trace, checkpoint_db)
+    try:
+        with open_checkpointer(checkpoint_db) as saver:
+            graph_name = runner.thread_graph_name(saver, thread_id)
+            if graph_name is None:
+                raise UsageError(f"No run found on thread {thread_id!r} in this checkpoint database.")
+            module = graph_module(graph_name)
+            graph = runner.compile_graph(module.build_graph(), saver, graph_name)
+            config = cli_threads.restore_run_options(saver, runner.run_config(thread_id, graph_name, {"model": model}))
+            if not graph.get_state(config).next:
+                raise UsageError(f"Thread {thread_id!r} has already finished; nothing to resume.")
+            graph_input = cli_threads.resume_input(graph, config, approve, reject, comment)
+            outcome = runner.execute(graph, graph_input, config, Progress(err if as_json else out, as_json))
+    finally:
+        finish_provider(model)
+        finish_tracing(trace, thread_id, err if as_json else out)
+    print_outcome(outcome, as_json)
+
+
+# --- tracing (runtime/telemetry.py) -------------------------------------------------------
+
+
+def start_tracing(trace: bool, checkpoint_db: str | None) -> None:
+    """Tracing as the OTEL_* environment says, or on with --trace; spans are stored in the
+    run's checkpoint database either way."""
+    from relaygraph.observability import telemetry
+
+    telemetry.configure(enabled=True if trace else None, store_url=checkpoint_db or get_settings().checkpoint_db)
+
+
+def finish_tracing(trace: bool, thread_id: str, console: Console) -> None:
+    """Export what the run produced; with --trace, print this run's span tree."""
+    from relaygraph.observability import telemetry
+
+    telemetry.flush()
+    url = telemetry.store_url()
+    if not trace or url is None:
+        return
+    from relaygraph.observability.trace_export import latest_trace, span_tree
+    from relaygraph.observability.trace_store import load_spans
+
+    spans = latest_trace(load_spans(url, thread_id))
+    console.print(span_tree(spans, f"trace of thread {thread_id} — {len(spans)} spans "
+                                   f"(again: relaygraph traces show {thread_id})"))
+
+
+def _register_subapps() -> None:
+    """Sub-command groups owned by other modules (persistence, local model, ...)."""
+    for module_name, attr, name in (("relaygraph.cli.db", "db_app", "db"), ("relaygraph.cli.model", "model_app", "model"),
+                                     ("relaygraph.cli.traces", "traces_app", "traces")):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        app.add_typer(getattr(module, attr), name=name)
+
+
+_register_subapps()
+cli_threads.register(app)  # history, fork
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

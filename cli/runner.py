@@ -1,0 +1,129 @@
+"""Running a workflow: compile with the checkpointer, stream progress, record failures.
+
+Used by the CLI and usable from Python. It takes an uncompiled ``StateGraph`` (from a graph
+module's ``build_graph()``) so that ``runtime`` never imports ``graphs``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+ProgressCallback = Callable[[str, dict[str, Any]], None]
+
+
+class RunFailed(RuntimeError):
+    """A run stopped on an error; its state (with the error recorded) stays in the checkpoint."""
+
+    def __init__(self, message: str, thread_id: str, record: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.thread_id = thread_id
+        self.record = record or {}
+
+
+@dataclass
+class RunOutcome:
+    """What a run returned: its final values, or the interrupt it is waiting on."""
+
+    thread_id: str
+    values: dict[str, Any]
+    interrupts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.interrupts)
+
+
+def new_thread_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def run_config(thread_id: str, graph_name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run config: the thread, per-run settings overrides, and the graph name in metadata
+    (kept in every checkpoint, so ``resume`` knows which graph a thread belongs to)."""
+    configurable = {"thread_id": thread_id, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    return {"configurable": configurable, "metadata": {"relaygraph_graph": graph_name}}
+
+
+def compile_graph(
+    builder: StateGraph, checkpointer: BaseCheckpointSaver | None, name: str, **kwargs: Any
+) -> CompiledStateGraph:
+    return builder.compile(checkpointer=checkpointer, name=name, **kwargs)
+
+
+def execute(
+    graph: CompiledStateGraph,
+    graph_input: dict[str, Any] | Command | None,
+    config: dict[str, Any],
+    on_progress: ProgressCallback | None = None,
+) -> RunOutcome:
+    """Stream a run to its end (or to an interrupt), reporting each node's update.
+
+    An agent failure that exhausted its retries is written into the thread's state
+    (``errors``, ``status="failed"``) before :class:`RunFailed` is raised, so the failure is
+    visible in the checkpoint and ``resume`` can continue after a fix.
+    """
+    thread_id = config["configurable"]["thread_id"]
+    try:
+        for node, update in _traced_updates(graph, graph_input, config):
+            if on_progress and node != "__interrupt__":
+                on_progress(node, update if isinstance(update, dict) else {})
+    except Exception as exc:
+        record = getattr(exc, "record", None)
+        if record is not None and graph.checkpointer is not None:
+            failure = {k: v for k, v in record.items() if k != "steps"}
+            graph.update_state(config, {"errors": [failure], "steps": record.get("steps", []),
+                                        "status": "failed"})
+        if record is not None:
+            raise RunFailed(str(exc), thread_id, record) from exc
+        raise
+    return outcome(graph, config)
+
+
+# --- tracing: node spans learn the checkpoints they started from and produced -------------
+
+
+def _traced_updates(
+    graph: CompiledStateGraph, graph_input: dict[str, Any] | Command | None, config: dict[str, Any]
+) -> Iterator[tuple[str, Any]]:
+    """(node, update) pairs of the top-level graph. With tracing on, the ``checkpoints`` stream
+    (subgraphs included) is passed to telemetry, so node spans carry their checkpoint ids."""
+    from relaygraph.observability import telemetry
+
+    if not telemetry.enabled():
+        for chunk in graph.stream(graph_input, config, stream_mode="updates"):
+            yield from chunk.items()
+        return
+    with telemetry.checkpoint_feed(config["configurable"]["thread_id"]) as feed:
+        for namespace, mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "checkpoints"],
+                                                   subgraphs=True):
+            if mode == "checkpoints":
+                feed(chunk)
+            elif not namespace:
+                yield from chunk.items()
+
+
+def outcome(graph: CompiledStateGraph, config: dict[str, Any]) -> RunOutcome:
+    thread_id = config["configurable"]["thread_id"]
+    if graph.checkpointer is None:
+        raise RuntimeError("outcome() needs a checkpointer to read the thread's state")
+    snapshot = graph.get_state(config)
+    interrupts = [
+        {"id": i.id, "value": i.value} for task in snapshot.tasks for i in getattr(task, "interrupts", ())
+    ]
+    return RunOutcome(thread_id=thread_id, values=dict(snapshot.values), interrupts=interrupts)
+
+
+def thread_graph_name(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
+    """The graph a thread was started with (from its latest checkpoint's metadata)."""
+    found = checkpointer.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+    if found is None:
+        return None
+    return (found.metadata or {}).get("relaygraph_graph")

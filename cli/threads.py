@@ -1,0 +1,291 @@
+"""Thread-level CLI: run options, approval answers, checkpoint history and forks.
+
+    relaygraph run GRAPH --approve-before NODE [--max-concurrency N] [--param KEY=VALUE]
+    relaygraph resume THREAD --approve|--reject [--comment TEXT]
+    relaygraph history THREAD                      checkpoints: step, node, time
+    relaygraph fork THREAD --checkpoint ID         continue from ID on a new thread
+
+Kept out of :mod:`relaygraph.cli.main` so that module stays a thin command table; ``register(app)``
+adds the ``history`` and ``fork`` commands to it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections import Counter, defaultdict
+from typing import Any
+
+import typer
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+from relaygraph.cli import runner
+
+RESERVED = {"thread_id", "checkpoint_id", "checkpoint_ns", "approve_before"}
+OPTIONS_KEY = "relaygraph_options"
+
+
+# --- run options -----------------------------------------------------------------------------
+
+
+def node_names(graph: CompiledStateGraph) -> set[str]:
+    """Every node a gate can stand before, subgraph nodes included (by their own name)."""
+    names = set()
+    for node_id in graph.get_graph(xray=True).nodes:
+        names.update(node_id.split(":"))  # "customers_lead:segments": the lead and its worker
+    return names - {"__start__", "__end__"}
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs for ``configurable``; values are JSON when they parse, else text."""
+    from relaygraph.cli.main import UsageError
+
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--param expects KEY=VALUE, got {item!r} (e.g. --param partitions=4).")
+        if key in RESERVED:
+            raise UsageError(f"--param {key} is reserved; use the dedicated option instead.")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def with_run_options(
+    config: dict[str, Any],
+    graph: CompiledStateGraph,
+    approve_before: list[str] | None,
+    max_concurrency: int | None,
+    params: list[str] | None,
+) -> dict[str, Any]:
+    """Add approval gates, the concurrency cap and ``--param``s to a run config (validated)."""
+    from relaygraph.cli.main import UsageError
+
+    config["configurable"].update(parse_params(params))
+    if approve_before:
+        unknown = sorted(set(approve_before) - node_names(graph))
+        if unknown:
+            raise UsageError(f"--approve-before: no node {', '.join(unknown)} in this graph; "
+                             f"nodes: {', '.join(sorted(node_names(graph)))}.")
+        config["configurable"]["approve_before"] = list(dict.fromkeys(approve_before))
+    if max_concurrency is not None:
+        if max_concurrency < 1:
+            raise UsageError("--max-concurrency must be at least 1.")
+        config["max_concurrency"] = max_concurrency  # LangGraph reads it at the top level
+    # Kept in every checkpoint's metadata (as JSON: LangGraph keeps only scalar metadata values),
+    # so resume and fork run under the same options.
+    config["metadata"][OPTIONS_KEY] = json.dumps({
+        "configurable": {k: v for k, v in config["configurable"].items() if k not in ("thread_id", "model")},
+        "max_concurrency": max_concurrency,
+    }, default=str)
+    return config
+
+
+def restore_run_options(saver: BaseCheckpointSaver, config: dict[str, Any]) -> dict[str, Any]:
+    """Re-apply the options a thread was started with (approval gates above all: a gate that
+    is not configured on resume would run its node without looking at the answer)."""
+    thread = config["configurable"]["thread_id"]
+    found = saver.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
+    stored = ((found.metadata if found else None) or {}).get(OPTIONS_KEY)
+    options = json.loads(stored) if isinstance(stored, str) else {}
+    for key, value in (options.get("configurable") or {}).items():
+        config["configurable"].setdefault(key, value)
+    if options.get("max_concurrency"):
+        config["max_concurrency"] = options["max_concurrency"]
+    if stored:
+        config["metadata"][OPTIONS_KEY] = stored
+    return config
+
+
+# --- resume with an approval answer --------------------------------------------------------------
+
+
+def pending_interrupts(graph: CompiledStateGraph, config: dict[str, Any]) -> list[Any]:
+    return list(graph.get_state(config).interrupts)
+
+
+def resume_input(
+    graph: CompiledStateGraph, config: dict[str, Any], approve: bool, reject: bool, comment: str | None
+) -> Command | None:
+    """What ``resume`` sends: None after a crash, ``Command(resume=...)`` to answer approvals."""
+    from relaygraph.cli.main import UsageError
+
+    if approve and reject:
+        raise UsageError("Choose one of --approve and --reject.")
+    thread = config["configurable"]["thread_id"]
+    waiting = pending_interrupts(graph, config)
+    if not waiting:
+        if approve or reject or comment:
+            raise UsageError(f"Thread {thread!r} is not waiting for approval; resume it without "
+                             "--approve/--reject/--comment.")
+        return None
+    if not (approve or reject):
+        nodes = sorted({str((i.value or {}).get("node", "?")) for i in waiting if isinstance(i.value, dict)})
+        raise UsageError(f"Thread {thread!r} is waiting for approval before {', '.join(nodes) or 'a node'}; "
+                         "resume with --approve or --reject [--comment TEXT].")
+    decision = {"approved": approve, "comment": comment}
+    if len(waiting) == 1:
+        return Command(resume=decision)
+    return Command(resume={i.id: decision for i in waiting})  # parallel branches: answer each
+
+
+# --- history and fork --------------------------------------------------------------------------
+
+
+def names(nodes: tuple[str, ...]) -> str:
+    """``specialist×4`` for four parallel branches of one node."""
+    counts = Counter(nodes)
+    return ", ".join(f"{n}×{c}" if c > 1 else n for n, c in counts.items()) or "-"
+
+
+def checkpoint_rows(graph: CompiledStateGraph, thread_id: str) -> list[dict[str, Any]]:
+    """The thread's checkpoints, oldest first: id, step, which node(s) wrote it, next, time."""
+    snapshots = list(graph.get_state_history({"configurable": {"thread_id": thread_id}}))[::-1]
+    rows, previous_next = [], ()
+    for snap in snapshots:
+        meta = snap.metadata or {}
+        source = meta.get("source", "")
+        wrote = "(input)" if source == "input" else ("(update)" if source == "update" else
+                                                     names(previous_next))
+        rows.append({"checkpoint_id": snap.config["configurable"]["checkpoint_id"], "step": meta.get("step"),
+                     "node": wrote, "next": names(snap.next), "created_at": snap.created_at,
+                     "waiting": bool(snap.interrupts), "forked_from": meta.get("relaygraph_forked_from")})
+        previous_next = snap.next
+    return rows
+
+
+def copy_until(saver: BaseCheckpointSaver, source: str, target: str, checkpoint_id: str) -> int:
+    """Copy ``source``'s checkpoints up to ``checkpoint_id`` (all namespaces, with their pending
+    writes) to ``target``, so the fork point is ``target``'s latest checkpoint. Returns how many.
+
+    The fork point's own pending writes are copied only when it is the source's latest
+    checkpoint: otherwise they are the results of the steps taken after it — exactly what a
+    fork re-runs.
+
+    Uses only the saver contract (``list``/``put``/``put_writes``), so it works with any saver;
+    ``copy_thread`` would copy the later checkpoints too, which a fork must not inherit.
+    """
+    every = list(saver.list({"configurable": {"thread_id": source}}))
+    is_latest = max(t.config["configurable"]["checkpoint_id"] for t in every) == checkpoint_id
+    tuples = [t for t in every if t.config["configurable"]["checkpoint_id"] <= checkpoint_id]
+    tuples.sort(key=lambda t: t.config["configurable"]["checkpoint_id"])
+    for item in tuples:
+        ns = item.config["configurable"].get("checkpoint_ns", "")
+        parent = (item.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        put_config = {"configurable": {"thread_id": target, "checkpoint_ns": ns,
+                                       **({"checkpoint_id": parent} if parent else {})}}
+        metadata = dict(item.metadata or {})
+        if item.config["configurable"]["checkpoint_id"] == checkpoint_id:
+            metadata["relaygraph_forked_from"] = {"thread_id": source, "checkpoint_id": checkpoint_id}
+        stored = saver.put(put_config, item.checkpoint, metadata, dict(item.checkpoint["channel_versions"]))
+        by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+        at_fork = item.config["configurable"]["checkpoint_id"] == checkpoint_id
+        for task_id, channel, value in (item.pending_writes or []) if (is_latest or not at_fork) else []:
+            by_task[task_id].append((channel, value))
+        for task_id, writes in by_task.items():
+            saver.put_writes(stored, writes, task_id)
+    return len(tuples)
+
+
+def copy_outputs(source: str, target: str, model: str | None) -> None:
+    """The fork gets the source's run folder: files that its checkpoints refer to by name."""
+    from relaygraph.config.settings import get_settings
+    from relaygraph.tools import Workspace
+
+    settings = get_settings(model=model)
+    src = Workspace(settings.data_dir, settings.output_dir, source)
+    dst = Workspace(settings.data_dir, settings.output_dir, target)
+    if src.run_dir.is_dir():
+        shutil.copytree(src.run_dir, dst.run_dir, dirs_exist_ok=True)
+
+
+def history_command(
+    thread_id: str = typer.Argument(..., metavar="THREAD"),
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the checkpoints as JSON."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """List a thread's checkpoints (step, node, time), oldest first — fork from any of them."""
+    from relaygraph.cli.main import UsageError, graph_module, out
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    with open_checkpointer(checkpoint_db) as saver:
+        graph_name = runner.thread_graph_name(saver, thread_id)
+        if graph_name is None:
+            raise UsageError(f"No run found on thread {thread_id!r} in this checkpoint database.")
+        graph = runner.compile_graph(graph_module(graph_name).build_graph(), saver, graph_name)
+        rows = checkpoint_rows(graph, thread_id)
+    if as_json:
+        sys.stdout.write(json.dumps({"thread_id": thread_id, "graph": graph_name, "checkpoints": rows},
+                                    indent=2, default=str) + "\n")
+        return
+    out.print(f"[bold]{graph_name}[/] thread [bold]{thread_id}[/] — {len(rows)} checkpoints", highlight=False)
+    for row in rows:
+        wait = "  [yellow]waiting for approval[/]" if row["waiting"] else ""
+        out.print(f"{row['checkpoint_id']}  step {row['step']!s:>3}  {row['created_at'][:19]}  "
+                  f"{row['node']:<22} → {row['next'] if row['next'] != '-' else 'END'}{wait}",
+                  highlight=False, soft_wrap=True)
+    out.print(f"Fork with: relaygraph fork {thread_id} --checkpoint CHECKPOINT_ID", highlight=False)
+
+
+def fork_command(
+    thread_id: str = typer.Argument(..., metavar="THREAD"),
+    checkpoint: str = typer.Option(..., "--checkpoint", help="Checkpoint to continue from (see `history`)."),
+    new_thread: str | None = typer.Option(None, "--thread-id", help="The new thread (default: new id)."),
+    model: str | None = typer.Option(None, "--model", help="Provider: offline, openai or local."),
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Continue a thread from an earlier checkpoint on a new thread (the original is untouched)."""
+    from relaygraph.cli.main import (
+        Progress,
+        UsageError,
+        err,
+        finish_provider,
+        graph_module,
+        out,
+        print_outcome,
+    )
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    target = new_thread or runner.new_thread_id()
+    try:
+        with open_checkpointer(checkpoint_db) as saver:
+            graph_name = runner.thread_graph_name(saver, thread_id)
+            if graph_name is None:
+                raise UsageError(f"No run found on thread {thread_id!r} in this checkpoint database.")
+            if saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": "",
+                                                 "checkpoint_id": checkpoint}}) is None:
+                raise UsageError(f"Thread {thread_id!r} has no checkpoint {checkpoint!r}; "
+                                 f"list them with `relaygraph history {thread_id}`.")
+            if runner.thread_graph_name(saver, target) is not None:
+                raise UsageError(f"Thread {target!r} already exists; choose another --thread-id.")
+            copy_until(saver, thread_id, target, checkpoint)
+            copy_outputs(thread_id, target, model)
+            graph = runner.compile_graph(graph_module(graph_name).build_graph(), saver, graph_name)
+            config = restore_run_options(saver, runner.run_config(target, graph_name, {"model": model}))
+            if not as_json:
+                out.print(f"Forked [bold]{thread_id}[/] at {checkpoint} onto thread [bold]{target}[/]",
+                          highlight=False)
+            if graph.get_state(config).next and not pending_interrupts(graph, config):
+                outcome = runner.execute(graph, None, config, Progress(err if as_json else out, as_json))
+            else:  # finished there, or waiting for approval: nothing to run until resumed
+                outcome = runner.outcome(graph, config)
+    finally:
+        finish_provider(model)
+    print_outcome(outcome, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``history`` and ``fork`` to the main CLI (each guarded like the other commands)."""
+    from relaygraph.cli.main import guarded
+
+    app.command("history")(guarded(history_command))
+    app.command("fork")(guarded(fork_command))

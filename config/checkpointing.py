@@ -1,0 +1,43 @@
+"""The checkpointer factory: the one place that decides where run state is persisted.
+
+Everything that runs a graph (CLI, runner, tests) opens its saver here, so switching the
+database is one URL: ``--checkpoint-db`` / ``RELAYGRAPH_CHECKPOINT_DB`` (default
+``sqlite:///relaygraph.db``). SQLite, PostgreSQL and MariaDB/MySQL are supported by
+relaygraph's own SQLAlchemy saver (``persistence/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from langgraph.checkpoint.sqlalchemy import AsyncSQLAlchemySaver, SQLAlchemySaver
+from relaygraph.config.settings import get_settings
+
+
+def checkpoint_url(url: str | None = None) -> str:
+    """The URL to use: the explicit one, else the configured default."""
+    return url or get_settings().checkpoint_db
+
+
+@contextmanager
+def open_checkpointer(url: str | None = None, **options: Any) -> Iterator[SQLAlchemySaver]:
+    """A ready (schema created/migrated) sync saver for ``url``, closed on exit.
+
+    Raises ``langgraph.checkpoint.sqlalchemy.PersistenceError`` subclasses with one-line messages for an
+    unknown scheme, a missing driver, an unreachable database or a too-new schema.
+    """
+    with SQLAlchemySaver.from_conn_string(checkpoint_url(url), **options) as saver:
+        saver.setup()
+        yield saver
+
+
+@asynccontextmanager
+async def open_async_checkpointer(
+    url: str | None = None, **options: Any
+) -> AsyncIterator[AsyncSQLAlchemySaver]:
+    """Async twin of :func:`open_checkpointer` (for ``ainvoke`` and servers)."""
+    async with AsyncSQLAlchemySaver.from_conn_string(checkpoint_url(url), **options) as saver:
+        await saver.setup()
+        yield saver

@@ -1,0 +1,32 @@
+"""relaygraph persistence: LangGraph checkpoint savers on SQLAlchemy.
+
+``SQLAlchemySaver`` (sync ``Engine``) and ``AsyncSQLAlchemySaver`` (``AsyncEngine``) store
+checkpoints in SQLite, PostgreSQL or MariaDB/MySQL with one schema, incremental blobs
+and append-only deltas for growing lists such as message histories.
+"""
+
+from langgraph.checkpoint.sqlalchemy import schema
+from langgraph.checkpoint.sqlalchemy.aio import AsyncSQLAlchemySaver
+from langgraph.checkpoint.sqlalchemy.errors import (
+    CheckpointCorruptError,
+    DatabaseUnavailableError,
+    MissingDriverError,
+    PersistenceError,
+    SchemaVersionError,
+    UnsupportedDatabaseURL,
+)
+from langgraph.checkpoint.sqlalchemy.saver import SQLAlchemySaver
+from langgraph.checkpoint.sqlalchemy.urls import DEFAULT_URL, normalize_url
+
+__all__ = [
+    "DEFAULT_URL",
+    "AsyncSQLAlchemySaver",
+    "CheckpointCorruptError",
+    "DatabaseUnavailableError",
+    "MissingDriverError",
+    "PersistenceError",
+    "SQLAlchemySaver",
+    "SchemaVersionError",
+    "UnsupportedDatabaseURL",
+    "normalize_url",
+]

@@ -1,0 +1,377 @@
+"""``AsyncSQLAlchemySaver``: the asyncio checkpoint saver on a SQLAlchemy ``AsyncEngine``.
+
+Same schema, statements and operations as ``SQLAlchemySaver`` (see ``base.py``); only
+the driving differs (aiosqlite, psycopg async, aiomysql).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.sqlalchemy import migrations
+from langgraph.checkpoint.sqlalchemy.base import (
+    DEFAULT_COMPRESS_MIN_BYTES,
+    DEFAULT_DELTA_SNAPSHOT_EVERY,
+    DEFAULT_INLINE_STR_MAX,
+    BaseSQLAlchemySaver,
+    Op,
+    StaticCalls,
+    T,
+    adrive,
+    announce_put,
+    announce_writes,
+    chunks,
+    fetch_op,
+    is_transient,
+)
+from langgraph.checkpoint.sqlalchemy.engines import (
+    WRITE_OPTION,
+    SqliteSynchronous,
+    acheck_connection,
+    install_sqlite_hooks,
+    make_engine,
+    unavailable,
+)
+from langgraph.checkpoint.sqlalchemy.saver import _Job, batch_steps
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+_LIST_PAGE = 100
+_RETRIES = 3
+
+
+class _AsyncGroupCommitter:
+    """Async twin of ``saver._GroupCommitter``: one transaction for all queued writes."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.lock = asyncio.Lock()
+        self._queue: list[_Job] = []
+
+    async def run(
+        self,
+        factory: Callable[[], Op[T]] | None = None,
+        calls: StaticCalls | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> T:
+        job = _Job(factory, calls, on_commit)
+        self._queue.append(job)
+        async with self.lock:
+            if not job.done:
+                batch, self._queue = self._queue, []
+                await self._commit(batch)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    async def _transaction(self, batch: list[_Job]) -> None:
+        for attempt in range(_RETRIES):
+            try:
+                async with self._engine.connect() as conn, conn.begin():
+                    for calls, job in batch_steps(batch):
+                        if calls is not None:
+                            for stmt, rows in calls:
+                                await conn.execute(stmt, rows)
+                        else:
+                            assert job is not None and job.factory is not None
+                            job.result = await adrive(conn, job.factory())
+                break
+            except sa.exc.DBAPIError as exc:
+                if attempt + 1 < _RETRIES and is_transient(exc):
+                    continue
+                raise
+        for job in batch:
+            job.done = True
+            if job.on_commit is not None:
+                job.on_commit()
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        try:
+            await self._transaction(batch)
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the callers
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+        for job in batch:
+            try:
+                await self._transaction([job])
+            except BaseException as exc:  # noqa: BLE001
+                job.error, job.done = exc, True
+
+
+class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
+    """Async LangGraph checkpoint saver on SQLite, PostgreSQL or MariaDB/MySQL.
+
+    ``async with AsyncSQLAlchemySaver.from_conn_string(url) as saver`` owns its engine;
+    ``AsyncSQLAlchemySaver(async_engine)`` shares yours. Sync methods work from other
+    threads (they run on the saver's event loop), as with the official async savers.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        serde: SerializerProtocol | None = None,
+        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
+        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        auto_setup: bool = True,
+    ) -> None:
+        super().__init__(
+            dialect=engine.dialect.name,
+            serde=serde,
+            delta_snapshot_every=delta_snapshot_every,
+            inline_str_max=inline_str_max,
+            compress_min_bytes=compress_min_bytes,
+        )
+        self.engine = engine
+        if self.dialect == "sqlite":
+            install_sqlite_hooks(engine.sync_engine, busy_timeout_ms=30_000, synchronous="NORMAL")
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._committer = _AsyncGroupCommitter(self._write_engine)
+        self._auto_setup = auto_setup
+        self._is_setup = False
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+
+    @classmethod
+    @asynccontextmanager
+    async def from_conn_string(
+        cls,
+        url: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        sqlite_synchronous: SqliteSynchronous = "NORMAL",
+        busy_timeout_ms: int = 30_000,
+        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        **engine_kwargs: Any,
+    ) -> AsyncIterator[AsyncSQLAlchemySaver]:
+        """A saver on a new async engine for ``url``, disposed on exit.
+
+        See ``SQLAlchemySaver.from_conn_string`` for ``sqlite_synchronous``.
+        """
+        engine = make_engine(
+            url,
+            async_=True,
+            busy_timeout_ms=busy_timeout_ms,
+            sqlite_synchronous=sqlite_synchronous,
+            **engine_kwargs,
+        )
+        try:
+            await acheck_connection(engine)
+            yield cls(
+                engine,
+                serde=serde,
+                delta_snapshot_every=delta_snapshot_every,
+                compress_min_bytes=compress_min_bytes,
+                inline_str_max=inline_str_max,
+            )
+        finally:
+            await engine.dispose()
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        """Create or migrate the tables; refuses a schema newer than this code."""
+        async with self._committer.lock:
+            if self._is_setup:
+                return
+            try:
+                async with self._write_engine.connect() as conn, conn.begin():
+                    await conn.run_sync(migrations.migrate)
+            except sa.exc.OperationalError as exc:
+                raise unavailable(self.engine.url, exc) from None
+            self._is_setup = True
+
+    async def _ready(self) -> None:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        if not self._is_setup and self._auto_setup:
+            await self.setup()
+
+    async def _read(self, op: Op[T]) -> T:
+        await self._ready()
+        async with self.engine.connect() as conn, conn.begin():
+            return await adrive(conn, op)
+
+    async def _write(
+        self, factory: Callable[[], Op[T]], on_commit: Callable[[], None] | None = None
+    ) -> T:
+        await self._ready()
+        return await self._committer.run(factory, on_commit=on_commit)
+
+    # --- the saver contract (async) ------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint ``config`` names, or the thread's latest when it names none."""
+        return await self._read(self._get_tuple_op(config))
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Checkpoints newest first; ``filter`` matches metadata keys exactly."""
+        stmt = self._list_stmt(config, filter, before, limit)
+        rows = await self._read(fetch_op(stmt))
+        for page in chunks(rows, _LIST_PAGE):
+            for item in await self._read(self._load_tuples_op(page)):
+                yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint and the channel values of ``new_versions``."""
+        prepared = self._prepare_put(config, checkpoint, metadata, new_versions)
+        await self._ready()
+        await self._committer.run(
+            calls=self._put_calls(prepared),
+            on_commit=lambda: self._chains_commit(prepared.chain_updates),
+        )
+        row = prepared.checkpoint_row
+        stored: RunnableConfig = {
+            "configurable": {
+                "thread_id": row["thread_id"],
+                "checkpoint_ns": row["checkpoint_ns"],
+                "checkpoint_id": row["checkpoint_id"],
+            }
+        }
+        announce_put(config, stored)
+        return stored
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes (idempotent; special channels are replaced)."""
+        stmt, rows = self._prepare_writes(config, writes, task_id, task_path)
+        if rows:
+            await self._ready()
+            await self._committer.run(calls=[(stmt, rows)])
+        announce_writes(config, task_id)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, write and blob of a thread."""
+        await self._write(lambda: self._delete_threads_op([str(thread_id)]))
+        self._chains_forget([str(thread_id)])
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) created by the given runs."""
+        run_ids = [str(r) for r in run_ids]
+        if not run_ids:
+            return
+        threads = await self._write(lambda: self._delete_for_runs_op(run_ids))
+        self._chains_forget(threads)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, write and blob of a thread under another thread ID."""
+        await self._write(
+            lambda: self._copy_thread_op(str(source_thread_id), str(target_thread_id))
+        )
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep each namespace's newest checkpoint; ``delete``: drop all."""
+        ids = self._check_prune_args(thread_ids, strategy)
+        if not ids:
+            return
+        if strategy == "delete":
+            await self._write(lambda: self._delete_threads_op(ids))
+        else:
+            for thread_id in ids:
+                await self._write(lambda t=thread_id: self._keep_latest_op(t))
+        self._chains_forget(ids)
+
+    # --- sync API (from other threads, on the saver's loop) ----------------------------
+
+    def _sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is self.loop:
+            coro.close()
+            raise asyncio.InvalidStateError(
+                "synchronous calls to AsyncSQLAlchemySaver are only allowed from another "
+                "thread; in async code use the a* methods (await saver.aget_tuple(...), "
+                "await graph.ainvoke(...)) or use SQLAlchemySaver"
+            )
+        if self.loop is None or self.loop.is_closed():
+            coro.close()
+            raise asyncio.InvalidStateError(
+                "AsyncSQLAlchemySaver has no running event loop: create it inside "
+                "the loop that runs your graph, or use SQLAlchemySaver"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._sync(self.aget_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        async def collect() -> list[CheckpointTuple]:
+            return [t async for t in self.alist(config, filter=filter, before=before, limit=limit)]
+
+        yield from self._sync(collect())
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self._sync(self.aput(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self._sync(self.aput_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._sync(self.adelete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._sync(self.adelete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._sync(self.acopy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._sync(self.aprune(thread_ids, strategy=strategy))

@@ -1,0 +1,783 @@
+"""Logic shared by the sync and async SQLAlchemy savers.
+
+Every operation is written once, as a generator that yields SQL calls (``_Call``) and
+receives their rows back; ``saver.py`` drives it on a ``Connection`` and ``aio.py`` on an
+``AsyncConnection``. So the two savers cannot drift apart: they share the statements,
+the row layout, delta encoding and error reporting, and differ only in how they wait.
+The sync saver's hot paths (put, put_writes, get_tuple) run the same statements and
+operations on the DBAPI cursor instead (``fastpath.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_id,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.sqlalchemy import schema
+from langgraph.checkpoint.sqlalchemy.errors import CheckpointCorruptError
+
+import sqlalchemy as sa
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+PRUNE_STRATEGIES = ("keep_latest", "delete")
+DEFAULT_DELTA_SNAPSHOT_EVERY = 64
+DEFAULT_INLINE_STR_MAX = 256
+DEFAULT_COMPRESS_MIN_BYTES = 256
+ZLIB_PREFIX = "zlib:"
+_CHUNK = 500  # bound on IN-list sizes (SQLite variables, statement length)
+_CHAIN_CACHE_SIZE = 4096
+
+
+#: Called after a checkpoint or a task's writes are stored, with a payload shaped like LangGraph's
+#: ``checkpoints`` stream event. Tracing subscribes (runtime.telemetry) to tag node spans with
+#: the checkpoint they started from and the one their step produced — under ``langgraph dev``
+#: and plain ``invoke`` too, where nobody streams checkpoints. Empty list: no cost.
+CHECKPOINT_LISTENERS: list[Callable[[dict[str, Any]], None]] = []
+
+
+def announce_put(config: RunnableConfig, stored: RunnableConfig) -> None:
+    """A checkpoint was stored: ``config`` named its parent, ``stored`` names it."""
+    if CHECKPOINT_LISTENERS:
+        _announce({"config": stored, "parent_config": config})
+
+
+def announce_writes(config: RunnableConfig, task_id: str) -> None:
+    """A task's writes were stored against the checkpoint the task ran from."""
+    if CHECKPOINT_LISTENERS:
+        _announce({"config": config, "tasks": [{"id": task_id}]})
+
+
+def _announce(payload: dict[str, Any]) -> None:
+    for listener in tuple(CHECKPOINT_LISTENERS):
+        try:
+            listener(payload)
+        except Exception:  # noqa: BLE001 - an observer must never fail a save
+            logger.exception("checkpoint listener %r failed", listener)
+
+
+class _Call(NamedTuple):
+    stmt: sa.Executable
+    params: Any
+    fetch: bool
+
+
+Op = Generator[_Call, Any, T]
+
+
+def query(stmt: sa.Executable, params: Any = None) -> _Call:
+    """A call whose rows the operation needs back."""
+    return _Call(stmt, params, True)
+
+
+def execute(stmt: sa.Executable, params: Any = None) -> _Call:
+    """A call run for its effect (a list of dicts runs as executemany)."""
+    return _Call(stmt, params, False)
+
+
+def fetch_op(stmt: sa.Executable, params: Any = None) -> Op[list[Any]]:
+    """An operation that is a single query."""
+    rows = yield query(stmt, params)
+    return rows
+
+
+def chunks(items: Sequence[T], size: int = _CHUNK) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(slots=True)
+class _ChainState:
+    """What this process last stored for one list channel (enough to append a delta)."""
+
+    version: str
+    root: str
+    depth: int
+    digests: list[bytes]
+    root_bytes: int  # size of the full value the chain starts from
+    delta_bytes: int  # bytes of the deltas stored since
+
+
+@dataclass
+class _PreparedPut:
+    checkpoint_row: dict[str, Any]
+    blob_rows: list[dict[str, Any]]
+    chain_updates: dict[tuple[str, str, str], _ChainState | None] = field(default_factory=dict)
+
+
+def _created_at(ts: Any) -> int:
+    try:
+        moment = datetime.fromisoformat(str(ts))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return int(moment.timestamp() * 1000)
+    except (TypeError, ValueError):
+        return int(datetime.now(timezone.utc).timestamp() * 1000)
+
+
+def _check_length(what: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise ValueError(
+            f"{what} is {len(value)} characters long; the checkpoint tables allow {limit}. "
+            f"Use a shorter {what}."
+        )
+
+
+class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
+    """State, encoding and SQL operations common to both savers.
+
+    Parameters that matter for storage:
+
+    * ``delta_snapshot_every`` - a list channel that only grows is stored as the
+      appended items plus a reference to the previous version; a full copy is written
+      again after at least this many deltas, once they outweigh the last full copy
+      (see ``_snapshot_due``). 0 disables deltas.
+    * ``compress_min_bytes`` - serialized values at least this big are stored
+      zlib-compressed (level 1) when that saves 10%; None turns compression off.
+    * ``inline_str_max`` - strings up to this length (and numbers, bools, None) live in
+      the checkpoint row itself, saving a blob row and a lookup.
+    """
+
+    dialect: str
+
+    def __init__(
+        self,
+        *,
+        dialect: str,
+        serde: SerializerProtocol | None = None,
+        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
+        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+    ) -> None:
+        super().__init__(serde=serde)
+        self.compress_min_bytes = compress_min_bytes
+        self.dialect = "mysql" if dialect == "mariadb" else dialect
+        self._st = schema.statements_for(self.dialect)
+        self.delta_snapshot_every = max(0, int(delta_snapshot_every))
+        self.inline_str_max = int(inline_str_max)
+        self._chains: OrderedDict[tuple[str, str, str], _ChainState] = OrderedDict()
+        self._chains_lock = threading.Lock()
+
+    # --- versions ---------------------------------------------------------------------
+
+    def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
+        """Zero-padded counter plus a random suffix; sorts as a string.
+
+        Why random: two forks of one thread writing the same channel get distinct
+        versions, so their blobs never collide. Shorter than the official savers'
+        51-character versions: every checkpoint repeats them several times.
+        """
+        if current is None:
+            current_v = 0
+        elif isinstance(current, (int, float)):
+            current_v = int(current)
+        else:
+            current_v = int(str(current).split(".")[0])
+        return f"{current_v + 1:012d}.{random.getrandbits(32):08x}"
+
+    # --- delta chain cache ------------------------------------------------------------
+
+    def _chain_get(self, key: tuple[str, str, str]) -> _ChainState | None:
+        with self._chains_lock:
+            state = self._chains.get(key)
+            if state is not None:
+                self._chains.move_to_end(key)
+            return state
+
+    def _chains_commit(self, updates: dict[tuple[str, str, str], _ChainState | None]) -> None:
+        """Remember what was stored, only once it is committed (a delta's base must exist)."""
+        if not updates:
+            return
+        with self._chains_lock:
+            for key, state in updates.items():
+                if state is None:
+                    self._chains.pop(key, None)
+                else:
+                    self._chains[key] = state
+                    self._chains.move_to_end(key)
+            while len(self._chains) > _CHAIN_CACHE_SIZE:
+                self._chains.popitem(last=False)
+
+    def _chains_forget(self, thread_ids: Iterable[str]) -> None:
+        drop = set(thread_ids)
+        with self._chains_lock:
+            for key in [k for k in self._chains if k[0] in drop]:
+                del self._chains[key]
+
+    # --- encoding ---------------------------------------------------------------------
+
+    def _is_inline(self, value: Any) -> bool:
+        if value is None or isinstance(value, (bool, int, float)):
+            return True
+        return isinstance(value, str) and len(value) <= self.inline_str_max
+
+    def _dumps(self, value: Any) -> tuple[str, bytes]:
+        """``serde.dumps_typed``, zlib-compressed when large and it pays off.
+
+        Compression tags the type (``zlib:msgpack``) so rows stay self-describing; it
+        is on top of, not instead of, storing deltas.
+        """
+        type_, data = self.serde.dumps_typed(value)
+        if self.compress_min_bytes is not None and data and len(data) >= self.compress_min_bytes:
+            packed = zlib.compress(data, 1)
+            if len(packed) < len(data) * 0.9:
+                return ZLIB_PREFIX + type_, packed
+        return type_, data
+
+    def _decode(self, type_: str, data: bytes | None) -> Any:
+        if type_.startswith(ZLIB_PREFIX):
+            type_, data = type_[len(ZLIB_PREFIX) :], zlib.decompress(data or b"")
+        return self.serde.loads_typed((type_, data))
+
+    def _digest(self, item: Any) -> bytes:
+        type_, data = self.serde.dumps_typed(item)
+        return hashlib.blake2b(data, digest_size=16, person=type_.encode()[:16]).digest()
+
+    def _encode_channel(
+        self, thread_id: str, ns: str, channel: str, version: str, value: Any
+    ) -> tuple[dict[str, Any], _ChainState | None]:
+        """One blob row for a channel value: the appended part of a list when possible.
+
+        A list is a delta of the last version this process stored for the channel when
+        its first items serialize to exactly that version's items (compared by digest,
+        so an item changed in place is noticed). The chain restarts with a full value
+        every ``delta_snapshot_every`` versions, which bounds the rows a read joins.
+        """
+        key = (thread_id, ns, channel)
+        row: dict[str, Any] = {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "channel": channel,
+            "version": version,
+            "root_version": version,
+            "base_version": None,
+            "depth": 0,
+            "item_count": None,
+        }
+        if type(value) is not list or not self.delta_snapshot_every:
+            row["type"], row["blob"] = self._dumps(value)
+            return row, None
+        digests = [self._digest(item) for item in value]
+        prev = self._chain_get(key)
+        count = len(prev.digests) if prev else 0
+        if (
+            prev is not None
+            and prev.version != version
+            and not self._snapshot_due(prev)
+            and len(digests) >= count
+            and digests[:count] == prev.digests
+        ):
+            row["type"], row["blob"] = self._dumps(value[count:])
+            row.update(
+                root_version=prev.root, base_version=prev.version, depth=prev.depth + 1
+            )
+            state = _ChainState(
+                version, prev.root, prev.depth + 1, digests,
+                prev.root_bytes, prev.delta_bytes + len(row["blob"]),
+            )
+        else:
+            row["type"], row["blob"] = self._dumps(value)
+            state = _ChainState(version, version, 0, digests, len(row["blob"]), 0)
+        row["item_count"] = len(value)
+        return row, state
+
+    def _snapshot_due(self, chain: _ChainState) -> bool:
+        """Whether the next version of a chain should be stored in full.
+
+        At least ``delta_snapshot_every`` deltas apart, and only once the deltas since
+        the last full value weigh as much as it does: full copies then take at most as
+        much space as the appended data (linear growth), and a read joins at most about
+        twice the value's size. A hard cap of 16x that many deltas bounds the row count
+        of a read when small items are appended to a huge list.
+        """
+        if chain.depth + 1 >= 16 * self.delta_snapshot_every:
+            return True
+        return (
+            chain.depth + 1 >= self.delta_snapshot_every
+            and chain.delta_bytes >= chain.root_bytes
+        )
+
+    def _prepare_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> _PreparedPut:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = conf.get("checkpoint_ns") or ""
+        _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
+        _check_length("checkpoint_ns", ns, schema.MAX_NS)
+        values = checkpoint["channel_values"]
+        inline = {k: v for k, v in values.items() if self._is_inline(v)}
+        blob_rows: list[dict[str, Any]] = []
+        updates: dict[tuple[str, str, str], _ChainState | None] = {}
+        for channel, version in new_versions.items():
+            if channel in inline:
+                continue
+            _check_length("channel name", channel, schema.MAX_CHANNEL)
+            ver = str(version)
+            if channel not in values:
+                blob_rows.append(
+                    {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "channel": channel,
+                        "version": ver,
+                        "type": "empty",
+                        "blob": None,
+                        "root_version": ver,
+                        "base_version": None,
+                        "depth": 0,
+                        "item_count": None,
+                    }
+                )
+                updates[(thread_id, ns, channel)] = None
+                continue
+            row, state = self._encode_channel(thread_id, ns, channel, ver, values[channel])
+            blob_rows.append(row)
+            updates[(thread_id, ns, channel)] = state
+        stored = dict(checkpoint)
+        stored["channel_values"] = inline
+        type_, data = self._dumps(stored)
+        md = get_serializable_checkpoint_metadata(config, metadata)
+        run_id = md.get("run_id")
+        parent = conf.get("checkpoint_id")
+        return _PreparedPut(
+            checkpoint_row={
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+                "parent_checkpoint_id": parent,
+                "run_id": str(run_id)[: schema.MAX_THREAD_ID] if run_id else None,
+                "created_at": _created_at(checkpoint.get("ts")),
+                "type": type_,
+                "checkpoint": data,
+                "metadata": md,
+            },
+            blob_rows=blob_rows,
+            chain_updates=updates,
+        )
+
+    def _prepare_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> tuple[sa.Executable, list[dict[str, Any]]]:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = conf.get("checkpoint_ns") or ""
+        _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
+        _check_length("task_id", task_id, schema.MAX_TASK_ID)
+        rows = []
+        for idx, (channel, value) in enumerate(writes):
+            type_, blob = self._dumps(value)
+            rows.append(
+                {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": conf["checkpoint_id"],
+                    "task_id": task_id,
+                    "task_path": task_path,
+                    "idx": WRITES_IDX_MAP.get(channel, idx),
+                    "channel": channel,
+                    "type": type_,
+                    "blob": blob,
+                }
+            )
+        # Special channels (error, interrupt, ...) are replaced; regular writes are
+        # insert-or-ignore so replaying a task's writes is idempotent.
+        special = all(w[0] in WRITES_IDX_MAP for w in writes)
+        return (self._st.upsert_write if special else self._st.insert_write), rows
+
+    # --- operations (generators driven by the sync or async runner) -----------------
+
+    def _put_calls(self, prepared: _PreparedPut) -> list[tuple[sa.Executable, list[dict[str, Any]]]]:
+        calls = [(self._st.insert_blob, prepared.blob_rows)] if prepared.blob_rows else []
+        calls.append((self._st.upsert_checkpoint, [prepared.checkpoint_row]))
+        return calls
+
+    def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
+        conf = config["configurable"]
+        params = {"thread_id": str(conf["thread_id"]), "checkpoint_ns": conf.get("checkpoint_ns") or ""}
+        if checkpoint_id := get_checkpoint_id(config):
+            rows = yield query(schema.SELECT_CHECKPOINT, {**params, "checkpoint_id": checkpoint_id})
+        else:
+            rows = yield query(schema.SELECT_LATEST_CHECKPOINT, params)
+        if not rows:
+            return None
+        loaded = yield from self._load_tuples_op(rows)
+        return loaded[0]
+
+    def _list_stmt(
+        self,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> sa.Select:
+        c = schema.checkpoints.c
+        stmt = sa.select(
+            c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
+            c.type, c.checkpoint, c.metadata,
+        )
+        if config:
+            conf = config["configurable"]
+            if conf.get("thread_id") is not None:
+                stmt = stmt.where(c.thread_id == str(conf["thread_id"]))
+            if conf.get("checkpoint_ns") is not None:
+                stmt = stmt.where(c.checkpoint_ns == conf["checkpoint_ns"])
+            if checkpoint_id := get_checkpoint_id(config):
+                stmt = stmt.where(c.checkpoint_id == checkpoint_id)
+        for key, value in (filter or {}).items():
+            stmt = stmt.where(schema.metadata_filter(self.dialect, key, value))
+        if before is not None and (before_id := get_checkpoint_id(before)):
+            stmt = stmt.where(c.checkpoint_id < before_id)
+        stmt = stmt.order_by(c.checkpoint_id.desc())
+        if limit is not None:
+            stmt = stmt.limit(int(limit))
+        return stmt
+
+    def _load_tuples_op(self, rows: Sequence[Any]) -> Op[list[CheckpointTuple]]:
+        """Checkpoint rows -> tuples with values and pending writes, 2 queries per namespace."""
+        decoded = []
+        groups: dict[tuple[str, str], tuple[set[tuple[str, str]], list[str]]] = {}
+        for row in rows:
+            checkpoint = self._loads(
+                row.type, row.checkpoint, row.thread_id, row.checkpoint_ns,
+                row.checkpoint_id, "<checkpoint record>",
+            )
+            pairs, ids = groups.setdefault((row.thread_id, row.checkpoint_ns), (set(), []))
+            inline = checkpoint.get("channel_values") or {}
+            for channel, version in checkpoint.get("channel_versions", {}).items():
+                if channel not in inline:
+                    pairs.add((channel, str(version)))
+            ids.append(row.checkpoint_id)
+            decoded.append((row, checkpoint))
+        chain_rows: dict[tuple[str, str], dict[tuple[str, str], Any]] = {}
+        write_rows: dict[tuple[str, str, str], list[Any]] = {}
+        for (thread_id, ns), (pairs, ids) in groups.items():
+            found = chain_rows.setdefault((thread_id, ns), {})
+            for part in chunks(sorted(pairs), 50):
+                params: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ns}
+                for i, (channel, version) in enumerate(part):
+                    params[f"c{i}"], params[f"v{i}"] = channel, version
+                got = yield query(schema.select_blobs(len(part)), params)
+                for b in got:
+                    found[(b.channel, b.version)] = b
+            # Deltas need their chain: every row of the same root below their depth.
+            chains: dict[tuple[str, str], int] = {}
+            for b in list(found.values()):
+                if b.base_version is not None:
+                    key = (b.channel, b.root_version)
+                    chains[key] = max(chains.get(key, 0), b.depth)
+            for part in chunks(sorted(chains.items()), 50):
+                params = {"thread_id": thread_id, "checkpoint_ns": ns}
+                for i, ((channel, root), depth) in enumerate(part):
+                    params[f"c{i}"], params[f"r{i}"], params[f"d{i}"] = channel, root, depth
+                got = yield query(schema.select_chain_members(len(part)), params)
+                for b in got:
+                    found[(b.channel, b.version)] = b
+            for part in chunks(ids):
+                if len(part) == 1:
+                    got = yield query(
+                        schema.SELECT_WRITES_ONE,
+                        {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": part[0]},
+                    )
+                else:
+                    got = yield query(
+                        schema.SELECT_WRITES,
+                        {"thread_id": thread_id, "checkpoint_ns": ns,
+                         "checkpoint_ids": list(part)},
+                    )
+                for w in got:
+                    write_rows.setdefault((thread_id, ns, w.checkpoint_id), []).append(w)
+        out = []
+        for row, checkpoint in decoded:
+            found = chain_rows[(row.thread_id, row.checkpoint_ns)]
+            values = dict(checkpoint.get("channel_values") or {})
+            for channel, version in checkpoint.get("channel_versions", {}).items():
+                if channel in values:
+                    continue
+                blob = found.get((channel, str(version)))
+                if blob is None or blob.type == "empty":
+                    continue
+                values[channel] = self._resolve_blob(row, channel, blob, found)
+            checkpoint["channel_values"] = values
+            pending = sorted(
+                write_rows.get((row.thread_id, row.checkpoint_ns, row.checkpoint_id), []),
+                key=lambda w: (w.task_path, w.task_id, w.idx),
+            )
+            conf = {
+                "thread_id": row.thread_id,
+                "checkpoint_ns": row.checkpoint_ns,
+            }
+            out.append(
+                CheckpointTuple(
+                    config={"configurable": {**conf, "checkpoint_id": row.checkpoint_id}},
+                    checkpoint=checkpoint,
+                    metadata=row.metadata,
+                    parent_config=(
+                        {"configurable": {**conf, "checkpoint_id": row.parent_checkpoint_id}}
+                        if row.parent_checkpoint_id
+                        else None
+                    ),
+                    pending_writes=[
+                        (
+                            w.task_id,
+                            w.channel,
+                            self._loads(
+                                w.type, w.blob, row.thread_id, row.checkpoint_ns,
+                                row.checkpoint_id, w.channel,
+                            ),
+                        )
+                        for w in pending
+                    ],
+                )
+            )
+        return out
+
+    def _loads(
+        self, type_: str, data: bytes | None, thread_id: str, ns: str,
+        checkpoint_id: str | None, channel: str,
+    ) -> Any:
+        try:
+            return self._decode(type_, data)
+        except Exception as exc:  # any decoder error means the bytes are unusable
+            raise CheckpointCorruptError(
+                thread_id=thread_id, checkpoint_ns=ns, checkpoint_id=checkpoint_id,
+                channel=channel, reason=f"{type(exc).__name__}: {exc}",
+            ) from exc
+
+    def _resolve_blob(
+        self, row: Any, channel: str, blob: Any, found: dict[tuple[str, str], Any]
+    ) -> Any:
+        """A channel's value: the blob itself, or a delta chain replayed onto its root."""
+        where = (row.thread_id, row.checkpoint_ns, row.checkpoint_id, channel)
+        if blob.base_version is None:
+            return self._loads(blob.type, blob.blob, *where)
+        path = []
+        seen = set()
+        cursor = blob
+        while cursor.base_version is not None:
+            path.append(cursor)
+            seen.add(cursor.version)
+            base = found.get((channel, cursor.base_version))
+            if base is None or base.version in seen:
+                raise CheckpointCorruptError(
+                    thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns,
+                    checkpoint_id=row.checkpoint_id, channel=channel,
+                    reason=f"delta base version {cursor.base_version!r} of version "
+                    f"{cursor.version!r} is missing",
+                )
+            cursor = base
+        value = self._loads(cursor.type, cursor.blob, *where)
+        if not isinstance(value, list):
+            raise CheckpointCorruptError(
+                thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns,
+                checkpoint_id=row.checkpoint_id, channel=channel,
+                reason=f"delta root version {cursor.version!r} is not a list",
+            )
+        for part in reversed(path):
+            suffix = self._loads(part.type, part.blob, *where)
+            if not isinstance(suffix, list):
+                raise CheckpointCorruptError(
+                    thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns,
+                    checkpoint_id=row.checkpoint_id, channel=channel,
+                    reason=f"delta version {part.version!r} is not a list",
+                )
+            value.extend(suffix)
+            if part.item_count is not None and len(value) != part.item_count:
+                raise CheckpointCorruptError(
+                    thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns,
+                    checkpoint_id=row.checkpoint_id, channel=channel,
+                    reason=f"delta chain to version {part.version!r} rebuilds "
+                    f"{len(value)} items, expected {part.item_count}",
+                )
+        return value
+
+    # --- deletion, copy, prune ----------------------------------------------------------
+
+    def _delete_threads_op(self, thread_ids: Sequence[str]) -> Op[None]:
+        for part in chunks(list(thread_ids)):
+            for stmt in schema.DELETE_THREAD:
+                yield execute(stmt, {"thread_ids": list(part)})
+
+    def _copy_thread_op(self, source: str, target: str) -> Op[None]:
+        _check_length("thread_id", target, schema.MAX_THREAD_ID)
+        for stmt in self._st.copy_rows:
+            yield execute(stmt, {"source": source, "target": target})
+
+    def _delete_checkpoints_op(self, thread_id: str, ns: str, ids: Sequence[str]) -> Op[None]:
+        """Delete checkpoints with their writes, then blobs nothing references any more."""
+        for part in chunks(list(ids)):
+            params = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_ids": list(part)}
+            yield execute(schema.DELETE_WRITES_BY_CHECKPOINT, params)
+            yield execute(schema.DELETE_CHECKPOINTS_BY_ID, params)
+            yield execute(
+                schema.CLEAR_DANGLING_PARENTS,
+                {"b_thread_id": thread_id, "b_checkpoint_ns": ns, "checkpoint_ids": list(part)},
+            )
+        yield from self._collect_blobs_op(thread_id, ns)
+
+    def _collect_blobs_op(self, thread_id: str, ns: str) -> Op[int]:
+        """Mark and sweep one namespace's blobs: keep what checkpoints reference and the
+        delta bases those depend on, delete the rest. Returns rows deleted."""
+        params = {"thread_id": thread_id, "checkpoint_ns": ns}
+        refs = yield query(schema.SELECT_NS_CHECKPOINT_REFS, params)
+        keep: set[tuple[str, str]] = set()
+        for r in refs:
+            try:
+                checkpoint = self._decode(r.type, r.checkpoint)
+            except Exception:
+                return 0  # can't tell what an unreadable checkpoint needs: keep all
+            inline = checkpoint.get("channel_values") or {}
+            for channel, version in checkpoint.get("channel_versions", {}).items():
+                if channel not in inline:
+                    keep.add((channel, str(version)))
+        index = yield query(schema.SELECT_NS_BLOB_INDEX, params)
+        base_of = {(b.channel, b.version): b.base_version for b in index}
+        stack = [k for k in keep if k in base_of]
+        while stack:
+            channel, version = stack.pop()
+            base = base_of.get((channel, version))
+            if base is not None and (channel, base) not in keep:
+                keep.add((channel, base))
+                stack.append((channel, base))
+        garbage: dict[str, list[str]] = {}
+        for key in base_of:
+            if key not in keep:
+                garbage.setdefault(key[0], []).append(key[1])
+        deleted = 0
+        for channel, versions in garbage.items():
+            for part in chunks(versions):
+                yield execute(
+                    schema.DELETE_BLOBS_BY_VERSION,
+                    {**params, "channel": channel, "versions": list(part)},
+                )
+                deleted += len(part)
+        return deleted
+
+    def _delete_for_runs_op(self, run_ids: Sequence[str]) -> Op[set[str]]:
+        found = yield query(schema.SELECT_RUN_CHECKPOINTS, {"run_ids": list(run_ids)})
+        groups: dict[tuple[str, str], list[str]] = {}
+        for r in found:
+            groups.setdefault((r.thread_id, r.checkpoint_ns), []).append(r.checkpoint_id)
+        for (thread_id, ns), ids in groups.items():
+            yield from self._delete_checkpoints_op(thread_id, ns, ids)
+        return {t for t, _ in groups}
+
+    def _keep_latest_op(self, thread_id: str) -> Op[int]:
+        """Keep the newest checkpoint of each namespace (and what it needs); returns the
+        number of checkpoints deleted."""
+        heads = yield query(schema.SELECT_THREAD_HEADS, {"thread_id": thread_id})
+        for head in heads:
+            md = yield query(
+                schema.SELECT_HEAD_METADATA,
+                {"thread_id": thread_id, "checkpoint_ns": head.checkpoint_ns,
+                 "checkpoint_id": head.checkpoint_id},
+            )
+            if md and isinstance(md[0].metadata, dict) and (
+                "counters_since_delta_snapshot" in md[0].metadata
+            ):
+                raise NotImplementedError(
+                    f"keep_latest can't prune thread {thread_id!r}: it uses a DeltaChannel, "
+                    "whose latest value is rebuilt from older checkpoints; use "
+                    "strategy='delete' or leave the thread unpruned"
+                )
+        removed = 0
+        for head in heads:
+            ns = head.checkpoint_ns
+            ids = yield query(
+                schema.SELECT_NS_CHECKPOINT_IDS, {"thread_id": thread_id, "checkpoint_ns": ns}
+            )
+            doomed = [r.checkpoint_id for r in ids if r.checkpoint_id != head.checkpoint_id]
+            if doomed:
+                yield from self._delete_checkpoints_op(thread_id, ns, doomed)
+                removed += len(doomed)
+        return removed
+
+    @staticmethod
+    def _check_prune_args(thread_ids: Sequence[str], strategy: str) -> list[str]:
+        if isinstance(thread_ids, str):
+            raise TypeError("thread_ids must be a sequence of thread IDs, not a str")
+        if strategy not in PRUNE_STRATEGIES:
+            raise ValueError(
+                f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'"
+            )
+        return [str(t) for t in thread_ids]
+
+
+StaticCalls = list[tuple[sa.Executable, list[dict[str, Any]]]]
+
+
+def merge_static(batch: Iterable[StaticCalls]) -> StaticCalls:
+    """Rows of several jobs' writes as one executemany per statement.
+
+    Safe because static jobs only insert: statement groups run in order of first
+    appearance and rows keep their order within a group, so a key written twice ends
+    with the same row as running the jobs one by one (inserts that ignore clashes keep
+    the first row, upserts the last, and an ignore never overrides an upsert).
+    """
+    merged: dict[sa.Executable, list[dict[str, Any]]] = {}
+    for calls in batch:
+        for stmt, rows in calls:
+            merged.setdefault(stmt, []).extend(rows)
+    return list(merged.items())
+
+
+def drive(conn: sa.Connection, op: Op[T]) -> T:
+    """Run an operation on a sync connection."""
+    try:
+        call = next(op)
+        while True:
+            result = conn.execute(call.stmt, call.params)
+            call = op.send(result.all() if call.fetch else None)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def adrive(conn: Any, op: Op[T]) -> T:
+    """Run an operation on an ``AsyncConnection``."""
+    try:
+        call = next(op)
+        while True:
+            result = await conn.execute(call.stmt, call.params)
+            call = op.send(result.all() if call.fetch else None)
+    except StopIteration as stop:
+        return stop.value
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Deadlocks and serialization failures: safe to retry the whole transaction."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return False
+    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):
+        return True
+    args = getattr(orig, "args", ())
+    return bool(args) and args[0] in (1213, 1205)  # MySQL deadlock, lock wait timeout

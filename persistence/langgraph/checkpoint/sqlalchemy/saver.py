@@ -1,0 +1,421 @@
+"""``SQLAlchemySaver``: the synchronous checkpoint saver on a SQLAlchemy ``Engine``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.sqlalchemy import migrations
+from langgraph.checkpoint.sqlalchemy.base import (
+    DEFAULT_COMPRESS_MIN_BYTES,
+    DEFAULT_DELTA_SNAPSHOT_EVERY,
+    DEFAULT_INLINE_STR_MAX,
+    BaseSQLAlchemySaver,
+    Op,
+    StaticCalls,
+    T,
+    announce_put,
+    announce_writes,
+    chunks,
+    drive,
+    fetch_op,
+    is_transient,
+    merge_static,
+)
+from langgraph.checkpoint.sqlalchemy.engines import (
+    WRITE_OPTION,
+    SqliteSynchronous,
+    check_connection,
+    install_sqlite_hooks,
+    make_engine,
+    sqlite_write_lock,
+    unavailable,
+)
+from langgraph.checkpoint.sqlalchemy.fastpath import RawConnections
+
+import sqlalchemy as sa
+
+_LIST_PAGE = 100
+_RETRIES = 3
+
+
+class _Job:
+    """One write: a generator op (may read) or static rows to insert (mergeable)."""
+
+    __slots__ = ("factory", "calls", "on_commit", "done", "error", "result")
+
+    def __init__(
+        self,
+        factory: Callable[[], Op[Any]] | None,
+        calls: StaticCalls | None,
+        on_commit: Callable[[], None] | None,
+    ) -> None:
+        self.factory = factory
+        self.calls = calls
+        self.on_commit = on_commit
+        self.done = False
+        self.error: BaseException | None = None
+        self.result: Any = None
+
+
+def batch_steps(batch: list[_Job]) -> Iterator[tuple[StaticCalls | None, _Job | None]]:
+    """The batch as alternating merged static writes and generator jobs, in order."""
+    static: list[StaticCalls] = []
+    for job in batch:
+        if job.calls is not None:
+            static.append(job.calls)
+            continue
+        if static:
+            yield merge_static(static), None
+            static = []
+        yield None, job
+    if static:
+        yield merge_static(static), None
+
+
+class _GroupCommitter:
+    """Runs write operations, committing everything queued meanwhile in one transaction.
+
+    Why: LangGraph saves each parallel task's writes and each checkpoint from background
+    threads; committing them one by one pays one commit (and fsync) each, so a 100-branch
+    fan-out pays 100. Here whoever gets the commit lock takes every queued job and
+    commits them together (static inserts merged into one executemany per statement,
+    or one statement on PostgreSQL, on the DBAPI connection: see ``fastpath.py``);
+    the others find their job done. An uncontended write commits at once, so nothing
+    waits for a timer. A failing batch is retried job by job, so one bad write fails
+    only its own caller.
+    """
+
+    def __init__(self, engine: sa.Engine, commit_lock: threading.Lock) -> None:
+        self._engine = engine
+        self.lock = commit_lock
+        self._mutex = threading.Lock()
+        self._queue: list[_Job] = []
+        self.raw = RawConnections(engine)
+
+    def run(
+        self,
+        factory: Callable[[], Op[T]] | None = None,
+        calls: StaticCalls | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> T:
+        job = _Job(factory, calls, on_commit)
+        with self._mutex:
+            self._queue.append(job)
+        with self.lock:
+            if not job.done:
+                with self._mutex:
+                    batch, self._queue = self._queue, []
+                self._commit(batch)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _transaction(self, batch: list[_Job]) -> None:
+        static_only = all(job.calls is not None for job in batch)
+        for attempt in range(_RETRIES):
+            try:
+                if static_only:  # puts and put_writes: straight to the DBAPI cursor
+                    self.raw.write(merge_static(job.calls for job in batch))  # type: ignore[misc]
+                    break
+                with self._engine.connect() as conn, conn.begin():
+                    for calls, job in batch_steps(batch):
+                        if calls is not None:
+                            for stmt, rows in calls:
+                                conn.execute(stmt, rows)
+                        else:
+                            assert job is not None and job.factory is not None
+                            job.result = drive(conn, job.factory())
+                break
+            except sa.exc.DBAPIError as exc:
+                if attempt + 1 < _RETRIES and is_transient(exc):
+                    continue
+                raise
+        for job in batch:
+            job.done = True
+            if job.on_commit is not None:
+                job.on_commit()
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            self._transaction(batch)
+            return
+        except BaseException as exc:  # noqa: BLE001 - handed to the callers below
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+        for job in batch:
+            try:
+                self._transaction([job])
+            except BaseException as exc:  # noqa: BLE001
+                job.error, job.done = exc, True
+
+
+class SQLAlchemySaver(BaseSQLAlchemySaver):
+    """LangGraph checkpoint saver on SQLite, PostgreSQL or MariaDB/MySQL (sync engine).
+
+    Build it with ``SQLAlchemySaver.from_conn_string(url)`` (a context manager that owns
+    the engine) or ``SQLAlchemySaver(engine)`` to share an engine you manage. The schema
+    is created on first use (or by ``setup()``). Async methods run the sync ones in a
+    worker thread, so the saver also works under ``graph.ainvoke``; prefer
+    ``AsyncSQLAlchemySaver`` in async applications.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        serde: SerializerProtocol | None = None,
+        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
+        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        auto_setup: bool = True,
+    ) -> None:
+        super().__init__(
+            dialect=engine.dialect.name,
+            serde=serde,
+            delta_snapshot_every=delta_snapshot_every,
+            inline_str_max=inline_str_max,
+            compress_min_bytes=compress_min_bytes,
+        )
+        self.engine = engine
+        if self.dialect == "sqlite":
+            install_sqlite_hooks(engine, busy_timeout_ms=30_000, synchronous="NORMAL")
+            lock = sqlite_write_lock(engine.url)
+        else:
+            lock = threading.Lock()
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._committer = _GroupCommitter(self._write_engine, lock)
+        self._auto_setup = auto_setup
+        self._is_setup = False
+        self._setup_lock = threading.Lock()
+
+    @classmethod
+    @contextmanager
+    def from_conn_string(
+        cls,
+        url: str,
+        *,
+        serde: SerializerProtocol | None = None,
+        sqlite_synchronous: SqliteSynchronous = "NORMAL",
+        busy_timeout_ms: int = 30_000,
+        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        **engine_kwargs: Any,
+    ) -> Iterator[SQLAlchemySaver]:
+        """A saver on a new engine for ``url``, disposed on exit.
+
+        ``sqlite_synchronous="NORMAL"`` (default) under WAL survives application crashes
+        and kills but may lose the last commits on power loss or an OS crash; use
+        ``"FULL"`` to fsync every commit. ``engine_kwargs`` go to ``create_engine``
+        (e.g. ``connect_args={"prepare_threshold": None}`` behind PgBouncer).
+        """
+        engine = make_engine(
+            url,
+            busy_timeout_ms=busy_timeout_ms,
+            sqlite_synchronous=sqlite_synchronous,
+            **engine_kwargs,
+        )
+        try:
+            check_connection(engine)
+            saver = cls(
+                engine,
+                serde=serde,
+                delta_snapshot_every=delta_snapshot_every,
+                compress_min_bytes=compress_min_bytes,
+                inline_str_max=inline_str_max,
+            )
+            try:
+                yield saver
+            finally:
+                saver.close()
+        finally:
+            engine.dispose()
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Return the connection kept for writes to the engine's pool (the saver stays
+        usable: the next write takes one again). ``from_conn_string`` calls it on exit."""
+        with self._committer.lock:
+            self._committer.raw.close()
+
+    def setup(self) -> None:
+        """Create or migrate the tables; refuses a schema newer than this code."""
+        with self._setup_lock:
+            if self._is_setup:
+                return
+            try:
+                with self._committer.lock:
+                    with self._write_engine.connect() as conn, conn.begin():
+                        migrations.migrate(conn)
+            except sa.exc.OperationalError as exc:
+                raise unavailable(self.engine.url, exc) from None
+            self._is_setup = True
+
+    def _ready(self) -> None:
+        if not self._is_setup and self._auto_setup:
+            self.setup()
+
+    def _read(self, op: Op[T]) -> T:
+        self._ready()
+        with self.engine.connect() as conn, conn.begin():
+            return drive(conn, op)
+
+    def _write(self, factory: Callable[[], Op[T]], on_commit: Callable[[], None] | None = None) -> T:
+        self._ready()
+        return self._committer.run(factory, on_commit=on_commit)
+
+    # --- the saver contract ---------------------------------------------------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """The checkpoint ``config`` names, or the thread's latest when it names none."""
+        self._ready()
+        return self._committer.raw.read(self._get_tuple_op(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Checkpoints newest first; ``filter`` matches metadata keys exactly."""
+        stmt = self._list_stmt(config, filter, before, limit)
+        rows = self._read(fetch_op(stmt))
+        for page in chunks(rows, _LIST_PAGE):
+            yield from self._read(self._load_tuples_op(page))
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint and the channel values of ``new_versions``."""
+        prepared = self._prepare_put(config, checkpoint, metadata, new_versions)
+        self._ready()
+        self._committer.run(
+            calls=self._put_calls(prepared),
+            on_commit=lambda: self._chains_commit(prepared.chain_updates),
+        )
+        row = prepared.checkpoint_row
+        stored: RunnableConfig = {
+            "configurable": {
+                "thread_id": row["thread_id"],
+                "checkpoint_ns": row["checkpoint_ns"],
+                "checkpoint_id": row["checkpoint_id"],
+            }
+        }
+        announce_put(config, stored)
+        return stored
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes (idempotent; special channels are replaced)."""
+        stmt, rows = self._prepare_writes(config, writes, task_id, task_path)
+        if rows:
+            self._ready()
+            self._committer.run(calls=[(stmt, rows)])
+        announce_writes(config, task_id)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, write and blob of a thread."""
+        self._write(lambda: self._delete_threads_op([str(thread_id)]))
+        self._chains_forget([str(thread_id)])
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) created by the given runs."""
+        run_ids = [str(r) for r in run_ids]
+        if not run_ids:
+            return
+        threads = self._write(lambda: self._delete_for_runs_op(run_ids))
+        self._chains_forget(threads)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, write and blob of a thread under another thread ID."""
+        self._write(lambda: self._copy_thread_op(str(source_thread_id), str(target_thread_id)))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``keep_latest``: keep each namespace's newest checkpoint; ``delete``: drop all.
+
+        Each thread is pruned in its own transaction.
+        """
+        ids = self._check_prune_args(thread_ids, strategy)
+        if not ids:
+            return
+        if strategy == "delete":
+            self._write(lambda: self._delete_threads_op(ids))
+        else:
+            for thread_id in ids:
+                self._write(lambda t=thread_id: self._keep_latest_op(t))
+        self._chains_forget(ids)
+
+    # --- async API (worker thread) ---------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await asyncio.to_thread(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        items = await asyncio.to_thread(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in items:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await asyncio.to_thread(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        await asyncio.to_thread(self.prune, thread_ids, strategy=strategy)
+

@@ -1,1 +1,0 @@
-"""relaygraph runtime package."""

@@ -1,9 +1,0 @@
-"""Child-process entry point: ``python -m runtime.local_llm --fd N ...`` (see server.py).
-
-A separate ``__main__`` (rather than ``-m runtime.local_llm.server``) because the package
-imports ``server`` itself, and runpy warns when a module it is asked to run is already loaded.
-"""
-
-from runtime.local_llm.server import child_entry
-
-child_entry()
