@@ -44,7 +44,7 @@ def test_sequential_round_trip_through_runs_wait(langgraph_dev: str) -> None:
 def test_workflow_round_trip_through_runs_wait(langgraph_dev: str, graph: str, check) -> None:
     import importlib
 
-    task = importlib.import_module(f"graphs.{graph}").DEFAULT_TASK
+    task = importlib.import_module(f"relaygraph.graphs.{graph}").DEFAULT_TASK
     with httpx.Client(base_url=langgraph_dev, timeout=120) as client:
         thread = client.post("/threads", json={}).raise_for_status().json()["thread_id"]
         state = client.post(f"/threads/{thread}/runs/wait", json={

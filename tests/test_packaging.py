@@ -1,0 +1,127 @@
+"""What ``pip install`` really puts on a machine: one import root and the saver's own wheel.
+
+The repository root is the package ``relaygraph`` (setuptools ``package-dir``), so the wheels
+are built from a copy of the checkout and their file lists checked: a sub-package missing from
+``packages`` in pyproject.toml, a stray top-level name (``graphs``, ``tools``, ...) or a
+``langgraph/__init__.py`` that would shadow langgraph itself all fail here. The editable
+install is checked from a neutral working directory, where the checkout is not on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+pytestmark = pytest.mark.slow  # builds two wheels (~5 s)
+
+#: Never part of a distribution (tests/ and bench/ have no __init__.py on purpose).
+NOT_SOURCE = {".venv", "venv", ".git", "build", "dist", "tests", "bench", "persistence", "node_modules"}
+FORMER_TOP_LEVEL = ["graphs", "nodes", "tools", "persistence", "runtime", "cli", "config",
+                    "providers", "observability", "coordination"]
+
+
+def _copy_sources(dst: Path) -> Path:
+    """The checkout without virtualenvs, caches, databases and run outputs (builds write
+    ``build/`` and ``*.egg-info`` next to the sources; the checkout stays untouched)."""
+    ignore = shutil.ignore_patterns(".venv", "venv", ".git", "build", "dist", "*.egg-info", "__pycache__",
+                                    "*.db*", "relaygraph-data", "relaygraph-out", ".langgraph_api",
+                                    ".pytest_cache", ".mypy_cache", ".ruff_cache")
+    shutil.copytree(REPO, dst, ignore=ignore)
+    return dst
+
+
+def _wheel(source: Path, outdir: Path) -> list[str]:
+    """Build one wheel (no isolation: setuptools from this venv, no network) and list its files."""
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                           str(outdir), str(source)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (wheel,) = outdir.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.namelist()
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    root = tmp_path_factory.mktemp("wheels")
+    source = _copy_sources(root / "src")
+    return {
+        "relaygraph": _wheel(source, root / "relaygraph"),
+        "saver": _wheel(source / "persistence", root / "saver"),
+    }
+
+
+def _top_level(names: list[str]) -> set[str]:
+    return {n.split("/")[0] for n in names if ".dist-info/" not in n}
+
+
+def _source_packages() -> set[str]:
+    """Every folder of the checkout that is a package, as the wheel path it must have."""
+    found = set()
+    for init in REPO.rglob("__init__.py"):
+        rel = init.parent.relative_to(REPO)
+        if rel.parts and rel.parts[0] in NOT_SOURCE | {p for p in rel.parts if p.startswith(".")}:
+            continue
+        found.add("/".join(("relaygraph", *rel.parts)))
+    return found
+
+
+def test_relaygraph_wheel_installs_one_top_level_name(wheels) -> None:
+    assert _top_level(wheels["relaygraph"]) == {"relaygraph"}
+
+
+def test_every_source_package_is_in_the_relaygraph_wheel(wheels) -> None:
+    """A folder with an ``__init__.py`` that pyproject's ``packages`` forgets is caught here."""
+    shipped = {n.rsplit("/", 1)[0] for n in wheels["relaygraph"] if n.endswith("/__init__.py")}
+    assert "relaygraph/graphs" in shipped  # the scan below found the right tree
+    missing = _source_packages() - shipped
+    assert not missing, f"add to [tool.setuptools] packages in pyproject.toml: {sorted(missing)}"
+    for package in _source_packages():  # and the package's modules, not only its __init__
+        folder = REPO.joinpath(*package.split("/")[1:])
+        for module in folder.glob("*.py"):
+            assert f"{package}/{module.name}" in wheels["relaygraph"]
+
+
+def test_the_graph_registry_ships_as_package_data(wheels) -> None:
+    assert "relaygraph/langgraph.json" in wheels["relaygraph"]
+
+
+def test_saver_wheel_is_only_its_namespace_package(wheels) -> None:
+    files = [n for n in wheels["saver"] if ".dist-info/" not in n]
+    assert files and all(n.startswith("langgraph/checkpoint/sqlalchemy/") for n in files), files
+    # langgraph and langgraph.checkpoint belong to langgraph itself: namespace packages here
+    assert "langgraph/__init__.py" not in files and "langgraph/checkpoint/__init__.py" not in files
+    assert "langgraph/checkpoint/sqlalchemy/saver.py" in files
+
+
+def _neutral(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in this venv from a folder that has nothing of the checkout in it."""
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_editable_install_resolves_to_this_checkout(tmp_path: Path) -> None:
+    proc = _neutral("import json, relaygraph, relaygraph.graphs, langgraph.checkpoint.sqlalchemy as s;"
+                    "print(json.dumps([relaygraph.__file__, relaygraph.graphs.__file__, s.__file__]))",
+                    tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    package, graphs, saver = map(Path, json.loads(proc.stdout))
+    assert package == REPO / "__init__.py"
+    assert graphs == REPO / "graphs" / "__init__.py"
+    assert saver == REPO / "persistence" / "langgraph" / "checkpoint" / "sqlalchemy" / "__init__.py"
+
+
+def test_sub_packages_are_not_importable_on_their_own(tmp_path: Path) -> None:
+    """``import tools`` must find someone else's ``tools`` (or nothing), never ours."""
+    proc = _neutral("import importlib.util, json; print(json.dumps({n: getattr(importlib.util.find_spec(n), "
+                    f"'origin', None) for n in {FORMER_TOP_LEVEL!r}}}))", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    ours = {name: origin for name, origin in json.loads(proc.stdout).items()
+            if origin and Path(origin).resolve().is_relative_to(REPO)}
+    assert not ours
