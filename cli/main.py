@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -23,6 +24,7 @@ import typer
 from pydantic import ValidationError
 from relaygraph.cli import runner
 from relaygraph.cli import threads as cli_threads
+from relaygraph.config.ids import InvalidThreadId, validate_thread_id
 from relaygraph.config.settings import get_settings
 from rich.console import Console
 from rich.markdown import Markdown
@@ -59,18 +61,30 @@ def _fail(exc: BaseException, debug: bool) -> None:
     from relaygraph.providers import ProviderError
 
     # Exit 2: the user's input or configuration is wrong (fixable without a code change).
-    usage = (UsageError, ValidationError, FileNotFoundError, ProviderError, db_errors.UnsupportedDatabaseURL,
+    usage = (UsageError, InvalidThreadId, ValidationError, FileNotFoundError, ProviderError,
+             db_errors.UnsupportedDatabaseURL,
              db_errors.DatabaseUnavailableError, db_errors.MissingDriverError, db_errors.SchemaVersionError)
     raise typer.Exit(2 if isinstance(exc, usage) else 1)
 
 
+#: Command parameters that name a thread: checked before the command body runs.
+THREAD_PARAMETERS = ("thread_id", "new_thread")
+
+
 def guarded(fn):
-    """Run a command body, turning any exception into one clear line (unless --debug)."""
+    """Run a command body, turning any exception into one clear line (unless --debug).
+
+    Every thread id a command receives is validated first (:mod:`relaygraph.config.ids`), so
+    a hostile id (``..``, a separator, a control character) exits 2 before any work.
+    """
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            for name in THREAD_PARAMETERS:
+                if kwargs.get(name) is not None:
+                    validate_thread_id(kwargs[name])
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
@@ -117,15 +131,39 @@ def load_input(task: str | None, input_file: Path | None, data: Path | None, def
         raise UsageError(f"Invalid input: {'.'.join(map(str, first['loc']))}: {first['msg']}.") from None
 
 
-def data_overrides(data: Path | None) -> dict[str, Any]:
-    """--data FILE: the file's folder becomes the data directory the tools may read."""
+def check_data_file(data: Path | None) -> None:
+    """--data FILE must be a CSV/Parquet file (a symlink is judged by what it points to)."""
+    if data is None:
+        return
+    if not data.resolve().is_file():
+        raise FileNotFoundError(f"Data file not found: {data}")
+    if data.suffix.lower() not in (".csv", ".parquet", ".pq") and data.resolve().suffix.lower() not in (
+        ".csv", ".parquet", ".pq"
+    ):
+        raise UsageError(f"Data file must be CSV or Parquet: {data}")
+
+
+def stage_data(data: Path | None, thread: str, model: str | None) -> dict[str, Any]:
+    """--data FILE as the run's ``dataset``, without widening what the tools may read.
+
+    A file inside the data directory (directly or through a symlink) is used where it is. Any
+    other file is copied into this run's own workspace folder, which only this thread's tools
+    read — its folder is never made readable as a whole.
+    """
     if data is None:
         return {}
-    if not data.is_file():
-        raise FileNotFoundError(f"Data file not found: {data}")
-    if data.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise UsageError(f"Data file must be CSV or Parquet: {data}")
-    return {"data_dir": str(data.resolve().parent), "dataset": data.name}
+    from relaygraph.tools import Workspace
+
+    settings = get_settings(model=model)
+    target = data.resolve()
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread)
+    if target.is_relative_to(workspace.data_dir):
+        return {"dataset": str(target.relative_to(workspace.data_dir))}
+    staged = workspace.run_dir / data.name
+    if staged.resolve() != target:
+        shutil.copyfile(target, staged)
+    return {"dataset": data.name}
+
 
 
 class Progress:
@@ -204,11 +242,14 @@ def run(
     from relaygraph.providers import check_provider, provider_label
 
     module = graph_module(graph_name)
-    overrides = {"model": model, **data_overrides(data)}
-    settings = get_settings(**overrides)
+    check_data_file(data)
+    settings = get_settings(model=model)
     check_provider(settings)  # unknown or unconfigured provider: fail before any work
     graph_input = load_input(task, input_file, data, getattr(module, "DEFAULT_TASK", "Analyse the dataset."))
     thread = thread_id or runner.new_thread_id()
+    overrides = {"model": model, **stage_data(data, thread, model)}
+    if "dataset" in overrides:
+        graph_input["data"] = overrides["dataset"]
     config = runner.run_config(thread, graph_name, overrides)
     config = cli_threads.with_run_options(config, module.graph, approve_before, max_concurrency, params)
     if not as_json:

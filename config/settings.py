@@ -67,7 +67,14 @@ class Settings(BaseSettings):
         return "openai" if self.openai_api_key else "offline"
 
 
-OVERRIDABLE = ("model", "model_id", "data_dir", "output_dir", "dataset", "max_steps", "max_retries")
+OVERRIDABLE = ("model", "model_id", "dataset", "max_steps", "max_retries")
+#: Deployment settings: where tools may read and write. A run's ``configurable`` (from Python or
+#: any ``langgraph dev`` caller) must not widen the sandbox, so naming them there is an error.
+DEPLOYMENT_ONLY = ("data_dir", "output_dir", "checkpoint_db")
+
+
+class SandboxOverride(ValueError):
+    """A run config tried to set a deployment-only setting (data_dir, output_dir, ...)."""
 
 
 def get_settings(**overrides: Any) -> Settings:
@@ -78,5 +85,11 @@ def get_settings(**overrides: Any) -> Settings:
 def settings_from_config(config: dict[str, Any] | None) -> Settings:
     """Settings for one run: environment plus the run config's ``configurable`` overrides."""
     configurable = (config or {}).get("configurable", {}) or {}
+    named = [k for k in DEPLOYMENT_ONLY if configurable.get(k) is not None]
+    if named:
+        raise SandboxOverride(
+            f"configurable.{named[0]} cannot be set per run: it is a deployment setting "
+            f"(RELAYGRAPH_{named[0].upper()} in the server's environment)."
+        )
     return get_settings(**{k: configurable.get(k) for k in OVERRIDABLE})
 

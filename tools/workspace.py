@@ -7,9 +7,10 @@ configured data directory (read) and this run's output directory (read/write).
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from relaygraph.config.ids import validate_thread_id
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -20,22 +21,27 @@ class PathNotAllowed(ValueError):
 
 @dataclass(frozen=True)
 class Workspace:
-    """Where tools may read (``data_dir``) and write (``output_dir/run_id``)."""
+    """Where tools may read (``data_dir``) and write (``output_dir/run_id``).
+
+    ``run_id`` is the thread id; one that is not a single safe path component (``..``, a
+    separator, a control character) is refused with :class:`~relaygraph.config.ids.InvalidThreadId`.
+    """
 
     data_dir: Path
     output_dir: Path
     run_id: str = "default"
-    _safe_run: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        validate_thread_id(self.run_id)
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
         object.__setattr__(self, "output_dir", Path(self.output_dir).expanduser().resolve())
-        object.__setattr__(self, "_safe_run", re.sub(r"[^A-Za-z0-9_.-]", "_", self.run_id)[:80])
 
     @property
     def run_dir(self) -> Path:
         """This run's output folder (created on first use)."""
-        path = self.output_dir / self._safe_run
+        path = self.output_dir / self.run_id
+        if path.resolve().parent != self.output_dir:  # a symlinked run folder pointing elsewhere
+            raise PathNotAllowed(f"Run folder {path} does not resolve inside {self.output_dir}.")
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=36525)  # a century
 
 
 def parse_duration(text: str) -> timedelta:
@@ -31,7 +32,14 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(
             f"invalid duration {text!r}: use a number and a unit, e.g. 30m, 12h, 7d or 2w"
         )
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    # Zero would select every thread; beyond a century the cutoff date is meaningless (and
+    # past ~2.7 million years timedelta overflows): both are mistakes, not requests.
+    if not 0 < seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(
+            f"invalid duration {text!r}: it must be more than 0 and at most {MAX_DURATION.days} days"
+        )
+    return timedelta(seconds=seconds)
 
 
 @dataclass
