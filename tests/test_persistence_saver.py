@@ -17,6 +17,7 @@ from langgraph.checkpoint.sqlalchemy import (
     DatabaseUnavailableError,
     SchemaVersionError,
     SQLAlchemySaver,
+    StorageOptions,
     UnsupportedDatabaseURL,
     schema,
 )
@@ -144,8 +145,8 @@ def test_long_identifiers_fail_with_the_limit(sqlite_url: str) -> None:
 
 
 def test_growing_list_is_stored_as_deltas_and_every_checkpoint_reads_back(any_url: str) -> None:
-    with SQLAlchemySaver.from_conn_string(any_url, delta_snapshot_every=8,
-                                          compress_min_bytes=None) as saver:
+    with SQLAlchemySaver.from_conn_string(any_url, storage=StorageOptions(
+            delta_snapshot_every=8, compress_min_bytes=None)) as saver:
         configs, values = grow_history(saver, "chat", 40)
         rows = [r for r in blob_rows(saver, "chat") if r.channel == "messages"]
         deltas = [r for r in rows if r.base_version is not None]
@@ -163,8 +164,8 @@ def test_growing_list_is_stored_as_deltas_and_every_checkpoint_reads_back(any_ur
 
 def test_snapshots_keep_storage_linear() -> None:
     """Full copies are rewritten only once deltas outweigh them: total size stays ~linear."""
-    with SQLAlchemySaver.from_conn_string("sqlite://", delta_snapshot_every=4,
-                                          compress_min_bytes=None) as saver:
+    with SQLAlchemySaver.from_conn_string("sqlite://", storage=StorageOptions(
+            delta_snapshot_every=4, compress_min_bytes=None)) as saver:
         grow_history(saver, "chat", 300)
         rows = [r for r in blob_rows(saver, "chat") if r.channel == "messages"]
         one = max(r.size for r in rows if r.base_version is not None)
@@ -204,7 +205,8 @@ def test_a_new_process_continues_from_a_full_copy(sqlite_url: str) -> None:
 
 
 def test_prune_delete_for_runs_and_copy_keep_delta_chains_readable(any_url: str) -> None:
-    with SQLAlchemySaver.from_conn_string(any_url, delta_snapshot_every=64) as saver:
+    with SQLAlchemySaver.from_conn_string(
+            any_url, storage=StorageOptions(delta_snapshot_every=64)) as saver:
         configs, values = grow_history(saver, "chat", 20)
         saver.copy_thread("chat", "copy")
         assert saver.get_tuple(cfg("copy")).checkpoint["channel_values"]["messages"] == values[-1]

@@ -7,6 +7,7 @@ and append-only deltas for growing lists such as message histories.
 
 from langgraph.checkpoint.sqlalchemy import schema
 from langgraph.checkpoint.sqlalchemy.aio import AsyncSQLAlchemySaver
+from langgraph.checkpoint.sqlalchemy.base import StorageOptions
 from langgraph.checkpoint.sqlalchemy.errors import (
     CheckpointCorruptError,
     DatabaseUnavailableError,
@@ -27,6 +28,7 @@ __all__ = [
     "PersistenceError",
     "SQLAlchemySaver",
     "SchemaVersionError",
+    "StorageOptions",
     "UnsupportedDatabaseURL",
     "normalize_url",
 ]

@@ -21,20 +21,17 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlalchemy import migrations
 from langgraph.checkpoint.sqlalchemy.base import (
-    DEFAULT_COMPRESS_MIN_BYTES,
-    DEFAULT_DELTA_SNAPSHOT_EVERY,
-    DEFAULT_INLINE_STR_MAX,
     BaseSQLAlchemySaver,
     Op,
-    StaticCalls,
+    StorageOptions,
     T,
     adrive,
     announce_put,
     announce_writes,
     chunks,
     fetch_op,
-    is_transient,
 )
+from langgraph.checkpoint.sqlalchemy.commit import AsyncGroupCommitter
 from langgraph.checkpoint.sqlalchemy.engines import (
     WRITE_OPTION,
     SqliteSynchronous,
@@ -43,73 +40,11 @@ from langgraph.checkpoint.sqlalchemy.engines import (
     make_engine,
     unavailable,
 )
-from langgraph.checkpoint.sqlalchemy.saver import _Job, batch_steps
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 _LIST_PAGE = 100
-_RETRIES = 3
-
-
-class _AsyncGroupCommitter:
-    """Async twin of ``saver._GroupCommitter``: one transaction for all queued writes."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self.lock = asyncio.Lock()
-        self._queue: list[_Job] = []
-
-    async def run(
-        self,
-        factory: Callable[[], Op[T]] | None = None,
-        calls: StaticCalls | None = None,
-        on_commit: Callable[[], None] | None = None,
-    ) -> T:
-        job = _Job(factory, calls, on_commit)
-        self._queue.append(job)
-        async with self.lock:
-            if not job.done:
-                batch, self._queue = self._queue, []
-                await self._commit(batch)
-        if job.error is not None:
-            raise job.error
-        return job.result
-
-    async def _transaction(self, batch: list[_Job]) -> None:
-        for attempt in range(_RETRIES):
-            try:
-                async with self._engine.connect() as conn, conn.begin():
-                    for calls, job in batch_steps(batch):
-                        if calls is not None:
-                            for stmt, rows in calls:
-                                await conn.execute(stmt, rows)
-                        else:
-                            assert job is not None and job.factory is not None
-                            job.result = await adrive(conn, job.factory())
-                break
-            except sa.exc.DBAPIError as exc:
-                if attempt + 1 < _RETRIES and is_transient(exc):
-                    continue
-                raise
-        for job in batch:
-            job.done = True
-            if job.on_commit is not None:
-                job.on_commit()
-
-    async def _commit(self, batch: list[_Job]) -> None:
-        try:
-            await self._transaction(batch)
-            return
-        except BaseException as exc:  # noqa: BLE001 - handed to the callers
-            if len(batch) == 1:
-                batch[0].error, batch[0].done = exc, True
-                return
-        for job in batch:
-            try:
-                await self._transaction([job])
-            except BaseException as exc:  # noqa: BLE001
-                job.error, job.done = exc, True
 
 
 class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
@@ -125,23 +60,15 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         engine: AsyncEngine,
         *,
         serde: SerializerProtocol | None = None,
-        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
-        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
-        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        storage: StorageOptions | None = None,
         auto_setup: bool = True,
     ) -> None:
-        super().__init__(
-            dialect=engine.dialect.name,
-            serde=serde,
-            delta_snapshot_every=delta_snapshot_every,
-            inline_str_max=inline_str_max,
-            compress_min_bytes=compress_min_bytes,
-        )
+        super().__init__(dialect=engine.dialect.name, serde=serde, storage=storage)
         self.engine = engine
         if self.dialect == "sqlite":
             install_sqlite_hooks(engine.sync_engine, busy_timeout_ms=30_000, synchronous="NORMAL")
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        self._committer = _AsyncGroupCommitter(self._write_engine)
+        self._committer = AsyncGroupCommitter(self._write_engine, flush_delay=0.05)
         self._auto_setup = auto_setup
         self._is_setup = False
         try:
@@ -158,9 +85,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         serde: SerializerProtocol | None = None,
         sqlite_synchronous: SqliteSynchronous = "NORMAL",
         busy_timeout_ms: int = 30_000,
-        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
-        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
-        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        storage: StorageOptions | None = None,
         **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on a new async engine for ``url``, disposed on exit.
@@ -176,13 +101,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             await acheck_connection(engine)
-            yield cls(
-                engine,
-                serde=serde,
-                delta_snapshot_every=delta_snapshot_every,
-                compress_min_bytes=compress_min_bytes,
-                inline_str_max=inline_str_max,
-            )
+            yield cls(engine, serde=serde, storage=storage)
         finally:
             await engine.dispose()
 
@@ -246,20 +165,9 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint and the channel values of ``new_versions``."""
-        prepared = self._prepare_put(config, checkpoint, metadata, new_versions)
+        calls, on_commit, stored = self._begin_put(config, checkpoint, metadata, new_versions)
         await self._ready()
-        await self._committer.run(
-            calls=self._put_calls(prepared),
-            on_commit=lambda: self._chains_commit(prepared.chain_updates),
-        )
-        row = prepared.checkpoint_row
-        stored: RunnableConfig = {
-            "configurable": {
-                "thread_id": row["thread_id"],
-                "checkpoint_ns": row["checkpoint_ns"],
-                "checkpoint_id": row["checkpoint_id"],
-            }
-        }
+        await self._committer.run(calls=calls, on_commit=on_commit)
         announce_put(config, stored)
         return stored
 
@@ -271,10 +179,9 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes (idempotent; special channels are replaced)."""
-        stmt, rows = self._prepare_writes(config, writes, task_id, task_path)
-        if rows:
+        if calls := self._writes_calls(config, writes, task_id, task_path):
             await self._ready()
-            await self._committer.run(calls=[(stmt, rows)])
+            await self._committer.run(calls=calls)
         announce_writes(config, task_id)
 
     async def adelete_thread(self, thread_id: str) -> None:

@@ -77,6 +77,9 @@ def _announce(payload: dict[str, Any]) -> None:
             logger.exception("checkpoint listener %r failed", listener)
 
 
+StaticCalls = list[tuple[sa.Executable, list[dict[str, Any]]]]
+
+
 class _Call(NamedTuple):
     stmt: sa.Executable
     params: Any
@@ -126,6 +129,25 @@ class _PreparedPut:
     chain_updates: dict[tuple[str, str, str], _ChainState | None] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StorageOptions:
+    """How both savers store values (one definition for both and their constructors).
+
+    * ``delta_snapshot_every`` - a list channel that only grows is stored as the
+      appended items plus a reference to the previous version; a full copy is written
+      again after at least this many deltas, once they outweigh the last full copy
+      (see ``BaseSQLAlchemySaver._snapshot_due``). 0 disables deltas.
+    * ``compress_min_bytes`` - serialized values at least this big are stored
+      zlib-compressed (level 1) when that saves 10%; None turns compression off.
+    * ``inline_str_max`` - strings up to this length (and numbers, bools, None) live in
+      the checkpoint row itself, saving a blob row and a lookup.
+    """
+
+    delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY
+    inline_str_max: int = DEFAULT_INLINE_STR_MAX
+    compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES
+
+
 def _created_at(ts: Any) -> int:
     try:
         moment = datetime.fromisoformat(str(ts))
@@ -145,18 +167,11 @@ def _check_length(what: str, value: str, limit: int) -> None:
 
 
 class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
-    """State, encoding and SQL operations common to both savers.
+    """State, encoding and SQL operations common to both savers (see ``StorageOptions``).
 
-    Parameters that matter for storage:
-
-    * ``delta_snapshot_every`` - a list channel that only grows is stored as the
-      appended items plus a reference to the previous version; a full copy is written
-      again after at least this many deltas, once they outweigh the last full copy
-      (see ``_snapshot_due``). 0 disables deltas.
-    * ``compress_min_bytes`` - serialized values at least this big are stored
-      zlib-compressed (level 1) when that saves 10%; None turns compression off.
-    * ``inline_str_max`` - strings up to this length (and numbers, bools, None) live in
-      the checkpoint row itself, saving a blob row and a lookup.
+    ``SQLAlchemySaver`` and ``AsyncSQLAlchemySaver`` add only how they wait: each public
+    method is a shared preparation (``_begin_put``, ``_writes_calls``, the ``_*_op``
+    generators), the subclass's commit or read, and a shared ending (``_end_put``).
     """
 
     dialect: str
@@ -166,16 +181,15 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         *,
         dialect: str,
         serde: SerializerProtocol | None = None,
-        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
-        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
-        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        storage: StorageOptions | None = None,
     ) -> None:
         super().__init__(serde=serde)
-        self.compress_min_bytes = compress_min_bytes
+        self.storage = storage = storage or StorageOptions()
+        self.compress_min_bytes = storage.compress_min_bytes
         self.dialect = "mysql" if dialect == "mariadb" else dialect
         self._st = schema.statements_for(self.dialect)
-        self.delta_snapshot_every = max(0, int(delta_snapshot_every))
-        self.inline_str_max = int(inline_str_max)
+        self.delta_snapshot_every = max(0, int(storage.delta_snapshot_every))
+        self.inline_str_max = int(storage.inline_str_max)
         self._chains: OrderedDict[tuple[str, str, str], _ChainState] = OrderedDict()
         self._chains_lock = threading.Lock()
 
@@ -414,12 +428,45 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         special = all(w[0] in WRITES_IDX_MAP for w in writes)
         return (self._st.upsert_write if special else self._st.insert_write), rows
 
+    def _writes_calls(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> StaticCalls:
+        stmt, rows = self._prepare_writes(config, writes, task_id, task_path)
+        return [(stmt, rows)] if rows else []
+
     # --- operations (generators driven by the sync or async runner) -----------------
 
-    def _put_calls(self, prepared: _PreparedPut) -> list[tuple[sa.Executable, list[dict[str, Any]]]]:
+    def _put_calls(self, prepared: _PreparedPut) -> StaticCalls:
         calls = [(self._st.insert_blob, prepared.blob_rows)] if prepared.blob_rows else []
         calls.append((self._st.upsert_checkpoint, [prepared.checkpoint_row]))
         return calls
+
+    def _begin_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> tuple[StaticCalls, Callable[[], None], RunnableConfig]:
+        """What ``put`` commits, what to remember once it did, and the config it returns."""
+        prepared = self._prepare_put(config, checkpoint, metadata, new_versions)
+        row = prepared.checkpoint_row
+        stored: RunnableConfig = {
+            "configurable": {
+                "thread_id": row["thread_id"],
+                "checkpoint_ns": row["checkpoint_ns"],
+                "checkpoint_id": row["checkpoint_id"],
+            }
+        }
+        return (
+            self._put_calls(prepared),
+            lambda: self._chains_commit(prepared.chain_updates),
+            stored,
+        )
 
     def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         conf = config["configurable"]
@@ -730,24 +777,6 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'"
             )
         return [str(t) for t in thread_ids]
-
-
-StaticCalls = list[tuple[sa.Executable, list[dict[str, Any]]]]
-
-
-def merge_static(batch: Iterable[StaticCalls]) -> StaticCalls:
-    """Rows of several jobs' writes as one executemany per statement.
-
-    Safe because static jobs only insert: statement groups run in order of first
-    appearance and rows keep their order within a group, so a key written twice ends
-    with the same row as running the jobs one by one (inserts that ignore clashes keep
-    the first row, upserts the last, and an ignore never overrides an upsert).
-    """
-    merged: dict[sa.Executable, list[dict[str, Any]]] = {}
-    for calls in batch:
-        for stmt, rows in calls:
-            merged.setdefault(stmt, []).extend(rows)
-    return list(merged.items())
 
 
 def drive(conn: sa.Connection, op: Op[T]) -> T:

@@ -18,21 +18,17 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlalchemy import migrations
 from langgraph.checkpoint.sqlalchemy.base import (
-    DEFAULT_COMPRESS_MIN_BYTES,
-    DEFAULT_DELTA_SNAPSHOT_EVERY,
-    DEFAULT_INLINE_STR_MAX,
     BaseSQLAlchemySaver,
     Op,
-    StaticCalls,
+    StorageOptions,
     T,
     announce_put,
     announce_writes,
     chunks,
     drive,
     fetch_op,
-    is_transient,
-    merge_static,
 )
+from langgraph.checkpoint.sqlalchemy.commit import GroupCommitter
 from langgraph.checkpoint.sqlalchemy.engines import (
     WRITE_OPTION,
     SqliteSynchronous,
@@ -42,124 +38,10 @@ from langgraph.checkpoint.sqlalchemy.engines import (
     sqlite_write_lock,
     unavailable,
 )
-from langgraph.checkpoint.sqlalchemy.fastpath import RawConnections
 
 import sqlalchemy as sa
 
 _LIST_PAGE = 100
-_RETRIES = 3
-
-
-class _Job:
-    """One write: a generator op (may read) or static rows to insert (mergeable)."""
-
-    __slots__ = ("factory", "calls", "on_commit", "done", "error", "result")
-
-    def __init__(
-        self,
-        factory: Callable[[], Op[Any]] | None,
-        calls: StaticCalls | None,
-        on_commit: Callable[[], None] | None,
-    ) -> None:
-        self.factory = factory
-        self.calls = calls
-        self.on_commit = on_commit
-        self.done = False
-        self.error: BaseException | None = None
-        self.result: Any = None
-
-
-def batch_steps(batch: list[_Job]) -> Iterator[tuple[StaticCalls | None, _Job | None]]:
-    """The batch as alternating merged static writes and generator jobs, in order."""
-    static: list[StaticCalls] = []
-    for job in batch:
-        if job.calls is not None:
-            static.append(job.calls)
-            continue
-        if static:
-            yield merge_static(static), None
-            static = []
-        yield None, job
-    if static:
-        yield merge_static(static), None
-
-
-class _GroupCommitter:
-    """Runs write operations, committing everything queued meanwhile in one transaction.
-
-    Why: LangGraph saves each parallel task's writes and each checkpoint from background
-    threads; committing them one by one pays one commit (and fsync) each, so a 100-branch
-    fan-out pays 100. Here whoever gets the commit lock takes every queued job and
-    commits them together (static inserts merged into one executemany per statement,
-    or one statement on PostgreSQL, on the DBAPI connection: see ``fastpath.py``);
-    the others find their job done. An uncontended write commits at once, so nothing
-    waits for a timer. A failing batch is retried job by job, so one bad write fails
-    only its own caller.
-    """
-
-    def __init__(self, engine: sa.Engine, commit_lock: threading.Lock) -> None:
-        self._engine = engine
-        self.lock = commit_lock
-        self._mutex = threading.Lock()
-        self._queue: list[_Job] = []
-        self.raw = RawConnections(engine)
-
-    def run(
-        self,
-        factory: Callable[[], Op[T]] | None = None,
-        calls: StaticCalls | None = None,
-        on_commit: Callable[[], None] | None = None,
-    ) -> T:
-        job = _Job(factory, calls, on_commit)
-        with self._mutex:
-            self._queue.append(job)
-        with self.lock:
-            if not job.done:
-                with self._mutex:
-                    batch, self._queue = self._queue, []
-                self._commit(batch)
-        if job.error is not None:
-            raise job.error
-        return job.result
-
-    def _transaction(self, batch: list[_Job]) -> None:
-        static_only = all(job.calls is not None for job in batch)
-        for attempt in range(_RETRIES):
-            try:
-                if static_only:  # puts and put_writes: straight to the DBAPI cursor
-                    self.raw.write(merge_static(job.calls for job in batch))  # type: ignore[misc]
-                    break
-                with self._engine.connect() as conn, conn.begin():
-                    for calls, job in batch_steps(batch):
-                        if calls is not None:
-                            for stmt, rows in calls:
-                                conn.execute(stmt, rows)
-                        else:
-                            assert job is not None and job.factory is not None
-                            job.result = drive(conn, job.factory())
-                break
-            except sa.exc.DBAPIError as exc:
-                if attempt + 1 < _RETRIES and is_transient(exc):
-                    continue
-                raise
-        for job in batch:
-            job.done = True
-            if job.on_commit is not None:
-                job.on_commit()
-
-    def _commit(self, batch: list[_Job]) -> None:
-        try:
-            self._transaction(batch)
-            return
-        except BaseException as exc:  # noqa: BLE001 - handed to the callers below
-            if len(batch) == 1:
-                batch[0].error, batch[0].done = exc, True
-                return
-        for job in batch:
-            try:
-                self._transaction([job])
-            except BaseException as exc:  # noqa: BLE001
-                job.error, job.done = exc, True
 
 
 class SQLAlchemySaver(BaseSQLAlchemySaver):
@@ -177,18 +59,10 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         engine: sa.Engine,
         *,
         serde: SerializerProtocol | None = None,
-        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
-        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
-        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        storage: StorageOptions | None = None,
         auto_setup: bool = True,
     ) -> None:
-        super().__init__(
-            dialect=engine.dialect.name,
-            serde=serde,
-            delta_snapshot_every=delta_snapshot_every,
-            inline_str_max=inline_str_max,
-            compress_min_bytes=compress_min_bytes,
-        )
+        super().__init__(dialect=engine.dialect.name, serde=serde, storage=storage)
         self.engine = engine
         if self.dialect == "sqlite":
             install_sqlite_hooks(engine, busy_timeout_ms=30_000, synchronous="NORMAL")
@@ -196,7 +70,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         else:
             lock = threading.Lock()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        self._committer = _GroupCommitter(self._write_engine, lock)
+        self._committer = GroupCommitter(self._write_engine, lock, flush_delay=0.05)
         self._auto_setup = auto_setup
         self._is_setup = False
         self._setup_lock = threading.Lock()
@@ -210,9 +84,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         serde: SerializerProtocol | None = None,
         sqlite_synchronous: SqliteSynchronous = "NORMAL",
         busy_timeout_ms: int = 30_000,
-        delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY,
-        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
-        inline_str_max: int = DEFAULT_INLINE_STR_MAX,
+        storage: StorageOptions | None = None,
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
         """A saver on a new engine for ``url``, disposed on exit.
@@ -230,13 +102,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             check_connection(engine)
-            saver = cls(
-                engine,
-                serde=serde,
-                delta_snapshot_every=delta_snapshot_every,
-                compress_min_bytes=compress_min_bytes,
-                inline_str_max=inline_str_max,
-            )
+            saver = cls(engine, serde=serde, storage=storage)
             try:
                 yield saver
             finally:
@@ -307,20 +173,9 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint and the channel values of ``new_versions``."""
-        prepared = self._prepare_put(config, checkpoint, metadata, new_versions)
+        calls, on_commit, stored = self._begin_put(config, checkpoint, metadata, new_versions)
         self._ready()
-        self._committer.run(
-            calls=self._put_calls(prepared),
-            on_commit=lambda: self._chains_commit(prepared.chain_updates),
-        )
-        row = prepared.checkpoint_row
-        stored: RunnableConfig = {
-            "configurable": {
-                "thread_id": row["thread_id"],
-                "checkpoint_ns": row["checkpoint_ns"],
-                "checkpoint_id": row["checkpoint_id"],
-            }
-        }
+        self._committer.run(calls=calls, on_commit=on_commit)
         announce_put(config, stored)
         return stored
 
@@ -332,10 +187,9 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         task_path: str = "",
     ) -> None:
         """Store a task's pending writes (idempotent; special channels are replaced)."""
-        stmt, rows = self._prepare_writes(config, writes, task_id, task_path)
-        if rows:
+        if calls := self._writes_calls(config, writes, task_id, task_path):
             self._ready()
-            self._committer.run(calls=[(stmt, rows)])
+            self._committer.run(calls=calls)
         announce_writes(config, task_id)
 
     def delete_thread(self, thread_id: str) -> None:
