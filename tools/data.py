@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 from relaygraph.tools import frames
-from relaygraph.tools.frames import observation
+from relaygraph.tools.frames import monthly_series, observation, outlier_mask
+from relaygraph.tools.report import render_report
 from relaygraph.tools.workspace import Workspace
 from smolagents import Tool
 
@@ -325,24 +326,6 @@ class DetectTrendsTool(DataTool):
         )
 
 
-def monthly_series(
-    frame: pd.DataFrame, date_column: str | None, metric: str | None, period: str = "month"
-) -> pd.Series:
-    """Totals of ``metric`` per period, indexed by period label ('2024-01', '2024Q3', ...)."""
-    date_column = frames.check_column(frame, date_column) if date_column else frames.date_column(frame)
-    if date_column is None:
-        raise ValueError("No date column found; pass date_column with a column name.")
-    metric = frames.check_column(frame, metric, numeric=True) if metric else frames.default_metric(frame)
-    codes = {"week": "W", "month": "M", "quarter": "Q"}
-    if period not in codes:
-        raise ValueError(f"period must be one of {', '.join(codes)}, got {period!r}")
-    dates = pd.to_datetime(frame[date_column], errors="coerce", format="mixed")
-    buckets = dates.dt.to_period(codes[period]).astype(str)
-    series = frame.assign(_bucket=buckets)[dates.notna()].groupby("_bucket")[metric].sum()
-    series.name = metric
-    return series.sort_index()
-
-
 class DetectOutliersTool(DataTool):
     name = "detect_outliers"
     description = (
@@ -390,21 +373,6 @@ class DetectOutliersTool(DataTool):
         )
 
 
-def outlier_mask(series: pd.Series, method: str = "iqr") -> pd.Series:
-    values = series.astype(float)
-    if method == "iqr":
-        q1, q3 = values.quantile([0.25, 0.75])
-        spread = q3 - q1
-        return (values < q1 - 1.5 * spread) | (values > q3 + 1.5 * spread)
-    if method == "zscore":
-        median = values.median()
-        mad = (values - median).abs().median()
-        if not mad:
-            return pd.Series(False, index=series.index)
-        return (0.6745 * (values - median) / mad).abs() > 3.5
-    raise ValueError(f"method must be 'iqr' or 'zscore', got {method!r}")
-
-
 class WriteReportTool(DataTool):
     name = "write_report"
     description = (
@@ -429,8 +397,6 @@ class WriteReportTool(DataTool):
         metric: str | None = None,
         notes: str | None = None,
     ) -> str:
-        from relaygraph.tools.report import render_report
-
         frame, path = frames.load(self.workspace, dataset)
         report = render_report(
             frame,

@@ -126,6 +126,44 @@ def check_column(frame: pd.DataFrame, column: str, *, numeric: bool = False) -> 
     return column
 
 
+# --- computations the tools and the report share -----------------------------------------
+
+
+def monthly_series(
+    frame: pd.DataFrame, date_col: str | None, metric: str | None, period: str = "month"
+) -> pd.Series:
+    """Totals of ``metric`` per period, indexed by period label ('2024-01', '2024Q3', ...)."""
+    dates_in = check_column(frame, date_col) if date_col else date_column(frame)
+    if dates_in is None:
+        raise ValueError("No date column found; pass date_column with a column name.")
+    metric = check_column(frame, metric, numeric=True) if metric else default_metric(frame)
+    codes = {"week": "W", "month": "M", "quarter": "Q"}
+    if period not in codes:
+        raise ValueError(f"period must be one of {', '.join(codes)}, got {period!r}")
+    dates = pd.to_datetime(frame[dates_in], errors="coerce", format="mixed")
+    buckets = dates.dt.to_period(codes[period]).astype(str)
+    series = frame.assign(_bucket=buckets)[dates.notna()].groupby("_bucket")[metric].sum()
+    series.name = metric
+    return series.sort_index()
+
+
+def outlier_mask(series: pd.Series, method: str = "iqr") -> pd.Series:
+    """Which values are outliers: the IQR rule (beyond 1.5x the interquartile range) or robust
+    z-scores (median/MAD > 3.5)."""
+    values = series.astype(float)
+    if method == "iqr":
+        q1, q3 = values.quantile([0.25, 0.75])
+        spread = q3 - q1
+        return (values < q1 - 1.5 * spread) | (values > q3 + 1.5 * spread)
+    if method == "zscore":
+        median = values.median()
+        mad = (values - median).abs().median()
+        if not mad:
+            return pd.Series(False, index=series.index)
+        return (0.6745 * (values - median) / mad).abs() > 3.5
+    raise ValueError(f"method must be 'iqr' or 'zscore', got {method!r}")
+
+
 def jsonable(value: Any) -> Any:
     """Plain JSON values from numpy/pandas scalars (NaN becomes None)."""
     if isinstance(value, dict):

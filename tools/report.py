@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: no display on servers or CI
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from relaygraph.tools import frames  # noqa: E402
-from relaygraph.tools.workspace import Workspace  # noqa: E402
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from relaygraph.tools import frames
+from relaygraph.tools.frames import monthly_series, outlier_mask
+from relaygraph.tools.workspace import Workspace
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -43,8 +42,6 @@ def render_report(
     notes: str | None = None,
 ) -> dict[str, Any]:
     """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures."""
-    from relaygraph.tools.data import monthly_series, outlier_mask
-
     metric = metric or frames.default_metric(frame)
     group_by = group_by or (frames.categorical_columns(frame) or [None])[0]
     total = float(frame[metric].sum())
@@ -84,7 +81,11 @@ def render_report(
             ]
             facts["peak_month"] = str(series.idxmax())
 
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    # The object-oriented API on the Agg canvas: headless, and the process's pyplot backend is
+    # left alone (``matplotlib.use`` at import would switch it for every user of the library).
+    fig = Figure(figsize=(8, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     if series is not None and len(series) >= 2:
         ax.plot(pd.PeriodIndex(series.index, freq="M").to_timestamp(), series.values, marker="o")
         ax.set_title(f"Monthly {metric}")
@@ -95,7 +96,6 @@ def render_report(
     ax.set_ylabel(metric)
     fig.tight_layout()
     fig.savefig(chart_path)
-    plt.close(fig)
 
     mask = outlier_mask(frame[metric].dropna(), "iqr")
     lines += [
