@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import StateGraph
@@ -119,6 +119,45 @@ def outcome(graph: CompiledStateGraph, config: dict[str, Any]) -> RunOutcome:
         {"id": i.id, "value": i.value} for task in snapshot.tasks for i in getattr(task, "interrupts", ())
     ]
     return RunOutcome(thread_id=thread_id, values=dict(snapshot.values), interrupts=interrupts)
+
+
+# --- where a thread stands: finished is decided by the run's own end ------------------------
+
+ThreadStatus = Literal["new", "finished", "waiting", "unfinished"]
+
+
+def thread_status(graph: CompiledStateGraph, config: dict[str, Any]) -> ThreadStatus:
+    """``new`` (no checkpoint), ``waiting`` (paused at an interrupt, e.g. an approval gate),
+    ``finished`` (the result node has written ``result``) or ``unfinished`` (anything else).
+
+    Why not ``get_state(...).next``: LangGraph leaves out of ``next`` the tasks that already
+    saved their writes. A run killed after a step's writes and before the next checkpoint has
+    an empty ``next`` and no result — it is not finished, and ``invoke(None)`` continues it
+    (the saved writes are applied, finished tasks are not run again).
+    """
+    snapshot = graph.get_state(config)
+    if not snapshot.created_at:
+        return "new"
+    if any(getattr(task, "interrupts", ()) for task in snapshot.tasks):
+        return "waiting"
+    if snapshot.values.get("result") and not snapshot.next:
+        return "finished"
+    return "unfinished"
+
+
+def continue_run(
+    graph: CompiledStateGraph, config: dict[str, Any], on_progress: ProgressCallback | None = None
+) -> RunOutcome:
+    """Continue an unfinished thread from its last checkpoint (the helper for Python callers;
+    over ``langgraph dev``'s API the same is a run on the thread with ``"input": null``).
+
+    Raises ``ValueError`` for a thread that is new, finished, or waiting for an answer to an
+    interrupt (answer that with ``Command(resume=...)`` instead).
+    """
+    status = thread_status(graph, config)
+    if status != "unfinished":
+        raise ValueError(f"Thread {config['configurable']['thread_id']!r} is {status}; nothing to continue.")
+    return execute(graph, None, config, on_progress)
 
 
 def thread_graph_name(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:

@@ -1,17 +1,19 @@
 """The relaygraph CLI with an observable offline model, for crash-and-resume tests.
 
-    CRASH_LOG=FILE [CRASH_BLOCK_ROLE=ROLE] python tests/crash_runner.py run GRAPH ...
+    CRASH_LOG=FILE [CRASH_BLOCK_ROLE=ROLE] [CRASH_AFTER_PUT_WRITES=K] python tests/crash_runner.py run GRAPH ...
 
 The ``crashy`` provider is the offline policy plus two things a test needs from outside the
 process: a log line per agent run (``start``/``final`` with the agent's role and partition),
 and, when ``CRASH_BLOCK_ROLE`` names a role, that agent blocking forever — so the test can
-SIGKILL the process in the middle of a graph, after other nodes have checkpointed.
+SIGKILL the process in the middle of a graph, after other nodes have checkpointed; with
+``CRASH_AFTER_PUT_WRITES=K`` the process kills itself right after the K-th saved write.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 from typing import Any
@@ -62,6 +64,19 @@ def main() -> None:
     from relaygraph.providers import Provider, register_provider
 
     log, block = os.environ["CRASH_LOG"], os.environ.get("CRASH_BLOCK_ROLE") or None
+    kill_after_writes = int(os.environ.get("CRASH_AFTER_PUT_WRITES") or 0)
+    if kill_after_writes:  # die right after the k-th saved write, before the next checkpoint
+        from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver
+
+        original, count = SQLAlchemySaver.put_writes, [0]
+
+        def put_writes(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            count[0] += 1
+            if count[0] == kill_after_writes:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        SQLAlchemySaver.put_writes = put_writes  # type: ignore[method-assign]
     register_provider(Provider("crashy", lambda s: LoggingPolicy(log, block), lambda s: OfflineChatModel(),
                                lambda s: OFFLINE_LABEL))
     sys.argv = ["relaygraph", *sys.argv[1:]]

@@ -1,0 +1,73 @@
+"""A small fan-out graph run in a child process that kills itself after the k-th saved write.
+
+    python tests/crash_graph.py DB_URL THREAD KILL_AFTER   (0: never; prints the write count)
+
+(tests fork a child and call :func:`run` there, which skips the interpreter start per kill).
+
+``START → plan → (a, b, c in parallel) → join → result``: a kill after the k-th ``put_writes``
+lands between a step's writes and the next checkpoint, for every k — the windows in which
+LangGraph's ``next`` looks empty although the run has not finished.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import signal
+import sys
+from typing import Annotated, Any, TypedDict
+
+from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver
+from langgraph.graph import END, START, StateGraph
+
+
+class State(TypedDict, total=False):
+    task: str
+    parts: Annotated[list[str], operator.add]
+    result: dict[str, Any]
+
+
+def build() -> StateGraph:
+    builder = StateGraph(State)
+    builder.add_node("plan", lambda s: {"parts": [f"plan:{s['task']}"]})
+    for name in ("a", "b", "c"):
+        builder.add_node(name, lambda s, name=name: {"parts": [name]})
+        builder.add_edge("plan", name)
+        builder.add_edge(name, "join")
+    builder.add_node("join", lambda s: {"parts": ["join"]})
+    builder.add_node("result", lambda s: {"result": {"status": "completed", "parts": sorted(s["parts"])}})
+    builder.add_edge(START, "plan")
+    builder.add_edge("join", "result")
+    builder.add_edge("result", END)
+    return builder
+
+
+EXPECTED = {"status": "completed", "parts": sorted(["plan:t", "a", "b", "c", "join"])}
+
+
+def run(url: str, thread: str, kill_after: int, durability: str = "sync") -> int:
+    """Run the graph on ``thread``; SIGKILL this process after the ``kill_after``-th saved write
+    (0: never). Returns how many writes were saved."""
+    count = 0
+    original = SQLAlchemySaver.put_writes
+
+    def put_writes(self, *args: Any, **kwargs: Any) -> None:
+        nonlocal count
+        original(self, *args, **kwargs)
+        count += 1
+        if count == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    SQLAlchemySaver.put_writes = put_writes  # type: ignore[method-assign]
+    try:
+        with SQLAlchemySaver.from_conn_string(url) as saver:
+            saver.setup()
+            graph = build().compile(checkpointer=saver)
+            graph.invoke({"task": "t"}, {"configurable": {"thread_id": thread}}, durability=durability)
+    finally:
+        SQLAlchemySaver.put_writes = original  # type: ignore[method-assign]
+    return count
+
+
+if __name__ == "__main__":
+    print(run(sys.argv[1], sys.argv[2], int(sys.argv[3])))
