@@ -17,9 +17,11 @@ Confidence (0–1) is derived from evidence, not asked of the model:
 * the final-answer step carries the agent's confidence: the mean evidence of its tool steps,
   scaled the same way.
 
-Failures — the model erroring, ``max_steps`` exhausted, or a loop (the same tool with the same
-arguments three times) — raise :class:`AgentRunError`, so a ``RetryPolicy`` on the node
-applies; the error carries a structured record that runners write into state.
+Failures — the model erroring, ``max_steps`` exhausted, or a loop — raise
+:class:`AgentRunError`, so a ``RetryPolicy`` on the node applies; the error carries a structured
+record that runners write into state. Loops are found by the meta-reasoning loop guard
+(:func:`relaygraph.coordination.metareasoning.loop_guard`), checked after every step: the same
+tool with the same arguments three times, or at most 2 distinct actions in 4 of the last 5 calls.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relaygraph.config.settings import Settings, settings_from_config
+from relaygraph.coordination import metareasoning
 from relaygraph.nodes.state import AgentStep, NodeProgress
 from relaygraph.observability import telemetry
 from relaygraph.providers import agent_model
@@ -47,7 +49,7 @@ from smolagents.memory import ActionStep
 from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentError
 
-LOOP_REPEATS = 3
+LOOP_REPEATS = metareasoning.REPEAT_LIMIT
 
 
 class AgentSpec(BaseModel):
@@ -110,7 +112,7 @@ class StepRecorder:
         self.limit = settings.observation_chars
         self.steps: list[AgentStep] = []
         self.tool_evidence: list[float] = []
-        self.calls: Counter[str] = Counter()
+        self.calls: list[dict[str, Any]] = []  # every call (a step may make several), for the loop guard
         self.loop_reason: str | None = None
         self.observations: list[str] = []
 
@@ -154,11 +156,13 @@ class StepRecorder:
                 attempt=self.attempt,
             )
         )
+        record = self.steps[-1]
         for c in calls:
-            key = f"{c.name}:{json.dumps(_jsonable_args(c.arguments), sort_keys=True)}"
-            self.calls[key] += 1
-            if self.calls[key] >= LOOP_REPEATS and c.name != "final_answer" and agent is not None:
-                self.loop_reason = f"loop detected: {c.name} called {LOOP_REPEATS} times with the same arguments"
+            self.calls.append({"step": step.step_number, "tool": c.name, "arguments": _jsonable_args(c.arguments),
+                               "thought": record.thought, "error": record.error, "confidence": record.confidence})
+        if calls and not is_final and agent is not None and self.loop_reason is None:
+            self.loop_reason = metareasoning.loop_guard(self.calls)
+            if self.loop_reason:
                 agent.interrupt()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from relaygraph.config.settings import settings_from_config
+from relaygraph.coordination.metareasoning import analyze_trace
 from relaygraph.observability import telemetry
 from relaygraph.providers import provider_label
 
@@ -36,7 +37,33 @@ def agent_summaries(steps: list[dict[str, Any]], model: str | None = None) -> di
             agent["confidence"] = step["confidence"]
     for name, agent in out.items():
         agent.update({k: v for k, v in usage[name].summary().items() if k != "llm_calls"})
+        agent["reasoning"] = reasoning([s for s in steps if s["agent"] == name])
     return out
+
+
+def reasoning(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """Meta-reasoning over one agent's trace (see :mod:`relaygraph.coordination.metareasoning`).
+
+    Each node the agent ran in is analysed on its last attempt (earlier attempts failed and
+    were retried); an agent that ran in several nodes (parallel branches) reports the worst
+    circularity and progress and the mean action choice and confidence trend.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {}
+    last = {s.get("node", ""): s.get("attempt", 1) for s in steps}
+    for s in steps:
+        if s.get("attempt", 1) == last[s.get("node", "")]:
+            runs.setdefault(s.get("node", ""), []).append(s)
+    analyses = [analyze_trace(run) for run in runs.values()]
+    rank = {"none": 0, "medium": 1, "high": 2}
+    worst = max(analyses, key=lambda a: (rank[a.circular.severity], -a.progress))
+    return {
+        "circular": worst.circular.model_dump(),
+        "progress": min(a.progress for a in analyses),
+        "action_choice": round(sum(a.action_choice for a in analyses) / len(analyses), 4),
+        "confidence_trend": round(sum(a.confidence_trend for a in analyses) / len(analyses), 4),
+        "notes": sorted({n for a in analyses for n in a.notes}),
+        "attempts": max(last.values()),
+    }
 
 
 def make_result_node(
