@@ -750,10 +750,15 @@ def _install_hook() -> None:
     global _hook_installed
     if not _hook_installed:
         register_configure_hook(_handler_var, True)
-        from langgraph.checkpoint.sqlalchemy.base import CHECKPOINT_LISTENERS
-
-        CHECKPOINT_LISTENERS.append(_handler.observe_checkpoint)
         _hook_installed = True
+
+
+def checkpoint_listener(payload: dict[str, Any]) -> None:
+    """A saver listener (``SQLAlchemySaver(..., listeners=[checkpoint_listener])`` or
+    ``saver.add_listener(checkpoint_listener)``): node spans of runs on that saver carry the
+    checkpoint they started from and the one their step produced, with no checkpoint stream
+    (plain ``invoke``, ``langgraph dev``). Free while tracing is off."""
+    _handler.observe_checkpoint(payload)
 
 
 @contextmanager

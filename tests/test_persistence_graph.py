@@ -165,7 +165,7 @@ async def test_async_runtime_factory(sqlite_url: str) -> None:
 
 
 async def test_langgraph_dev_factory(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from relaygraph.config.langgraph_dev import checkpointer
+    from relaygraph.cli.langgraph_dev import checkpointer
 
     monkeypatch.setenv("RELAYGRAPH_CHECKPOINT_DB", sqlite_url)
     async with checkpointer() as saver:

@@ -132,12 +132,13 @@ def assert_node_checkpoints(node_spans: Any, history: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("graph_name", sorted(GRAPHS))
 def test_plain_invoke_with_relaygraphs_saver_also_links_nodes_to_their_checkpoints(spans, graph_name: str) -> None:
-    """No runner, no checkpoint stream (as under `langgraph dev`): the saver reports what it stores."""
+    """No runner, no checkpoint stream (as under `langgraph dev`): the saver reports what it
+    stores to the listener it was handed."""
     from relaygraph.config.checkpointing import open_checkpointer
 
     module = importlib.import_module(GRAPHS[graph_name])
     config = {"configurable": {"thread_id": f"plain-{uuid.uuid4().hex[:8]}"}}
-    with open_checkpointer() as saver:
+    with open_checkpointer(listeners=[telemetry.checkpoint_listener]) as saver:
         graph = module.build_graph().compile(checkpointer=saver)
         graph.invoke({"task": getattr(module, "DEFAULT_TASK", "Analyse the dataset.")}, config)
         history = {s.config["configurable"]["checkpoint_id"]: s for s in graph.get_state_history(config)}

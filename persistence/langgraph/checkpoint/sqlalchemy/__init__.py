@@ -7,7 +7,7 @@ and append-only deltas for growing lists such as message histories.
 
 from langgraph.checkpoint.sqlalchemy import schema
 from langgraph.checkpoint.sqlalchemy.aio import AsyncSQLAlchemySaver
-from langgraph.checkpoint.sqlalchemy.base import StorageOptions
+from langgraph.checkpoint.sqlalchemy.base import CheckpointListener, StorageOptions
 from langgraph.checkpoint.sqlalchemy.errors import (
     CheckpointCorruptError,
     DatabaseUnavailableError,
@@ -16,6 +16,7 @@ from langgraph.checkpoint.sqlalchemy.errors import (
     SchemaVersionError,
     UnsupportedDatabaseURL,
 )
+from langgraph.checkpoint.sqlalchemy.migrations import MigrationSet, create_tables
 from langgraph.checkpoint.sqlalchemy.saver import SQLAlchemySaver
 from langgraph.checkpoint.sqlalchemy.urls import DEFAULT_URL, normalize_url
 
@@ -23,12 +24,15 @@ __all__ = [
     "DEFAULT_URL",
     "AsyncSQLAlchemySaver",
     "CheckpointCorruptError",
+    "CheckpointListener",
     "DatabaseUnavailableError",
+    "MigrationSet",
     "MissingDriverError",
     "PersistenceError",
     "SQLAlchemySaver",
     "SchemaVersionError",
     "StorageOptions",
     "UnsupportedDatabaseURL",
+    "create_tables",
     "normalize_url",
 ]

@@ -7,7 +7,7 @@ the driving differs (aiosqlite, psycopg async, aiomysql).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,12 +22,11 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlalchemy import migrations
 from langgraph.checkpoint.sqlalchemy.base import (
     BaseSQLAlchemySaver,
+    CheckpointListener,
     Op,
     StorageOptions,
     T,
     adrive,
-    announce_put,
-    announce_writes,
     chunks,
     fetch_op,
 )
@@ -62,8 +61,11 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         serde: SerializerProtocol | None = None,
         storage: StorageOptions | None = None,
         auto_setup: bool = True,
+        listeners: Iterable[CheckpointListener] = (),
     ) -> None:
-        super().__init__(dialect=engine.dialect.name, serde=serde, storage=storage)
+        super().__init__(
+            dialect=engine.dialect.name, serde=serde, storage=storage, listeners=listeners
+        )
         self.engine = engine
         if self.dialect == "sqlite":
             install_sqlite_hooks(engine.sync_engine, busy_timeout_ms=30_000, synchronous="NORMAL")
@@ -86,6 +88,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         sqlite_synchronous: SqliteSynchronous = "NORMAL",
         busy_timeout_ms: int = 30_000,
         storage: StorageOptions | None = None,
+        listeners: Iterable[CheckpointListener] = (),
         **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on a new async engine for ``url``, disposed on exit.
@@ -101,7 +104,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             await acheck_connection(engine)
-            yield cls(engine, serde=serde, storage=storage)
+            yield cls(engine, serde=serde, storage=storage, listeners=listeners)
         finally:
             await engine.dispose()
 
@@ -118,6 +121,17 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
             except sa.exc.OperationalError as exc:
                 raise unavailable(self.engine.url, exc) from None
             self._is_setup = True
+
+    async def migrate(self, *sets: migrations.MigrationSet) -> None:
+        """Create or upgrade other tables kept in this database (``MigrationSet``s), with
+        the saver's lock and error reporting; each set has its own version table."""
+        async with self._committer.lock:
+            try:
+                async with self._write_engine.connect() as conn, conn.begin():
+                    for migration_set in sets:
+                        await conn.run_sync(migration_set.migrate)
+            except sa.exc.OperationalError as exc:
+                raise unavailable(self.engine.url, exc) from None
 
     async def _ready(self) -> None:
         if self.loop is None:
@@ -168,7 +182,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         calls, on_commit, stored = self._begin_put(config, checkpoint, metadata, new_versions)
         await self._ready()
         await self._committer.run(calls=calls, on_commit=on_commit)
-        announce_put(config, stored)
+        self._announce_put(config, stored)
         return stored
 
     async def aput_writes(
@@ -182,7 +196,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         if calls := self._writes_calls(config, writes, task_id, task_path):
             await self._ready()
             await self._committer.run(calls=calls)
-        announce_writes(config, task_id)
+        self._announce_writes(config, task_id)
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread."""

@@ -51,30 +51,9 @@ _CHAIN_CACHE_SIZE = 4096
 
 
 #: Called after a checkpoint or a task's writes are stored, with a payload shaped like LangGraph's
-#: ``checkpoints`` stream event. Tracing subscribes (runtime.telemetry) to tag node spans with
-#: the checkpoint they started from and the one their step produced — under ``langgraph dev``
-#: and plain ``invoke`` too, where nobody streams checkpoints. Empty list: no cost.
-CHECKPOINT_LISTENERS: list[Callable[[dict[str, Any]], None]] = []
-
-
-def announce_put(config: RunnableConfig, stored: RunnableConfig) -> None:
-    """A checkpoint was stored: ``config`` named its parent, ``stored`` names it."""
-    if CHECKPOINT_LISTENERS:
-        _announce({"config": stored, "parent_config": config})
-
-
-def announce_writes(config: RunnableConfig, task_id: str) -> None:
-    """A task's writes were stored against the checkpoint the task ran from."""
-    if CHECKPOINT_LISTENERS:
-        _announce({"config": config, "tasks": [{"id": task_id}]})
-
-
-def _announce(payload: dict[str, Any]) -> None:
-    for listener in tuple(CHECKPOINT_LISTENERS):
-        try:
-            listener(payload)
-        except Exception:  # noqa: BLE001 - an observer must never fail a save
-            logger.exception("checkpoint listener %r failed", listener)
+#: ``checkpoints`` stream event: ``{"config", "parent_config"}`` for a checkpoint,
+#: ``{"config", "tasks": [{"id"}]}`` for a task's writes. See ``BaseSQLAlchemySaver.add_listener``.
+CheckpointListener = Callable[[dict[str, Any]], None]
 
 
 StaticCalls = list[tuple[sa.Executable, list[dict[str, Any]]]]
@@ -182,8 +161,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         dialect: str,
         serde: SerializerProtocol | None = None,
         storage: StorageOptions | None = None,
+        listeners: Iterable[CheckpointListener] = (),
     ) -> None:
         super().__init__(serde=serde)
+        self._listeners: tuple[CheckpointListener, ...] = tuple(listeners)
         self.storage = storage = storage or StorageOptions()
         self.compress_min_bytes = storage.compress_min_bytes
         self.dialect = "mysql" if dialect == "mariadb" else dialect
@@ -192,6 +173,39 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         self.inline_str_max = int(storage.inline_str_max)
         self._chains: OrderedDict[tuple[str, str, str], _ChainState] = OrderedDict()
         self._chains_lock = threading.Lock()
+
+    # --- listeners ----------------------------------------------------------------------
+
+    def add_listener(self, listener: CheckpointListener) -> None:
+        """Call ``listener`` after each checkpoint and each task's writes are stored.
+
+        Why: observers such as tracing learn which checkpoint a task ran from and which
+        one its step produced under plain ``invoke`` and ``langgraph dev``, where nobody
+        streams ``checkpoints``. Listeners run on the writing thread after the commit;
+        one that raises is logged, never fails the save. No listeners: no cost.
+        """
+        self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: CheckpointListener) -> None:
+        """Stop calling ``listener`` (a listener never added is ignored)."""
+        self._listeners = tuple(fn for fn in self._listeners if fn != listener)
+
+    def _announce_put(self, config: RunnableConfig, stored: RunnableConfig) -> None:
+        """A checkpoint was stored: ``config`` named its parent, ``stored`` names it."""
+        if self._listeners:
+            self._announce({"config": stored, "parent_config": config})
+
+    def _announce_writes(self, config: RunnableConfig, task_id: str) -> None:
+        """A task's writes were stored against the checkpoint the task ran from."""
+        if self._listeners:
+            self._announce({"config": config, "tasks": [{"id": task_id}]})
+
+    def _announce(self, payload: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            try:
+                listener(payload)
+            except Exception:  # noqa: BLE001 - an observer must never fail a save
+                logger.exception("checkpoint listener %r failed", listener)
 
     # --- versions ---------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,11 +19,10 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlalchemy import migrations
 from langgraph.checkpoint.sqlalchemy.base import (
     BaseSQLAlchemySaver,
+    CheckpointListener,
     Op,
     StorageOptions,
     T,
-    announce_put,
-    announce_writes,
     chunks,
     drive,
     fetch_op,
@@ -61,8 +60,11 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         serde: SerializerProtocol | None = None,
         storage: StorageOptions | None = None,
         auto_setup: bool = True,
+        listeners: Iterable[CheckpointListener] = (),
     ) -> None:
-        super().__init__(dialect=engine.dialect.name, serde=serde, storage=storage)
+        super().__init__(
+            dialect=engine.dialect.name, serde=serde, storage=storage, listeners=listeners
+        )
         self.engine = engine
         if self.dialect == "sqlite":
             install_sqlite_hooks(engine, busy_timeout_ms=30_000, synchronous="NORMAL")
@@ -85,6 +87,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         sqlite_synchronous: SqliteSynchronous = "NORMAL",
         busy_timeout_ms: int = 30_000,
         storage: StorageOptions | None = None,
+        listeners: Iterable[CheckpointListener] = (),
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
         """A saver on a new engine for ``url``, disposed on exit.
@@ -102,7 +105,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             check_connection(engine)
-            saver = cls(engine, serde=serde, storage=storage)
+            saver = cls(engine, serde=serde, storage=storage, listeners=listeners)
             try:
                 yield saver
             finally:
@@ -130,6 +133,16 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
             except sa.exc.OperationalError as exc:
                 raise unavailable(self.engine.url, exc) from None
             self._is_setup = True
+
+    def migrate(self, *sets: migrations.MigrationSet) -> None:
+        """Create or upgrade other tables kept in this database (``MigrationSet``s), with
+        the saver's lock and error reporting; each set has its own version table."""
+        try:
+            with self._committer.lock, self._write_engine.connect() as conn, conn.begin():
+                for migration_set in sets:
+                    migration_set.migrate(conn)
+        except sa.exc.OperationalError as exc:
+            raise unavailable(self.engine.url, exc) from None
 
     def _ready(self) -> None:
         if not self._is_setup and self._auto_setup:
@@ -176,7 +189,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         calls, on_commit, stored = self._begin_put(config, checkpoint, metadata, new_versions)
         self._ready()
         self._committer.run(calls=calls, on_commit=on_commit)
-        announce_put(config, stored)
+        self._announce_put(config, stored)
         return stored
 
     def put_writes(
@@ -190,7 +203,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         if calls := self._writes_calls(config, writes, task_id, task_path):
             self._ready()
             self._committer.run(calls=calls)
-        announce_writes(config, task_id)
+        self._announce_writes(config, task_id)
 
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, write and blob of a thread."""
