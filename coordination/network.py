@@ -1,0 +1,359 @@
+"""Transport interface and a deterministic, seeded simulated network with injectable faults.
+
+    Process ──ctx.send──► Simulation ──(drop? duplicate? partition? delay)──► heap ──► Process
+               ctx.set_timer ─────────────────────────────────────────────► heap ──► on_timer
+
+Protocols (:mod:`~relaygraph.coordination.pbft`, :mod:`~relaygraph.coordination.raft`) are
+written against :class:`Process` and :class:`Context` only, so the same replica code runs on
+this simulator (property tests, the benchmark) and on the graph's transport.
+
+Determinism: every random draw — delays, drops, duplicates, a replica's randomized timeout, a
+Byzantine replica's choices — comes from generators seeded by ``seed`` (per-node streams are
+derived from ``seed`` and the node id), and events at equal times run in send order. So a run
+is a pure function of (scenario, seed): a failing schedule is replayed from its printed seed.
+
+Reordering comes from independent random delays (a later message may overtake an earlier one).
+``Conditions.stable_after`` is the global stabilisation time of partial synchrony: from then on
+nothing is dropped and partitions are healed — "eventual delivery".
+
+Faults (:class:`Behaviour`) act on what a node *sends* (and, for crash, on whether it runs):
+``crash`` stops it (optionally restarting it later: Raft's catch-up), ``silent`` drops all it
+sends, ``delay`` holds its messages back, ``lie`` and ``equivocate`` rewrite them through the
+protocol's own :meth:`Process.forge` (a lie to everyone; equivocation one version to
+even-indexed peers and another to odd-indexed ones), ``random`` picks one of these per
+message. Why hand-written: simulators we know of (e.g. SimPy) give events but not this
+fault/partition/replay model, which is most of the code.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+@dataclass(frozen=True)
+class Message:
+    """One protocol message. ``signature`` covers (src, kind, body) — see crypto.signed_bytes."""
+
+    src: str
+    dst: str
+    kind: str
+    body: Mapping[str, Any]
+    signature: str = ""
+
+    def signed(self) -> dict[str, Any]:
+        """The message as a self-contained, forwardable record (dst is not signed)."""
+        return {"src": self.src, "kind": self.kind, "body": self.body, "signature": self.signature}
+
+
+class Transport(Protocol):
+    """Where a protocol's messages go. The simulator is one; the graph's state log is another."""
+
+    def send(self, message: Message) -> None: ...
+
+
+class Context(Protocol):
+    """What a process may do: send, set timers, read the clock and its own random stream."""
+
+    node: str
+    peers: tuple[str, ...]  # every member, this node included, in a fixed order
+    rng: random.Random
+
+    @property
+    def now(self) -> float: ...
+
+    def send(self, dst: str, kind: str, body: Mapping[str, Any], signature: str = "") -> None: ...
+
+    def set_timer(self, tag: str, delay: float) -> None: ...
+
+    def cancel_timer(self, tag: str) -> None: ...
+
+
+@runtime_checkable
+class Process(Protocol):
+    id: str
+
+    def start(self, ctx: Context) -> None: ...
+
+    def on_message(self, message: Message, ctx: Context) -> None: ...
+
+    def on_timer(self, tag: str, ctx: Context) -> None: ...
+
+
+class Behaviour(StrEnum):
+    CRASH = "crash"
+    SILENT = "silent"
+    DELAY = "delay"
+    LIE = "lie"
+    EQUIVOCATE = "equivocate"
+    RANDOM = "random"
+
+
+BYZANTINE = (Behaviour.SILENT, Behaviour.DELAY, Behaviour.LIE, Behaviour.EQUIVOCATE, Behaviour.RANDOM)
+
+
+class Fault(BaseModel):
+    """A behaviour from time ``start``; a crash with ``restart`` comes back then (state kept
+    as the protocol keeps it on disk: see ``on_restart``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    behaviour: Behaviour
+    start: float = Field(default=0.0, ge=0)
+    restart: float | None = None
+    extra_delay: float = Field(default=200.0, ge=0)
+
+
+class Partition(BaseModel):
+    """From ``start`` to ``end`` only nodes in the same group can talk."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: float = Field(ge=0)
+    end: float
+    groups: tuple[frozenset[str], ...]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Partition:
+        if self.end <= self.start:
+            raise ValueError("a partition must end after it starts")
+        return self
+
+    def separates(self, a: str, b: str, at: float) -> bool:
+        if not self.start <= at < self.end:
+            return False
+        return not any(a in g and b in g for g in self.groups)
+
+
+class Conditions(BaseModel):
+    """The network's misbehaviour (all probabilities per message)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    min_delay: float = Field(default=1.0, ge=0)
+    max_delay: float = Field(default=10.0, ge=0)
+    drop: float = Field(default=0.0, ge=0, le=1)
+    duplicate: float = Field(default=0.0, ge=0, le=1)
+    partitions: tuple[Partition, ...] = ()
+    stable_after: float = math.inf  # no drops and no partitions from here on
+
+    @model_validator(mode="after")
+    def _delays(self) -> Conditions:
+        if self.max_delay < self.min_delay:
+            raise ValueError("max_delay must be at least min_delay")
+        return self
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    by_kind: Counter = field(default_factory=Counter)
+
+
+class _NodeContext:
+    def __init__(self, sim: Simulation, node: str) -> None:
+        self.sim, self.node, self.peers = sim, node, sim.members
+        self.rng = random.Random(f"{sim.seed}:{node}")
+
+    @property
+    def now(self) -> float:
+        return self.sim.now
+
+    def send(self, dst: str, kind: str, body: Mapping[str, Any], signature: str = "") -> None:
+        self.sim.submit(Message(self.node, dst, kind, body, signature))
+
+    def set_timer(self, tag: str, delay: float) -> None:
+        self.sim.set_timer(self.node, tag, delay)
+
+    def cancel_timer(self, tag: str) -> None:
+        self.sim.cancel_timer(self.node, tag)
+
+
+class Simulation:
+    """A discrete-event run of ``processes`` over a faulty network, reproducible from ``seed``."""
+
+    def __init__(self, processes: Sequence[Process], *, seed: int, conditions: Conditions | None = None,
+                 faults: Mapping[str, Fault] | None = None, record: bool = False) -> None:
+        self.seed = seed
+        self.conditions = conditions or Conditions()
+        self.faults = dict(faults or {})
+        self.members: tuple[str, ...] = tuple(p.id for p in processes)
+        self.index = {m: i for i, m in enumerate(self.members)}
+        unknown = set(self.faults) - set(self.members)
+        if unknown:
+            raise ValueError(f"faults name unknown nodes: {sorted(unknown)}")
+        self.processes = {p.id: p for p in processes}
+        self.contexts = {p.id: _NodeContext(self, p.id) for p in processes}
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self.stats = Stats()
+        self.alive = {m: True for m in self.members}
+        self.record = record
+        self.log: list[str] = []
+        self._heap: list[tuple[float, int, str, Any]] = []
+        self._seq = 0
+        self._timers: dict[tuple[str, str], int] = {}
+        self._started = False
+
+    # --- scheduling ----------------------------------------------------------------------
+
+    def _push(self, at: float, kind: str, payload: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, kind, payload))
+
+    def at(self, time: float, action: Callable[[], None]) -> None:
+        """Run ``action`` at ``time`` (a client request, a crash, a check)."""
+        self._push(time, "call", action)
+
+    def set_timer(self, node: str, tag: str, delay: float) -> None:
+        gen = self._timers.get((node, tag), 0) + 1
+        self._timers[(node, tag)] = gen
+        self._push(self.now + max(delay, 0.0), "timer", (node, tag, gen))
+
+    def cancel_timer(self, node: str, tag: str) -> None:
+        self._timers[(node, tag)] = self._timers.get((node, tag), 0) + 1
+
+    # --- the network ---------------------------------------------------------------------
+
+    def _behaviour(self, node: str) -> Fault | None:
+        fault = self.faults.get(node)
+        if fault is None or self.now < fault.start:
+            return None
+        return fault
+
+    def submit(self, message: Message) -> None:
+        """A node sends: faults rewrite it, then the network may drop, duplicate and delay it."""
+        if not self.alive.get(message.src, False):
+            return
+        fault = self._behaviour(message.src)
+        if fault is not None and fault.behaviour is Behaviour.CRASH:
+            fault = None  # a crash is whether the node runs (self.alive), not what it sends
+        extra = 0.0
+        outgoing: Iterable[Message] = (message,)
+        if fault is not None:
+            behaviour = fault.behaviour
+            if behaviour is Behaviour.RANDOM:
+                behaviour = self.contexts[message.src].rng.choice(
+                    (None, Behaviour.SILENT, Behaviour.DELAY, Behaviour.LIE, Behaviour.EQUIVOCATE, "duplicate"))
+            if behaviour is Behaviour.SILENT:
+                self._note(f"{message.src} withholds {message.kind}→{message.dst}")
+                return
+            if behaviour is Behaviour.DELAY:
+                extra = fault.extra_delay
+            elif behaviour in (Behaviour.LIE, Behaviour.EQUIVOCATE):
+                variant = 1 if behaviour is Behaviour.LIE else self.index[message.dst] % 2
+                forged = self._forge(message, behaviour.value, variant)
+                outgoing = (forged,) if forged is not None else ()
+            elif behaviour == "duplicate":
+                outgoing = (message, message)
+        for out in outgoing:
+            self._transmit(out, extra)
+
+    def _forge(self, message: Message, how: str, variant: int) -> Message | None:
+        forge = getattr(self.processes[message.src], "forge", None)
+        if forge is None:
+            return message
+        return forge(message, how, variant)
+
+    def _transmit(self, message: Message, extra: float = 0.0) -> None:
+        c = self.conditions
+        self.stats.sent += 1
+        self.stats.by_kind[message.kind] += 1
+        unstable = self.now < c.stable_after
+        if message.src != message.dst and unstable and c.drop and self.rng.random() < c.drop:
+            self.stats.dropped += 1
+            self._note(f"drop {message.kind} {message.src}→{message.dst}")
+            return
+        copies = 1
+        if message.src != message.dst and c.duplicate and self.rng.random() < c.duplicate:
+            copies = 2
+            self.stats.duplicated += 1
+        for _ in range(copies):
+            delay = 0.0 if message.src == message.dst else self.rng.uniform(c.min_delay, c.max_delay)
+            self._push(self.now + delay + extra, "deliver", message)
+
+    def partitioned(self, a: str, b: str) -> bool:
+        if a == b or self.now >= self.conditions.stable_after:
+            return False
+        return any(p.separates(a, b, self.now) for p in self.conditions.partitions)
+
+    # --- crash and restart ---------------------------------------------------------------
+
+    def crash(self, node: str) -> None:
+        self.alive[node] = False
+        for key in [k for k in self._timers if k[0] == node]:
+            self._timers[key] += 1
+        self._note(f"{node} crashes")
+
+    def restart(self, node: str) -> None:
+        if self.alive[node]:
+            return
+        self.alive[node] = True
+        self._note(f"{node} restarts")
+        process = self.processes[node]
+        getattr(process, "on_restart", process.start)(self.contexts[node])
+
+    # --- running -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        for node, fault in self.faults.items():
+            if fault.behaviour is Behaviour.CRASH:
+                self.at(fault.start, lambda n=node: self.crash(n))
+                if fault.restart is not None:
+                    self.at(max(fault.restart, fault.start), lambda n=node: self.restart(n))
+        for node in self.members:
+            if self.faults.get(node) and self.faults[node].behaviour is Behaviour.CRASH and self.faults[node].start <= 0:
+                self.alive[node] = False
+                continue
+            self.processes[node].start(self.contexts[node])
+
+    def run(self, until: float = math.inf, *, stop: Callable[[], bool] | None = None,
+            max_events: int = 2_000_000) -> bool:
+        """Process events up to time ``until``; True if ``stop()`` became true first."""
+        self.start()
+        for _ in range(max_events):
+            if stop is not None and stop():
+                return True
+            if not self._heap or self._heap[0][0] > until:
+                self.now = max(self.now, min(until, self.now if not self._heap else self._heap[0][0]))
+                return bool(stop and stop())
+            at, _, kind, payload = heapq.heappop(self._heap)
+            self.now = at
+            if kind == "call":
+                payload()
+            elif kind == "timer":
+                node, tag, gen = payload
+                if self.alive[node] and self._timers.get((node, tag)) == gen:
+                    self.processes[node].on_timer(tag, self.contexts[node])
+            else:
+                self._deliver(payload)
+        raise RuntimeError(f"simulation (seed={self.seed}) exceeded {max_events} events")
+
+    def _deliver(self, message: Message) -> None:
+        if not self.alive.get(message.dst, False):
+            return
+        if self.partitioned(message.src, message.dst):
+            self.stats.dropped += 1
+            self._note(f"partition drops {message.kind} {message.src}→{message.dst}")
+            return
+        self.stats.delivered += 1
+        self._note(f"deliver {message.kind} {message.src}→{message.dst} {dict(message.body)}")
+        self.processes[message.dst].on_message(message, self.contexts[message.dst])
+
+    def _note(self, line: str) -> None:
+        if self.record:
+            self.log.append(f"{self.now:9.2f} {line}")

@@ -1,0 +1,188 @@
+"""Voting: turn ballots into one decision under a declared rule.
+
+Modes (all thresholds are *strict or inclusive exactly as written here*, and tested against a
+reference computed independently in tests/test_consensus_voting.py):
+
+* ``majority``  — a choice backed by **more than half of the electorate** (``count > n/2``).
+  Voters who cast no ballot (crashed, silent) are in the electorate: silence never helps a
+  choice win.
+* ``qualified`` — a choice backed by **at least ``threshold`` of the electorate**
+  (``count >= threshold * n``); threshold defaults to 0.67 and must lie in 0.51–1.0, so at
+  most one choice can qualify.
+* ``unanimous`` — every member of the electorate voted, all for the same choice.
+* ``weighted``  — weight of a ballot = its confidence × its voter's reputation
+  (:class:`Reputation`, the voter's track record; the seeds' "proof of stake"). A choice wins
+  with **more than half of the weight cast**.
+
+Ties. None of the modes above can decide on a tie: a tied top share is at most one half of
+the electorate (or of the weight), which never passes a strict majority, and qualified needs
+more than half. A tie is reported (``tie=True``, no decision). Only the *plurality fallback*
+(:func:`plurality`, used when BFT rounds run out) must always name a winner; it breaks a tie
+by the higher summed confidence, then by the alphabetically first choice — arbitrary but
+deterministic, so a replay decides the same way, and the result still says ``tie: true``.
+
+Why hand-written: these are a few lines of counting whose exact rules we must state and test;
+no library offers them with our tie and electorate semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+from relaygraph.coordination.ballots import Ballot
+
+QUALIFIED_DEFAULT = 0.67
+QUALIFIED_MIN, QUALIFIED_MAX = 0.51, 1.0
+
+
+class VotingMode(StrEnum):
+    MAJORITY = "majority"
+    QUALIFIED = "qualified"
+    UNANIMOUS = "unanimous"
+    WEIGHTED = "weighted"
+
+
+class VoteResult(BaseModel):
+    """The outcome of one tally, with everything needed to check it by hand."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: str
+    decision: str | None
+    support: dict[str, float]  # per choice: ballots (count modes) or weight (weighted)
+    total: float  # the denominator: electorate size, or weight cast
+    share: float  # the leading choice's share of ``total``
+    threshold: float | None = None
+    electorate: int
+    cast: int
+    tie: bool = False
+    reason: str
+
+
+class Reputation(BaseModel):
+    """Each voter's track record: how often its ballot matched the decision.
+
+    Score = (agreed + 1) / (decisions + 2): Laplace's rule, so a newcomer starts at 0.5 and
+    one lucky or unlucky vote does not swing its weight to 0 or 1.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    record: dict[str, tuple[int, int]] = Field(default_factory=dict)  # voter -> (agreed, decisions)
+
+    def score(self, voter: str) -> float:
+        agreed, total = self.record.get(voter, (0, 0))
+        return (agreed + 1) / (total + 2)
+
+    def scores(self, voters: Sequence[str]) -> dict[str, float]:
+        return {v: self.score(v) for v in voters}
+
+    def after(self, ballots: Sequence[Ballot], decision: str | None) -> Reputation:
+        """The record once ``decision`` is known (no decision: nothing to learn)."""
+        if decision is None:
+            return self
+        record = dict(self.record)
+        for ballot in ballots:
+            agreed, total = record.get(ballot.voter, (0, 0))
+            record[ballot.voter] = (agreed + int(ballot.choice == decision), total + 1)
+        return Reputation(record=record)
+
+
+def check_threshold(threshold: float) -> float:
+    if not QUALIFIED_MIN <= threshold <= QUALIFIED_MAX:
+        raise ValueError(f"qualified threshold must lie in {QUALIFIED_MIN}–{QUALIFIED_MAX}, got {threshold}")
+    return threshold
+
+
+def _one_per_voter(ballots: Sequence[Ballot]) -> None:
+    seen: set[str] = set()
+    for ballot in ballots:
+        if ballot.voter in seen:
+            raise ValueError(f"voter {ballot.voter!r} cast more than one ballot in one tally")
+        seen.add(ballot.voter)
+
+
+def tally(
+    ballots: Sequence[Ballot],
+    mode: VotingMode | str,
+    *,
+    electorate: int | None = None,
+    threshold: float = QUALIFIED_DEFAULT,
+    reputation: Reputation | Mapping[str, float] | None = None,
+) -> VoteResult:
+    """Decide by ``mode`` (see the module docstring for the exact rules)."""
+    mode = VotingMode(mode)
+    _one_per_voter(ballots)
+    n = len(ballots) if electorate is None else electorate
+    if n < len(ballots):
+        raise ValueError(f"electorate ({n}) is smaller than the ballots cast ({len(ballots)})")
+    if n < 1:
+        raise ValueError("a vote needs at least one voter")
+    limit = check_threshold(threshold) if mode is VotingMode.QUALIFIED else None
+
+    support: dict[str, float] = {}
+    if mode is VotingMode.WEIGHTED:
+        rep = reputation.score if isinstance(reputation, Reputation) else (
+            (lambda v: float(reputation.get(v, 1.0))) if reputation is not None else (lambda v: 1.0))
+        for b in ballots:
+            support[b.choice] = support.get(b.choice, 0.0) + b.confidence * rep(b.voter)
+        total = sum(support.values())
+    else:
+        for b in ballots:
+            support[b.choice] = support.get(b.choice, 0.0) + 1
+        total = float(n)
+
+    top = max(support.values(), default=0.0)
+    leaders = sorted(c for c, s in support.items() if s == top) if support else []
+    tie = len(leaders) > 1
+    share = top / total if total > 0 else 0.0
+    leader = leaders[0] if len(leaders) == 1 else None
+
+    if mode is VotingMode.MAJORITY:
+        passed = leader is not None and top * 2 > n
+        rule = f"needs more than half of {n} voters"
+    elif mode is VotingMode.QUALIFIED:
+        passed = leader is not None and top >= limit * n
+        rule = f"needs at least {limit:g} of {n} voters ({limit * n:g})"
+    elif mode is VotingMode.UNANIMOUS:
+        passed = leader is not None and len(support) == 1 and len(ballots) == n
+        rule = f"needs all {n} voters to agree"
+    else:
+        passed = leader is not None and total > 0 and top * 2 > total
+        rule = f"needs more than half of the weight cast ({total:.3f})"
+    decision = leader if passed else None
+    if decision is not None:
+        reason = f"{decision!r} decided with {top:g} of {total:g} ({share:.0%}); {rule}"
+    elif tie:
+        reason = f"tie between {', '.join(map(repr, leaders))} at {top:g} each; {rule}"
+    elif not support:
+        reason = f"no ballots; {rule}"
+    else:
+        reason = f"no decision: best was {leaders[0]!r} with {top:g} of {total:g}; {rule}"
+    return VoteResult(mode=mode.value, decision=decision, support=support, total=total, share=share,
+                      threshold=limit, electorate=n, cast=len(ballots), tie=tie, reason=reason)
+
+
+def plurality(ballots: Sequence[Ballot]) -> VoteResult:
+    """The fallback that always decides (when any ballot exists): most ballots wins; ties go to
+    the higher summed confidence, then to the alphabetically first choice."""
+    _one_per_voter(ballots)
+    count: dict[str, int] = {}
+    conf: dict[str, float] = {}
+    for b in ballots:
+        count[b.choice] = count.get(b.choice, 0) + 1
+        conf[b.choice] = conf.get(b.choice, 0.0) + b.confidence
+    if not count:
+        return VoteResult(mode="plurality", decision=None, support={}, total=0, share=0.0,
+                          electorate=0, cast=0, reason="no ballots at all")
+    top = max(count.values())
+    tied = [c for c in count if count[c] == top]
+    winner = min(tied, key=lambda c: (-round(conf[c], 9), c))
+    reason = f"plurality fallback: {winner!r} with {top} of {len(ballots)} ballots"
+    if len(tied) > 1:
+        reason += f" (tie with {', '.join(repr(c) for c in sorted(tied) if c != winner)}, broken by summed confidence, then alphabetically)"
+    return VoteResult(mode="plurality", decision=winner, support={c: float(v) for c, v in count.items()},
+                      total=float(len(ballots)), share=top / len(ballots), electorate=len(ballots),
+                      cast=len(ballots), tie=len(tied) > 1, reason=reason)
