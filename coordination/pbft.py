@@ -18,6 +18,8 @@ honest, already accepted it, and refusing it could undo a commit.
 
 Simplifications, stated: no checkpoints/garbage collection (a decision log is short), requests
 are known to every replica from the start (clients broadcast), and execution deduplicates.
+State transfer is a commit certificate (pre-prepare + 2f+1 signed commits) sent to a replica
+that asks for a view change, so one cut off while the others decided still catches up.
 Timers double on each view change without progress (the paper's liveness argument).
 
 Faulty replicas run this same code while the network rewrites what they send
@@ -119,6 +121,8 @@ class PbftReplica:
         self.seen_pre_prepares: dict[tuple[str, int, int], str] = {}  # (primary, v, s) -> digest
         self.suspects: dict[str, set[str]] = defaultdict(set)
         self.deferred: list[dict[str, Any]] = []  # pre-prepares for a view not entered yet
+        self.proofs: dict[int, dict[str, Any]] = {}  # seq -> commit certificate (state transfer)
+        self.helped: set[tuple[str, int]] = set()
         self.sent = 0
 
     # --- helpers -------------------------------------------------------------------------
@@ -155,13 +159,13 @@ class PbftReplica:
 
     def arm(self, ctx: Context) -> None:
         """Backups (and the primary) wait for progress; silence past the timeout ⇒ view change."""
-        if self.pending() or self.changing:
+        if self.pending():
             ctx.set_timer(VIEW_TIMER, self.base_timeout * (2 ** min(self.attempts, 12)))
         else:
             ctx.cancel_timer(VIEW_TIMER)
 
     def on_timer(self, tag: str, ctx: Context) -> None:
-        if tag == VIEW_TIMER and (self.pending() or self.changing):
+        if tag == VIEW_TIMER and self.pending():
             if not self.changing:
                 self.suspect(self.primary(self.view), f"no progress in view {self.view} before the timeout")
             self.start_view_change(self.view + 1, ctx)
@@ -173,7 +177,8 @@ class PbftReplica:
             self.suspect(message.src, f"bad signature on {message.kind}")
             return
         handler = {"pre-prepare": self.on_pre_prepare, "prepare": self.on_prepare, "commit": self.on_commit,
-                   "view-change": self.on_view_change, "new-view": self.on_new_view}.get(message.kind)
+                   "view-change": self.on_view_change, "new-view": self.on_new_view,
+                   "commit-proof": self.on_commit_proof}.get(message.kind)
         if handler is not None:
             try:
                 handler(record, ctx)
@@ -292,6 +297,45 @@ class PbftReplica:
         slot.committed = True
         value = slot.pre_prepare["body"]["value"]
         self.committed.setdefault(seq, value)
+        self.proofs.setdefault(seq, {"view": view, "seq": seq, "value": value, "pre_prepare": slot.pre_prepare,
+                                     "commits": [slot.commits[d][s] for s in sorted(slot.commits[d])]})
+        self.execute(ctx)
+
+    # --- state transfer: a replica that missed a commit learns it from a certificate -------
+
+    def help_laggard(self, peer: str, view: int, ctx: Context) -> None:
+        """A peer asking for a view change may have missed commits (messages lost before the
+        network stabilised): send it our commit certificates — 2f+1 signed commits prove a
+        value committed, so it can adopt them without trusting us."""
+        if peer == self.id or not self.proofs or (peer, view) in self.helped:
+            return
+        self.helped.add((peer, view))
+        body = {"proofs": [self.proofs[s] for s in sorted(self.proofs)]}
+        self.sent += 1
+        ctx.send(peer, "commit-proof", body, self.signer.sign("commit-proof", body))
+
+    def valid_commit_proof(self, proof: Mapping[str, Any]) -> bool:
+        view, seq, value = int(proof["view"]), int(proof["seq"]), proof["value"]
+        pp = proof["pre_prepare"]
+        d = digest(value)
+        if not (self.authentic(pp) and pp["kind"] == "pre-prepare" and pp["src"] == self.primary(view)
+                and (int(pp["body"]["view"]), int(pp["body"]["seq"]), pp["body"]["digest"]) == (view, seq, d)
+                and pp["body"]["value"] == value):
+            return False
+        signers = {c["src"] for c in proof["commits"]
+                   if self.authentic(c) and c["kind"] == "commit"
+                   and (int(c["body"]["view"]), int(c["body"]["seq"]), c["body"]["digest"]) == (view, seq, d)}
+        return len(signers) >= 2 * self.f + 1
+
+    def on_commit_proof(self, record: dict[str, Any], ctx: Context) -> None:
+        for proof in record["body"]["proofs"]:
+            if not self.valid_commit_proof(proof):
+                self.suspect(record["src"], "sent an invalid commit certificate")
+                return
+            seq = int(proof["seq"])
+            if seq not in self.committed:
+                self.committed[seq] = proof["value"]
+                self.proofs[seq] = proof
         self.execute(ctx)
 
     def execute(self, ctx: Context) -> None:
@@ -344,6 +388,7 @@ class PbftReplica:
             self.suspect(record["src"], "view change carries an invalid prepared certificate")
             return
         self.view_changes[new_view].setdefault(record["src"], record)
+        self.help_laggard(record["src"], new_view, ctx)
         # f+1 replicas already moved past our view: at least one is honest, so follow them.
         ahead = sorted({v for v, msgs in self.view_changes.items() if v > self.view for _ in msgs})
         if ahead:

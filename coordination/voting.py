@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict, Field
 from relaygraph.coordination.ballots import Ballot
@@ -104,6 +105,20 @@ def _one_per_voter(ballots: Sequence[Ballot]) -> None:
         seen.add(ballot.voter)
 
 
+def _exact(value: float) -> Fraction:
+    """The decimal a user wrote (0.67, not 0.67000000000000003996...)."""
+    return Fraction(repr(float(value)))
+
+
+def _reputation(reputation: Reputation | Mapping[str, float] | None, voter: str) -> Fraction:
+    if reputation is None:
+        return Fraction(1)
+    if isinstance(reputation, Reputation):
+        agreed, total = reputation.record.get(voter, (0, 0))
+        return Fraction(agreed + 1, total + 2)
+    return _exact(reputation.get(voter, 1.0))
+
+
 def tally(
     ballots: Sequence[Ballot],
     mode: VotingMode | str,
@@ -122,35 +137,37 @@ def tally(
         raise ValueError("a vote needs at least one voter")
     limit = check_threshold(threshold) if mode is VotingMode.QUALIFIED else None
 
-    support: dict[str, float] = {}
+    # Exact rational arithmetic, so "more than half" never hinges on a float rounding error.
+    exact: dict[str, Fraction] = {}
     if mode is VotingMode.WEIGHTED:
-        rep = reputation.score if isinstance(reputation, Reputation) else (
-            (lambda v: float(reputation.get(v, 1.0))) if reputation is not None else (lambda v: 1.0))
         for b in ballots:
-            support[b.choice] = support.get(b.choice, 0.0) + b.confidence * rep(b.voter)
-        total = sum(support.values())
+            exact[b.choice] = exact.get(b.choice, Fraction(0)) + _exact(b.confidence) * _reputation(reputation, b.voter)
+        total_exact = sum(exact.values(), Fraction(0))
     else:
         for b in ballots:
-            support[b.choice] = support.get(b.choice, 0.0) + 1
-        total = float(n)
+            exact[b.choice] = exact.get(b.choice, Fraction(0)) + 1
+        total_exact = Fraction(n)
+    support = {c: float(w) for c, w in exact.items()}
+    total = float(total_exact)
 
-    top = max(support.values(), default=0.0)
-    leaders = sorted(c for c, s in support.items() if s == top) if support else []
+    top_exact = max(exact.values(), default=Fraction(0))
+    top = float(top_exact)
+    leaders = sorted(c for c, w in exact.items() if w == top_exact) if exact else []
     tie = len(leaders) > 1
-    share = top / total if total > 0 else 0.0
+    share = float(top_exact / total_exact) if total_exact > 0 else 0.0
     leader = leaders[0] if len(leaders) == 1 else None
 
     if mode is VotingMode.MAJORITY:
-        passed = leader is not None and top * 2 > n
+        passed = leader is not None and top_exact * 2 > n
         rule = f"needs more than half of {n} voters"
     elif mode is VotingMode.QUALIFIED:
-        passed = leader is not None and top >= limit * n
+        passed = leader is not None and top_exact >= _exact(limit) * n
         rule = f"needs at least {limit:g} of {n} voters ({limit * n:g})"
     elif mode is VotingMode.UNANIMOUS:
-        passed = leader is not None and len(support) == 1 and len(ballots) == n
+        passed = leader is not None and len(exact) == 1 and len(ballots) == n
         rule = f"needs all {n} voters to agree"
     else:
-        passed = leader is not None and total > 0 and top * 2 > total
+        passed = leader is not None and total_exact > 0 and top_exact * 2 > total_exact
         rule = f"needs more than half of the weight cast ({total:.3f})"
     decision = leader if passed else None
     if decision is not None:
@@ -170,16 +187,16 @@ def plurality(ballots: Sequence[Ballot]) -> VoteResult:
     the higher summed confidence, then to the alphabetically first choice."""
     _one_per_voter(ballots)
     count: dict[str, int] = {}
-    conf: dict[str, float] = {}
+    conf: dict[str, Fraction] = {}
     for b in ballots:
         count[b.choice] = count.get(b.choice, 0) + 1
-        conf[b.choice] = conf.get(b.choice, 0.0) + b.confidence
+        conf[b.choice] = conf.get(b.choice, Fraction(0)) + _exact(b.confidence)
     if not count:
         return VoteResult(mode="plurality", decision=None, support={}, total=0, share=0.0,
                           electorate=0, cast=0, reason="no ballots at all")
     top = max(count.values())
     tied = [c for c in count if count[c] == top]
-    winner = min(tied, key=lambda c: (-round(conf[c], 9), c))
+    winner = min(tied, key=lambda c: (-conf[c], c))
     reason = f"plurality fallback: {winner!r} with {top} of {len(ballots)} ballots"
     if len(tied) > 1:
         reason += f" (tie with {', '.join(repr(c) for c in sorted(tied) if c != winner)}, broken by summed confidence, then alphabetically)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, find, given, note, settings
+from hypothesis import HealthCheck, Phase, find, given, note, settings
 from hypothesis import strategies as st
 from relaygraph.coordination.ballots import digest
 from relaygraph.coordination.crypto import Ed25519Keyring, HmacKeyring
@@ -89,8 +89,8 @@ def violations(scenario: Scenario, replicas: list[PbftReplica]) -> list[str]:
 
 
 @st.composite
-def scenarios(draw, *, extra_faulty: int = 0, eventual: bool = False) -> Scenario:
-    n = draw(st.sampled_from([4, 7]))
+def scenarios(draw, *, extra_faulty: int = 0, eventual: bool = False, sizes=(4, 7)) -> Scenario:
+    n = draw(st.sampled_from(sizes))
     f = (n - 1) // 3
     count = f + extra_faulty if extra_faulty else draw(st.integers(0, f))
     indices = draw(st.lists(st.integers(0, n - 1), min_size=count, max_size=count, unique=True))
@@ -138,9 +138,9 @@ def test_with_eventual_delivery_honest_replicas_commit_after_a_bounded_number_of
 
 def test_with_f_plus_one_byzantine_replicas_the_search_finds_a_safety_violation() -> None:
     """The n ≥ 3f+1 bound is real: one Byzantine replica too many and honest replicas diverge."""
-    found = find(scenarios(extra_faulty=1),
+    found = find(scenarios(extra_faulty=1, sizes=(4,)),
                  lambda s: bool(violations(s, s.run()[1])),
-                 settings=settings(max_examples=400, deadline=None, database=None,
+                 settings=settings(max_examples=1000, deadline=None, database=None, phases=[Phase.generate],
                                    suppress_health_check=list(HealthCheck)))
     _, replicas = found.run()
     problems = violations(found, replicas)
