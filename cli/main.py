@@ -63,7 +63,7 @@ def _fail(exc: BaseException, debug: bool) -> None:
     # Exit 2: the user's input or configuration is wrong (fixable without a code change).
     usage = (UsageError, InvalidThreadId, ValidationError, FileNotFoundError, ProviderError,
              db_errors.UnsupportedDatabaseURL,
-             db_errors.DatabaseUnavailableError, db_errors.MissingDriverError, db_errors.SchemaVersionError)
+             db_errors.DatabaseUnavailableError, db_errors.ThreadBusyError, db_errors.MissingDriverError, db_errors.SchemaVersionError)
     raise typer.Exit(2 if isinstance(exc, usage) else 1)
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver, thread_lease
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
@@ -70,6 +72,25 @@ def execute(
     (``errors``, ``status="failed"``) before :class:`RunFailed` is raised, so the failure is
     visible in the checkpoint and ``resume`` can continue after a fix.
     """
+    thread_id = config["configurable"]["thread_id"]
+    with _run_lease(graph.checkpointer, thread_id):
+        return _execute(graph, graph_input, config, on_progress)
+
+
+def _run_lease(checkpointer: Any, thread_id: str) -> AbstractContextManager[None]:
+    """One run per thread at a time (:func:`langgraph.checkpoint.sqlalchemy.thread_lease`):
+    a second process on a busy thread is refused instead of forking its history."""
+    if isinstance(checkpointer, SQLAlchemySaver):
+        return thread_lease(checkpointer.engine, thread_id)
+    return nullcontext()
+
+
+def _execute(
+    graph: CompiledStateGraph,
+    graph_input: dict[str, Any] | Command | None,
+    config: dict[str, Any],
+    on_progress: ProgressCallback | None,
+) -> RunOutcome:
     thread_id = config["configurable"]["thread_id"]
     try:
         for node, update in _traced_updates(graph, graph_input, config):

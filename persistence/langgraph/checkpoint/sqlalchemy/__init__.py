@@ -14,8 +14,10 @@ from langgraph.checkpoint.sqlalchemy.errors import (
     MissingDriverError,
     PersistenceError,
     SchemaVersionError,
+    ThreadBusyError,
     UnsupportedDatabaseURL,
 )
+from langgraph.checkpoint.sqlalchemy.lease import thread_lease
 from langgraph.checkpoint.sqlalchemy.migrations import MigrationSet, create_tables
 from langgraph.checkpoint.sqlalchemy.saver import SQLAlchemySaver
 from langgraph.checkpoint.sqlalchemy.urls import DEFAULT_URL, normalize_url
@@ -31,8 +33,10 @@ __all__ = [
     "PersistenceError",
     "SQLAlchemySaver",
     "SchemaVersionError",
+    "ThreadBusyError",
     "StorageOptions",
     "UnsupportedDatabaseURL",
     "create_tables",
     "normalize_url",
+    "thread_lease",
 ]

@@ -54,3 +54,7 @@ class CheckpointCorruptError(PersistenceError):
             f"{checkpoint_id!r}, channel {channel!r}: {reason}. Resume from an earlier "
             f"checkpoint or delete the thread (relaygraph db prune / delete_thread)."
         )
+
+
+class ThreadBusyError(PersistenceError):
+    """Another process holds this thread's run lease: two runs would fork its history."""
