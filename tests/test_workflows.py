@@ -60,7 +60,7 @@ def test_two_branches_of_one_agent_type_on_different_partitions_give_their_own_c
         assert f"{other}/2" not in json.dumps(steps)
     rows = state["result"]["parallel"]["specialists"]["validator"]["rows_covered"]
     assert rows == int(direct_summary(isolated_env, thread, "validate_dataset",
-                                      dataset="sample_sales_clean.parquet").split()[0])
+                                      dataset="sample_sales_clean.parquet").split()[0].replace(",", ""))
 
 
 def test_all_four_specialists_run_as_tool_using_agents_and_the_aggregator_reports_each(invoke_config) -> None:
@@ -203,7 +203,8 @@ def test_the_quality_team_audits_the_raw_data_and_the_others_get_it_cleaned(isol
     thread = invoke_config["configurable"]["thread_id"]
     expected = direct_summary(isolated_env, thread, "aggregate", dataset="sample_sales_clean.parquet")
     assert expected in teams["sales"]["answers"]["breakdown"]
-    assert "5 groups" in teams["sales"]["answers"]["breakdown"]  # five regions, not 25 spellings
+    # five regions plus the rows without one, not 25 spellings
+    assert "6 groups (incl. (missing): 45 rows without region)" in teams["sales"]["answers"]["breakdown"]
 
 
 def test_a_failed_worker_lowers_its_team_and_the_overall_quality(roles, invoke_config) -> None:

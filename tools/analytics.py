@@ -15,8 +15,9 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from relaygraph.tools import frames
-from relaygraph.tools.data import DATASET_INPUT, PARTITION_INPUT, DataTool, range_violations
+from relaygraph.tools import frames, roles
+from relaygraph.tools.cleaning import implied_constraints
+from relaygraph.tools.data import DATASET_INPUT, PARTITION_INPUT, DataTool
 from relaygraph.tools.frames import observation
 
 CUSTOMER_HINTS = ("customer", "client", "account", "user")
@@ -102,7 +103,11 @@ class SegmentCustomersTool(DataTool):
         customer = frames.check_column(frame, customer_column) if customer_column else find_customer_column(frame)
         if customer is None:
             raise ValueError("No customer column found; pass customer_column with a column name.")
-        metric = frames.check_column(frame, metric, numeric=True) if metric else frames.default_metric(frame)
+        metric = frames.check_column(frame, metric, numeric=True) if metric else roles.default_metric(frame)
+        role = roles.role_of(frame, metric)
+        if role.role != "additive":
+            raise ValueError(f"RFM's monetary value is a sum of spend, and {metric!r} is "
+                             f"{role.role.replace('_', '-')} ({role.reason}); pass an amount column as metric.")
         date_col = frames.check_column(frame, date_column) if date_column else frames.date_column(frame)
         if date_col is None:
             raise ValueError("No date column found; pass date_column with a column name.")
@@ -140,12 +145,14 @@ class SegmentCustomersTool(DataTool):
 def record_scores(frame: pd.DataFrame, metric: str) -> pd.Series:
     """0-100 per row: 60 × the metric's percentile rank + 40 × the row's completeness.
 
-    A row with a missing or out-of-range (negative where the column is otherwise non-negative)
-    metric gets no value points: it cannot be trusted as worth anything.
+    A row with a missing metric, or one breaking a rule its meaning implies (a negative
+    quantity; see :mod:`relaygraph.tools.cleaning`), gets no value points: it cannot be trusted
+    as worth anything.
     """
     value = frame[metric].rank(pct=True).fillna(0.0)
-    if metric in range_violations(frame):
-        value = value.where(frame[metric] >= 0, 0.0)
+    for rule in implied_constraints(frame).applied:
+        if rule.column == metric:
+            value = value.where(~rule.breaches(frame), 0.0)
     completeness = frame.notna().mean(axis=1)
     return (60 * value + 40 * completeness).round(2)
 
@@ -168,7 +175,7 @@ class ScoreRecordsTool(DataTool):
         frame, path = frames.load(self.workspace, dataset, partition)
         if frame.empty:
             raise ValueError("The dataset (or partition) has no rows to score.")
-        metric = frames.check_column(frame, metric, numeric=True) if metric else frames.default_metric(frame)
+        metric = frames.check_column(frame, metric, numeric=True) if metric else roles.default_metric(frame)
         scores = record_scores(frame, metric)
         bands = {"high": int((scores >= 70).sum()), "medium": int(((scores >= 40) & (scores < 70)).sum()),
                  "low": int((scores < 40).sum())}
@@ -217,8 +224,8 @@ class EnrichDatasetTool(DataTool):
             frame["year"], frame["quarter"] = dates.dt.year, dates.dt.quarter
             frame["month"], frame["weekday"] = dates.dt.month, dates.dt.day_name()
             added += ["year", "quarter", "month", "weekday"]
-        if frames.numeric_columns(frame):
-            metric = frames.default_metric(frame)
+        if roles.measure_columns(frame):
+            metric = roles.default_metric(frame)
             frame[f"{metric}_band"] = pd.qcut(
                 frame[metric].rank(method="first"), 4, labels=["low", "mid", "high", "top"]
             ).astype(str).where(frame[metric].notna(), None)

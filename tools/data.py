@@ -13,15 +13,28 @@ from __future__ import annotations
 import copy
 from typing import Any, ClassVar
 
-import numpy as np
 import pandas as pd
-from relaygraph.tools import frames
-from relaygraph.tools.frames import monthly_series, observation, outlier_mask
+from relaygraph.tools import frames, measures, roles
+from relaygraph.tools import markdown as md
+from relaygraph.tools.cleaning import (
+    clean_frame,
+    implied_constraints,
+    parse_constraints,
+    unparseable,
+)
+from relaygraph.tools.frames import observation
+from relaygraph.tools.measures import outlier_mask
 from relaygraph.tools.report import render_report
 from relaygraph.tools.workspace import Workspace
 from smolagents import Tool
 
 DATASET_INPUT = {"type": "string", "description": "Dataset file name (CSV or Parquet) to work on."}
+CONSTRAINTS_INPUT = {
+    "type": "string",
+    "description": "Optional rules a valid row must meet, e.g. 'quantity >= 0; humidity <= 100'. "
+    "Rules implied by column meanings (no negative quantities, counts or prices) apply anyway.",
+    "nullable": True,
+}
 PARTITION_INPUT = {
     "type": "string",
     "description": "Optional 'k/n': work on the k-th of n equal row slices (map-reduce).",
@@ -91,6 +104,8 @@ class ProfileDatasetTool(DataTool):
                 info["examples"] = [str(v) for v in series.dropna().unique()[:3]]
             columns[str(col)] = info
         date_col = frames.date_column(frame)
+        column_roles = roles.infer_roles(frame)
+        measures_found = [c for c, r in column_roles.items() if r.is_measure]
         return observation(
             f"{self.workspace.display(path)}: {len(frame)} rows x {len(frame.columns)} columns.",
             dataset=self.workspace.display(path),
@@ -98,41 +113,38 @@ class ProfileDatasetTool(DataTool):
             columns=columns,
             roles={
                 "date": date_col,
-                "categories": frames.categorical_columns(frame),
-                "metric": frames.default_metric(frame) if frames.numeric_columns(frame) else None,
+                "categories": roles.category_columns(frame),
+                "metric": roles.default_metric(frame) if measures_found else None,
                 "key": frames.key_column(frame),
+                "additive": [c for c, r in column_roles.items() if r.role == "additive"],
+                "non_additive": [c for c, r in column_roles.items() if r.role == "non_additive"],
+                "levels": [c for c, r in column_roles.items() if r.role == "level"],
             },
+            column_roles={c: {"role": r.role, "aggregate_with": r.rule, "why": r.reason}
+                          for c, r in column_roles.items()},
             artifacts={"dataset": self.workspace.display(path), "columns": [str(c) for c in frame.columns]},
         )
 
 
-def range_violations(frame: pd.DataFrame) -> dict[str, int]:
-    """Negative values in columns that are otherwise non-negative (quantities, prices, ...).
+def range_violations(frame: pd.DataFrame, constraints: str | None = None) -> dict[str, int]:
+    """Values per column breaking a declared rule or one the column's meaning implies.
 
-    A column is taken to be non-negative when at least 95% of its values are >= 0; the rest are
-    then data-entry errors rather than legitimate negatives (a balance column keeps its sign).
+    See :mod:`relaygraph.tools.cleaning`: a negative temperature or balance breaks nothing; a
+    negative quantity does, unless so many are negative that the sign carries meaning.
     """
-    out = {}
-    for col in frames.numeric_columns(frame):
-        series = frame[col].dropna()
-        negatives = int((series < 0).sum())
-        if negatives and negatives <= 0.05 * len(series):
-            out[str(col)] = negatives
+    out: dict[str, int] = {}
+    rules = parse_constraints(constraints, frame.columns) + implied_constraints(frame).applied
+    for rule in rules:
+        if rule.column in frames.numeric_columns(frame):
+            count = int(rule.breaches(frame).sum())
+            if count:
+                out[rule.column] = out.get(rule.column, 0) + count
     return out
 
 
 def type_issues(frame: pd.DataFrame) -> dict[str, int]:
-    """Text columns that are mostly numbers or dates but have unparseable values."""
-    issues = {}
-    for col in frame.columns:
-        series = frame[col].dropna()
-        if not frames.is_text(series) or series.empty:
-            continue
-        as_number = pd.to_numeric(series, errors="coerce")
-        bad = int(as_number.isna().sum())
-        if 0 < bad <= 0.05 * len(series):
-            issues[str(col)] = bad
-    return issues
+    """Numeric text columns with values that are neither numbers nor missing-value markers."""
+    return {col: int(bad.sum()) for col, (_, bad) in unparseable(frame).items() if bad.any()}
 
 
 class ValidateDatasetTool(DataTool):
@@ -141,21 +153,26 @@ class ValidateDatasetTool(DataTool):
         "Validate data quality: nulls per column, type problems, out-of-range (negative) values, "
         "exact duplicate rows and duplicate keys."
     )
-    inputs: ClassVar[dict] = {"dataset": DATASET_INPUT, "partition": PARTITION_INPUT}
+    inputs: ClassVar[dict] = {"dataset": DATASET_INPUT, "constraints": CONSTRAINTS_INPUT,
+                              "partition": PARTITION_INPUT}
     output_type = "string"
 
-    def forward(self, dataset: str, partition: str | None = None) -> str:
+    def forward(self, dataset: str, constraints: str | None = None, partition: str | None = None) -> str:
         frame, path = frames.load(self.workspace, dataset, partition)
         nulls = {str(c): int(n) for c, n in frame.isna().sum().items() if n}
         duplicates = int(frame.duplicated().sum())
         key = frames.key_column(frame)
         duplicate_keys = int(frame[key].duplicated().sum()) if key else 0
-        ranges = range_violations(frame)
         types = type_issues(frame)
+        parsed = frame.assign(**{c: values for c, (values, _) in unparseable(frame).items()})
+        ranges = range_violations(parsed, constraints)
+        implied = implied_constraints(parsed)
         issues = sum(nulls.values()) + duplicates + sum(ranges.values()) + sum(types.values())
         return observation(
-            f"{len(frame)} rows: {duplicates} duplicate rows, {sum(nulls.values())} nulls in "
-            f"{len(nulls)} columns, {sum(ranges.values())} out-of-range values.",
+            f"{md.plural(len(frame), 'row')}: {md.plural(duplicates, 'duplicate row')}, "
+            f"{md.plural(sum(nulls.values()), 'null')} in {md.plural(len(nulls), 'column')}, "
+            f"{md.plural(sum(ranges.values()), 'out-of-range value')}, "
+            f"{md.plural(sum(types.values()), 'unparseable value')}.",
             dataset=self.workspace.display(path),
             rows=len(frame),
             nulls=nulls,
@@ -163,28 +180,21 @@ class ValidateDatasetTool(DataTool):
             key_column=key,
             duplicate_keys=duplicate_keys,
             out_of_range=ranges,
+            rules_checked=[str(r) for r in parse_constraints(constraints, frame.columns) + implied.applied],
+            rules_not_applied=implied.not_applied,
             type_issues=types,
             issue_count=issues,
             passed=issues == 0,
         )
 
 
-def normalise_text(series: pd.Series) -> tuple[pd.Series, int]:
-    """Trim whitespace and unify case variants to the most common spelling ('north' -> 'North')."""
-    stripped = series.str.strip()
-    canonical = (
-        stripped.dropna().groupby(stripped.dropna().str.casefold()).agg(lambda s: s.value_counts().idxmax())
-    )
-    normalised = stripped.str.casefold().map(canonical).where(stripped.notna(), None)
-    changed = int(((normalised != series) & series.notna()).sum())
-    return normalised, changed
-
-
 class CleanDatasetTool(DataTool):
     name = "clean_dataset"
     description = (
-        "Clean a dataset: drop exact duplicate rows, normalise text categories (whitespace, case), "
-        "drop rows with out-of-range values; writes a cleaned Parquet file for later steps."
+        "Clean a dataset: drop exact duplicate rows, rows with unparseable numbers and rows breaking "
+        "a declared or implied rule (e.g. a negative quantity), counted by reason; normalise text "
+        "categories (whitespace, case); writes a cleaned Parquet file for later steps. Negative "
+        "values are kept unless a rule forbids them."
     )
     inputs: ClassVar[dict] = {
         "dataset": DATASET_INPUT,
@@ -193,38 +203,41 @@ class CleanDatasetTool(DataTool):
             "description": "File name for the cleaned data (default: <name>_clean.parquet).",
             "nullable": True,
         },
+        "constraints": CONSTRAINTS_INPUT,
     }
     output_type = "string"
 
-    def forward(self, dataset: str, output_name: str | None = None) -> str:
+    def forward(self, dataset: str, output_name: str | None = None, constraints: str | None = None) -> str:
         frame, path = frames.load(self.workspace, dataset)
-        before = len(frame)
-        frame = frame.drop_duplicates()
-        duplicates = before - len(frame)
-        normalised = {}
-        for col in frames.categorical_columns(frame, max_distinct=200):
-            frame[col], changed = normalise_text(frame[col].astype(object))
-            if changed:
-                normalised[str(col)] = changed
-        bad = pd.Series(False, index=frame.index)
-        for col in range_violations(frame):
-            bad |= frame[col] < 0
-        frame = frame[~bad]
+        cleaned = clean_frame(frame, parse_constraints(constraints, frame.columns))
         target = self.workspace.resolve_output(output_name or f"{path.stem}_clean.parquet")
         if target.suffix.lower() not in (".parquet", ".pq"):
             target = target.with_suffix(".parquet")
-        frame.reset_index(drop=True).to_parquet(target, index=False)
+        cleaned.frame.to_parquet(target, index=False)
         name = self.workspace.display(target)
+        dropped = cleaned.dropped
+        duplicates = dropped.get("duplicate", 0)
+        by_rule = {k.removeprefix("constraint: "): v for k, v in dropped.items() if k.startswith("constraint: ")}
+        by_parse = {k.removeprefix("unparseable: "): v for k, v in dropped.items() if k.startswith("unparseable: ")}
+        reasons = [md.plural(duplicates, "duplicate row")]
+        reasons += [f"{md.plural(n, 'row')} breaking {rule}" for rule, n in by_rule.items()]
+        reasons += [f"{md.plural(n, 'row')} with an unparseable {col}" for col, n in by_parse.items()]
         return observation(
-            f"Removed {duplicates} duplicate rows and {int(bad.sum())} out-of-range rows, normalised "
-            f"{sum(normalised.values())} text values; {len(frame)} rows written to {name}.",
+            f"Dropped {sum(dropped.values()):,} of {md.plural(cleaned.rows_in, 'row')} "
+            f"({', '.join(reasons)}); normalised {md.plural(sum(cleaned.normalised.values()), 'text value')}; "
+            f"{md.plural(cleaned.rows_out, 'row')} written to {name}.",
             source=self.workspace.display(path),
-            rows_in=before,
-            rows_out=len(frame),
+            rows_in=cleaned.rows_in,
+            rows_out=cleaned.rows_out,
+            dropped_by_reason=dropped,
             duplicates_removed=duplicates,
-            out_of_range_removed=int(bad.sum()),
-            normalised_values=normalised,
-            remaining_nulls={str(c): int(n) for c, n in frame.isna().sum().items() if n},
+            out_of_range_removed=sum(by_rule.values()),
+            unparseable_removed=sum(by_parse.values()),
+            constraints_enforced=[str(r) for r in cleaned.constraints],
+            constraints_not_applied=cleaned.not_applied,
+            normalised_values=cleaned.normalised,
+            nulls_from_markers=cleaned.nulls_from_markers,
+            remaining_nulls={str(c): int(n) for c, n in cleaned.frame.isna().sum().items() if n},
             artifacts={"dataset": name, "source_dataset": self.workspace.display(path)},
         )
 
@@ -232,8 +245,10 @@ class CleanDatasetTool(DataTool):
 class AggregateTool(DataTool):
     name = "aggregate"
     description = (
-        "Group-by statistics: for each value of a category column, the count, sum, mean and "
-        "median of a numeric metric, largest first."
+        "Group-by statistics of a measure per value of a category column, by the measure's role: "
+        "sum and share for amounts/counts, mean/median/min/max for prices, rates and temperatures, "
+        "first/last/change for levels (balances, stock on hand). Rows with no group value form "
+        "the '(missing)' group, so the groups add up to the total."
     )
     column_inputs = ("group_by", "metric")
     inputs: ClassVar[dict] = {
@@ -252,46 +267,59 @@ class AggregateTool(DataTool):
         partition: str | None = None,
     ) -> str:
         frame, path = frames.load(self.workspace, dataset, partition)
-        categories = frames.categorical_columns(frame)
+        categories = roles.category_columns(frame)
         group_by = frames.check_column(frame, group_by) if group_by else (categories or [None])[0]
         if group_by is None:
             raise ValueError("No category column found; pass group_by with a column name.")
-        metric = frames.check_column(frame, metric, numeric=True) if metric else frames.default_metric(frame)
-        table = (
-            frame.groupby(group_by, dropna=True)[metric]
-            .agg(["count", "sum", "mean", "median"])
-            .sort_values("sum", ascending=False)
-        )
-        total = float(table["sum"].sum())
-        top = table.index[0]
-        rows = [{"group": str(idx), **row} for idx, row in table.round(2).to_dict("index").items()]
+        metric = frames.check_column(frame, metric, numeric=True) if metric else roles.default_metric(frame)
+        result = measures.breakdown(frame, group_by, metric)
+        role, top = result.role, result.groups[0]
+        primary = measures.STATS[role.role][0]
+        headline = measures.label(metric, primary)
+        counted = md.plural(len(result.groups), "group")
+        if result.missing_rows:
+            counted += f" (incl. {measures.MISSING}: {md.plural(result.missing_rows, 'row')} without {group_by})"
+        if result.total is not None:
+            share = f" ({top['share']:.1%} of the total)" if top.get("share") is not None else ""
+            summary = (f"{headline} by {group_by}: {counted}, total "
+                       f"{result.total:,.2f}; top is {top['group']}{share}.")
+        else:
+            value = top[primary]
+            summary = (f"{headline} by {group_by}: {counted}; highest is "
+                       f"{top['group']} ({'n/a' if value is None else f'{value:,.2f}'}); {metric} is "
+                       f"{role.role.replace('_', '-')}, so it is not summed.")
         return observation(
-            f"{metric} by {group_by}: {len(table)} groups, total {total:,.2f}; top is {top} "
-            f"({table.loc[top, 'sum'] / total:.1%} of total).",
+            summary,
             dataset=self.workspace.display(path),
             group_by=group_by,
             metric=metric,
-            total=total,
-            groups=rows,
+            role=role.role,
+            rule=role.rule,
+            labels={"rows": "rows", **{s: measures.label(metric, s) for s in measures.STATS[role.role]}},
+            total=result.total,
+            overall=result.overall,
+            missing_group_rows=result.missing_rows,
+            groups=result.groups,
         )
 
 
 class DetectTrendsTool(DataTool):
     name = "detect_trends"
     description = (
-        "Trend over time: totals of a metric per month (or week/quarter), growth between the "
-        "first and last period, and the fitted slope."
+        "Trend over time of a measure per day/week/month/quarter/year, aggregated by its role "
+        "(sum of amounts, mean of prices and temperatures, end-of-period level of balances), "
+        "with the change between the first and last complete periods and the fitted slope."
     )
     column_inputs = ("date_column", "metric")
     inputs: ClassVar[dict] = {
         "dataset": DATASET_INPUT,
         "date_column": {"type": "string", "description": "Date column.", "nullable": True},
-        "metric": {"type": "string", "description": "Numeric column to total.", "nullable": True},
+        "metric": {"type": "string", "description": "Numeric column to follow.", "nullable": True},
         "period": {
             "type": "string",
-            "description": "Bucket size: week, month or quarter (default month).",
+            "description": "Bucket size: day, week, month, quarter or year (default month).",
             "nullable": True,
-            "enum": ["week", "month", "quarter"],
+            "enum": list(measures.PERIODS),
         },
     }
     output_type = "string"
@@ -304,26 +332,42 @@ class DetectTrendsTool(DataTool):
         period: str | None = None,
     ) -> str:
         frame, path = frames.load(self.workspace, dataset)
-        series = monthly_series(frame, date_column, metric, period or "month")
-        if len(series) < 2:
+        result = trend_of(frame, date_column, metric, period or "month")
+        if len(result.series) < 2:
             raise ValueError("Need at least two periods of data to find a trend.")
-        slope = float(np.polyfit(np.arange(len(series)), series.to_numpy(dtype=float), 1)[0])
-        first, last = float(series.iloc[0]), float(series.iloc[-1])
-        growth = (last - first) / first if first else None
-        peak = series.idxmax()
-        direction = "up" if slope > 0 else "down" if slope < 0 else "flat"
+        what = f"{result.metric} ({result.rule} per {result.period})"
+        if result.compared:
+            pct = f" ({result.change_pct:+.1%})" if result.change_pct is not None else ""
+            moved = f"changed {result.change:+,.2f}{pct} from {result.compared[0]} to {result.compared[1]}"
+        else:
+            moved = "too few complete periods to measure a change"
+        partial = f"; partial, not compared: {', '.join(result.partial)}" if result.partial else ""
         return observation(
-            f"{series.name} per {period or 'month'} trends {direction}: slope {slope:,.1f} per period, "
-            f"peak {peak}, {len(series)} periods.",
+            f"{what} trends {result.direction}: {moved}; peak {result.peak}, "
+            f"{md.plural(len(result.series), 'period')}{partial}.",
             dataset=self.workspace.display(path),
-            metric=series.name,
-            period=period or "month",
-            direction=direction,
-            slope=slope,
-            growth_first_to_last=growth,
-            peak_period=str(peak),
-            series={str(k): v for k, v in series.round(2).items()},
+            metric=result.metric,
+            role=result.role.role,
+            rule=result.rule,
+            label=what,
+            period=result.period,
+            direction=result.direction,
+            slope=result.slope,
+            change=result.change,
+            change_pct=result.change_pct,
+            compared_periods=list(result.compared or ()),
+            partial_periods=result.partial,
+            peak_period=result.peak,
+            rows_without_date=result.rows_without_date,
+            series={str(k): v for k, v in result.series.round(4).items()},
         )
+
+
+def trend_of(frame: pd.DataFrame, date_column: str | None, metric: str | None, period: str = "month"
+             ) -> measures.Trend:
+    """:func:`measures.trend` with the agent's column choices checked (or inferred)."""
+    metric = frames.check_column(frame, metric, numeric=True) if metric else roles.default_metric(frame)
+    return measures.trend(frame, date_column, metric, period)
 
 
 class DetectOutliersTool(DataTool):
@@ -354,7 +398,7 @@ class DetectOutliersTool(DataTool):
         partition: str | None = None,
     ) -> str:
         frame, path = frames.load(self.workspace, dataset, partition)
-        columns = [frames.check_column(frame, column, numeric=True)] if column else frames.numeric_columns(frame)
+        columns = [frames.check_column(frame, column, numeric=True)] if column else roles.measure_columns(frame)
         method = method or "iqr"
         found = {}
         for col in columns:
@@ -377,7 +421,8 @@ class WriteReportTool(DataTool):
     name = "write_report"
     description = (
         "Write a Markdown report with a PNG chart: dataset overview, breakdown of the main metric "
-        "by category, trend over time and outliers, all computed from the dataset."
+        "by category, trend over time and outliers, all computed from the dataset with the "
+        "aggregation the metric's role allows (sums only for amounts and counts)."
     )
     column_inputs = ("group_by", "metric")
     inputs: ClassVar[dict] = {

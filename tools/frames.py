@@ -1,7 +1,8 @@
 """Loading data files and inferring column roles — the shared ground of every data tool.
 
-pandas does the parsing (CSV and Parquet); this module only decides *which* columns play which
-role when an agent doesn't say, so tools work on any file a user points at, not just the sample.
+pandas does the parsing (CSV and Parquet); this module finds the date and text columns, and
+:mod:`relaygraph.tools.roles` decides what each column means, so tools work on any file a user
+points at, not just the sample.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from relaygraph.tools.workspace import Workspace
-
-METRIC_HINTS = ("revenue", "amount", "sales", "total", "price", "value", "score")
 
 
 def read_frame(path: Path) -> pd.DataFrame:
@@ -104,17 +103,6 @@ def key_column(frame: pd.DataFrame) -> str | None:
     return None
 
 
-def default_metric(frame: pd.DataFrame) -> str:
-    numeric = numeric_columns(frame)
-    if not numeric:
-        raise ValueError("The dataset has no numeric column to measure.")
-    for hint in METRIC_HINTS:
-        for col in numeric:
-            if hint in col.lower():
-                return col
-    return numeric[-1]
-
-
 def check_column(frame: pd.DataFrame, column: str, *, numeric: bool = False) -> str:
     """Validate an agent-chosen column name, listing the real ones when it is wrong."""
     if column not in frame.columns:
@@ -127,41 +115,6 @@ def check_column(frame: pd.DataFrame, column: str, *, numeric: bool = False) -> 
 
 
 # --- computations the tools and the report share -----------------------------------------
-
-
-def monthly_series(
-    frame: pd.DataFrame, date_col: str | None, metric: str | None, period: str = "month"
-) -> pd.Series:
-    """Totals of ``metric`` per period, indexed by period label ('2024-01', '2024Q3', ...)."""
-    dates_in = check_column(frame, date_col) if date_col else date_column(frame)
-    if dates_in is None:
-        raise ValueError("No date column found; pass date_column with a column name.")
-    metric = check_column(frame, metric, numeric=True) if metric else default_metric(frame)
-    codes = {"week": "W", "month": "M", "quarter": "Q"}
-    if period not in codes:
-        raise ValueError(f"period must be one of {', '.join(codes)}, got {period!r}")
-    dates = pd.to_datetime(frame[dates_in], errors="coerce", format="mixed")
-    buckets = dates.dt.to_period(codes[period]).astype(str)
-    series = frame.assign(_bucket=buckets)[dates.notna()].groupby("_bucket")[metric].sum()
-    series.name = metric
-    return series.sort_index()
-
-
-def outlier_mask(series: pd.Series, method: str = "iqr") -> pd.Series:
-    """Which values are outliers: the IQR rule (beyond 1.5x the interquartile range) or robust
-    z-scores (median/MAD > 3.5)."""
-    values = series.astype(float)
-    if method == "iqr":
-        q1, q3 = values.quantile([0.25, 0.75])
-        spread = q3 - q1
-        return (values < q1 - 1.5 * spread) | (values > q3 + 1.5 * spread)
-    if method == "zscore":
-        median = values.median()
-        mad = (values - median).abs().median()
-        if not mad:
-            return pd.Series(False, index=series.index)
-        return (0.6745 * (values - median) / mad).abs() > 3.5
-    raise ValueError(f"method must be 'iqr' or 'zscore', got {method!r}")
 
 
 def jsonable(value: Any) -> Any:

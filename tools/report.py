@@ -1,7 +1,14 @@
 """Markdown + PNG report rendering.
 
 The report recomputes every number from the dataset it is given — agents contribute notes, never
-figures — so a report can be trusted even when a weak model wrote the notes.
+figures — so a report can be trusted even when a weak model wrote the notes. Each number is
+computed by :mod:`relaygraph.tools.measures` with the rule the metric's role allows, and each
+label says which rule that was (``revenue (sum)``, ``temperature_c (mean)``, ``rows``). Every
+data-derived string is escaped (:mod:`relaygraph.tools.markdown`), so any column name or
+category value leaves the Markdown valid.
+
+The chart is drawn with matplotlib's object-oriented API on its own Agg canvas (no pyplot
+state), so concurrent branches writing reports never share a figure.
 """
 
 from __future__ import annotations
@@ -12,23 +19,83 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from relaygraph.tools import frames
-from relaygraph.tools.frames import monthly_series, outlier_mask
+from relaygraph.tools import markdown as md
+from relaygraph.tools.measures import (
+    STATS,
+    Breakdown,
+    Trend,
+    breakdown,
+    label,
+    outlier_mask,
+    overall,
+    trend,
+)
+from relaygraph.tools.roles import ColumnRole, category_columns, default_metric, role_of
 from relaygraph.tools.workspace import Workspace
 
-
-def _table(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *rows])
+ALL_ROWS = "(all rows)"
+PERIOD_WORDS = {"additive": "sum per month", "non_additive": "mean per month", "level": "end of month"}
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+def headline(metric: str, role: ColumnRole, overall: dict[str, Any]) -> str:
+    """One sentence stating the metric's main figures with the rule that produced them."""
+    name = f"**{md.text(metric)}** ({role.role.replace('_', '-')}: {md.text(role.reason)})"
+    missing = overall["rows"] - overall["values"]
+    gaps = f"; {md.plural(missing, 'row')} without a value" if missing else ""
+    if role.role == "additive":
+        return (f"Metric: {name} — total {md.number(overall['sum'])} "
+                f"(sum over {md.plural(overall['values'], 'value')}{gaps}).")
+    if role.role == "non_additive":
+        return (f"Metric: {name} — mean {md.number(overall['mean'])}, median {md.number(overall['median'])}, "
+                f"range {md.number(overall['min'])} to {md.number(overall['max'])} "
+                f"(over {md.plural(overall['values'], 'value')}{gaps}; averaged, never summed).")
+    return (f"Metric: {name} — latest {md.number(overall['last'])}{_at(overall['last_at'])}, "
+            f"first {md.number(overall['first'])}{_at(overall['first_at'])}, "
+            f"change {_change(overall['change'], overall['change_pct'])}{gaps}.")
+
+
+def _at(moment: str | None) -> str:
+    return f" ({moment[:10]})" if moment else ""
+
+
+def _change(delta: float | None, pct: float | None) -> str:
+    if delta is None:
+        return "n/a"
+    return f"{delta:+,.2f}" + (f" ({pct:+.1%})" if pct is not None else "")
+
+
+def breakdown_table(result: Breakdown) -> str:
+    """The breakdown as a table: one row per group (``(missing)`` included) and an all-rows row."""
+    metric, role = result.metric, result.role
+    stats = STATS[role.role]
+    columns = [result.group_by, "rows", *(label(metric, s) for s in stats)]
+    if role.role == "additive":
+        columns.append(f"share of {label(metric, 'sum')}")
+
+    def row(name: str, values: dict[str, Any], share: float | None) -> list[Any]:
+        cells = [name, values["rows"], *(values[s] for s in stats)]
+        if role.role == "additive":
+            cells.append(md.text(f"{share:.1%}") if share is not None else None)
+        return cells
+
+    rows = [row(g["group"], g, g.get("share")) for g in result.groups]
+    rows.append(row(ALL_ROWS, result.overall, 1.0 if result.total else None))
+    return md.table(columns, rows)
+
+
+def trend_text(result: Trend) -> str:
+    series, role = result.series, result.role
+    what = f"{md.text(result.metric)} ({PERIOD_WORDS[role.role]})"
+    if result.compared is None:
+        return f"Monthly {what}: not enough complete months to measure a change."
+    first, last = result.compared
+    sentence = (f"Monthly {what} moved from {md.number(series[first])} ({first}) to "
+                f"{md.number(series[last])} ({last}), {_change(result.change, result.change_pct)}; "
+                f"peak month {result.peak} ({md.number(series.max())}).")
+    if result.partial:
+        sentence += (f" Not compared: {', '.join(result.partial)}, which the data covers only in part "
+                     "(a partial month's sum is not a drop).")
+    return sentence
 
 
 def render_report(
@@ -42,70 +109,69 @@ def render_report(
     notes: str | None = None,
 ) -> dict[str, Any]:
     """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures."""
-    metric = metric or frames.default_metric(frame)
-    group_by = group_by or (frames.categorical_columns(frame) or [None])[0]
-    total = float(frame[metric].sum())
+    metric = metric or default_metric(frame)
+    role = role_of(frame, metric)
+    group_by = group_by or (category_columns(frame) or [None])[0]
+    whole = overall(frame, metric)
     lines = [
-        f"# {title}",
+        f"# {md.text(title)}",
         "",
-        f"Source: `{source}` — {len(frame):,} rows, {len(frame.columns)} columns. "
-        f"Metric: **{metric}** (total {total:,.2f}).",
+        f"Source: {md.code(source)} — {md.plural(len(frame), 'row')}, {md.plural(len(frame.columns), 'column')}.",
+        "",
+        headline(metric, role, whole),
         "",
     ]
-    facts: dict[str, Any] = {"rows": len(frame), "metric": metric, "total": round(total, 2)}
+    facts: dict[str, Any] = {"rows": len(frame), "metric": metric, "role": role.role, "rule": role.rule,
+                             "overall": whole}
+    if role.role == "additive":
+        facts["total"] = whole["sum"]
 
+    parts = None
     if group_by:
-        table = frame.groupby(group_by)[metric].agg(["count", "sum", "mean"]).sort_values("sum", ascending=False)
-        table["share"] = table["sum"] / table["sum"].sum()
-        shown = table.reset_index().rename(columns={"count": "orders", "sum": f"{metric} total", "mean": "mean"})
-        shown["share"] = (shown["share"] * 100).map(lambda v: f"{v:.1f}%")
-        lines += [f"## {metric} by {group_by}", "", _table(shown), ""]
-        facts["top_group"] = str(table.index[0])
-        facts["group_by"] = group_by
+        parts = breakdown(frame, group_by, metric)
+        lines += [f"## {md.text(metric)} by {md.text(group_by)}", "", breakdown_table(parts), ""]
+        facts.update(group_by=group_by, groups=len(parts.groups), top_group=parts.groups[0]["group"],
+                     missing_group_rows=parts.missing_rows)
 
     chart_path = workspace.resolve_output("chart.png")
     series = None
     if frames.date_column(frame):
-        series = monthly_series(frame, None, metric, "month")
-        if len(series) >= 2:
-            change = (series.iloc[-1] - series.iloc[0]) / series.iloc[0] if series.iloc[0] else 0.0
-            lines += [
-                "## Trend",
-                "",
-                f"Monthly {metric} moved from {series.iloc[0]:,.2f} ({series.index[0]}) to "
-                f"{series.iloc[-1]:,.2f} ({series.index[-1]}), {change:+.1%}; peak month "
-                f"{series.idxmax()} ({series.max():,.2f}).",
-                "",
-                "![Monthly trend](chart.png)",
-                "",
-            ]
-            facts["peak_month"] = str(series.idxmax())
+        monthly = trend(frame, None, metric, "month")
+        if len(monthly.series) >= 2:
+            series = monthly.series
+            lines += ["## Trend", "", trend_text(monthly), "", "![Monthly trend](chart.png)", ""]
+            facts.update(peak_month=monthly.peak, change=monthly.change, change_pct=monthly.change_pct,
+                         compared_months=list(monthly.compared or ()), partial_months=monthly.partial)
 
     # The object-oriented API on the Agg canvas: headless, and the process's pyplot backend is
     # left alone (``matplotlib.use`` at import would switch it for every user of the library).
     fig = Figure(figsize=(8, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    if series is not None and len(series) >= 2:
+    if series is not None:
         ax.plot(pd.PeriodIndex(series.index, freq="M").to_timestamp(), series.values, marker="o")
-        ax.set_title(f"Monthly {metric}")
+        ax.set_title(f"{metric} ({PERIOD_WORDS[role.role]})")
         ax.tick_params(axis="x", rotation=60, labelsize=7)
-    elif group_by:
-        ax.bar(table.index.astype(str), table["sum"])
-        ax.set_title(f"{metric} by {group_by}")
-    ax.set_ylabel(metric)
+    elif parts is not None:
+        primary = STATS[role.role][0]
+        shown = [g for g in parts.groups if g[primary] is not None]
+        ax.bar([g["group"] for g in shown], [g[primary] for g in shown])
+        ax.set_title(f"{label(metric, primary)} by {group_by}")
+    ax.set_ylabel(label(metric, role.rule))
     fig.tight_layout()
     fig.savefig(chart_path)
 
-    mask = outlier_mask(frame[metric].dropna(), "iqr")
-    lines += [
-        "## Outliers",
-        "",
-        f"{int(mask.sum())} rows have an unusual {metric} (IQR rule); the largest is "
-        f"{frame[metric].max():,.2f} against a median of {frame[metric].median():,.2f}.",
-        "",
-    ]
-    facts["outliers"] = int(mask.sum())
+    values = frame[metric].dropna()
+    mask = outlier_mask(values, "iqr")
+    count = int(mask.sum())
+    verb = "has" if count == 1 else "have"
+    lines += ["## Outliers", ""]
+    if values.empty:
+        lines += [f"{md.text(metric)} has no values to check.", ""]
+    else:
+        lines += [(f"{md.plural(count, 'row')} {verb} an unusual {md.text(metric)} (IQR rule); the largest value is "
+                  f"{md.number(values.max())} against a median of {md.number(values.median())}."), ""]
+    facts["outliers"] = count
     if notes:
         lines += ["## Agent notes", "", notes.strip(), ""]
 
