@@ -29,12 +29,14 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 from langchain_core.runnables import RunnableConfig
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER  # public: langgraph-api reads it too
 from langgraph.runtime import get_runtime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relaygraph.config.settings import Settings, settings_from_config
@@ -43,6 +45,7 @@ from relaygraph.nodes.state import AgentStep, NodeProgress
 from relaygraph.observability import telemetry
 from relaygraph.providers import agent_model
 from relaygraph.tools import Workspace, build_tools
+from relaygraph.tools.ledger import CallScope, guard_side_effects, ledger_for
 from relaygraph.tools.sample import SAMPLE_NAME, ensure_sample
 from smolagents import Tool, ToolCallingAgent
 from smolagents.memory import ActionStep
@@ -207,6 +210,21 @@ def thread_id(config: RunnableConfig | None) -> str:
     return str(configurable.get("thread_id") or "adhoc")
 
 
+def _checkpointer(config: RunnableConfig | None) -> Any:
+    return ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER)
+
+
+def call_scope(config: RunnableConfig | None) -> CallScope:
+    """This task execution's ledger scope; a re-run of the same task gets the same one."""
+    try:
+        info = get_runtime().execution_info
+    except RuntimeError:  # called outside a graph: no task to re-run
+        info = None
+    if info is None:
+        return CallScope(thread_id(config), "", uuid.uuid4().hex)
+    return CallScope(info.thread_id or thread_id(config), info.checkpoint_ns, info.task_id)
+
+
 def node_attempt() -> int:
     try:
         info = get_runtime().execution_info
@@ -244,9 +262,12 @@ def make_agent_node(
         # Tracing: invoke_agent span with a react_step span per step, LLM and tool call spans.
         agent_trace = telemetry.AgentTrace(spec.name, node=node_name, thread_id=thread_id(config),
                                            provider=settings.provider, model=None, attempt=attempt)
+        tools = build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset)) + (
+            extra_tools(context) if extra_tools else [])
+        # side-effecting tools run once per task, even when the task runs again after a crash
+        tools = guard_side_effects(tools, *ledger_for(_checkpointer(config)), call_scope(config))
         agent = ToolCallingAgent(
-            tools=build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset))
-            + (extra_tools(context) if extra_tools else []),
+            tools=tools,
             model=agent_model(settings),
             max_steps=max_steps,
             name=spec.name,

@@ -46,6 +46,9 @@ class DataTool(Tool):
     """A tool bound to a workspace; inputs can be narrowed to values known in the run."""
 
     column_inputs: ClassVar[tuple[str, ...]] = ()
+    #: Writes outside the call (files, rows, messages): such calls run once per task even when
+    #: the task runs again after a crash (see :mod:`relaygraph.tools.ledger`).
+    side_effects: ClassVar[bool] = False
     skip_forward_signature_validation = False
 
     def __init__(self, workspace: Workspace) -> None:
@@ -190,6 +193,7 @@ class ValidateDatasetTool(DataTool):
 
 class CleanDatasetTool(DataTool):
     name = "clean_dataset"
+    side_effects = True  # writes the cleaned file
     description = (
         "Clean a dataset: drop exact duplicate rows, rows with unparseable numbers and rows breaking "
         "a declared or implied rule (e.g. a negative quantity), counted by reason; normalise text "
@@ -419,6 +423,7 @@ class DetectOutliersTool(DataTool):
 
 class WriteReportTool(DataTool):
     name = "write_report"
+    side_effects = True  # writes the report and its chart
     description = (
         "Write a Markdown report with a PNG chart: dataset overview, breakdown of the main metric "
         "by category, trend over time and outliers, all computed from the dataset with the "
