@@ -135,6 +135,7 @@ class Cleaned:
     nulls_from_markers: dict[str, int]  # column -> "n/a"-like markers turned into nulls
     constraints: list[Constraint]  # every rule that was enforced
     not_applied: dict[str, str]
+    kept: pd.Index  # the input's row labels that survived, in order
 
     @property
     def rows_out(self) -> int:
@@ -180,10 +181,11 @@ def clean_frame(frame: pd.DataFrame, declared: Iterable[Constraint] = ()) -> Cle
     for rule in enforced:
         mark(f"constraint: {rule}", rule.breaches(frame))
     frame = frame[~drop]
+    kept = frame.index
     normalised = {}
     for col in frames.categorical_columns(frame, max_distinct=200):
         frame[col], changed = normalise_text(frame[col].astype(object))
         if changed:
             normalised[str(col)] = changed
     return Cleaned(frame.reset_index(drop=True), rows_in, dropped, normalised, markers, enforced,
-                   implied.not_applied)
+                   implied.not_applied, kept)

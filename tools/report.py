@@ -13,6 +13,7 @@ state), so concurrent branches writing reports never share a figure.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pandas as pd
@@ -158,8 +159,10 @@ def render_report(
         ax.bar([g["group"] for g in shown], [g[primary] for g in shown])
         ax.set_title(f"{label(metric, primary)} by {group_by}")
     ax.set_ylabel(label(metric, role.rule))
-    fig.tight_layout()
-    fig.savefig(chart_path)
+    with warnings.catch_warnings():  # a glyph the font lacks (any user's column name) is not an error
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        fig.tight_layout()
+        fig.savefig(chart_path)
 
     values = frame[metric].dropna()
     mask = outlier_mask(values, "iqr")
