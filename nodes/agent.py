@@ -41,6 +41,7 @@ from langgraph.runtime import get_runtime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relaygraph.config.settings import Settings, settings_from_config
 from relaygraph.coordination import metareasoning
+from relaygraph.coordination.registry import Capability
 from relaygraph.nodes.state import AgentStep, NodeProgress
 from relaygraph.observability import telemetry
 from relaygraph.providers import agent_model
@@ -65,6 +66,9 @@ class AgentSpec(BaseModel):
     instructions: str
     tools: tuple[str, ...]
     max_steps: int | None = Field(default=None, ge=1, le=100)
+    #: What the agent can do, with versions: the registry finds agents by these (auctions use
+    #: them for eligibility). Optional: an agent that declares none is simply never found.
+    capabilities: tuple[Capability, ...] = ()
 
     @field_validator("tools")
     @classmethod

@@ -1,0 +1,293 @@
+"""Conflicts between agents' proposals: analysis, resolution strategies, and choosing one.
+
+A conflict is a set of proposals on one topic — numeric (an outlier threshold, a budget
+share) or categorical (a cleaning rule). :func:`analyse` measures it:
+
+* **similarity** (0–1): numeric, ``1 − (max − min) / scale`` with ``scale`` the topic's range
+  (or the largest magnitude); categorical, the weighted share of the most supported option;
+* **stakes** (0–1): how much the agents lose by not getting their way — the spread itself for
+  numeric topics, ``1 − similarity`` for categorical ones, raised to the caller's stakes when given;
+* **cooperative potential** (0–1): from the agents' utilities, the game's (see
+  :func:`relaygraph.coordination.games.cooperative_potential`); without utilities, how close the
+  positions already are (similarity).
+
+Strategies (each a pure function here; the graph adds the agents):
+
+* ``negotiation`` — up to 5 rounds; each round every agent concedes a fraction of the way toward
+  the weighted centre (numeric) or, once its concession budget covers the gap, to the best
+  supported option (categorical); agreement when similarity ≥ 0.8;
+* ``compromise`` — numeric: the weighted mean; categorical: the option with the most weight;
+* ``majority`` — one vote per agent, most votes wins, ties to the higher total weight then name.
+  A minimal local tally: replace with the consensus engineer's ``coordination/voting.py`` once
+  it lands;
+* ``arbitration``, ``auction`` and ``game`` are run by the graph (a mediator agent; the auctions
+  of :mod:`relaygraph.coordination.auctions`; :func:`relaygraph.coordination.games.solve`).
+
+:class:`StrategySelector` picks one by a documented rule and learns from history.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Strategy = Literal["negotiation", "arbitration", "majority", "compromise", "auction", "game"]
+STRATEGIES: tuple[str, ...] = ("negotiation", "arbitration", "majority", "compromise", "auction", "game")
+AGREEMENT = 0.8
+MAX_ROUNDS = 5
+
+
+class Proposal(BaseModel):
+    """One agent's position, how much its view counts, and how far it will move per round."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent: str = Field(min_length=1)
+    value: float | str
+    weight: float = Field(default=1.0, gt=0)
+    flexibility: float = Field(default=0.3, ge=0, le=1)
+    rationale: str = ""
+    cost: float | None = Field(default=None, ge=0)  # what carrying out its own position would cost it
+    utilities: dict[str, float] = Field(default_factory=dict)  # its utility for each option
+
+
+class Conflict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str
+    proposals: tuple[Proposal, ...] = Field(min_length=2)
+    scale: float | None = Field(default=None, gt=0)  # numeric topics: the range that counts as "far apart"
+    stakes: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Conflict:
+        kinds = {isinstance(p.value, str) for p in self.proposals}
+        if len(kinds) != 1:
+            raise ValueError("proposals must be all numbers or all options, not a mix")
+        if len({p.agent for p in self.proposals}) != len(self.proposals):
+            raise ValueError("one proposal per agent")
+        return self
+
+    @property
+    def kind(self) -> Literal["numeric", "categorical"]:
+        return "categorical" if isinstance(self.proposals[0].value, str) else "numeric"
+
+    def options(self) -> list[str]:
+        found = {str(p.value) for p in self.proposals} | {o for p in self.proposals for o in p.utilities}
+        return sorted(found)
+
+
+def similarity(values: Sequence[float | str], weights: Sequence[float], scale: float | None = None) -> float:
+    """How close positions are, 0–1 (see the module docstring)."""
+    if isinstance(values[0], str):
+        support: Counter[str] = Counter()
+        for v, w in zip(values, weights, strict=True):
+            support[str(v)] += w
+        return round(max(support.values()) / sum(weights), 6)
+    numbers = [float(v) for v in values]
+    spread = max(numbers) - min(numbers)
+    width = scale or max(abs(v) for v in numbers) or 1.0
+    return round(max(0.0, 1 - spread / width), 6)
+
+
+class Analysis(BaseModel):
+    kind: Literal["numeric", "categorical"]
+    agents: int
+    similarity: float
+    stakes: float
+    cooperative_potential: float
+    has_costs: bool
+    has_utilities: bool
+
+    def bucket(self) -> str:
+        """The features the selector learns on: kind, stakes band, cooperation band, data at hand."""
+        band = lambda x: "low" if x < 0.34 else ("mid" if x < 0.67 else "high")
+        extras = "+costs" if self.has_costs else ""
+        extras += "+utilities" if self.has_utilities else ""
+        return f"{self.kind}/stakes-{band(self.stakes)}/coop-{band(self.cooperative_potential)}{extras}"
+
+
+def analyse(conflict: Conflict, cooperative_potential: float | None = None) -> Analysis:
+    values = [p.value for p in conflict.proposals]
+    weights = [p.weight for p in conflict.proposals]
+    sim = similarity(values, weights, conflict.scale)
+    stakes = 1 - sim
+    if conflict.stakes is not None:
+        stakes = max(stakes, conflict.stakes)
+    has_utilities = all(p.utilities for p in conflict.proposals)
+    coop = sim if cooperative_potential is None else cooperative_potential
+    return Analysis(kind=conflict.kind, agents=len(conflict.proposals), similarity=sim, stakes=round(stakes, 6),
+                    cooperative_potential=round(coop, 6),
+                    has_costs=all(p.cost is not None for p in conflict.proposals), has_utilities=has_utilities)
+
+
+# --- strategies ------------------------------------------------------------------------------
+
+
+class Round(BaseModel):
+    number: int
+    positions: dict[str, float | str]
+    similarity: float
+
+
+class Resolution(BaseModel):
+    """A strategy's outcome: the agreed value (None when it failed to agree), and the steps."""
+
+    strategy: Strategy
+    resolved: bool
+    value: float | str | None
+    rounds: list[Round] = Field(default_factory=list)
+    detail: dict[str, Any] = Field(default_factory=dict)
+    reason: str
+
+
+def weighted_centre(positions: dict[str, float | str], weights: dict[str, float]) -> float | str:
+    """Numeric: the weighted mean; categorical: the option with the most weight (ties by name)."""
+    if isinstance(next(iter(positions.values())), str):
+        support: dict[str, float] = defaultdict(float)
+        for agent, option in positions.items():
+            support[str(option)] += weights[agent]
+        return min(support, key=lambda o: (-support[o], o))
+    total = sum(weights.values())
+    return sum(float(v) * weights[a] for a, v in positions.items()) / total
+
+
+def negotiate(conflict: Conflict, *, max_rounds: int = MAX_ROUNDS, threshold: float = AGREEMENT) -> Resolution:
+    """Rounds of concessions until positions are ≥ ``threshold`` similar, at most ``max_rounds``.
+
+    Numeric: each agent moves ``flexibility`` of the way toward the current weighted mean.
+    Categorical: an agent switches to the best supported option once its accumulated concession
+    (``flexibility × round``) covers the utility it gives up (1 − u(best)/u(own), or a full
+    concession without utilities).
+    """
+    weights = {p.agent: p.weight for p in conflict.proposals}
+    positions: dict[str, float | str] = {p.agent: p.value for p in conflict.proposals}
+    sim = similarity(list(positions.values()), list(weights.values()), conflict.scale)
+    rounds = [Round(number=0, positions=dict(positions), similarity=sim)]
+    for number in range(1, max_rounds + 1):
+        if sim >= threshold:
+            break
+        centre = weighted_centre(positions, weights)
+        for p in conflict.proposals:
+            own = positions[p.agent]
+            if conflict.kind == "numeric":
+                positions[p.agent] = round(float(own) + p.flexibility * (float(centre) - float(own)), 9)
+            elif own != centre:
+                u_own, u_best = p.utilities.get(str(own), 1.0), p.utilities.get(str(centre), 0.0)
+                give_up = 1.0 if not p.utilities else max(0.0, 1 - u_best / u_own) if u_own > 0 else 0.0
+                if p.flexibility * number >= give_up:
+                    positions[p.agent] = centre
+        sim = similarity(list(positions.values()), list(weights.values()), conflict.scale)
+        rounds.append(Round(number=number, positions=dict(positions), similarity=sim))
+    agreed = sim >= threshold
+    value = weighted_centre(positions, weights) if agreed else None
+    if isinstance(value, float):
+        value = round(value, 6)
+    reason = (f"agreement after {len(rounds) - 1} round(s): similarity {sim:.2f} ≥ {threshold}" if agreed
+              else f"no agreement in {max_rounds} rounds: similarity {sim:.2f} < {threshold}")
+    return Resolution(strategy="negotiation", resolved=agreed, value=value, rounds=rounds, reason=reason)
+
+
+def compromise(conflict: Conflict) -> Resolution:
+    weights = {p.agent: p.weight for p in conflict.proposals}
+    value = weighted_centre({p.agent: p.value for p in conflict.proposals}, weights)
+    how = "weighted mean" if conflict.kind == "numeric" else "weighted choice (most total weight)"
+    if isinstance(value, float):
+        value = round(value, 6)
+    return Resolution(strategy="compromise", resolved=True, value=value, detail={"weights": weights},
+                      reason=f"{how} of the proposals")
+
+
+def majority(conflict: Conflict) -> Resolution:
+    """One vote per agent for its option (numeric values vote as themselves)."""
+    votes: Counter[str] = Counter(str(p.value) for p in conflict.proposals)
+    weight: dict[str, float] = defaultdict(float)
+    for p in conflict.proposals:
+        weight[str(p.value)] += p.weight
+    winner = min(votes, key=lambda o: (-votes[o], -weight[o], o))
+    top = votes[winner]
+    strict = top * 2 > len(conflict.proposals)
+    value: float | str = winner if conflict.kind == "categorical" else float(winner)
+    reason = (f"{top} of {len(conflict.proposals)} votes" + ("" if strict else
+              " (plurality; ties broken by total weight, then name)"))
+    return Resolution(strategy="majority", resolved=True, value=value, detail={"votes": dict(votes)}, reason=reason)
+
+
+# --- strategy selection -----------------------------------------------------------------------
+
+
+class PastResolution(BaseModel):
+    bucket: str
+    strategy: Strategy
+    resolved: bool
+
+
+def rule_choice(analysis: Analysis) -> tuple[Strategy, str]:
+    """The documented rule, first match wins:
+
+    1. utilities known and cooperative potential > 0.5 → ``game`` (there is a joint gain to find);
+    2. costs known → ``auction`` (let the cheapest do it its way);
+    3. positions already close (similarity ≥ 0.6) → ``compromise`` (cheap, and no one loses much);
+    4. numeric with stakes < 0.67 → ``negotiation`` (room to concede);
+    5. categorical with ≥ 3 agents → ``majority``;
+    6. otherwise → ``arbitration`` (high stakes, no structure to exploit: a mediator decides).
+    """
+    if analysis.has_utilities and analysis.cooperative_potential > 0.5:
+        return "game", "the agents' utilities show a joint gain (cooperative potential > 0.5)"
+    if analysis.has_costs:
+        return "auction", "every agent has a cost for its own position: the cheapest wins"
+    if analysis.similarity >= 0.6:
+        return "compromise", f"positions are already close (similarity {analysis.similarity:.2f} ≥ 0.6)"
+    if analysis.kind == "numeric" and analysis.stakes < 0.67:
+        return "negotiation", f"numeric positions with moderate stakes ({analysis.stakes:.2f}): room to concede"
+    if analysis.kind == "categorical" and analysis.agents >= 3:
+        return "majority", f"{analysis.agents} agents choosing between options"
+    return "arbitration", f"high stakes ({analysis.stakes:.2f}) and no structure to exploit: a mediator decides"
+
+
+class StrategySelector:
+    """The rule, corrected by experience.
+
+    For conflicts in the same bucket (:meth:`Analysis.bucket`), each strategy's success rate is
+    Laplace-smoothed, ``(resolved + 1) / (tried + 2)`` — an untried strategy scores 0.5. Once the
+    bucket has at least ``min_history`` past resolutions, the strategy with the best rate wins
+    if it beats the rule's choice by more than ``margin``; otherwise the rule stands.
+    """
+
+    def __init__(self, history: Iterable[PastResolution] = (), *, min_history: int = 3, margin: float = 0.1):
+        self.history = list(history)
+        self.min_history, self.margin = min_history, margin
+
+    def rates(self, bucket: str) -> dict[str, tuple[float, int]]:
+        tried: Counter[str] = Counter()
+        won: Counter[str] = Counter()
+        for past in self.history:
+            if past.bucket == bucket:
+                tried[past.strategy] += 1
+                won[past.strategy] += int(past.resolved)
+        return {s: ((won[s] + 1) / (tried[s] + 2), tried[s]) for s in tried}
+
+    def choose(self, analysis: Analysis, allowed: Sequence[str] = STRATEGIES) -> tuple[Strategy, str]:
+        ruled, why = rule_choice(analysis)
+        if ruled not in allowed:
+            ruled, why = "arbitration", f"{ruled} is not available here; a mediator decides"
+        bucket = analysis.bucket()
+        rates = {s: r for s, r in self.rates(bucket).items() if s in allowed}
+        seen = sum(n for _, n in rates.values())
+        if seen < self.min_history:
+            return ruled, f"rule: {why}"
+        rule_rate = rates.get(ruled, (0.5, 0))[0]
+        best = max(rates, key=lambda s: (rates[s][0], s == ruled, s))
+        if best != ruled and rates[best][0] > rule_rate + self.margin:
+            return best, (f"learned: in {seen} past '{bucket}' conflicts {best} resolved "
+                          f"{rates[best][0]:.0%} (smoothed) vs the rule's {ruled} {rule_rate:.0%}")
+        return ruled, f"rule: {why} (history agrees: {ruled} {rule_rate:.0%} in {seen} past '{bucket}' conflicts)"
+
+    def record(self, analysis: Analysis, strategy: Strategy, resolved: bool) -> PastResolution:
+        past = PastResolution(bucket=analysis.bucket(), strategy=strategy, resolved=resolved)
+        self.history.append(past)
+        return past
+

@@ -1,0 +1,253 @@
+"""Normal-form games: equilibria, the Pareto set, Nash bargaining, and picking a solution.
+
+Equilibria come from well-kept solvers, not hand-written ones: ``nashpy`` (support
+enumeration, every equilibrium of a non-degenerate two-player game) and ``pygambit``
+(``enumpoly_solve`` for three or more players; ``enumpure_solve`` for the pure ones). Every
+equilibrium either returns is checked here to be a best response for every player before it is
+reported, so a solver's numerical slip cannot reach a caller.
+
+The rest is small and exact over the game's pure outcomes:
+
+* **Pareto set** — outcomes no other outcome weakly improves for everyone and strictly for one.
+* **Nash bargaining** — the Pareto outcome maximising the product of gains over the
+  disagreement point (each player's pure maximin: what it can guarantee alone).
+* **Cooperative potential** — how much better the best joint outcome is than the best
+  equilibrium, as a share of the spread of joint totals, in [0, 1]: 0 when acting selfishly
+  already is best for the group, 1 in a prisoner's dilemma.
+* **Choice** (:func:`solve`) — with cooperative potential > 0.5 the Nash bargaining outcome;
+  otherwise the equilibrium with the best score ``0.5·efficiency + 0.5·fairness``, where
+  efficiency is the total payoff scaled to the game's range and fairness is
+  ``1 - (max - min)/range`` of the players' payoffs. Ties go to the earlier equilibrium.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TOLERANCE = 1e-7
+
+
+class Game(BaseModel):
+    """A finite game in normal form: ``payoffs[i][s1, s2, ...]`` is player i's payoff."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    players: tuple[str, ...] = Field(min_length=2)
+    strategies: tuple[tuple[str, ...], ...]
+    payoffs: Any  # np.ndarray of shape (n_players, *n_strategies)
+
+    @model_validator(mode="after")
+    def _shape(self) -> Game:
+        array = np.asarray(self.payoffs, dtype=float)
+        expected = (len(self.players), *(len(s) for s in self.strategies))
+        if len(self.strategies) != len(self.players) or array.shape != expected:
+            raise ValueError(f"payoffs must have shape {expected}, got {array.shape}")
+        if any(len(s) < 1 for s in self.strategies):
+            raise ValueError("every player needs at least one strategy")
+        object.__setattr__(self, "payoffs", array)
+        return self
+
+    @classmethod
+    def bimatrix(cls, a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], *,
+                 players: tuple[str, str] = ("row", "column"),
+                 strategies: tuple[Sequence[str], Sequence[str]] | None = None) -> Game:
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        names = strategies or ([f"r{i}" for i in range(a.shape[0])], [f"c{j}" for j in range(a.shape[1])])
+        return cls(players=players, strategies=(tuple(names[0]), tuple(names[1])), payoffs=np.stack([a, b]))
+
+    @property
+    def n(self) -> int:
+        return len(self.players)
+
+    def outcomes(self) -> list[tuple[int, ...]]:
+        return list(itertools.product(*(range(len(s)) for s in self.strategies)))
+
+    def payoff(self, profile: tuple[int, ...]) -> np.ndarray:
+        return self.payoffs[(slice(None), *profile)]
+
+    def expected(self, mixed: Sequence[np.ndarray]) -> np.ndarray:
+        """Each player's expected payoff under independent mixed strategies."""
+        values = self.payoffs
+        for sigma in reversed(mixed):
+            values = values @ np.asarray(sigma, dtype=float)
+        return values
+
+    def deviation_values(self, mixed: Sequence[np.ndarray], player: int) -> np.ndarray:
+        """Player's expected payoff of each pure strategy against the others' mixtures."""
+        values = np.moveaxis(self.payoffs[player], player, 0)
+        others = [np.asarray(m, dtype=float) for i, m in enumerate(mixed) if i != player]
+        for sigma in reversed(others):
+            values = values @ sigma
+        return values
+
+
+class Equilibrium(BaseModel):
+    """A Nash equilibrium: one probability vector per player, and the expected payoffs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    profile: tuple[tuple[float, ...], ...]
+    payoffs: tuple[float, ...]
+    pure: bool
+
+    def label(self, game: Game) -> str:
+        parts = []
+        for names, probs in zip(game.strategies, self.profile, strict=True):
+            parts.append("/".join(f"{n}:{p:.3g}" for n, p in zip(names, probs, strict=True) if p > TOLERANCE))
+        return "(" + ", ".join(parts) + ")"
+
+
+def is_best_response(game: Game, profile: Sequence[Sequence[float]], tol: float = 1e-6) -> bool:
+    """No player can gain more than ``tol`` by switching to any pure strategy."""
+    mixed = [np.asarray(p, dtype=float) for p in profile]
+    current = game.expected(mixed)
+    return all(game.deviation_values(mixed, i).max() <= current[i] + tol for i in range(game.n))
+
+
+def _make(game: Game, profile: Sequence[Sequence[float]]) -> Equilibrium:
+    clean = [np.where(np.abs(np.asarray(p, dtype=float)) < TOLERANCE, 0.0, np.asarray(p, dtype=float))
+             for p in profile]
+    clean = [p / p.sum() for p in clean]
+    pure = all(np.isclose(p.max(), 1.0) for p in clean)
+    return Equilibrium(profile=tuple(tuple(round(float(x), 12) for x in p) for p in clean),
+                       payoffs=tuple(round(float(v), 12) for v in game.expected(clean)), pure=pure)
+
+
+def equilibria(game: Game) -> list[Equilibrium]:
+    """Every Nash equilibrium the solver finds (pure first), each verified as a best response."""
+    # The solvers are imported here, not at the top: both pull in scipy.stats (seconds of
+    # import time), which every CLI start would otherwise pay for a game it never solves.
+    if game.n == 2:
+        import nashpy
+
+        with warnings.catch_warnings():  # degenerate games: nashpy warns and may miss some
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            found = list(nashpy.Game(game.payoffs[0], game.payoffs[1]).support_enumeration())
+        raw = [[np.asarray(s) for s in pair] for pair in found]
+    else:
+        import pygambit
+
+        g = pygambit.StrategicGame.from_arrays(*[game.payoffs[i] for i in range(game.n)])
+        players = list(g.players)
+        raw = [[np.array([float(p) for _, p in eq[player]]) for player in players]
+               for eq in pygambit.nash.enumpoly_solve(g).equilibria]
+    out: list[Equilibrium] = []
+    for profile in raw:
+        if not is_best_response(game, profile):
+            continue
+        eq = _make(game, profile)
+        if not any(np.allclose(np.concatenate(eq.profile), np.concatenate(o.profile), atol=1e-6) for o in out):
+            out.append(eq)
+    return sorted(out, key=lambda e: (not e.pure,))
+
+
+def pure_equilibria(game: Game) -> list[tuple[int, ...]]:
+    """Pure-strategy equilibria by checking every outcome (exact; used to cross-check solvers)."""
+    found = []
+    for profile in game.outcomes():
+        values = game.payoff(profile)
+        if all(game.payoffs[(i, *profile[:i], slice(None), *profile[i + 1:])].max() <= values[i] + TOLERANCE
+               for i in range(game.n)):
+            found.append(profile)
+    return found
+
+
+def dominates(u: np.ndarray, v: np.ndarray) -> bool:
+    """``u`` Pareto-dominates ``v``: at least as good for all, strictly better for one."""
+    return bool(np.all(u >= v - TOLERANCE) and np.any(u > v + TOLERANCE))
+
+
+def pareto_set(game: Game) -> list[tuple[int, ...]]:
+    """Pure outcomes that no other pure outcome Pareto-dominates."""
+    outcomes = game.outcomes()
+    values = {o: game.payoff(o) for o in outcomes}
+    return [o for o in outcomes if not any(dominates(values[p], values[o]) for p in outcomes if p != o)]
+
+
+def disagreement_point(game: Game) -> np.ndarray:
+    """Each player's pure maximin: the payoff it can guarantee whatever the others do."""
+    return np.array([np.moveaxis(game.payoffs[i], i, 0).reshape(len(game.strategies[i]), -1).min(axis=1).max()
+                     for i in range(game.n)])
+
+
+def nash_bargaining(game: Game, disagreement: np.ndarray | None = None) -> tuple[int, ...] | None:
+    """The Pareto outcome maximising ∏(uᵢ − dᵢ) over outcomes that give everyone a gain;
+    None when no outcome improves on the disagreement point for every player."""
+    d = disagreement_point(game) if disagreement is None else np.asarray(disagreement, dtype=float)
+    best, best_value = None, 0.0
+    for outcome in pareto_set(game):
+        gains = game.payoff(outcome) - d
+        if np.all(gains > TOLERANCE):
+            value = float(np.prod(gains))
+            if value > best_value + TOLERANCE:
+                best, best_value = outcome, value
+    return best
+
+
+def payoff_range(game: Game) -> float:
+    return float(game.payoffs.max() - game.payoffs.min()) or 1.0
+
+
+def cooperative_potential(game: Game, found: Sequence[Equilibrium] | None = None) -> float:
+    """(best joint total − best equilibrium total) / (best joint total − worst joint total),
+    in [0, 1]; 0 when every outcome has the same total (nothing to gain by cooperating)."""
+    found = equilibria(game) if found is None else found
+    totals = [float(game.payoff(o).sum()) for o in game.outcomes()]
+    best_total, worst_total = max(totals), min(totals)
+    if best_total - worst_total <= TOLERANCE:
+        return 0.0
+    best_eq = max((sum(e.payoffs) for e in found), default=worst_total)
+    return round(min(1.0, max(0.0, (best_total - best_eq) / (best_total - worst_total))), 6)
+
+
+def score(game: Game, payoffs: Sequence[float]) -> float:
+    """The documented efficiency + fairness score of a payoff vector."""
+    spread, low = payoff_range(game), float(game.payoffs.min())
+    values = np.asarray(payoffs, dtype=float)
+    efficiency = float((values - low).sum() / (game.n * spread))
+    fairness = 1 - float(values.max() - values.min()) / spread
+    return round(0.5 * efficiency + 0.5 * fairness, 6)
+
+
+class GameSolution(BaseModel):
+    """What :func:`solve` reports: the analysis and the pick, with why."""
+
+    equilibria: list[Equilibrium]
+    pareto: list[tuple[int, ...]]
+    bargaining: tuple[int, ...] | None
+    cooperative_potential: float
+    choice: str  # "nash_bargaining" | "equilibrium"
+    profile: tuple[tuple[float, ...], ...]
+    payoffs: tuple[float, ...]
+    reason: str
+
+
+def solve(game: Game) -> GameSolution:
+    """Analyse the game and pick a solution by the rule in the module docstring."""
+    found = equilibria(game)
+    pareto = pareto_set(game)
+    potential = cooperative_potential(game, found)
+    bargain = nash_bargaining(game)
+    if potential > 0.5 and bargain is not None:
+        profile = tuple(tuple(1.0 if k == s else 0.0 for k in range(len(game.strategies[i])))
+                        for i, s in enumerate(bargain))
+        values = tuple(float(v) for v in game.payoff(bargain))
+        why = (f"cooperative potential {potential:.2f} > 0.5: the Nash bargaining outcome "
+               f"{tuple(game.strategies[i][s] for i, s in enumerate(bargain))} beats every equilibrium for the group")
+        return GameSolution(equilibria=found, pareto=pareto, bargaining=bargain, cooperative_potential=potential,
+                            choice="nash_bargaining", profile=profile, payoffs=values, reason=why)
+    if not found:
+        raise ValueError("the solver found no equilibrium (degenerate game); give the players distinct payoffs")
+    scored = [(score(game, e.payoffs), -k, e) for k, e in enumerate(found)]
+    best_score, _, best = max(scored, key=lambda t: (t[0], t[1]))
+    why = (f"cooperative potential {potential:.2f} ≤ 0.5 or no outcome gains for all: the equilibrium "
+           f"{best.label(game)} scores best on efficiency + fairness ({best_score:.3f})")
+    return GameSolution(equilibria=found, pareto=pareto, bargaining=bargain, cooperative_potential=potential,
+                        choice="equilibrium", profile=best.profile, payoffs=best.payoffs, reason=why)

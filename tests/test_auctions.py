@@ -1,0 +1,162 @@
+"""Reverse auctions (coordination/auctions.py) against their invariants, on random costs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from relaygraph.coordination.auctions import (
+    AcceptanceCriterion,
+    AuctionRules,
+    Bid,
+    Contract,
+    Verification,
+    eligible_bidders,
+    estimate_cost,
+    rank,
+    run_auction,
+    settle,
+    update_reputation,
+)
+
+costs = st.floats(min_value=0.0, max_value=1000.0, allow_nan=False, allow_infinity=False)
+reputations = st.floats(min_value=0.0, max_value=1.0)
+
+
+@st.composite
+def bid_lists(draw, min_size: int = 1, max_size: int = 8) -> list[Bid]:
+    n = draw(st.integers(min_size, max_size))
+    values = draw(st.lists(st.sampled_from([1.0, 2.0, 5.0]) | costs, min_size=n, max_size=n))  # ties likely
+    reps = draw(st.lists(st.sampled_from([0.5, 0.8]) | reputations, min_size=n, max_size=n))
+    return [Bid(bidder=f"a{i}", cost=c, reputation=r) for i, (c, r) in enumerate(zip(values, reps))]
+
+
+reserves = st.none() | st.floats(min_value=0.5, max_value=1200.0)
+kinds = st.sampled_from(["sealed", "vickrey", "english"])
+
+
+@given(bid_lists(), reserves, kinds)
+def test_the_winner_has_the_lowest_eligible_bid_under_the_reserve_by_the_tie_rule(bids, reserve, kind) -> None:
+    rules = AuctionRules(kind=kind, reserve=reserve, decrement=max(1.0, (reserve or 1000) / 500))
+    result = run_auction(bids, rules)
+    limit = math.inf if reserve is None else reserve
+    under = [b for b in bids if b.cost <= limit]
+    if not under:
+        assert result.outcome == "no_bid_under_reserve" and result.winner is None and result.price is None
+        return
+    assert result.outcome == "awarded"
+    lowest = min(b.cost for b in under)
+    tied = [b for b in under if b.cost == lowest]
+    expected = max(tied, key=lambda b: (b.reputation, [-ord(c) for c in b.bidder]))
+    assert result.winner == expected.bidder == rank(under)[0].bidder
+    assert result.winning_bid == lowest
+    assert lowest <= result.price <= limit  # individually rational, never above the reserve
+
+
+@given(bid_lists(), reserves)
+def test_sealed_first_price_pays_the_winning_bid(bids, reserve) -> None:
+    result = run_auction(bids, AuctionRules(kind="sealed", reserve=reserve))
+    if result.outcome == "awarded":
+        assert result.price == result.winning_bid
+
+
+@given(bid_lists(min_size=2), reserves)
+def test_vickrey_pays_exactly_the_second_lowest_bid_capped_at_the_reserve(bids, reserve) -> None:
+    result = run_auction(bids, AuctionRules(kind="vickrey", reserve=reserve))
+    assume(result.outcome == "awarded")
+    second = sorted(b.cost for b in bids)[1]
+    assert result.price == (second if reserve is None else min(second, reserve))
+
+
+@given(st.lists(costs, min_size=2, max_size=6), st.data(), reserves)
+@settings(max_examples=300)
+def test_truthful_bidding_in_vickrey_is_never_beaten_by_a_deviation(true_costs, data, reserve) -> None:
+    me = data.draw(st.integers(0, len(true_costs) - 1))
+    deviation = data.draw(costs)
+    rules = AuctionRules(kind="vickrey", reserve=reserve)
+    others = [Bid(bidder=f"a{i}", cost=c) for i, c in enumerate(true_costs) if i != me]
+    truthful = run_auction([*others, Bid(bidder=f"a{me}", cost=true_costs[me])], rules)
+    lying = run_auction([*others, Bid(bidder=f"a{me}", cost=deviation)], rules)
+    mine = true_costs[me]
+    assert truthful.utility(f"a{me}", mine) >= lying.utility(f"a{me}", mine) - 1e-9
+
+
+@given(st.lists(costs, min_size=2, max_size=6), st.floats(0.01, 50.0), st.floats(0.0, 500.0))
+def test_english_ends_within_one_decrement_of_the_second_lowest_cost(values, decrement, headroom) -> None:
+    second = sorted(values)[1]
+    reserve = max(values) + headroom + 0.01  # everyone starts in
+    result = run_auction([Bid(bidder=f"a{i}", cost=c) for i, c in enumerate(values)],
+                         AuctionRules(kind="english", reserve=reserve, decrement=decrement))
+    assert result.outcome == "awarded"
+    assert second - 1e-9 <= result.price < second + decrement + 1e-9
+    prices = [r.price for r in result.rounds]
+    assert prices == sorted(prices, reverse=True) and prices[0] == reserve
+    assert all(len(r.active) >= 2 for r in result.rounds[:-1])  # the clock only falls while ≥ 2 stay
+
+
+@given(st.lists(costs, min_size=1, max_size=6), kinds)
+def test_ineligible_bids_never_win_and_no_eligible_agent_is_its_own_outcome(values, kind) -> None:
+    bids = [Bid(bidder=f"a{i}", cost=c) for i, c in enumerate(values)]
+    eligible = {f"a{i}" for i in range(0, len(values), 2)}
+    result = run_auction(bids, AuctionRules(kind=kind, reserve=2000), eligible=eligible)
+    assert result.winner in eligible
+    assert set(result.rejected) == {b.bidder for b in bids} - eligible
+    nobody = run_auction(bids, AuctionRules(kind=kind), eligible=[])
+    assert nobody.outcome == "no_eligible_agent" and nobody.winner is None
+
+
+def test_ties_go_to_reputation_then_name_and_the_reserve_is_a_hard_cap() -> None:
+    bids = [Bid(bidder="b", cost=3, reputation=0.9), Bid(bidder="a", cost=3, reputation=0.9),
+            Bid(bidder="c", cost=3, reputation=0.95), Bid(bidder="d", cost=2.5, reputation=0.1)]
+    assert run_auction(bids, AuctionRules(kind="sealed")).winner == "d"
+    assert run_auction(bids[:3], AuctionRules(kind="sealed")).winner == "c"  # reputation
+    assert run_auction(bids[:2], AuctionRules(kind="sealed")).winner == "a"  # then name
+    single = run_auction(bids[:1], AuctionRules(kind="vickrey", reserve=10))
+    assert single.price == 10 and "reserve" in single.reason
+    over = run_auction(bids, AuctionRules(kind="vickrey", reserve=2))
+    assert over.outcome == "no_bid_under_reserve" and "reserve 2" in over.reason
+    assert run_auction([], AuctionRules(kind="english", reserve=5), eligible=["x"]).outcome == "no_bid_under_reserve"
+
+
+def test_english_with_ties_and_a_fine_decrement() -> None:
+    tied = run_auction([Bid(bidder="b", cost=4, reputation=0.9), Bid(bidder="a", cost=4, reputation=0.9)],
+                       AuctionRules(kind="english", reserve=10, decrement=1))
+    assert tied.winner == "a" and tied.price == 4
+    fine = run_auction([Bid(bidder="a", cost=0), Bid(bidder="b", cost=1)],
+                       AuctionRules(kind="english", reserve=1e6, decrement=1e-3))
+    assert fine.winner == "a" and 1 <= fine.price < 1.001 and fine.rounds[-1].round > 10**9 - 2000
+
+
+@given(reputations, st.booleans())
+def test_reputation_rises_on_success_and_halves_on_breach(reputation, success) -> None:
+    after = update_reputation(reputation, success)
+    assert 0 <= after <= 1
+    if success:
+        assert after >= reputation - 1e-6
+    else:
+        assert after == pytest.approx(reputation / 2, abs=1e-6)
+
+
+def test_settlement_names_the_breach_and_pays_only_on_success() -> None:
+    contract = Contract(task_id="t1", winner="a", price=5, kind="vickrey", deadline_s=10,
+                        acceptance=(AcceptanceCriterion(name="rows", description="rows match", expected=100),))
+    ok = Verification(checks={"rows": True})
+    assert settle(contract, 0.8, error=None, duration_s=1, verification=ok).status == "paid"
+    late = settle(contract, 0.8, error=None, duration_s=11, verification=ok)
+    assert (late.breach, late.paid, late.reputation_after) == ("late", 0.0, 0.4)
+    wrong = settle(contract, 0.8, error=None, duration_s=1, verification=Verification(checks={"rows": False}))
+    assert wrong.breach == "wrong_result" and "rows" in wrong.reason
+    failed = settle(contract, 0.8, error="boom", duration_s=99, verification=None)
+    assert failed.breach == "failure"
+    assert eligible_bidders(["a", "b", "c"], {"a": 0.2, "b": 0.9}, exclude=["c"]) == ["b"]
+
+
+def test_cost_estimates_grow_with_rows_and_load_and_shrink_with_capability() -> None:
+    base = estimate_cost(1000, "aggregate")
+    assert estimate_cost(2000, "aggregate") > base
+    assert estimate_cost(1000, "aggregate", load_rows=500) > base
+    assert estimate_cost(1000, "aggregate", match=1.25) < base
+    with pytest.raises(ValueError, match="unknown method"):
+        estimate_cost(10, "astrology")

@@ -1,0 +1,96 @@
+"""Conflict analysis, resolution strategies and the learning strategy selector."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from relaygraph.coordination.conflicts import (
+    AGREEMENT,
+    MAX_ROUNDS,
+    Conflict,
+    PastResolution,
+    Proposal,
+    StrategySelector,
+    analyse,
+    compromise,
+    majority,
+    negotiate,
+    rule_choice,
+    similarity,
+)
+
+positions = st.lists(st.tuples(st.floats(0, 100), st.floats(0.1, 5), st.floats(0, 1)), min_size=2, max_size=6)
+
+
+def numeric(items, scale: float | None = 100.0) -> Conflict:
+    return Conflict(topic="threshold", scale=scale, proposals=tuple(
+        Proposal(agent=f"a{i}", value=v, weight=w, flexibility=f) for i, (v, w, f) in enumerate(items)))
+
+
+@given(positions)
+def test_negotiation_takes_at_most_five_rounds_and_agrees_only_at_the_threshold(items) -> None:
+    conflict = numeric(items)
+    result = negotiate(conflict)
+    assert len(result.rounds) - 1 <= MAX_ROUNDS
+    last = result.rounds[-1]
+    assert result.resolved == (last.similarity >= AGREEMENT)
+    if result.resolved:
+        values = list(last.positions.values())
+        assert min(values) - 1e-6 <= result.value <= max(values) + 1e-6
+    # Concessions only ever move agents toward each other.
+    spreads = [max(r.positions.values()) - min(r.positions.values()) for r in result.rounds]
+    assert all(b <= a + 1e-9 for a, b in itertools.pairwise(spreads))
+
+
+def test_flexible_agents_agree_and_stubborn_ones_do_not() -> None:
+    assert negotiate(numeric([(10, 1, 0.5), (60, 1, 0.5)])).resolved
+    stuck = negotiate(numeric([(10, 1, 0.0), (60, 1, 0.0)]))
+    assert not stuck.resolved and stuck.value is None and len(stuck.rounds) == MAX_ROUNDS + 1
+
+
+@given(positions)
+def test_compromise_is_the_weighted_mean(items) -> None:
+    result = compromise(numeric(items))
+    expected = sum(v * w for v, w, _ in items) / sum(w for _, w, _ in items)
+    assert result.value == pytest.approx(expected, abs=1e-5)
+
+
+def test_categorical_compromise_majority_and_negotiation() -> None:
+    conflict = Conflict(topic="cleaning rule", proposals=(
+        Proposal(agent="a", value="drop", weight=3, flexibility=0.1, utilities={"drop": 1, "impute": 0.2}),
+        Proposal(agent="b", value="impute", weight=1, flexibility=0.5, utilities={"impute": 1, "drop": 0.6}),
+        Proposal(agent="c", value="impute", weight=1, flexibility=0.2, utilities={"impute": 1, "drop": 0.1})))
+    assert compromise(conflict).value == "drop"  # weight 3 vs 2
+    assert majority(conflict).value == "impute"  # 2 votes vs 1
+    talk = negotiate(conflict)
+    assert talk.rounds[1].positions["b"] == "drop"  # b gives up 0.4 utility with 0.5 flexibility
+    assert talk.rounds[-1].positions["c"] == "impute" or talk.rounds[-1].number >= 5
+    assert similarity(["x", "x", "y"], [1, 1, 1]) == pytest.approx(2 / 3)
+
+
+def test_the_rule_and_what_history_teaches() -> None:
+    close = analyse(numeric([(50, 1, 0.3), (55, 1, 0.3)]))
+    assert rule_choice(close)[0] == "compromise"
+    far = analyse(numeric([(10, 1, 0.3), (60, 1, 0.3)]))
+    assert rule_choice(far)[0] == "negotiation"
+    assert rule_choice(analyse(numeric([(0, 1, 0.3), (100, 1, 0.3)])))[0] == "arbitration"
+    selector = StrategySelector()
+    assert selector.choose(far)[1].startswith("rule:")
+    for _ in range(4):  # negotiation kept failing on such conflicts; arbitration kept working
+        selector.record(far, "negotiation", False)
+        selector.record(far, "arbitration", True)
+    chosen, why = selector.choose(far)
+    assert chosen == "arbitration" and why.startswith("learned:")
+    # Other buckets are not affected by that experience.
+    assert StrategySelector(selector.history).choose(close)[0] == "compromise"
+    assert isinstance(selector.history[0], PastResolution)
+
+
+def test_conflicts_must_be_of_one_kind_with_one_proposal_per_agent() -> None:
+    with pytest.raises(ValueError, match="mix"):
+        Conflict(topic="t", proposals=(Proposal(agent="a", value=1.0), Proposal(agent="b", value="x")))
+    with pytest.raises(ValueError, match="one proposal per agent"):
+        Conflict(topic="t", proposals=(Proposal(agent="a", value=1.0), Proposal(agent="a", value=2.0)))
