@@ -34,6 +34,7 @@ GRAPHS: dict[str, str] = {
     "parallel": "relaygraph.graphs.parallel",
     "handoff": "relaygraph.graphs.handoff",
     "hierarchical": "relaygraph.graphs.hierarchical",
+    "planned": "relaygraph.graphs.planned",
 }
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -333,7 +334,8 @@ def finish_tracing(trace: bool, thread_id: str, console: Console) -> None:
 def _register_subapps() -> None:
     """Sub-command groups owned by other modules (persistence, local model, ...)."""
     for module_name, attr, name in (("relaygraph.cli.db", "db_app", "db"), ("relaygraph.cli.model", "model_app", "model"),
-                                     ("relaygraph.cli.traces", "traces_app", "traces")):
+                                     ("relaygraph.cli.traces", "traces_app", "traces"),
+                                     ("relaygraph.cli.plan", "plan_app", "plan")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,54 @@
+"""Planned workflow: an HTN plan executed by agents, replanned when a task fails.
+
+    START ─► observe ─► plan ─► execute ⟲ ─► finalize ─► END
+                ▲                  │ failure
+                └──── recover ◄────┘   retry → execute · replan → observe · stop → finalize
+
+``observe`` reads world facts off the profile/validation tools; ``plan`` decomposes the goal
+with the HTN planner (:mod:`relaygraph.coordination.htn`) over the data-report domain
+(:mod:`relaygraph.coordination.world`); ``execute`` runs one primitive task with a fresh
+smolagents agent; ``recover`` applies the failure class's policy
+(:mod:`relaygraph.coordination.replanning`). Options (``--param`` / ``configurable``):
+``fail=TASK:CLASS[xN]`` injects failures, ``retry_backoff_s`` sets the transient backoff base,
+``method_probabilities`` (JSON) overrides what the planner believes about its methods.
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.planning import (
+    PlannedState,
+    after_execute,
+    after_observe,
+    after_plan,
+    after_recover,
+    execute,
+    finalize,
+    observe,
+    plan_node,
+    recover,
+)
+from relaygraph.nodes.state import RunInput
+
+DESCRIPTION = "HTN plan (validate/clean → analyse → report) run by agents, replanned on failure."
+DEFAULT_TASK = "Plan and carry out a cleaned, analysed report of the dataset."
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    builder = StateGraph(PlannedState, input_schema=RunInput)
+    builder.add_node("observe", observe)
+    builder.add_node("plan", plan_node)
+    builder.add_node("execute", execute)
+    builder.add_node("recover", recover)
+    builder.add_node("finalize", finalize)
+    builder.add_edge(START, "observe")
+    builder.add_conditional_edges("observe", after_observe, ["plan", "execute"])
+    builder.add_conditional_edges("plan", after_plan, ["execute", "finalize"])
+    builder.add_conditional_edges("execute", after_execute, ["execute", "recover", "observe", "finalize"])
+    builder.add_conditional_edges("recover", after_recover, ["execute", "observe", "finalize"])
+    builder.add_edge("finalize", END)
+    return with_approval(builder, approve_before)
+
+
+graph = build_graph().compile(name="planned")

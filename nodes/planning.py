@@ -1,0 +1,329 @@
+"""Plan execution nodes: observe the world, plan, run tasks with agents, recover, replan.
+
+    observe ─► plan ─► execute ⟲ ─► finalize
+       ▲                 │ failure
+       └──── recover ◄───┘  (retry → execute · replan → observe · stop → finalize)
+
+The plan (:class:`relaygraph.coordination.htn.Plan`), the world state, the cursor and the
+replanning history are graph state, so every step is checkpointed and ``resume`` continues a
+killed run at the task it was on. World facts are *observed*: ``observe`` runs the
+``profile_dataset`` and ``validate_dataset`` tools on the dataset the run works on now.
+
+Each primitive task is run by a fresh smolagents ReAct agent built from the task (agent name,
+instructions, tools) through :func:`relaygraph.nodes.agent.make_agent_node`; when the world is
+scaled down (``partitions`` > 1) and every tool of the task takes a partition, the agent runs
+once per partition. A task succeeds when its agent finished *and* each of its tools returned a
+result at least once; otherwise its errors are classified and handled by the policies of
+:mod:`relaygraph.coordination.replanning`.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import time
+from typing import Annotated, Any
+
+from langchain_core.runnables import RunnableConfig
+from relaygraph.config.settings import settings_from_config
+from relaygraph.coordination import replanning
+from relaygraph.coordination.htn import Plan, PlannedTask, PlanningError, unmet
+from relaygraph.coordination.htn import plan as make_plan
+from relaygraph.coordination.world import (
+    DATA_DOMAIN,
+    GOAL,
+    RUN_FACTS,
+    facts_from_observations,
+    merge_facts,
+)
+from relaygraph.nodes.agent import (
+    AgentRunError,
+    AgentSpec,
+    make_agent_node,
+    resolve_dataset,
+    thread_id,
+)
+from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.state import WorkflowState
+from relaygraph.observability import telemetry
+from relaygraph.tools import TOOLS, Workspace, build_tools
+
+MAX_REPLANS = 6
+PARTITION_TOOLS = {name for name, cls in TOOLS.items() if "partition" in cls.inputs}
+
+
+class PlannedState(WorkflowState, total=False):
+    """Shared state plus the plan and its execution (all checkpointed)."""
+
+    world: dict[str, Any]  # facts the planner plans from (observed + the run's own)
+    overrides: dict[str, Any]  # facts a failure policy asserted over observation, until a task sets them
+    plan: dict[str, Any] | None
+    plans: Annotated[list[dict[str, Any]], operator.add]  # every accepted plan, in order
+    cursor: int
+    done: list[dict[str, Any]]  # completed tasks
+    retries: dict[str, int]  # transient retries per task id
+    excluded: list[str]  # methods a failure ruled out
+    fired: dict[str, int]  # injected failures fired per "task:class"
+    executions: dict[str, int]  # runs per task name (names each run's node)
+    pending: dict[str, Any] | None  # the failure being recovered from
+    replans: Annotated[list[dict[str, Any]], operator.add]
+    stop_reason: str | None
+
+
+def options(config: RunnableConfig) -> dict[str, Any]:
+    return (config or {}).get("configurable", {}) or {}
+
+
+def learned_probabilities(config: RunnableConfig) -> dict[str, float]:
+    """Method success probabilities to plan with: ``configurable.method_probabilities``."""
+    raw = options(config).get("method_probabilities") or {}
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    return {str(k): float(v) for k, v in raw.items()}
+
+
+# --- observe ----------------------------------------------------------------------------------
+
+
+def _observation(text: Any) -> dict[str, Any]:
+    if isinstance(text, str):
+        return json.loads(text)
+    if hasattr(text, "model_dump"):  # a typed tool result
+        dumped = text.model_dump()
+        return {**(dumped.get("facts") or {}), **dumped}
+    return dict(text)
+
+
+def observe(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+    """World facts from the profile and validation tools, run on the current dataset."""
+    settings = settings_from_config(config)
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    dataset = resolve_dataset(state, settings, workspace)
+    profile_tool, validate_tool = build_tools(["profile_dataset", "validate_dataset"], workspace)
+    with telemetry.tracer().start_as_current_span("observe", attributes={"relaygraph.dataset": dataset}):
+        observed = facts_from_observations(_observation(profile_tool.forward(dataset=dataset)),
+                                           _observation(validate_tool.forward(dataset=dataset)))
+    run_facts = {k: v for k, v in (state.get("world") or {}).items() if k in RUN_FACTS}
+    world = {**merge_facts(observed, run_facts), **(state.get("overrides") or {})}
+    return {"world": world, "context": {"dataset": dataset}}
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+
+def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+    """Plan (or replan, after a failure) from the observed world; accept only above 0.6."""
+    pending = state.get("pending")
+    excluded = list(state.get("excluded") or [])
+    domain = DATA_DOMAIN.without_methods(excluded).with_probabilities(learned_probabilities(config))
+    world = state.get("world") or {}
+    span_name = "replan" if pending else "plan"
+    with telemetry.tracer().start_as_current_span(span_name) as span:
+        try:
+            new = make_plan(domain, GOAL, world)
+            accepted, why = replanning.accept(new)
+        except PlanningError as exc:
+            new, accepted, why = None, False, str(exc)
+        span.set_attribute("relaygraph.plan.accepted", accepted)
+        if new is not None:
+            span.set_attribute("relaygraph.plan.confidence", new.confidence)
+            span.set_attribute("relaygraph.plan.methods", new.method_names())
+    update: dict[str, Any] = {"pending": None}
+    if pending:
+        old = state.get("plan") or {}
+        update["replans"] = [{
+            **pending,
+            "old_methods": [m["method"] for m in old.get("methods", [])],
+            "new_methods": new.method_names() if new else [],
+            "new_tasks": [t.name for t in new.tasks] if new else [],
+            "new_confidence": new.confidence if new else None,
+            "accepted": accepted,
+            "why": why,
+        }]
+    if not accepted:
+        what = "replanning" if pending else "planning"
+        update["stop_reason"] = f"{what} stopped: {why}"
+        return update
+    assert new is not None
+    update.update(plan=new.model_dump(mode="json"), plans=[new.model_dump(mode="json")], cursor=0)
+    return update
+
+
+# --- execute ----------------------------------------------------------------------------------
+
+
+def _injected(state: PlannedState, config: RunnableConfig, task: PlannedTask) -> str | None:
+    fired = state.get("fired") or {}
+    for injection in replanning.parse_injections(options(config).get("fail")):
+        key = f"{injection.task}:{injection.failure_class}"
+        if injection.task == task.name and fired.get(key, 0) < injection.times:
+            return key
+    return None
+
+
+def _tool_errors(task: PlannedTask, steps: list[dict[str, Any]]) -> list[str]:
+    """Why the task's work is not done: tools never called successfully, with their errors."""
+    ok = {s["tool"] for s in steps if s.get("tool") and not s.get("error")}
+    problems = []
+    for tool in task.tools:
+        if tool not in ok:
+            errors = [s["error"] for s in steps if s.get("tool") == tool and s.get("error")]
+            problems.append(f"{tool}: " + (errors[-1] if errors else "never called"))
+    return problems
+
+
+def execute(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+    """Run the task at the cursor (preconditions first), or record why it failed."""
+    current = Plan.model_validate(state["plan"])
+    task = current.tasks[state.get("cursor") or 0]
+    world = state.get("world") or {}
+    runs = dict(state.get("executions") or {})
+    runs[task.name] = runs.get(task.name, 0) + 1
+    node = f"{task.name}#{runs[task.name]}"
+    base: dict[str, Any] = {"executions": runs}
+    with telemetry.tracer().start_as_current_span(f"task {task.name}", attributes={
+            "relaygraph.task.id": task.id, "relaygraph.task.agent": task.agent,
+            "relaygraph.task.method": task.method or ""}) as span:
+        missing = unmet(task.preconditions, world)
+        if missing:
+            error = f"precondition {', '.join(map(str, missing))} does not hold before {task.name}"
+            return {**base, "pending": _failure(task, error, "dependency")}
+        injected = _injected(state, config, task)
+        if injected:
+            cls = injected.split(":", 1)[1]
+            fired = {**(state.get("fired") or {}), injected: (state.get("fired") or {}).get(injected, 0) + 1}
+            message = replanning.INJECTED_MESSAGES[cls]  # type: ignore[index]
+            span.set_attribute("relaygraph.task.injected", cls)
+            return {**base, "fired": fired,
+                    "pending": _failure(task, message, replanning.classify(message), injected=True)}
+        spec = AgentSpec(name=task.agent, role=task.agent.replace("_", " "), instructions=task.instructions,
+                         tools=task.tools)
+        partitions = int(world.get("partitions") or 1)
+        slices = ([f"{k}/{partitions}" for k in range(1, partitions + 1)]
+                  if partitions > 1 and set(task.tools) <= PARTITION_TOOLS else [None])
+        merged: dict[str, Any] = {"steps": [], "answers": {}, "context": {}, "progress": []}
+        context = dict(state.get("context") or {})
+        for part in slices:
+            run_state = {**state, "context": {**context, **({"partition": part} if part else {})}}
+            try:
+                out = make_agent_node(spec, node=node if part is None else f"{node}/{part}")(run_state, config)
+            except AgentRunError as exc:
+                merged["steps"] += exc.record.get("steps", [])
+                return {**base, "steps": merged["steps"],
+                        "pending": _failure(task, exc.record["reason"], replanning.classify(exc.record["reason"]))}
+            merged["steps"] += out["steps"]
+            merged["progress"] += out["progress"]
+            merged["answers"].update(out["answers"])
+            merged["context"].update({k: v for k, v in out["context"].items() if k != "findings"})
+            findings = {**merged["context"].get("findings", {}), **out["context"].get("findings", {})}
+            merged["context"]["findings"] = findings
+        problems = _tool_errors(task, merged["steps"])
+        if problems:
+            error = "; ".join(problems)
+            return {**base, "steps": merged["steps"],
+                    "pending": _failure(task, error, replanning.classify(error))}
+    facts = {**world, **task.effects}
+    overrides = {k: v for k, v in (state.get("overrides") or {}).items() if k not in task.effects}
+    return {**base, **merged, "world": facts, "overrides": overrides,
+            "cursor": (state.get("cursor") or 0) + 1,
+            "done": [*(state.get("done") or []), task.model_dump(mode="json")]}
+
+
+def _failure(task: PlannedTask, error: str, cls: str, *, injected: bool = False) -> dict[str, Any]:
+    return replanning.Failure(task=task.name, task_id=task.id, failure_class=cls,  # type: ignore[arg-type]
+                              error=error[:500], injected=injected).model_dump()
+
+
+def after_execute(state: PlannedState) -> str:
+    if state.get("pending"):
+        return "recover"
+    current = state.get("plan") or {}
+    if (state.get("cursor") or 0) >= len(current.get("tasks", [])):
+        return "finalize"
+    done = state.get("done") or []
+    if done and done[-1]["name"] == "clean":  # the dataset changed: observe it before going on
+        return "observe"
+    return "execute"
+
+
+# --- recover ----------------------------------------------------------------------------------
+
+
+def recover(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+    """Apply the failure's policy: retry, change the world and replan, or stop."""
+    failure = replanning.Failure.model_validate(state["pending"])
+    current = Plan.model_validate(state["plan"])
+    task = current.tasks[state.get("cursor") or 0]
+    done = [PlannedTask.model_validate(t) for t in state.get("done") or []]
+    retries = dict(state.get("retries") or {})
+    backoff = float(options(config).get("retry_backoff_s", replanning.BACKOFF_S))
+    decision = replanning.decide(failure, task, current, state.get("world") or {}, done,
+                                 retries.get(task.id, 0), backoff_s=backoff)
+    entry = {**failure.model_dump(), "action": decision.action, "policy": decision.policy,
+             "changes": {"facts": decision.facts, "exclude_methods": decision.exclude_methods,
+                         "context": decision.context, "rerun": decision.rerun}}
+    if decision.action == "retry":
+        time.sleep(decision.backoff_s)
+        retries[task.id] = retries.get(task.id, 0) + 1
+        return {"retries": retries, "pending": None, "replans": [entry]}
+    if decision.action == "stop":
+        return {"pending": None, "replans": [entry], "stop_reason": decision.reason or decision.policy,
+                "errors": [{"node": f"{task.name}", "agent": task.agent, "reason": failure.error,
+                            "failure_class": failure.failure_class}]}
+    replanned = sum(1 for r in state.get("replans") or [] if r.get("action") == "replan")
+    if replanned >= MAX_REPLANS:
+        return {"pending": None, "replans": [entry],
+                "stop_reason": f"gave up after {MAX_REPLANS} replans; last failure: {failure.error}"}
+    context = dict(decision.context)
+    if context.get("dataset") == "<source>":
+        source = (state.get("context") or {}).get("source_dataset") or state.get("data")
+        context["dataset"] = source
+        if not source:
+            context.pop("dataset")
+    world = {**(state.get("world") or {}), **decision.facts}
+    return {"pending": entry, "overrides": {**(state.get("overrides") or {}), **decision.facts},
+            "world": world, "excluded": sorted({*(state.get("excluded") or []), *decision.exclude_methods}),
+            "context": context}
+
+
+def after_recover(state: PlannedState) -> str:
+    if state.get("stop_reason"):
+        return "finalize"
+    return "observe" if state.get("pending") else "execute"
+
+
+def after_plan(state: PlannedState) -> str:
+    return "finalize" if state.get("stop_reason") else "execute"
+
+
+def after_observe(state: PlannedState) -> str:
+    return "plan" if state.get("pending") or not state.get("plan") else "execute"
+
+
+# --- finalize ---------------------------------------------------------------------------------
+
+_base_result = make_result_node("reporter", title="finalize")
+
+
+def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+    """The common result, plus the plan, every plan accepted and the replanning history."""
+    out = _base_result(state, config)
+    result = out["result"]
+    current = state.get("plan")
+    reason = state.get("stop_reason")
+    if reason:
+        result["status"] = "failed"
+        result["reason"] = reason
+        result["answer"] = f"Stopped: {reason}\n\n{result['answer']}".strip()
+    result["plan"] = {
+        "goal": (current or {}).get("goal", GOAL),
+        "confidence": (current or {}).get("confidence"),
+        "methods": [m["method"] for m in (current or {}).get("methods", [])],
+        "tasks": [t["name"] for t in (current or {}).get("tasks", [])],
+        "completed": [t["name"] for t in state.get("done") or []],
+        "contingencies": (current or {}).get("contingencies", []),
+        "plans_accepted": len(state.get("plans") or []),
+    }
+    result["replanning"] = state.get("replans") or []
+    result["world"] = state.get("world") or {}
+    return {"result": result, "status": result["status"]}

@@ -1,0 +1,195 @@
+"""The planned graph: HTN plans run by agents, failure classes and their policies, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import REPO
+from relaygraph.coordination.replanning import classify, parse_injections
+
+FULL = ["validate", "clean", "aggregate", "trends", "outliers", "report"]
+
+
+def run(config: dict[str, Any], **options: Any) -> dict[str, Any]:
+    from relaygraph.config.checkpointing import open_checkpointer
+    from relaygraph.graphs.planned import build_graph
+
+    config = {**config, "configurable": {**config["configurable"], "retry_backoff_s": 0, **options},
+              "recursion_limit": 200}
+    with open_checkpointer() as saver:
+        graph = build_graph().compile(checkpointer=saver)
+        state = graph.invoke({"task": "Plan a cleaned, analysed report."}, config)
+        assert graph.get_state(config).values["plan"] == state["plan"]  # the plan is checkpointed
+    return state
+
+
+def test_plan_runs_to_a_report_with_agents_and_reasoning(roles, invoke_config, sample_path):
+    state = run(invoke_config)
+    result = state["result"]
+    assert result["status"] == "completed"
+    assert result["plan"]["tasks"] == FULL == result["plan"]["completed"]
+    assert result["plan"]["methods"] == ["prepare_analyse_report", "validate_and_clean", "time_series_analysis"]
+    assert result["plan"]["confidence"] == pytest.approx(0.95 * 0.9 * 0.9)
+    assert result["replanning"] == []
+    assert Path(result["artifacts"]["report"]).is_file()
+    assert set(result["agents"]) == {"validator", "cleaner", "analyst", "reporter"}
+    assert all(a["reasoning"]["circular"]["severity"] == "none" for a in result["agents"].values())
+    # world facts were observed from the data: the sample has known duplicates and a date column
+    assert state["plans"][0]["initial_state"]["has_duplicates"] is True
+    assert state["plans"][0]["initial_state"]["has_time_column"] is True
+    assert state["plans"][0]["initial_state"]["row_count"] == 3048
+    assert roles.calls["analyst"] > 0
+
+
+CASES = {
+    # injection: (policy words, methods of the plan that finished, tasks completed in order)
+    "aggregate:transient": ("retry 1 of 3", ["prepare_analyse_report", "validate_and_clean", "time_series_analysis"],
+                            FULL),
+    "aggregate:resource": ("scale down: 1 → 2 partitions", ["prepare_analyse_report", "already_clean",
+                                                             "partitioned_analysis"],
+                           ["validate", "clean", "aggregate", "outliers", "report"]),
+    "aggregate:data_quality": ("add validation and cleaning tasks", ["prepare_analyse_report", "validate_and_clean",
+                                                                     "time_series_analysis"],
+                               ["validate", "clean", "validate", "clean", "aggregate", "trends", "outliers", "report"]),
+    "trends:schema": ("map the date role to column 'order_date'", ["prepare_analyse_report", "already_clean",
+                                                                   "time_series_analysis"],
+                      ["validate", "clean", "aggregate", "aggregate", "trends", "outliers", "report"]),
+    "aggregate:dependency": ("re-run the producer 'clean'", ["prepare_analyse_report", "validate_and_clean",
+                                                            "time_series_analysis"],
+                             ["validate", "clean", "validate", "clean", "aggregate", "trends", "outliers", "report"]),
+    "trends:unknown": ("fallback: replan without method 'time_series_analysis'",
+                       ["prepare_analyse_report", "already_clean", "cross_section_analysis"],
+                       ["validate", "clean", "aggregate", "aggregate", "outliers", "report"]),
+}
+
+
+@pytest.mark.parametrize("fail", sorted(CASES))
+def test_each_failure_class_leads_to_its_policy_and_a_correct_report(fail, roles, invoke_config, sample_path):
+    policy, methods, completed = CASES[fail]
+    state = run(invoke_config, fail=fail)
+    result = state["result"]
+    assert result["status"] == "completed", result.get("reason")
+    (entry,) = result["replanning"]
+    assert entry["failure_class"] == fail.split(":")[1] and entry["injected"] is True
+    assert policy in entry["policy"]
+    assert result["plan"]["methods"] == methods
+    assert result["plan"]["completed"] == completed
+    if entry["action"] == "replan":
+        assert entry["accepted"] is True and entry["new_confidence"] > 0.6
+        assert entry["new_methods"] == methods
+    report = Path(result["artifacts"]["report"]).read_text()
+    frame = pd.read_parquet(Path(state["context"]["dataset"]) if Path(state["context"]["dataset"]).is_absolute()
+                            else sample_path.parent.parent / "out" / invoke_config["configurable"]["thread_id"]
+                            / state["context"]["dataset"])
+    assert f"{len(frame):,}" in report  # the report is about the cleaned data the run ended with
+    if fail == "aggregate:resource":
+        partitions = [s["node"] for s in state["steps"] if s["agent"] == "analyst" and s["tool"] == "aggregate"]
+        assert partitions == ["aggregate#2/1/2", "aggregate#2/2/2"]  # scaled down: one run per partition
+
+
+def test_transient_failures_stop_after_three_retries(roles, invoke_config, sample_path):
+    roles.failures["analyst"] = TimeoutError("the model server timed out")  # a real model error, not injected
+    result = run(invoke_config)["result"]
+    assert result["status"] == "failed"
+    assert [e["action"] for e in result["replanning"]] == ["retry", "retry", "retry", "stop"]
+    assert all(e["failure_class"] == "transient" and not e["injected"] for e in result["replanning"])
+    assert "transient failure persisted after 3 retries" in result["reason"]
+    assert roles.calls["analyst"] == 4  # the first run and three retries
+    assert result["plan"]["completed"] == ["validate", "clean"]
+
+
+def test_a_replan_below_0_6_stops_with_the_reason(roles, invoke_config, sample_path):
+    result = run(invoke_config, fail="aggregate:resource",
+                 method_probabilities=json.dumps({"partitioned_analysis": 0.5}))["result"]
+    assert result["status"] == "failed"
+    (entry,) = result["replanning"]
+    assert entry["accepted"] is False and entry["new_confidence"] == pytest.approx(0.95 * 0.5)
+    assert "new plan confidence 0.475 is not above 0.6" in result["reason"]
+    assert result["plan"]["completed"] == ["validate", "clean"]
+
+
+def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_config, sample_path):
+    frame = pd.read_csv(sample_path).drop(columns=["order_date"])
+    frame.to_csv(sample_path.parent / "no_dates.csv", index=False)
+    from relaygraph.graphs.planned import build_graph
+
+    state = build_graph().compile().invoke({"task": "report", "data": "no_dates.csv"},
+                                           {**invoke_config, "recursion_limit": 100})
+    assert state["result"]["plan"]["methods"][-1] == "cross_section_analysis"
+    assert "trends" not in state["result"]["plan"]["tasks"]
+    assert state["result"]["status"] == "completed"
+
+
+def test_classifier_and_injection_syntax():
+    assert classify("model error: APITimeoutError: Request timed out.") == "transient"
+    assert classify("MemoryError: Unable to allocate 3 GiB; out of memory") == "resource"
+    assert classify("detect_trends: No date column found; pass date_column") == "schema"
+    assert classify("No dataset 'x_clean.parquet' in /data or this run's outputs") == "dependency"
+    assert classify("validation failed: 45 nulls in region") == "data_quality"
+    assert classify("something odd") == "unknown"
+    got = parse_injections("aggregate:transientx4, trends:schema")
+    assert [(i.task, i.failure_class, i.times) for i in got] == [("aggregate", "transient", 4), ("trends", "schema", 1)]
+    with pytest.raises(ValueError, match="expected TASK:CLASS"):
+        parse_injections("aggregate:cosmic")
+
+
+def test_plan_show_prints_mermaid(roles, invoke_config, sample_path):
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    run(invoke_config, fail="trends:unknown")
+    thread = invoke_config["configurable"]["thread_id"]
+    shown = CliRunner().invoke(app, ["plan", "show", thread, "--all"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("flowchart TD") == 2
+    assert "method cross_section_analysis · p=0.80" in shown.output
+    missing = CliRunner().invoke(app, ["plan", "show", "no-such-thread"])
+    assert missing.exit_code == 2
+
+
+@pytest.mark.slow
+def test_sigkill_mid_plan_then_resume_continues_the_plan(isolated_env, tmp_path):
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    runner, log, thread = REPO / "tests" / "crash_runner.py", tmp_path / "agents.log", "crash-planned"
+    env = {**os.environ, "RELAYGRAPH_MODEL": "crashy", "CRASH_LOG": str(log), "CRASH_BLOCK_ROLE": "analyst",
+           "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+    def cursor() -> int | None:
+        with open_checkpointer() as saver:
+            found = saver.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
+        return (found.checkpoint["channel_values"].get("cursor") if found else None)
+
+    proc = subprocess.Popen([sys.executable, str(runner), "run", "planned", "--thread-id", thread, "--json"],
+                            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        import time
+
+        deadline = time.monotonic() + 90
+        while not (log.is_file() and "block analyst" in log.read_text() and cursor() == 2):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the analyst never started"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    env.pop("CRASH_BLOCK_ROLE")
+    done = subprocess.run([sys.executable, str(runner), "resume", thread, "--json"], check=False, env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)["result"]
+    assert result["status"] == "completed"
+    assert result["plan"]["completed"] == FULL
+    starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
+    assert starts["validator"] == 1 and starts["cleaner"] == 1  # checkpointed tasks were not redone
+    assert starts["analyst"] == 1 + 3  # the killed aggregate ran again, then trends and outliers
