@@ -382,3 +382,29 @@ def roles(monkeypatch: pytest.MonkeyPatch) -> RolePlay:
                                lambda s: "offline policy with scripted roles (test double)"))
     monkeypatch.setenv("RELAYGRAPH_MODEL", "roles")
     return play
+
+
+# --- reports (tools/report.py, tools/markdown.py) --------------------------------------------
+
+
+def table_rows(markdown: str, first_header: str) -> list[list[str]]:
+    """The cells (as rendered text) of the Markdown table whose first header is ``first_header``."""
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    tables: list[list[list[str]]] = []
+    for token in tokens:
+        if token.type == "table_open":
+            tables.append([])
+        elif token.type == "tr_open":
+            tables[-1].append([])
+        elif token.type == "inline" and tables and tables[-1] and token.level >= 3:
+            tables[-1][-1].append("".join(c.content for c in token.children or [] if c.type in ("text", "code_inline")))
+    for table in tables:
+        if table and table[0] and table[0][0] == first_header:
+            return table
+    raise AssertionError(f"no table headed {first_header!r} in:\n{markdown}")
+
+
+def num(cell: str) -> float | None:
+    return None if cell == "n/a" else float(cell.replace(",", "").rstrip("%"))

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import num, table_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
@@ -35,27 +36,6 @@ REPORTS = settings(PROPERTY, max_examples=25)  # each example renders a report a
 def call(workspace: Workspace, name: str, **args: Any) -> dict[str, Any]:
     (tool,) = build_tools([name], workspace)
     return json.loads(tool(**args))
-
-
-def table_rows(markdown: str, first_header: str) -> list[list[str]]:
-    """The cells (as rendered text) of the Markdown table whose first header is ``first_header``."""
-    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    tables: list[list[list[str]]] = []
-    for token in tokens:
-        if token.type == "table_open":
-            tables.append([])
-        elif token.type == "tr_open":
-            tables[-1].append([])
-        elif token.type == "inline" and tables and tables[-1] and token.level >= 3:
-            tables[-1][-1].append("".join(c.content for c in token.children or [] if c.type in ("text", "code_inline")))
-    for table in tables:
-        if table and table[0] and table[0][0] == first_header:
-            return table
-    raise AssertionError(f"no table headed {first_header!r} in:\n{markdown}")
-
-
-def num(cell: str) -> float | None:
-    return None if cell == "n/a" else float(cell.replace(",", "").rstrip("%"))
 
 
 # --- roles --------------------------------------------------------------------------------------
