@@ -35,6 +35,7 @@ GRAPHS: dict[str, str] = {
     "handoff": "relaygraph.graphs.handoff",
     "hierarchical": "relaygraph.graphs.hierarchical",
     "planned": "relaygraph.graphs.planned",
+    "consensus": "relaygraph.graphs.consensus",
 }
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -253,6 +254,12 @@ def run(
         graph_input["data"] = overrides["dataset"]
     config = runner.run_config(thread, graph_name, overrides)
     config = cli_threads.with_run_options(config, module.graph, approve_before, max_concurrency, params)
+    check_config = getattr(module, "check_config", None)  # a graph's own options: refuse bad ones up front
+    if check_config is not None:
+        try:
+            check_config(config["configurable"])
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if not as_json:
         out.print(f"[bold]{graph_name}[/] on thread [bold]{thread}[/] — model: "
                   f"{provider_label(settings)}", highlight=False)

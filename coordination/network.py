@@ -159,6 +159,7 @@ class Stats:
     dropped: int = 0
     duplicated: int = 0
     by_kind: Counter = field(default_factory=Counter)
+    by_src: Counter = field(default_factory=Counter)  # delivered, per sender
 
 
 class _NodeContext:
@@ -351,6 +352,7 @@ class Simulation:
             self._note(f"partition drops {message.kind} {message.src}→{message.dst}")
             return
         self.stats.delivered += 1
+        self.stats.by_src[message.src] += 1
         self._note(f"deliver {message.kind} {message.src}→{message.dst} {dict(message.body)}")
         self.processes[message.dst].on_message(message, self.contexts[message.dst])
 

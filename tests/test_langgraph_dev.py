@@ -40,6 +40,7 @@ def test_sequential_round_trip_through_runs_wait(langgraph_dev: str) -> None:
     ("parallel", lambda r: r["success_rate"] == 1.0 and len(r["parallel"]["branches"]) == 4),
     ("handoff", lambda r: r["handoffs"]["route"].startswith("triage → quality")),
     ("hierarchical", lambda r: r["quality"]["overall"]["coverage"] == 1.0),
+    ("consensus", lambda r: r["consensus"]["decision"] == "north" and r["consensus"]["mode"] == "majority"),
 ])
 def test_workflow_round_trip_through_runs_wait(langgraph_dev: str, graph: str, check) -> None:
     import importlib

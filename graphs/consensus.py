@@ -1,0 +1,78 @@
+"""Consensus workflow: N voter agents answer a checkable question; a protocol decides.
+
+    START ─► plan ─┬─Send─► vote(voter_1) ─┐
+                   ├─Send─► vote(voter_2) ─┼─► decide ─┬─► finalize ─► END
+                   └─Send─► vote(voter_N) ─┘           └─(bft, no agreement: next round)─► vote…
+
+Options (``configurable``; ``relaygraph run consensus --param mode=pbft --param voters=7
+--param faults=lie,silent``): ``mode`` (majority, qualified, unanimous, weighted, bft, pbft,
+raft), ``voters`` (N), ``faults`` (behaviours for the first voters, or ``voter_3=lie,…``),
+``threshold`` (qualified), ``question`` (top_region, invalid_rows, publishable), ``seed``,
+``reputation``. See :mod:`relaygraph.nodes.consensus`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+from relaygraph.config.settings import get_settings
+from relaygraph.nodes.agent import AgentRunError
+from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.consensus import (
+    ConsensusState,
+    VoteInput,
+    consensus_config,
+    consensus_result,
+    decide,
+    fan_out,
+    make_vote_node,
+    plan,
+    route_after_decide,
+)
+from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.state import RunInput
+
+DESCRIPTION = "N voter agents answer a checkable question; voting, BFT rounds, PBFT or Raft decide, faults injectable."
+DEFAULT_TASK = "Decide together, from the data, the answer to the consensus question."
+
+
+def check_config(configurable: dict[str, Any]) -> None:
+    """Bad options fail here, before any agent runs (the CLI calls it up front)."""
+    consensus_config({"configurable": configurable})
+
+
+def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    update = make_result_node()(state, config)
+    block = consensus_result(state)
+    result = update["result"]
+    result["consensus"] = block
+    decided = block["decision"]
+    result["answer"] = (f"{block['question']} → {decided!r} ({block['mode']}, {block['voters']} voters"
+                        f"{', fallback' if block['fallback'] else ''}). {block['reason']}" if decided is not None
+                        else f"{block['question']} → no decision ({block['mode']}). {block['reason']}")
+    if decided is None and result["status"] == "completed":
+        result["status"] = "partial"  # the agents ran, the protocol did not decide: say so
+    update["status"] = result["status"]
+    return update
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph (nodes: plan, vote, decide, finalize)."""
+    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
+    builder = StateGraph(ConsensusState, input_schema=RunInput)
+    builder.add_node("plan", plan)
+    builder.add_node("vote", make_vote_node(), input_schema=VoteInput, retry_policy=retry)
+    builder.add_node("decide", decide)
+    builder.add_node("finalize", finalize)
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", fan_out, ["vote"])
+    builder.add_edge("vote", "decide")
+    builder.add_conditional_edges("decide", route_after_decide, ["vote", "finalize"])
+    builder.add_edge("finalize", END)
+    return with_approval(builder, approve_before)
+
+
+graph = build_graph().compile(name="consensus")

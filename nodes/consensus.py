@@ -1,0 +1,691 @@
+"""Consensus nodes: voter agents cast ballots, a protocol turns them into one decision.
+
+    plan ──Send×N──► vote(voter, round) ──► decide ──(bft: no agreement yet)──Send×N──► vote …
+                                              └──────────────────────────────────────► finalize
+
+* **plan** checks the run's options (mode, voters, faults, threshold, question) before any
+  agent runs — ``n ≥ 3f+1`` for ``pbft``/``bft``, crash-only faults for ``raft``.
+* **vote** runs one voter: a fresh smolagents ReAct agent (``make_agent_node``) with the
+  question's data tools and a ``submit_ballot`` tool (choice, confidence, evidence). Its
+  evidence is checked against what its tools really returned. Injected faults act here, on
+  what the voter *sends* (see :class:`Fault`). Each ballot lands in state under its own key
+  (``ballots["r1/voter_2"]``), and its signed copies to every peer in ``messages`` — the
+  transport lives in graph state, so a checkpoint holds the protocol's progress and a resumed
+  run does not ask a voter that already voted again.
+* **decide** applies the mode's protocol from :mod:`relaygraph.coordination` (pure logic):
+  a vote, a BFT round, or a PBFT/Raft run over the voters' ballots on the simulated network
+  (their messages are appended to ``messages``). It opens one span per round or phase.
+
+What "Byzantine" means here: a voter whose ballot does not follow from its tools — a
+hallucinating or prompt-injected agent. ``lie`` stands for it: the voter's real ballot is
+replaced by a different answer with evidence fabricated to match; the evidence check catches
+the mismatch. With a real LLM the same check catches a genuine hallucination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import operator
+import random
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Send
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from relaygraph.coordination import bft, pbft, raft
+from relaygraph.coordination.ballots import (
+    Ballot,
+    Evidence,
+    digest,
+    evidence_problems,
+    normalize_choice,
+)
+from relaygraph.coordination.crypto import Ed25519Keyring
+from relaygraph.coordination.network import Behaviour, Conditions, Fault, Simulation
+from relaygraph.coordination.voting import (
+    QUALIFIED_DEFAULT,
+    Reputation,
+    VotingMode,
+    check_threshold,
+    tally,
+)
+from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt
+from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
+from relaygraph.observability import telemetry
+from smolagents import Tool
+
+MODES = ("majority", "qualified", "unanimous", "weighted", "bft", "pbft", "raft")
+MAX_VOTERS = 25
+
+
+# --- questions agents can check with their tools ------------------------------------------
+
+
+class Question(BaseModel):
+    """A question whose answer follows from a tool's observation (so ballots are checkable)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    text: str
+    tool: str
+    context: dict[str, Any] = Field(default_factory=dict)
+    answer_key: str  # the observed fact that answers it (flattened path)
+    evidence_keys: tuple[str, ...]
+    yes_no: bool = False
+
+
+QUESTIONS: dict[str, Question] = {q.name: q for q in (
+    Question(name="top_region", text="Which region has the highest total revenue?", tool="aggregate",
+             context={"group_by": "region", "metric": "revenue"}, answer_key="groups.0.group",
+             evidence_keys=("group_by", "metric", "groups.0.group", "groups.0.sum")),
+    Question(name="invalid_rows", text="How many data-quality issues does the dataset have?",
+             tool="validate_dataset", answer_key="issue_count", evidence_keys=("rows", "issue_count")),
+    Question(name="publishable", text="Is this dataset fit to publish as it is (no data-quality issues)?",
+             tool="validate_dataset", answer_key="passed", evidence_keys=("passed", "issue_count"), yes_no=True),
+)}
+
+
+def flatten(value: Any, prefix: str = "", depth: int = 3) -> dict[str, Any]:
+    """Scalar facts of an observation as dotted paths (``groups.0.group``), a few levels deep."""
+    out: dict[str, Any] = {}
+    items = value.items() if isinstance(value, dict) else enumerate(value[:5]) if isinstance(value, list) else ()
+    for key, item in items:
+        path = f"{prefix}{key}"
+        if isinstance(item, (dict, list)):
+            if depth > 1:
+                out.update(flatten(item, path + ".", depth - 1))
+        elif isinstance(item, (str, int, float, bool)) or item is None:
+            out[path] = item
+    return out
+
+
+_PAIR = re.compile(r'"(\w+)": ("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:e-?\d+)?|true|false|null)')
+
+
+def observed_facts(text: str) -> dict[str, Any]:
+    """Facts from one observation; a truncated one (see ``observation_chars``) still yields its
+    head: top-level scalars and the first group."""
+    try:
+        return flatten(json.loads(text))
+    except json.JSONDecodeError:
+        facts: dict[str, Any] = {}
+        for key, raw in _PAIR.findall(text.split('"groups": [', 1)[0]):
+            facts.setdefault(key, json.loads(raw))
+        if '"groups": [{' in text:
+            head = text.split('"groups": [{', 1)[1].split("}", 1)[0]
+            for key, raw in _PAIR.findall(head):
+                facts.setdefault(f"groups.0.{key}", json.loads(raw))
+        return facts
+
+
+def tool_observations(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per tool, the facts of the voter's last successful call (what its evidence must match)."""
+    found: dict[str, dict[str, Any]] = {}
+    for step in steps:
+        if step.get("tool") and step["tool"] not in ("final_answer", "submit_ballot") and not step.get("error"):
+            found[step["tool"]] = observed_facts(step.get("observation") or "")
+    return found
+
+
+def answer_of(question: Question, facts: dict[str, Any]) -> str | None:
+    value = facts.get(question.answer_key)
+    if value is None:
+        return None
+    if question.yes_no:
+        return "yes" if value is True else "no"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+# --- the run's options ---------------------------------------------------------------------
+
+
+class ConsensusConfig(BaseModel):
+    """``configurable`` options of a consensus run, validated before any agent runs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    mode: str = "majority"
+    voters: int = Field(default=4, ge=1, le=MAX_VOTERS)
+    faults: dict[str, Behaviour] = Field(default_factory=dict)
+    threshold: float = QUALIFIED_DEFAULT
+    question: str = "top_region"
+    seed: int = 0
+    reputation: dict[str, tuple[int, int]] = Field(default_factory=dict)
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in MODES:
+            raise ValueError(f"unknown mode {value!r}; choose from {', '.join(MODES)}")
+        return value
+
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str) -> str:
+        if value not in QUESTIONS:
+            raise ValueError(f"unknown question {value!r}; choose from {', '.join(QUESTIONS)}")
+        return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: float) -> float:
+        return check_threshold(value)
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _faults(cls, value: Any) -> Any:
+        """``lie,silent`` (the first voters, in order) or ``voter_3=lie,voter_1=crash``."""
+        if isinstance(value, str):
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            out: dict[str, str] = {}
+            for index, item in enumerate(items, start=1):
+                name, sep, behaviour = item.partition("=")
+                key, what = (name.strip(), behaviour.strip()) if sep else (f"voter_{index}", name)
+                if what not in {b.value for b in Behaviour}:
+                    raise ValueError(f"unknown fault {what!r}; choose from {', '.join(b.value for b in Behaviour)}")
+                out[key] = what
+            return out
+        return value or {}
+
+    @model_validator(mode="after")
+    def _fits(self) -> ConsensusConfig:
+        names = self.names()
+        unknown = sorted(set(self.faults) - set(names))
+        if unknown:
+            raise ValueError(f"faults name unknown voters {unknown}; voters are voter_1..voter_{self.voters}")
+        f = len(self.faults)
+        if self.mode == "pbft":
+            pbft.check_size(self.voters, f)
+        if self.mode == "bft" and f > bft.max_faulty(self.voters):
+            raise ValueError(f"bft with {f} faulty voters needs n ≥ 3f+1 = {3 * f + 1} voters; got {self.voters}")
+        if self.mode == "raft":
+            byzantine = sorted(v for v, b in self.faults.items() if b not in (Behaviour.CRASH, Behaviour.SILENT,
+                                                                                 Behaviour.DELAY))
+            if byzantine:
+                raise ValueError(f"raft tolerates crashes, not lies: {', '.join(byzantine)} would need pbft")
+            if 2 * f + 1 > self.voters:
+                raise ValueError(f"raft with {f} crashed voters needs n ≥ 2f+1 = {2 * f + 1} voters; got {self.voters}")
+        return self
+
+    def names(self) -> list[str]:
+        return [f"voter_{i}" for i in range(1, self.voters + 1)]
+
+
+def consensus_config(config: RunnableConfig | None) -> ConsensusConfig:
+    """The run's options from ``configurable``; a ``ValueError`` with one clear line if invalid."""
+    configurable = dict((config or {}).get("configurable") or {})
+    try:
+        return ConsensusConfig.model_validate(configurable)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "consensus"
+        raise ValueError(f"consensus option {where}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+class ConsensusState(WorkflowState, total=False):
+    consensus: dict[str, Any]  # the validated plan
+    round: int
+    ballots: Annotated[dict[str, dict[str, Any]], merge_dicts]  # "r{round}/{voter}" -> record
+    messages: Annotated[list[dict[str, Any]], operator.add]  # every protocol message sent
+    rounds: Annotated[list[dict[str, Any]], operator.add]  # decide's record of each round
+    decision: dict[str, Any]
+
+
+class VoteInput(TypedDict, total=False):
+    task: str
+    data: str | None
+    context: dict[str, Any]
+    consensus: dict[str, Any]
+    voter: str
+    round: int
+    previous: dict[str, Any]
+
+
+def plan(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """Validate the options and fix the run's plan (kept in state: resume uses the same one)."""
+    if state.get("consensus"):
+        return {}
+    cfg = consensus_config(config)
+    question = QUESTIONS[cfg.question]
+    return {"consensus": cfg.model_dump(mode="json") | {"question_text": question.text}, "round": 1}
+
+
+def fan_out(state: dict[str, Any], node: str = "vote", previous: dict[str, Any] | None = None) -> list[Send]:
+    """One ``Send`` per voter for the current round."""
+    plan_ = state["consensus"]
+    r = state.get("round", 1)
+    return [Send(node, {"task": state.get("task"), "data": state.get("data"), "context": state.get("context") or {},
+                        "consensus": plan_, "voter": voter, "round": r, "previous": previous or {}})
+            for voter in ConsensusConfig.model_validate(plan_).names()]
+
+
+# --- the ballot tool and the vote node -----------------------------------------------------
+
+
+class BallotBox:
+    ballot: dict[str, Any] | None = None
+
+
+class SubmitBallotTool(Tool):
+    """What a voter agent calls once it has checked the question with its tools."""
+
+    name = "submit_ballot"
+    description = ("Submit your ballot once you have checked the question with your tools: your answer "
+                   "(choice), how sure you are (confidence 0-1) and the evidence — the tool facts you relied "
+                   "on, as JSON: [{\"tool\": \"aggregate\", \"facts\": {\"groups.0.group\": \"North\"}}].")
+    inputs: ClassVar[dict] = {
+        "choice": {"type": "string", "description": "Your answer, as short as possible."},
+        "confidence": {"type": "number", "description": "How sure you are, 0 to 1."},
+        "evidence": {"type": "string", "nullable": True,
+                     "description": "JSON list of {tool, facts} you relied on."},
+        "rationale": {"type": "string", "nullable": True, "description": "One sentence: why."},
+    }
+    output_type = "string"
+
+    def __init__(self, box: BallotBox) -> None:
+        self.box = box
+        super().__init__()
+
+    def forward(self, choice: str, confidence: float, evidence: str | None = None,
+                rationale: str | None = None) -> str:
+        items = json.loads(evidence) if evidence else []
+        if isinstance(items, dict):
+            items = [items]
+        parsed = [Evidence.model_validate(i).model_dump() for i in items]
+        self.box.ballot = {"choice": choice, "confidence": float(confidence), "evidence": parsed,
+                           "rationale": rationale or ""}
+        return json.dumps({"summary": f"Ballot recorded: {choice} (confidence {float(confidence):.2f}).",
+                           "choice": choice})
+
+
+def voter_spec(question: Question, voter: str, previous: dict[str, Any]) -> AgentSpec:
+    revise = ""
+    if previous:
+        revise = (f" Round {previous['round']} tally: {json.dumps(previous['tally'])} — no agreement yet. "
+                  "Check again and submit a ballot; change your choice only if the evidence supports it.")
+    return AgentSpec(
+        name=voter, role=f"voter {voter.removeprefix('voter_')}",
+        instructions=(f"Answer this question from the data: {question.text} Use {question.tool}, then call "
+                      f"submit_ballot with your choice, confidence and the facts you relied on.{revise}"),
+        tools=(question.tool,), max_steps=4)
+
+
+def effective(cfg: ConsensusConfig, voter: str, round_: int) -> Behaviour | None:
+    """The voter's fault this round; ``random`` draws one per round from the run's seed."""
+    fault = cfg.faults.get(voter)
+    if fault is Behaviour.RANDOM:
+        rng = random.Random(f"{cfg.seed}:{voter}:{round_}")
+        return rng.choice([None, Behaviour.SILENT, Behaviour.DELAY, Behaviour.LIE, Behaviour.EQUIVOCATE])
+    return fault
+
+
+def fabricate(ballot: Ballot, question: Question, observed: dict[str, dict[str, Any]]) -> Ballot:
+    """A lying voter's ballot: a different, plausible answer with evidence made up to match."""
+    facts = observed.get(question.tool, {})
+    honest = ballot.choice
+    if question.yes_no:
+        wrong = "no" if honest == "yes" else "yes"
+    else:
+        alternatives = [str(v) for k, v in facts.items() if re.fullmatch(r"groups\.\d+\.group", k)]
+        alternatives = [a for a in alternatives if a.casefold() != honest]
+        wrong = alternatives[0] if alternatives else (str(int(honest) + 7) if honest.isdigit() else f"not {honest}")
+    claimed = {k: facts.get(k) for k in question.evidence_keys if k in facts}
+    claimed[question.answer_key] = (wrong == "yes") if question.yes_no else wrong
+    return ballot.model_copy(update={"choice": normalize_choice(wrong),
+                                     "confidence": 0.95,
+                                     "evidence": (Evidence(tool=question.tool, facts=claimed),),
+                                     "rationale": "fabricated (injected fault: lie)"})
+
+
+def make_vote_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """The node every voter ``Send`` runs."""
+
+    def vote(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        cfg = ConsensusConfig.model_validate(state["consensus"])
+        question = QUESTIONS[cfg.question]
+        voter, r = state["voter"], int(state.get("round", 1))
+        key = f"r{r}/{voter}"
+        behaviour = effective(cfg, voter, r)
+        record: dict[str, Any] = {"voter": voter, "round": r, "fault": behaviour.value if behaviour else None,
+                                  "attempt": node_attempt()}
+        if behaviour is Behaviour.CRASH:  # down: it never runs, never answers
+            record.update(status="crashed", ballot=None)
+            return {"ballots": {key: record}, "progress": [NodeProgress(
+                node=voter, status="completed", duration_s=0.0, detail="crashed (injected fault)").model_dump()]}
+        box = BallotBox()
+        spec = voter_spec(question, voter, state.get("previous") or {})
+        context = {**(state.get("context") or {}), **question.context}
+        update = make_agent_node(spec, node=voter, extra_tools=lambda _ctx: [SubmitBallotTool(box)])(
+            {**state, "context": context}, config)
+        steps = update["steps"]
+        observed = tool_observations(steps)
+        final = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
+        if box.ballot is not None:
+            ballot = Ballot(voter=voter, round=r, **box.ballot)
+            source = "submit_ballot"
+        else:  # the agent answered without a ballot: read its answer from its own tool observation
+            choice = answer_of(question, observed.get(question.tool, {}))
+            if choice is None:
+                ballot, source = None, "none: no ballot and no observation that answers the question"
+            else:
+                facts = {k: observed[question.tool][k] for k in question.evidence_keys if k in observed[question.tool]}
+                ballot = Ballot(voter=voter, round=r, choice=choice, confidence=final.get("confidence") or 0.5,
+                                evidence=(Evidence(tool=question.tool, facts=facts),),
+                                rationale="read from the voter's own tool observation (it did not call submit_ballot)")
+                source = "tool observation"
+        honest = ballot
+        if ballot is not None and behaviour in (Behaviour.LIE, Behaviour.EQUIVOCATE):
+            ballot = fabricate(ballot, question, observed)
+        messages = deliveries(cfg, voter, r, honest, ballot, behaviour)
+        sent = ballot if behaviour is not Behaviour.EQUIVOCATE else honest
+        record.update(status="voted" if ballot is not None else "no ballot", source=source,
+                      ballot=sent.model_dump(mode="json") if sent is not None else None,
+                      told_others=ballot.choice if behaviour is Behaviour.EQUIVOCATE and ballot else None,
+                      problems=evidence_problems(ballot, observed) if ballot is not None else [],
+                      observed=observed, withheld=behaviour is Behaviour.SILENT,
+                      late=behaviour is Behaviour.DELAY)
+        return {"ballots": {key: record}, "messages": messages, "steps": steps, "answers": update["answers"],
+                "progress": update["progress"]}
+
+    vote.__name__ = "vote"
+    return vote
+
+
+def deliveries(cfg: ConsensusConfig, voter: str, round_: int, honest: Ballot | None, told: Ballot | None,
+               behaviour: Behaviour | None) -> list[dict[str, Any]]:
+    """The voter's signed ballot messages to every peer (the transport, kept in state).
+
+    Equivocation sends the honest ballot to even-numbered peers and the fabricated one to the
+    others — two validly signed, conflicting ballots: the proof :func:`bft.resolve` looks for."""
+    if honest is None or behaviour is Behaviour.SILENT:
+        return []
+    signer = keyring(cfg).signer(voter)
+    out = []
+    for index, peer in enumerate(cfg.names(), start=1):
+        if peer == voter:
+            continue
+        ballot = told if behaviour is Behaviour.LIE or (behaviour is Behaviour.EQUIVOCATE and index % 2) else honest
+        body = {"round": round_, "ballot": ballot.model_dump(mode="json")}
+        out.append({"protocol": "ballot", "round": round_, "src": voter, "dst": peer, "kind": "ballot",
+                    "digest": digest(body), "late": behaviour is Behaviour.DELAY,
+                    "signature": signer.sign("ballot", body), "body": body})
+    return out
+
+
+_KEYRINGS: dict[tuple[int, int], Ed25519Keyring] = {}
+
+
+def keyring(cfg: ConsensusConfig) -> Ed25519Keyring:
+    """The run's Ed25519 keys (derived from its seed: a resumed run verifies the same way)."""
+    key = (cfg.seed, cfg.voters)
+    if key not in _KEYRINGS:
+        _KEYRINGS[key] = Ed25519Keyring(cfg.names(), f"consensus:{cfg.seed}")
+    return _KEYRINGS[key]
+
+
+# --- decide ----------------------------------------------------------------------------------
+
+
+def _span(name: str, **attributes: Any):
+    """A child span of the current node (a no-op context when tracing is off)."""
+    if not telemetry.enabled():
+        return contextlib.nullcontext()
+    return telemetry.tracer().start_as_current_span(name, attributes={
+        k: (v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str)) for k, v in attributes.items()})
+
+
+def received(state: dict[str, Any], cfg: ConsensusConfig, round_: int) -> tuple[dict[str, Ballot], dict[str, str]]:
+    """The round's ballots as the peers received them: verified signatures only, late ones
+    dropped, equivocators (conflicting signed ballots) excluded with their proof."""
+    ring = keyring(cfg)
+    copies = []
+    for m in state.get("messages") or []:
+        if m.get("protocol") != "ballot" or m["round"] != round_ or m.get("late"):
+            continue
+        if not ring.verify(m["src"], "ballot", m["body"], m["signature"]):
+            continue
+        copies.append((m["src"], m["dst"], Ballot.model_validate(m["body"]["ballot"])))
+    ballots, proof = bft.resolve(copies)
+    return ballots, proof
+
+
+def evidence_proof(state: dict[str, Any], round_: int) -> dict[str, str]:
+    return {rec["voter"]: "fabricated evidence: " + "; ".join(rec["problems"])
+            for key, rec in (state.get("ballots") or {}).items()
+            if key.startswith(f"r{round_}/") and rec.get("problems")}
+
+
+def proofs(*sources: dict[str, str]) -> dict[str, str]:
+    """Merge per-voter proofs (equivocation, fabricated evidence) into one line each."""
+    out: dict[str, str] = {}
+    for source in sources:
+        for voter, why in source.items():
+            out[voter] = f"{out[voter]}; {why}" if voter in out else why
+    return out
+
+
+def missing(state: dict[str, Any], cfg: ConsensusConfig, round_: int, ballots: dict[str, Ballot],
+            equivocators: dict[str, str]) -> dict[str, str]:
+    """Why each voter without a counted ballot has none (crash, withheld, late, none at all)."""
+    records = state.get("ballots") or {}
+    out = {}
+    for voter in cfg.names():
+        if voter in ballots or voter in equivocators:
+            continue
+        rec = records.get(f"r{round_}/{voter}") or {}
+        if rec.get("status") == "crashed":
+            out[voter] = f"crashed: cast no ballot in round {round_}"
+        elif rec.get("withheld"):
+            out[voter] = f"silent: withheld its ballot in round {round_}"
+        elif rec.get("late"):
+            out[voter] = f"delayed: its ballot arrived after round {round_} closed"
+        else:
+            out[voter] = f"no ballot in round {round_}"
+    return out
+
+
+def decide(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """Apply the mode's protocol to the ballots so far (one span per round or phase)."""
+    cfg = ConsensusConfig.model_validate(state["consensus"])
+    r = int(state.get("round", 1))
+    with _span(f"consensus.round {r}", **{"relaygraph.consensus.mode": cfg.mode, "relaygraph.consensus.round": r}):
+        if cfg.mode in ("pbft", "raft"):
+            outcome = run_replicated(state, cfg)
+        elif cfg.mode == "bft":
+            outcome = bft_round(state, cfg, r)
+        else:
+            outcome = vote_once(state, cfg)
+    update: dict[str, Any] = {"rounds": [outcome["round_record"]]}
+    if outcome.get("done"):
+        update["decision"] = outcome["decision"]
+    else:
+        update["round"] = r + 1
+    update["messages"] = outcome.get("messages", [])
+    return update
+
+
+def vote_once(state: dict[str, Any], cfg: ConsensusConfig) -> dict[str, Any]:
+    ballots, equivocators = received(state, cfg, 1)
+    fabricated = evidence_proof(state, 1)
+    counted = [b for v, b in ballots.items() if v not in fabricated]
+    reputation = Reputation(record={k: tuple(v) for k, v in cfg.reputation.items()})
+    result = tally(counted, VotingMode(cfg.mode), electorate=cfg.voters, threshold=cfg.threshold,
+                   reputation=reputation)
+    suspects = {v: [why] for v, why in proofs(equivocators, fabricated).items()}
+    for voter, why in missing(state, cfg, 1, ballots, equivocators).items():
+        suspects.setdefault(voter, []).append(why)
+    decision = {"decision": result.decision, "reason": result.reason, "tally": result.model_dump(mode="json"),
+                "rounds": 1, "views": None, "fallback": False, "suspects": suspects,
+                "reputation": {k: list(v) for k, v in reputation.after(counted, result.decision).record.items()}}
+    return {"done": True, "decision": decision,
+            "round_record": {"round": 1, "tally": result.support, "decision": result.decision}}
+
+
+def bft_round(state: dict[str, Any], cfg: ConsensusConfig, r: int) -> dict[str, Any]:
+    rounds, excluded = [], []
+    for k in range(1, r + 1):
+        ballots, equivocators = received(state, cfg, k)
+        rounds.append(ballots)
+        excluded.append(proofs(equivocators, evidence_proof(state, k)))
+    outcome = bft.evaluate(cfg.names(), rounds, excluded=excluded)
+    last = outcome.rounds[-1]
+    record = {"round": r, "tally": last.tally, "agreed": last.agreed, "excluded": last.excluded,
+              "silent": last.silent, "needed": outcome.needed}
+    if not outcome.done:
+        return {"done": False, "round_record": record}
+    decision = {"decision": outcome.decision, "rounds": len(outcome.rounds), "views": None,
+                "fallback": outcome.fallback, "suspects": outcome.suspects, "needed": outcome.needed,
+                "f": outcome.f,
+                "reason": (outcome.fallback_result.reason if outcome.fallback_result else
+                           f"{outcome.decision!r} backed by ≥ {outcome.needed} of {cfg.voters} in round {len(outcome.rounds)}")}
+    return {"done": True, "decision": decision, "round_record": record}
+
+
+PHASES = ("pre-prepare", "prepare", "commit", "view-change", "new-view", "commit-proof")
+
+
+def run_replicated(state: dict[str, Any], cfg: ConsensusConfig) -> dict[str, Any]:
+    """PBFT or Raft among the voters over the simulated network, seeded by the run's seed."""
+    ballots = {key.split("/", 1)[1]: rec for key, rec in (state.get("ballots") or {}).items() if key.startswith("r1/")}
+    names = cfg.names()
+    own = {v: (Ballot.model_validate(rec["ballot"]) if rec.get("ballot") else None) for v, rec in ballots.items()}
+    told = {v: (rec.get("told_others") or (own[v].choice if own.get(v) else None)) for v, rec in ballots.items()}
+    faults = {v: Fault(behaviour=b, extra_delay=400.0) for v, b in cfg.faults.items()}
+    fabricated = evidence_proof(state, 1)
+    if cfg.mode == "pbft":
+        return run_pbft(cfg, names, own, told, faults, fabricated)
+    return run_raft(cfg, names, own, faults)
+
+
+def run_pbft(cfg, names, own, told, faults, fabricated) -> dict[str, Any]:
+    ring = keyring(cfg)
+    coalition = pbft.Coalition()
+    replicas = []
+    for v in names:
+        mine = told.get(v) if cfg.faults.get(v) in (Behaviour.LIE,) else (own[v].choice if own.get(v) else None)
+        requests = [mine] if mine else []
+        # A replica prepares only what matches its own ballot (a replica without one: nothing new).
+        check = (lambda value, mine=mine: value == mine or value == pbft.NULL) if mine else (
+            lambda value: value == pbft.NULL)
+        replicas.append(pbft.PbftReplica(v, names, ring, requests=requests, validate=check, timeout=60.0,
+                                         coalition=coalition))
+    honest = [r for r in replicas if r.id not in faults]
+    sim = Simulation(replicas, seed=cfg.seed, conditions=Conditions(), faults=faults, record=False)
+    limit = 60.0 * (2 ** (len(names) + 2))
+
+    def decided() -> bool:
+        return all(1 in r.committed and r.committed[1] != pbft.NULL for r in honest) or \
+            max(r.view for r in honest) > 2 * len(names)
+
+    sim.run(until=limit, stop=decided)
+    committed = [r.committed.get(1) for r in honest if r.committed.get(1) not in (None, pbft.NULL)]
+    value = committed[0] if committed else None
+    suspects: dict[str, list[str]] = {v: [why] for v, why in fabricated.items()}
+    for r in honest:
+        for who, whys in r.suspects.items():
+            for why in sorted(whys):
+                if why not in suspects.setdefault(who, []):
+                    suspects[who].append(why)
+    for v in names:
+        if own.get(v) is None:
+            suspects.setdefault(v, []).append("cast no ballot")
+        elif sim.stats.by_src.get(v, 0) == 0:
+            suspects.setdefault(v, []).append("silent: none of its protocol messages reached a peer")
+    for phase in PHASES:
+        count = sim.stats.by_kind.get(phase, 0)
+        if count:
+            with _span(f"pbft.{phase}", **{"relaygraph.consensus.messages": count}):
+                pass
+    messages = [{"protocol": "pbft", "kind": k, "count": c} for k, c in sorted(sim.stats.by_kind.items())]
+    views = max(r.view for r in honest) if honest else 0
+    reason = (f"{value!r} committed at sequence 1 by {len(committed)} of {len(honest)} replicas "
+              f"(2f+1 = {2 * replicas[0].f + 1} matching commits) after {views} view change(s)"
+              if value else f"no value committed after {views} view changes: honest ballots disagree")
+    decision = {"decision": value, "rounds": 1, "views": views, "fallback": False, "suspects": suspects,
+                "reason": reason, "f": replicas[0].f, "messages_sent": sim.stats.sent,
+                "expected_messages_fault_free": pbft.expected_messages(len(names)),
+                "committed_by": sorted(r.id for r in honest if r.committed.get(1) == value)}
+    return {"done": True, "decision": decision, "messages": messages,
+            "round_record": {"round": 1, "views": views, "messages": dict(sim.stats.by_kind)}}
+
+
+def run_raft(cfg, names, own, faults) -> dict[str, Any]:
+    observer = raft.RaftObserver()
+    nodes = [raft.RaftNode(v, names, observer=observer) for v in names]
+    sim = Simulation(nodes, seed=cfg.seed, faults=faults)
+    down = set(faults)
+    submitted: set[str] = set()
+
+    def client() -> None:
+        leaders = [n for n in nodes if n.role == "leader" and sim.alive[n.id]]
+        if leaders:
+            leader = max(leaders, key=lambda n: n.term)
+            ctx = sim.contexts[leader.id]
+            for v in names:
+                if (own.get(v) is not None and v not in down and v not in submitted
+                        and leader.submit(f"ballot:{v}:{own[v].choice}", ctx)):
+                    submitted.add(v)
+        if not decided():
+            sim.at(sim.now + 25, client)
+
+    def committed_ballots() -> list[Ballot]:
+        seen = {}
+        for _, value in sorted(observer.committed.items()):
+            _, v, choice = value[1].split(":", 2) if value[1].startswith("ballot:") else (None, None, None)
+            if v and v not in seen:
+                seen[v] = Ballot(voter=v, choice=choice, confidence=own[v].confidence)
+        return list(seen.values())
+
+    def decided() -> bool:
+        return len(committed_ballots()) >= len([v for v in names if own.get(v) and v not in down])
+
+    sim.at(0, client)
+    with _span("raft.election"):
+        sim.run(until=20_000, stop=lambda: any(n.role == "leader" for n in nodes))
+    with _span("raft.replication"):
+        sim.run(until=60_000, stop=decided)
+    result = tally(committed_ballots(), VotingMode.MAJORITY, electorate=len(names))
+    leader = next((n for n in nodes if n.role == "leader"), None)
+    decision = {"decision": result.decision, "rounds": 1, "views": max(n.term for n in nodes), "fallback": False,
+                "suspects": {v: [f"{cfg.faults[v].value}: never replicated its ballot"] for v in down},
+                "reason": f"Raft leader {leader.id if leader else '?'} (term {max(n.term for n in nodes)}) "
+                          f"committed {len(committed_ballots())} ballots; {result.reason}",
+                "log_safety_violations": observer.violations, "messages_sent": sim.stats.sent}
+    messages = [{"protocol": "raft", "kind": k, "count": c} for k, c in sorted(sim.stats.by_kind.items())]
+    return {"done": True, "decision": decision, "messages": messages,
+            "round_record": {"round": 1, "terms": max(n.term for n in nodes), "messages": dict(sim.stats.by_kind)}}
+
+
+def route_after_decide(state: dict[str, Any]) -> list[Any] | str:
+    if state.get("decision"):
+        return "finalize"
+    last = (state.get("rounds") or [{}])[-1]
+    return fan_out(state, previous={"round": last.get("round"), "tally": last.get("tally")})
+
+
+def consensus_result(state: dict[str, Any]) -> dict[str, Any]:
+    """The consensus block of the result: decision, mode, rounds/views, messages, ballots…"""
+    cfg = ConsensusConfig.model_validate(state["consensus"])
+    decision = state.get("decision") or {}
+    ballots = [{"key": k, **{f: rec.get(f) for f in ("voter", "round", "status", "fault", "source", "ballot",
+                                                      "told_others", "problems", "withheld", "late")}}
+               for k, rec in sorted((state.get("ballots") or {}).items())]
+    sent = sum(m.get("count", 1) for m in state.get("messages") or [])
+    return {"question": QUESTIONS[cfg.question].text, "mode": cfg.mode, "voters": cfg.voters,
+            "faults": {k: v for k, v in state["consensus"]["faults"].items()},
+            "decision": decision.get("decision"), "reason": decision.get("reason"),
+            "rounds": decision.get("rounds"), "views": decision.get("views"),
+            "messages_sent": sent, "fallback": bool(decision.get("fallback")),
+            "suspects": decision.get("suspects") or {}, "ballots": ballots,
+            **{k: decision[k] for k in ("tally", "reputation", "needed", "f", "committed_by",
+                                        "expected_messages_fault_free", "log_safety_violations") if k in decision}}
+

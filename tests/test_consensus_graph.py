@@ -1,0 +1,138 @@
+"""The consensus graph with real agents: scripted model doubles and the offline provider."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from relaygraph.graphs.consensus import build_graph
+from relaygraph.tools.sample import SAMPLE_NAME
+
+NORTH_FACTS = {"group_by": "region", "metric": "revenue", "groups.0.group": "North"}
+
+
+def run(invoke_config: dict[str, Any], **options: Any) -> dict[str, Any]:
+    graph = build_graph().compile(checkpointer=InMemorySaver())
+    config = {"configurable": {**invoke_config["configurable"], **options}}
+    return graph.invoke({"task": "Which region earns most?"}, config)
+
+
+def aggregate_call() -> tuple[str, str, dict[str, Any]]:
+    return ("call", "aggregate", {"dataset": SAMPLE_NAME, "group_by": "region", "metric": "revenue"})
+
+
+def ballot_call(choice: str, facts: dict[str, Any] | None = None, confidence: float = 0.9):
+    evidence = json.dumps([{"tool": "aggregate", "facts": facts}]) if facts is not None else None
+    return ("call", "submit_ballot", {"choice": choice, "confidence": confidence, "evidence": evidence})
+
+
+CASES = [  # mode, voters, faults (at most f), faulty voters the result must name
+    ("majority", 4, "lie", {"voter_1"}),
+    ("qualified", 4, "silent", {"voter_1"}),
+    ("unanimous", 3, "", set()),
+    ("weighted", 4, "equivocate", {"voter_1"}),
+    ("bft", 4, "equivocate", {"voter_1"}),
+    ("bft", 7, "lie,crash", {"voter_1", "voter_2"}),
+    ("pbft", 4, "lie", {"voter_1"}),
+    ("pbft", 7, "equivocate,silent", {"voter_1", "voter_2"}),
+    ("pbft", 4, "delay", set()),
+    ("raft", 5, "crash,silent", {"voter_1", "voter_2"}),
+]
+
+
+@pytest.mark.parametrize(("mode", "voters", "faults", "faulty"), CASES)
+def test_each_mode_decides_right_with_up_to_f_faults_and_names_the_faulty(
+        mode, voters, faults, faulty, roles, sample_path, invoke_config) -> None:
+    # Voter 2 is scripted like an LLM that calls the ballot tool; the rest run the offline policy.
+    roles.scripts["voter 2"] = [aggregate_call(), ballot_call("North", NORTH_FACTS), ("final", "voted")]
+    out = run(invoke_config, mode=mode, voters=voters, faults=faults)
+    block = out["result"]["consensus"]
+    assert block["decision"] == "north", block
+    assert out["result"]["status"] == "completed"
+    assert block["mode"] == mode and block["fallback"] is False
+    assert faulty <= set(block["suspects"]), block["suspects"]
+    honest = {f"voter_{i}" for i in range(1, voters + 1)} - set(faults and [
+        f"voter_{i}" for i in range(1, len(faults.split(",")) + 1)])
+    assert not honest & set(block["suspects"]), block["suspects"]  # nobody honest is accused
+    assert block["messages_sent"] > 0 and block["ballots"]
+    sources = {b["voter"]: b["source"] for b in block["ballots"] if b.get("source")}
+    if "voter_2" not in faulty:
+        assert sources["voter_2"] == "submit_ballot"
+    if mode == "pbft":
+        assert block["views"] >= (1 if faults.split(",")[0] in ("lie", "equivocate") else 0)
+
+
+def test_an_agent_whose_evidence_does_not_match_its_tools_is_caught_without_any_injected_fault(
+        roles, sample_path, invoke_config) -> None:
+    """A hallucinating agent: it ran the tool, then claimed the tool said something else."""
+    roles.scripts["voter 3"] = [aggregate_call(), ballot_call("South", {**NORTH_FACTS, "groups.0.group": "South"}),
+                                ("final", "voted")]
+    out = run(invoke_config, mode="majority", voters=3)
+    block = out["result"]["consensus"]
+    assert block["decision"] == "north" and block["tally"]["cast"] == 2
+    assert "the tool returned 'North'" in block["suspects"]["voter_3"][0]
+
+
+def test_bft_voters_revise_after_seeing_the_tally_and_agree_in_a_later_round(roles, sample_path,
+                                                                              invoke_config) -> None:
+    # n=4, f=1: agreement needs 3. Round 1 splits 2–2; in round 2 voter 3 follows the evidence.
+    for voter in ("voter 3", "voter 4"):
+        roles.scripts[voter] = [aggregate_call(), ballot_call("South", confidence=0.4), ("final", "voted")]
+    roles.scripts["voter 3"] += [aggregate_call(), ballot_call("North", NORTH_FACTS), ("final", "revised")]
+    roles.scripts["voter 4"] += [aggregate_call(), ballot_call("South", confidence=0.4), ("final", "kept")]
+    out = run(invoke_config, mode="bft", voters=4)
+    block = out["result"]["consensus"]
+    assert (block["decision"], block["rounds"], block["fallback"]) == ("north", 2, False)
+    assert [r["tally"] for r in out["rounds"]] == [{"north": 2, "south": 2}, {"north": 3, "south": 1}]
+    assert "voter_3" not in block["suspects"]  # moving to a round-1 leader is a legitimate revision
+    assert roles.calls["voter 1"] == 2 * 2  # every voter was asked once per round (tool, final)
+
+
+def test_bft_without_agreement_after_five_rounds_falls_back_and_says_so(roles, sample_path, invoke_config) -> None:
+    for voter in ("voter 3", "voter 4"):
+        roles.scripts[voter] = [aggregate_call(), ballot_call("South", confidence=0.4), ("final", "no")] * 5
+    out = run(invoke_config, mode="bft", voters=4)
+    block = out["result"]["consensus"]
+    assert block["rounds"] == 5 and block["fallback"] is True
+    assert block["decision"] == "north"  # 2–2 tie broken by summed confidence (offline voters are surer)
+    assert "plurality fallback" in block["reason"] and "tie" in block["reason"]
+
+
+def test_impossible_fault_counts_are_refused_before_any_agent_runs(isolated_env) -> None:
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    cases = {("pbft", "4", "lie,lie"): "needs n ≥ 3f+1 = 7 replicas; got n=4",
+             ("raft", "3", "lie"): "raft tolerates crashes, not lies",
+             ("majority", "3", "voter_9=lie"): "faults name unknown voters",
+             ("qualified", "3", "nap"): "unknown fault 'nap'"}
+    for (mode, voters, faults), message in cases.items():
+        result = CliRunner().invoke(app, ["run", "consensus", "--param", f"mode={mode}", "--param",
+                                          f"voters={voters}", "--param", f"faults={faults}"])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = CliRunner().invoke(app, ["run", "consensus", "--param", "threshold=0.4", "--param", "mode=qualified"])
+    assert result.exit_code == 2 and "0.51–1.0" in result.stderr
+
+
+@pytest.mark.parametrize(("mode", "children"), [("bft", None), ("pbft", {"pbft.pre-prepare", "pbft.prepare",
+                                                                           "pbft.commit", "pbft.view-change"})])
+def test_spans_show_one_child_per_round_and_phase(mode, children, spans, roles, sample_path, invoke_config) -> None:
+    if mode == "bft":
+        for voter in ("voter 3", "voter 4"):
+            roles.scripts[voter] = [aggregate_call(), ballot_call("South", confidence=0.4), ("final", "no")]
+    run(invoke_config, mode=mode, voters=4, faults="lie" if mode == "pbft" else "")
+    finished = spans.get_finished_spans()
+    index = {s.context.span_id: s for s in finished}
+    rounds = [s for s in finished if s.name.startswith("consensus.round ")]
+    assert all(index[s.parent.span_id].name == "node decide" for s in rounds)
+    if mode == "bft":
+        assert sorted(s.name for s in rounds) == ["consensus.round 1", "consensus.round 2"]
+        assert len({s.parent.span_id for s in rounds}) == 2  # each round in its own decide step
+    else:
+        phases = [s for s in finished if s.name.startswith("pbft.")]
+        assert {s.name for s in phases} >= children
+        assert len(phases) == len({s.name for s in phases})  # one child per phase
+        assert all(s.parent.span_id == rounds[0].context.span_id for s in phases)
