@@ -23,7 +23,7 @@ def populate(url: str, threads: dict[str, int]) -> None:
             config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
             for i in range(n):
                 cp = empty_checkpoint()
-                cp["channel_values"] = {"doc": f"{thread} {i} " * 100, "items": list(range(i + 1))}
+                cp["channel_values"] = {"doc": f"{thread} {i} " * 200, "items": list(range(i + 1))}
                 cp["channel_versions"] = {"doc": str(i), "items": str(i)}
                 config = saver.put(config, cp, {"source": "loop", "step": i},
                                    {"doc": str(i), "items": str(i)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.serde.types import ERROR, INTERRUPT
 from langgraph.checkpoint.sqlalchemy import (
     AsyncSQLAlchemySaver,
@@ -111,18 +113,83 @@ def test_metadata_filters_keep_json_types(any_url: str) -> None:
             list(saver.list(None, filter={'bad"key': 1}))
 
 
-def test_large_values_are_compressed_and_read_back(any_url: str) -> None:
+def test_large_values_are_compressed_and_small_ones_inline(any_url: str) -> None:
+    rng = random.Random(3)
+    words = "agent reviewed the report data table column value check model".split()
+    doc = {"text": " ".join(rng.choice(words) for _ in range(1500))}  # ~9 KB, compressible
+    small = {"k": [1, 2, 3], "note": "short"}
     with SQLAlchemySaver.from_conn_string(any_url) as saver:
-        doc = {"text": "the agent reviewed the report " * 200}
-        stored = put(saver, cfg("z"), {"doc": doc}, {"doc": "1"})
+        stored = put(saver, cfg("z"), {"doc": doc, "small": small}, {"doc": "1", "small": "1"})
         saver.put_writes(stored, [("doc", doc)], "task")
         with saver.engine.connect() as conn:
-            row = conn.execute(sa.select(schema.blobs.c.type, sa.func.length(schema.blobs.c.blob))
-                               .where(schema.blobs.c.thread_id == "z")).one()
-        assert row[0] == "zlib:msgpack" and row[1] < 1000
+            rows = conn.execute(sa.select(schema.blobs.c.channel, schema.blobs.c.type,
+                                          sa.func.length(schema.blobs.c.blob))
+                                .where(schema.blobs.c.thread_id == "z")).all()
+        # the small dict lives in the checkpoint row: no blob row, no lookup
+        assert [(r[0], r[1]) for r in rows] == [("doc", "zlib:msgpack")] and rows[0][2] < 6000
         tup = saver.get_tuple(cfg("z"))
-        assert tup.checkpoint["channel_values"]["doc"] == doc
+        assert tup.checkpoint["channel_values"] == {"doc": doc, "small": small}
         assert tup.pending_writes == [("task", "doc", doc)]
+        # an unchanged small value is carried into the next checkpoint row
+        nxt = put(saver, stored, {"doc": doc, "small": small}, {},
+                  versions={"doc": "1", "small": "1"})
+        assert saver.get_tuple(nxt).checkpoint["channel_values"]["small"] == small
+
+
+def test_a_database_of_schema_version_1_is_upgraded_and_stays_readable(any_url: str) -> None:
+    """Version 1 wrote every non-scalar value as a blob row ("empty" rows included) and
+    kept a run_id index; version 2 reads those rows as they are."""
+    from langgraph.checkpoint.sqlalchemy import migrations
+
+    serde = JsonPlusSerializer()
+    engine = sa.create_engine(normalize_url(any_url))
+    with engine.begin() as conn:
+        assert migrations.migrate(conn, target=1) == 1
+        assert "ix_rg_checkpoints_run_id" in {
+            ix["name"] for ix in sa.inspect(conn).get_indexes("rg_checkpoints")}
+        history = [AIMessage(f"old {i}", id=f"o{i}") for i in range(3)]
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"turn": 2}  # v1: only scalars inside the record
+        cp["channel_versions"] = {"turn": "2", "doc": "1", "messages": "2", "gone": "2"}
+        type_, record = serde.dumps_typed(cp)
+
+        def blob(channel: str, version: str, value: Any, **chain: Any) -> dict[str, Any]:
+            t, b = serde.dumps_typed(value) if value is not None else ("empty", None)
+            return {"thread_id": "old", "checkpoint_ns": "", "channel": channel,
+                    "version": version, "type": t, "blob": b, "root_version": version,
+                    "base_version": None, "depth": 0, "item_count": None, **chain}
+
+        conn.execute(schema.blobs.insert(), [
+            blob("doc", "1", {"a": 1}),
+            blob("messages", "1", history[:2], item_count=2),
+            blob("messages", "2", history[2:], root_version="1", base_version="1", depth=1,
+                 item_count=3),
+            blob("gone", "2", None),
+        ])
+        conn.execute(schema.checkpoints.insert().values(
+            thread_id="old", checkpoint_ns="", checkpoint_id=cp["id"], parent_checkpoint_id=None,
+            run_id="run-1", created_at=0, type=type_, checkpoint=record,
+            metadata={"source": "loop", "step": 2, "run_id": "run-1"}))
+    saver = SQLAlchemySaver(engine)
+    try:
+        tup = saver.get_tuple(cfg("old"))  # setup() upgrades first
+        assert tup.checkpoint["channel_values"] == {"turn": 2, "doc": {"a": 1},
+                                                    "messages": history}
+        assert tup.metadata["step"] == 2
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1, 2]
+            assert "ix_rg_checkpoints_run_id" not in {
+                ix["name"] for ix in sa.inspect(conn).get_indexes("rg_checkpoints")}
+        # the thread goes on in the new layout, on top of the old rows
+        nxt = put(saver, tup.config, {"turn": 3, "doc": {"a": 1}, "messages": history},
+                  {"turn": "3"}, versions={"turn": "3", "doc": "1", "messages": "2"})
+        assert saver.get_tuple(nxt).checkpoint["channel_values"]["messages"] == history
+        assert [t.metadata["step"] for t in saver.list(cfg("old"))] == [0, 2]
+        saver.delete_for_runs(["run-1"])
+        assert [t.config for t in saver.list(cfg("old"))] == [nxt]
+    finally:
+        saver.close()
+        engine.dispose()
 
 
 def test_get_next_version_is_sortable_and_accepts_ints() -> None:
@@ -150,7 +217,7 @@ def test_growing_list_is_stored_as_deltas_and_every_checkpoint_reads_back(any_ur
         configs, values = grow_history(saver, "chat", 40)
         rows = [r for r in blob_rows(saver, "chat") if r.channel == "messages"]
         deltas = [r for r in rows if r.base_version is not None]
-        assert len(rows) == 40 and len(deltas) >= 30
+        assert len(rows) == 39 and len(deltas) >= 30  # the 1-message version is inline
         assert max(r.depth for r in rows) >= 8  # chains reach the minimum before a copy
         # a delta holds one message, not the whole history
         full = max(r.size for r in rows if r.base_version is None)
@@ -192,7 +259,8 @@ def test_changed_item_or_fork_is_stored_in_full(sqlite_url: str) -> None:
         assert saver.get_tuple(c7).checkpoint["channel_values"]["messages"] == fork
         assert saver.get_tuple(configs[2]).checkpoint["channel_values"]["messages"] == before
         by_version = {r.version: r for r in blob_rows(saver, "chat")}
-        assert by_version[v].base_version is None and by_version[v2].base_version is None
+        assert by_version[v].base_version is None  # a full copy, not a delta
+        assert v2 not in by_version  # the 2-message fork is small enough to be inline
 
 
 def test_a_new_process_continues_from_a_full_copy(sqlite_url: str) -> None:
@@ -236,7 +304,8 @@ def test_prune_delete_for_runs_and_copy_keep_delta_chains_readable(any_url: str)
 
 
 def test_corrupted_blob_names_thread_checkpoint_and_channel(sqlite_url: str) -> None:
-    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+    with SQLAlchemySaver.from_conn_string(
+            sqlite_url, storage=StorageOptions(inline_max_bytes=0)) as saver:
         stored = put(saver, cfg("broken"), {"doc": {"k": "v" * 500}}, {"doc": "1"})
         with saver.engine.begin() as conn:
             conn.execute(schema.blobs.update().where(schema.blobs.c.channel == "doc")
@@ -274,7 +343,7 @@ def test_setup_is_idempotent_and_versioned(any_url: str) -> None:
         with SQLAlchemySaver.from_conn_string(any_url) as saver:
             saver.setup()
             with saver.engine.connect() as conn:
-                assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1]
+                assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1, 2]
 
 
 @pytest.mark.parametrize("url", ["redis://localhost/0", "relaygraph.db", "oracle://u@h/db"])

@@ -11,6 +11,7 @@ operations on the DBAPI cursor instead (``fastpath.py``).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import threading
@@ -43,9 +44,14 @@ logger = logging.getLogger(__name__)
 
 PRUNE_STRATEGIES = ("keep_latest", "delete")
 DEFAULT_DELTA_SNAPSHOT_EVERY = 64
-DEFAULT_INLINE_STR_MAX = 256
-DEFAULT_COMPRESS_MIN_BYTES = 256
+DEFAULT_INLINE_MAX_BYTES = 512
+DEFAULT_COMPRESS_MIN_BYTES = 2048
 ZLIB_PREFIX = "zlib:"
+#: Key of the stored checkpoint holding small serialized values: {channel: [type, bytes]}.
+INLINE_KEY = "rg_inline"
+#: Key of the stored checkpoint listing the channels whose values are blob rows. Channels
+#: in ``channel_versions`` but in neither place are empty: no row, no lookup.
+BLOBS_KEY = "rg_blobs"
 _CHUNK = 500  # bound on IN-list sizes (SQLite variables, statement length)
 _CHAIN_CACHE_SIZE = 4096
 
@@ -106,6 +112,9 @@ class _PreparedPut:
     checkpoint_row: dict[str, Any]
     blob_rows: list[dict[str, Any]]
     chain_updates: dict[tuple[str, str, str], _ChainState | None] = field(default_factory=dict)
+    remember: dict[tuple[str, str, str], tuple[str, list[Any] | None]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +126,21 @@ class StorageOptions:
       again after at least this many deltas, once they outweigh the last full copy
       (see ``BaseSQLAlchemySaver._snapshot_due``). 0 disables deltas.
     * ``compress_min_bytes`` - serialized values at least this big are stored
-      zlib-compressed (level 1) when that saves 10%; None turns compression off.
-    * ``inline_str_max`` - strings up to this length (and numbers, bools, None) live in
-      the checkpoint row itself, saving a blob row and a lookup.
+      zlib-compressed (level 1) when that saves 10%; None turns compression off. Below
+      about 2 KiB zlib costs more time than the bytes it saves (``bench/checkpointer.py``).
+    * ``inline_max_bytes`` - values that serialize to at most this many bytes (and
+      numbers, bools, None, strings this short) live in the checkpoint row itself:
+      a tiny state is one row per checkpoint, like the official SQLite saver's, with no
+      blob row, index entry or lookup per channel.
+    * ``writes_flush_delay`` - under LangGraph's ``async`` durability, how long a task's
+      writes may wait for the next checkpoint's transaction before they are committed
+      on their own (seconds).
     """
 
     delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY
-    inline_str_max: int = DEFAULT_INLINE_STR_MAX
+    inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
     compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES
+    writes_flush_delay: float = 0.05
 
 
 def _created_at(ts: Any) -> int:
@@ -170,8 +186,13 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         self.dialect = "mysql" if dialect == "mariadb" else dialect
         self._st = schema.statements_for(self.dialect)
         self.delta_snapshot_every = max(0, int(storage.delta_snapshot_every))
-        self.inline_str_max = int(storage.inline_str_max)
+        self.inline_max_bytes = int(storage.inline_max_bytes)
         self._chains: OrderedDict[tuple[str, str, str], _ChainState] = OrderedDict()
+        # How this process last stored each channel version that is not in the
+        # checkpoint's new_versions: its inline bytes, or None for a blob row.
+        self._stored: OrderedDict[tuple[str, str, str], tuple[str, list[Any] | None]] = (
+            OrderedDict()
+        )
         self._chains_lock = threading.Lock()
 
     # --- listeners ----------------------------------------------------------------------
@@ -233,8 +254,19 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 self._chains.move_to_end(key)
             return state
 
-    def _chains_commit(self, updates: dict[tuple[str, str, str], _ChainState | None]) -> None:
+    def _chains_commit(
+        self,
+        updates: dict[tuple[str, str, str], _ChainState | None],
+        stored: dict[tuple[str, str, str], tuple[str, list[Any] | None]] | None = None,
+    ) -> None:
         """Remember what was stored, only once it is committed (a delta's base must exist)."""
+        if stored:
+            with self._chains_lock:
+                for key, how in stored.items():
+                    self._stored[key] = how
+                    self._stored.move_to_end(key)
+                while len(self._stored) > _CHAIN_CACHE_SIZE:
+                    self._stored.popitem(last=False)
         if not updates:
             return
         with self._chains_lock:
@@ -252,13 +284,16 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         with self._chains_lock:
             for key in [k for k in self._chains if k[0] in drop]:
                 del self._chains[key]
+            for key in [k for k in self._stored if k[0] in drop]:
+                del self._stored[key]
 
     # --- encoding ---------------------------------------------------------------------
 
-    def _is_inline(self, value: Any) -> bool:
+    def _is_plain(self, value: Any) -> bool:
+        """Values packed into the checkpoint as they are (no serialization of their own)."""
         if value is None or isinstance(value, (bool, int, float)):
             return True
-        return isinstance(value, str) and len(value) <= self.inline_str_max
+        return isinstance(value, str) and len(value) <= self.inline_max_bytes
 
     def _dumps(self, value: Any) -> tuple[str, bytes]:
         """``serde.dumps_typed``, zlib-compressed when large and it pays off.
@@ -282,53 +317,59 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         type_, data = self.serde.dumps_typed(item)
         return hashlib.blake2b(data, digest_size=16, person=type_.encode()[:16]).digest()
 
-    def _encode_channel(
-        self, thread_id: str, ns: str, channel: str, version: str, value: Any
-    ) -> tuple[dict[str, Any], _ChainState | None]:
-        """One blob row for a channel value: the appended part of a list when possible.
-
-        A list is a delta of the last version this process stored for the channel when
-        its first items serialize to exactly that version's items (compared by digest,
-        so an item changed in place is noticed). The chain restarts with a full value
-        every ``delta_snapshot_every`` versions, which bounds the rows a read joins.
-        """
-        key = (thread_id, ns, channel)
-        row: dict[str, Any] = {
+    def _blob_row(
+        self, thread_id: str, ns: str, channel: str, version: str, type_: str, blob: bytes | None
+    ) -> dict[str, Any]:
+        return {
             "thread_id": thread_id,
             "checkpoint_ns": ns,
             "channel": channel,
             "version": version,
+            "type": type_,
+            "blob": blob,
             "root_version": version,
             "base_version": None,
             "depth": 0,
             "item_count": None,
         }
-        if type(value) is not list or not self.delta_snapshot_every:
-            row["type"], row["blob"] = self._dumps(value)
-            return row, None
-        digests = [self._digest(item) for item in value]
-        prev = self._chain_get(key)
-        count = len(prev.digests) if prev else 0
-        if (
-            prev is not None
-            and prev.version != version
-            and not self._snapshot_due(prev)
-            and len(digests) >= count
-            and digests[:count] == prev.digests
-        ):
-            row["type"], row["blob"] = self._dumps(value[count:])
-            row.update(
-                root_version=prev.root, base_version=prev.version, depth=prev.depth + 1
-            )
-            state = _ChainState(
-                version, prev.root, prev.depth + 1, digests,
-                prev.root_bytes, prev.delta_bytes + len(row["blob"]),
-            )
-        else:
-            row["type"], row["blob"] = self._dumps(value)
-            state = _ChainState(version, version, 0, digests, len(row["blob"]), 0)
+
+    def _encode_channel(
+        self, thread_id: str, ns: str, channel: str, version: str, value: Any
+    ) -> tuple[dict[str, Any] | None, list[Any] | None, _ChainState | None]:
+        """A new channel version: (blob row, None, chain) or (None, [type, bytes], None).
+
+        Small values go inline. A list is a delta of the last version this process
+        stored for the channel when its first items serialize to exactly that
+        version's items (compared by digest, so an item changed in place is noticed).
+        The chain restarts with a full value every ``delta_snapshot_every`` versions,
+        which bounds the rows a read joins.
+        """
+        is_list = type(value) is list and self.delta_snapshot_every > 0
+        prev = self._chain_get((thread_id, ns, channel)) if is_list else None
+        digests: list[bytes] | None = None
+        if prev is not None and prev.version != version and not self._snapshot_due(prev):
+            count = len(prev.digests)
+            if len(value) >= count:
+                digests = [self._digest(item) for item in value]
+                if digests[:count] == prev.digests:
+                    type_, blob = self._dumps(value[count:])
+                    row = self._blob_row(thread_id, ns, channel, version, type_, blob)
+                    row.update(root_version=prev.root, base_version=prev.version,
+                               depth=prev.depth + 1, item_count=len(value))
+                    return row, None, _ChainState(
+                        version, prev.root, prev.depth + 1, digests,
+                        prev.root_bytes, prev.delta_bytes + len(blob),
+                    )
+        type_, blob = self._dumps(value)
+        if len(blob) <= self.inline_max_bytes:
+            return None, [type_, blob], None
+        row = self._blob_row(thread_id, ns, channel, version, type_, blob)
+        if not is_list:
+            return row, None, None
+        if digests is None:
+            digests = [self._digest(item) for item in value]
         row["item_count"] = len(value)
-        return row, state
+        return row, None, _ChainState(version, version, 0, digests, len(blob), 0)
 
     def _snapshot_due(self, chain: _ChainState) -> bool:
         """Whether the next version of a chain should be stored in full.
@@ -359,41 +400,56 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
         _check_length("checkpoint_ns", ns, schema.MAX_NS)
         values = checkpoint["channel_values"]
-        inline = {k: v for k, v in values.items() if self._is_inline(v)}
+        versions = checkpoint["channel_versions"]
+        plain: dict[str, Any] = {}
+        encoded: dict[str, list[Any]] = {}
         blob_rows: list[dict[str, Any]] = []
         updates: dict[tuple[str, str, str], _ChainState | None] = {}
-        for channel, version in new_versions.items():
-            if channel in inline:
-                continue
-            _check_length("channel name", channel, schema.MAX_CHANNEL)
-            ver = str(version)
-            if channel not in values:
-                blob_rows.append(
-                    {
-                        "thread_id": thread_id,
-                        "checkpoint_ns": ns,
-                        "channel": channel,
-                        "version": ver,
-                        "type": "empty",
-                        "blob": None,
-                        "root_version": ver,
-                        "base_version": None,
-                        "depth": 0,
-                        "item_count": None,
-                    }
-                )
+        remember: dict[tuple[str, str, str], tuple[str, list[Any] | None]] = {}
+        in_blobs: list[str] = []
+        for channel in new_versions:
+            if channel not in values:  # the channel was emptied: nothing to store
                 updates[(thread_id, ns, channel)] = None
+        for channel, value in values.items():
+            if self._is_plain(value):
+                plain[channel] = value
                 continue
-            row, state = self._encode_channel(thread_id, ns, channel, ver, values[channel])
-            blob_rows.append(row)
-            updates[(thread_id, ns, channel)] = state
+            key = (thread_id, ns, channel)
+            ver = str(new_versions.get(channel, versions.get(channel)))
+            if channel in new_versions:
+                _check_length("channel name", channel, schema.MAX_CHANNEL)
+                row, inline, state = self._encode_channel(thread_id, ns, channel, ver, value)
+                updates[key] = state
+            else:
+                # Unchanged: reuse how it was stored; else store it again (inline, or a
+                # blob row that the insert ignores when it is already there).
+                with self._chains_lock:
+                    known = self._stored.get(key)
+                if known is not None and known[0] == ver:
+                    if known[1] is not None:
+                        encoded[channel] = known[1]
+                    else:
+                        in_blobs.append(channel)
+                    continue
+                type_, blob = self._dumps(value)
+                inline = [type_, blob] if len(blob) <= self.inline_max_bytes else None
+                row = None if inline else self._blob_row(thread_id, ns, channel, ver, type_, blob)
+            if row is not None:
+                blob_rows.append(row)
+                in_blobs.append(channel)
+            else:
+                encoded[channel] = inline  # type: ignore[assignment]
+            remember[key] = (ver, inline)
         stored = dict(checkpoint)
-        stored["channel_values"] = inline
+        stored["channel_values"] = plain
+        stored[INLINE_KEY] = encoded
+        stored[BLOBS_KEY] = in_blobs
         type_, data = self._dumps(stored)
         md = get_serializable_checkpoint_metadata(config, metadata)
         run_id = md.get("run_id")
         parent = conf.get("checkpoint_id")
         return _PreparedPut(
+            remember=remember,
             checkpoint_row={
                 "thread_id": thread_id,
                 "checkpoint_ns": ns,
@@ -403,7 +459,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 "created_at": _created_at(checkpoint.get("ts")),
                 "type": type_,
                 "checkpoint": data,
-                "metadata": md,
+                "metadata": json.dumps(md, default=str),  # once, no re-encoding
             },
             blob_rows=blob_rows,
             chain_updates=updates,
@@ -478,7 +534,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         }
         return (
             self._put_calls(prepared),
-            lambda: self._chains_commit(prepared.chain_updates),
+            lambda: self._chains_commit(prepared.chain_updates, prepared.remember),
             stored,
         )
 
@@ -533,12 +589,12 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 row.checkpoint_id, "<checkpoint record>",
             )
             pairs, ids = groups.setdefault((row.thread_id, row.checkpoint_ns), (set(), []))
-            inline = checkpoint.get("channel_values") or {}
-            for channel, version in checkpoint.get("channel_versions", {}).items():
-                if channel not in inline:
-                    pairs.add((channel, str(version)))
+            versions = checkpoint.get("channel_versions", {})
+            in_blobs = self._blob_channels(row, checkpoint)
+            for channel in in_blobs:
+                pairs.add((channel, str(versions[channel])))
             ids.append(row.checkpoint_id)
-            decoded.append((row, checkpoint))
+            decoded.append((row, checkpoint, in_blobs))
         chain_rows: dict[tuple[str, str], dict[tuple[str, str], Any]] = {}
         write_rows: dict[tuple[str, str, str], list[Any]] = {}
         for (thread_id, ns), (pairs, ids) in groups.items():
@@ -578,13 +634,12 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 for w in got:
                     write_rows.setdefault((thread_id, ns, w.checkpoint_id), []).append(w)
         out = []
-        for row, checkpoint in decoded:
+        for row, checkpoint, in_blobs in decoded:
             found = chain_rows[(row.thread_id, row.checkpoint_ns)]
             values = dict(checkpoint.get("channel_values") or {})
-            for channel, version in checkpoint.get("channel_versions", {}).items():
-                if channel in values:
-                    continue
-                blob = found.get((channel, str(version)))
+            versions = checkpoint.get("channel_versions", {})
+            for channel in in_blobs:
+                blob = found.get((channel, str(versions[channel])))
                 if blob is None or blob.type == "empty":
                     continue
                 values[channel] = self._resolve_blob(row, channel, blob, found)
@@ -621,6 +676,34 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 )
             )
         return out
+
+    def _blob_channels(self, row: Any, checkpoint: dict[str, Any]) -> list[str]:
+        """Decode the values stored in the checkpoint row into ``channel_values``; return
+        the channels whose values are blob rows.
+
+        Rows written before schema version 2 list no blob channels: every channel with
+        a version that is not in the row may be a blob (or an "empty" marker row).
+        """
+        in_blobs = self._blob_names(checkpoint)
+        checkpoint.pop(BLOBS_KEY, None)
+        values = checkpoint.get("channel_values") or {}
+        encoded = checkpoint.pop(INLINE_KEY, None)
+        if encoded:
+            values = dict(values)
+            for channel, (type_, data) in encoded.items():
+                values[channel] = self._loads(
+                    type_, data, row.thread_id, row.checkpoint_ns, row.checkpoint_id, channel
+                )
+        checkpoint["channel_values"] = values
+        return in_blobs
+
+    @staticmethod
+    def _blob_names(checkpoint: dict[str, Any]) -> list[str]:
+        in_blobs = checkpoint.get(BLOBS_KEY)
+        if in_blobs is not None:
+            return list(in_blobs)
+        values = checkpoint.get("channel_values") or {}
+        return [c for c in checkpoint.get("channel_versions", {}) if c not in values]
 
     def _loads(
         self, type_: str, data: bytes | None, thread_id: str, ns: str,
@@ -716,10 +799,9 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 checkpoint = self._decode(r.type, r.checkpoint)
             except Exception:
                 return 0  # can't tell what an unreadable checkpoint needs: keep all
-            inline = checkpoint.get("channel_values") or {}
-            for channel, version in checkpoint.get("channel_versions", {}).items():
-                if channel not in inline:
-                    keep.add((channel, str(version)))
+            versions = checkpoint.get("channel_versions", {})
+            for channel in self._blob_names(checkpoint):
+                keep.add((channel, str(versions[channel])))
         index = yield query(schema.SELECT_NS_BLOB_INDEX, params)
         base_of = {(b.channel, b.version): b.base_version for b in index}
         stack = [k for k in keep if k in base_of]

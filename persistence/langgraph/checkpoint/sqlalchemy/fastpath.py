@@ -140,6 +140,7 @@ class RawConnections:
         self.postgres = engine.dialect.name == "postgresql"
         self.cache = StatementCache(engine.dialect)
         self.pg_batch = PostgresBatch(self.cache)
+        self._multi: dict[tuple[Any, int], str] = {}
         # Two connections are kept out of the pool: one for writes (already serialized
         # by the caller's commit lock) and one for whichever read finds it free (others
         # use the pool). Why: a pool checkout plus reset per transaction bought nothing
@@ -158,12 +159,46 @@ class RawConnections:
                 sql, params = single
                 self._run(lambda cursor: cursor.execute(sql, params), write=True)
                 return
+        elif self.sqlite and len(calls) == 1:
+            # One table (a put, or a task's writes): a single multi-row INSERT is atomic
+            # on its own, so no BEGIN/COMMIT statements around it.
+            single = self._sqlite_rows(*calls[0])
+            if single is not None:
+                sql, params = single
+                self._run(lambda cursor: cursor.execute(sql, params), write=True)
+                return
 
         def run(cursor: Any) -> None:
             for stmt, rows in calls:
                 execute_rows(cursor, self.cache, stmt, rows)
 
         self._run(run, write=True, autocommit=False)
+
+    _SQLITE_MAX_PARAMS = 32_766
+
+    def _sqlite_rows(
+        self, stmt: sa.Executable, rows: Sequence[Mapping[str, Any]]
+    ) -> tuple[str, list[Any]] | None:
+        """``rows`` as one multi-row INSERT (SQLite applies repeated keys in order, as
+        executemany would: insert-or-ignore keeps the first, an upsert the last)."""
+        raw = self.cache.get(stmt, list(rows[0]))
+        if len(rows) == 1:
+            return raw.sql, raw.bind(rows[0])
+        if len(rows) * len(raw.names) > self._SQLITE_MAX_PARAMS:
+            return None
+        key = (stmt, len(rows))
+        sql = self._multi.get(key)
+        if sql is None:
+            head, _, rest = raw.sql.partition(" VALUES (")
+            close = rest.index(")")
+            group = "(" + rest[:close] + ")"
+            sql = self._multi[key] = (
+                head + " VALUES " + ", ".join([group] * len(rows)) + rest[close + 1 :]
+            )
+        params: list[Any] = []
+        for row in rows:
+            params.extend(raw.bind(row))
+        return sql, params
 
     def read(self, op: Op[T]) -> T:
         """Run a read-only operation in one transaction (one snapshot on SQLite)."""
@@ -223,7 +258,9 @@ class RawConnections:
         cursor = None
         try:
             cursor = conn.cursor()
-            if self.sqlite:
+            if self.sqlite and write and autocommit:
+                result = body(cursor)  # one statement: SQLite commits it by itself
+            elif self.sqlite:
                 cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 result = body(cursor)
                 cursor.execute("COMMIT")

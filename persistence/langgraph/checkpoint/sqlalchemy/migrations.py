@@ -93,17 +93,19 @@ class MigrationSet:
                 "(pip install -U relaygraph) or point RELAYGRAPH_CHECKPOINT_DB at another database"
             )
 
-    def migrate(self, conn: sa.Connection) -> int:
-        """Create or upgrade this set's tables on ``conn`` (inside its transaction)."""
+    def migrate(self, conn: sa.Connection, target: int | None = None) -> int:
+        """Create or upgrade this set's tables on ``conn`` (inside its transaction) to
+        ``target`` (default: the newest; older targets are for upgrade tests)."""
+        target = self.version if target is None else min(target, self.version)
         release = _lock(conn)
         try:
             self.version_table.create(conn, checkfirst=True)
             found = conn.execute(sa.select(sa.func.max(self.version_table.c.v))).scalar() or 0
             self.check_version(found)
-            for version in range(found + 1, self.version + 1):
+            for version in range(found + 1, target + 1):
                 self.steps[version - 1](conn)
                 conn.execute(self.version_table.insert(), {"v": version})
-            return self.version
+            return max(found, target)
         finally:
             release()
 
@@ -155,12 +157,42 @@ def _lock(conn: sa.Connection) -> Callable[[], None]:
 # --- the saver's own tables -----------------------------------------------------------
 
 
+def _v1_metadata() -> sa.MetaData:
+    """The tables as version 1 created them (frozen: later versions change them)."""
+    md = sa.MetaData()
+    checkpoints = schema.checkpoints.to_metadata(md)
+    checkpoints.dialect_options["sqlite"]["with_rowid"] = False
+    sa.Index("ix_rg_checkpoints_run_id", checkpoints.c.run_id)
+    schema.blobs.to_metadata(md)
+    schema.writes.to_metadata(md)
+    return md
+
+
 def _v1_create_tables(conn: sa.Connection) -> None:
-    schema.metadata_obj.create_all(conn, tables=list(schema.TABLES), checkfirst=True)
+    _v1_metadata().create_all(conn, checkfirst=True)
+
+
+def _v2_lean_puts(conn: sa.Connection) -> None:
+    """One row per put: drop the run_id index; SQLite's checkpoints become a rowid table.
+
+    Checkpoint rows of version 1 stay readable as they are (``base.py`` reads both
+    layouts of the checkpoint record), so no row is rewritten.
+    """
+    table = schema.checkpoints.name
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"ALTER TABLE {table} RENAME TO {table}_v1")
+        schema.checkpoints.create(conn)
+        cols = ", ".join(c.name for c in schema.checkpoints.c)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {table}_v1")
+        conn.exec_driver_sql(f"DROP TABLE {table}_v1")  # and its run_id index
+        return
+    if any(ix["name"] == "ix_rg_checkpoints_run_id" for ix in sa.inspect(conn).get_indexes(table)):
+        on = f" ON {table}" if conn.dialect.name in ("mysql", "mariadb") else ""
+        conn.exec_driver_sql(f"DROP INDEX ix_rg_checkpoints_run_id{on}")
 
 
 #: The checkpoint tables (``rg_checkpoint_migrations`` holds their versions).
-CHECKPOINTS = MigrationSet("rg_checkpoint", [_v1_create_tables])
+CHECKPOINTS = MigrationSet("rg_checkpoint", [_v1_create_tables, _v2_lean_puts])
 
 MIGRATIONS = CHECKPOINTS.steps
 SCHEMA_VERSION = CHECKPOINTS.version
@@ -176,6 +208,6 @@ def check_version(found: int) -> None:
     CHECKPOINTS.check_version(found)
 
 
-def migrate(conn: sa.Connection) -> int:
+def migrate(conn: sa.Connection, target: int | None = None) -> int:
     """Create or upgrade the checkpoint tables on ``conn`` (inside its transaction)."""
-    return CHECKPOINTS.migrate(conn)
+    return CHECKPOINTS.migrate(conn, target)

@@ -2,11 +2,12 @@
 
 Layout (why):
 
-* ``rg_checkpoints`` - one small row per checkpoint: the checkpoint with its large
-  channel values removed, metadata as JSON (filterable on every dialect), ``run_id``
-  pulled out for ``delete_for_runs`` and ``created_at`` for retention.
-* ``rg_checkpoint_blobs`` - one row per (thread, namespace, channel, version), written
-  only for ``new_versions``. A list that extends an earlier stored version of its
+* ``rg_checkpoints`` - one row per checkpoint: the checkpoint with its small channel
+  values serialized inside (a tiny state needs no other row), metadata as JSON
+  (filterable on every dialect), ``run_id`` pulled out for ``delete_for_runs`` and
+  ``created_at`` for retention. Only the primary key is indexed.
+* ``rg_checkpoint_blobs`` - one row per (thread, namespace, channel, version) of a value
+  too large to inline, written only for ``new_versions``. A list that extends an earlier stored version of its
   channel is stored as the appended items plus ``base_version``; ``root_version`` and
   ``depth`` let one self-join fetch a whole delta chain, and a full snapshot every N
   deltas bounds it.
@@ -61,8 +62,27 @@ class MetadataJSON(TypeDecorator):
             return dialect.type_descriptor(postgresql.JSONB())
         return dialect.type_descriptor(sa.JSON())
 
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        return None if value is None else _jsonable(value)
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        """Metadata arrives as JSON text, encoded once by the saver (not dumped, loaded
+        and dumped again); other values are encoded here."""
+
+        def text(value: Any) -> Any:
+            if value is None or isinstance(value, str):
+                return value
+            return json.dumps(value, default=str)
+
+        if dialect.name != "postgresql":
+            return text
+        from psycopg.types.json import Jsonb
+
+        def jsonb(value: Any) -> Any:
+            return None if value is None else Jsonb(text(value), dumps=_as_is)
+
+        return jsonb
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 metadata_obj = sa.MetaData()
@@ -79,8 +99,9 @@ checkpoints = sa.Table(
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("checkpoint", _BLOB, nullable=False),
     sa.Column("metadata", MetadataJSON, nullable=False),
-    sa.Index("ix_rg_checkpoints_run_id", "run_id"),
-    sqlite_with_rowid=False,
+    # No index on run_id (schema v2): every put paid for it and only delete_for_runs,
+    # a rare maintenance call, reads by it. A rowid table on SQLite (v2): checkpoint
+    # rows are too large for a WITHOUT ROWID b-tree (SQLite advises under ~1/20 page).
 )
 
 blobs = sa.Table(
