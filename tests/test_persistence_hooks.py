@@ -18,6 +18,7 @@ from langgraph.checkpoint.sqlalchemy import (
     create_tables,
     schema,
 )
+from langgraph.checkpoint.sqlalchemy import migrations
 from langgraph.checkpoint.sqlalchemy.engines import make_engine
 
 
@@ -105,9 +106,10 @@ def test_a_named_set_creates_and_upgrades_its_tables_beside_the_checkpoints(any_
         columns = {c["name"] for c in sa.inspect(saver.engine).get_columns("test_notes")}
         assert columns == {"id", "body", "author"}
         # the checkpoint set kept its own version table, untouched
-        assert _versions(saver.engine, MigrationSet("rg_checkpoint", [])) == [1]
+        own = list(range(1, migrations.SCHEMA_VERSION + 1))
+        assert _versions(saver.engine, MigrationSet("rg_checkpoint", [])) == own
         with saver.engine.connect() as conn:
-            assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1]
+            assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == own
         with pytest.raises(SchemaVersionError, match="test_notes tables .* schema version 2.*upgrade"):
             saver.migrate(v1)  # older code on a newer database
 
