@@ -5,9 +5,10 @@
     relaygraph resume THREAD                continue an interrupted/crashed run, or answer an approval
     relaygraph history / fork THREAD        time travel (runtime/cli_threads.py)
     relaygraph db / model / traces ...      saver upkeep, the local LLM server, stored traces
+    relaygraph agents [--capability C]      the agent registry (cli/agents.py)
 
 Errors are one line on stderr with a nonzero exit; ``--debug`` shows the traceback. This is
-the only module besides langgraph.json that imports ``graphs``.
+with cli/agents.py (the registry) the only module besides langgraph.json that imports ``graphs``.
 """
 
 from __future__ import annotations
@@ -342,7 +343,8 @@ def _register_subapps() -> None:
     """Sub-command groups owned by other modules (persistence, local model, ...)."""
     for module_name, attr, name in (("relaygraph.cli.db", "db_app", "db"), ("relaygraph.cli.model", "model_app", "model"),
                                      ("relaygraph.cli.traces", "traces_app", "traces"),
-                                     ("relaygraph.cli.plan", "plan_app", "plan")):
+                                     ("relaygraph.cli.plan", "plan_app", "plan"),
+                                     ("relaygraph.cli.agents", "agents_app", "agents")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -17,9 +17,9 @@ Strategies (each a pure function here; the graph adds the agents):
   the weighted centre (numeric) or, once its concession budget covers the gap, to the best
   supported option (categorical); agreement when similarity ≥ 0.8;
 * ``compromise`` — numeric: the weighted mean; categorical: the option with the most weight;
-* ``majority`` — one vote per agent, most votes wins, ties to the higher total weight then name.
-  A minimal local tally: replace with the consensus engineer's ``coordination/voting.py`` once
-  it lands;
+* ``majority`` — one ballot per agent through the consensus voting
+  (:func:`relaygraph.coordination.voting.tally`, mode ``majority``: more than half of the
+  agents); without such a majority, its plurality fallback decides and the result says so;
 * ``arbitration``, ``auction`` and ``game`` are run by the graph (a mediator agent; the auctions
   of :mod:`relaygraph.coordination.auctions`; :func:`relaygraph.coordination.games.solve`).
 
@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from relaygraph.coordination.ballots import Ballot, normalize_choice
+from relaygraph.coordination.voting import VotingMode, plurality, tally
 
 Strategy = Literal["negotiation", "arbitration", "majority", "compromise", "auction", "game"]
 STRATEGIES: tuple[str, ...] = ("negotiation", "arbitration", "majority", "compromise", "auction", "game")
@@ -202,18 +204,19 @@ def compromise(conflict: Conflict) -> Resolution:
 
 
 def majority(conflict: Conflict) -> Resolution:
-    """One vote per agent for its option (numeric values vote as themselves)."""
-    votes: Counter[str] = Counter(str(p.value) for p in conflict.proposals)
-    weight: dict[str, float] = defaultdict(float)
-    for p in conflict.proposals:
-        weight[str(p.value)] += p.weight
-    winner = min(votes, key=lambda o: (-votes[o], -weight[o], o))
-    top = votes[winner]
-    strict = top * 2 > len(conflict.proposals)
-    value: float | str = winner if conflict.kind == "categorical" else float(winner)
-    reason = (f"{top} of {len(conflict.proposals)} votes" + ("" if strict else
-              " (plurality; ties broken by total weight, then name)"))
-    return Resolution(strategy="majority", resolved=True, value=value, detail={"votes": dict(votes)}, reason=reason)
+    """One ballot per agent for its own position (numbers vote as themselves), tallied by the
+    consensus voting; confidence is the agent's weight relative to the heaviest agent's."""
+    heaviest = max(p.weight for p in conflict.proposals)
+    ballots = [Ballot(voter=p.agent, choice=str(p.value), confidence=p.weight / heaviest, rationale=p.rationale)
+               for p in conflict.proposals]
+    result = tally(ballots, VotingMode.MAJORITY)
+    if result.decision is None:
+        result = plurality(ballots)
+    original = {normalize_choice(str(p.value)): p.value for p in conflict.proposals}
+    value = original.get(result.decision) if result.decision is not None else None
+    return Resolution(strategy="majority", resolved=value is not None, value=value,
+                      detail={"votes": result.support, "mode": result.mode, "tie": result.tie},
+                      reason=result.reason)
 
 
 # --- strategy selection -----------------------------------------------------------------------

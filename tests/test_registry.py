@@ -37,3 +37,18 @@ def test_the_registry_finds_agents_by_every_requirement() -> None:
 
 def test_agent_specs_without_capabilities_still_work() -> None:
     assert AgentSpec(name="x", role="r", instructions="i", tools=()).capabilities == ()
+
+
+def test_relaygraph_agents_lists_every_graph_and_filters_by_capability() -> None:
+    import json
+
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    listed = CliRunner().invoke(app, ["agents", "--json"])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert {"sequential", "parallel"} <= {r["graph"] for r in rows}
+    assert any(r["name"] == "report" and r["tools"] == ["write_report"] for r in rows)
+    bad = CliRunner().invoke(app, ["agents", "--capability", "x>=latest"])
+    assert bad.exit_code == 2 and "not a version" in bad.stderr

@@ -1,0 +1,65 @@
+"""The agent registry over ``AgentSpec``s: who exists, what they can do, where they serve.
+
+Graph modules declare their agents as module-level ``AgentSpec``s (alone or in dicts, lists
+and tuples); :func:`specs_in` finds them, so a graph joins the registry by declaring agents,
+with no registration call to forget. Capability matching is the pure logic of
+:mod:`relaygraph.coordination.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel
+from relaygraph.coordination.registry import Registry, Requirement
+from relaygraph.nodes.agent import AgentSpec
+
+__all__ = ["AgentEntry", "Registry", "Requirement", "entries", "parse_requirement", "specs_in"]
+
+
+def specs_in(module: ModuleType) -> list[AgentSpec]:
+    """Every AgentSpec a module declares at top level, once each, in declaration order."""
+    found: dict[str, AgentSpec] = {}
+
+    def visit(value: Any) -> None:
+        if isinstance(value, AgentSpec):
+            found.setdefault(value.name, value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    for name, value in vars(module).items():
+        if not name.startswith("_"):
+            visit(value)
+    return list(found.values())
+
+
+class AgentEntry(BaseModel):
+    """One row of ``relaygraph agents``."""
+
+    graph: str
+    name: str
+    role: str
+    capabilities: list[str]
+    tools: list[str]
+
+
+def entries(graphs: Iterable[tuple[str, ModuleType]], *requirements: Requirement) -> list[AgentEntry]:
+    """The registry of each graph's agents, filtered by ``requirements`` (all must hold)."""
+    rows = []
+    for graph, module in graphs:
+        for spec in Registry(specs_in(module)).find(*requirements):
+            rows.append(AgentEntry(graph=graph, name=spec.name, role=spec.role,
+                                   capabilities=[str(c) for c in spec.capabilities], tools=list(spec.tools)))
+    return rows
+
+
+def parse_requirement(text: str) -> Requirement:
+    """``name`` or ``name>=version`` (the form ``relaygraph agents --capability`` takes)."""
+    name, _, version = text.partition(">=")
+    return Requirement(name=name.strip(), min_version=version.strip() or "0")
