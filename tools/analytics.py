@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from relaygraph.tools import frames, roles
+from relaygraph.tools import markdown as md
 from relaygraph.tools.cleaning import implied_constraints
 from relaygraph.tools.data import DATASET_INPUT, PARTITION_INPUT, DataTool
 from relaygraph.tools.frames import observation
@@ -128,9 +129,10 @@ class SegmentCustomersTool(DataTool):
         top = max(segments, key=lambda s: segments[s]["share_of_revenue"] or 0)
         skipped = int(frame[customer].isna().sum())
         return observation(
-            f"{len(table)} customers in {sum(1 for s in segments.values() if s['customers'])} segments; "
-            f"{top} ({segments[top]['customers']} customers) bring "
-            f"{(segments[top]['share_of_revenue'] or 0):.1%} of {metric}.",
+            f"{md.plural(len(table), 'customer')} in "
+            f"{md.plural(sum(1 for s in segments.values() if s['customers']), 'segment')}; "
+            f"{top} ({md.plural(segments[top]['customers'], 'customer')}) bring "
+            f"{(segments[top]['share_of_revenue'] or 0):.1%} of the {metric} of customers with an id and a date.",
             dataset=self.workspace.display(path),
             partition=partition,
             customer_column=customer,
@@ -183,7 +185,7 @@ class ScoreRecordsTool(DataTool):
         labels = frame[key].astype(str) if key else frame.index.astype(str)
         ranked = pd.DataFrame({"record": labels, "score": scores}).sort_values("score", ascending=False)
         return observation(
-            f"{len(frame)} records scored on {metric}: mean {scores.mean():.1f}, "
+            f"{md.plural(len(frame), 'record')} scored on {metric}: mean {scores.mean():.1f}, "
             f"{bands['high']} high, {bands['medium']} medium, {bands['low']} low.",
             dataset=self.workspace.display(path),
             partition=partition,

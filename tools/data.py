@@ -79,7 +79,7 @@ class ListDatasetsTool(DataTool):
 
     def forward(self) -> str:
         names = self.workspace.list_datasets()
-        return observation(f"{len(names)} dataset(s) available.", datasets=names)
+        return observation(f"{md.plural(len(names), 'dataset')} available.", datasets=names)
 
 
 class ProfileDatasetTool(DataTool):
@@ -414,7 +414,8 @@ class DetectOutliersTool(DataTool):
                 }
         total = sum(v["count"] for v in found.values())
         return observation(
-            f"{total} outlier values ({method}) across {len(found)} of {len(columns)} numeric columns.",
+            f"{md.plural(total, 'outlier value')} ({method}) across {len(found)} of "
+            f"{md.plural(len(columns), 'measure column')}.",
             dataset=self.workspace.display(path),
             method=method,
             outliers=found,
