@@ -1,7 +1,7 @@
 """Agent nodes: a LangGraph node that runs one smolagents ``ToolCallingAgent``.
 
-    state ──► task + <context> ──► fresh ToolCallingAgent(tools, model) ──► ReAct loop
-                                                   │ step callback
+    state ──► prompt (+ RunBrief for models that take one) ──► fresh RecordingAgent ──► ReAct loop
+                                                   │ step callback (+ typed ToolResults by call id)
                                                    ▼
     state ◄── steps, answer, context artifacts ◄── StepRecorder
 
@@ -10,8 +10,9 @@ shared instance would leak one run's — or one parallel branch's — steps into
 
 Confidence (0–1) is derived from evidence, not asked of the model:
 
-* a step's *evidence* is 1.0 for a tool call with a structured (JSON) observation, 0.7 for a
-  plain-text observation, 0.5 for a step with no tool call, 0.2 for a step that errored;
+* a step's *evidence* is 1.0 for a tool call that returned a typed
+  :class:`~relaygraph.tools.ToolResult`, 0.7 for a plain-text observation, 0.5 for a step with
+  no tool call, 0.2 for a step that errored;
 * it is scaled by the remaining step budget, ``1 - 0.3 * step / max_steps``, because an agent
   that needs most of its budget is less sure of its path;
 * the final-answer step carries the agent's confidence: the mean evidence of its tool steps,
@@ -30,7 +31,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 import pandas as pd
@@ -45,11 +46,14 @@ from relaygraph.coordination.registry import Capability
 from relaygraph.nodes.state import AgentStep, NodeProgress
 from relaygraph.observability import telemetry
 from relaygraph.providers import agent_model
-from relaygraph.tools import Workspace, build_tools
+from relaygraph.providers.brief import CallOutcome, RunBrief, hand_brief
+from relaygraph.tools import ToolResult, Workspace, build_tools, result_of
 from relaygraph.tools.ledger import CallScope, guard_side_effects, ledger_for
+from relaygraph.tools.result import truncate
 from relaygraph.tools.sample import SAMPLE_NAME, ensure_sample
 from smolagents import Tool, ToolCallingAgent
-from smolagents.memory import ActionStep
+from smolagents.memory import ActionStep, ToolCall
+from smolagents.models import ChatMessage
 from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentError
 
@@ -92,23 +96,36 @@ class AgentRunError(RuntimeError):
         return (type(self), (self.record,))
 
 
-def truncate(text: str, limit: int) -> str:
-    """Keep the head of long observations, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [truncated {len(text) - limit} chars]"
+class RecordingAgent(ToolCallingAgent):
+    """A ToolCallingAgent that keeps each tool call's typed result, by call id.
+
+    smolagents puts only the observation *text* into its memory step; the typed
+    :class:`~relaygraph.tools.ToolResult` travels on the tool's return value (an
+    ``Observation``), which this captures as the calls complete — for the step record
+    (:class:`StepRecorder`) and for the run brief a rule-based model reads.
+    """
+
+    def __init__(self, *args: Any, brief: RunBrief, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.brief = brief
+        self.tool_results: dict[str, ToolResult] = {}
+
+    def process_tool_calls(self, chat_message: ChatMessage, memory_step: ActionStep) -> Generator[Any]:
+        for event in super().process_tool_calls(chat_message, memory_step):
+            result = result_of(getattr(event, "output", None))
+            if result is not None:
+                self.tool_results[event.id] = result
+                self.brief.calls[event.id] = CallOutcome(tool=event.tool_call.name, summary=result.summary,
+                                                         artifacts=result.artifacts)
+            yield event
 
 
-def evidence(step: ActionStep) -> float:
+def evidence(step: ActionStep, result: ToolResult | None) -> float:
     if step.error is not None:
         return 0.2
     if not step.tool_calls:
         return 0.5
-    try:
-        json.loads(step.observations or "")
-        return 1.0
-    except (json.JSONDecodeError, TypeError):
-        return 0.7
+    return 1.0 if result is not None else 0.7
 
 
 class StepRecorder:
@@ -121,7 +138,7 @@ class StepRecorder:
         self.tool_evidence: list[float] = []
         self.calls: list[dict[str, Any]] = []  # every call (a step may make several), for the loop guard
         self.loop_reason: str | None = None
-        self.observations: list[str] = []
+        self.artifacts: dict[str, str] = {}
 
     def budget(self, step_number: int) -> float:
         return 1 - 0.3 * min(step_number, self.max_steps) / self.max_steps
@@ -137,10 +154,13 @@ class StepRecorder:
         calls = step.tool_calls or []
         call = calls[0] if calls else None
         is_final = bool(call and call.name == "final_answer")
+        result = _typed_result(agent, call) if step.error is None else None
         if call and not is_final:
-            self.tool_evidence.append(evidence(step))
-            if step.error is None and step.observations:
-                self.observations.append(step.observations)
+            self.tool_evidence.append(evidence(step, result))
+        if step.error is None:  # every successful call's artifacts, in order: the newest wins
+            for c in calls:
+                if (typed := _typed_result(agent, c)) is not None:
+                    self.artifacts.update(typed.artifacts)
         usage = step.token_usage
         thought = step.model_output if isinstance(step.model_output, str) else ""
         observation = step.observations or ("" if step.action_output is None else str(step.action_output))
@@ -152,11 +172,14 @@ class StepRecorder:
                 thought=truncate(thought.strip(), 500),
                 tool=call.name if call else None,
                 arguments=_jsonable_args(call.arguments) if call else {},
-                observation=truncate(observation, self.limit),
+                observation=observation if result else truncate(observation, self.limit),  # already cut
+                summary=result.summary if result else "",
+                facts=result.facts if result else {},
+                artifacts=result.artifacts if result else {},
                 error=str(step.error) if step.error else None,
                 confidence=round(
                     self.agent_confidence(step.step_number) if is_final
-                    else evidence(step) * self.budget(step.step_number), 3),
+                    else evidence(step, result) * self.budget(step.step_number), 3),
                 duration_s=round(step.timing.duration or 0.0, 4),
                 input_tokens=usage.input_tokens if usage else None,
                 output_tokens=usage.output_tokens if usage else None,
@@ -171,6 +194,11 @@ class StepRecorder:
             self.loop_reason = metareasoning.loop_guard(self.calls)
             if self.loop_reason:
                 agent.interrupt()
+
+
+def _typed_result(agent: Any, call: ToolCall | None) -> ToolResult | None:
+    results = getattr(agent, "tool_results", None) or {}
+    return results.get(call.id) if call is not None else None
 
 
 def _jsonable_args(arguments: Any) -> dict[str, Any]:
@@ -199,14 +227,32 @@ def allowed_values(workspace: Workspace, dataset: str) -> dict[str, list[str]]:
     return {"dataset": [dataset], "columns": columns}
 
 
+def visible_context(context: dict[str, Any]) -> dict[str, Any]:
+    """The context an agent is shown (``_``-prefixed keys are the graph's own bookkeeping)."""
+    return {k: v for k, v in context.items() if not k.startswith("_")}
+
+
+def goal(state: dict[str, Any]) -> str:
+    return state.get("task") or "analyse the dataset"
+
+
 def render_task(spec: AgentSpec, state: dict[str, Any], context: dict[str, Any]) -> str:
-    """The agent's task: its instructions, the overall goal, and the run context as JSON."""
-    visible = {k: v for k, v in context.items() if not k.startswith("_")}
-    return (  # instructions first: the offline policy follows the order they name tools in
-        f"{spec.instructions}\n\nYou are the {spec.role} in a team. "
-        f"The team's overall goal: {state.get('task') or 'analyse the dataset'}\n\n"
-        f"<context>{json.dumps(visible, default=str)}</context>"
+    """The agent's prompt, written for a language model: who it is, the goal, its job, the facts.
+
+    Rule-based models get the same information as data (:func:`brief_for`), so nothing here is
+    worded or ordered for them.
+    """
+    return (
+        f"You are the {spec.role} in a team. The team's overall goal: {goal(state)}\n\n"
+        f"Your part: {spec.instructions}\n\n"
+        f"Run context (JSON): {json.dumps(visible_context(context), default=str)}"
     )
+
+
+def brief_for(spec: AgentSpec, state: dict[str, Any], context: dict[str, Any]) -> RunBrief:
+    """The run as structured data, for models that take a brief (see :mod:`relaygraph.providers.brief`)."""
+    return RunBrief(agent=spec.name, role=spec.role, instructions=spec.instructions, goal=goal(state),
+                    context=json.loads(json.dumps(visible_context(context), default=str)))
 
 
 def thread_id(config: RunnableConfig | None) -> str:
@@ -266,13 +312,17 @@ def make_agent_node(
         # Tracing: invoke_agent span with a react_step span per step, LLM and tool call spans.
         agent_trace = telemetry.AgentTrace(spec.name, node=node_name, thread_id=thread_id(config),
                                            provider=settings.provider, model=None, attempt=attempt)
-        tools = build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset)) + (
-            extra_tools(context) if extra_tools else [])
+        tools = build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset),
+                            settings.observation_chars) + (extra_tools(context) if extra_tools else [])
         # side-effecting tools run once per task, even when the task runs again after a crash
         tools = guard_side_effects(tools, *ledger_for(_checkpointer(config)), call_scope(config))
-        agent = ToolCallingAgent(
+        model = agent_model(settings)
+        brief = brief_for(spec, state, context)
+        hand_brief(model, brief)
+        agent = RecordingAgent(
             tools=tools,
-            model=agent_model(settings),
+            model=model,
+            brief=brief,
             max_steps=max_steps,
             name=spec.name,
             instructions=spec.instructions,
@@ -304,9 +354,7 @@ def make_agent_node(
                                       recorder.steps[-1].confidence if recorder.steps else None)
 
         answer = str(run.output)
-        artifacts: dict[str, Any] = {"dataset": dataset}
-        for text in recorder.observations:
-            artifacts.update(_artifacts(text))
+        artifacts: dict[str, Any] = {"dataset": dataset, **recorder.artifacts}
         findings = {spec.name: truncate(re.sub(r"\s*\n\s*", "; ", answer.strip()), 600)}
         duration = round(time.perf_counter() - started, 4)
         return {
@@ -319,15 +367,6 @@ def make_agent_node(
 
     run_agent.__name__ = f"agent_{node_name}"
     return run_agent
-
-
-def _artifacts(observation: str) -> dict[str, Any]:
-    try:
-        value = json.loads(observation)
-    except json.JSONDecodeError:
-        return {}
-    found = value.get("artifacts") if isinstance(value, dict) else None
-    return {k: v for k, v in found.items() if k != "columns"} if isinstance(found, dict) else {}
 
 
 def _first_line(text: str) -> str:

@@ -1,7 +1,7 @@
 """Handoffs between agents: explicit tools, validated transfers, rollback and a loop guard.
 
     agent node ──► ToolCallingAgent(domain tools + handoff_<peer> tools)
-        │  the first successful handoff_<peer> call's observation is a typed HandoffPayload
+        │  the first successful handoff_<peer> call's result carries a typed HandoffPayload (facts)
         ▼
     TransferContext.model_validate(payload, context={allowed peers, workspace})
         ├─ invalid ──► Command(goto=sender): roll back (the turn's context/answers are dropped,
@@ -11,14 +11,13 @@
 
 A smolagents tool cannot return a LangGraph ``Command``: the agent loop owns its return value.
 So the handoff tool does what a tool can do honestly — it states the transfer as a typed
-observation — and the *node*, which owns the graph's control flow, validates it and turns it
+result — and the *node*, which owns the graph's control flow, validates it and turns it
 into ``Command(goto=...)``. An agent hands off at most once per turn (the tool refuses a second
 transfer), and handing back to an agent that has already worked on the request needs a reason.
 """
 
 from __future__ import annotations
 
-import json
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,8 +38,7 @@ from pydantic import (
 from relaygraph.config.settings import settings_from_config
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, thread_id
 from relaygraph.nodes.state import WorkflowState, merge_dicts
-from relaygraph.tools import Workspace
-from relaygraph.tools.frames import observation
+from relaygraph.tools import ToolResult, TypedTool, Workspace
 from smolagents import Tool
 
 HANDOFF_PREFIX = "handoff_"
@@ -108,7 +106,7 @@ class Turn:
     handed_to: str | None = None
 
 
-class HandoffTool(Tool):
+class HandoffTool(TypedTool):
     """``handoff_<peer>``: state a transfer of the request to one peer agent."""
 
     inputs: ClassVar[dict] = {
@@ -126,7 +124,7 @@ class HandoffTool(Tool):
         self.peer, self.turn, self.visited = peer, turn, visited
         super().__init__()
 
-    def forward(self, reason: str | None = None, dataset: str | None = None) -> str:
+    def forward(self, reason: str | None = None, dataset: str | None = None) -> ToolResult:
         if self.turn.handed_to:
             raise ValueError(f"You already handed off to {self.turn.handed_to} in this turn; "
                              "give your final answer now.")
@@ -135,7 +133,7 @@ class HandoffTool(Tool):
                              "with a reason, or choose another agent.")
         self.turn.handed_to = self.peer
         payload = HandoffPayload(target=self.peer, reason=reason, dataset=dataset)
-        return observation(f"Handing off to {self.peer}.", handoff=payload.model_dump())
+        return ToolResult(summary=f"Handing off to {self.peer}.", facts={"handoff": payload.model_dump()})
 
 
 def handoff_tools(peers: dict[str, str], visited: set[str]) -> list[Tool]:
@@ -192,8 +190,8 @@ def first_transfer(steps: Sequence[dict[str, Any]]) -> tuple[HandoffPayload | No
         if not str(step.get("tool") or "").startswith(HANDOFF_PREFIX) or step.get("error"):
             continue
         try:
-            return HandoffPayload.model_validate(json.loads(step["observation"])["handoff"]), None
-        except (json.JSONDecodeError, KeyError, TypeError, ValidationError) as exc:
+            return HandoffPayload.model_validate(step["facts"]["handoff"]), None
+        except (KeyError, TypeError, ValidationError) as exc:
             return None, f"unreadable handoff payload: {exc}"
     return None, None
 

@@ -16,8 +16,6 @@ Isolation is by construction, not by care:
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypedDict
@@ -98,26 +96,20 @@ def fan_out(state: dict[str, Any], plan: ParallelPlan, node: str) -> list[Send]:
     return sends
 
 
-PEEK = {"summary": r'^\{"summary": ("(?:[^"\\]|\\.)*")', "rows": r'"rows": (\d+)'}
-
-
 def tool_facts(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per tool the branch called successfully: its summary and headline numbers."""
+    """Per tool the branch called successfully: its summary and headline numbers.
+
+    Read from the steps' typed results (``summary``/``facts``), never from the observation
+    text, which is cut for the model.
+    """
     facts: dict[str, dict[str, Any]] = {}
     for step in steps:
         tool = step.get("tool")
         if not tool or tool == "final_answer" or step.get("error"):
             continue
-        text = step.get("observation") or ""
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:  # truncated in the step record: keep what can be read
-            value = {key: json.loads(m.group(1)) for key, pattern in PEEK.items()
-                     if (m := re.search(pattern, text))}
-        if not isinstance(value, dict):
-            continue
-        facts[tool] = {"summary": value.get("summary", "")} | {
-            k: v for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        found = step.get("facts") or {}
+        facts[tool] = {"summary": step.get("summary", "")} | {
+            k: v for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
         }
     return facts
 

@@ -39,7 +39,10 @@ class AgentStep(BaseModel):
     thought: str = ""
     tool: str | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
-    observation: str = ""
+    observation: str = ""  # the text the model read, cut at observation_chars
+    summary: str = ""  # the tool's typed result, whole: its summary line, facts and artifacts
+    facts: dict[str, Any] = Field(default_factory=dict)
+    artifacts: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
     confidence: float = Field(ge=0.0, le=1.0)
     duration_s: float = 0.0

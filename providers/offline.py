@@ -7,23 +7,28 @@ it is a real smolagents ``Model`` and a real LangChain chat model with ``bind_to
 
 The rules, in order:
 
-1. **Which tools.** A tool is relevant when a word of the task shares a stem with a word of
-   the tool's name (``"validate the data"`` → ``validate_dataset``). Relevant tools are used in
-   the order the task mentions them; if the task mentions none, every tool is used in order.
-2. **Which arguments.** Each parameter is filled from the run context (a ``<context>`` JSON
-   block the agent node puts in the task), else from ``artifacts`` reported by earlier tool
-   observations (the newest wins), else from the schema's ``enum``/``default``. Optional
-   parameters with no known value are left out so the tool infers them.
+1. **Which tools.** A tool is relevant when a word of the agent's instructions (then of the
+   team's goal) shares a stem with a word of the tool's name (``"validate the data"`` →
+   ``validate_dataset``). Relevant tools are used in the order the instructions mention them;
+   if they mention none, every tool is used in order.
+2. **Which arguments.** Each parameter is filled from the ``artifacts`` of earlier successful
+   calls (the newest wins), else from the run context, else from the schema's
+   ``enum``/``default``. Optional parameters with no known value are left out so the tool
+   infers them.
 3. **Reacting to errors.** A failed call is retried once with only its required arguments
    (the usual cause is a wrong optional value); a second failure moves on.
 4. **Finishing.** When every relevant tool has been tried, it calls ``final_answer`` with the
-   observations' own summaries — so the answer contains only numbers the tools computed.
+   tools' own summaries — so the answer contains only numbers the tools computed.
+
+Instructions, goal, context, and each call's summary and artifacts come from the agent node as
+data — a :class:`~relaygraph.providers.brief.RunBrief` — never parsed back out of the prompt, so
+the prompt can be worded and ordered for a language model. Only what the model itself said and
+was told (its calls and their errors) is read from smolagents' memory messages.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -35,6 +40,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from relaygraph.providers.brief import CallOutcome, RunBrief
 from smolagents import Model
 from smolagents.models import (
     ChatMessage,
@@ -46,7 +52,6 @@ from smolagents.models import (
 OFFLINE_LABEL = "offline (deterministic rule-based policy; no LLM was used)"
 OFFLINE_MODEL_ID = "relaygraph-offline-policy"
 
-CONTEXT_RE = re.compile(r"<context>\s*(\{.*?\})\s*</context>", re.S)
 GENERIC_STEMS = {"datas", "data", "file", "the", "and", "from", "with", "for"}
 WORD_RE = re.compile(r"[a-z][a-z0-9]+")
 FAILED_CALL_RE = re.compile(r"Error executing tool '([^']+)' with arguments (\{.*?\}): ", re.S)
@@ -71,21 +76,9 @@ def _text(content: Any) -> str:
     return str(content)
 
 
-def parse_context(text: str) -> dict[str, Any]:
-    """The run context the agent node embedded in the task (empty when absent)."""
-    match = CONTEXT_RE.search(text)
-    if not match:
-        return {}
-    try:
-        value = json.loads(match.group(1))
-    except json.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def rank_tools(task: str, tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rule 1: the tools the task asks for, in the order it asks for them."""
-    words = _stems(CONTEXT_RE.sub(" ", task))
+    words = _stems(task)
     positions: list[tuple[int, int, dict[str, Any]]] = []
     for order, tool in enumerate(tools):
         name_stems = {_stem(w) for w in tool["name"].split("_")} - GENERIC_STEMS
@@ -130,27 +123,33 @@ class Call:
     arguments: dict[str, Any]
     observation: str = ""
     error: bool = False
+    id: str = ""
 
 
 @dataclass
 class Transcript:
-    """What the policy can know: the task, its context and the calls made so far."""
+    """What the policy can know: the brief (task, context, call outcomes) and the calls made."""
 
     task: str = ""
-    context: dict[str, Any] = field(default_factory=dict)
+    brief: RunBrief | None = None
     calls: list[Call] = field(default_factory=list)
 
+    @property
+    def context(self) -> dict[str, Any]:
+        return dict(self.brief.context) if self.brief else {}
+
+    def focus(self) -> str:
+        """The text tools are ranked by: the instructions, then the goal (the task without a brief)."""
+        return f"{self.brief.instructions}\n{self.brief.goal}" if self.brief else self.task
+
+    def outcome(self, call: Call) -> CallOutcome | None:
+        return self.brief.calls.get(call.id) if self.brief and not call.error else None
+
     def known_values(self) -> dict[str, Any]:
-        values = dict(self.context)
+        values = self.context
         for call in self.calls:
-            if call.error:
-                continue
-            try:
-                artifacts = json.loads(call.observation).get("artifacts", {})
-            except (json.JSONDecodeError, AttributeError):
-                continue
-            if isinstance(artifacts, dict):
-                values.update(artifacts)
+            if outcome := self.outcome(call):
+                values.update(outcome.artifacts)
         findings = values.get("findings")
         if isinstance(findings, (list, dict)) and "notes" not in values:
             items = findings.values() if isinstance(findings, dict) else findings
@@ -163,16 +162,15 @@ class Transcript:
             if call.error:
                 lines.append(f"{call.tool} failed: {call.observation.strip().splitlines()[-1][:200]}")
                 continue
-            try:
-                lines.append(f"{call.tool}: {json.loads(call.observation)['summary']}")
-            except (json.JSONDecodeError, KeyError, TypeError):
-                lines.append(f"{call.tool}: {call.observation.strip()[:300]}")
+            outcome = self.outcome(call)
+            summary = outcome.summary if outcome else (call.observation.strip().splitlines() or [""])[0][:300]
+            lines.append(f"{call.tool}: {summary}")
         return lines
 
 
-def read_transcript(messages: Sequence[Any]) -> Transcript:
-    """Rebuild the transcript from smolagents' memory messages (the model is stateless)."""
-    transcript = Transcript()
+def read_transcript(messages: Sequence[Any], brief: RunBrief | None = None) -> Transcript:
+    """The transcript: the brief, plus the calls rebuilt from smolagents' memory messages."""
+    transcript = Transcript(brief=brief)
     pending: list[Call] = []
     for message in messages:
         role = str(getattr(message, "role", None) or message.get("role"))
@@ -180,14 +178,13 @@ def read_transcript(messages: Sequence[Any]) -> Transcript:
         text = _text(getattr(message, "content", None) if not isinstance(message, dict) else message.get("content"))
         if role == "user" and text.startswith("New task:") and not transcript.task:
             transcript.task = text.removeprefix("New task:").strip()
-            transcript.context = parse_context(transcript.task)
         elif role == "tool-call" and text.startswith("Calling tools:"):
             try:
                 raw_calls = ast.literal_eval(text.removeprefix("Calling tools:").strip())
             except (ValueError, SyntaxError):
                 raw_calls = []
             pending = [
-                Call(c["function"]["name"], dict(c["function"].get("arguments") or {}))
+                Call(c["function"]["name"], dict(c["function"].get("arguments") or {}), id=str(c.get("id") or ""))
                 for c in raw_calls
                 if isinstance(c, dict) and "function" in c
             ]
@@ -223,7 +220,7 @@ def decide(transcript: Transcript, tools: Sequence[dict[str, Any]]) -> Decision:
     usable = [t for t in tools if t["name"] != "final_answer"]
     known = transcript.known_values()
     skipped: list[str] = []
-    for tool in rank_tools(transcript.task, usable):
+    for tool in rank_tools(transcript.focus(), usable):
         attempts = [c for c in transcript.calls if c.tool == tool["name"]]
         if attempts and not attempts[-1].error:
             continue
@@ -259,6 +256,11 @@ class OfflinePolicyModel(Model):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(model_id=OFFLINE_MODEL_ID, **kwargs)
+        self.brief: RunBrief | None = None
+
+    def receive_brief(self, brief: RunBrief) -> None:
+        """The agent node's structured view of this run (see :mod:`relaygraph.providers.brief`)."""
+        self.brief = brief
 
     def generate(
         self,
@@ -268,7 +270,7 @@ class OfflinePolicyModel(Model):
         tools_to_call_from: list[Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
-        transcript = read_transcript(messages)
+        transcript = read_transcript(messages, self.brief)
         if not tools_to_call_from:  # e.g. smolagents asking for a final answer after max_steps
             text = "\n".join(transcript.summaries()) or "No observations were made."
             return ChatMessage(role=MessageRole.ASSISTANT, content=text)
@@ -284,10 +286,8 @@ class OfflinePolicyModel(Model):
 # --- LangChain side: routing decisions and structured output --------------------------------
 
 
-def choose_value(spec: dict[str, Any], name: str, text: str, known: dict[str, Any]) -> Any:
-    """A value for one JSON-schema property, by rule: known value, enum mentioned in text, default."""
-    if name in known and known[name] is not None:
-        return known[name]
+def choose_value(spec: dict[str, Any], name: str, text: str) -> Any:
+    """A value for one JSON-schema property, by rule: enum mentioned in text, default."""
     kind = spec.get("type")
     enum = spec.get("enum")
     if kind == "array":
@@ -359,19 +359,18 @@ class OfflineChatModel(BaseChatModel):
         request = "\n".join(
             _text(m.content) for m in messages if isinstance(m, (HumanMessage, SystemMessage, ToolMessage))
         )
-        known = parse_context(request)
         tools = [t.get("function", t) for t in kwargs.get("tools") or []]
         if not tools:
             last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
             text = _text(last.content) if last else ""
-            message = AIMessage(content=f"[{OFFLINE_LABEL}] {CONTEXT_RE.sub('', text).strip()[:500]}")
+            message = AIMessage(content=f"[{OFFLINE_LABEL}] {text.strip()[:500]}")
             return ChatResult(generations=[ChatGeneration(message=message)])
         choice = kwargs.get("tool_choice")
         named = choice.get("function", {}).get("name") if isinstance(choice, dict) else choice
         picked = next((t for t in tools if t["name"] == named), None) or rank_tools(request, tools)[0]
         params = resolve_refs(picked.get("parameters", {}))
         args = {
-            name: choose_value(spec, name, request, known)
+            name: choose_value(spec, name, request)
             for name, spec in params.get("properties", {}).items()
         }
         call = {"name": picked["name"], "args": args, "id": f"call_{uuid.uuid4().hex[:12]}", "type": "tool_call"}

@@ -342,13 +342,19 @@ class RoleModel(Model):
 
         super().__init__(model_id="roles")
         self.play, self.policy = play, OfflinePolicyModel()
+        self.brief: Any = None
+
+    def receive_brief(self, brief: Any) -> None:
+        """Like the offline policy, it learns the agent's role and context from the run brief."""
+        self.brief = brief
+        self.policy.receive_brief(brief)
 
     def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kw):
         import time
 
         from crash_runner import identify
 
-        role, _, _ = identify(messages)
+        role, _, _ = identify(messages, self.brief)
         play = self.play
         with play.lock:
             play.calls[role] = play.calls.get(role, 0) + 1

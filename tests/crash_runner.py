@@ -12,12 +12,12 @@ SIGKILL the process in the middle of a graph, after other nodes have checkpointe
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 import time
 from typing import Any
 
+from relaygraph.providers.brief import RunBrief
 from relaygraph.providers.offline import (
     OFFLINE_LABEL,
     OfflineChatModel,
@@ -25,16 +25,12 @@ from relaygraph.providers.offline import (
     read_transcript,
 )
 
-ROLE_RE = re.compile(r"You are the (.+?) in a team")
 
-
-def identify(messages: list[Any]) -> tuple[str, str, bool]:
-    """(role, role[@partition], first call of this agent run) from the agent's messages."""
-    transcript = read_transcript(messages)
-    match = ROLE_RE.search(transcript.task)
-    role = match.group(1) if match else "?"
-    partition = transcript.context.get("partition")
-    return role, f"{role}@{partition}" if partition else role, not transcript.calls
+def identify(messages: list[Any], brief: RunBrief | None) -> tuple[str, str, bool]:
+    """(role, role[@partition], first call of this agent run) from the run brief and messages."""
+    role = brief.role if brief else "?"
+    partition = brief.context.get("partition") if brief else None
+    return role, f"{role}@{partition}" if partition else role, not read_transcript(messages).calls
 
 
 class LoggingPolicy(OfflinePolicyModel):
@@ -47,7 +43,7 @@ class LoggingPolicy(OfflinePolicyModel):
             fh.write(line + "\n")
 
     def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kw):
-        role, key, first = identify(messages)
+        role, key, first = identify(messages, self.brief)
         if first:
             self.note(f"start {key}")
         if role == self.block_role:

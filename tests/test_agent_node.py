@@ -10,6 +10,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from relaygraph.nodes.state import AgentStep, WorkflowState
+from relaygraph.tools.sample import DEFECTS
 
 SPEC = AgentSpec(name="cleaner", role="data cleaner", instructions="Validate the dataset.",
                  tools=("validate_dataset", "aggregate"), max_steps=4)
@@ -32,7 +33,8 @@ def test_steps_record_thought_tool_arguments_observation_and_confidence(script, 
     assert [(s.step, s.tool) for s in steps] == [(1, "validate_dataset"), (2, "final_answer")]
     assert steps[0].thought == "Thought: scripted validate_dataset"
     assert steps[0].arguments == {"dataset": "sample_sales.csv"}
-    assert json.loads(steps[0].observation)["duplicate_rows"] == 48
+    assert steps[0].facts["duplicate_rows"] == 48 and "48 duplicate rows" in steps[0].summary
+    assert steps[0].observation.startswith(steps[0].summary + "\nfacts: ")  # the text the model read
     assert steps[0].error is None and 0 < steps[0].confidence <= 1
     assert steps[1].observation == "48 duplicates"
     assert state["answers"] == {"cleaner": "48 duplicates"}
@@ -108,3 +110,15 @@ def test_context_reducer_keeps_every_branchs_own_findings() -> None:
     merged = merge_dicts(left, {"findings": {"scorer": "fine"}, "dataset": "b.parquet"})
     assert merged == {"dataset": "b.parquet", "findings": {"validator": "ok", "scorer": "fine"}}
     assert left["findings"] == {"validator": "ok"}  # inputs are not mutated
+
+
+def test_the_step_keeps_the_whole_typed_result_when_the_models_text_is_cut(script, invoke_config, monkeypatch) -> None:
+    monkeypatch.setenv("RELAYGRAPH_OBSERVATION_CHARS", "200")
+    script.play(("call", "clean_dataset", {"dataset": "sample_sales.csv"}), ("final", "cleaned"))
+    spec = SPEC.model_copy(update={"tools": ("clean_dataset",)})
+    state = one_node_graph(spec).invoke({"task": "clean"}, invoke_config)
+    step = AgentStep.model_validate(state["steps"][0])
+    assert "[truncated" in step.observation and "remaining_nulls" not in step.observation
+    assert step.facts["remaining_nulls"]["customer_id"] == DEFECTS["null_customer_id"]
+    assert step.artifacts["dataset"] == "sample_sales_clean.parquet" == state["context"]["dataset"]
+    assert step.confidence > 0.7  # a typed result is full evidence

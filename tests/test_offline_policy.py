@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Literal
 
 from pydantic import BaseModel
+from relaygraph.providers.brief import CallOutcome, RunBrief
 from relaygraph.providers.offline import (
     OFFLINE_LABEL,
     OfflineChatModel,
@@ -47,6 +47,11 @@ def test_arguments_come_from_context_then_enums_and_unknown_required_ones_block_
     assert args["mode"] == "a"  # a known value outside the enum is not used
 
 
+def brief(instructions: str, context: dict, outcomes: dict[str, CallOutcome] | None = None) -> RunBrief:
+    return RunBrief(agent="a", role="tester", instructions=instructions, goal="check the data",
+                    context=context, calls=outcomes or {})
+
+
 def transcript_messages(task: str, calls: list[tuple[str, dict, str, bool]]) -> list[ChatMessage]:
     messages = [ChatMessage(role=MessageRole.SYSTEM, content=[{"type": "text", "text": "system"}]),
                 ChatMessage(role=MessageRole.USER, content=[{"type": "text", "text": f"New task:\n{task}"}])]
@@ -58,33 +63,47 @@ def transcript_messages(task: str, calls: list[tuple[str, dict, str, bool]]) -> 
     return messages
 
 
-def test_policy_reads_context_and_calls_from_smolagents_memory() -> None:
-    task = 'Validate it. <context>{"dataset": "a.csv"}</context>'
-    obs = json.dumps({"summary": "ok", "artifacts": {"dataset": "b.parquet"}})
-    transcript = read_transcript(transcript_messages(task, [("validate_dataset", {"dataset": "a.csv"}, obs, False)]))
+def test_policy_reads_context_and_outcomes_from_the_brief_and_calls_from_smolagents_memory() -> None:
+    # The prompt carries a different dataset: the policy must not read it (nor any JSON in it).
+    task = 'Validate it. Run context (JSON): {"dataset": "prompt.csv"}'
+    outcomes = {"c0": CallOutcome(tool="validate_dataset", summary="ok", artifacts={"dataset": "b.parquet"})}
+    messages = transcript_messages(task, [("validate_dataset", {"dataset": "a.csv"}, "ok", False)])
+    transcript = read_transcript(messages, brief("Validate it.", {"dataset": "a.csv"}, outcomes))
     assert transcript.context == {"dataset": "a.csv"}
     assert transcript.calls[0].tool == "validate_dataset" and not transcript.calls[0].error
+    assert transcript.calls[0].id == "c0"
     assert transcript.known_values()["dataset"] == "b.parquet"  # artifacts override context
+    assert read_transcript(messages, brief("Validate it.", {"dataset": "a.csv"})).known_values()["dataset"] == "a.csv"
+    assert read_transcript(messages).known_values() == {}  # no brief: nothing is parsed out of the prompt
 
 
-def test_policy_finishes_with_the_observations_own_summaries() -> None:
-    obs = json.dumps({"summary": "48 duplicate rows"})
-    transcript = read_transcript(transcript_messages(
-        'Validate. <context>{"dataset": "a.csv"}</context>', [("validate_dataset", {"dataset": "a.csv"}, obs, False)]))
+def test_tools_are_ranked_by_the_briefs_instructions_not_by_the_prompts_wording() -> None:
+    messages = transcript_messages("Validate first, then clean.", [])
+    decision = decide(read_transcript(messages, brief("Clean it, then validate it.", {"dataset": "a.csv"})), TOOLS)
+    assert decision.tool == "clean_dataset"
+
+
+def test_policy_finishes_with_the_tools_own_summaries() -> None:
+    outcomes = {"c0": CallOutcome(tool="validate_dataset", summary="48 duplicate rows")}
+    transcript = read_transcript(
+        transcript_messages("Validate.", [("validate_dataset", {"dataset": "a.csv"}, "48 duplicate rows\nfacts: {}", False)]),
+        brief("Validate.", {"dataset": "a.csv"}, outcomes))
     decision = decide(transcript, TOOLS)
     assert decision.tool == "final_answer"
     assert decision.arguments["answer"] == "validate_dataset: 48 duplicate rows"
 
 
 def test_a_failed_call_is_retried_once_with_only_required_arguments_then_skipped() -> None:
-    task = 'Clean it. <context>{"dataset": "a.csv", "output_name": "bad"}</context>'
-    first = read_transcript(transcript_messages(task, []))
+    task = "Clean it."
+    context = brief(task, {"dataset": "a.csv", "output_name": "bad"})
+    first = read_transcript(transcript_messages(task, []), context)
     assert decide(first, TOOLS).arguments == {"dataset": "a.csv", "output_name": "bad"}
-    failed_once = read_transcript(transcript_messages(task, [("clean_dataset", {"dataset": "a.csv", "output_name": "bad"}, "boom", True)]))
+    failed_once = read_transcript(transcript_messages(
+        task, [("clean_dataset", {"dataset": "a.csv", "output_name": "bad"}, "boom", True)]), context)
     retry = decide(failed_once, TOOLS)
     assert (retry.tool, retry.arguments) == ("clean_dataset", {"dataset": "a.csv", "output_name": "bad"}) or \
         "retrying" in retry.thought
-    failed_twice = read_transcript(transcript_messages(task, [("clean_dataset", {}, "boom", True)] * 2))
+    failed_twice = read_transcript(transcript_messages(task, [("clean_dataset", {}, "boom", True)] * 2), context)
     final = decide(failed_twice, TOOLS)
     assert final.tool == "final_answer" and "clean_dataset failed: boom" in final.arguments["answer"]
 

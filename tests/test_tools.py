@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from relaygraph.tools import PathNotAllowed, Workspace, build_tools
+from relaygraph.tools import PathNotAllowed, ToolResult, Workspace, build_tools, result_of
 from relaygraph.tools.frames import take_partition
 from relaygraph.tools.sample import DEFECTS, generate
 from smolagents.models import get_tool_json_schema
 
 
 def call(workspace: Workspace, name: str, **args) -> dict:
+    """A tool's typed result as one dict: its facts, with its summary and artifacts beside them."""
     (tool,) = build_tools([name], workspace)
-    return json.loads(tool(**args))
+    result = result_of(tool(**args))
+    assert isinstance(result, ToolResult)
+    return {**result.facts, "summary": result.summary, "artifacts": result.artifacts}
 
 
 def test_sample_generation_is_reproducible() -> None:
@@ -150,3 +152,16 @@ def test_concurrent_first_runs_all_get_the_whole_sample(tmp_path) -> None:
     assert len(set(paths)) == 1
     assert len(pd.read_csv(paths[0])) == len(generate())
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["sample_sales.csv"]  # no temp left
+
+
+def test_a_tool_returns_a_typed_result_and_the_model_reads_a_bounded_rendering(workspace, sample_path) -> None:
+    (tool,) = build_tools(["clean_dataset"], workspace, observation_chars=200)
+    output = tool(dataset=sample_path.name, sanitize_inputs_outputs=True)  # as smolagents calls it
+    result = result_of(output)
+    assert isinstance(output, str) and isinstance(result, ToolResult)
+    assert result.artifacts == {"dataset": "sample_sales_clean.parquet", "source_dataset": "sample_sales.csv"}
+    assert result.facts["duplicates_removed"] == 48 and "summary" not in result.facts
+    text = str(output)
+    assert text.startswith(result.summary + "\nartifacts: ")  # summary, then what later steps need
+    assert len(text) < len(result.render(10_000)) and text.endswith("chars]")  # cut, and says so
+    assert len(text.split("… [truncated")[0]) == 200

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
-from relaygraph.tools import Workspace, build_tools
+from relaygraph.tools import Workspace, build_tools, result_of
 
 
 def compiled(module_name: str):
@@ -30,7 +30,7 @@ def config_with(invoke_config: dict[str, Any], **configurable: Any) -> dict[str,
 def direct_summary(paths: dict[str, Path], thread: str, tool: str, **args: Any) -> str:
     """What the tool itself says, run directly (the independent check of a branch's result)."""
     workspace = Workspace(paths["data"], paths["out"], thread)
-    return json.loads(build_tools([tool], workspace)[0](**args))["summary"]
+    return result_of(build_tools([tool], workspace)[0](**args)).summary
 
 
 # --- parallel ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Analytics tools for specialist agents: customer segmentation, record scoring, enrichment.
 
 Same contract as :mod:`relaygraph.tools.data` — bound to a :class:`~relaygraph.tools.workspace.Workspace`, pandas does
-the work, the return value is a JSON observation with a one-line ``summary`` — and the same
+the work, the return value is a typed ``ToolResult`` with a one-line ``summary`` — and the same
 ``partition="k/n"`` input, so several instances of one specialist can map over slices of a
 large file and their results can be reduced afterwards.
 
@@ -19,7 +19,8 @@ from relaygraph.tools import frames, roles
 from relaygraph.tools import markdown as md
 from relaygraph.tools.cleaning import implied_constraints
 from relaygraph.tools.data import DATASET_INPUT, PARTITION_INPUT, DataTool
-from relaygraph.tools.frames import observation
+from relaygraph.tools.frames import tool_result
+from relaygraph.tools.result import ToolResult
 
 CUSTOMER_HINTS = ("customer", "client", "account", "user")
 
@@ -99,7 +100,7 @@ class SegmentCustomersTool(DataTool):
         metric: str | None = None,
         date_column: str | None = None,
         partition: str | None = None,
-    ) -> str:
+    ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset, partition)
         customer = frames.check_column(frame, customer_column) if customer_column else find_customer_column(frame)
         if customer is None:
@@ -128,7 +129,7 @@ class SegmentCustomersTool(DataTool):
             }
         top = max(segments, key=lambda s: segments[s]["share_of_revenue"] or 0)
         skipped = int(frame[customer].isna().sum())
-        return observation(
+        return tool_result(
             f"{md.plural(len(table), 'customer')} in "
             f"{md.plural(sum(1 for s in segments.values() if s['customers']), 'segment')}; "
             f"{top} ({md.plural(segments[top]['customers'], 'customer')}) bring "
@@ -173,7 +174,7 @@ class ScoreRecordsTool(DataTool):
     }
     output_type = "string"
 
-    def forward(self, dataset: str, metric: str | None = None, partition: str | None = None) -> str:
+    def forward(self, dataset: str, metric: str | None = None, partition: str | None = None) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset, partition)
         if frame.empty:
             raise ValueError("The dataset (or partition) has no rows to score.")
@@ -184,7 +185,7 @@ class ScoreRecordsTool(DataTool):
         key = frames.key_column(frame)
         labels = frame[key].astype(str) if key else frame.index.astype(str)
         ranked = pd.DataFrame({"record": labels, "score": scores}).sort_values("score", ascending=False)
-        return observation(
+        return tool_result(
             f"{md.plural(len(frame), 'record')} scored on {metric}: mean {scores.mean():.1f}, "
             f"{bands['high']} high, {bands['medium']} medium, {bands['low']} low.",
             dataset=self.workspace.display(path),
@@ -216,7 +217,7 @@ class EnrichDatasetTool(DataTool):
     }
     output_type = "string"
 
-    def forward(self, dataset: str, output_name: str | None = None, partition: str | None = None) -> str:
+    def forward(self, dataset: str, output_name: str | None = None, partition: str | None = None) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset, partition)
         frame = frame.copy()
         added: list[str] = []
@@ -244,7 +245,7 @@ class EnrichDatasetTool(DataTool):
             target = target.with_suffix(".parquet")
         frame.reset_index(drop=True).to_parquet(target, index=False)
         name = self.workspace.display(target)
-        return observation(
+        return tool_result(
             f"Added {len(added)} columns ({', '.join(added)}) to {len(frame)} rows; written to {name}.",
             dataset=self.workspace.display(path),
             partition=partition,

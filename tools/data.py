@@ -1,9 +1,10 @@
 """Data-processing tools for agents: profile, validate, clean, aggregate, trends, outliers, report.
 
 Each tool is a smolagents ``Tool`` bound to a :class:`~relaygraph.tools.workspace.Workspace`, so it can
-only read the configured data and write this run's outputs. Tools return a JSON observation
-(``summary`` plus facts) that a model can read and that nodes can mine for ``artifacts`` —
-e.g. the cleaned dataset's name, which becomes the ``dataset`` of the agents after it.
+only read the configured data and write this run's outputs. Tools return a typed
+:class:`~relaygraph.tools.result.ToolResult` (``summary``, ``facts``, ``artifacts``): the model reads
+it rendered as text, nodes read its ``artifacts`` — e.g. the cleaned dataset's name, which becomes
+the ``dataset`` of the agents after it.
 Errors are raised as exceptions with messages that tell the agent how to fix its call;
 smolagents turns them into observations the agent can react to.
 """
@@ -22,11 +23,11 @@ from relaygraph.tools.cleaning import (
     parse_constraints,
     unparseable,
 )
-from relaygraph.tools.frames import observation
+from relaygraph.tools.frames import tool_result
 from relaygraph.tools.measures import outlier_mask
 from relaygraph.tools.report import render_report
+from relaygraph.tools.result import ToolResult, TypedTool
 from relaygraph.tools.workspace import Workspace
-from smolagents import Tool
 
 DATASET_INPUT = {"type": "string", "description": "Dataset file name (CSV or Parquet) to work on."}
 CONSTRAINTS_INPUT = {
@@ -42,7 +43,7 @@ PARTITION_INPUT = {
 }
 
 
-class DataTool(Tool):
+class DataTool(TypedTool):
     """A tool bound to a workspace; inputs can be narrowed to values known in the run."""
 
     column_inputs: ClassVar[tuple[str, ...]] = ()
@@ -51,8 +52,10 @@ class DataTool(Tool):
     side_effects: ClassVar[bool] = False
     skip_forward_signature_validation = False
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, observation_chars: int | None = None) -> None:
         self.workspace = workspace
+        if observation_chars is not None:
+            self.observation_chars = observation_chars
         self.inputs = copy.deepcopy(type(self).inputs)  # per-instance: constraints differ per run
         super().__init__()
 
@@ -77,9 +80,9 @@ class ListDatasetsTool(DataTool):
     inputs: ClassVar[dict] = {}
     output_type = "string"
 
-    def forward(self) -> str:
+    def forward(self) -> ToolResult:
         names = self.workspace.list_datasets()
-        return observation(f"{md.plural(len(names), 'dataset')} available.", datasets=names)
+        return tool_result(f"{md.plural(len(names), 'dataset')} available.", datasets=names)
 
 
 class ProfileDatasetTool(DataTool):
@@ -91,7 +94,7 @@ class ProfileDatasetTool(DataTool):
     inputs: ClassVar[dict] = {"dataset": DATASET_INPUT, "partition": PARTITION_INPUT}
     output_type = "string"
 
-    def forward(self, dataset: str, partition: str | None = None) -> str:
+    def forward(self, dataset: str, partition: str | None = None) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset, partition)
         columns = {}
         for col in frame.columns:
@@ -109,7 +112,7 @@ class ProfileDatasetTool(DataTool):
         date_col = frames.date_column(frame)
         column_roles = roles.infer_roles(frame)
         measures_found = [c for c, r in column_roles.items() if r.is_measure]
-        return observation(
+        return tool_result(
             f"{self.workspace.display(path)}: {len(frame)} rows x {len(frame.columns)} columns.",
             dataset=self.workspace.display(path),
             rows=len(frame),
@@ -125,7 +128,7 @@ class ProfileDatasetTool(DataTool):
             },
             column_roles={c: {"role": r.role, "aggregate_with": r.rule, "why": r.reason}
                           for c, r in column_roles.items()},
-            artifacts={"dataset": self.workspace.display(path), "columns": [str(c) for c in frame.columns]},
+            artifacts={"dataset": self.workspace.display(path)},
         )
 
 
@@ -160,7 +163,7 @@ class ValidateDatasetTool(DataTool):
                               "partition": PARTITION_INPUT}
     output_type = "string"
 
-    def forward(self, dataset: str, constraints: str | None = None, partition: str | None = None) -> str:
+    def forward(self, dataset: str, constraints: str | None = None, partition: str | None = None) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset, partition)
         nulls = {str(c): int(n) for c, n in frame.isna().sum().items() if n}
         duplicates = int(frame.duplicated().sum())
@@ -171,7 +174,7 @@ class ValidateDatasetTool(DataTool):
         ranges = range_violations(parsed, constraints)
         implied = implied_constraints(parsed)
         issues = sum(nulls.values()) + duplicates + sum(ranges.values()) + sum(types.values())
-        return observation(
+        return tool_result(
             f"{md.plural(len(frame), 'row')}: {md.plural(duplicates, 'duplicate row')}, "
             f"{md.plural(sum(nulls.values()), 'null')} in {md.plural(len(nulls), 'column')}, "
             f"{md.plural(sum(ranges.values()), 'out-of-range value')}, "
@@ -211,7 +214,7 @@ class CleanDatasetTool(DataTool):
     }
     output_type = "string"
 
-    def forward(self, dataset: str, output_name: str | None = None, constraints: str | None = None) -> str:
+    def forward(self, dataset: str, output_name: str | None = None, constraints: str | None = None) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset)
         cleaned = clean_frame(frame, parse_constraints(constraints, frame.columns))
         target = self.workspace.resolve_output(output_name or f"{path.stem}_clean.parquet")
@@ -226,7 +229,7 @@ class CleanDatasetTool(DataTool):
         reasons = [md.plural(duplicates, "duplicate row")]
         reasons += [f"{md.plural(n, 'row')} breaking {rule}" for rule, n in by_rule.items()]
         reasons += [f"{md.plural(n, 'row')} with an unparseable {col}" for col, n in by_parse.items()]
-        return observation(
+        return tool_result(
             f"Dropped {sum(dropped.values()):,} of {md.plural(cleaned.rows_in, 'row')} "
             f"({', '.join(reasons)}); normalised {md.plural(sum(cleaned.normalised.values()), 'text value')}; "
             f"{md.plural(cleaned.rows_out, 'row')} written to {name}.",
@@ -269,7 +272,7 @@ class AggregateTool(DataTool):
         group_by: str | None = None,
         metric: str | None = None,
         partition: str | None = None,
-    ) -> str:
+    ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset, partition)
         categories = roles.category_columns(frame)
         group_by = frames.check_column(frame, group_by) if group_by else (categories or [None])[0]
@@ -292,7 +295,7 @@ class AggregateTool(DataTool):
             summary = (f"{headline} by {group_by}: {counted}; highest is "
                        f"{top['group']} ({'n/a' if value is None else f'{value:,.2f}'}); {metric} is "
                        f"{role.role.replace('_', '-')}, so it is not summed.")
-        return observation(
+        return tool_result(
             summary,
             dataset=self.workspace.display(path),
             group_by=group_by,
@@ -334,7 +337,7 @@ class DetectTrendsTool(DataTool):
         date_column: str | None = None,
         metric: str | None = None,
         period: str | None = None,
-    ) -> str:
+    ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset)
         result = trend_of(frame, date_column, metric, period or "month")
         if len(result.series) < 2:
@@ -346,7 +349,7 @@ class DetectTrendsTool(DataTool):
         else:
             moved = "too few complete periods to measure a change"
         partial = f"; partial, not compared: {', '.join(result.partial)}" if result.partial else ""
-        return observation(
+        return tool_result(
             f"{what} trends {result.direction}: {moved}; peak {result.peak}, "
             f"{md.plural(len(result.series), 'period')}{partial}.",
             dataset=self.workspace.display(path),
@@ -400,7 +403,7 @@ class DetectOutliersTool(DataTool):
         column: str | None = None,
         method: str | None = None,
         partition: str | None = None,
-    ) -> str:
+    ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset, partition)
         columns = [frames.check_column(frame, column, numeric=True)] if column else roles.measure_columns(frame)
         method = method or "iqr"
@@ -413,7 +416,7 @@ class DetectOutliersTool(DataTool):
                     "examples": frame.loc[mask, col].sort_values(ascending=False).head(5).tolist(),
                 }
         total = sum(v["count"] for v in found.values())
-        return observation(
+        return tool_result(
             f"{md.plural(total, 'outlier value')} ({method}) across {len(found)} of "
             f"{md.plural(len(columns), 'measure column')}.",
             dataset=self.workspace.display(path),
@@ -447,7 +450,7 @@ class WriteReportTool(DataTool):
         group_by: str | None = None,
         metric: str | None = None,
         notes: str | None = None,
-    ) -> str:
+    ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset)
         report = render_report(
             frame,
@@ -458,7 +461,7 @@ class WriteReportTool(DataTool):
             metric=frames.check_column(frame, metric, numeric=True) if metric else None,
             notes=notes,
         )
-        return observation(
+        return tool_result(
             f"Report written to {report['report']} with chart {report['chart']}.",
             **report,
             artifacts={"report": report["report"], "chart": report["chart"]},

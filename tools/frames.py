@@ -7,7 +7,6 @@ points at, not just the sample.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from relaygraph.tools.result import ToolResult
 from relaygraph.tools.workspace import Workspace
 
 
@@ -134,6 +134,6 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def observation(summary: str, **data: Any) -> str:
-    """A tool's return value: a one-line summary for humans plus structured facts."""
-    return json.dumps({"summary": summary, **jsonable(data)}, default=str)
+def tool_result(summary: str, *, artifacts: dict[str, str] | None = None, **facts: Any) -> ToolResult:
+    """A tool's return value: a one-line summary, JSON-ready facts, and named artifacts."""
+    return ToolResult(summary=summary, facts=jsonable(facts), artifacts=artifacts or {})
