@@ -20,8 +20,9 @@ from langgraph.types import RetryPolicy
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.agent import AgentRunError, AgentSpec
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.contracts import HandoffResult
 from relaygraph.nodes.handoff import HandoffState, handoff_summary, make_handoff_node
-from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "triage → specialists handing off to each other (validated, rolled back, loop-guarded)."
@@ -63,11 +64,11 @@ SPECIALISTS = [name for name in AGENTS if name != "triage"]
 
 def finalize_handoff(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """The shared result, led by the last agent's answer, plus the handoff route and history."""
-    update = make_result_node(state.get("active"))(state, config)
-    result = update["result"] | {"handoffs": handoff_summary(state)}
-    if state.get("stop_reason") and result["status"] != "rejected":
-        result |= {"status": "stopped", "reason": state["stop_reason"]}
-    return {"result": result, "status": result["status"]}
+    base = run_result(state, config, state.get("active"))
+    stopped = bool(state.get("stop_reason")) and base.status != "rejected"
+    return result_update(extend_result(
+        base, HandoffResult, handoffs=handoff_summary(state),
+        **({"status": "stopped", "reason": state["stop_reason"]} if stopped else {})))
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:

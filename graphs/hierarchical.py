@@ -26,6 +26,7 @@ from langgraph.types import RetryPolicy, Send
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from relaygraph.nodes.approval import rejected, with_approval
+from relaygraph.nodes.contracts import HierarchicalResult
 from relaygraph.nodes.hierarchy import (
     HierarchyLimits,
     check_delegation,
@@ -35,7 +36,7 @@ from relaygraph.nodes.hierarchy import (
     worker_quality,
 )
 from relaygraph.nodes.parallel import make_branch_node
-from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput, WorkflowState, merge_dicts
 
 DESCRIPTION = "supervisor → team leads (subgraphs) → workers, delegating in parallel with quality at each level."
@@ -159,10 +160,9 @@ def synthesis(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def finalize_hierarchy(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    update = make_result_node("synthesis")(state, config)
-    update["result"] |= {"quality": state.get("quality") or {}, "delegation": state.get("delegation") or {},
-                         "teams": state.get("teams") or {}}
-    return update
+    return result_update(extend_result(
+        run_result(state, config, "synthesis"), HierarchicalResult, quality=state.get("quality") or {},
+        delegation=state.get("delegation") or {}, teams=state.get("teams") or {}))
 
 
 # --- team level (one subgraph per team) --------------------------------------------------------

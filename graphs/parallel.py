@@ -23,6 +23,7 @@ from langgraph.types import RetryPolicy, Send
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from relaygraph.nodes.approval import rejected, with_approval
+from relaygraph.nodes.contracts import ParallelResult
 from relaygraph.nodes.parallel import (
     BranchInput,
     ParallelState,
@@ -31,7 +32,7 @@ from relaygraph.nodes.parallel import (
     make_branch_node,
     plan_from_config,
 )
-from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "clean → fan-out to validator, profiler, segmenter, scorer (isolated, partitionable) → aggregate."
@@ -75,11 +76,10 @@ def route_to_specialists(state: dict[str, Any], config: RunnableConfig) -> list[
 
 def finalize_parallel(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """The shared result, plus the aggregator's per-branch report."""
-    update = make_result_node("aggregate")(state, config)
-    summary = state.get("parallel") or {}
-    update["result"] |= {"parallel": summary, "failed": summary.get("failed", {}),
-                         "success_rate": summary.get("success_rate")}
-    return update
+    summary = state.get("parallel")
+    return result_update(extend_result(
+        run_result(state, config, "aggregate"), ParallelResult, parallel=summary,
+        failed=(summary or {}).get("failed", {}), success_rate=(summary or {}).get("success_rate")))
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:

@@ -39,11 +39,9 @@ import pyarrow.parquet as pq
 from langchain_core.runnables import RunnableConfig
 from langgraph.constants import CONFIG_KEY_CHECKPOINTER  # public: langgraph-api reads it too
 from langgraph.runtime import get_runtime
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relaygraph.config.settings import Settings, settings_from_config
 from relaygraph.coordination import metareasoning
-from relaygraph.coordination.registry import Capability
-from relaygraph.nodes.state import AgentStep, NodeProgress
+from relaygraph.nodes.contracts import AgentSpec, AgentStep, NodeProgress
 from relaygraph.observability import telemetry
 from relaygraph.providers import agent_model
 from relaygraph.providers.brief import CallOutcome, RunBrief, hand_brief
@@ -58,31 +56,6 @@ from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentError
 
 LOOP_REPEATS = metareasoning.REPEAT_LIMIT
-
-
-class AgentSpec(BaseModel):
-    """What an agent is: the declarative input of :func:`make_agent_node`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    role: str
-    instructions: str
-    tools: tuple[str, ...]
-    max_steps: int | None = Field(default=None, ge=1, le=100)
-    #: What the agent can do, with versions: the registry finds agents by these (auctions use
-    #: them for eligibility). Optional: an agent that declares none is simply never found.
-    capabilities: tuple[Capability, ...] = ()
-
-    @field_validator("tools")
-    @classmethod
-    def _tools_exist(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from relaygraph.tools import known_tools
-
-        unknown = [t for t in value if t not in known_tools()]
-        if unknown:
-            raise ValueError(f"unknown tool(s) {unknown}; known: {known_tools()}")
-        return value
 
 
 class AgentRunError(RuntimeError):

@@ -8,36 +8,39 @@ offline policy labels itself as not being an LLM).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination.metareasoning import analyze_trace
+from relaygraph.nodes.contracts import AgentFailure, AgentSummary, RunResult, RunStatus, RunUsage
 from relaygraph.observability import telemetry
 from relaygraph.providers import provider_label
 
+R = TypeVar("R", bound=RunResult)
 
-def agent_summaries(steps: list[dict[str, Any]], model: str | None = None) -> dict[str, dict[str, Any]]:
+
+def agent_summaries(steps: list[dict[str, Any]], model: str | None = None) -> dict[str, AgentSummary]:
     """Per agent: steps taken, tool calls, errors, final confidence, time, tokens and cost
     (tokens None when the model reported none, e.g. the offline policy; cost None when the
     model has no price — see :mod:`relaygraph.observability.telemetry`)."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, AgentSummary] = {}
     usage: dict[str, telemetry.Usage] = {}
     for step in steps:
-        agent = out.setdefault(step["agent"], {"steps": 0, "tool_calls": 0, "errors": 0,
-                                               "confidence": None, "duration_s": 0.0,
-                                               "input_tokens": None, "output_tokens": None, "cost_usd": None})
+        agent = out.setdefault(step["agent"], AgentSummary())
         usage.setdefault(step["agent"], telemetry.Usage()).add(model, step.get("input_tokens"),
                                                                step.get("output_tokens"))
-        agent["steps"] += 1
-        agent["tool_calls"] += int(bool(step.get("tool")) and step.get("tool") != "final_answer")
-        agent["errors"] += int(bool(step.get("error")))
-        agent["duration_s"] = round(agent["duration_s"] + step.get("duration_s", 0.0), 4)
+        agent.steps += 1
+        agent.tool_calls += int(bool(step.get("tool")) and step.get("tool") != "final_answer")
+        agent.errors += int(bool(step.get("error")))
+        agent.duration_s = round(agent.duration_s + step.get("duration_s", 0.0), 4)
         if step.get("tool") == "final_answer":
-            agent["confidence"] = step["confidence"]
+            agent.confidence = step["confidence"]
     for name, agent in out.items():
-        agent.update({k: v for k, v in usage[name].summary().items() if k != "llm_calls"})
-        agent["reasoning"] = reasoning([s for s in steps if s["agent"] == name])
+        totals = usage[name].summary()
+        agent.input_tokens, agent.output_tokens, agent.cost_usd = (
+            totals["input_tokens"], totals["output_tokens"], totals["cost_usd"])
+        agent.reasoning = reasoning([s for s in steps if s["agent"] == name])
     return out
 
 
@@ -66,39 +69,59 @@ def reasoning(steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def run_result(state: dict[str, Any], config: RunnableConfig, answer_from: str | None = None) -> RunResult:
+    """The shared part of every graph's result; ``answer_from`` names the agent whose answer leads it.
+
+    Status: ``failed`` when an agent failed and no agent answered — or the agent whose answer
+    *is* the result (``answer_from``) never answered; ``partial`` when some agent failed but the
+    result's answer exists; ``rejected`` when a human stopped the run; else ``completed``.
+    """
+    settings = settings_from_config(config)
+    answers = state.get("answers") or {}
+    completed = {p["node"] for p in state.get("progress") or [] if p.get("status") == "completed"}
+    # A failure that a later retry or resume got past no longer counts against the run.
+    errors = [e for e in state.get("errors") or [] if e.get("node") not in completed]
+    context = state.get("context") or {}
+    answer = answers.get(answer_from) if answer_from else None
+    if answer is None:
+        answer = "\n\n".join(f"{name}: {text}" for name, text in answers.items())
+    missing = not answers or (answer_from is not None and answer_from not in answers)
+    status: RunStatus = "failed" if errors and missing else ("partial" if errors else "completed")
+    rejection = next((a for a in state.get("approvals") or [] if a.get("approved") is False), None)
+    if rejection:  # a human stopped the run before a node: say so, with their comment
+        status = "rejected"
+        answer = (f"Rejected before node {rejection['node']!r}"
+                  f"{': ' + rejection['comment'] if rejection.get('comment') else ''}.\n\n{answer}").strip()
+    model = telemetry.priced_model(settings)
+    return RunResult(
+        status=status,
+        answer=answer,
+        artifacts={k: str(v) for k, v in context.items() if k in ("dataset", "report", "chart")},
+        agents=agent_summaries(state.get("steps") or [], model),
+        usage=RunUsage.model_validate(telemetry.usage_rollup(state.get("steps") or [], model)),
+        errors=[AgentFailure.model_validate(e) for e in errors],
+        provider=provider_label(settings),
+        approvals=state.get("approvals") or None,
+    )
+
+
+def extend_result(base: RunResult, schema: type[R], **fields: Any) -> R:
+    """``base`` as the graph's declared result type, with that type's own fields filled in."""
+    return schema.model_validate({**base.model_dump(), **fields})
+
+
+def result_update(result: RunResult) -> dict[str, Any]:
+    """The state update of a result node: ``result`` as a plain dict, and ``status``."""
+    return {"result": result.to_state(), "status": result.status}
+
+
 def make_result_node(
     answer_from: str | None = None, *, title: str = "result"
 ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
-    """A node writing ``result``; ``answer_from`` names the agent whose answer leads it."""
+    """A node writing the shared :class:`RunResult` (graphs with more to say extend it)."""
 
     def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-        settings = settings_from_config(config)
-        answers = state.get("answers") or {}
-        completed = {p["node"] for p in state.get("progress") or [] if p.get("status") == "completed"}
-        # A failure that a later retry or resume got past no longer counts against the run.
-        errors = [e for e in state.get("errors") or [] if e.get("node") not in completed]
-        context = state.get("context") or {}
-        answer = answers.get(answer_from) if answer_from else None
-        if answer is None:
-            answer = "\n\n".join(f"{name}: {text}" for name, text in answers.items())
-        status = "failed" if errors and not answers else ("partial" if errors else "completed")
-        rejection = next((a for a in state.get("approvals") or [] if a.get("approved") is False), None)
-        if rejection:  # a human stopped the run before a node: say so, with their comment
-            status = "rejected"
-            answer = (f"Rejected before node {rejection['node']!r}"
-                      f"{': ' + rejection['comment'] if rejection.get('comment') else ''}.\n\n{answer}").strip()
-        result = {
-            "status": status,
-            "answer": answer,
-            "artifacts": {k: v for k, v in context.items() if k in ("dataset", "report", "chart")},
-            "agents": agent_summaries(state.get("steps") or [], telemetry.priced_model(settings)),
-            "usage": telemetry.usage_rollup(state.get("steps") or [], telemetry.priced_model(settings)),
-            "errors": errors,
-            "provider": provider_label(settings),
-        }
-        if state.get("approvals"):
-            result["approvals"] = state["approvals"]
-        return {"result": result, "status": result["status"]}
+        return result_update(run_result(state, config, answer_from))
 
     finalize.__name__ = title
     return finalize

@@ -11,6 +11,9 @@ import operator
 from typing import Annotated, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
+from relaygraph.nodes.contracts import AgentStep, NodeProgress
+
+__all__ = ["AgentStep", "NodeProgress", "RunInput", "WorkflowState", "merge_dicts"]
 
 
 def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
@@ -26,37 +29,6 @@ def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> di
         else:
             merged[key] = value
     return merged
-
-
-class AgentStep(BaseModel):
-    """One ReAct step of one agent, as kept in graph state (and so in every checkpoint)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    agent: str
-    node: str
-    step: int
-    thought: str = ""
-    tool: str | None = None
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    observation: str = ""  # the text the model read, cut at observation_chars
-    summary: str = ""  # the tool's typed result, whole: its summary line, facts and artifacts
-    facts: dict[str, Any] = Field(default_factory=dict)
-    artifacts: dict[str, str] = Field(default_factory=dict)
-    error: str | None = None
-    confidence: float = Field(ge=0.0, le=1.0)
-    duration_s: float = 0.0
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    attempt: int = 1
-
-
-class NodeProgress(BaseModel):
-    node: str
-    status: str  # "completed" | "failed"
-    duration_s: float
-    attempt: int = 1
-    detail: str = ""
 
 
 class WorkflowState(TypedDict, total=False):

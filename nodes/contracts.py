@@ -1,0 +1,204 @@
+"""The declared contracts of a run: what an agent is, what it records, what a run returns.
+
+    AgentSpec ──make_agent_node──► AgentStep* + NodeProgress (+ AgentFailure on its last attempt)
+                                          │
+                                          ▼ the graph's result node
+                                   RunResult ◄── ParallelResult | HandoffResult | HierarchicalResult
+
+Graph state keeps plain dicts (``model_dump()``), so every checkpoint serialises with the saver's
+serde and ``langgraph dev`` clients see JSON; these models are where those dicts are made and
+checked. A graph's result *extends* :class:`RunResult` with its own declared fields instead of
+patching the dict afterwards, so the keys README's "Graphs" section documents are the same for
+every graph and a graph's additions are listed in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from relaygraph.coordination.registry import Capability
+from relaygraph.tools import known_tools
+
+# --- what an agent is, and what it leaves in state --------------------------------------------
+
+
+class AgentSpec(BaseModel):
+    """What an agent is: the declarative input of :func:`relaygraph.nodes.agent.make_agent_node`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    role: str
+    instructions: str
+    tools: tuple[str, ...]
+    max_steps: int | None = Field(default=None, ge=1, le=100)
+    #: What the agent can do, with versions: the registry finds agents by these (auctions use
+    #: them for eligibility). Optional: an agent that declares none is simply never found.
+    capabilities: tuple[Capability, ...] = ()
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_exist(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in value if t not in known_tools()]
+        if unknown:
+            raise ValueError(f"unknown tool(s) {unknown}; known: {known_tools()}")
+        return value
+
+
+class AgentStep(BaseModel):
+    """One ReAct step of one agent, as kept in graph state (and so in every checkpoint)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str
+    node: str
+    step: int
+    thought: str = ""
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    observation: str = ""  # the text the model read, cut at observation_chars
+    summary: str = ""  # the tool's typed result, whole: its summary line, facts and artifacts
+    facts: dict[str, Any] = Field(default_factory=dict)
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None
+    confidence: float = Field(ge=0.0, le=1.0)
+    duration_s: float = 0.0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    attempt: int = 1
+
+
+class NodeProgress(BaseModel):
+    """One node execution's outcome, appended to ``progress``."""
+
+    node: str
+    status: Literal["completed", "failed"]
+    duration_s: float
+    attempt: int = 1
+    detail: str = ""
+
+
+class AgentFailure(BaseModel):
+    """An agent that gave up on its last attempt, as listed in ``errors`` and ``result.errors``.
+
+    Extra keys are allowed: a graph may say more about its failures (the planned graph adds
+    ``failure_class``), and older checkpoints carry what they carried.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    agent: str
+    node: str
+    reason: str
+    attempt: int = 1
+    max_attempts: int | None = None
+    branch: str | None = None  # the parallel branch / hierarchy worker slot it ran in
+    failure_class: str | None = None
+
+
+# --- what a run returns ------------------------------------------------------------------------
+
+RunStatus = Literal["completed", "partial", "failed", "rejected", "stopped"]
+
+
+class AgentSummary(BaseModel):
+    """Per agent in ``result.agents``: effort, errors, confidence, time, tokens and cost.
+
+    Tokens are None when the model reported none (e.g. the offline policy); cost is None when
+    the model has no price (see :mod:`relaygraph.observability.telemetry`).
+    """
+
+    steps: int = 0
+    tool_calls: int = 0
+    errors: int = 0
+    confidence: float | None = None
+    duration_s: float = 0.0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    #: Meta-reasoning over the agent's trace (:func:`relaygraph.nodes.results.reasoning`).
+    reasoning: dict[str, Any] | None = None
+
+
+class UsageSummary(BaseModel):
+    llm_calls: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+class RunUsage(UsageSummary):
+    """``result.usage``: the run's LLM calls, tokens and cost, and the same per node."""
+
+    by_node: dict[str, UsageSummary] = Field(default_factory=dict)
+
+
+class RunResult(BaseModel):
+    """``result``: the contract every graph's final state shares (README, "Graphs")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: RunStatus
+    answer: str
+    artifacts: dict[str, str] = Field(default_factory=dict)  # dataset, report, chart
+    agents: dict[str, AgentSummary] = Field(default_factory=dict)
+    usage: RunUsage = Field(default_factory=RunUsage)
+    errors: list[AgentFailure] = Field(default_factory=list)
+    provider: str
+    approvals: list[dict[str, Any]] | None = None  # present only when a human decided something
+
+    def to_state(self) -> dict[str, Any]:
+        """The plain dict kept in state (optional keys left out when they do not apply)."""
+        return self.model_dump(exclude={k for k in self.optional_keys() if getattr(self, k) is None})
+
+    @classmethod
+    def optional_keys(cls) -> tuple[str, ...]:
+        return ("approvals",)
+
+
+class ParallelSummary(BaseModel):
+    """The aggregator's fan-in: every branch, per specialist, success rate and timings."""
+
+    branches: dict[str, dict[str, Any]]
+    specialists: dict[str, dict[str, Any]]
+    total: int
+    completed: int
+    failed: dict[str, str]
+    success_rate: float
+    timings: dict[str, Any]
+
+
+class ParallelResult(RunResult):
+    """The parallel graph's result: the shared keys plus the fan-in summary."""
+
+    parallel: ParallelSummary | None = None  # None when the run ended before the fan-out
+    failed: dict[str, str] = Field(default_factory=dict)
+    success_rate: float | None = None
+
+
+class HandoffSummary(BaseModel):
+    route: str
+    history: list[dict[str, Any]]
+    rolled_back: list[dict[str, Any]]
+    stop_reason: str | None = None
+    final_agent: str | None = None
+
+
+class HandoffResult(RunResult):
+    """The handoff graph's result: the shared keys plus the route and why it ended."""
+
+    handoffs: HandoffSummary
+    reason: str | None = None  # why the run was stopped (status "stopped")
+
+    @classmethod
+    def optional_keys(cls) -> tuple[str, ...]:
+        return ("approvals", "reason")
+
+
+class HierarchicalResult(RunResult):
+    """The hierarchical graph's result: the shared keys plus the delegation and quality per level."""
+
+    quality: dict[str, Any] = Field(default_factory=dict)
+    delegation: dict[str, Any] = Field(default_factory=dict)
+    teams: dict[str, dict[str, Any]] = Field(default_factory=dict)
