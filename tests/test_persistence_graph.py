@@ -182,7 +182,7 @@ CRASH_SCRIPT = textwrap.dedent(
     from langgraph.graph import END, START, StateGraph
     from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver
 
-    url, log_path, marker, crash_at, mode = sys.argv[1:6]
+    url, log_path, marker, crash_at, durability, mode = sys.argv[1:7]
     crash_at = int(crash_at)
     NODES = [f"n{i}" for i in range(1, 6)]
 
@@ -196,13 +196,17 @@ CRASH_SCRIPT = textwrap.dedent(
                 log.flush()
                 os.fsync(log.fileno())
             if index == crash_at and mode == "run":
-                # Only signal once node k's checkpoint is really in the database.
+                # Only signal once node k's checkpoint is really in the database
+                # (with "exit" durability nothing is saved before the run ends).
                 with SQLAlchemySaver.from_conn_string(url) as probe:
+                  if durability != "exit":
                     while True:
                         tup = probe.get_tuple({"configurable": {"thread_id": "crash"}})
                         if tup and f"n{crash_at - 1}" in tup.checkpoint["channel_values"].get("done", []):
                             break
                         time.sleep(0.05)
+                  else:
+                    assert probe.get_tuple({"configurable": {"thread_id": "crash"}}) is None
                 open(marker, "w").close()
                 time.sleep(3600)  # killed here
             return {"done": [name]}
@@ -218,21 +222,28 @@ CRASH_SCRIPT = textwrap.dedent(
     with SQLAlchemySaver.from_conn_string(url) as saver:
         graph = g.compile(checkpointer=saver)
         config = {"configurable": {"thread_id": "crash"}}
-        out = graph.invoke({"done": []} if mode == "run" else None, config)
+        # Resuming a thread that has no checkpoint ("exit" durability) starts it again.
+        fresh = mode == "run" or saver.get_tuple(config) is None
+        out = graph.invoke({"done": []} if fresh else None, config, durability=durability)
         print(json.dumps(out))
     """
 )
 
 
+@pytest.mark.parametrize("durability", ["sync", "async", "exit"])
 def test_sigkilled_run_resumes_without_redoing_checkpointed_nodes(
-    any_url: str, tmp_path: Path
+    any_url: str, tmp_path: Path, durability: str
 ) -> None:
+    """What each durability mode promises after a kill (README, "Durability"): ``sync``
+    and ``async`` keep every finished step (``async`` once its checkpoint is saved,
+    which the child waits for), so only the interrupted node runs again; ``exit``
+    saves nothing before the run ends, so the whole run starts again."""
     k = 3  # nodes n1..n3 finish and checkpoint; n4 is running when the process dies
     script = tmp_path / "crash_graph.py"
     script.write_text(CRASH_SCRIPT)
     log, marker = tmp_path / "nodes.log", tmp_path / "n4-started"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    args = [sys.executable, str(script), any_url, str(log), str(marker), str(k + 1)]
+    args = [sys.executable, str(script), any_url, str(log), str(marker), str(k + 1), durability]
     proc = subprocess.Popen([*args, "run"], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -257,5 +268,59 @@ def test_sigkilled_run_resumes_without_redoing_checkpointed_nodes(
     assert json.loads(resumed.stdout.strip().splitlines()[-1]) == {
         "done": ["n1", "n2", "n3", "n4", "n5"]
     }
-    # n1..n3 ran once; only the interrupted n4 ran again, then n5.
-    assert log.read_text().split() == ["n1", "n2", "n3", "n4", "n4", "n5"]
+    if durability == "exit":  # nothing was saved: everything ran again
+        assert log.read_text().split() == ["n1", "n2", "n3", "n4", "n1", "n2", "n3", "n4", "n5"]
+    else:  # n1..n3 ran once; only the interrupted n4 ran again, then n5.
+        assert log.read_text().split() == ["n1", "n2", "n3", "n4", "n4", "n5"]
+
+
+WRITES_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from langgraph.checkpoint.base import empty_checkpoint
+    from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver, StorageOptions
+
+    url, delay, durability, marker = sys.argv[1:5]
+    storage = StorageOptions(writes_flush_delay=float(delay))
+    with SQLAlchemySaver.from_conn_string(url, storage=storage) as saver:
+        stored = saver.put({"configurable": {"thread_id": "w", "checkpoint_ns": ""}},
+                           empty_checkpoint(), {"source": "loop", "step": 0}, {})
+        # as LangGraph calls it from a run in this durability mode
+        conf = {**stored["configurable"], "__pregel_durability": durability}
+        saver.put_writes({"configurable": conf}, [("x", 1)], "task-1")
+        open(marker, "w").close()
+        time.sleep(3600)  # killed here
+    """
+)
+
+
+@pytest.mark.parametrize(("durability", "delay", "wait", "kept"), [
+    ("sync", 3600, 0, True),     # committed before put_writes returned
+    ("async", 3600, 0, False),   # still waiting for the next checkpoint: lost, as allowed
+    ("async", 0.05, 1.0, True),  # committed by the flush after the delay
+])
+def test_sigkill_keeps_writes_as_each_durability_mode_promises(
+    sqlite_url: str, tmp_path: Path, durability: str, delay: float, wait: float, kept: bool
+) -> None:
+    script, marker = tmp_path / "writes.py", tmp_path / "written"
+    script.write_text(WRITES_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, str(script), sqlite_url, str(delay), durability,
+                             str(marker)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            if proc.poll() is not None:
+                pytest.fail(f"exited early ({proc.returncode}): {proc.stderr.read()[-2000:]}")
+            assert time.monotonic() < deadline, "the child never wrote"
+            time.sleep(0.02)
+        time.sleep(wait)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        tup = saver.get_tuple({"configurable": {"thread_id": "w"}})
+        assert tup is not None  # the checkpoint itself is always there
+        assert tup.pending_writes == ([("task-1", "x", 1)] if kept else [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -465,3 +466,75 @@ async def test_async_saver_sync_methods_from_another_thread(sqlite_url: str) -> 
         assert tup.checkpoint["channel_values"] == {"v": [1, 2]}
         with pytest.raises(asyncio.InvalidStateError, match="another thread"):
             saver.get_tuple(cfg("a"))
+
+
+# --- durability: writes under LangGraph's "async" mode -------------------------------------
+
+
+def as_run(config: dict, durability: str | None) -> dict:
+    """``config`` as a LangGraph run in ``durability`` mode passes it to ``put_writes``."""
+    conf = {**config["configurable"], "__pregel_runtime": object()}
+    if durability is not None:
+        conf["__pregel_durability"] = durability
+    return {"configurable": conf}
+
+
+def test_async_durability_writes_ride_in_the_next_transaction(any_url: str) -> None:
+    late = StorageOptions(writes_flush_delay=3600)  # only the events below flush
+    with SQLAlchemySaver.from_conn_string(any_url, storage=late) as saver, \
+            SQLAlchemySaver.from_conn_string(any_url) as other:
+
+        def seen(config: dict) -> list:
+            return other.get_tuple(config).pending_writes
+
+        c1 = put(saver, cfg("d"), {}, {})
+        saver.put_writes(as_run(c1, "async"), [("a", 1)], "t1")
+        saver.put_writes(as_run(c1, None), [("a", 2)], "t2")  # LangGraph's default: async
+        assert seen(c1) == []  # not committed yet
+        c2 = put(saver, c1, {}, {})  # they ride in this put's transaction
+        assert seen(c1) == [("t1", "a", 1), ("t2", "a", 2)]
+        saver.put_writes(as_run(c2, "async"), [("a", 3)], "t3")
+        assert saver.get_tuple(c2).pending_writes == [("t3", "a", 3)]  # a read flushes
+        assert seen(c2) == [("t3", "a", 3)]
+        # an error (any special channel) does not wait, and takes waiting writes along
+        saver.put_writes(as_run(c2, "async"), [("b", 4)], "t4")
+        saver.put_writes(as_run(c2, "async"), [(ERROR, "boom")], "t5")
+        assert [w[0] for w in seen(c2)] == ["t3", "t4", "t5"]
+        # sync and exit durability, and direct calls, commit before returning
+        for task, durability in (("t6", "sync"), ("t7", "exit")):
+            saver.put_writes(as_run(c2, durability), [("c", 5)], task)
+            assert task in [w[0] for w in seen(c2)]
+        saver.put_writes(c2, [("c", 6)], "t8")
+        assert "t8" in [w[0] for w in seen(c2)]
+        # close commits what still waits
+        saver.put_writes(as_run(c2, "async"), [("d", 7)], "t9")
+        assert "t9" not in [w[0] for w in seen(c2)]
+        saver.close()
+        assert "t9" in [w[0] for w in seen(c2)]
+
+
+def test_async_durability_writes_are_flushed_after_the_delay(sqlite_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(
+            sqlite_url, storage=StorageOptions(writes_flush_delay=0.05)) as saver, \
+            SQLAlchemySaver.from_conn_string(sqlite_url) as other:
+        c1 = put(saver, cfg("d"), {}, {})
+        saver.put_writes(as_run(c1, "async"), [("a", 1)], "t1")
+        deadline = time.monotonic() + 10
+        while not other.get_tuple(c1).pending_writes:
+            assert time.monotonic() < deadline, "the deferred write was never flushed"
+            time.sleep(0.02)
+
+
+async def test_async_saver_defers_writes_the_same_way(sqlite_url: str) -> None:
+    late = StorageOptions(writes_flush_delay=3600)
+    async with AsyncSQLAlchemySaver.from_conn_string(sqlite_url, storage=late) as saver:
+        cp = empty_checkpoint()
+        c1 = await saver.aput(cfg("d"), cp, {"source": "loop", "step": 0}, {})
+        await saver.aput_writes(as_run(c1, "async"), [("a", 1)], "t1")
+        with SQLAlchemySaver.from_conn_string(sqlite_url) as other:
+            assert other.get_tuple(c1).pending_writes == []
+            assert (await saver.aget_tuple(c1)).pending_writes == [("t1", "a", 1)]
+            assert other.get_tuple(c1).pending_writes == [("t1", "a", 1)]
+            await saver.aput_writes(as_run(c1, "async"), [("b", 2)], "t2")
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as other:  # the exit flushed t2
+        assert [w[0] for w in other.get_tuple(c1).pending_writes] == ["t1", "t2"]

@@ -70,7 +70,9 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         if self.dialect == "sqlite":
             install_sqlite_hooks(engine.sync_engine, busy_timeout_ms=30_000, synchronous="NORMAL")
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        self._committer = AsyncGroupCommitter(self._write_engine, flush_delay=0.05)
+        self._committer = AsyncGroupCommitter(
+            self._write_engine, flush_delay=self.storage.writes_flush_delay
+        )
         self._auto_setup = auto_setup
         self._is_setup = False
         try:
@@ -104,7 +106,11 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             await acheck_connection(engine)
-            yield cls(engine, serde=serde, storage=storage, listeners=listeners)
+            saver = cls(engine, serde=serde, storage=storage, listeners=listeners)
+            try:
+                yield saver
+            finally:
+                await saver.aclose()
         finally:
             await engine.dispose()
 
@@ -139,8 +145,15 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         if not self._is_setup and self._auto_setup:
             await self.setup()
 
+    async def aclose(self) -> None:
+        """Commit writes still waiting (``async`` durability); ``from_conn_string`` calls
+        it on exit. The saver stays usable."""
+        self._committer.cancel_timer()
+        await self._committer.flush()
+
     async def _read(self, op: Op[T]) -> T:
         await self._ready()
+        await self._committer.flush()  # a read sees every write made before it
         async with self.engine.connect() as conn, conn.begin():
             return await adrive(conn, op)
 
@@ -192,10 +205,16 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Store a task's pending writes (idempotent; special channels are replaced)."""
+        """Store a task's pending writes (idempotent; special channels are replaced).
+
+        Under ``async`` durability they ride in the next transaction (see ``_may_defer``).
+        """
         if calls := self._writes_calls(config, writes, task_id, task_path):
             await self._ready()
-            await self._committer.run(calls=calls)
+            if self._may_defer(config, writes):
+                self._committer.defer(calls)
+            else:
+                await self._committer.run(calls=calls)
         self._announce_writes(config, task_id)
 
     async def adelete_thread(self, thread_id: str) -> None:

@@ -143,6 +143,12 @@ class StorageOptions:
     writes_flush_delay: float = 0.05
 
 
+# LangGraph's config keys for the run's durability mode and its runtime (present in every
+# call a Pregel loop makes; a direct call to the saver has neither).
+_DURABILITY_KEY = "__pregel_durability"
+_RUNTIME_KEY = "__pregel_runtime"
+
+
 def _created_at(ts: Any) -> int:
     try:
         moment = datetime.fromisoformat(str(ts))
@@ -497,6 +503,26 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         # insert-or-ignore so replaying a task's writes is idempotent.
         special = all(w[0] in WRITES_IDX_MAP for w in writes)
         return (self._st.upsert_write if special else self._st.insert_write), rows
+
+    def _may_defer(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -> bool:
+        """Whether a task's writes may ride in the next transaction instead of their own.
+
+        Only under LangGraph's ``async`` durability (its default), which already lets a
+        crash lose the last step; ``sync`` and ``exit`` runs and direct calls commit
+        before returning. Errors, interrupts and other special writes never wait, and
+        they take any waiting writes with them.
+        """
+        if self.storage.writes_flush_delay <= 0:
+            return False
+        conf = config["configurable"]
+        durability = conf.get(_DURABILITY_KEY)
+        if durability is None:
+            if _RUNTIME_KEY not in conf:
+                return False  # a direct call, not a LangGraph run
+            durability = "async"  # LangGraph's default when the run names none
+        if durability != "async":
+            return False
+        return not any(channel in WRITES_IDX_MAP for channel, _ in writes)
 
     def _writes_calls(
         self,

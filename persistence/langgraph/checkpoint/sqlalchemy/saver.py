@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -72,7 +73,11 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         else:
             lock = threading.Lock()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        self._committer = GroupCommitter(self._write_engine, lock, flush_delay=0.05)
+        self._committer = committer = GroupCommitter(
+            self._write_engine, lock, flush_delay=self.storage.writes_flush_delay
+        )
+        # Writes still waiting when the interpreter exits normally are committed then.
+        weakref.finalize(self, committer.flush, False)
         self._auto_setup = auto_setup
         self._is_setup = False
         self._setup_lock = threading.Lock()
@@ -116,10 +121,15 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
     # --- plumbing -----------------------------------------------------------------------
 
     def close(self) -> None:
-        """Return the connection kept for writes to the engine's pool (the saver stays
-        usable: the next write takes one again). ``from_conn_string`` calls it on exit."""
-        with self._committer.lock:
-            self._committer.raw.close()
+        """Commit writes still waiting (``async`` durability), then return the kept
+        connections to the engine's pool (the saver stays usable: the next write takes
+        one again). ``from_conn_string`` calls it on exit."""
+        self._committer.cancel_timer()
+        try:
+            self._committer.flush()
+        finally:
+            with self._committer.lock:
+                self._committer.raw.close()
 
     def setup(self) -> None:
         """Create or migrate the tables; refuses a schema newer than this code."""
@@ -150,6 +160,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
 
     def _read(self, op: Op[T]) -> T:
         self._ready()
+        self._committer.flush()  # a read sees every write made before it
         with self.engine.connect() as conn, conn.begin():
             return drive(conn, op)
 
@@ -162,6 +173,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names, or the thread's latest when it names none."""
         self._ready()
+        self._committer.flush()  # a read sees every write made before it
         return self._committer.raw.read(self._get_tuple_op(config))
 
     def list(
@@ -199,10 +211,16 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        """Store a task's pending writes (idempotent; special channels are replaced)."""
+        """Store a task's pending writes (idempotent; special channels are replaced).
+
+        Under ``async`` durability they ride in the next transaction (see ``_may_defer``).
+        """
         if calls := self._writes_calls(config, writes, task_id, task_path):
             self._ready()
-            self._committer.run(calls=calls)
+            if self._may_defer(config, writes):
+                self._committer.defer(calls)
+            else:
+                self._committer.run(calls=calls)
         self._announce_writes(config, task_id)
 
     def delete_thread(self, thread_id: str) -> None:
