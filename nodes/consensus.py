@@ -127,7 +127,8 @@ def tool_observations(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for step in steps:
         if step.get("tool") and step["tool"] not in ("final_answer", "submit_ballot") and not step.get("error"):
-            found[step["tool"]] = observed_facts(step.get("observation") or "")
+            facts = step.get("facts")  # the tool's typed result, whole (tools/result.py)
+            found[step["tool"]] = flatten(facts) if facts else observed_facts(step.get("observation") or "")
     return found
 
 
