@@ -27,6 +27,7 @@ from relaygraph.cli import runner
 from relaygraph.cli import threads as cli_threads
 from relaygraph.config.ids import InvalidThreadId, validate_thread_id
 from relaygraph.config.settings import get_settings
+from relaygraph.nodes.params import ParamError, RunParams, validate_params
 from rich.console import Console
 from rich.markdown import Markdown
 
@@ -65,7 +66,7 @@ def _fail(exc: BaseException, debug: bool) -> None:
 
     # Exit 2: the user's input or configuration is wrong (fixable without a code change).
     usage = (UsageError, InvalidThreadId, ValidationError, FileNotFoundError, ProviderError,
-             db_errors.UnsupportedDatabaseURL,
+             ParamError, db_errors.UnsupportedDatabaseURL,
              db_errors.DatabaseUnavailableError, db_errors.ThreadBusyError, db_errors.MissingDriverError, db_errors.SchemaVersionError)
     raise typer.Exit(2 if isinstance(exc, usage) else 1)
 
@@ -250,11 +251,13 @@ def run(
     check_provider(settings)  # unknown or unconfigured provider: fail before any work
     graph_input = load_input(task, input_file, data, getattr(module, "DEFAULT_TASK", "Analyse the dataset."))
     thread = thread_id or runner.new_thread_id()
+    schema = getattr(module, "PARAMS", RunParams)
+    validate_params(schema, cli_threads.parse_params(params))  # before the data file is staged
     overrides = {"model": model, **stage_data(data, thread, model)}
     if "dataset" in overrides:
         graph_input["data"] = overrides["dataset"]
     config = runner.run_config(thread, graph_name, overrides)
-    config = cli_threads.with_run_options(config, module.graph, approve_before, max_concurrency, params)
+    config = cli_threads.with_run_options(config, module.graph, approve_before, max_concurrency, params, schema)
     check_config = getattr(module, "check_config", None)  # a graph's own options: refuse bad ones up front
     if check_config is not None:
         try:

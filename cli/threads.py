@@ -22,6 +22,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from relaygraph.cli import runner
+from relaygraph.nodes.params import RunParams, validate_params
 
 RESERVED = {"thread_id", "checkpoint_id", "checkpoint_ns", "approve_before"}
 OPTIONS_KEY = "relaygraph_options"
@@ -63,11 +64,13 @@ def with_run_options(
     approve_before: list[str] | None,
     max_concurrency: int | None,
     params: list[str] | None,
+    schema: type[RunParams] = RunParams,
 ) -> dict[str, Any]:
-    """Add approval gates, the concurrency cap and ``--param``s to a run config (validated)."""
+    """Add approval gates, the concurrency cap and ``--param``s to a run config (the params
+    validated against the graph's declared ``PARAMS`` schema before any work)."""
     from relaygraph.cli.main import UsageError
 
-    config["configurable"].update(parse_params(params))
+    config["configurable"].update(validate_params(schema, parse_params(params)))
     if approve_before:
         unknown = sorted(set(approve_before) - node_names(graph))
         if unknown:

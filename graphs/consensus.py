@@ -13,15 +13,19 @@ raft), ``voters`` (N), ``faults`` (behaviours for the first voters, or ``voter_3
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
+from pydantic import Field
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.agent import AgentRunError
 from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.consensus import (
+    MAX_VOTERS,
+    MODES,
+    QUESTIONS,
     ConsensusState,
     VoteInput,
     consensus_config,
@@ -32,11 +36,27 @@ from relaygraph.nodes.consensus import (
     plan,
     route_after_decide,
 )
+from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "N voter agents answer a checkable question; voting, BFT rounds, PBFT or Raft decide, faults injectable."
 DEFAULT_TASK = "Decide together, from the data, the answer to the consensus question."
+
+
+class ConsensusParams(RunParams):
+    """``--param`` keys of the consensus graph (their combinations are checked by :func:`check_config`)."""
+
+    mode: Literal[MODES] | None = None  # type: ignore[valid-type]
+    voters: int | None = Field(default=None, ge=1, le=MAX_VOTERS)
+    faults: str | dict[str, str] | None = None
+    threshold: float | None = None
+    question: Literal[tuple(QUESTIONS)] | None = None  # type: ignore[valid-type]
+    seed: int | None = None
+    reputation: dict[str, Any] | None = None
+
+
+PARAMS = ConsensusParams
 
 
 def check_config(configurable: dict[str, Any]) -> None:

@@ -17,17 +17,34 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy
+from pydantic import Field
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.agent import AgentRunError, AgentSpec
 from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.contracts import HandoffResult
-from relaygraph.nodes.handoff import HandoffState, handoff_summary, make_handoff_node
+from relaygraph.nodes.handoff import (
+    DEFAULT_MAX_HANDOFFS,
+    HandoffState,
+    handoff_summary,
+    make_handoff_node,
+)
+from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "triage → specialists handing off to each other (validated, rolled back, loop-guarded)."
 DEFAULT_TASK = ("Check the data quality, analyse sales by region with trends, segment the customers "
                 "and write a report.")
+
+
+class HandoffParams(RunParams):
+    """``--param`` keys of the handoff graph."""
+
+    max_handoffs: int | None = Field(default=None, ge=1, le=100,
+                                     description=f"Handoffs before the loop guard stops the run (default {DEFAULT_MAX_HANDOFFS}).")
+
+
+PARAMS = HandoffParams
 
 #: Each agent: its spec and the scope its peers see in the handoff tool's description.
 AGENTS: dict[str, tuple[AgentSpec, str]] = {

@@ -23,11 +23,14 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
+from pydantic import Field
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from relaygraph.nodes.approval import rejected, with_approval
 from relaygraph.nodes.contracts import HierarchicalResult
 from relaygraph.nodes.hierarchy import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_FANOUT,
     HierarchyLimits,
     check_delegation,
     choice_model,
@@ -36,12 +39,25 @@ from relaygraph.nodes.hierarchy import (
     worker_quality,
 )
 from relaygraph.nodes.parallel import make_branch_node
+from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput, WorkflowState, merge_dicts
 
 DESCRIPTION = "supervisor → team leads (subgraphs) → workers, delegating in parallel with quality at each level."
 DEFAULT_TASK = ("Assess data quality (validation and outliers), analyse sales (breakdown and trends) "
                 "and study customers (segments and scores).")
+
+
+class HierarchicalParams(RunParams):
+    """``--param`` keys of the hierarchical graph."""
+
+    max_depth: int | None = Field(default=None, ge=1, le=10,
+                                  description=f"Delegation levels allowed (default {DEFAULT_MAX_DEPTH}).")
+    max_fanout: int | None = Field(default=None, ge=1, le=64,
+                                   description=f"Parallel delegates per level (default {DEFAULT_MAX_FANOUT}).")
+
+
+PARAMS = HierarchicalParams
 
 #: team → (scope shown to the deciding model, workers)
 TEAMS: dict[str, tuple[str, tuple[AgentSpec, ...]]] = {

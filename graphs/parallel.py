@@ -15,11 +15,12 @@ specialists run, and on how many row partitions each, is decided per run from th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
+from pydantic import Field, field_validator
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from relaygraph.nodes.approval import rejected, with_approval
@@ -32,6 +33,7 @@ from relaygraph.nodes.parallel import (
     make_branch_node,
     plan_from_config,
 )
+from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput
 
@@ -65,6 +67,23 @@ SPECIALISTS: dict[str, AgentSpec] = {
                   tools=("score_records",)),
     )
 }
+
+
+class ParallelParams(RunParams):
+    """``--param`` keys of the parallel graph."""
+
+    specialists: list[Literal[tuple(SPECIALISTS)]] | None = Field(  # type: ignore[valid-type]
+        default=None, min_length=1, description="Specialists to run (comma-separated); default: all.")
+    partitions: int | None = Field(default=None, ge=1, le=64,
+                                   description="Row slices per specialist (map-reduce); default 1.")
+
+    @field_validator("specialists", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+
+PARAMS = ParallelParams
 
 
 def route_to_specialists(state: dict[str, Any], config: RunnableConfig) -> list[Send] | str:

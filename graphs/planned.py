@@ -16,7 +16,9 @@ smolagents agent; ``recover`` applies the failure class's policy
 from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
+from pydantic import Field
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.planning import (
     PlannedState,
     after_execute,
@@ -33,6 +35,17 @@ from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "HTN plan (validate/clean → analyse → report) run by agents, replanned on failure."
 DEFAULT_TASK = "Plan and carry out a cleaned, analysed report of the dataset."
+
+
+class PlannedParams(RunParams):
+    """``--param`` keys of the planned graph (see the module docstring)."""
+
+    fail: str | None = Field(default=None, description="Inject failures: TASK:CLASS[xN], comma-separated.")
+    retry_backoff_s: float | None = Field(default=None, ge=0, le=60)
+    method_probabilities: str | dict[str, float] | None = None
+
+
+PARAMS = PlannedParams
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:

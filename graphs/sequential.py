@@ -15,11 +15,13 @@ from langgraph.types import RetryPolicy
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import RunInput, WorkflowState
 
 DESCRIPTION = "extract → clean → analyze → report: four agents build a data report."
 DEFAULT_TASK = "Profile, validate and clean the sales dataset, analyse it and write a report."
+PARAMS = RunParams  # no keys of its own: the per-run settings overrides only
 
 AGENTS = (
     AgentSpec(

@@ -161,7 +161,7 @@ class LoopGuard(BaseModel):
     @classmethod
     def from_config(cls, config: RunnableConfig | None) -> LoopGuard:
         configured = ((config or {}).get("configurable") or {}).get("max_handoffs")
-        return cls(max_handoffs=configured) if configured else cls()
+        return cls() if configured is None else cls(max_handoffs=configured)
 
     def verdict(self, history: Sequence[dict[str, Any]], sender: str, target: str) -> str | None:
         """Why this handoff must not happen, or None (``history``: accepted hops so far)."""

@@ -51,7 +51,7 @@ class HierarchyLimits(BaseModel):
     @classmethod
     def from_config(cls, config: RunnableConfig | None) -> HierarchyLimits:
         configurable = (config or {}).get("configurable") or {}
-        return cls(**{k: configurable[k] for k in ("max_depth", "max_fanout") if configurable.get(k)})
+        return cls(**{k: configurable[k] for k in ("max_depth", "max_fanout") if configurable.get(k) is not None})
 
 
 def check_delegation(who: str, depth: int, delegates: Sequence[str], limits: HierarchyLimits) -> None:

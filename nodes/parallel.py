@@ -61,8 +61,9 @@ class ParallelPlan(BaseModel):
 def plan_from_config(config: RunnableConfig | None, available: Sequence[str]) -> ParallelPlan:
     """The run's plan: ``configurable.specialists`` / ``configurable.partitions``, else all once."""
     configurable = (config or {}).get("configurable") or {}
+    partitions = configurable.get("partitions")  # 0 is an error, not "the default"
     plan = ParallelPlan(specialists=configurable.get("specialists") or list(available),
-                        partitions=configurable.get("partitions") or 1)
+                        partitions=1 if partitions is None else partitions)
     unknown = [s for s in plan.specialists if s not in available]
     if unknown:
         raise ValueError(f"Unknown specialist(s) {', '.join(unknown)}; choose from: {', '.join(available)}.")

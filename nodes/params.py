@@ -1,0 +1,93 @@
+"""What a run may set through ``configurable``: one declared schema per graph.
+
+Each graph module declares ``PARAMS``, a subclass of :class:`RunParams` naming its own keys with
+their types and ranges. The CLI validates ``--param KEY=VALUE`` against it before any work, so
+``partitions=0`` or an unknown specialist is one line and exit 2 instead of a run that quietly
+used a default; the nodes read their keys through the same models (``from_config``), so Python
+and ``langgraph dev`` callers get the same checks when the node runs.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ParamError(ValueError):
+    """A ``configurable`` key or value the graph does not accept; the message says what it takes."""
+
+
+class RunParams(BaseModel):
+    """Keys every graph accepts: the per-run settings overrides (see ``config.settings.OVERRIDABLE``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(default=None, description="Model provider: offline, openai or local.")
+    model_id: str | None = Field(default=None, description="Model name sent to the provider.")
+    dataset: str | None = Field(default=None, description="Dataset file inside the data directory.")
+    max_steps: int | None = Field(default=None, ge=1, le=100, description="ReAct steps per agent.")
+    max_retries: int | None = Field(default=None, ge=1, le=10, description="Attempts per agent node.")
+
+
+#: Set by the runner or dedicated options, never through --param.
+RESERVED = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "approve_before"})
+
+
+def allowed(schema: type[BaseModel], field: str) -> str:
+    """What ``field`` accepts, in words (its choices or its range)."""
+    info = schema.model_fields[field]
+    choices = _choices(info.annotation)
+    if choices:
+        return "one or more of " + ", ".join(map(str, choices)) if _is_list(info.annotation) else (
+            "one of " + ", ".join(map(str, choices)))
+    bounds = {type(m).__name__: m for m in info.metadata}
+    low = getattr(bounds.get("Ge"), "ge", None)
+    high = getattr(bounds.get("Le"), "le", None)
+    kind = _type_name(info.annotation)
+    if low is not None and high is not None:
+        return f"{kind} from {low} to {high}"
+    return kind
+
+
+def validate_params(schema: type[RunParams], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` checked against ``schema``: the ones given, normalised; else :class:`ParamError`
+    naming the first bad key, why, and what it accepts."""
+    unknown = sorted(set(values) - set(schema.model_fields))
+    if unknown:
+        key = unknown[0]
+        reason = "is set by its own option" if key in RESERVED else "is not a parameter of this graph"
+        raise ParamError(f"--param {key} {reason}; parameters: {', '.join(sorted(schema.model_fields))}.")
+    try:
+        checked = schema.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else "?"
+        raise ParamError(f"--param {key}={values.get(key)!r}: {first['msg'].rstrip('.')}; "
+                         f"allowed: {allowed(schema, key)}.") from None
+    return checked.model_dump(include=set(values), mode="json")
+
+
+def describe(schema: type[RunParams]) -> dict[str, str]:
+    """``{key: what it accepts}`` for help texts and ``relaygraph graphs --json``."""
+    return {name: allowed(schema, name) for name in schema.model_fields}
+
+
+def _choices(annotation: Any) -> tuple[Any, ...]:
+    for arg in (annotation, *typing.get_args(annotation)):
+        if typing.get_origin(arg) is typing.Literal:
+            return typing.get_args(arg)
+        nested = [a for a in typing.get_args(arg) if typing.get_origin(a) is typing.Literal]
+        if nested:
+            return typing.get_args(nested[0])
+    return ()
+
+
+def _is_list(annotation: Any) -> bool:
+    return any(typing.get_origin(a) is list for a in (annotation, *typing.get_args(annotation)))
+
+
+def _type_name(annotation: Any) -> str:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    return "/".join(getattr(a, "__name__", str(a)) for a in args)
