@@ -44,7 +44,7 @@ from relaygraph.coordination.ballots import (
     normalize_choice,
 )
 from relaygraph.coordination.crypto import Ed25519Keyring, HmacKeyring
-from relaygraph.coordination.network import Behaviour, Conditions, Fault, Simulation
+from relaygraph.coordination.network import Behaviour, Conditions, Fault, Message, Simulation
 from relaygraph.coordination.voting import (
     QUALIFIED_DEFAULT,
     Reputation,
@@ -401,29 +401,41 @@ def make_vote_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any
     return vote
 
 
+class StateTransport:
+    """A :class:`~relaygraph.coordination.network.Transport` whose wire is graph state: every
+    message sent becomes a record in ``messages`` (until the message hub carries them)."""
+
+    def __init__(self, round_: int, late: bool = False) -> None:
+        self.round, self.late = round_, late
+        self.records: list[dict[str, Any]] = []
+
+    def send(self, message: Message) -> None:
+        self.records.append({"protocol": message.kind, "round": self.round, "src": message.src,
+                             "dst": message.dst, "kind": message.kind, "digest": digest(dict(message.body)),
+                             "late": self.late, "signature": message.signature, "body": dict(message.body)})
+
+
 def deliveries(cfg: ConsensusConfig, voter: str, round_: int, honest: Ballot | None, told: Ballot | None,
                behaviour: Behaviour | None) -> list[dict[str, Any]]:
-    """The voter's signed ballot messages to every peer (the transport, kept in state).
+    """The voter's signed ballot messages to every peer, sent over a :class:`StateTransport`.
 
     Equivocation sends the honest ballot to even-numbered peers and the fabricated one to the
     others — two validly signed, conflicting ballots: the proof :func:`bft.resolve` looks for."""
     if honest is None or behaviour is Behaviour.SILENT:
         return []
+    transport = StateTransport(round_, late=behaviour is Behaviour.DELAY)
     signer = keyring(cfg).signer(voter)
-    signed: dict[str, tuple[dict[str, Any], str, str]] = {}  # one signature per distinct ballot
-    out = []
+    signed: dict[str, tuple[dict[str, Any], str]] = {}  # one signature per distinct ballot
     for index, peer in enumerate(cfg.names(), start=1):
         if peer == voter:
             continue
         ballot = told if behaviour is Behaviour.LIE or (behaviour is Behaviour.EQUIVOCATE and index % 2) else honest
         if ballot.choice not in signed:
             body = {"round": round_, "ballot": ballot.model_dump(mode="json")}
-            signed[ballot.choice] = (body, digest(body), signer.sign("ballot", body))
-        body, body_digest, signature = signed[ballot.choice]
-        out.append({"protocol": "ballot", "round": round_, "src": voter, "dst": peer, "kind": "ballot",
-                    "digest": body_digest, "late": behaviour is Behaviour.DELAY, "signature": signature,
-                    "body": body})
-    return out
+            signed[ballot.choice] = (body, signer.sign("ballot", body))
+        body, signature = signed[ballot.choice]
+        transport.send(Message(voter, peer, "ballot", body, signature))
+    return transport.records
 
 
 _KEYRINGS: dict[tuple[int, int], Ed25519Keyring] = {}
