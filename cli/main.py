@@ -38,6 +38,7 @@ GRAPHS: dict[str, str] = {
     "hierarchical": "relaygraph.graphs.hierarchical",
     "planned": "relaygraph.graphs.planned",
     "consensus": "relaygraph.graphs.consensus",
+    "auction": "relaygraph.graphs.auction",
 }
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,

@@ -90,6 +90,17 @@ def rank_tools(task: str, tools: Sequence[dict[str, Any]]) -> list[dict[str, Any
     return [tool for _, _, tool in sorted(positions, key=lambda p: (p[0], p[1]))]
 
 
+def _as_schema_type(value: Any, kind: Any) -> Any:
+    """Artifacts are strings; a ``number``/``integer`` parameter gets the number they spell."""
+    if isinstance(value, str) and kind in ("number", "integer"):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if kind == "integer" and number.is_integer() else number
+    return value
+
+
 def fill_arguments(
     params: dict[str, Any],
     required: Iterable[str],
@@ -105,7 +116,7 @@ def fill_arguments(
         if only_required and not is_required:
             continue
         enum = spec.get("enum")
-        value = known.get(name)
+        value = _as_schema_type(known.get(name), spec.get("type"))
         if value is not None and (not enum or value in enum):
             args[name] = value
         elif is_required and enum:

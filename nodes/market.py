@@ -1,0 +1,572 @@
+"""Contract-net market nodes: announce → call for bids → bid ×N → award → execute → verify → settle.
+
+    announce ──► open_task ──Send×eligible──► bid (agent: estimate_cost → submit_bid)
+                    ▲                             │ bids[task#round][bidder]
+                    │                             ▼
+                 settle ◄── verify ◄── execute ◄── award (auction → contract)
+                 (paid | breach → re-auction to the others, reputation halved)
+
+The auction logic is :mod:`relaygraph.coordination.auctions`; these nodes add the agents:
+
+* each **bidder** is a ReAct agent that prices the task with ``estimate_cost`` — grounded in the
+  data (the partition's real row count), the method's cost, its own load (rows it already won
+  this run) and how well its capability matches — and submits with ``submit_bid``; the bid that
+  counts is the one the agent submits, not the estimate;
+* the **winner** executes the task with the method's data tool on its partition;
+* a **verifier** agent checks the acceptance criteria with ``check_acceptance``, which recomputes
+  the expected rows from the data and reads what the winner's tool calls really returned.
+
+Bids live in state under ``bids["task#round"][bidder]``, written by one ``Send`` branch per
+bidder, so a crash mid-auction keeps the bids already collected (LangGraph saves each finished
+branch's writes) and ``resume`` asks only the bidders that had not answered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, TypedDict
+
+import sqlalchemy as sa
+from langchain_core.runnables import RunnableConfig
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
+from langgraph.types import Send
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from relaygraph.config.settings import settings_from_config
+from relaygraph.coordination.auctions import (
+    DEFAULT_REPUTATION,
+    KINDS,
+    METHOD_COST,
+    MIN_REPUTATION,
+    AcceptanceCriterion,
+    AuctionRules,
+    Bid,
+    Contract,
+    Verification,
+    eligible_bidders,
+    estimate_cost,
+    run_auction,
+    settle,
+)
+from relaygraph.coordination.registry import Registry, Requirement, match_score
+from relaygraph.nodes import market_store
+from relaygraph.nodes.agent import (
+    AgentRunError,
+    AgentSpec,
+    make_agent_node,
+    node_attempt,
+    resolve_dataset,
+    thread_id,
+)
+from relaygraph.nodes.approval import rejected
+from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
+from relaygraph.tools import ToolResult, TypedTool, Workspace
+from relaygraph.tools.frames import load
+from smolagents import Tool
+
+#: The capability each method needs (a task's requirement).
+METHOD_CAPABILITY: dict[str, str] = {
+    "profile_dataset": "profiling",
+    "aggregate": "aggregation",
+    "validate_dataset": "validation",
+    "detect_outliers": "outlier_detection",
+    "score_records": "scoring",
+    "segment_customers": "segmentation",
+}
+#: Methods whose observation reports the rows it covered (what the verifier checks).
+VERIFIABLE = ("validate_dataset", "score_records", "profile_dataset", "segment_customers")
+
+
+class MarketConfig(BaseModel):
+    """The run's market options (``configurable``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    auction: str = "vickrey"
+    tasks: int = Field(default=4, ge=1, le=32)  # partitions announced as tasks
+    methods: list[str] = Field(default_factory=lambda: list(VERIFIABLE))
+    reserve_factor: float = Field(default=2.5, gt=0)  # reserve = factor × the method's base cost
+    decrement: float = Field(default=0.05, gt=0)
+    deadline_s: float = Field(default=300.0, gt=0)
+    min_reputation: float = Field(default=MIN_REPUTATION, ge=0, le=1)
+
+    @field_validator("auction")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in KINDS:
+            raise ValueError(f"auction must be one of {', '.join(KINDS)}, got {value!r}")
+        return value
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _methods(cls, value: Any) -> Any:
+        methods = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        unknown = [m for m in methods if m not in VERIFIABLE]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(VERIFIABLE)}")
+        return methods
+
+
+def market_config(config: RunnableConfig | None) -> MarketConfig:
+    configurable = (config or {}).get("configurable") or {}
+    return MarketConfig.model_validate({k: v for k, v in configurable.items() if k in MarketConfig.model_fields})
+
+
+class Task(BaseModel):
+    """An announced task: one method on one partition of the data."""
+
+    id: str
+    method: str
+    partition: str
+    rows: int
+    requirement: Requirement
+    reserve: float
+    deadline_s: float
+
+
+class MarketState(WorkflowState, total=False):
+    tasks: list[dict[str, Any]]
+    bids: Annotated[dict[str, dict[str, Any]], merge_dicts]  # "task#round" -> bidder -> bid
+    market: Annotated[dict[str, dict[str, Any]], merge_dicts]  # task id -> its auction's story
+    ledger: Annotated[dict[str, dict[str, Any]], merge_dicts]  # reputation / load per agent
+    current: dict[str, Any] | None
+
+
+class BidInput(TypedDict, total=False):
+    task: str
+    data: str | None
+    context: dict[str, Any]
+    call: dict[str, Any]
+
+
+def store(config: RunnableConfig | None, settings: Any) -> Any:
+    """Where history goes: the run's SQLAlchemy saver (its engine), else the checkpoint URL."""
+    saver = ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER)
+    return saver if isinstance(getattr(saver, "engine", None), sa.Engine) else settings.checkpoint_db
+
+
+def round_key(task_id: str, round_: int) -> str:
+    return f"{task_id}#{round_}"
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+
+class EstimateCostTool(TypedTool):
+    """A bidder's cost for the announced task, from the data and its own situation."""
+
+    name = "estimate_cost"
+    description = ("Estimate what doing the announced task would cost you: counts the rows of the task's "
+                   "partition in the data and prices them with the method's cost, your current load and "
+                   "how well your capability matches. Returns the cost to bid.")
+    inputs: ClassVar[dict] = {"task_id": {"type": "string", "description": "The announced task's id."}}
+    output_type = "string"
+
+    def __init__(self, task: Task, workspace: Workspace, dataset: str, capability_match: float,
+                 load_rows: int) -> None:
+        self.task, self.workspace, self.dataset = task, workspace, dataset
+        self.match, self.load_rows = capability_match, load_rows
+        self.inputs = {"task_id": {**type(self).inputs["task_id"], "enum": [task.id]}}
+        super().__init__()
+
+    def forward(self, task_id: str) -> ToolResult:
+        if task_id != self.task.id:
+            raise ValueError(f"no announced task {task_id!r}; the task is {self.task.id!r}")
+        frame, _ = load(self.workspace, self.dataset, self.task.partition)
+        cost = estimate_cost(len(frame), self.task.method, load_rows=self.load_rows, match=self.match)
+        return ToolResult(
+            summary=f"{self.task.method} on {len(frame):,} rows (partition {self.task.partition}) costs you "
+                    f"{cost:g} (method {METHOD_COST[self.task.method]:g}/1k rows, capability match "
+                    f"{self.match:g}, load {self.load_rows:,} rows).",
+            facts={"task_id": task_id, "rows": len(frame), "method": self.task.method, "cost": cost,
+                   "capability_match": self.match, "load_rows": self.load_rows},
+            artifacts={"cost": f"{cost:g}"})
+
+
+class BidBox:
+    def __init__(self) -> None:
+        self.bid: dict[str, Any] | None = None
+
+
+class SubmitBidTool(TypedTool):
+    name = "submit_bid"
+    description = "Submit your bid for the announced task: the cost at which you will do it (lowest wins)."
+    inputs: ClassVar[dict] = {
+        "task_id": {"type": "string", "description": "The announced task's id."},
+        "cost": {"type": "number", "description": "Your price for doing the task (work units)."},
+    }
+    output_type = "string"
+
+    def __init__(self, task: Task, box: BidBox) -> None:
+        self.task, self.box = task, box
+        self.inputs = {**type(self).inputs, "task_id": {**type(self).inputs["task_id"], "enum": [task.id]}}
+        super().__init__()
+
+    def forward(self, task_id: str, cost: float) -> ToolResult:
+        if task_id != self.task.id:
+            raise ValueError(f"no announced task {task_id!r}; the task is {self.task.id!r}")
+        cost = float(cost)
+        if not cost >= 0 or cost == float("inf"):
+            raise ValueError("a bid is a finite, non-negative cost")
+        if self.box.bid is not None:
+            raise ValueError("you have already bid on this task; one sealed bid per bidder")
+        self.box.bid = {"cost": cost}
+        return ToolResult(summary=f"Bid of {cost:g} recorded for {task_id}.", facts={"task_id": task_id, "cost": cost})
+
+
+def executed_facts(steps: list[dict[str, Any]], method: str) -> dict[str, Any]:
+    """What the winner's tool calls really did: the method's successful calls, their partition
+    and the rows they reported (read from the recorded observation)."""
+    calls = [s for s in steps if s.get("tool") == method and not s.get("error")]
+    if not calls:
+        return {"method_called": False}
+    last = calls[-1]
+    rows = (last.get("facts") or {}).get("rows")
+    return {"method_called": True, "partition": (last.get("arguments") or {}).get("partition"),
+            "rows": int(rows) if isinstance(rows, (int, float)) else None}
+
+
+class VerdictBox:
+    def __init__(self) -> None:
+        self.verification: Verification | None = None
+
+
+class CheckAcceptanceTool(TypedTool):
+    name = "check_acceptance"
+    description = ("Check the contract's acceptance criteria against the data: recomputes the partition's "
+                   "rows and compares them with what the winner's tool calls returned.")
+    inputs: ClassVar[dict] = {"task_id": {"type": "string", "description": "The contracted task's id."}}
+    output_type = "string"
+
+    def __init__(self, contract: Contract, task: Task, execution: dict[str, Any], workspace: Workspace,
+                 dataset: str, box: VerdictBox) -> None:
+        self.contract, self.task, self.execution = contract, task, execution
+        self.workspace, self.dataset, self.box = workspace, dataset, box
+        self.inputs = {"task_id": {**type(self).inputs["task_id"], "enum": [task.id]}}
+        super().__init__()
+
+    def forward(self, task_id: str) -> ToolResult:
+        if task_id != self.task.id:
+            raise ValueError(f"no contract for {task_id!r}; the contract is for {self.task.id!r}")
+        frame, _ = load(self.workspace, self.dataset, self.task.partition)
+        facts = self.execution.get("facts") or {}
+        observed = {"expected_rows": len(frame), **facts}
+        checks = {
+            "method_called": bool(facts.get("method_called")),
+            "partition": facts.get("partition") == self.task.partition,
+            "rows": facts.get("rows") == len(frame),
+        }
+        self.box.verification = Verification(checks=checks, observed=observed)
+        failed = [k for k, ok in checks.items() if not ok]
+        verdict = "all acceptance criteria met" if not failed else f"failed: {', '.join(failed)}"
+        return ToolResult(summary=f"{task_id}: {verdict} (expected {len(frame):,} rows, reported "
+                                  f"{facts.get('rows')}).", facts={"task_id": task_id, "checks": checks,
+                                                                   "observed": observed})
+
+
+# --- nodes -------------------------------------------------------------------------------------
+
+
+def announce(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """Split the data into ``tasks`` partitions, one method each, priced with a reserve; load
+    every bidder's reputation from earlier runs."""
+
+    def announce_tasks(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        settings = settings_from_config(config)
+        cfg = market_config(config)
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        dataset = resolve_dataset(state, settings, workspace)
+        frame, _ = load(workspace, dataset)
+        tasks = []
+        for k in range(1, cfg.tasks + 1):
+            method = cfg.methods[(k - 1) % len(cfg.methods)]
+            partition = f"{k}/{cfg.tasks}"
+            rows = len(load(workspace, dataset, partition)[0]) if cfg.tasks > 1 else len(frame)
+            reserve = round(cfg.reserve_factor * METHOD_COST[method] * max(rows, 1) / 1000, 4)
+            tasks.append(Task(id=f"t{k}", method=method, partition=partition, rows=rows,
+                              requirement=Requirement(name=METHOD_CAPABILITY[method]), reserve=reserve,
+                              deadline_s=cfg.deadline_s).model_dump())
+        names = [s.name for s in registry]
+        stored = market_store.load_reputation(store(config, settings), names)
+        reputation = {n: stored.get(n, DEFAULT_REPUTATION) for n in names}
+        market = {t["id"]: {"status": "open", "round": 1, "excluded": [], "rounds": []} for t in tasks}
+        return {"tasks": tasks, "market": market, "context": {"dataset": dataset},
+                "ledger": {"reputation": reputation, "load": dict.fromkeys(names, 0)},
+                "progress": [NodeProgress(node="announce", status="completed", duration_s=0.0,
+                                          detail=f"{len(tasks)} tasks announced on {dataset}").model_dump()]}
+
+    announce_tasks.__name__ = "announce"
+    return announce_tasks
+
+
+def open_task(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """The next open task with eligible bidders becomes ``current``; a task with none is closed
+    with the outcome ``no_eligible_agent`` (and recorded)."""
+
+    def call_for_bids(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        settings, cfg = settings_from_config(config), market_config(config)
+        market, updates = state.get("market") or {}, {}
+        reputation = (state.get("ledger") or {}).get("reputation") or {}
+        for raw in state.get("tasks") or []:
+            task = Task.model_validate(raw)
+            entry = market.get(task.id) or {}
+            if entry.get("status") != "open":
+                continue
+            capable = [s.name for s in registry.find(task.requirement)]
+            eligible = eligible_bidders(capable, reputation, exclude=entry.get("excluded") or [],
+                                        min_reputation=cfg.min_reputation)
+            if eligible:
+                current = {"task_id": task.id, "round": entry.get("round", 1), "eligible": eligible,
+                           "started": time.time()}
+                return {"current": current, "market": updates}
+            result = run_auction([], AuctionRules(kind=cfg.auction, reserve=task.reserve), eligible=[])
+            market_store.record_auction(store(config, settings), thread_id=thread_id(config), task_id=task.id,
+                                        round=entry.get("round", 1), kind=cfg.auction, outcome=result.outcome,
+                                        winner=None, price=None, bids={}, duration_s=0.0, settlement=None,
+                                        breach=None)
+            updates[task.id] = {"status": "unallocated", "outcome": result.outcome,
+                                "reason": f"{result.reason} (needs {task.requirement}; excluded after breach: "
+                                          f"{', '.join(entry.get('excluded') or []) or 'none'})"}
+        return {"current": None, "market": updates}
+
+    call_for_bids.__name__ = "open_task"
+    return call_for_bids
+
+
+def route_bids(state: dict[str, Any]) -> list[Send] | str:
+    """One ``Send`` per eligible bidder of the current task (bids already recorded are kept)."""
+    current = state.get("current")
+    if not current or rejected(state):
+        return "finalize"
+    task = next(t for t in state["tasks"] if t["id"] == current["task_id"])
+    load_rows = (state.get("ledger") or {}).get("load") or {}
+    reputation = (state.get("ledger") or {}).get("reputation") or {}
+    context = {"dataset": (state.get("context") or {}).get("dataset"), "task_id": task["id"],
+               "partition": task["partition"], "method": task["method"]}
+    return [Send("bid", {"task": state.get("task"), "data": state.get("data"), "context": context,
+                         "call": {"task": task, "round": current["round"], "bidder": bidder,
+                                  "load_rows": int(load_rows.get(bidder, 0)),
+                                  "reputation": float(reputation.get(bidder, DEFAULT_REPUTATION))}})
+            for bidder in current["eligible"]]
+
+
+def make_bid_node(registry: Registry[AgentSpec], max_attempts: int
+                  ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    def bid(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        call = state["call"]
+        task = Task.model_validate(call["task"])
+        spec = registry.get(call["bidder"])
+        settings = settings_from_config(config)
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        dataset = resolve_dataset(state, settings, workspace)
+        match = match_score(task.requirement.satisfied_by(spec.capabilities), task.requirement)
+        box = BidBox()
+        bidder = spec.model_copy(update={
+            "tools": (),
+            "instructions": (f"{spec.instructions} A task is announced: {task.method} on partition "
+                             f"{task.partition}. Estimate your cost with estimate_cost, then submit your bid "
+                             f"with submit_bid. The lowest bid wins; you are paid by the auction's rule.")})
+        tools = lambda _ctx: [EstimateCostTool(task, workspace, dataset, match, call["load_rows"]),  # noqa: E731
+                              SubmitBidTool(task, box)]
+        key = round_key(task.id, call["round"])
+        record: dict[str, Any] = {"bidder": spec.name, "reputation": call["reputation"],
+                                  "load_rows": call["load_rows"], "capability_match": match}
+        try:
+            update = make_agent_node(bidder, node=f"bid_{spec.name}", extra_tools=tools)(state, config)
+        except AgentRunError as exc:
+            if node_attempt() < max_attempts:
+                raise
+            return {"steps": exc.record.get("steps", []),
+                    "bids": {key: {spec.name: record | {"status": "no_bid", "reason": exc.record["reason"]}}}}
+        estimate = next(((s.get("facts") or {}).get("cost") for s in reversed(update["steps"])
+                         if s.get("tool") == "estimate_cost" and not s.get("error")), None)
+        if box.bid is None:
+            record |= {"status": "no_bid", "reason": "the agent did not submit a bid", "estimate": estimate}
+        else:
+            record |= {"status": "bid", "cost": box.bid["cost"], "estimate": estimate}
+        return {"steps": update["steps"], "bids": {key: {spec.name: record}}}
+
+    return bid
+
+
+def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """Run the auction on the bids collected; on award, the typed contract and the winner's load."""
+    cfg = market_config(config)
+    settings = settings_from_config(config)
+    current = state["current"]
+    task = Task.model_validate(next(t for t in state["tasks"] if t["id"] == current["task_id"]))
+    collected = (state.get("bids") or {}).get(round_key(task.id, current["round"]), {})
+    bids = [Bid(bidder=name, cost=b["cost"], reputation=b["reputation"])
+            for name, b in sorted(collected.items()) if b.get("status") == "bid"]
+    result = run_auction(bids, AuctionRules(kind=cfg.auction, reserve=task.reserve, decrement=cfg.decrement),
+                         eligible=current["eligible"])
+    entry = (state.get("market") or {}).get(task.id) or {}
+    story = {"round": current["round"], "auction": result.model_dump(),
+             "bids": {n: b.get("cost") for n, b in collected.items()},
+             "no_bids": {n: b.get("reason") for n, b in collected.items() if b.get("status") != "bid"}}
+    if result.outcome != "awarded":
+        duration = round(time.time() - current["started"], 4)
+        market_store.record_auction(store(config, settings), thread_id=thread_id(config), task_id=task.id,
+                                    round=current["round"], kind=cfg.auction, outcome=result.outcome, winner=None,
+                                    price=None, bids={b.bidder: b.cost for b in bids}, duration_s=duration,
+                                    settlement=None, breach=None)
+        return {"market": {task.id: {"status": "unallocated", "outcome": result.outcome, "reason": result.reason,
+                                     "rounds": [*entry.get("rounds", []), story]}}, "current": None}
+    contract = Contract(
+        task_id=task.id, winner=result.winner, price=result.price, kind=cfg.auction, round=current["round"],
+        deadline_s=task.deadline_s, acceptance=(
+            AcceptanceCriterion(name="method_called", description=f"{task.method} ran without error", expected=True),
+            AcceptanceCriterion(name="partition", description="on the contracted partition", expected=task.partition),
+            AcceptanceCriterion(name="rows", description="reported rows equal the partition's rows in the data",
+                                expected=task.rows)))
+    load_rows = dict((state.get("ledger") or {}).get("load") or {})
+    load_rows[result.winner] = load_rows.get(result.winner, 0) + task.rows
+    return {"market": {task.id: {"contract": contract.model_dump(), "status": "contracted",
+                                 "pending": story}},
+            "ledger": {"load": load_rows},
+            "progress": [NodeProgress(node="award", status="completed", duration_s=0.0,
+                                      detail=f"{task.id} → {result.winner} at {result.price:g} "
+                                             f"({result.reason})").model_dump()]}
+
+
+def route_award(state: dict[str, Any]) -> str:
+    if rejected(state):
+        return "finalize"
+    return "execute" if state.get("current") else "open_task"
+
+
+def contract_of(state: dict[str, Any]) -> tuple[Task, Contract]:
+    current = state["current"]
+    task = Task.model_validate(next(t for t in state["tasks"] if t["id"] == current["task_id"]))
+    return task, Contract.model_validate(state["market"][task.id]["contract"])
+
+
+def make_execute_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """The winner does the task with the method's data tool on its partition."""
+
+    def execute(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        task, contract = contract_of(state)
+        spec = registry.get(contract.winner)
+        worker = spec.model_copy(update={
+            "role": f"{spec.name} executing its contract", "tools": (task.method,),
+            "instructions": f"You won the contract for {task.id}. Run {task.method} on partition {task.partition} "
+                            f"of the dataset and report what it found."})
+        context = {**(state.get("context") or {}), "partition": task.partition, "task_id": task.id}
+        started = time.perf_counter()
+        try:
+            update = make_agent_node(worker, node=f"execute_{task.id}")({**state, "context": context}, config)
+            steps, error, answer = update["steps"], None, update["answers"][spec.name]
+        except AgentRunError as exc:
+            steps, error, answer = exc.record.get("steps", []), exc.record["reason"], ""
+        duration = round(time.perf_counter() - started, 4)
+        execution = {"agent": spec.name, "error": error, "duration_s": duration,
+                     "facts": executed_facts(steps, task.method), "answer": answer[:600]}
+        return {"steps": steps, "market": {task.id: {"execution": execution}},
+                "answers": {task.id: answer} if answer else {}}
+
+    return execute
+
+
+def make_verify_node(verifier: AgentSpec) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """The verifier agent checks the acceptance criteria with its tool (skipped after a failure:
+    there is no result to verify)."""
+
+    def verify(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        task, contract = contract_of(state)
+        execution = state["market"][task.id]["execution"]
+        if execution.get("error"):
+            return {"market": {task.id: {"verification": None}}}
+        settings = settings_from_config(config)
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        dataset = resolve_dataset(state, settings, workspace)
+        box = VerdictBox()
+        tool = lambda _ctx: [CheckAcceptanceTool(contract, task, execution, workspace, dataset, box)]  # noqa: E731
+        context = {**(state.get("context") or {}), "task_id": task.id}
+        try:
+            update = make_agent_node(verifier, node=f"verify_{task.id}", extra_tools=tool)(
+                {**state, "context": context}, config)
+            steps = update["steps"]
+        except AgentRunError as exc:
+            steps = exc.record.get("steps", [])
+        verification = box.verification.model_dump() | {"passed": box.verification.passed} if box.verification \
+            else None
+        return {"steps": steps, "market": {task.id: {"verification": verification}}}
+
+    return verify
+
+
+def make_settle_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """Pay or name the breach; a breach re-opens the task for the others and halves the
+    breaker's reputation. Every round is written to the history tables."""
+
+    def settle_contract(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        settings, cfg = settings_from_config(config), market_config(config)
+        task, contract = contract_of(state)
+        entry = state["market"][task.id]
+        execution = entry["execution"]
+        raw = entry.get("verification")
+        verification = Verification(checks=raw["checks"], observed=raw.get("observed") or {}) if raw else None
+        reputation = dict((state.get("ledger") or {}).get("reputation") or {})
+        before = reputation.get(contract.winner, DEFAULT_REPUTATION)
+        settlement = settle(contract, before, error=execution.get("error"), duration_s=execution["duration_s"],
+                            verification=verification)
+        reputation[contract.winner] = settlement.reputation_after
+        story = {**entry["pending"], "contract": contract.model_dump(), "execution": execution,
+                 "verification": raw, "settlement": settlement.model_dump()}
+        duration = round(time.time() - state["current"]["started"], 4)
+        market_store.record_auction(
+            store(config, settings), thread_id=thread_id(config), task_id=task.id, round=contract.round,
+            kind=cfg.auction, outcome="awarded", winner=contract.winner, price=contract.price,
+            bids={k: v for k, v in story["bids"].items() if v is not None}, duration_s=duration,
+            settlement=settlement.status, breach=settlement.breach)
+        market_store.save_reputation(store(config, settings), contract.winner, settlement.reputation_after,
+                                     breach=settlement.status == "breach")
+        update: dict[str, Any] = {"rounds": [*entry.get("rounds", []), story], "pending": None}
+        ledger: dict[str, Any] = {"reputation": reputation}
+        if settlement.status == "paid":
+            update |= {"status": "settled", "outcome": "paid", "winner": contract.winner, "price": contract.price}
+        else:
+            load_rows = dict((state.get("ledger") or {}).get("load") or {})
+            load_rows[contract.winner] = max(0, load_rows.get(contract.winner, 0) - task.rows)
+            ledger["load"] = load_rows
+            update |= {"status": "open", "round": contract.round + 1,
+                       "excluded": [*entry.get("excluded", []), contract.winner]}
+        detail = (f"{task.id}: {settlement.status} — {settlement.reason}"
+                  + ("" if settlement.status == "paid" else "; re-auctioned to the others"))
+        return {"market": {task.id: update}, "ledger": ledger, "current": None,
+                "progress": [NodeProgress(node="settle", status="completed", duration_s=0.0,
+                                          detail=detail).model_dump()]}
+
+    settle_contract.__name__ = "settle"
+    return settle_contract
+
+
+def summarize(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The market's answer lines and its summary (per task, totals, reputation)."""
+    market = state.get("market") or {}
+    lines, tasks = [], {}
+    paid = 0.0
+    for raw in state.get("tasks") or []:
+        entry = market.get(raw["id"]) or {}
+        rounds = entry.get("rounds") or []
+        breaches = [r["settlement"]["winner"] + ": " + r["settlement"]["breach"]
+                    for r in rounds if (r.get("settlement") or {}).get("status") == "breach"]
+        tasks[raw["id"]] = {"method": raw["method"], "partition": raw["partition"], "rows": raw["rows"],
+                            "reserve": raw["reserve"], "status": entry.get("status"),
+                            "outcome": entry.get("outcome"), "winner": entry.get("winner"),
+                            "price": entry.get("price"), "rounds": rounds, "breaches": breaches,
+                            "reason": entry.get("reason")}
+        if entry.get("outcome") == "paid":
+            paid += entry["price"]
+            lines.append(f"✓ {raw['id']} {raw['method']} [{raw['partition']}, {raw['rows']:,} rows] → "
+                         f"{entry['winner']} at {entry['price']:g} (reserve {raw['reserve']:g})"
+                         + (f"; after breach by {', '.join(breaches)}" if breaches else ""))
+        else:
+            lines.append(f"✗ {raw['id']} {raw['method']} [{raw['partition']}]: {entry.get('outcome')} — "
+                         f"{entry.get('reason')}")
+    done = sum(1 for t in tasks.values() if t["outcome"] == "paid")
+    lines.append(f"{done}/{len(tasks)} tasks settled; total paid {paid:g} work units.")
+    summary = {"tasks": tasks, "settled": done, "total": len(tasks), "total_paid": round(paid, 4),
+               "reputation": (state.get("ledger") or {}).get("reputation") or {},
+               "load_rows": (state.get("ledger") or {}).get("load") or {}}
+    return "\n".join(lines), summary

@@ -1,0 +1,158 @@
+"""Market and conflict history, kept in the run's checkpoint database.
+
+Three tables, created and upgraded through the saver's named migration sets
+(``relaygraph_markets_migrations`` holds their version):
+
+* ``relaygraph_auctions`` — one row per auction round of a task: format, outcome, winner,
+  price, every bid, how long the round took, and its settlement (paid or which breach);
+* ``relaygraph_reputation`` — each agent's reputation after its latest contract, so a breach
+  in one run still counts at the next run's eligibility and ties;
+* ``relaygraph_resolutions`` — one row per resolved conflict: its features bucket, the
+  strategy and why, whether it resolved — what :class:`StrategySelector` learns from.
+
+Writes are idempotent per (thread, task, round) and (thread, conflict): a node that runs again
+after a crash records its round once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
+from langgraph.checkpoint.sqlalchemy.engines import make_engine
+
+metadata = sa.MetaData()
+
+auctions = sa.Table(
+    "relaygraph_auctions", metadata,
+    sa.Column("thread_id", sa.String(255), primary_key=True),
+    sa.Column("task_id", sa.String(100), primary_key=True),
+    sa.Column("round", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("outcome", sa.String(40), nullable=False),
+    sa.Column("winner", sa.String(100)),
+    sa.Column("price", sa.Float),
+    sa.Column("bids", sa.Text, nullable=False),  # JSON {bidder: cost}
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("settlement", sa.String(20)),  # paid | breach | None (not awarded)
+    sa.Column("breach", sa.String(20)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+reputation = sa.Table(
+    "relaygraph_reputation", metadata,
+    sa.Column("agent", sa.String(100), primary_key=True),
+    sa.Column("reputation", sa.Float, nullable=False),
+    sa.Column("contracts", sa.Integer, nullable=False),
+    sa.Column("breaches", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+resolutions = sa.Table(
+    "relaygraph_resolutions", metadata,
+    sa.Column("thread_id", sa.String(255), primary_key=True),
+    sa.Column("conflict_id", sa.String(100), primary_key=True),
+    sa.Column("topic", sa.String(200), nullable=False),
+    sa.Column("bucket", sa.String(100), nullable=False, index=True),
+    sa.Column("strategy", sa.String(20), nullable=False),
+    sa.Column("resolved", sa.Boolean, nullable=False),
+    sa.Column("rounds", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False),  # JSON: value, reason
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+MARKETS = MigrationSet("relaygraph_markets", [create_tables(auctions, reputation, resolutions)])
+
+_engines: dict[str, sa.Engine] = {}
+_migrated: set[int] = set()
+_lock = threading.Lock()
+
+
+def engine_for(target: Any) -> sa.Engine:
+    """The engine to write history with, migrated on first use.
+
+    ``target`` is the run's checkpointer — a sync SQLAlchemy saver lends its own engine, so
+    history writes queue with the saver's instead of fighting them for SQLite's write lock — or
+    a database URL (one engine per URL, e.g. for the async saver or a plain ``invoke``).
+    """
+    with _lock:
+        engine = getattr(target, "engine", None)
+        if not isinstance(engine, sa.Engine):
+            url = str(target)
+            engine = _engines.get(url) or make_engine(url)
+            _engines[url] = engine
+        if id(engine) not in _migrated:
+            MARKETS.apply(engine)
+            _migrated.add(id(engine))
+        return engine
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _insert_once(conn: sa.Connection, table: sa.Table, row: dict[str, Any]) -> bool:
+    keys = [c.name for c in table.primary_key.columns]
+    exists = conn.execute(sa.select(sa.literal(1)).select_from(table)
+                          .where(*[table.c[k] == row[k] for k in keys])).first()
+    if exists:
+        return False
+    conn.execute(table.insert().values(**row))
+    return True
+
+
+def record_auction(target: Any, *, thread_id: str, task_id: str, round: int, kind: str, outcome: str,
+                   winner: str | None, price: float | None, bids: dict[str, float], duration_s: float,
+                   settlement: str | None, breach: str | None) -> bool:
+    """One auction round; False when this (thread, task, round) was already recorded."""
+    with engine_for(target).begin() as conn:
+        return _insert_once(conn, auctions, {
+            "thread_id": thread_id, "task_id": task_id, "round": round, "kind": kind, "outcome": outcome,
+            "winner": winner, "price": price, "bids": json.dumps(bids, sort_keys=True), "duration_s": duration_s,
+            "settlement": settlement, "breach": breach, "created_at": _now()})
+
+
+def save_reputation(target: Any, agent: str, value: float, *, breach: bool) -> None:
+    with engine_for(target).begin() as conn:
+        row = conn.execute(sa.select(reputation).where(reputation.c.agent == agent)).mappings().first()
+        if row is None:
+            conn.execute(reputation.insert().values(agent=agent, reputation=value, contracts=1,
+                                                    breaches=int(breach), updated_at=_now()))
+        else:
+            conn.execute(reputation.update().where(reputation.c.agent == agent).values(
+                reputation=value, contracts=row["contracts"] + 1, breaches=row["breaches"] + int(breach),
+                updated_at=_now()))
+
+
+def load_reputation(target: Any, agents: list[str]) -> dict[str, float]:
+    with engine_for(target).connect() as conn:
+        rows = conn.execute(sa.select(reputation.c.agent, reputation.c.reputation)
+                            .where(reputation.c.agent.in_(agents))).all()
+    return {agent: value for agent, value in rows}
+
+
+def auction_history(target: Any, thread_id: str | None = None) -> list[dict[str, Any]]:
+    query = sa.select(auctions).order_by(auctions.c.created_at, auctions.c.task_id, auctions.c.round)
+    if thread_id is not None:
+        query = query.where(auctions.c.thread_id == thread_id)
+    with engine_for(target).connect() as conn:
+        return [dict(r) | {"bids": json.loads(r["bids"])} for r in conn.execute(query).mappings()]
+
+
+def record_resolution(target: Any, *, thread_id: str, conflict_id: str, topic: str, bucket: str, strategy: str,
+                      resolved: bool, rounds: int, outcome: dict[str, Any]) -> bool:
+    with engine_for(target).begin() as conn:
+        return _insert_once(conn, resolutions, {
+            "thread_id": thread_id, "conflict_id": conflict_id, "topic": topic, "bucket": bucket,
+            "strategy": strategy, "resolved": resolved, "rounds": rounds,
+            "outcome": json.dumps(outcome, default=str), "created_at": _now()})
+
+
+def resolution_history(target: Any) -> list[dict[str, Any]]:
+    with engine_for(target).connect() as conn:
+        rows = conn.execute(sa.select(resolutions).order_by(resolutions.c.created_at)).mappings()
+        return [dict(r) | {"outcome": json.loads(r["outcome"])} for r in rows]

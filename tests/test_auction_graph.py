@@ -1,0 +1,142 @@
+"""The contract-net graph (graphs/auction.py): agents bid, win, execute, get verified and settled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from typing import Any
+
+import pytest
+from conftest import REPO
+from test_workflow_cli import RUNNER, child_env, cli, wait_for
+
+
+def run(config: dict[str, Any], **configurable: Any) -> dict[str, Any]:
+    from relaygraph.graphs.auction import graph
+
+    config = {**config, "configurable": {**config["configurable"], **configurable}}
+    return graph.invoke({"task": "Allocate the partitions."}, config)
+
+
+def history(thread: str | None = None) -> list[dict[str, Any]]:
+    from relaygraph.config.settings import get_settings
+    from relaygraph.nodes.market_store import auction_history
+
+    return auction_history(get_settings().checkpoint_db, thread)
+
+
+def test_agents_bid_from_the_data_and_the_cheapest_capable_one_wins_each_task(sample_path, invoke_config) -> None:
+    state = run(invoke_config)
+    result, market = state["result"], state["result"]["market"]
+    assert result["status"] == "completed" and market["settled"] == market["total"] == 4
+    assert "offline" in result["provider"]
+    for key, bids in state["bids"].items():
+        task = next(t for t in state["tasks"] if t["id"] == key.split("#")[0])
+        entry = market["tasks"][task["id"]]
+        placed = {n: b["cost"] for n, b in bids.items() if b["status"] == "bid"}
+        assert placed and all(b["cost"] == b["estimate"] for b in bids.values())  # bid = the tool's estimate
+        assert entry["winner"] == min(placed, key=lambda n: (placed[n], n))
+        assert entry["price"] == sorted(placed.values())[1]  # vickrey: the second-lowest bid
+        assert entry["rounds"][0]["verification"]["checks"] == {"method_called": True, "partition": True,
+                                                                "rows": True}
+    # Later auctions see the load earlier awards added: a loaded bidder's estimate carries it.
+    loaded = [b for bids in state["bids"].values() for b in bids.values() if b["load_rows"] > 0]
+    assert loaded and all(b["estimate"] > 0 for b in loaded)
+    rows = history(invoke_config["configurable"]["thread_id"])
+    assert [(r["task_id"], r["settlement"]) for r in rows] == [(f"t{k}", "paid") for k in range(1, 5)]
+    steps = {s["tool"] for s in state["steps"]}
+    assert {"estimate_cost", "submit_bid", "check_acceptance"} <= steps
+
+
+def test_a_breach_is_re_auctioned_to_the_others_and_costs_reputation(sample_path, roles, invoke_config) -> None:
+    # ana wins t1 (validation 2.0), then runs its tool on the wrong partition.
+    roles.scripts["ana executing its contract"] = [
+        ("call", "validate_dataset", {"dataset": sample_path.name, "partition": "2/4"}), ("final", "done")]
+    state = run(invoke_config)
+    t1 = state["result"]["market"]["tasks"]["t1"]
+    first, second = t1["rounds"]
+    assert first["contract"]["winner"] == "ana" and first["settlement"]["breach"] == "wrong_result"
+    assert first["verification"]["checks"] == {"method_called": True, "partition": False, "rows": True}
+    assert "ana" not in state["bids"]["t1#2"]  # the breaker is not asked again
+    assert second["settlement"]["status"] == "paid" and t1["winner"] in {"ben", "dee"}
+    assert (first["settlement"]["reputation_before"], first["settlement"]["reputation_after"]) == (0.8, 0.4)
+    assert t1["breaches"] == ["ana: wrong_result"]
+    rounds = [(r["round"], r["winner"], r["breach"]) for r in history() if r["task_id"] == "t1"]
+    assert rounds == [(1, "ana", "wrong_result"), (2, t1["winner"], None)]
+
+
+def test_a_failed_execution_is_a_breach_and_reputation_persists_across_runs(sample_path, roles,
+                                                                            invoke_config) -> None:
+    roles.failures["ana executing its contract"] = RuntimeError("model server down")
+    first = run(invoke_config)
+    assert first["result"]["market"]["tasks"]["t1"]["rounds"][0]["settlement"]["breach"] == "failure"
+    breaches = [b for t in first["result"]["market"]["tasks"].values() for b in t["breaches"]]
+    assert breaches.count("ana: failure") == 2  # t1, then t3 (profiling): 0.8 → 0.4 → 0.2
+    assert first["result"]["status"] == "completed"  # both tasks were re-auctioned and done by others
+    # The next run loads the stored reputation: 0.2 is under the 0.3 minimum, so ana is not asked.
+    second = run({"configurable": {"thread_id": "again"}})
+    assert "ana" not in second["bids"]["t1#1"] and {"ben", "dee"} <= set(second["bids"]["t1#1"])
+
+
+@pytest.mark.parametrize("kind", ["sealed", "english"])
+def test_sealed_and_english_auctions_price_as_documented(sample_path, invoke_config, kind) -> None:
+    state = run(invoke_config, auction=kind, decrement=0.01)
+    for key, bids in state["bids"].items():
+        entry = state["result"]["market"]["tasks"][key.split("#")[0]]
+        costs = sorted(b["cost"] for b in bids.values() if b["status"] == "bid")
+        if kind == "sealed":
+            assert entry["price"] == costs[0]
+        else:
+            assert costs[1] - 1e-9 <= entry["price"] < costs[1] + 0.01 + 1e-9
+            assert entry["rounds"][0]["auction"]["rounds"][0]["price"] == entry["reserve"]
+
+
+def test_no_eligible_agent_and_no_bid_under_reserve_are_outcomes(sample_path, invoke_config) -> None:
+    nobody = run(invoke_config, min_reputation=0.95)
+    assert nobody["result"]["status"] == "failed"
+    assert {t["outcome"] for t in nobody["result"]["market"]["tasks"].values()} == {"no_eligible_agent"}
+    cheap = run({"configurable": {"thread_id": "cheap"}}, reserve_factor=0.1)
+    assert {t["outcome"] for t in cheap["result"]["market"]["tasks"].values()} == {"no_bid_under_reserve"}
+    assert "reserve" in cheap["result"]["answer"]
+
+
+def saved_bids(thread: str) -> set[str]:
+    """``task#round/bidder`` keys of bids already in the thread's checkpoints (pending writes too)."""
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    found: set[str] = set()
+    with open_checkpointer() as saver:
+        for item in saver.list({"configurable": {"thread_id": thread}}):
+            values = [v for _, channel, v in item.pending_writes or [] if channel == "bids"]
+            values.append((item.checkpoint.get("channel_values") or {}).get("bids") or {})
+            for value in values:
+                found |= {f"{key}/{bidder}" for key, bids in (value or {}).items() for bidder in bids}
+    return found
+
+
+@pytest.mark.slow
+def test_an_auction_killed_mid_bidding_resumes_without_re_collecting_recorded_bids(isolated_env, tmp_path) -> None:
+    log, thread = tmp_path / "agents.log", "crash-auction"
+    proc = subprocess.Popen([sys.executable, str(RUNNER), "run", "auction", "--thread-id", thread, "--json"],
+                            env=child_env(isolated_env, log, "analyst dee"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    before = {"t1#1/ana", "t1#1/ben"}
+    try:
+        wait_for(lambda: log.is_file() and "block analyst dee" in log.read_text(), "dee to start bidding", proc)
+        wait_for(lambda: before <= saved_bids(thread), f"{sorted(before)} to be checkpointed", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL and "t1#1/dee" not in saved_bids(thread)
+
+    resumed = cli(["resume", thread, "--json"], child_env(isolated_env, log))
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)["result"]
+    assert result["status"] == "completed" and result["market"]["settled"] == 4
+    starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
+    assert starts["analyst ana@1/4"] == starts["analyst ben@1/4"] == 1, starts  # bids kept, not asked again
+    assert starts["analyst dee@1/4"] == 2  # the bidder killed mid-bid was asked again, once
