@@ -62,7 +62,6 @@ from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 from relaygraph.tools.frames import load
-from smolagents import Tool
 
 #: The capability each method needs (a task's requirement).
 METHOD_CAPABILITY: dict[str, str] = {
@@ -366,7 +365,7 @@ def make_bid_node(registry: Registry[AgentSpec], max_attempts: int
             "instructions": (f"{spec.instructions} A task is announced: {task.method} on partition "
                              f"{task.partition}. Estimate your cost with estimate_cost, then submit your bid "
                              f"with submit_bid. The lowest bid wins; you are paid by the auction's rule.")})
-        tools = lambda _ctx: [EstimateCostTool(task, workspace, dataset, match, call["load_rows"]),  # noqa: E731
+        tools = lambda _ctx: [EstimateCostTool(task, workspace, dataset, match, call["load_rows"]),
                               SubmitBidTool(task, box)]
         key = round_key(task.id, call["round"])
         record: dict[str, Any] = {"bidder": spec.name, "reputation": call["reputation"],
@@ -480,7 +479,7 @@ def make_verify_node(verifier: AgentSpec) -> Callable[[dict[str, Any], RunnableC
         workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
         dataset = resolve_dataset(state, settings, workspace)
         box = VerdictBox()
-        tool = lambda _ctx: [CheckAcceptanceTool(contract, task, execution, workspace, dataset, box)]  # noqa: E731
+        tool = lambda _ctx: [CheckAcceptanceTool(contract, task, execution, workspace, dataset, box)]
         context = {**(state.get("context") or {}), "task_id": task.id}
         try:
             update = make_agent_node(verifier, node=f"verify_{task.id}", extra_tools=tool)(
