@@ -642,50 +642,71 @@ def run_pbft(cfg, names, own, told, faults, fabricated) -> dict[str, Any]:
 
 
 def run_raft(cfg, names, own, faults) -> dict[str, Any]:
+    """Ballots become entries of a Raft log, then the majority decision does; crashed voters
+    restart afterwards and must catch up on the whole log from the leader."""
     observer = raft.RaftObserver()
-    nodes = [raft.RaftNode(v, names, observer=observer) for v in names]
-    sim = Simulation(nodes, seed=cfg.seed, faults=faults)
+    nodes = {v: raft.RaftNode(v, names, observer=observer) for v in names}
+    sim = Simulation(list(nodes.values()), seed=cfg.seed, faults=faults)
     down = set(faults)
-    submitted: set[str] = set()
+    submitted: dict[str, int] = {}  # entry -> term of the leader that took it (retry after a change)
+    wanted: list[str] = [f"ballot:{v}:{own[v].choice}" for v in names if own.get(v) is not None and v not in down]
+
+    def committed_values() -> list[str]:
+        return [value for _, (_, value) in sorted(observer.committed.items())]
 
     def client() -> None:
-        leaders = [n for n in nodes if n.role == "leader" and sim.alive[n.id]]
+        leaders = [n for n in nodes.values() if n.role == "leader" and sim.alive[n.id]]
+        done = set(committed_values())
         if leaders:
             leader = max(leaders, key=lambda n: n.term)
-            ctx = sim.contexts[leader.id]
-            for v in names:
-                if (own.get(v) is not None and v not in down and v not in submitted
-                        and leader.submit(f"ballot:{v}:{own[v].choice}", ctx)):
-                    submitted.add(v)
-        if not decided():
+            for entry in wanted:
+                if entry not in done and submitted.get(entry) != leader.term \
+                        and leader.submit(entry, sim.contexts[leader.id]):
+                    submitted[entry] = leader.term
+        if not set(wanted) <= done:
             sim.at(sim.now + 25, client)
 
     def committed_ballots() -> list[Ballot]:
-        seen = {}
-        for _, value in sorted(observer.committed.items()):
-            _, v, choice = value[1].split(":", 2) if value[1].startswith("ballot:") else (None, None, None)
-            if v and v not in seen:
-                seen[v] = Ballot(voter=v, choice=choice, confidence=own[v].confidence)
+        seen: dict[str, Ballot] = {}
+        for value in committed_values():
+            if value.startswith("ballot:"):
+                _, v, choice = value.split(":", 2)
+                seen.setdefault(v, Ballot(voter=v, choice=choice, confidence=own[v].confidence))
         return list(seen.values())
-
-    def decided() -> bool:
-        return len(committed_ballots()) >= len([v for v in names if own.get(v) and v not in down])
 
     sim.at(0, client)
     with _span("raft.election"):
-        sim.run(until=20_000, stop=lambda: any(n.role == "leader" for n in nodes))
+        sim.run(until=20_000, stop=lambda: any(n.role == "leader" for n in nodes.values()))
     with _span("raft.replication"):
-        sim.run(until=60_000, stop=decided)
-    result = tally(committed_ballots(), VotingMode.MAJORITY, electorate=len(names))
-    leader = next((n for n in nodes if n.role == "leader"), None)
-    decision = {"decision": result.decision, "rounds": 1, "views": max(n.term for n in nodes), "fallback": False,
-                "suspects": {v: [f"{cfg.faults[v].value}: never replicated its ballot"] for v in down},
-                "reason": f"Raft leader {leader.id if leader else '?'} (term {max(n.term for n in nodes)}) "
-                          f"committed {len(committed_ballots())} ballots; {result.reason}",
-                "log_safety_violations": observer.violations, "messages_sent": sim.stats.sent}
+        sim.run(until=60_000, stop=lambda: set(wanted) <= set(committed_values()))
+        result = tally(committed_ballots(), VotingMode.MAJORITY, electorate=len(names))
+        if result.decision is not None:  # the decision itself joins the ordered log
+            wanted.append(f"decision:{result.decision}")
+            client()
+            sim.run(until=sim.now + 60_000, stop=lambda: set(wanted) <= set(committed_values()))
+    caught_up: dict[str, bool] = {}
+    crashed = [v for v in down if cfg.faults[v] is Behaviour.CRASH]
+    if crashed:
+        with _span("raft.catch-up"):
+            for v in crashed:
+                sim.restart(v)
+            target = len(observer.committed)
+            sim.run(until=sim.now + 20_000, stop=lambda: all(nodes[v].commit_index >= target for v in crashed))
+            caught_up = {v: nodes[v].applied[:target] == committed_values()[:target] and nodes[v].commit_index >= target
+                         for v in crashed}
+    leader = max((n for n in nodes.values() if n.role == "leader"), key=lambda n: n.term, default=None)
+    term = max(n.term for n in nodes.values())
+    log = committed_values()
+    decision = {"decision": result.decision, "rounds": 1, "views": term, "fallback": False,
+                "suspects": {v: [f"{cfg.faults[v].value}: its ballot never reached the log"] for v in down},
+                "reason": f"Raft leader {leader.id if leader else '?'} (term {term}) committed "
+                          f"{len(committed_ballots())} ballots; {result.reason}",
+                "log": log, "caught_up": caught_up,
+                "log_safety_violations": observer.violations + raft.log_matching_violations(list(nodes.values())),
+                "messages_sent": sim.stats.sent}
     messages = [{"protocol": "raft", "kind": k, "count": c} for k, c in sorted(sim.stats.by_kind.items())]
     return {"done": True, "decision": decision, "messages": messages,
-            "round_record": {"round": 1, "terms": max(n.term for n in nodes), "messages": dict(sim.stats.by_kind)}}
+            "round_record": {"round": 1, "terms": term, "messages": dict(sim.stats.by_kind)}}
 
 
 def route_after_decide(state: dict[str, Any]) -> list[Any] | str:
@@ -709,6 +730,6 @@ def consensus_result(state: dict[str, Any]) -> dict[str, Any]:
             "rounds": decision.get("rounds"), "views": decision.get("views"),
             "messages_sent": sent, "fallback": bool(decision.get("fallback")),
             "suspects": decision.get("suspects") or {}, "ballots": ballots,
-            **{k: decision[k] for k in ("tally", "reputation", "needed", "f", "committed_by",
+            **{k: decision[k] for k in ("tally", "reputation", "needed", "f", "committed_by", "log", "caught_up",
                                         "expected_messages_fault_free", "log_safety_violations") if k in decision}}
 

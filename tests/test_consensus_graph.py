@@ -62,6 +62,9 @@ def test_each_mode_decides_right_with_up_to_f_faults_and_names_the_faulty(
         assert sources["voter_2"] == "submit_ballot"
     if mode == "pbft":
         assert block["views"] >= (1 if faults.split(",")[0] in ("lie", "equivocate") else 0)
+    if mode == "raft":  # an ordered log of ballots, then the decision; the crashed voter caught up
+        assert block["log"][-1] == "decision:north" and block["log_safety_violations"] == []
+        assert block["caught_up"] == {"voter_1": True}
 
 
 def test_an_agent_whose_evidence_does_not_match_its_tools_is_caught_without_any_injected_fault(
