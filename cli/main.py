@@ -348,7 +348,8 @@ def _register_subapps() -> None:
     for module_name, attr, name in (("relaygraph.cli.db", "db_app", "db"), ("relaygraph.cli.model", "model_app", "model"),
                                      ("relaygraph.cli.traces", "traces_app", "traces"),
                                      ("relaygraph.cli.plan", "plan_app", "plan"),
-                                     ("relaygraph.cli.agents", "agents_app", "agents")):
+                                     ("relaygraph.cli.agents", "agents_app", "agents"),
+                                     ("relaygraph.cli.experience", "experience_app", "experience")):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from langchain_core.runnables import RunnableConfig
 from relaygraph.config.settings import settings_from_config
-from relaygraph.coordination import replanning
+from relaygraph.coordination import experience, replanning
 from relaygraph.coordination.htn import Plan, PlannedTask, PlanningError, unmet
 from relaygraph.coordination.htn import plan as make_plan
 from relaygraph.coordination.world import (
@@ -36,6 +36,7 @@ from relaygraph.coordination.world import (
     facts_from_observations,
     merge_facts,
 )
+from relaygraph.nodes import experience as experience_store
 from relaygraph.nodes.agent import (
     AgentRunError,
     AgentSpec,
@@ -68,15 +69,34 @@ class PlannedState(WorkflowState, total=False):
     pending: dict[str, Any] | None  # the failure being recovered from
     replans: Annotated[list[dict[str, Any]], operator.add]
     stop_reason: str | None
+    learned: dict[str, float]  # method probabilities the last plan used instead of the domain's
 
 
 def options(config: RunnableConfig) -> dict[str, Any]:
     return (config or {}).get("configurable", {}) or {}
 
 
+def learning(config: RunnableConfig) -> bool:
+    """``configurable.learn`` (default on): plan with what earlier runs taught."""
+    return str(options(config).get("learn", True)).strip().lower() not in ("false", "0", "no", "off")
+
+
+def adaptations(config: RunnableConfig) -> list[experience.Adaptation]:
+    """What the experience store teaches for this task type (empty with learning off)."""
+    if not learning(config):
+        return []
+    settings = settings_from_config(config)
+    prior = {m.name: m.success_probability for m in DATA_DOMAIN.methods}
+    found = experience_store.load(settings.checkpoint_db, GOAL)
+    return experience.mine(found, prior, task_type=GOAL, backoff_s=replanning.BACKOFF_S)
+
+
 def learned_probabilities(config: RunnableConfig) -> dict[str, float]:
-    """Method success probabilities to plan with: ``configurable.method_probabilities``."""
-    raw = options(config).get("method_probabilities") or {}
+    """Method success probabilities to plan with: ``configurable.method_probabilities`` if
+    given (JSON), else what the experience store learned."""
+    raw = options(config).get("method_probabilities")
+    if raw is None:
+        return experience.learned_probabilities(adaptations(config))
     if isinstance(raw, str):
         raw = json.loads(raw)
     return {str(k): float(v) for k, v in raw.items()}
@@ -115,7 +135,8 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     """Plan (or replan, after a failure) from the observed world; accept only above 0.6."""
     pending = state.get("pending")
     excluded = list(state.get("excluded") or [])
-    domain = DATA_DOMAIN.without_methods(excluded).with_probabilities(learned_probabilities(config))
+    learned = learned_probabilities(config)
+    domain = DATA_DOMAIN.without_methods(excluded).with_probabilities(learned)
     world = state.get("world") or {}
     span_name = "replan" if pending else "plan"
     with telemetry.tracer().start_as_current_span(span_name) as span:
@@ -128,7 +149,7 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         if new is not None:
             span.set_attribute("relaygraph.plan.confidence", new.confidence)
             span.set_attribute("relaygraph.plan.methods", new.method_names())
-    update: dict[str, Any] = {"pending": None}
+    update: dict[str, Any] = {"pending": None, "learned": learned}
     if pending:
         old = state.get("plan") or {}
         update["replans"] = [{
@@ -256,10 +277,14 @@ def recover(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     task = current.tasks[state.get("cursor") or 0]
     done = [PlannedTask.model_validate(t) for t in state.get("done") or []]
     retries = dict(state.get("retries") or {})
-    backoff = float(options(config).get("retry_backoff_s", replanning.BACKOFF_S))
+    backoff = options(config).get("retry_backoff_s")
+    if backoff is None:
+        backoff = experience.learned_backoff(adaptations(config)) or replanning.BACKOFF_S
+    backoff = float(backoff)
     decision = replanning.decide(failure, task, current, state.get("world") or {}, done,
                                  retries.get(task.id, 0), backoff_s=backoff)
-    entry = {**failure.model_dump(), "action": decision.action, "policy": decision.policy,
+    entry = {**failure.model_dump(), "method": task.method, "agent": task.agent,
+             "action": decision.action, "policy": decision.policy,
              "changes": {"facts": decision.facts, "exclude_methods": decision.exclude_methods,
                          "context": decision.context, "rerun": decision.rerun}}
     if decision.action == "retry":
@@ -326,4 +351,9 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     }
     result["replanning"] = state.get("replans") or []
     result["world"] = state.get("world") or {}
+    result["learned"] = state.get("learned") or {}
+    settings = settings_from_config(config)
+    run = experience.experience_from_run(thread_id(config), GOAL, state, result["status"], time.time())
+    result["experience_store"] = {"store": GOAL,
+                                  "size": experience_store.record(settings.checkpoint_db, run)}
     return {"result": result, "status": result["status"]}

@@ -1,0 +1,49 @@
+"""``relaygraph experience``: what planned runs have learned, and why.
+
+    relaygraph experience show                 every store: size and ranked adaptations
+    relaygraph experience show --store NAME    one store (a task type, e.g. data_report)
+
+Adaptations come from :func:`relaygraph.coordination.experience.mine` over the experience
+store in the checkpoint database; they are what the next ``planned`` run plans with.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from relaygraph.config.settings import get_settings
+from relaygraph.coordination import experience
+from relaygraph.coordination.replanning import BACKOFF_S
+from relaygraph.coordination.world import DATA_DOMAIN
+from relaygraph.nodes import experience as experience_store
+
+experience_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                             help="Show what planned runs learned from earlier runs (experience store).")
+
+
+@experience_app.command("show")
+def show(
+    store: str | None = typer.Option(None, "--store", help="Only this store (task type)."),
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+) -> None:
+    """List each store's size and its adaptations, most impact first, with the evidence."""
+    url = checkpoint_db or get_settings().checkpoint_db
+    sizes = experience_store.stores(url)
+    if store is not None and store not in sizes:
+        print(f"No experience store {store!r}; stores: {', '.join(sorted(sizes)) or 'none yet'}.", file=sys.stderr)
+        raise typer.Exit(2)
+    if not sizes:
+        print("No experiences recorded yet: finished `relaygraph run planned` runs are recorded here.")
+        return
+    prior = {m.name: m.success_probability for m in DATA_DOMAIN.methods}
+    for name in sorted(sizes) if store is None else [store]:
+        found = experience_store.load(url, name)
+        outcomes = {o: sum(1 for e in found if e.outcome == o) for o in sorted({e.outcome for e in found})}
+        print(f"store {name}: {len(found)} experiences ({', '.join(f'{n} {o}' for o, n in outcomes.items())})")
+        learned = experience.mine(found, prior, task_type=name, backoff_s=BACKOFF_S)
+        if not learned:
+            print(f"  nothing learned yet: {experience.MIN_EXPERIENCES} experiences of a task type are needed")
+        for a in learned:
+            change = f"{a.previous:g} -> {a.value:g}" if a.previous is not None else f"{a.value:g}"
+            print(f"  [{a.impact:.3f}] {a.kind} {a.target}: {change} ({a.evidence})")
