@@ -1,24 +1,33 @@
-"""Checkpointer benchmark: relaygraph's SQLAlchemySaver against the official savers.
+"""Checkpointer benchmark: relaygraph's SQLAlchemySaver against the official savers, like for like.
 
-Same process, same graphs, same durability (LangGraph's default, "async") for every
-saver; throughput and fan-out runs are interleaved in rounds and the median is kept,
-because this machine is shared and its load drifts. Compare numbers only within a run.
+Every row compares savers at the *same* durability: the same LangGraph durability mode
+(``sync``, ``async``, ``exit``) and, on SQLite, the same ``synchronous`` level (both FULL,
+both NORMAL); PostgreSQL and MariaDB commit durably for both. Contenders run in interleaved
+rounds (A, B, A, B, ...) on this shared machine; rows show the median ratio of the rounds
+and their spread (min-max). Compare numbers only within a run. The goals of issue 15 are
+printed with each row (met / not met).
 
-    python bench/checkpointer.py            # full run (PostgreSQL if reachable)
-    python bench/checkpointer.py --quick    # smaller, for a smoke test
-    RELAYGRAPH_BENCH_PG=postgresql://user@host/db  to choose the PostgreSQL database
+    python bench/checkpointer.py                 # everything (PostgreSQL/MariaDB if reachable)
+    python bench/checkpointer.py --quick         # smaller, for a smoke test
+    python bench/checkpointer.py --only tiny,replay,growing,fanout,latency
+    RELAYGRAPH_BENCH_PG=postgresql://user@host/db   RELAYGRAPH_BENCH_MYSQL=mysql://root@host/db
 
-Measures: invokes/s of a 3-node graph (new thread per invoke); latest-checkpoint read
-latency on a 10,000- vs a 10-checkpoint thread; bytes stored after 500 steps of a
-growing message list; wall time of a 100-branch fan-out with vs without a saver.
+Sections: ``tiny`` (invokes/s of a 3-node graph, new thread per invoke), ``replay`` (the
+saver calls of one such invoke replayed alone: the saver's own time, without LangGraph's),
+``growing`` (a chat that appends one ~240-byte message per step for 50 and 500 steps: time
+per step, over the last 100 steps, and bytes stored), ``fanout`` (100 parallel branches,
+wall time vs no saver) and ``latency`` (latest-checkpoint read on a 10,000- vs 10-checkpoint
+thread).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import operator
 import os
 import random
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -26,13 +35,18 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from langchain_core.messages import AIMessage  # noqa: E402
-from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint  # noqa: E402
+from langgraph.checkpoint.base import (  # noqa: E402
+    BaseCheckpointSaver,
+    copy_checkpoint,
+    empty_checkpoint,
+)
 from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
@@ -42,7 +56,9 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 PG_URL = os.environ.get("RELAYGRAPH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-console = Console(width=150)
+MYSQL_URL = os.environ.get("RELAYGRAPH_BENCH_MYSQL", "mysql://root@127.0.0.1:3306/test")
+MODES = ("sync", "async", "exit")
+console = Console(width=160)
 
 # --- graphs -----------------------------------------------------------------------------
 
@@ -83,19 +99,6 @@ def sentence(rng: random.Random, size: int = 240) -> str:
     return " ".join(out)[:size]
 
 
-def chat_graph(saver: BaseCheckpointSaver | None, steps: int) -> Any:
-    rng = random.Random(7)
-
-    def speak(state: Chat) -> dict[str, Any]:
-        return {"messages": [AIMessage(sentence(rng))], "turns": state["turns"] + 1}
-
-    g = StateGraph(Chat)
-    g.add_node("speak", speak)
-    g.add_edge(START, "speak")
-    g.add_conditional_edges("speak", lambda s: "speak" if s["turns"] < steps else END)
-    return g.compile(checkpointer=saver)
-
-
 class Fan(TypedDict):
     results: Annotated[list, operator.add]
 
@@ -116,12 +119,19 @@ def fanout_graph(saver: BaseCheckpointSaver | None, branches: int) -> Any:
 
 
 @contextmanager
-def sqlite_saver(path: Path) -> Iterator[BaseCheckpointSaver]:
+def sqlite_official(path: Path, synchronous: str) -> Iterator[BaseCheckpointSaver]:
+    """SqliteSaver on a WAL database at ``synchronous`` (its own default is FULL)."""
     from langgraph.checkpoint.sqlite import SqliteSaver
 
-    with SqliteSaver.from_conn_string(str(path)) as saver:
-        saver.setup()
+    conn = sqlite3.connect(str(path), check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    saver = SqliteSaver(conn)
+    saver.setup()
+    try:
         yield saver
+    finally:
+        conn.close()
 
 
 @contextmanager
@@ -157,8 +167,19 @@ def pg_url(schema: str) -> str:
     return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
 
 
+def pg_bytes(schema: str) -> int:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute("VACUUM")
+        return int(conn.execute(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relkind = 'r'",
+            (schema,)).fetchone()[0])
+
+
 @contextmanager
-def postgres_saver(schema: str) -> Iterator[BaseCheckpointSaver]:
+def postgres_official(schema: str) -> Iterator[BaseCheckpointSaver]:
     from langgraph.checkpoint.postgres import PostgresSaver
 
     with PostgresSaver.from_conn_string(pg_url(schema)) as saver:
@@ -166,26 +187,174 @@ def postgres_saver(schema: str) -> Iterator[BaseCheckpointSaver]:
         yield saver
 
 
+@contextmanager
+def mysql_database() -> Iterator[str | None]:
+    """A throwaway MariaDB database URL; None if unreachable or the official saver is absent."""
+    try:
+        import pymysql
+        from langgraph.checkpoint.mysql.pymysql import PyMySQLSaver  # noqa: F401
+        from sqlalchemy.engine import make_url
+
+        base = make_url(MYSQL_URL)
+        admin = pymysql.connect(host=base.host, port=base.port or 3306, user=base.username,
+                                password=base.password or "", autocommit=True, connect_timeout=3)
+    except Exception as exc:  # noqa: BLE001 - report and skip the MariaDB rows
+        console.print(f"[yellow]MariaDB or langgraph-checkpoint-mysql unavailable ({exc}); "
+                      "skipping it[/]")
+        yield None
+        return
+    name = f"rg_bench_{uuid.uuid4().hex[:8]}"
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield str(base.set(database=name).render_as_string(hide_password=False))
+    finally:
+        admin.cursor().execute(f"DROP DATABASE {name}")
+        admin.close()
+
+
+@contextmanager
+def mysql_official(url: str) -> Iterator[BaseCheckpointSaver]:
+    from langgraph.checkpoint.mysql.pymysql import PyMySQLSaver
+
+    with PyMySQLSaver.from_conn_string(url.replace("mysql+pymysql://", "mysql://")) as saver:
+        saver.setup()
+        yield saver
+
+
 # --- measurements -----------------------------------------------------------------------
 
 
-def invokes_per_s(graph: Any, seconds: float) -> float:
-    count, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < seconds:
-        graph.invoke({"x": 0, "log": ""}, {"configurable": {"thread_id": uuid.uuid4().hex}})
-        count += 1
-    return count / elapsed
+@dataclass
+class Row:
+    """One like-for-like comparison: per-round ratios ours / anchor (higher is better)."""
+
+    measure: str
+    anchor: str
+    anchor_value: float
+    ours_value: float
+    ratios: list[float]
+    unit: str
+    goal: float | None = None  # minimum ratio
+    goal_text: str = ""
+
+    def cells(self) -> list[str]:
+        med = statistics.median(self.ratios)
+        spread = f"{min(self.ratios):.2f}–{max(self.ratios):.2f}" if len(self.ratios) > 1 else ""
+        if self.goal is None:
+            verdict = ""
+        else:
+            verdict = "[green]met[/]" if med >= self.goal else "[red]not met[/]"
+        return [self.measure, f"{self.anchor} {self.anchor_value:,.3g} {self.unit}",
+                f"{self.ours_value:,.3g} {self.unit}", f"{med:.2f}×", spread,
+                f"{self.goal_text} {verdict}".strip()]
 
 
-def rounds(
-    labels: list[str], run: Callable[[str], float], n_rounds: int
-) -> dict[str, float]:
-    """Interleave the contenders round by round; median per contender."""
+def interleave(labels: list[str], run: Callable[[str], float], n_rounds: int) -> dict[str, list[float]]:
+    """Run the contenders round by round (A, B, A, B, ...); every sample per contender."""
     samples: dict[str, list[float]] = {label: [] for label in labels}
     for _ in range(n_rounds):
         for label in labels:
             samples[label].append(run(label))
-    return {label: statistics.median(v) for label, v in samples.items()}
+    return samples
+
+
+def ratio_row(measure: str, anchor: str, samples: dict[str, list[float]], base: str, mine: str,
+              unit: str, higher_is_better: bool = True, goal: float | None = None,
+              goal_text: str = "") -> Row:
+    """Per-round ratio (ours better => > 1), medians of each side for display."""
+    a, b = samples[base], samples[mine]
+    ratios = [(y / x if higher_is_better else x / y) for x, y in zip(a, b, strict=True)]
+    return Row(measure, anchor, statistics.median(a), statistics.median(b), ratios, unit,
+               goal, goal_text)
+
+
+def invokes_per_s(graph: Any, seconds: float, durability: str) -> float:
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        graph.invoke({"x": 0, "log": ""}, {"configurable": {"thread_id": uuid.uuid4().hex}},
+                     durability=durability)
+        count += 1
+    return count / elapsed
+
+
+class Recorder(InMemorySaver):
+    """Records the saver calls LangGraph makes, to replay them against any saver."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        # As LangGraph hands them over: a fresh copy of the checkpoint and its values
+        # dict, the values themselves shared (so list deltas see the same items).
+        self.calls.append(("put", (config, copy_checkpoint(checkpoint), copy.deepcopy(metadata),
+                                   dict(new_versions))))
+        return super().put(config, checkpoint, metadata, new_versions)
+
+    def put_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        self.calls.append(("put_writes", (config, list(writes), task_id, task_path)))
+        super().put_writes(config, writes, task_id, task_path)
+
+
+def record_invoke(durability: str) -> list[tuple[str, tuple[Any, ...]]]:
+    rec = Recorder()
+    three_node_graph(rec).invoke({"x": 0, "log": ""}, {"configurable": {"thread_id": "r"}},
+                                 durability=durability)
+    return rec.calls
+
+
+def replay_ms(saver: BaseCheckpointSaver, calls: list[tuple[str, tuple[Any, ...]]],
+              repeats: int) -> float:
+    """Median time of the recorded calls of one invoke on a new thread, then the read that
+    flushes anything still waiting (so deferred work is counted)."""
+    times = []
+    for _ in range(repeats):
+        thread = uuid.uuid4().hex
+        start = time.perf_counter()
+        for name, args in calls:
+            conf = {"configurable": {**args[0]["configurable"], "thread_id": thread}}
+            getattr(saver, name)(conf, *args[1:])
+        if isinstance(saver, SQLAlchemySaver):
+            saver._committer.flush()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def chat_run(saver: BaseCheckpointSaver | None, steps: int, durability: str) -> list[float]:
+    """Run the growing chat on a new thread; the time each step's node started."""
+    stamps: list[float] = []
+    rng = random.Random(7)
+
+    def speak(state: Chat) -> dict[str, Any]:
+        stamps.append(time.perf_counter())
+        return {"messages": [AIMessage(sentence(rng))], "turns": state["turns"] + 1}
+
+    g = StateGraph(Chat)
+    g.add_node("speak", speak)
+    g.add_edge(START, "speak")
+    g.add_conditional_edges("speak", lambda s: "speak" if s["turns"] < steps else END)
+    graph = g.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": steps * 2 + 10}
+    kw = {"durability": durability} if saver is not None else {}
+    final = graph.invoke({"messages": [], "turns": 0}, config, **kw)
+    stamps.append(time.perf_counter())
+    assert len(final["messages"]) == steps
+    if saver is not None:  # what was stored reads back
+        tup = saver.get_tuple({"configurable": {"thread_id": config["configurable"]["thread_id"],
+                                                "checkpoint_ns": ""}})
+        assert [m.content for m in tup.checkpoint["channel_values"]["messages"]] == [
+            m.content for m in final["messages"]]
+    return stamps
+
+
+def sqlite_bytes(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    size = (pages - free) * conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    return size
 
 
 def fill_thread(saver: BaseCheckpointSaver, thread_id: str, n: int) -> None:
@@ -214,174 +383,228 @@ def latest_read_ms(saver: BaseCheckpointSaver, thread_id: str, reads: int) -> fl
     return statistics.median(times) * 1000
 
 
-def sqlite_bytes(path: Path) -> int:
-    import sqlite3
-
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    size = conn.execute("PRAGMA page_count").fetchone()[0] * conn.execute(
-        "PRAGMA page_size"
-    ).fetchone()[0]
-    conn.close()
-    return size
+# --- sections ---------------------------------------------------------------------------
 
 
-# --- main -------------------------------------------------------------------------------
+@dataclass
+class Bench:
+    tmp: Path
+    quick: bool
+    stack: ExitStack
+    pg: str | None
+    mysql: str | None
+    rows: list[Row]
+
+    @property
+    def rounds(self) -> int:
+        return 3 if self.quick else 5
+
+    def pairs(self) -> list[tuple[str, str, Callable[[], Any], Callable[[], Any]]]:
+        """(database label, anchor name, anchor factory, ours factory), like for like."""
+        out: list[tuple[str, str, Callable[[], Any], Callable[[], Any]]] = []
+        for level in ("FULL", "NORMAL"):
+            out.append((f"SQLite {level}", f"SqliteSaver {level}",
+                        lambda level=level: sqlite_official(
+                            self.tmp / f"off-{level}-{uuid.uuid4().hex[:6]}.db", level),
+                        lambda level=level: ours(
+                            f"sqlite:///{self.tmp}/ours-{level}-{uuid.uuid4().hex[:6]}.db",
+                            sqlite_synchronous=level)))
+        if self.pg:
+            out.append(("PostgreSQL", "PostgresSaver", lambda: postgres_official(self.pg),
+                        lambda: ours(pg_url(self.pg))))
+        if self.mysql:
+            out.append(("MariaDB", "PyMySQLSaver", lambda: mysql_official(self.mysql),
+                        lambda: ours(self.mysql)))
+        return out
+
+
+def tiny_rows(b: Bench) -> None:
+    """Invokes/s of the 3-node graph, per database and durability mode."""
+    seconds = 0.5 if b.quick else 1.0
+    for db, anchor, make_anchor, make_ours in b.pairs():
+        with make_anchor() as official, make_ours() as mine:
+            graphs = {"anchor": three_node_graph(official), "ours": three_node_graph(mine)}
+            for mode in MODES:
+                for g in graphs.values():
+                    invokes_per_s(g, 0.2, mode)  # warm up
+                samples = interleave(list(graphs),
+                                     lambda label: invokes_per_s(graphs[label], seconds, mode),
+                                     b.rounds)
+                goal = 1.2 if db == "PostgreSQL" else (1.0 if db.startswith("SQLite") else None)
+                b.rows.append(ratio_row(f"tiny 3-node invoke, {db}, durability={mode}", anchor,
+                                        samples, "anchor", "ours", "inv/s", goal=goal,
+                                        goal_text=f">= {goal}×" if goal else ""))
+                console.print(b.rows[-1].cells())
+
+
+def replay_rows(b: Bench) -> None:
+    """The saver's own time per invoke: LangGraph's calls of one invoke, replayed."""
+    repeats = 20 if b.quick else 50
+    for mode in MODES:
+        calls = record_invoke(mode)
+        with ExitStack() as stack:
+            savers = {
+                "SqliteSaver NORMAL": stack.enter_context(
+                    sqlite_official(b.tmp / f"rp-off-{mode}.db", "NORMAL")),
+                "ours NORMAL": stack.enter_context(
+                    ours(f"sqlite:///{b.tmp}/rp-ours-{mode}.db", sqlite_synchronous="NORMAL")),
+            }
+            if b.pg:
+                savers["PostgresSaver"] = stack.enter_context(postgres_official(b.pg))
+                savers["ours PostgreSQL"] = stack.enter_context(ours(pg_url(b.pg)))
+            for saver in savers.values():
+                replay_ms(saver, calls, 20)
+            samples = interleave(
+                list(savers),
+                # PostgreSQL commits take milliseconds here: fewer repeats keep the run short
+                lambda label: replay_ms(savers[label], calls,
+                                        repeats if "Postgres" not in label else repeats // 5),
+                b.rounds)
+            b.rows.append(ratio_row(
+                f"saver time per 3-node invoke (replayed calls), SQLite NORMAL, durability={mode}",
+                "SqliteSaver NORMAL", samples, "SqliteSaver NORMAL", "ours NORMAL", "ms",
+                higher_is_better=False, goal=1 / 1.5, goal_text="within 1.5× (>= 0.67×)"))
+            console.print(b.rows[-1].cells())
+            if b.pg:
+                b.rows.append(ratio_row(
+                    f"saver time per 3-node invoke (replayed calls), PostgreSQL, durability={mode}",
+                    "PostgresSaver", samples, "PostgresSaver", "ours PostgreSQL", "ms",
+                    higher_is_better=False))
+                console.print(b.rows[-1].cells())
+
+
+def growing_rows(b: Bench) -> None:
+    """A growing message history: time per step (all, last 100) and bytes, per mode."""
+    sizes = (50, 500) if not b.quick else (50, 150)
+    levels = ("NORMAL",) if b.quick else ("FULL", "NORMAL")
+    rounds = 1 if b.quick else 2
+    for steps in sizes:
+        for mode in MODES if steps == sizes[-1] or not b.quick else ("async",):
+            for level in levels:
+                samples: dict[str, list[float]] = {"all": [], "last": []}
+                per: dict[str, dict[str, list[float]]] = {"anchor": {"all": [], "last": [], "bytes": []},
+                                                          "ours": {"all": [], "last": [], "bytes": []}}
+                for _ in range(rounds):
+                    for label in ("anchor", "ours"):
+                        path = b.tmp / f"chat-{label}-{uuid.uuid4().hex[:6]}.db"
+                        ctx = (sqlite_official(path, level) if label == "anchor"
+                               else ours(f"sqlite:///{path}", sqlite_synchronous=level))
+                        with ctx as saver:
+                            stamps = chat_run(saver, steps, mode)
+                        last = min(100, steps - 1)
+                        per[label]["all"].append((stamps[-1] - stamps[0]) / steps * 1000)
+                        per[label]["last"].append((stamps[-1] - stamps[-1 - last]) / last * 1000)
+                        per[label]["bytes"].append(sqlite_bytes(path))
+                del samples
+                for key, what, goal, text in (
+                    ("all", "ms/step", None, ""),
+                    ("last", "ms/step, last 100", 3.0 if steps >= 500 else None,
+                     ">= 3× steps/s" if steps >= 500 else ""),
+                ):
+                    b.rows.append(ratio_row(
+                        f"growing chat {steps} steps, SQLite {level}, durability={mode}: {what}",
+                        f"SqliteSaver {level}", {"a": per["anchor"][key], "o": per["ours"][key]},
+                        "a", "o", "ms", higher_is_better=False, goal=goal, goal_text=text))
+                    console.print(b.rows[-1].cells())
+                mine, theirs = per["ours"]["bytes"][-1], per["anchor"]["bytes"][-1]
+                goal = 50.0 if steps >= 500 else None
+                b.rows.append(Row(f"growing chat {steps} steps, SQLite {level}, durability={mode}: bytes",
+                                  f"SqliteSaver {level}", theirs, mine, [theirs / mine], "B",
+                                  goal, "<= 0.02× (ratio >= 50)" if goal else ""))
+                console.print(b.rows[-1].cells())
+        if b.pg:
+            with pg_schema() as schema_a, pg_schema() as schema_b:
+                assert schema_a and schema_b
+                per = {}
+                with postgres_official(schema_a) as official, ours(pg_url(schema_b)) as mine:
+                    for label, saver in (("anchor", official), ("ours", mine)):
+                        stamps = chat_run(saver, steps, "async")
+                        last = min(100, steps - 1)
+                        per[label] = ((stamps[-1] - stamps[0]) / steps * 1000,
+                                      (stamps[-1] - stamps[-1 - last]) / last * 1000)
+                a_bytes, o_bytes = pg_bytes(schema_a), pg_bytes(schema_b)
+                b.rows.append(Row(f"growing chat {steps} steps, PostgreSQL, async: ms/step, last 100",
+                                  "PostgresSaver", per["anchor"][1], per["ours"][1],
+                                  [per["anchor"][1] / per["ours"][1]], "ms"))
+                console.print(b.rows[-1].cells())
+                b.rows.append(Row(f"growing chat {steps} steps, PostgreSQL, async: bytes (tables)",
+                                  "PostgresSaver", a_bytes, o_bytes, [a_bytes / o_bytes], "B"))
+                console.print(b.rows[-1].cells())
+
+
+def fanout_rows(b: Bench) -> None:
+    """100-branch fan-out at NORMAL: wall time with each saver over none."""
+    with ExitStack() as stack:
+        savers: dict[str, Any] = {
+            "none": None, "InMemorySaver": InMemorySaver(),
+            "SqliteSaver NORMAL": stack.enter_context(sqlite_official(b.tmp / "fan-off.db", "NORMAL")),
+            "ours NORMAL": stack.enter_context(ours(f"sqlite:///{b.tmp}/fan-ours.db")),
+        }
+        fans = {label: fanout_graph(s, 100) for label, s in savers.items()}
+
+        def fan_time(label: str) -> float:
+            start = time.perf_counter()
+            out = fans[label].invoke({"results": []},
+                                     {"configurable": {"thread_id": uuid.uuid4().hex}})
+            assert len(out["results"]) == 100
+            return time.perf_counter() - start
+
+        for label in fans:
+            fan_time(label)
+        samples = interleave(list(fans), fan_time, 3 if b.quick else 9)
+        none = samples["none"]
+        for label in ("InMemorySaver", "SqliteSaver NORMAL", "ours NORMAL"):
+            over = [x / n for x, n in zip(samples[label], none, strict=True)]
+            mine = label == "ours NORMAL"
+            b.rows.append(Row(f"100-branch fan-out, {label}: wall time vs no saver (ratio shows 1.8 / x)",
+                              "no saver", statistics.median(none) * 1000,
+                              statistics.median(samples[label]) * 1000,
+                              [1.8 / o for o in over], "ms",
+                              1.0 if mine else None, "<= 1.8× no saver" if mine else "(reference)"))
+            console.print(b.rows[-1].cells(), f"x{statistics.median(over):.2f} of no saver")
+
+
+def latency_rows(b: Bench) -> None:
+    big = 1000 if b.quick else 10_000
+    with ExitStack() as stack:
+        savers = {"SqliteSaver": stack.enter_context(sqlite_official(b.tmp / "lat-off.db", "NORMAL")),
+                  "ours": stack.enter_context(ours(f"sqlite:///{b.tmp}/lat-ours.db"))}
+        for saver in savers.values():
+            fill_thread(saver, "long", big)
+            fill_thread(saver, "short", 10)
+        for label, saver in savers.items():
+            long_ms, short_ms = latest_read_ms(saver, "long", 300), latest_read_ms(saver, "short", 300)
+            b.rows.append(Row(f"latest read, {big:,} vs 10 checkpoints, SQLite, {label} (ratio 1.5/x)",
+                              "10 checkpoints", short_ms, long_ms, [1.5 / (long_ms / short_ms)], "ms",
+                              1.0 if label == "ours" else None, "<= 1.5× slower" if label == "ours" else ""))
+            console.print(b.rows[-1].cells())
+
+
+SECTIONS = {"tiny": tiny_rows, "replay": replay_rows, "growing": growing_rows,
+            "fanout": fanout_rows, "latency": latency_rows}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (smoke test)")
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--only", default="throughput,latency,bytes,fanout",
-                        help="comma-separated sections to run (default: all four)")
+    parser.add_argument("--no-mysql", action="store_true")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections (default: {','.join(SECTIONS)})")
     args = parser.parse_args()
-    only = set(args.only.split(","))
-    quick = args.quick
-    tmp = Path(tempfile.mkdtemp(prefix="rg-bench-"))
-    table = Table(title="relaygraph SQLAlchemySaver vs official savers (this machine, this run)")
-    for col in ("measure", "baseline", "relaygraph", "ratio", "goal"):
-        table.add_column(col)
-
     with ExitStack() as stack:
-        schema = None if args.no_postgres else stack.enter_context(pg_schema())
-        # InMemorySaver: LangGraph's checkpointing cost with no I/O at all, the ceiling
-        # any database saver can approach.
-        savers: dict[str, BaseCheckpointSaver | None] = {"none": None,
-                                                         "InMemorySaver": InMemorySaver()}
-        savers["SqliteSaver"] = stack.enter_context(sqlite_saver(tmp / "official.db"))
-        savers["ours-sqlite"] = stack.enter_context(ours(f"sqlite:///{tmp}/ours.db"))
-        savers["ours-sqlite-full"] = stack.enter_context(
-            ours(f"sqlite:///{tmp}/ours-full.db", sqlite_synchronous="FULL")
-        )
-        if schema:
-            savers["PostgresSaver"] = stack.enter_context(postgres_saver(schema))
-            savers["ours-pg"] = stack.enter_context(ours(pg_url(schema)))
-
-        # 1. throughput ---------------------------------------------------------------
-        if "throughput" in only:
-            throughput(savers, table, quick, bool(schema))
-        if "latency" in only:
-            latency_rows(savers, table, quick, bool(schema))
-        if "bytes" in only:
-            bytes_rows(tmp, table, quick)
-        if "fanout" in only:
-            fanout_rows(savers, table, quick, bool(schema))
-
+        pg = None if args.no_postgres else stack.enter_context(pg_schema())
+        mysql = None if args.no_mysql else stack.enter_context(mysql_database())
+        bench = Bench(Path(tempfile.mkdtemp(prefix="rg-bench-")), args.quick, stack, pg, mysql, [])
+        for name in args.only.split(","):
+            SECTIONS[name](bench)
+    table = Table(title="relaygraph SQLAlchemySaver vs the official savers, like for like "
+                        "(ratio > 1: relaygraph better; median of interleaved rounds, spread min–max)")
+    for col in ("measure", "anchor", "relaygraph", "ratio", "spread", "goal"):
+        table.add_column(col)
+    for row in bench.rows:
+        table.add_row(*row.cells())
     console.print(table)
-
-
-def throughput(savers: dict[str, Any], table: Table, quick: bool, pg: bool) -> None:
-    graphs = {label: three_node_graph(s) for label, s in savers.items()}
-    for g in graphs.values():  # warm up (imports, statement caches, pools)
-        invokes_per_s(g, 0.2)
-    ips = rounds(list(graphs), lambda label: invokes_per_s(graphs[label], 0.6 if quick else 1.5),
-                 2 if quick else 5)
-    console.print("invokes/s:", {k: round(v, 1) for k, v in ips.items()})
-    # SqliteSaver runs WAL at SQLite's default synchronous=FULL (fsync per commit); ours
-    # defaults to NORMAL (WAL fsync at checkpoints: a power loss may drop the last
-    # commits, never corrupts). Both rows are printed; only FULL/FULL is like for like.
-    table.add_row("invokes/s, 3-node, SQLite: ours default NORMAL vs official FULL",
-                  f"{ips['SqliteSaver']:.0f}",
-                  f"{ips['ours-sqlite']:.0f}", f"{ips['ours-sqlite'] / ips['SqliteSaver']:.2f}x",
-                  "(not like for like)")
-    table.add_row("invokes/s, 3-node, SQLite: both synchronous=FULL", f"{ips['SqliteSaver']:.0f}",
-                  f"{ips['ours-sqlite-full']:.0f}",
-                  f"{ips['ours-sqlite-full'] / ips['SqliteSaver']:.2f}x", ">= 1.5x (like for like)")
-    if pg:
-        table.add_row("invokes/s, 3-node graph, PostgreSQL", f"{ips['PostgresSaver']:.0f}",
-                      f"{ips['ours-pg']:.0f}", f"{ips['ours-pg'] / ips['PostgresSaver']:.2f}x",
-                      ">= 1.2x")
-    table.add_row("invokes/s without any saver", f"{ips['none']:.0f}", "", "", "(ceiling)")
-    table.add_row("invokes/s with InMemorySaver (no I/O)", f"{ips['InMemorySaver']:.0f}", "",
-                  f"{ips['InMemorySaver'] / ips['SqliteSaver']:.2f}x SqliteSaver",
-                  "(ceiling with a saver)")
-
-
-def latency_rows(savers: dict[str, Any], table: Table, quick: bool, pg: bool) -> None:
-    # 2. latest-checkpoint read latency ----------------------------------------------
-    big = 1000 if quick else 10_000
-    for label in ["SqliteSaver", "ours-sqlite"] + (["PostgresSaver", "ours-pg"] if pg else []):
-        saver = savers[label]
-        assert saver is not None
-        fill_thread(saver, "long", big)
-        fill_thread(saver, "short", 10)
-    latency = {}
-    for label in ["SqliteSaver", "ours-sqlite"] + (["PostgresSaver", "ours-pg"] if pg else []):
-        saver = savers[label]
-        latency[label] = (latest_read_ms(saver, "long", 300), latest_read_ms(saver, "short", 300))
-    console.print("latest read ms (long, short):",
-                  {k: (round(a, 3), round(b, 3)) for k, (a, b) in latency.items()})
-    for base, mine, db in (("SqliteSaver", "ours-sqlite", "SQLite"),
-                           ("PostgresSaver", "ours-pg", "PostgreSQL")):
-        if mine not in latency:
-            continue
-        (bl, bs), (ml, ms) = latency[base], latency[mine]
-        table.add_row(f"latest read, {big:,} vs 10 checkpoints, {db} (ms)",
-                      f"{bl:.3f} / {bs:.3f} = {bl / bs:.2f}x",
-                      f"{ml:.3f} / {ms:.3f}", f"{ml / ms:.2f}x", "<= 1.5x")
-
-
-
-def bytes_rows(tmp: Path, table: Table, quick: bool) -> None:
-    # 3. bytes after 500 steps of a growing message list ------------------------------
-    steps = 100 if quick else 500
-    sizes = {}
-    for label, ctx in (("SqliteSaver", sqlite_saver(tmp / "chat-official.db")),
-                       ("ours-sqlite", ours(f"sqlite:///{tmp}/chat-ours.db"))):
-        with ctx as saver:
-            graph = chat_graph(saver, steps)
-            start = time.perf_counter()
-            final = graph.invoke({"messages": [], "turns": 0},
-                                 {"configurable": {"thread_id": "chat"},
-                                  "recursion_limit": steps * 2 + 10})
-            elapsed = time.perf_counter() - start
-            assert len(final["messages"]) == steps
-            replay = saver.get_tuple({"configurable": {"thread_id": "chat", "checkpoint_ns": ""}})
-            assert [m.content for m in replay.checkpoint["channel_values"]["messages"]] == [
-                m.content for m in final["messages"]
-            ]
-        path = tmp / ("chat-official.db" if label == "SqliteSaver" else "chat-ours.db")
-        sizes[label] = (sqlite_bytes(path), elapsed)
-    console.print("chat bytes, seconds:", sizes)
-    table.add_row(f"bytes after {steps} steps of ~240-byte messages (SQLite)",
-                  f"{sizes['SqliteSaver'][0] / 1e6:.1f} MB",
-                  f"{sizes['ours-sqlite'][0] / 1e6:.2f} MB",
-                  f"{sizes['ours-sqlite'][0] / sizes['SqliteSaver'][0]:.4f}x", "<= 0.02x")
-    table.add_row(f"time for those {steps} steps (s)", f"{sizes['SqliteSaver'][1]:.2f}",
-                  f"{sizes['ours-sqlite'][1]:.2f}",
-                  f"{sizes['ours-sqlite'][1] / sizes['SqliteSaver'][1]:.2f}x", "")
-
-
-
-def fanout_rows(savers: dict[str, Any], table: Table, quick: bool, pg: bool) -> None:
-    # 4. 100-branch fan-out -------------------------------------------------------------
-    fan_labels = ["none", "InMemorySaver", "SqliteSaver", "ours-sqlite"] + (
-        ["PostgresSaver", "ours-pg"] if pg else [])
-    fans = {label: fanout_graph(savers[label], 100) for label in fan_labels}
-
-    def fan_time(label: str) -> float:
-        start = time.perf_counter()
-        out = fans[label].invoke({"results": []}, {"configurable": {"thread_id": uuid.uuid4().hex}})
-        assert len(out["results"]) == 100
-        return time.perf_counter() - start
-
-    for label in fan_labels:
-        fan_time(label)
-    fan = rounds(fan_labels, fan_time, 3 if quick else 9)
-    console.print("fan-out seconds:", {k: round(v, 4) for k, v in fan.items()})
-    table.add_row("100-branch fan-out, SQLite, wall vs no saver",
-                  f"{fan['SqliteSaver'] / fan['none']:.2f}x",
-                  f"{fan['ours-sqlite'] / fan['none']:.2f}x",
-                  f"{fan['ours-sqlite'] / fan['SqliteSaver']:.2f}x of baseline", "<= 1.5x")
-    if pg:
-        table.add_row("100-branch fan-out, PostgreSQL, wall vs no saver",
-                      f"{fan['PostgresSaver'] / fan['none']:.2f}x",
-                      f"{fan['ours-pg'] / fan['none']:.2f}x",
-                      f"{fan['ours-pg'] / fan['PostgresSaver']:.2f}x of baseline", "")
-    table.add_row("100-branch fan-out without saver (ms)", f"{fan['none'] * 1000:.1f}", "", "", "")
-    table.add_row("100-branch fan-out, InMemorySaver (no I/O), wall vs no saver",
-                  f"{fan['InMemorySaver'] / fan['none']:.2f}x", "", "", "(ceiling with a saver)")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ operations on the DBAPI cursor instead (``fastpath.py``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
@@ -102,7 +101,7 @@ class _ChainState:
     version: str
     root: str
     depth: int
-    digests: list[bytes]
+    items: list[Any]  # the stored list's items (strong references: identity is compared)
     root_bytes: int  # size of the full value the chain starts from
     delta_bytes: int  # bytes of the deltas stored since
 
@@ -319,10 +318,6 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             type_, data = type_[len(ZLIB_PREFIX) :], zlib.decompress(data or b"")
         return self.serde.loads_typed((type_, data))
 
-    def _digest(self, item: Any) -> bytes:
-        type_, data = self.serde.dumps_typed(item)
-        return hashlib.blake2b(data, digest_size=16, person=type_.encode()[:16]).digest()
-
     def _blob_row(
         self, thread_id: str, ns: str, channel: str, version: str, type_: str, blob: bytes | None
     ) -> dict[str, Any]:
@@ -344,38 +339,39 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
     ) -> tuple[dict[str, Any] | None, list[Any] | None, _ChainState | None]:
         """A new channel version: (blob row, None, chain) or (None, [type, bytes], None).
 
-        Small values go inline. A list is a delta of the last version this process
-        stored for the channel when its first items serialize to exactly that
-        version's items (compared by digest, so an item changed in place is noticed).
-        The chain restarts with a full value every ``delta_snapshot_every`` versions,
-        which bounds the rows a read joins.
+        Small values go inline. A list is a delta of the last version this process stored
+        for the channel when its first items are that version's items - the same objects,
+        compared by identity: LangGraph's reducers build a new list and put a new object
+        wherever an item changes (``add_messages`` replacing a message by id), so a pointer
+        comparison finds the appended part without serializing the history again
+        (serializing or hashing every item made each step O(history)). An item mutated in
+        place, which LangGraph does not support (state changes by returning updates), is
+        therefore not noticed. The chain restarts with a full value every
+        ``delta_snapshot_every`` versions, which bounds the rows a read joins.
         """
         is_list = type(value) is list and self.delta_snapshot_every > 0
         prev = self._chain_get((thread_id, ns, channel)) if is_list else None
-        digests: list[bytes] | None = None
         if prev is not None and prev.version != version and not self._snapshot_due(prev):
-            count = len(prev.digests)
-            if len(value) >= count:
-                digests = [self._digest(item) for item in value]
-                if digests[:count] == prev.digests:
-                    type_, blob = self._dumps(value[count:])
-                    row = self._blob_row(thread_id, ns, channel, version, type_, blob)
-                    row.update(root_version=prev.root, base_version=prev.version,
-                               depth=prev.depth + 1, item_count=len(value))
-                    return row, None, _ChainState(
-                        version, prev.root, prev.depth + 1, digests,
-                        prev.root_bytes, prev.delta_bytes + len(blob),
-                    )
+            count = len(prev.items)
+            if len(value) >= count and all(
+                a is b for a, b in zip(prev.items, value)  # noqa: B905 - prefix compare
+            ):
+                type_, blob = self._dumps(value[count:])
+                row = self._blob_row(thread_id, ns, channel, version, type_, blob)
+                row.update(root_version=prev.root, base_version=prev.version,
+                           depth=prev.depth + 1, item_count=len(value))
+                return row, None, _ChainState(
+                    version, prev.root, prev.depth + 1, list(value),
+                    prev.root_bytes, prev.delta_bytes + len(blob),
+                )
         type_, blob = self._dumps(value)
         if len(blob) <= self.inline_max_bytes:
             return None, [type_, blob], None
         row = self._blob_row(thread_id, ns, channel, version, type_, blob)
         if not is_list:
             return row, None, None
-        if digests is None:
-            digests = [self._digest(item) for item in value]
         row["item_count"] = len(value)
-        return row, None, _ChainState(version, version, 0, digests, len(blob), 0)
+        return row, None, _ChainState(version, version, 0, list(value), len(blob), 0)
 
     def _snapshot_due(self, chain: _ChainState) -> bool:
         """Whether the next version of a chain should be stored in full.
@@ -573,7 +569,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             rows = yield query(schema.SELECT_LATEST_CHECKPOINT, params)
         if not rows:
             return None
-        loaded = yield from self._load_tuples_op(rows)
+        loaded = yield from self._load_tuples_op(rows, resume=True)
         return loaded[0]
 
     def _list_stmt(
@@ -605,8 +601,17 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             stmt = stmt.limit(int(limit))
         return stmt
 
-    def _load_tuples_op(self, rows: Sequence[Any]) -> Op[list[CheckpointTuple]]:
-        """Checkpoint rows -> tuples with values and pending writes, 2 queries per namespace."""
+    def _load_tuples_op(
+        self, rows: Sequence[Any], resume: bool = False
+    ) -> Op[list[CheckpointTuple]]:
+        """Checkpoint rows -> tuples with values and pending writes, 2 queries per namespace.
+
+        ``resume`` (``get_tuple``: a run about to continue from this checkpoint): remember
+        the list values returned as the ends of their delta chains, so the run's next
+        version of such a list - the same item objects plus new ones - is stored as a
+        delta instead of a full copy.
+        """
+        resumed: dict[tuple[str, str, str], _ChainState] = {}
         decoded = []
         groups: dict[tuple[str, str], tuple[set[tuple[str, str]], list[str]]] = {}
         for row in rows:
@@ -668,7 +673,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 blob = found.get((channel, str(versions[channel])))
                 if blob is None or blob.type == "empty":
                     continue
-                values[channel] = self._resolve_blob(row, channel, blob, found)
+                values[channel] = value = self._resolve_blob(row, channel, blob, found)
+                if resume and type(value) is list and self.delta_snapshot_every:
+                    resumed[(row.thread_id, row.checkpoint_ns, channel)] = self._chain_of(
+                        channel, blob, found, value)
             checkpoint["channel_values"] = values
             pending = sorted(
                 write_rows.get((row.thread_id, row.checkpoint_ns, row.checkpoint_id), []),
@@ -701,6 +709,8 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                     ],
                 )
             )
+        if resumed:
+            self._chains_commit(resumed)  # type: ignore[arg-type]
         return out
 
     def _blob_channels(self, row: Any, checkpoint: dict[str, Any]) -> list[str]:
@@ -742,6 +752,19 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 thread_id=thread_id, checkpoint_ns=ns, checkpoint_id=checkpoint_id,
                 channel=channel, reason=f"{type(exc).__name__}: {exc}",
             ) from exc
+
+    @staticmethod
+    def _chain_of(
+        channel: str, blob: Any, found: dict[tuple[str, str], Any], value: list[Any]
+    ) -> _ChainState:
+        """The chain state of a list value just read from ``blob`` (and its chain rows)."""
+        root = found.get((channel, blob.root_version), blob)
+        deltas = sum(
+            len(b.blob or b"") for (c, _), b in found.items()
+            if c == channel and b.root_version == blob.root_version and 0 < b.depth <= blob.depth
+        )
+        return _ChainState(blob.version, blob.root_version, blob.depth, list(value),
+                           len(root.blob or b""), deltas)
 
     def _resolve_blob(
         self, row: Any, channel: str, blob: Any, found: dict[tuple[str, str], Any]
