@@ -254,6 +254,13 @@ def run(
     thread = thread_id or runner.new_thread_id()
     schema = getattr(module, "PARAMS", RunParams)
     validate_params(schema, cli_threads.parse_params(params))  # before the data file is staged
+    if thread_id is not None:  # a used thread is continued with resume, never silently re-fed
+        from relaygraph.config.checkpointing import open_checkpointer as open_saver
+
+        with open_saver(checkpoint_db) as saver:
+            existing = runner.describe_thread(saver, thread_id)
+        if existing is not None:
+            raise UsageError(runner.refuse_reuse(existing))
     overrides = {"model": model, **stage_data(data, thread, model)}
     if "dataset" in overrides:
         graph_input["data"] = overrides["dataset"]

@@ -18,6 +18,8 @@ from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+INTERRUPT = "__interrupt__"  # the channel of interrupt writes (langgraph._internal._constants; not public)
+
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
 
@@ -182,8 +184,64 @@ def continue_run(
 
 
 def thread_graph_name(checkpointer: BaseCheckpointSaver, thread_id: str) -> str | None:
-    """The graph a thread was started with (from its latest checkpoint's metadata)."""
+    """The graph a thread was started with, from its latest checkpoint's metadata: the CLI's
+    own key, else the ``graph_id`` that ``langgraph dev`` records for its runs."""
     found = checkpointer.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
     if found is None:
         return None
-    return (found.metadata or {}).get("relaygraph_graph")
+    metadata = found.metadata or {}
+    name = metadata.get("relaygraph_graph") or metadata.get("graph_id")
+    return str(name) if name else None
+
+
+@dataclass
+class ThreadInfo:
+    """One thread as ``relaygraph threads`` lists it — read from the checkpoint alone, so it
+    works for threads that ``langgraph dev`` or Python callers created."""
+
+    thread_id: str
+    graph: str | None
+    status: str  # the result's status, "waiting" (an interrupt), or "unfinished"
+    updated: str  # the latest checkpoint's timestamp (ISO 8601)
+    checkpoints_step: int | None
+    waiting_on: list[str] = field(default_factory=list)  # nodes whose approval it waits for
+
+
+def describe_thread(checkpointer: BaseCheckpointSaver, thread_id: str) -> ThreadInfo | None:
+    found = checkpointer.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+    if found is None:
+        return None
+    metadata = found.metadata or {}
+    values = found.checkpoint.get("channel_values") or {}
+    result = values.get("result")
+    interrupts = [v for _, channel, v in found.pending_writes or () if channel == INTERRUPT]
+    waiting_on = sorted({str(i.value.get("node", "?")) for batch in interrupts
+                         for i in (batch if isinstance(batch, list | tuple) else [batch])
+                         if isinstance(getattr(i, "value", None), dict)})
+    if interrupts:
+        status = "waiting"
+    elif isinstance(result, dict) and result.get("status"):
+        status = str(result["status"])
+    else:
+        status = "unfinished"
+    name = metadata.get("relaygraph_graph") or metadata.get("graph_id")
+    return ThreadInfo(thread_id=thread_id, graph=str(name) if name else None, status=status,
+                      updated=str(found.checkpoint.get("ts", "")), checkpoints_step=metadata.get("step"),
+                      waiting_on=waiting_on)
+
+
+def refuse_reuse(info: ThreadInfo) -> str:
+    """Why a new run may not start on an existing thread, and what to do instead.
+
+    A new input on a used thread would be merged into the old state (its context, its data, its
+    approvals), so a run could quietly analyse the old file or walk past a pending approval.
+    """
+    thread = info.thread_id
+    if info.status == "waiting":
+        return (f"Thread {thread!r} is waiting for approval before {', '.join(info.waiting_on) or 'a node'}; "
+                f"answer with `relaygraph resume {thread} --approve` or `--reject`.")
+    if info.status == "unfinished":
+        return (f"Thread {thread!r} has an unfinished run; continue it with `relaygraph resume {thread}`, "
+                "or start a new run on another --thread-id.")
+    return (f"Thread {thread!r} already ran to its end (status {info.status}); start a new run on another "
+            f"--thread-id, or continue from one of its checkpoints with `relaygraph fork {thread}`.")

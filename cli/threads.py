@@ -11,6 +11,7 @@ adds the ``history`` and ``fork`` commands to it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -277,7 +278,7 @@ def fork_command(
             if not as_json:
                 out.print(f"Forked [bold]{thread_id}[/] at {checkpoint} onto thread [bold]{target}[/]",
                           highlight=False)
-            if graph.get_state(config).next and not pending_interrupts(graph, config):
+            if runner.thread_status(graph, config) == "unfinished":
                 outcome = runner.execute(graph, None, config, Progress(err if as_json else out, as_json))
             else:  # finished there, or waiting for approval: nothing to run until resumed
                 outcome = runner.outcome(graph, config)
@@ -286,9 +287,39 @@ def fork_command(
     print_outcome(outcome, as_json)
 
 
+def threads_command(
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Show at most this many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="Print the threads as JSON."),
+) -> None:
+    """List the threads in the checkpoint database — from the CLI, Python or langgraph dev.
+
+    Example: relaygraph threads --limit 10
+    """
+    from langgraph.checkpoint.sqlalchemy.maintenance import all_threads
+    from relaygraph.cli.main import out
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    with open_checkpointer(checkpoint_db) as saver:
+        infos = [i for i in (runner.describe_thread(saver, t) for t in all_threads(saver)) if i is not None]
+    infos = sorted(infos, key=lambda i: i.updated, reverse=True)[:limit]
+    if as_json:
+        sys.stdout.write(json.dumps([dataclasses.asdict(i) for i in infos], indent=2) + "\n")
+        return
+    if not infos:
+        out.print("No threads in this checkpoint database.")
+        return
+    out.print(f"{'THREAD':<24} {'GRAPH':<14} {'STATUS':<11} UPDATED", highlight=False)
+    for info in infos:
+        status = info.status + (f" ({', '.join(info.waiting_on)})" if info.waiting_on else "")
+        out.print(f"{info.thread_id:<24} {info.graph or '?':<14} {status:<11} {info.updated}",
+                  highlight=False, markup=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``history`` and ``fork`` to the main CLI (each guarded like the other commands)."""
+    """Add ``threads``, ``history`` and ``fork`` to the main CLI (each guarded like the others)."""
     from relaygraph.cli.main import guarded
 
+    app.command("threads")(guarded(threads_command))
     app.command("history")(guarded(history_command))
     app.command("fork")(guarded(fork_command))

@@ -54,12 +54,22 @@ class ApprovalDecision(BaseModel):
         return value
 
 
-def approval_targets(config: RunnableConfig | None, fixed: Iterable[str] = ()) -> set[str]:
-    """Nodes to approve in this run: build-time names plus ``configurable.approve_before``."""
+def configured_targets(config: RunnableConfig | None) -> set[str]:
+    """The run config's ``configurable.approve_before`` (a list or a comma-separated string)."""
     configured = ((config or {}).get("configurable") or {}).get("approve_before") or []
     if isinstance(configured, str):
-        configured = [n for n in configured.split(",")]
-    return {n.strip() for n in [*fixed, *configured] if n and n.strip()}
+        configured = configured.split(",")
+    return {n.strip() for n in configured if n and n.strip()}
+
+
+def approval_targets(
+    config: RunnableConfig | None, fixed: Iterable[str] = (), state: dict[str, Any] | None = None
+) -> set[str]:
+    """Nodes to approve: build-time names, ``configurable.approve_before``, and the gates the
+    thread recorded earlier (``state["gates"]``) — so a later call on the same thread that
+    forgets ``approve_before`` (a plain ``invoke(None)``, a new input) still stops at them."""
+    recorded = (state or {}).get("gates") or []
+    return {n.strip() for n in [*fixed, *recorded] if n and n.strip()} | configured_targets(config)
 
 
 def rejected(state: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -93,6 +103,20 @@ def _with_record(output: Any, record: dict[str, Any]) -> Any:
     return {"approvals": [record]}
 
 
+def _remember_gates(output: Any, state: dict[str, Any], config: RunnableConfig) -> Any:
+    """Add the run config's gates to the node's update when the thread has not recorded them,
+    so they hold for every later call on the thread (graphs without a ``gates`` key drop it)."""
+    new = configured_targets(config) - set((state or {}).get("gates") or [])
+    if not new:
+        return output
+    if isinstance(output, Command):
+        update = output.update if isinstance(output.update, dict) else {}
+        return dataclasses.replace(output, update={**update, "gates": sorted(new)})
+    if isinstance(output, dict):
+        return {**output, "gates": sorted(new)}
+    return output  # a node returning something else (None) has no update to extend
+
+
 def gate(
     name: str, inner: Runnable, *, fixed: frozenset[str], finish: str, routes_statically: bool
 ) -> RunnableCallable:
@@ -106,7 +130,7 @@ def gate(
         """("skip", output) | ("run", state to run with, approval record or None) | ("end", output)."""
         if rejected(state) and name != finish:
             return "skip", {}  # an earlier rejection ended the run; let it reach the finish node
-        if name not in approval_targets(config, fixed):
+        if name not in approval_targets(config, fixed, state):
             return "run", (state, None)
         record = ask_approval(name, state)
         if record["approved"]:
@@ -120,18 +144,18 @@ def gate(
     def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
         action, value = before(state, config)
         if action != "run":
-            return value
+            return _remember_gates(value, state, config)
         run_state, record = value
         output = inner.invoke(run_state, config)
-        return _with_record(output, record) if record else output
+        return _remember_gates(_with_record(output, record) if record else output, state, config)
 
     async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
         action, value = before(state, config)
         if action != "run":
-            return value
+            return _remember_gates(value, state, config)
         run_state, record = value
         output = await inner.ainvoke(run_state, config)
-        return _with_record(output, record) if record else output
+        return _remember_gates(_with_record(output, record) if record else output, state, config)
 
     return RunnableCallable(gated, agated, name=name, trace=False)
 

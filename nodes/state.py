@@ -16,6 +16,11 @@ from relaygraph.nodes.contracts import AgentStep, NodeProgress
 __all__ = ["AgentStep", "NodeProgress", "RunInput", "WorkflowState", "merge_dicts"]
 
 
+def union_sorted(left: list[str] | None, right: list[str] | None) -> list[str]:
+    """Reducer: the sorted union (a set that a checkpoint keeps and parallel branches share)."""
+    return sorted({*(left or []), *(right or [])})
+
+
 def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     """Reducer: merge by key, right wins; nested dicts merge one level deeper.
 
@@ -42,6 +47,7 @@ class WorkflowState(TypedDict, total=False):
     progress: Annotated[list[dict[str, Any]], operator.add]
     errors: Annotated[list[dict[str, Any]], operator.add]
     approvals: Annotated[list[dict[str, Any]], operator.add]  # human decisions (nodes/approval.py)
+    gates: Annotated[list[str], union_sorted]  # nodes this thread asks approval for (nodes/approval.py)
     result: dict[str, Any]
     status: str
 
