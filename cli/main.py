@@ -17,6 +17,7 @@ import importlib
 import json
 import shutil
 import sys
+import textwrap
 import traceback
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from relaygraph.config.settings import get_settings
 from relaygraph.nodes.params import ParamError, RunParams, validate_params
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 
 GRAPHS: dict[str, str] = {
     "sequential": "relaygraph.graphs.sequential",
@@ -41,7 +43,7 @@ GRAPHS: dict[str, str] = {
     "auction": "relaygraph.graphs.auction",
 }
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
                   help="Orchestrate teams of AI agents as durable, traced LangGraph workflows.")
 out = Console()
 err = Console(stderr=True)
@@ -61,7 +63,7 @@ def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(exc)
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # "[local]" stays text
     from langgraph.checkpoint.sqlalchemy import errors as db_errors
     from relaygraph.providers import ProviderError
 
@@ -104,7 +106,12 @@ def guarded(fn):
 
 @app.command("graphs")
 def list_graphs() -> None:
-    """List the available workflows."""
+    """List the available workflows.
+
+    \b
+    Example:
+      relaygraph graphs
+    """
     for name in sorted(GRAPHS):
         module = importlib.import_module(GRAPHS[name])
         out.print(f"[bold]{name:<14}[/] {getattr(module, 'DESCRIPTION', '')}")
@@ -182,10 +189,12 @@ class Progress:
             return
         for item in update.get("progress") or []:
             mark = "[green]✓[/]" if item.get("status") == "completed" else "[red]✗[/]"
-            self.console.print(f"{mark} [bold]{item['node']}[/] ({item['duration_s']:.2f}s) {item.get('detail', '')[:110]}",
-                               highlight=False)
+            detail = textwrap.shorten(str(item.get("detail") or ""), width=110, placeholder=" …")
+            self.console.print(f"{mark} [bold]{escape(str(item['node']))}[/] ({item['duration_s']:.2f}s) "
+                               f"{escape(detail)}", highlight=False, soft_wrap=True)
         for error in update.get("errors") or []:
-            self.console.print(f"[red]✗ {error.get('node')}[/]: {error.get('reason')}", highlight=False)
+            self.console.print(f"[red]✗ {escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
+                               highlight=False, soft_wrap=True)
         if "result" in update:
             self.console.print(f"[green]✓[/] [bold]{node}[/]", highlight=False)
 
@@ -198,9 +207,19 @@ def print_outcome(outcome: runner.RunOutcome, as_json: bool) -> None:
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         return
     if outcome.waiting:
-        out.print(f"\n[yellow]Waiting for approval[/] on thread [bold]{outcome.thread_id}[/]: "
-                  f"{outcome.interrupts[0]['value']}")
-        out.print(f"Continue with: relaygraph resume {outcome.thread_id} --approve|--reject")
+        thread = outcome.thread_id
+        for interrupt in outcome.interrupts:
+            value = interrupt["value"] if isinstance(interrupt["value"], dict) else {"question": interrupt["value"]}
+            where = f" before node [bold]{escape(str(value['node']))}[/]" if value.get("node") else ""
+            out.print(f"\n[yellow]Waiting for approval[/]{where} on thread [bold]{escape(thread)}[/].",
+                      highlight=False)
+            if value.get("question"):
+                out.print(f"  {escape(str(value['question']))}", highlight=False)
+            if value.get("task"):
+                out.print(f"  Task: {escape(textwrap.shorten(str(value['task']), 200, placeholder=' …'))}",
+                          highlight=False)
+        out.print(f"Approve:  relaygraph resume {thread} --approve [--comment TEXT]\n"
+                  f"Reject:   relaygraph resume {thread} --reject --comment TEXT", highlight=False, markup=False)
         return
     result = outcome.values.get("result") or {}
     out.print(f"\n[bold]Result[/] ({result.get('status', outcome.values.get('status', '?'))}) — "
@@ -242,7 +261,14 @@ def run(
                                             help="Graph option for configurable, e.g. partitions=4 (repeatable)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Run a workflow; its state is checkpointed on THREAD so it can be resumed."""
+    """Run a workflow; its state is checkpointed on a thread so it can be resumed.
+
+    \b
+    Examples:
+      relaygraph run sequential
+      relaygraph run parallel --param specialists=validator,scorer --param partitions=4
+      relaygraph run sequential --data my.csv --approve-before report --thread-id q3
+    """
     from relaygraph.config.checkpointing import open_checkpointer
     from relaygraph.providers import check_provider, provider_label
 
@@ -301,7 +327,14 @@ def resume(
     comment: str | None = typer.Option(None, "--comment", help="Comment recorded with the decision."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Continue an interrupted or crashed run from its last checkpoint (or answer its approval)."""
+    """Continue an interrupted or crashed run from its last checkpoint (or answer its approval).
+
+    \b
+    Examples:
+      relaygraph resume q3
+      relaygraph resume q3 --approve --comment "looks good"
+      relaygraph resume q3 --reject --comment "not now"
+    """
     from relaygraph.config.checkpointing import open_checkpointer
 
     start_tracing(trace, checkpoint_db)

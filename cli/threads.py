@@ -215,7 +215,12 @@ def history_command(
     as_json: bool = typer.Option(False, "--json", help="Print the checkpoints as JSON."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """List a thread's checkpoints (step, node, time), oldest first — fork from any of them."""
+    """List a thread's checkpoints (step, node, time), oldest first — fork from any of them.
+
+    \b
+    Example:
+      relaygraph history q3
+    """
     from relaygraph.cli.main import UsageError, graph_module, out
     from relaygraph.config.checkpointing import open_checkpointer
 
@@ -247,7 +252,12 @@ def fork_command(
     as_json: bool = typer.Option(False, "--json", help="Print the final state as JSON."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 ) -> None:
-    """Continue a thread from an earlier checkpoint on a new thread (the original is untouched)."""
+    """Continue a thread from an earlier checkpoint on a new thread (the original is untouched).
+
+    \b
+    Example:
+      relaygraph fork q3 --checkpoint 1f0c2a... --thread-id q3-retry
+    """
     from relaygraph.cli.main import (
         Progress,
         UsageError,
@@ -294,7 +304,9 @@ def threads_command(
 ) -> None:
     """List the threads in the checkpoint database — from the CLI, Python or langgraph dev.
 
-    Example: relaygraph threads --limit 10
+    \b
+    Example:
+      relaygraph threads --limit 10
     """
     from langgraph.checkpoint.sqlalchemy.maintenance import all_threads
     from relaygraph.cli.main import out
