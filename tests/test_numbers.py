@@ -9,11 +9,9 @@ independent pandas computation, through the tools and through the sequential gra
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 from markdown_it import MarkdownIt
-from relaygraph.tools import Workspace, build_tools
+from relaygraph.tools import Workspace
 from relaygraph.tools import markdown as md
 from relaygraph.tools.cleaning import clean_frame, parse_constraints
 from relaygraph.tools.measures import MISSING, breakdown, trend
@@ -31,11 +29,6 @@ from relaygraph.tools.roles import role_of
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REPORTS = settings(PROPERTY, max_examples=25)  # each example renders a report and a chart
-
-
-def call(workspace: Workspace, name: str, **args: Any) -> dict[str, Any]:
-    (tool,) = build_tools([name], workspace)
-    return json.loads(tool(**args))
 
 
 # --- roles --------------------------------------------------------------------------------------
@@ -99,6 +92,28 @@ def test_the_report_breakdown_reconciles_with_its_headline(frame: pd.DataFrame) 
     assert num(all_rows[2]) == pytest.approx(round(frame["amount"].sum(), 2), abs=0.01)
     assert sum(num(r[2]) for r in groups) == pytest.approx(num(all_rows[2]), abs=0.01 * len(groups))
     assert f"total {md.number(frame['amount'].sum())}" in text
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.integers(0, 400), st.one_of(st.floats(-1e5, 1e5), st.just(math.nan))),
+                min_size=2, max_size=60),
+       st.sampled_from(["day", "week", "month", "quarter", "year"]))
+def test_an_additive_trend_is_per_period_sums_that_add_up_to_the_total(rows: list[tuple[int, float]],
+                                                                      period: str) -> None:
+    days, values = zip(*rows, strict=True)
+    frame = pd.DataFrame({"date": (pd.Timestamp("2024-01-01") + pd.to_timedelta(list(days), "D")).strftime("%Y-%m-%d"),
+                          "amount": list(values)})
+    result = trend(frame, "date", "amount", period)
+    assert result.rule == "sum"
+    assert result.series.sum() == pytest.approx(frame["amount"].sum(), abs=1e-6)
+    code = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}[period]
+    expected = frame.groupby(pd.to_datetime(frame["date"]).dt.to_period(code))["amount"].sum()
+    assert result.series.tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+    assert set(result.partial) <= {result.series.index[0], result.series.index[-1]}
+    if result.compared:  # the change is measured between the periods it names
+        first, last = result.compared
+        assert result.change == pytest.approx(result.series[last] - result.series[first], abs=1e-6)
+        assert first not in result.partial and last not in result.partial
 
 
 # --- property: cleaning -------------------------------------------------------------------------

@@ -9,7 +9,6 @@ independent pandas computation on the same file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import num, table_rows
-from relaygraph.tools import Workspace, build_tools
+from relaygraph.tools import ToolResult, Workspace, build_tools, result_of
 
 SEED = 20261130
 
@@ -87,8 +86,11 @@ FILES = {"weather.csv": weather, "prices.csv": prices, "inventory.csv": inventor
 
 
 def call(workspace: Workspace, name: str, **args: Any) -> dict[str, Any]:
+    """A tool's typed result as one dict: its facts, with its summary and artifacts beside them."""
     (tool,) = build_tools([name], workspace)
-    return json.loads(tool(**args))
+    result = result_of(tool(**args))
+    assert isinstance(result, ToolResult)
+    return {**result.facts, "summary": result.summary, "artifacts": result.artifacts}
 
 
 @pytest.fixture

@@ -349,8 +349,9 @@ class DetectTrendsTool(DataTool):
         else:
             moved = "too few complete periods to measure a change"
         partial = f"; partial, not compared: {', '.join(result.partial)}" if result.partial else ""
+        heading = f"trends {result.direction}" if result.slope is not None else "has no direction to report"
         return tool_result(
-            f"{what} trends {result.direction}: {moved}; peak {result.peak}, "
+            f"{what} {heading}: {moved}; peak {result.peak}, "
             f"{md.plural(len(result.series), 'period')}{partial}.",
             dataset=self.workspace.display(path),
             metric=result.metric,

@@ -178,7 +178,7 @@ class Trend:
     @property
     def direction(self) -> str:
         if self.slope is None:
-            return "flat"
+            return "unknown"  # fewer than two complete periods: no direction to claim
         return "up" if self.slope > 0 else "down" if self.slope < 0 else "flat"
 
     @property
@@ -211,7 +211,7 @@ def trend(frame: pd.DataFrame, date_column: str | None, metric: str, period: str
     labelled = pd.Series(series.to_numpy(dtype=float), index=[str(p) for p in series.index], name=metric)
     result = Trend(metric, role, period, role.rule, labelled, [str(p) for p in partial],
                    rows_without_date=int(dates.isna().sum()))
-    complete = labelled.drop(index=result.partial) if len(labelled) - len(result.partial) >= 2 else labelled
+    complete = labelled.drop(index=result.partial)  # partial edge periods are shown, never compared
     if len(complete) >= 2:
         result.compared = (str(complete.index[0]), str(complete.index[-1]))
         result.change, result.change_pct = change(float(complete.iloc[0]), float(complete.iloc[-1]), role)

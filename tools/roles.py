@@ -50,7 +50,7 @@ ADDITIVE_WORDS = {
     "visits", "views", "clicks", "impressions", "sessions", "downloads", "calls", "transactions", "items",
     "sold", "volume", "precipitation", "rainfall", "rain", "snowfall", "snow", "energy", "kwh", "consumption",
     "usage", "distance", "deaths", "cases", "births", "hours", "minutes", "seconds", "duration", "sent",
-    "received", "shipped", "returned", "gmv", "turnover", "earnings", "salary", "wages", "donations",
+    "received", "shipped", "returned", "returns", "gmv", "turnover", "earnings", "salary", "wages", "donations",
 }
 LEVEL_SUMMABLE = {"balance", "balances", "inventory", "stock", "onhand", "holdings", "headcount", "population",
                   "backlog", "outstanding", "equity", "reserves", "cumulative"}
