@@ -23,7 +23,7 @@ from markdown_it import MarkdownIt
 from relaygraph.tools import Workspace
 from relaygraph.tools import markdown as md
 from relaygraph.tools.cleaning import clean_frame, parse_constraints
-from relaygraph.tools.measures import MISSING, breakdown, trend
+from relaygraph.tools.measures import MISSING, STATS, breakdown, trend
 from relaygraph.tools.report import render_report
 from relaygraph.tools.roles import role_of
 
@@ -253,8 +253,9 @@ def test_markdown_stays_valid_for_any_column_name_and_value(names: list[str], va
         facts = render_report(frame, workspace=ws, source=f"`{key}`.csv", title=key, group_by=key, metric=metric)
         text = Path(facts["report"]).read_text()
     rows = table_rows(text, flat(key))
-    assert rows[0] == [flat(key), "rows", f"{flat(metric)} (sum)", f"{flat(metric)} (mean)",
-                       f"share of {flat(metric)} (sum)"]
+    role = role_of(frame, metric).role  # a random name may carry a hint ("avg", "balance"): its role decides
+    expected = [flat(key), "rows", *(f"{flat(metric)} ({stat})" for stat in STATS[role])]
+    assert rows[0] == expected + ([f"share of {flat(metric)} (sum)"] if role == "additive" else [])
     assert all(len(r) == len(rows[0]) for r in rows)  # no name or value split or merged a cell
     assert {r[0] for r in rows[1:-1]} == {flat(v) for v in values}
     tokens = MarkdownIt("commonmark").enable("table").parse(text)

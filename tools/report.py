@@ -84,6 +84,11 @@ def breakdown_table(result: Breakdown) -> str:
     return md.table(columns, rows)
 
 
+def plain(text: str) -> str:
+    """Chart text shown literally: matplotlib reads ``$...$`` as math, so a ``$`` in data is escaped."""
+    return str(text).replace("$", r"\$")
+
+
 def trend_text(result: Trend) -> str:
     series, role = result.series, result.role
     what = f"{md.text(result.metric)} ({PERIOD_WORDS[role.role]})"
@@ -151,14 +156,14 @@ def render_report(
     ax = fig.subplots()
     if series is not None:
         ax.plot(pd.PeriodIndex(series.index, freq="M").to_timestamp(), series.values, marker="o")
-        ax.set_title(f"{metric} ({PERIOD_WORDS[role.role]})")
+        ax.set_title(plain(f"{metric} ({PERIOD_WORDS[role.role]})"))
         ax.tick_params(axis="x", rotation=60, labelsize=7)
     elif parts is not None:
         primary = STATS[role.role][0]
         shown = [g for g in parts.groups if g[primary] is not None]
-        ax.bar([g["group"] for g in shown], [g[primary] for g in shown])
-        ax.set_title(f"{label(metric, primary)} by {group_by}")
-    ax.set_ylabel(label(metric, role.rule))
+        ax.bar([plain(g["group"]) for g in shown], [g[primary] for g in shown])
+        ax.set_title(plain(f"{label(metric, primary)} by {group_by}"))
+    ax.set_ylabel(plain(label(metric, role.rule)))
     with warnings.catch_warnings():  # a glyph the font lacks (any user's column name) is not an error
         warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
         fig.tight_layout()
