@@ -35,6 +35,7 @@ from typing import Annotated, Any, ClassVar, TypedDict
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination import bft, pbft, raft
 from relaygraph.coordination.ballots import (
     Ballot,
@@ -52,7 +53,7 @@ from relaygraph.coordination.voting import (
     check_threshold,
     tally,
 )
-from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt
+from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node, node_attempt
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import telemetry
 from smolagents import Tool
@@ -298,7 +299,14 @@ class SubmitBallotTool(Tool):
 
     def forward(self, choice: str, confidence: float, evidence: str | None = None,
                 rationale: str | None = None) -> str:
-        items = json.loads(evidence) if evidence else []
+        if not str(choice).strip():
+            raise ValueError("choice must not be blank: give your answer")
+        if not 0 <= float(confidence) <= 1:
+            raise ValueError(f"confidence must lie between 0 and 1, got {confidence}")
+        try:
+            items = json.loads(evidence) if evidence else []
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"evidence must be JSON like [{{\"tool\": ..., \"facts\": {{...}}}}]: {exc.msg}") from None
         if isinstance(items, dict):
             items = [items]
         parsed = [Evidence.model_validate(i).model_dump() for i in items]
@@ -365,8 +373,19 @@ def make_vote_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any
         box = BallotBox()
         spec = voter_spec(question, voter, state.get("previous") or {})
         context = {**(state.get("context") or {}), **question.context}
-        update = make_agent_node(spec, node=voter, extra_tools=lambda _ctx: [SubmitBallotTool(box)])(
-            {**state, "context": context}, config)
+        try:
+            update = make_agent_node(spec, node=voter, extra_tools=lambda _ctx: [SubmitBallotTool(box)])(
+                {**state, "context": context}, config)
+        except AgentRunError as exc:
+            if node_attempt() < settings_from_config(config).max_retries:
+                raise  # the RetryPolicy gets another go
+            # Out of retries: the voter is down (a real crash fault) — the vote goes on without it.
+            reason = exc.record.get("reason", str(exc))
+            record.update(status="failed", ballot=None, error=reason)
+            error = {k: v for k, v in exc.record.items() if k != "steps"}
+            return {"ballots": {key: record}, "steps": exc.record.get("steps", []), "errors": [error],
+                    "progress": [NodeProgress(node=voter, status="failed", duration_s=0.0,
+                                              attempt=node_attempt(), detail=reason[:300]).model_dump()]}
         steps = update["steps"]
         observed = tool_observations(steps)
         final = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
@@ -505,6 +524,8 @@ def missing(state: dict[str, Any], cfg: ConsensusConfig, round_: int, ballots: d
         rec = records.get(f"r{round_}/{voter}") or {}
         if rec.get("status") == "crashed":
             out[voter] = f"crashed: cast no ballot in round {round_}"
+        elif rec.get("status") == "failed":
+            out[voter] = f"its agent failed in round {round_}: {rec.get('error', '')}"[:300]
         elif rec.get("withheld"):
             out[voter] = f"silent: withheld its ballot in round {round_}"
         elif rec.get("late"):
@@ -552,19 +573,23 @@ def vote_once(state: dict[str, Any], cfg: ConsensusConfig) -> dict[str, Any]:
 
 
 def bft_round(state: dict[str, Any], cfg: ConsensusConfig, r: int) -> dict[str, Any]:
-    rounds, excluded = [], []
+    rounds, excluded, why_missing = [], [], {}
     for k in range(1, r + 1):
         ballots, equivocators = received(state, cfg, k)
         rounds.append(ballots)
         excluded.append(proofs(equivocators, evidence_proof(state, k)))
+        why_missing.update({f"silent in round {k}|{v}": why for v, why in missing(state, cfg, k, ballots,
+                                                                                      equivocators).items()})
     outcome = bft.evaluate(cfg.names(), rounds, excluded=excluded)
+    # The protocol only sees silence; the graph knows why (crashed, withheld, late, agent failed).
+    suspects = {v: [why_missing.get(f"{w}|{v}", w) for w in whys] for v, whys in outcome.suspects.items()}
     last = outcome.rounds[-1]
     record = {"round": r, "tally": last.tally, "agreed": last.agreed, "excluded": last.excluded,
               "silent": last.silent, "needed": outcome.needed}
     if not outcome.done:
         return {"done": False, "round_record": record}
     decision = {"decision": outcome.decision, "rounds": len(outcome.rounds), "views": None,
-                "fallback": outcome.fallback, "suspects": outcome.suspects, "needed": outcome.needed,
+                "fallback": outcome.fallback, "suspects": suspects, "needed": outcome.needed,
                 "f": outcome.f,
                 "reason": (outcome.fallback_result.reason if outcome.fallback_result else
                            f"{outcome.decision!r} backed by ≥ {outcome.needed} of {cfg.voters} in round {len(outcome.rounds)}")}

@@ -139,3 +139,23 @@ def test_spans_show_one_child_per_round_and_phase(mode, children, spans, roles, 
         assert {s.name for s in phases} >= children
         assert len(phases) == len({s.name for s in phases})  # one child per phase
         assert all(s.parent.span_id == rounds[0].context.span_id for s in phases)
+
+
+def test_a_voter_whose_agent_keeps_failing_is_a_crash_not_a_failed_run(roles, sample_path, invoke_config) -> None:
+    roles.failures["voter 2"] = RuntimeError("model server down")
+    out = run(invoke_config, mode="bft", voters=4)
+    block = out["result"]["consensus"]
+    assert block["decision"] == "north" and block["rounds"] == 1  # 3 of 4 agree: n − f
+    assert "its agent failed in round 1" in block["suspects"]["voter_2"][0]
+    assert out["result"]["status"] == "partial" and out["result"]["errors"][0]["agent"] == "voter_2"
+    assert roles.calls["voter 2"] == 2  # retried once (max_retries=2), then counted out
+
+
+def test_the_ballot_tool_refuses_bad_input_so_the_agent_can_fix_it(roles, sample_path, invoke_config) -> None:
+    roles.scripts["voter 1"] = [aggregate_call(), ballot_call("North", confidence=7),
+                                ballot_call("North", NORTH_FACTS), ("final", "voted")]
+    out = run(invoke_config, mode="majority", voters=3)
+    steps = [s for s in out["steps"] if s["agent"] == "voter_1"]
+    assert "confidence must lie between 0 and 1, got 7" in steps[1]["error"]  # the agent saw why
+    assert steps[2]["tool"] == "submit_ballot" and "Ballot recorded: North" in steps[2]["observation"]
+    assert out["result"]["consensus"]["decision"] == "north"
