@@ -6,25 +6,18 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-from importlib import resources
 
 import typer
 from pydantic import ValidationError
+from relaygraph.cli import registry
 from relaygraph.nodes.registry import entries, parse_requirement
 from rich.console import Console
 from rich.table import Table
 
 agents_app = typer.Typer(add_completion=False, invoke_without_command=True,
                          help="List the agent registry: agents, roles, versioned capabilities, tools.")
-
-
-def graph_modules() -> list[tuple[str, str]]:
-    """(name, module) for every graph in langgraph.json, the single graph registry."""
-    config = json.loads(resources.files("relaygraph").joinpath("langgraph.json").read_text(encoding="utf-8"))
-    return sorted((name, target.split(":")[0]) for name, target in config["graphs"].items())
 
 
 @agents_app.callback()
@@ -39,7 +32,7 @@ def list_agents(
     except ValidationError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] bad --capability: {exc.errors()[0]['msg']}", highlight=False)
         raise typer.Exit(2) from None
-    rows = entries([(name, importlib.import_module(module)) for name, module in graph_modules()], *requirements)
+    rows = entries([(name, registry.graph_module(name)) for name in registry.graph_names()], *requirements)
     if as_json:
         sys.stdout.write(json.dumps([r.model_dump() for r in rows], indent=2) + "\n")
         return

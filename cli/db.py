@@ -16,6 +16,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import typer
+from langgraph.checkpoint.sqlalchemy import PersistenceError, SQLAlchemySaver
+from langgraph.checkpoint.sqlalchemy.maintenance import collect_stats, parse_duration
+from langgraph.checkpoint.sqlalchemy.maintenance import prune as run_prune
+from langgraph.checkpoint.sqlalchemy.urls import is_memory_sqlite, normalize_url
+from relaygraph.config.checkpointing import checkpoint_url
 from rich.console import Console
 from rich.table import Table
 
@@ -43,10 +48,6 @@ def _fail(message: str) -> None:
 @contextmanager
 def _saver(url: str | None) -> Iterator[object]:
     """The saver for ``url``, refusing to create a SQLite file that isn't there."""
-    from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver
-    from langgraph.checkpoint.sqlalchemy.urls import is_memory_sqlite, normalize_url
-    from relaygraph.config.checkpointing import checkpoint_url
-
     target = checkpoint_url(url)
     parsed = normalize_url(target)
     if parsed.get_backend_name() == "sqlite" and not is_memory_sqlite(parsed):
@@ -62,8 +63,6 @@ def _saver(url: str | None) -> Iterator[object]:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Every expected failure becomes one line and exit code 2."""
-    from langgraph.checkpoint.sqlalchemy import PersistenceError
-
     try:
         yield
     except typer.Exit:
@@ -97,8 +96,6 @@ def stats(
     as_json: bool = typer.Option(False, "--json", help="Print the numbers as JSON."),
 ) -> None:
     """How many threads and checkpoints the database holds, and how many bytes."""
-    from langgraph.checkpoint.sqlalchemy.maintenance import collect_stats
-
     with _errors(), _saver(checkpoint_db) as saver:
         result = collect_stats(saver)  # type: ignore[arg-type]
     if as_json:
@@ -145,9 +142,6 @@ def prune(
     --older-than alone deletes threads idle that long; --keep-latest alone compacts every
     thread; both compact only the idle threads (they stay resumable).
     """
-    from langgraph.checkpoint.sqlalchemy.maintenance import parse_duration
-    from langgraph.checkpoint.sqlalchemy.maintenance import prune as run_prune
-
     with _errors():
         if not keep_latest and older_than is None:
             raise ValueError("choose what to prune: --keep-latest and/or --older-than DURATION")

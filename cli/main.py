@@ -3,105 +3,55 @@
     relaygraph graphs                       list workflows
     relaygraph run GRAPH [options]          run one (checkpointed; --json, --trace, --approve-before)
     relaygraph resume THREAD                continue an interrupted/crashed run, or answer an approval
-    relaygraph history / fork THREAD        time travel (runtime/cli_threads.py)
+    relaygraph threads / history / fork     threads, time travel (cli/threads.py)
     relaygraph db / model / traces ...      saver upkeep, the local LLM server, stored traces
-    relaygraph agents [--capability C]      the agent registry (cli/agents.py)
+    relaygraph agents / plan / experience   the agent registry, HTN plans, what runs learned
 
-Errors are one line on stderr with a nonzero exit; ``--debug`` shows the traceback. This is
-with cli/agents.py (the registry) the only module besides langgraph.json that imports ``graphs``.
+Errors are one line on stderr with a nonzero exit; ``--debug`` shows the traceback
+(:mod:`relaygraph.cli.common`). The graphs are the ones ``langgraph.json`` lists
+(:mod:`relaygraph.cli.registry`, the only importer of ``relaygraph.graphs``).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import sys
-import textwrap
-import traceback
 from pathlib import Path
 from typing import Any
 
 import typer
 from pydantic import ValidationError
-from relaygraph.cli import runner
+from relaygraph.cli import registry, runner
 from relaygraph.cli import threads as cli_threads
-from relaygraph.config.ids import InvalidThreadId, validate_thread_id
+from relaygraph.cli.agents import agents_app
+from relaygraph.cli.common import (
+    Progress,
+    UsageError,
+    err,
+    finish_provider,
+    guarded,
+    out,
+    print_outcome,
+)
+from relaygraph.cli.db import db_app
+from relaygraph.cli.experience import experience_app
+from relaygraph.cli.model import model_app
+from relaygraph.cli.plan import plan_app
+from relaygraph.cli.registry import graph_module
+from relaygraph.cli.traces import traces_app
+from relaygraph.config.checkpointing import open_checkpointer
 from relaygraph.config.settings import get_settings
-from relaygraph.nodes.params import ParamError, RunParams, validate_params
+from relaygraph.nodes.params import RunParams, validate_params
+from relaygraph.nodes.state import RunInput
+from relaygraph.observability import telemetry
+from relaygraph.observability.trace_export import latest_trace, span_tree
+from relaygraph.observability.trace_store import load_spans
+from relaygraph.providers import check_provider, provider_label
+from relaygraph.tools import Workspace
 from rich.console import Console
-from rich.markdown import Markdown
-from rich.markup import escape
-
-GRAPHS: dict[str, str] = {
-    "sequential": "relaygraph.graphs.sequential",
-    "parallel": "relaygraph.graphs.parallel",
-    "handoff": "relaygraph.graphs.handoff",
-    "hierarchical": "relaygraph.graphs.hierarchical",
-    "planned": "relaygraph.graphs.planned",
-    "consensus": "relaygraph.graphs.consensus",
-    "auction": "relaygraph.graphs.auction",
-}
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
                   help="Orchestrate teams of AI agents as durable, traced LangGraph workflows.")
-out = Console()
-err = Console(stderr=True)
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
-
-
-def graph_module(name: str) -> Any:
-    if name not in GRAPHS:
-        raise UsageError(f"Unknown graph {name!r}; available: {', '.join(sorted(GRAPHS))}.")
-    return importlib.import_module(GRAPHS[name])
-
-
-def _fail(exc: BaseException, debug: bool) -> None:
-    if debug:
-        traceback.print_exception(exc)
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # "[local]" stays text
-    from langgraph.checkpoint.sqlalchemy import errors as db_errors
-    from relaygraph.providers import ProviderError
-
-    # Exit 2: the user's input or configuration is wrong (fixable without a code change).
-    usage = (UsageError, InvalidThreadId, ValidationError, FileNotFoundError, ProviderError,
-             ParamError, db_errors.UnsupportedDatabaseURL,
-             db_errors.DatabaseUnavailableError, db_errors.ThreadBusyError, db_errors.MissingDriverError, db_errors.SchemaVersionError)
-    raise typer.Exit(2 if isinstance(exc, usage) else 1)
-
-
-#: Command parameters that name a thread: checked before the command body runs.
-THREAD_PARAMETERS = ("thread_id", "new_thread")
-
-
-def guarded(fn):
-    """Run a command body, turning any exception into one clear line (unless --debug).
-
-    Every thread id a command receives is validated first (:mod:`relaygraph.config.ids`), so
-    a hostile id (``..``, a separator, a control character) exits 2 before any work.
-    """
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            for name in THREAD_PARAMETERS:
-                if kwargs.get(name) is not None:
-                    validate_thread_id(kwargs[name])
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except KeyboardInterrupt:
-            err.print("interrupted; the run's last checkpoint is kept — continue it with `relaygraph resume`.")
-            raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 - the CLI boundary
-            _fail(exc, kwargs.get("debug", False))
-
-    return wrapper
 
 
 @app.command("graphs")
@@ -112,15 +62,13 @@ def list_graphs() -> None:
     Example:
       relaygraph graphs
     """
-    for name in sorted(GRAPHS):
-        module = importlib.import_module(GRAPHS[name])
-        out.print(f"[bold]{name:<14}[/] {getattr(module, 'DESCRIPTION', '')}")
+    for name in registry.graph_names():
+        module = graph_module(name)
+        out.print(f"[bold]{name:<14}[/] {getattr(module, 'DESCRIPTION', '')}", soft_wrap=True)  # one line each
 
 
 def load_input(task: str | None, input_file: Path | None, data: Path | None, default_task: str) -> dict[str, Any]:
     """The run input from --input (JSON), --task and --data, validated at the boundary."""
-    from relaygraph.nodes.state import RunInput
-
     payload: dict[str, Any] = {}
     if input_file is not None:
         if not input_file.is_file():
@@ -164,8 +112,6 @@ def stage_data(data: Path | None, thread: str, model: str | None) -> dict[str, A
     """
     if data is None:
         return {}
-    from relaygraph.tools import Workspace
-
     settings = get_settings(model=model)
     target = data.resolve()
     workspace = Workspace(settings.data_dir, settings.output_dir, thread)
@@ -176,70 +122,6 @@ def stage_data(data: Path | None, thread: str, model: str | None) -> dict[str, A
         shutil.copyfile(target, staged)
     return {"dataset": data.name}
 
-
-
-class Progress:
-    """Human progress lines, one per node update."""
-
-    def __init__(self, console: Console, quiet: bool) -> None:
-        self.console, self.quiet = console, quiet
-
-    def __call__(self, node: str, update: dict[str, Any]) -> None:
-        if self.quiet:
-            return
-        for item in update.get("progress") or []:
-            mark = "[green]✓[/]" if item.get("status") == "completed" else "[red]✗[/]"
-            detail = textwrap.shorten(str(item.get("detail") or ""), width=110, placeholder=" …")
-            self.console.print(f"{mark} [bold]{escape(str(item['node']))}[/] ({item['duration_s']:.2f}s) "
-                               f"{escape(detail)}", highlight=False, soft_wrap=True)
-        for error in update.get("errors") or []:
-            self.console.print(f"[red]✗ {escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
-                               highlight=False, soft_wrap=True)
-        if "result" in update:
-            self.console.print(f"[green]✓[/] [bold]{node}[/]", highlight=False)
-
-
-def print_outcome(outcome: runner.RunOutcome, as_json: bool) -> None:
-    if as_json:
-        payload = {"thread_id": outcome.thread_id, **outcome.values}
-        if outcome.interrupts:
-            payload["interrupts"] = outcome.interrupts
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
-        return
-    if outcome.waiting:
-        thread = outcome.thread_id
-        for interrupt in outcome.interrupts:
-            value = interrupt["value"] if isinstance(interrupt["value"], dict) else {"question": interrupt["value"]}
-            where = f" before node [bold]{escape(str(value['node']))}[/]" if value.get("node") else ""
-            out.print(f"\n[yellow]Waiting for approval[/]{where} on thread [bold]{escape(thread)}[/].",
-                      highlight=False)
-            if value.get("question"):
-                out.print(f"  {escape(str(value['question']))}", highlight=False)
-            if value.get("task"):
-                out.print(f"  Task: {escape(textwrap.shorten(str(value['task']), 200, placeholder=' …'))}",
-                          highlight=False)
-        out.print(f"Approve:  relaygraph resume {thread} --approve [--comment TEXT]\n"
-                  f"Reject:   relaygraph resume {thread} --reject --comment TEXT", highlight=False, markup=False)
-        return
-    result = outcome.values.get("result") or {}
-    out.print(f"\n[bold]Result[/] ({result.get('status', outcome.values.get('status', '?'))}) — "
-              f"thread [bold]{outcome.thread_id}[/] — model: {result.get('provider', '?')}", highlight=False)
-    report = (result.get("artifacts") or {}).get("report")
-    if report and Path(report).is_file():
-        out.print(Markdown(Path(report).read_text(encoding="utf-8")))
-        out.print(f"\nReport: {report}", highlight=False)
-    elif result.get("answer"):
-        out.print(str(result["answer"]), highlight=False)
-
-
-def finish_provider(settings_model: str | None) -> None:
-    """Stop the local model server if this process started one."""
-    if (settings_model or get_settings().provider) == "local":
-        try:
-            from relaygraph.providers.local_llm import shutdown_shared_server
-        except ImportError:
-            return
-        shutdown_shared_server()
 
 
 @app.command("run")
@@ -269,9 +151,6 @@ def run(
       relaygraph run parallel --param specialists=validator,scorer --param partitions=4
       relaygraph run sequential --data my.csv --approve-before report --thread-id q3
     """
-    from relaygraph.config.checkpointing import open_checkpointer
-    from relaygraph.providers import check_provider, provider_label
-
     module = graph_module(graph_name)
     check_data_file(data)
     settings = get_settings(model=model)
@@ -281,9 +160,7 @@ def run(
     schema = getattr(module, "PARAMS", RunParams)
     validate_params(schema, cli_threads.parse_params(params))  # before the data file is staged
     if thread_id is not None:  # a used thread is continued with resume, never silently re-fed
-        from relaygraph.config.checkpointing import open_checkpointer as open_saver
-
-        with open_saver(checkpoint_db) as saver:
+        with open_checkpointer(checkpoint_db) as saver:
             existing = runner.describe_thread(saver, thread_id)
         if existing is not None:
             raise UsageError(runner.refuse_reuse(existing))
@@ -335,8 +212,6 @@ def resume(
       relaygraph resume q3 --approve --comment "looks good"
       relaygraph resume q3 --reject --comment "not now"
     """
-    from relaygraph.config.checkpointing import open_checkpointer
-
     start_tracing(trace, checkpoint_db)
     try:
         with open_checkpointer(checkpoint_db) as saver:
@@ -362,44 +237,26 @@ def resume(
 def start_tracing(trace: bool, checkpoint_db: str | None) -> None:
     """Tracing as the OTEL_* environment says, or on with --trace; spans are stored in the
     run's checkpoint database either way."""
-    from relaygraph.observability import telemetry
-
     telemetry.configure(enabled=True if trace else None, store_url=checkpoint_db or get_settings().checkpoint_db)
 
 
 def finish_tracing(trace: bool, thread_id: str, console: Console) -> None:
     """Export what the run produced; with --trace, print this run's span tree."""
-    from relaygraph.observability import telemetry
-
     telemetry.flush()
     url = telemetry.store_url()
     if not trace or url is None:
         return
-    from relaygraph.observability.trace_export import latest_trace, span_tree
-    from relaygraph.observability.trace_store import load_spans
-
     spans = latest_trace(load_spans(url, thread_id))
     console.print(span_tree(spans, f"trace of thread {thread_id} — {len(spans)} spans "
                                    f"(again: relaygraph traces show {thread_id})"))
 
 
-def _register_subapps() -> None:
-    """Sub-command groups owned by other modules (persistence, local model, ...)."""
-    for module_name, attr, name in (("relaygraph.cli.db", "db_app", "db"), ("relaygraph.cli.model", "model_app", "model"),
-                                     ("relaygraph.cli.traces", "traces_app", "traces"),
-                                     ("relaygraph.cli.plan", "plan_app", "plan"),
-                                     ("relaygraph.cli.agents", "agents_app", "agents"),
-                                     ("relaygraph.cli.experience", "experience_app", "experience")):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        app.add_typer(getattr(module, attr), name=name)
-
-
-_register_subapps()
+app.add_typer(db_app, name="db")
+app.add_typer(model_app, name="model")
+app.add_typer(traces_app, name="traces")
+app.add_typer(plan_app, name="plan")
+app.add_typer(agents_app, name="agents")
+app.add_typer(experience_app, name="experience")
 cli_threads.register(app)  # history, fork
 
 

@@ -12,6 +12,7 @@ import signal
 import sys
 
 import typer
+from relaygraph.providers.local_llm import LocalModelServer, LocalModelUnavailable
 
 model_app = typer.Typer(
     add_completion=False,
@@ -38,8 +39,6 @@ def serve(
     ),
 ) -> None:
     """Start the OpenAI-compatible local model server in the foreground (Ctrl-C stops it)."""
-    from relaygraph.providers.local_llm import LocalModelServer, LocalModelUnavailable
-
     server = LocalModelServer(
         port=port, host=host, n_ctx=n_ctx, avoid_repeated_calls=not allow_repeated_calls
     )

@@ -10,13 +10,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver, thread_lease
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
+from relaygraph.observability import telemetry
 
 INTERRUPT = "__interrupt__"  # the channel of interrupt writes (langgraph._internal._constants; not public)
 
@@ -49,7 +51,7 @@ def new_thread_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def run_config(thread_id: str, graph_name: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_config(thread_id: str, graph_name: str, overrides: dict[str, Any] | None = None) -> RunnableConfig:
     """Run config: the thread, per-run settings overrides, and the graph name in metadata
     (kept in every checkpoint, so ``resume`` knows which graph a thread belongs to)."""
     configurable = {"thread_id": thread_id, **{k: v for k, v in (overrides or {}).items() if v is not None}}
@@ -65,7 +67,7 @@ def compile_graph(
 def execute(
     graph: CompiledStateGraph,
     graph_input: dict[str, Any] | Command | None,
-    config: dict[str, Any],
+    config: RunnableConfig,
     on_progress: ProgressCallback | None = None,
 ) -> RunOutcome:
     """Stream a run to its end (or to an interrupt), reporting each node's update.
@@ -114,26 +116,24 @@ def _execute(
 
 
 def _traced_updates(
-    graph: CompiledStateGraph, graph_input: dict[str, Any] | Command | None, config: dict[str, Any]
+    graph: CompiledStateGraph, graph_input: dict[str, Any] | Command | None, config: RunnableConfig
 ) -> Iterator[tuple[str, Any]]:
     """(node, update) pairs of the top-level graph. With tracing on, the ``checkpoints`` stream
     (subgraphs included) is passed to telemetry, so node spans carry their checkpoint ids."""
-    from relaygraph.observability import telemetry
-
     if not telemetry.enabled():
         for chunk in graph.stream(graph_input, config, stream_mode="updates"):
-            yield from chunk.items()
+            yield from cast(dict[str, Any], chunk).items()  # stream_mode="updates": {node: update}
         return
     with telemetry.checkpoint_feed(config["configurable"]["thread_id"]) as feed:
         for namespace, mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "checkpoints"],
                                                    subgraphs=True):
             if mode == "checkpoints":
-                feed(chunk)
+                feed(cast(dict[str, Any], chunk))  # stream_mode "checkpoints": one checkpoint event
             elif not namespace:
-                yield from chunk.items()
+                yield from cast(dict[str, Any], chunk).items()
 
 
-def outcome(graph: CompiledStateGraph, config: dict[str, Any]) -> RunOutcome:
+def outcome(graph: CompiledStateGraph, config: RunnableConfig) -> RunOutcome:
     thread_id = config["configurable"]["thread_id"]
     if graph.checkpointer is None:
         raise RuntimeError("outcome() needs a checkpointer to read the thread's state")

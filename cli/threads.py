@@ -20,10 +20,24 @@ from typing import Any
 
 import typer
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlalchemy.maintenance import all_threads
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 from relaygraph.cli import runner
+from relaygraph.cli.common import (
+    Progress,
+    UsageError,
+    err,
+    finish_provider,
+    guarded,
+    out,
+    print_outcome,
+)
+from relaygraph.cli.registry import graph_module
+from relaygraph.config.checkpointing import open_checkpointer
+from relaygraph.config.settings import get_settings
 from relaygraph.nodes.params import RunParams, validate_params
+from relaygraph.tools import Workspace
 
 RESERVED = {"thread_id", "checkpoint_id", "checkpoint_ns", "approve_before"}
 OPTIONS_KEY = "relaygraph_options"
@@ -42,8 +56,6 @@ def node_names(graph: CompiledStateGraph) -> set[str]:
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
     """``KEY=VALUE`` pairs for ``configurable``; values are JSON when they parse, else text."""
-    from relaygraph.cli.main import UsageError
-
     params: dict[str, Any] = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
@@ -69,8 +81,6 @@ def with_run_options(
 ) -> dict[str, Any]:
     """Add approval gates, the concurrency cap and ``--param``s to a run config (the params
     validated against the graph's declared ``PARAMS`` schema before any work)."""
-    from relaygraph.cli.main import UsageError
-
     config["configurable"].update(validate_params(schema, parse_params(params)))
     if approve_before:
         unknown = sorted(set(approve_before) - node_names(graph))
@@ -118,8 +128,6 @@ def resume_input(
     graph: CompiledStateGraph, config: dict[str, Any], approve: bool, reject: bool, comment: str | None
 ) -> Command | None:
     """What ``resume`` sends: None after a crash, ``Command(resume=...)`` to answer approvals."""
-    from relaygraph.cli.main import UsageError
-
     if approve and reject:
         raise UsageError("Choose one of --approve and --reject.")
     thread = config["configurable"]["thread_id"]
@@ -199,9 +207,6 @@ def copy_until(saver: BaseCheckpointSaver, source: str, target: str, checkpoint_
 
 def copy_outputs(source: str, target: str, model: str | None) -> None:
     """The fork gets the source's run folder: files that its checkpoints refer to by name."""
-    from relaygraph.config.settings import get_settings
-    from relaygraph.tools import Workspace
-
     settings = get_settings(model=model)
     src = Workspace(settings.data_dir, settings.output_dir, source)
     dst = Workspace(settings.data_dir, settings.output_dir, target)
@@ -221,9 +226,6 @@ def history_command(
     Example:
       relaygraph history q3
     """
-    from relaygraph.cli.main import UsageError, graph_module, out
-    from relaygraph.config.checkpointing import open_checkpointer
-
     with open_checkpointer(checkpoint_db) as saver:
         graph_name = runner.thread_graph_name(saver, thread_id)
         if graph_name is None:
@@ -258,17 +260,6 @@ def fork_command(
     Example:
       relaygraph fork q3 --checkpoint 1f0c2a... --thread-id q3-retry
     """
-    from relaygraph.cli.main import (
-        Progress,
-        UsageError,
-        err,
-        finish_provider,
-        graph_module,
-        out,
-        print_outcome,
-    )
-    from relaygraph.config.checkpointing import open_checkpointer
-
     target = new_thread or runner.new_thread_id()
     try:
         with open_checkpointer(checkpoint_db) as saver:
@@ -308,10 +299,6 @@ def threads_command(
     Example:
       relaygraph threads --limit 10
     """
-    from langgraph.checkpoint.sqlalchemy.maintenance import all_threads
-    from relaygraph.cli.main import out
-    from relaygraph.config.checkpointing import open_checkpointer
-
     with open_checkpointer(checkpoint_db) as saver:
         infos = [i for i in (runner.describe_thread(saver, t) for t in all_threads(saver)) if i is not None]
     infos = sorted(infos, key=lambda i: i.updated, reverse=True)[:limit]
@@ -330,8 +317,6 @@ def threads_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``threads``, ``history`` and ``fork`` to the main CLI (each guarded like the others)."""
-    from relaygraph.cli.main import guarded
-
     app.command("threads")(guarded(threads_command))
     app.command("history")(guarded(history_command))
     app.command("fork")(guarded(fork_command))

@@ -12,6 +12,11 @@ import sys
 from enum import Enum
 
 import typer
+from relaygraph.cli.common import UsageError, guarded
+from relaygraph.config.settings import get_settings
+from relaygraph.observability.trace_export import export as export_spans
+from relaygraph.observability.trace_export import span_tree
+from relaygraph.observability.trace_store import StoredSpan, load_spans, thread_ids
 from rich.console import Console
 
 traces_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -24,11 +29,7 @@ class Format(str, Enum):
     otlp_json = "otlp-json"
 
 
-def _spans(thread_id: str, checkpoint_db: str | None):
-    from relaygraph.cli.main import UsageError
-    from relaygraph.config.settings import get_settings
-    from relaygraph.observability.trace_store import load_spans, thread_ids
-
+def _spans(thread_id: str, checkpoint_db: str | None) -> list[StoredSpan]:
     url = checkpoint_db or get_settings().checkpoint_db
     spans = load_spans(url, thread_id)
     if not spans:
@@ -40,35 +41,27 @@ def _spans(thread_id: str, checkpoint_db: str | None):
     return spans
 
 
-def _commands() -> None:
-    from relaygraph.cli.main import guarded
-
-    @traces_app.command("show")
-    @guarded
-    def show(
-        thread_id: str = typer.Argument(..., metavar="THREAD"),
-        checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
-        debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
-    ) -> None:
-        """Print the span tree of every run on THREAD, with durations, tokens and errors."""
-        from relaygraph.observability.trace_export import span_tree
-
-        spans = _spans(thread_id, checkpoint_db)
-        out.print(span_tree(spans, f"thread {thread_id} — {len(spans)} spans"))
-
-    @traces_app.command("export")
-    @guarded
-    def export(
-        thread_id: str = typer.Argument(..., metavar="THREAD"),
-        fmt: Format = typer.Option(Format.jaeger, "--format", help="jaeger (Jaeger UI JSON file) or otlp-json."),
-        checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
-        debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
-    ) -> None:
-        """Write THREAD's spans as JSON to stdout (redirect to a file)."""
-        from relaygraph.observability.trace_export import export as export_spans
-
-        spans = _spans(thread_id, checkpoint_db)
-        sys.stdout.write(json.dumps(export_spans(spans, fmt.value), indent=2) + "\n")
+@traces_app.command("show")
+@guarded
+def show(
+    thread_id: str = typer.Argument(..., metavar="THREAD"),
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Print the span tree of every run on THREAD, with durations, tokens and errors."""
+    spans = _spans(thread_id, checkpoint_db)
+    out.print(span_tree(spans, f"thread {thread_id} — {len(spans)} spans"))
 
 
-_commands()
+@traces_app.command("export")
+@guarded
+def export(
+    thread_id: str = typer.Argument(..., metavar="THREAD"),
+    fmt: Format = typer.Option(Format.jaeger, "--format", help="jaeger (Jaeger UI JSON file) or otlp-json."),
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """Write THREAD's spans as JSON to stdout (redirect to a file)."""
+    spans = _spans(thread_id, checkpoint_db)
+    sys.stdout.write(json.dumps(export_spans(spans, fmt.value), indent=2) + "\n")
+

@@ -9,6 +9,7 @@ environment.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderName = str  # "offline" | "openai" | "local" | any registered provider
+
+#: Where runs are checkpointed unless ``RELAYGRAPH_CHECKPOINT_DB`` / ``--checkpoint-db`` say otherwise.
+DEFAULT_CHECKPOINT_DB = "sqlite:///relaygraph.db"
 
 
 class Settings(BaseSettings):
@@ -45,10 +49,16 @@ class Settings(BaseSettings):
         default=None, description="Dataset file (CSV/Parquet) inside data_dir; default: the sample."
     )
 
-    checkpoint_db: str = Field(default="sqlite:///relaygraph.db")
+    checkpoint_db: str = Field(default=DEFAULT_CHECKPOINT_DB)
     max_steps: int = Field(default=8, ge=1, le=100)
     max_retries: int = Field(default=2, ge=1, le=10, description="Attempts per agent node.")
     observation_chars: int = Field(default=2000, ge=200)
+
+    local_model_path: Path | None = Field(
+        default=None,
+        description="GGUF file the local provider serves instead of the bundled SmolLM2 "
+        "(any chat model llama.cpp loads).",
+    )
 
     trace_content: bool = Field(
         default=False, description="Record prompts, messages and tool arguments on spans (opt-in)."
@@ -82,7 +92,7 @@ def get_settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def settings_from_config(config: dict[str, Any] | None) -> Settings:
+def settings_from_config(config: Mapping[str, Any] | None) -> Settings:
     """Settings for one run: environment plus the run config's ``configurable`` overrides."""
     configurable = (config or {}).get("configurable", {}) or {}
     named = [k for k in DEPLOYMENT_ONLY if configurable.get(k) is not None]

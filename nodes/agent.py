@@ -65,7 +65,7 @@ class AgentRunError(RuntimeError):
         self.record = record
         super().__init__(f"agent {record['agent']!r} (node {record['node']!r}) failed: {record['reason']}")
 
-    def __reduce__(self):  # picklable, so thread pools and checkpoints can carry it
+    def __reduce__(self) -> tuple[type[AgentRunError], tuple[dict[str, Any]]]:  # picklable, so thread pools and checkpoints can carry it
         return (type(self), (self.record,))
 
 

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
 from relaygraph.config.settings import Settings
 from relaygraph.observability import telemetry
+from relaygraph.providers.local_llm import LocalModelUnavailable, local_available, shared_server
 from relaygraph.providers.offline import OFFLINE_LABEL, OfflineChatModel, OfflinePolicyModel
 from smolagents import Model
 
@@ -35,8 +37,6 @@ class Provider:
 def _endpoint(settings: Settings) -> tuple[str | None, str, str]:
     """(base_url, api_key, model_id) of the OpenAI-compatible server this run talks to."""
     if settings.provider == "local":
-        from relaygraph.providers.local_llm import LocalModelUnavailable, shared_server
-
         try:
             server = shared_server()
         except LocalModelUnavailable as exc:  # not installed here: a configuration problem
@@ -63,7 +63,7 @@ def _openai_chat_model(settings: Settings) -> BaseChatModel:
     from langchain_openai import ChatOpenAI
 
     base_url, api_key, model_id = _endpoint(settings)
-    return ChatOpenAI(model=model_id, base_url=base_url, api_key=api_key,
+    return ChatOpenAI(model=model_id, base_url=base_url, api_key=SecretStr(api_key),
                       temperature=settings.temperature, http_client=telemetry.http_client(),
                       http_async_client=telemetry.async_http_client())  # W3C traceparent
 
@@ -102,8 +102,6 @@ def check_provider(settings: Settings) -> Provider:
     if provider.name == "openai" and settings.openai_api_key is None:
         _endpoint(settings)  # raises the ProviderError that says what to set
     if provider.name == "local":
-        from relaygraph.providers.local_llm import local_available
-
         ok, reason = local_available()
         if not ok:
             raise ProviderError(f"Provider 'local' is unavailable: {reason}")

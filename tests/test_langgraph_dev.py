@@ -7,18 +7,23 @@ import json
 import httpx
 import pytest
 from conftest import REPO, running_langgraph_dev
+from relaygraph.cli.main import app
 from relaygraph.config.checkpointing import open_checkpointer
+from typer.testing import CliRunner
 
 
 def listed_graphs() -> list[str]:
     return sorted(json.loads((REPO / "langgraph.json").read_text())["graphs"])
 
 
-@pytest.mark.slow
-def test_langgraph_json_lists_every_cli_graph() -> None:
-    from relaygraph.cli.main import GRAPHS
-
-    assert listed_graphs() == sorted(GRAPHS)
+def test_the_cli_lists_exactly_the_graphs_of_langgraph_json() -> None:
+    """One registry: ``relaygraph graphs`` reads langgraph.json, as ``langgraph dev`` does."""
+    listed = CliRunner().invoke(app, ["graphs"])
+    assert listed.exit_code == 0, listed.output
+    assert sorted(line.split()[0] for line in listed.stdout.splitlines() if line.strip()) == listed_graphs()
+    unknown = CliRunner().invoke(app, ["run", "no-such-graph"])
+    assert unknown.exit_code == 2
+    assert f"available: {', '.join(listed_graphs())}" in unknown.output
 
 
 @pytest.mark.slow

@@ -21,12 +21,13 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import RetryPolicy, Send
 from opentelemetry.trace import StatusCode
-from relaygraph.cli import runner
-from relaygraph.cli.main import GRAPHS
+from relaygraph.cli import registry, runner
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import RunInput, WorkflowState
 from relaygraph.observability import telemetry
+
+GRAPHS = {name: registry.module_name(name) for name in registry.graph_names()}
 
 # --- helpers ----------------------------------------------------------------------------------
 

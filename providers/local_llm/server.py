@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import Any, Self
 
 from relaygraph.providers.local_llm.grammar import DEFAULT_MAX_STRING_CHARS
+from relaygraph.providers.local_llm.handler import HANDLER_NAME, RelaygraphChatHandler
 from relaygraph.providers.local_llm.model_file import (
     MODEL_ID,
     LocalModelUnavailable,
     find_model_path,
     local_available,
 )
+from relaygraph.providers.local_llm.normalize import NormalizeRequestsMiddleware
 
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 5.0
 
@@ -143,6 +144,7 @@ class LocalModelServer:
             os.unlink(log_path)
             cmd = [
                 sys.executable,
+                "-P",  # nothing of the working directory on sys.path: no folder shadows a module
                 "-m",
                 "relaygraph.providers.local_llm",
                 "--fd",
@@ -166,13 +168,10 @@ class LocalModelServer:
             ]
             if not self.avoid_repeated_calls:
                 cmd.append("--allow-repeated-calls")
-            env = dict(os.environ)
+            env = dict(os.environ)  # the child inherits the environment (not a settings read)
             # Sleep instead of spin at OpenMP barriers: spinning threads starve each other
             # (and everything else) on a loaded machine.
             env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-            )
             try:
                 with os.fdopen(log_fd, "wb") as log:
                     self._proc = subprocess.Popen(
@@ -182,7 +181,6 @@ class LocalModelServer:
                         stderr=subprocess.STDOUT,
                         pass_fds=(sock.fileno(),),
                         env=env,
-                        cwd=str(_PROJECT_ROOT),
                     )
             finally:
                 sock.close()  # the child holds its own copy
@@ -316,11 +314,10 @@ def build_app(
 
     Must run at most once per process (llama-cpp-python keeps the model in module globals).
     """
+    # llama-cpp-python is the optional ``local`` extra: imported only in the server process.
     from llama_cpp import llama_chat_format
     from llama_cpp.server.app import create_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
-    from relaygraph.providers.local_llm.handler import HANDLER_NAME, RelaygraphChatHandler
-    from relaygraph.providers.local_llm.normalize import NormalizeRequestsMiddleware
 
     llama_chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
         HANDLER_NAME,
@@ -382,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     _exit_when_parent_dies()
-    import uvicorn
+    import uvicorn  # part of the optional ``local`` extra (llama-cpp-python[server])
 
     sock = socket.socket(fileno=args.fd)
     app = build_app(

@@ -1,0 +1,147 @@
+"""What every command shares: the consoles, the one-line error path, progress and outcome output.
+
+Commands live in :mod:`relaygraph.cli.main` (run, resume), :mod:`relaygraph.cli.threads`
+(history, fork), :mod:`relaygraph.cli.traces`, :mod:`relaygraph.cli.db` and
+:mod:`relaygraph.cli.model`; they all import from here, and ``main`` imports them to build the
+command table, so no command module needs ``main``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import textwrap
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from langgraph.checkpoint.sqlalchemy import errors as db_errors
+from pydantic import ValidationError
+from relaygraph.cli.registry import UnknownGraph
+from relaygraph.cli.runner import RunOutcome
+from relaygraph.config.ids import InvalidThreadId, validate_thread_id
+from relaygraph.config.settings import get_settings
+from relaygraph.nodes.params import ParamError
+from relaygraph.providers import ProviderError
+from relaygraph.providers.local_llm import shutdown_shared_server
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+#: Exit 2: the user's input or configuration is wrong (fixable without a code change).
+USAGE_ERRORS: tuple[type[BaseException], ...] = (
+    UsageError, UnknownGraph, InvalidThreadId, ValidationError, FileNotFoundError, ProviderError, ParamError,
+    db_errors.UnsupportedDatabaseURL, db_errors.DatabaseUnavailableError, db_errors.ThreadBusyError,
+    db_errors.MissingDriverError,
+    db_errors.SchemaVersionError,
+)
+
+#: Command parameters that name a thread: checked before the command body runs.
+THREAD_PARAMETERS = ("thread_id", "new_thread")
+
+
+def fail(exc: BaseException, debug: bool) -> None:
+    """Report ``exc`` as one line on stderr (the traceback too with --debug) and exit 2 or 1."""
+    if debug:
+        traceback.print_exception(exc)
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # "[local]" stays text
+    raise typer.Exit(2 if isinstance(exc, USAGE_ERRORS) else 1)
+
+
+def guarded(fn: F) -> F:
+    """Run a command body, turning any exception into one clear line (unless --debug).
+
+    Every thread id a command receives is validated first (:mod:`relaygraph.config.ids`), so
+    a hostile id (``..``, a separator, a control character) exits 2 before any work.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            for name in THREAD_PARAMETERS:
+                if kwargs.get(name) is not None:
+                    validate_thread_id(kwargs[name])
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except KeyboardInterrupt:
+            err.print("interrupted; the run's last checkpoint is kept — continue it with `relaygraph resume`.")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the CLI boundary
+            fail(exc, kwargs.get("debug", False))
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Progress:
+    """Human progress lines, one per node update."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.console, self.quiet = console, quiet
+
+    def __call__(self, node: str, update: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        for item in update.get("progress") or []:
+            mark = "[green]✓[/]" if item.get("status") == "completed" else "[red]✗[/]"
+            detail = textwrap.shorten(str(item.get("detail") or ""), width=110, placeholder=" …")
+            self.console.print(f"{mark} [bold]{escape(str(item['node']))}[/] ({item['duration_s']:.2f}s) "
+                               f"{escape(detail)}", highlight=False, soft_wrap=True)
+        for error in update.get("errors") or []:
+            self.console.print(f"[red]✗ {escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
+                               highlight=False, soft_wrap=True)
+        if "result" in update:
+            self.console.print(f"[green]✓[/] [bold]{node}[/]", highlight=False)
+
+
+def print_outcome(outcome: RunOutcome, as_json: bool) -> None:
+    if as_json:
+        payload = {"thread_id": outcome.thread_id, **outcome.values}
+        if outcome.interrupts:
+            payload["interrupts"] = outcome.interrupts
+        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        return
+    if outcome.waiting:
+        thread = outcome.thread_id
+        for interrupt in outcome.interrupts:
+            value = interrupt["value"] if isinstance(interrupt["value"], dict) else {"question": interrupt["value"]}
+            where = f" before node [bold]{escape(str(value['node']))}[/]" if value.get("node") else ""
+            out.print(f"\n[yellow]Waiting for approval[/]{where} on thread [bold]{escape(thread)}[/].",
+                      highlight=False)
+            if value.get("question"):
+                out.print(f"  {escape(str(value['question']))}", highlight=False)
+            if value.get("task"):
+                out.print(f"  Task: {escape(textwrap.shorten(str(value['task']), 200, placeholder=' …'))}",
+                          highlight=False)
+        out.print(f"Approve:  relaygraph resume {thread} --approve [--comment TEXT]\n"
+                  f"Reject:   relaygraph resume {thread} --reject --comment TEXT", highlight=False, markup=False)
+        return
+    result = outcome.values.get("result") or {}
+    out.print(f"\n[bold]Result[/] ({result.get('status', outcome.values.get('status', '?'))}) — "
+              f"thread [bold]{outcome.thread_id}[/] — model: {result.get('provider', '?')}", highlight=False)
+    report = (result.get("artifacts") or {}).get("report")
+    if report and Path(report).is_file():
+        out.print(Markdown(Path(report).read_text(encoding="utf-8")))
+        out.print(f"\nReport: {report}", highlight=False)
+    elif result.get("answer"):
+        out.print(str(result["answer"]), highlight=False)
+
+
+def finish_provider(settings_model: str | None) -> None:
+    """Stop the local model server if this process started one."""
+    if (settings_model or get_settings().provider) == "local":
+        shutdown_shared_server()
