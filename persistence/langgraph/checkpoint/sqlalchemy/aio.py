@@ -7,6 +7,7 @@ the driving differs (aiosqlite, psycopg async, aiomysql).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -245,7 +246,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
             await self._write(lambda: self._delete_threads_op(ids))
         else:
             for thread_id in ids:
-                await self._write(lambda t=thread_id: self._keep_latest_op(t))
+                await self._write(functools.partial(self._keep_latest_op, thread_id))
         self._chains_forget(ids)
 
     # --- sync API (from other threads, on the saver's loop) ----------------------------

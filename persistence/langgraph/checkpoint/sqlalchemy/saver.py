@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -252,7 +253,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
             self._write(lambda: self._delete_threads_op(ids))
         else:
             for thread_id in ids:
-                self._write(lambda t=thread_id: self._keep_latest_op(t))
+                self._write(functools.partial(self._keep_latest_op, thread_id))
         self._chains_forget(ids)
 
     # --- async API (worker thread) ---------------------------------------------------

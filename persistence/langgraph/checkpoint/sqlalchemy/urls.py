@@ -94,7 +94,7 @@ def normalize_url(url: str | URL, *, async_: bool = False) -> URL:
     result = parsed.set(drivername=f"{backend}+{driver}")
     if backend in ("mysql", "mariadb") and "charset" not in result.query:
         result = result.update_query_dict({"charset": "utf8mb4"})
-    if backend == "sqlite" and not is_memory_sqlite(result):
+    if backend == "sqlite" and result.database and not is_memory_sqlite(result):
         # A missing parent folder otherwise reads as "unable to open database file".
         Path(result.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return result
