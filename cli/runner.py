@@ -92,7 +92,7 @@ def _run_lease(checkpointer: Any, thread_id: str) -> AbstractContextManager[None
 def _execute(
     graph: CompiledStateGraph,
     graph_input: dict[str, Any] | Command | None,
-    config: dict[str, Any],
+    config: RunnableConfig,
     on_progress: ProgressCallback | None,
 ) -> RunOutcome:
     thread_id = config["configurable"]["thread_id"]
@@ -149,7 +149,7 @@ def outcome(graph: CompiledStateGraph, config: RunnableConfig) -> RunOutcome:
 ThreadStatus = Literal["new", "finished", "waiting", "unfinished"]
 
 
-def thread_status(graph: CompiledStateGraph, config: dict[str, Any]) -> ThreadStatus:
+def thread_status(graph: CompiledStateGraph, config: RunnableConfig) -> ThreadStatus:
     """``new`` (no checkpoint), ``waiting`` (paused at an interrupt, e.g. an approval gate),
     ``finished`` (the result node has written ``result``) or ``unfinished`` (anything else).
 
@@ -169,7 +169,7 @@ def thread_status(graph: CompiledStateGraph, config: dict[str, Any]) -> ThreadSt
 
 
 def continue_run(
-    graph: CompiledStateGraph, config: dict[str, Any], on_progress: ProgressCallback | None = None
+    graph: CompiledStateGraph, config: RunnableConfig, on_progress: ProgressCallback | None = None
 ) -> RunOutcome:
     """Continue an unfinished thread from its last checkpoint (the helper for Python callers;
     over ``langgraph dev``'s API the same is a run on the thread with ``"input": null``).
