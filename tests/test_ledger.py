@@ -148,3 +148,25 @@ def test_a_different_call_at_the_same_position_runs_and_replaces_the_record(tmp_
     fresh_task = guard_side_effects([BumpTool(counter, True)], ledger, serde, CallScope("t", "ns", "task-2"))[0]
     assert fresh_task(amount=2) == "paid 2"  # another task is another scope
     assert counter.read_text() == "1\n2\n2\n"
+
+
+def test_a_typed_tool_result_is_recorded_and_returned_whole(workspace, sample_path) -> None:
+    """clean_dataset declares its file write; its ToolResult comes back from the ledger as is."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from relaygraph.tools import build_tools
+    from relaygraph.tools.result import ToolResult
+
+    ledger, serde = MemoryLedger(), JsonPlusSerializer()
+
+    def clean_tool():
+        (tool,) = build_tools(["clean_dataset"], workspace)
+        assert tool.side_effects
+        return guard_side_effects([tool], ledger, serde, CallScope("t", "", "task"))[0]
+
+    first = clean_tool().forward(dataset=sample_path.name)
+    assert isinstance(first, ToolResult)
+    written = workspace.resolve_input(first.artifacts["dataset"])
+    written.unlink()
+    again = clean_tool().forward(dataset=sample_path.name)
+    assert again == first  # the recorded result, whole
+    assert not written.exists()  # and the tool did not run a second time

@@ -42,6 +42,7 @@ from langgraph.checkpoint.sqlalchemy import (
     create_tables,
 )
 from langgraph.checkpoint.sqlalchemy.engines import make_engine
+from relaygraph.tools.result import ToolResult
 from smolagents import Tool
 from sqlalchemy.dialects import mysql
 
@@ -154,6 +155,25 @@ def args_digest(tool: str, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def encode(result: Any, serde: SerializerProtocol) -> tuple[str, bytes]:
+    """A recorded result: typed tool results and JSON values as JSON (no class loading on the way
+    back), anything else through the checkpointer's serde."""
+    if isinstance(result, ToolResult):
+        return "tool_result", result.model_dump_json().encode()
+    try:
+        return "json", json.dumps(result).encode()
+    except (TypeError, ValueError):
+        return serde.dumps_typed(result)
+
+
+def decode(result_type: str, data: bytes, serde: SerializerProtocol) -> Any:
+    if result_type == "tool_result":
+        return ToolResult.model_validate_json(data)
+    if result_type == "json":
+        return json.loads(data)
+    return serde.loads_typed((result_type, data))
+
+
 def guard_side_effects(tools: Sequence[Tool], ledger: Ledger, serde: SerializerProtocol,
                        scope: CallScope) -> list[Tool]:
     """``tools`` with every side-effecting one routed through the ledger (others untouched)."""
@@ -171,9 +191,9 @@ def _route(tool: Tool, ledger: Ledger, serde: SerializerProtocol, scope: CallSco
         digest = args_digest(tool.name, args, kwargs)
         found = ledger.get(scope.scope, index)
         if found is not None and found.tool == tool.name and found.args_digest == digest:
-            return serde.loads_typed((found.result_type, found.result))
+            return decode(found.result_type, found.result, serde)
         result = original(*args, **kwargs)
-        result_type, data = serde.dumps_typed(result)
+        result_type, data = encode(result, serde)
         ledger.put(scope.scope, index, scope.thread_id, Entry(tool.name, digest, result_type, data))
         return result
 
