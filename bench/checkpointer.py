@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import operator
 import os
 import random
@@ -347,6 +348,16 @@ def chat_run(saver: BaseCheckpointSaver | None, steps: int, durability: str) -> 
     return stamps
 
 
+def step_ms(stamps: list[float]) -> tuple[float, float]:
+    """Median time per step over all steps and over the last 100 (ms).
+
+    Medians, not means: this shared machine stalls a process for 100 ms and more now and
+    then, which would decide a mean over a 50-step run.
+    """
+    gaps = [(b - a) * 1000 for a, b in itertools.pairwise(stamps)]
+    return statistics.median(gaps), statistics.median(gaps[-100:])
+
+
 def sqlite_bytes(path: Path) -> int:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -427,9 +438,11 @@ def tiny_rows(b: Bench) -> None:
             for mode in MODES:
                 for g in graphs.values():
                     invokes_per_s(g, 0.2, mode)  # warm up
-                samples = interleave(list(graphs),
-                                     lambda label: invokes_per_s(graphs[label], seconds, mode),
-                                     b.rounds)
+                samples = interleave(
+                    list(graphs),
+                    lambda label, graphs=graphs, mode=mode: invokes_per_s(graphs[label], seconds,
+                                                                          mode),
+                    b.rounds)
                 goal = 1.2 if db == "PostgreSQL" else (1.0 if db.startswith("SQLite") else None)
                 b.rows.append(ratio_row(f"tiny 3-node invoke, {db}, durability={mode}", anchor,
                                         samples, "anchor", "ours", "inv/s", goal=goal,
@@ -457,8 +470,8 @@ def replay_rows(b: Bench) -> None:
             samples = interleave(
                 list(savers),
                 # PostgreSQL commits take milliseconds here: fewer repeats keep the run short
-                lambda label: replay_ms(savers[label], calls,
-                                        repeats if "Postgres" not in label else repeats // 5),
+                lambda label, savers=savers, calls=calls: replay_ms(
+                    savers[label], calls, repeats if "Postgres" not in label else repeats // 5),
                 b.rounds)
             b.rows.append(ratio_row(
                 f"saver time per 3-node invoke (replayed calls), SQLite NORMAL, durability={mode}",
@@ -481,7 +494,6 @@ def growing_rows(b: Bench) -> None:
     for steps in sizes:
         for mode in MODES if steps == sizes[-1] or not b.quick else ("async",):
             for level in levels:
-                samples: dict[str, list[float]] = {"all": [], "last": []}
                 per: dict[str, dict[str, list[float]]] = {"anchor": {"all": [], "last": [], "bytes": []},
                                                           "ours": {"all": [], "last": [], "bytes": []}}
                 for _ in range(rounds):
@@ -491,14 +503,13 @@ def growing_rows(b: Bench) -> None:
                                else ours(f"sqlite:///{path}", sqlite_synchronous=level))
                         with ctx as saver:
                             stamps = chat_run(saver, steps, mode)
-                        last = min(100, steps - 1)
-                        per[label]["all"].append((stamps[-1] - stamps[0]) / steps * 1000)
-                        per[label]["last"].append((stamps[-1] - stamps[-1 - last]) / last * 1000)
+                        all_ms, last_ms = step_ms(stamps)
+                        per[label]["all"].append(all_ms)
+                        per[label]["last"].append(last_ms)
                         per[label]["bytes"].append(sqlite_bytes(path))
-                del samples
                 for key, what, goal, text in (
-                    ("all", "ms/step", None, ""),
-                    ("last", "ms/step, last 100", 3.0 if steps >= 500 else None,
+                    ("all", "ms/step (median)", None, ""),
+                    ("last", "ms/step, last 100 (median)", 3.0 if steps >= 500 else None,
                      ">= 3× steps/s" if steps >= 500 else ""),
                 ):
                     b.rows.append(ratio_row(
@@ -518,10 +529,7 @@ def growing_rows(b: Bench) -> None:
                 per = {}
                 with postgres_official(schema_a) as official, ours(pg_url(schema_b)) as mine:
                     for label, saver in (("anchor", official), ("ours", mine)):
-                        stamps = chat_run(saver, steps, "async")
-                        last = min(100, steps - 1)
-                        per[label] = ((stamps[-1] - stamps[0]) / steps * 1000,
-                                      (stamps[-1] - stamps[-1 - last]) / last * 1000)
+                        per[label] = step_ms(chat_run(saver, steps, "async"))
                 a_bytes, o_bytes = pg_bytes(schema_a), pg_bytes(schema_b)
                 b.rows.append(Row(f"growing chat {steps} steps, PostgreSQL, async: ms/step, last 100",
                                   "PostgresSaver", per["anchor"][1], per["ours"][1],

@@ -354,7 +354,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         if prev is not None and prev.version != version and not self._snapshot_due(prev):
             count = len(prev.items)
             if len(value) >= count and all(
-                a is b for a, b in zip(prev.items, value)  # noqa: B905 - prefix compare
+                a is b for a, b in zip(prev.items, value)  # a prefix: value may be longer
             ):
                 type_, blob = self._dumps(value[count:])
                 row = self._blob_row(thread_id, ns, channel, version, type_, blob)

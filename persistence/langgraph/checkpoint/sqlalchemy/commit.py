@@ -24,7 +24,15 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from langgraph.checkpoint.sqlalchemy.base import Op, StaticCalls, T, adrive, drive, execute, is_transient
+from langgraph.checkpoint.sqlalchemy.base import (
+    Op,
+    StaticCalls,
+    T,
+    adrive,
+    drive,
+    execute,
+    is_transient,
+)
 from langgraph.checkpoint.sqlalchemy.fastpath import RawConnections
 
 import sqlalchemy as sa
