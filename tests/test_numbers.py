@@ -28,7 +28,7 @@ from relaygraph.tools.report import render_report
 from relaygraph.tools.roles import role_of
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-REPORTS = settings(PROPERTY, max_examples=25)  # each example renders a report and a chart
+REPORTS = settings(PROPERTY, max_examples=20)  # each example renders a report and a chart
 
 
 # --- roles --------------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ class ProfileDatasetTool(DataTool):
         column_roles = roles.infer_roles(frame)
         measures_found = [c for c, r in column_roles.items() if r.is_measure]
         return tool_result(
-            f"{self.workspace.display(path)}: {len(frame)} rows x {len(frame.columns)} columns.",
+            f"{self.workspace.display(path)}: {md.plural(len(frame), 'row')} x {md.plural(len(frame.columns), 'column')}.",
             dataset=self.workspace.display(path),
             rows=len(frame),
             columns=columns,
