@@ -16,6 +16,11 @@ rule is reported as *not applied*, with the reason. A negative number alone is n
 temperatures, profit, balances and returns keep their sign. Missing values are not invalid
 either — they stay, and are reported. Missing-value markers in numeric columns (``"n/a"``,
 ``"-"``, ``"unknown"``) become nulls, counted, not dropped.
+
+Written here rather than with a validation library (pandera, Great Expectations): the rules are
+``column op number`` plus the implied ones, and what matters is the *accounting* — one reason per
+dropped row, in a fixed order, and rules reported as not applied — which those libraries leave
+to the caller anyway.
 """
 
 from __future__ import annotations
