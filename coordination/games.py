@@ -204,7 +204,7 @@ def cooperative_potential(game: Game, found: Sequence[Equilibrium] | None = None
     if best_total - worst_total <= TOLERANCE:
         return 0.0
     best_eq = max((sum(e.payoffs) for e in found), default=worst_total)
-    return round(min(1.0, max(0.0, (best_total - best_eq) / (best_total - worst_total))), 6)
+    return round(float(min(1.0, max(0.0, (best_total - best_eq) / (best_total - worst_total)))), 6)
 
 
 def score(game: Game, payoffs: Sequence[float]) -> float:
@@ -213,7 +213,7 @@ def score(game: Game, payoffs: Sequence[float]) -> float:
     values = np.asarray(payoffs, dtype=float)
     efficiency = float((values - low).sum() / (game.n * spread))
     fairness = 1 - float(values.max() - values.min()) / spread
-    return round(0.5 * efficiency + 0.5 * fairness, 6)
+    return round(float(0.5 * efficiency + 0.5 * fairness), 6)
 
 
 class GameSolution(BaseModel):

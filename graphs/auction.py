@@ -18,6 +18,7 @@ from relaygraph.nodes.agent import AgentRunError, AgentSpec
 from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.market import (
     BidInput,
+    MarketConfig,
     MarketState,
     announce,
     award,
@@ -60,6 +61,9 @@ VERIFIER = AgentSpec(name="verifier", role="contract verifier",
                      instructions="Check the contract's acceptance criteria with check_acceptance and report "
                                   "the verdict.", tools=(), capabilities=_caps(verification="1.0"))
 REGISTRY: Registry[AgentSpec] = Registry(BIDDERS.values())
+
+
+PARAMS = MarketConfig
 
 
 def finalize_market(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:

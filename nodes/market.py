@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, TypedDict
+from typing import Annotated, Any, ClassVar, Literal, TypedDict
 
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.types import Send
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination.auctions import (
     DEFAULT_REPUTATION,
-    KINDS,
     METHOD_COST,
     MIN_REPUTATION,
     AcceptanceCriterion,
@@ -59,6 +58,7 @@ from relaygraph.nodes.agent import (
     thread_id,
 )
 from relaygraph.nodes.approval import rejected
+from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 from relaygraph.tools.frames import load
@@ -76,25 +76,16 @@ METHOD_CAPABILITY: dict[str, str] = {
 VERIFIABLE = ("validate_dataset", "score_records", "profile_dataset", "segment_customers")
 
 
-class MarketConfig(BaseModel):
-    """The run's market options (``configurable``)."""
+class MarketConfig(RunParams):
+    """The run's market options (``configurable``; ``--param`` keys of the auction graph)."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    auction: str = "vickrey"
+    auction: Literal["sealed", "vickrey", "english"] = "vickrey"
     tasks: int = Field(default=4, ge=1, le=32)  # partitions announced as tasks
     methods: list[str] = Field(default_factory=lambda: list(VERIFIABLE))
     reserve_factor: float = Field(default=2.5, gt=0)  # reserve = factor × the method's base cost
     decrement: float = Field(default=0.05, gt=0)
     deadline_s: float = Field(default=300.0, gt=0)
     min_reputation: float = Field(default=MIN_REPUTATION, ge=0, le=1)
-
-    @field_validator("auction")
-    @classmethod
-    def _kind(cls, value: str) -> str:
-        if value not in KINDS:
-            raise ValueError(f"auction must be one of {', '.join(KINDS)}, got {value!r}")
-        return value
 
     @field_validator("methods", mode="before")
     @classmethod

@@ -50,5 +50,8 @@ def test_relaygraph_agents_lists_every_graph_and_filters_by_capability() -> None
     rows = json.loads(listed.stdout)
     assert {"sequential", "parallel"} <= {r["graph"] for r in rows}
     assert any(r["name"] == "report" and r["tools"] == ["write_report"] for r in rows)
+    capable = json.loads(CliRunner().invoke(app, ["agents", "--json", "--capability", "validation>=1.5"]).stdout)
+    assert [(r["graph"], r["name"]) for r in capable] == [("auction", "ana")]
+    assert {"auction", "negotiation"} <= {r["graph"] for r in rows}
     bad = CliRunner().invoke(app, ["agents", "--capability", "x>=latest"])
     assert bad.exit_code == 2 and "not a version" in bad.stderr
