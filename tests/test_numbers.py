@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 from markdown_it import MarkdownIt
-from relaygraph.tools import Workspace
+from relaygraph.tools import Workspace, build_tools
 from relaygraph.tools import markdown as md
 from relaygraph.tools.cleaning import clean_frame, parse_constraints
 from relaygraph.tools.measures import MISSING, STATS, breakdown, trend
@@ -274,3 +274,13 @@ def test_a_one_row_report_says_row_not_rows(workspace) -> None:
     facts = render_report(frame, workspace=workspace, source="one.csv", title="One", metric="amount")
     text = Path(facts["report"]).read_text()
     assert "— 1 row, 2 columns." in text and "0 rows have" in text and "(sum over 1 value)" in text
+
+
+def test_an_empty_frame_is_refused_not_reported_as_zeros(workspace) -> None:
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"region": ["a", "b"], "amount": [1.0, 2.0]}).to_csv(workspace.data_dir / "two.csv", index=False)
+    (tool,) = build_tools(["aggregate"], workspace)
+    with pytest.raises(ValueError, match="no rows to aggregate"):
+        tool(dataset="two.csv", partition="1/3")  # the first of three slices of two rows is empty
+    with pytest.raises(ValueError, match="nothing to report"):
+        render_report(pd.DataFrame({"amount": []}), workspace=workspace, source="e.csv", title="t")

@@ -274,6 +274,8 @@ class AggregateTool(DataTool):
         partition: str | None = None,
     ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset, partition)
+        if frame.empty:
+            raise ValueError("The dataset (or partition) has no rows to aggregate.")
         categories = roles.category_columns(frame)
         group_by = frames.check_column(frame, group_by) if group_by else (categories or [None])[0]
         if group_by is None:

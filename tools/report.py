@@ -115,6 +115,8 @@ def render_report(
     notes: str | None = None,
 ) -> dict[str, Any]:
     """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures."""
+    if frame.empty:
+        raise ValueError("The dataset has no rows: there is nothing to report on.")
     metric = metric or default_metric(frame)
     role = role_of(frame, metric)
     group_by = group_by or (category_columns(frame) or [None])[0]
