@@ -104,7 +104,7 @@ def parse_injections(value: str | Sequence[str] | None) -> list[Injection]:
     for raw in (i.strip() for i in items if i.strip()):
         match = re.fullmatch(r"([A-Za-z_]\w*):([a-z_]+?)(?:x(\d+))?", raw)
         if not match or match.group(2) not in FAILURE_CLASSES:
-            raise ValueError(f"fail={raw!r}: expected TASK:CLASS[xN] with CLASS one of {', '.join(FAILURE_CLASSES)}")
+            raise ValueError(f"fail={raw!r}: expected TASK:CLASS or TASK:CLASSxN (N runs) with CLASS one of {', '.join(FAILURE_CLASSES)}")
         out.append(Injection(task=match.group(1), failure_class=match.group(2),  # type: ignore[arg-type]
                              times=int(match.group(3) or 1)))
     return out

@@ -16,15 +16,18 @@ smolagents agent; ``recover`` applies the failure class's policy
 from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
-from pydantic import Field
+from pydantic import Field, field_validator
+from relaygraph.coordination.replanning import parse_injections
 from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.planning import (
     PlannedState,
+    after_critique,
     after_execute,
     after_observe,
     after_plan,
     after_recover,
+    critique,
     execute,
     finalize,
     observe,
@@ -43,6 +46,13 @@ class PlannedParams(RunParams):
     fail: str | None = Field(default=None, description="Inject failures: TASK:CLASS[xN], comma-separated.")
     retry_backoff_s: float | None = Field(default=None, ge=0, le=60)
     method_probabilities: str | dict[str, float] | None = None
+    learn: bool | None = Field(default=None, description="Plan with what the experience store learned (default on).")
+
+    @field_validator("fail")
+    @classmethod
+    def _injections(cls, value: str | None) -> str | None:
+        parse_injections(value)  # ValueError names the expected TASK:CLASS[xN] form
+        return value
 
 
 PARAMS = PlannedParams
@@ -54,11 +64,14 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder.add_node("plan", plan_node)
     builder.add_node("execute", execute)
     builder.add_node("recover", recover)
+    builder.add_node("critique", critique)
     builder.add_node("finalize", finalize)
     builder.add_edge(START, "observe")
     builder.add_conditional_edges("observe", after_observe, ["plan", "execute"])
     builder.add_conditional_edges("plan", after_plan, ["execute", "finalize"])
-    builder.add_conditional_edges("execute", after_execute, ["execute", "recover", "observe", "finalize"])
+    builder.add_conditional_edges("execute", after_execute,
+                                  ["execute", "recover", "observe", "critique", "finalize"])
+    builder.add_conditional_edges("critique", after_critique, ["critique", "finalize"])
     builder.add_conditional_edges("recover", after_recover, ["execute", "observe", "finalize"])
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)

@@ -22,10 +22,12 @@ from __future__ import annotations
 import json
 import operator
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from langchain_core.runnables import RunnableConfig
 from relaygraph.config.settings import settings_from_config
+from relaygraph.coordination import critique as critique_logic
 from relaygraph.coordination import experience, replanning
 from relaygraph.coordination.htn import Plan, PlannedTask, PlanningError, unmet
 from relaygraph.coordination.htn import plan as make_plan
@@ -70,6 +72,7 @@ class PlannedState(WorkflowState, total=False):
     replans: Annotated[list[dict[str, Any]], operator.add]
     stop_reason: str | None
     learned: dict[str, float]  # method probabilities the last plan used instead of the domain's
+    critique: list[dict[str, Any]]  # critique rounds over the report (critic, then reviser)
 
 
 def options(config: RunnableConfig) -> dict[str, Any]:
@@ -260,7 +263,7 @@ def after_execute(state: PlannedState) -> str:
         return "recover"
     current = state.get("plan") or {}
     if (state.get("cursor") or 0) >= len(current.get("tasks", [])):
-        return "finalize"
+        return "critique" if (state.get("context") or {}).get("report") else "finalize"
     done = state.get("done") or []
     if done and done[-1]["name"] == "clean":  # the dataset changed: observe it before going on
         return "observe"
@@ -325,6 +328,65 @@ def after_observe(state: PlannedState) -> str:
     return "plan" if state.get("pending") or not state.get("plan") else "execute"
 
 
+# --- critique ---------------------------------------------------------------------------------
+
+CRITIC = AgentSpec(
+    name="critic", role="report critic",
+    instructions="Recompute the report's figures: profile the dataset, validate it, clean it, aggregate it, "
+                 "detect trends and detect outliers.",
+    tools=("profile_dataset", "validate_dataset", "clean_dataset", "aggregate", "detect_trends", "detect_outliers"))
+REVISER = AgentSpec(
+    name="reviser", role="report reviser",
+    instructions="Write the report again with a chart, with only the notes given in the context.",
+    tools=("write_report",))
+
+
+def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+    """One critique round: the critic recomputes, discrepancies are listed, the reviser fixes.
+
+    The critic runs on the report's dataset and on its source (the notes describe both); its
+    context is its own (its cleaned copy never becomes the run's dataset).
+    """
+    context = dict(state.get("context") or {})
+    rounds = list(state.get("critique") or [])
+    settings = settings_from_config(config)
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    report_path = Path(str(context["report"]))
+    if not report_path.is_absolute():
+        report_path = workspace.resolve_output(report_path.name)
+    markdown = report_path.read_text(encoding="utf-8")
+    number = len(rounds) + 1
+    steps: list[dict[str, Any]] = []
+    with telemetry.tracer().start_as_current_span("critique", attributes={"relaygraph.critique.round": number}):
+        sources = [context.get("dataset"), context.get("source_dataset") or state.get("data")]
+        for i, dataset in enumerate(d for d in dict.fromkeys(sources) if d):
+            run_state = {**state, "context": {"dataset": dataset, "output_name": f"critic_check_{number}_{i}.parquet"}}
+            steps += make_agent_node(CRITIC, node=f"critic#{number}.{i + 1}")(run_state, config)["steps"]
+        recomputed = [item for s in steps if s.get("tool") and not s.get("error")
+                      for item in (s.get("facts") or {}, s.get("summary") or "", s.get("observation") or "")]
+        found = critique_logic.discrepancies(markdown, recomputed, section="Agent notes")
+        entry: dict[str, Any] = {"round": number, "discrepancies": [d.model_dump() for d in found],
+                                 "clean": not found, "revised": False}
+        update: dict[str, Any] = {"steps": steps}
+        if found and number < critique_logic.MAX_ROUNDS:
+            findings = [str(v) for k, v in (context.get("findings") or {}).items()
+                        if k not in (REVISER.name, "reporter")]  # a report does not quote its own writing
+            kept = critique_logic.revise_notes(context.get("notes_kept") or findings, found)
+            notes = "\n".join(f"- {n}" for n in kept) or "(no notes could be reproduced)"
+            run_state = {**state, "context": {**context, "notes": notes}}
+            out = make_agent_node(REVISER, node=f"reviser#{number}")(run_state, config)
+            update["steps"] = steps + out["steps"]
+            update["context"] = {k: v for k, v in out["context"].items() if k in ("report", "chart")}
+            update["context"]["notes_kept"] = kept
+            entry.update(revised=True, notes_kept=len(kept), notes_dropped=len(findings) - len(kept))
+    return {**update, "critique": [*rounds, entry]}
+
+
+def after_critique(state: PlannedState) -> str:
+    last = (state.get("critique") or [{}])[-1]
+    return "critique" if last.get("revised") else "finalize"
+
+
 # --- finalize ---------------------------------------------------------------------------------
 
 _base_result = make_result_node("reporter", title="finalize")
@@ -352,6 +414,11 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     result["replanning"] = state.get("replans") or []
     result["world"] = state.get("world") or {}
     result["learned"] = state.get("learned") or {}
+    rounds = state.get("critique") or []
+    result["critique"] = rounds
+    if rounds and not rounds[-1].get("clean") and result["status"] == "completed":
+        result["status"] = "partial"  # figures remain that the critic could not reproduce
+        result["reason"] = f"after {len(rounds)} critique rounds, {len(rounds[-1]['discrepancies'])} figures unverified"
     settings = settings_from_config(config)
     run = experience.experience_from_run(thread_id(config), GOAL, state, result["status"], time.time())
     result["experience_store"] = {"store": GOAL,

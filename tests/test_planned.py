@@ -41,7 +41,8 @@ def test_plan_runs_to_a_report_with_agents_and_reasoning(roles, invoke_config, s
     assert result["plan"]["confidence"] == pytest.approx(0.95 * 0.9 * 0.9)
     assert result["replanning"] == []
     assert Path(result["artifacts"]["report"]).is_file()
-    assert set(result["agents"]) == {"validator", "cleaner", "analyst", "reporter"}
+    assert set(result["agents"]) == {"validator", "cleaner", "analyst", "reporter", "critic"}
+    assert result["critique"] == [{"round": 1, "discrepancies": [], "clean": True, "revised": False}]
     assert all(a["reasoning"]["circular"]["severity"] == "none" for a in result["agents"].values())
     # world facts were observed from the data: the sample has known duplicates and a date column
     assert state["plans"][0]["initial_state"]["has_duplicates"] is True
@@ -127,6 +128,24 @@ def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_conf
     assert state["result"]["plan"]["methods"][-1] == "cross_section_analysis"
     assert "trends" not in state["result"]["plan"]["tasks"]
     assert state["result"]["status"] == "completed"
+
+
+def test_critique_finds_a_wrong_figure_and_the_reviser_drops_it(roles, invoke_config, sample_path):
+    clean = {"dataset": "sample_sales_clean.parquet"}
+    roles.scripts["analyst"] = [("call", "aggregate", clean), ("final", "aggregated"),
+                                ("call", "detect_trends", clean), ("final", "trends found"),
+                                ("call", "detect_outliers", clean),  # the last answer is the analyst's note
+                                ("final", "Revenue totals 9,999,999.99 across 77 regions.")]
+    state = run(invoke_config)
+    result = state["result"]
+    first, second = result["critique"]
+    assert first["revised"] is True and first["notes_dropped"] == 1 and first["notes_kept"] == 2
+    assert {d["figure"] for d in first["discrepancies"]} == {"9,999,999.99", "77"}
+    assert second == {"round": 2, "discrepancies": [], "clean": True, "revised": False}
+    report = Path(result["artifacts"]["report"]).read_text()
+    assert "9,999,999.99" not in report and "validate_dataset: " in report
+    assert result["status"] == "completed"
+    assert {"critic", "reviser"} <= set(result["agents"])
 
 
 def test_classifier_and_injection_syntax():
