@@ -55,13 +55,13 @@ def timed_round(builder, name: str, task: str, invokes: int) -> tuple[float, flo
     exporter's too — and is what other load on a shared machine disturbs least."""
     from langgraph.checkpoint.memory import InMemorySaver
     from relaygraph.cli import runner
-    from relaygraph.observability import telemetry
+    from relaygraph.observability import tracing
 
     graph = runner.compile_graph(builder, InMemorySaver(), name)
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(invokes):
         runner.execute(graph, {"task": task}, runner.run_config(f"{name}-{time.time_ns()}-{i}", name))
-    telemetry.flush()
+    tracing.flush()
     return (time.perf_counter() - started) / invokes, (time.process_time() - cpu) / invokes
 
 
@@ -79,7 +79,7 @@ def main() -> None:
 
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from relaygraph.graphs.sequential import DEFAULT_TASK, build_graph
-    from relaygraph.observability import telemetry
+    from relaygraph.observability import tracing
 
     graphs = {"sequential": (build_graph, DEFAULT_TASK), "light": (light_graph, "List the datasets.")}
     port = _free_port()
@@ -90,18 +90,18 @@ def main() -> None:
     endpoint = f"http://127.0.0.1:{port}/v1/traces"
     try:
         for name, (factory, task) in graphs.items():
-            telemetry.configure(enabled=False)
+            tracing.configure(enabled=False)
             timed_round(factory(), name, task, 1)  # warm-up: imports, sample data, caches
-            telemetry.configure(enabled=True, exporters=[OTLPSpanExporter(endpoint=endpoint)])
+            tracing.configure(enabled=True, exporters=[OTLPSpanExporter(endpoint=endpoint)])
             timed_round(factory(), name, task, 1)  # warm-up: exporter, span store table, engine
             off, on = [], []
             for _ in range(args.rounds):
-                telemetry.configure(enabled=False)
+                tracing.configure(enabled=False)
                 off.append(timed_round(factory(), name, task, args.invokes))
                 # a fresh exporter per round: turning tracing off shuts the previous one down
-                telemetry.configure(enabled=True, exporters=[OTLPSpanExporter(endpoint=endpoint)])
+                tracing.configure(enabled=True, exporters=[OTLPSpanExporter(endpoint=endpoint)])
                 on.append(timed_round(factory(), name, task, args.invokes))
-            telemetry.shutdown()
+            tracing.shutdown()
             for label, k in (("wall", 0), ("cpu", 1)):
                 off_ms = statistics.median(r[k] for r in off) * 1e3
                 on_ms = statistics.median(r[k] for r in on) * 1e3

@@ -18,11 +18,11 @@ from contextlib import asynccontextmanager
 
 from langgraph.checkpoint.sqlalchemy.aio import AsyncSQLAlchemySaver
 from relaygraph.config.checkpointing import open_async_checkpointer
-from relaygraph.observability import telemetry
+from relaygraph.observability.instrument_langchain import checkpoint_listener
 
 
 @asynccontextmanager
 async def checkpointer() -> AsyncIterator[AsyncSQLAlchemySaver]:
     """The async saver on ``RELAYGRAPH_CHECKPOINT_DB``, schema ready, reporting to tracing."""
-    async with open_async_checkpointer(listeners=[telemetry.checkpoint_listener]) as saver:
+    async with open_async_checkpointer(listeners=[checkpoint_listener]) as saver:
         yield saver

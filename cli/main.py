@@ -43,7 +43,7 @@ from relaygraph.config.checkpointing import open_checkpointer
 from relaygraph.config.settings import get_settings
 from relaygraph.nodes.params import RunParams, validate_params
 from relaygraph.nodes.state import RunInput
-from relaygraph.observability import telemetry
+from relaygraph.observability import tracing
 from relaygraph.observability.trace_export import latest_trace, span_tree
 from relaygraph.observability.trace_store import load_spans
 from relaygraph.providers import check_provider, provider_label
@@ -231,19 +231,19 @@ def resume(
     print_outcome(outcome, as_json)
 
 
-# --- tracing (runtime/telemetry.py) -------------------------------------------------------
+# --- tracing (observability/tracing.py) ---------------------------------------------------
 
 
 def start_tracing(trace: bool, checkpoint_db: str | None) -> None:
     """Tracing as the OTEL_* environment says, or on with --trace; spans are stored in the
     run's checkpoint database either way."""
-    telemetry.configure(enabled=True if trace else None, store_url=checkpoint_db or get_settings().checkpoint_db)
+    tracing.configure(enabled=True if trace else None, store_url=checkpoint_db or get_settings().checkpoint_db)
 
 
 def finish_tracing(trace: bool, thread_id: str, console: Console) -> None:
     """Export what the run produced; with --trace, print this run's span tree."""
-    telemetry.flush()
-    url = telemetry.store_url()
+    tracing.flush()
+    url = tracing.store_url()
     if not trace or url is None:
         return
     spans = latest_trace(load_spans(url, thread_id))

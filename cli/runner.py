@@ -18,7 +18,7 @@ from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver, thread_lease
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
-from relaygraph.observability import telemetry
+from relaygraph.observability import instrument_langchain, tracing
 
 INTERRUPT = "__interrupt__"  # the channel of interrupt writes (langgraph._internal._constants; not public)
 
@@ -119,12 +119,13 @@ def _traced_updates(
     graph: CompiledStateGraph, graph_input: dict[str, Any] | Command | None, config: RunnableConfig
 ) -> Iterator[tuple[str, Any]]:
     """(node, update) pairs of the top-level graph. With tracing on, the ``checkpoints`` stream
-    (subgraphs included) is passed to telemetry, so node spans carry their checkpoint ids."""
-    if not telemetry.enabled():
+    (subgraphs included) is passed to tracing, so node spans carry their checkpoint ids."""
+    tracing.ensure_configured()
+    if not tracing.enabled():
         for chunk in graph.stream(graph_input, config, stream_mode="updates"):
             yield from cast(dict[str, Any], chunk).items()  # stream_mode="updates": {node: update}
         return
-    with telemetry.checkpoint_feed(config["configurable"]["thread_id"]) as feed:
+    with instrument_langchain.checkpoint_feed(config["configurable"]["thread_id"]) as feed:
         for namespace, mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "checkpoints"],
                                                    subgraphs=True):
             if mode == "checkpoints":

@@ -13,13 +13,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ProviderName = str  # "offline" | "openai" | "local" | any registered provider
 
 #: Where runs are checkpointed unless ``RELAYGRAPH_CHECKPOINT_DB`` / ``--checkpoint-db`` say otherwise.
 DEFAULT_CHECKPOINT_DB = "sqlite:///relaygraph.db"
+
+
+class ModelPrice(BaseModel):
+    """USD per 1M tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
 
 
 class Settings(BaseSettings):
@@ -62,6 +69,47 @@ class Settings(BaseSettings):
 
     trace_content: bool = Field(
         default=False, description="Record prompts, messages and tool arguments on spans (opt-in)."
+    )
+    trace_store: bool = Field(
+        default=True, description="Persist spans with the run in the checkpoint database."
+    )
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='USD per 1M tokens by model name, over the built-in list: '
+        '\'{"my-model": {"input": 0.2, "output": 0.8}}\'. A model without a price costs None.',
+    )
+
+    # Tracing exporters: the standard OpenTelemetry variables, under their own names.
+    otel_service_name: str = Field(
+        default="relaygraph", validation_alias=AliasChoices("OTEL_SERVICE_NAME", "otel_service_name")
+    )
+    otel_traces_exporter: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER", "otel_traces_exporter"),
+        description="otlp, console or none (comma-separated); an OTLP endpoint alone means otlp.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_exporter_otlp_endpoint"),
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel_exporter_otlp_traces_endpoint"
+        ),
+    )
+    otel_exporter_otlp_protocol: str = Field(
+        default="http/protobuf",
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_PROTOCOL", "otel_exporter_otlp_protocol"),
+    )
+    otel_exporter_otlp_traces_protocol: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "otel_exporter_otlp_traces_protocol"
+        ),
+    )
+    otel_sdk_disabled: bool = Field(
+        default=False, validation_alias=AliasChoices("OTEL_SDK_DISABLED", "otel_sdk_disabled")
     )
 
     @field_validator("model")

@@ -42,7 +42,7 @@ from langgraph.runtime import get_runtime
 from relaygraph.config.settings import Settings, settings_from_config
 from relaygraph.coordination import metareasoning
 from relaygraph.nodes.contracts import AgentSpec, AgentStep, NodeProgress
-from relaygraph.observability import telemetry
+from relaygraph.observability.instrument_smolagents import AgentTrace
 from relaygraph.providers import agent_model
 from relaygraph.providers.brief import CallOutcome, RunBrief, hand_brief
 from relaygraph.tools import ToolResult, Workspace, build_tools, result_of
@@ -283,8 +283,8 @@ def make_agent_node(
         max_steps = spec.max_steps or settings.max_steps
         recorder = StepRecorder(spec, node_name, max_steps, settings, attempt)
         # Tracing: invoke_agent span with a react_step span per step, LLM and tool call spans.
-        agent_trace = telemetry.AgentTrace(spec.name, node=node_name, thread_id=thread_id(config),
-                                           provider=settings.provider, model=None, attempt=attempt)
+        agent_trace = AgentTrace(spec.name, node=node_name, thread_id=thread_id(config),
+                                 provider=settings.provider, model=None, attempt=attempt)
         tools = build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset),
                             settings.observation_chars) + (extra_tools(context) if extra_tools else [])
         # side-effecting tools run once per task, even when the task runs again after a crash

@@ -55,7 +55,7 @@ from relaygraph.coordination.voting import (
 )
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node, node_attempt
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
-from relaygraph.observability import telemetry
+from relaygraph.observability import tracing
 from smolagents import Tool
 
 MODES = ("majority", "qualified", "unanimous", "weighted", "bft", "pbft", "raft")
@@ -473,9 +473,9 @@ def keyring(cfg: ConsensusConfig) -> Ed25519Keyring:
 
 def _span(name: str, **attributes: Any):
     """A child span of the current node (a no-op context when tracing is off)."""
-    if not telemetry.enabled():
+    if not tracing.enabled():
         return contextlib.nullcontext()
-    return telemetry.tracer().start_as_current_span(name, attributes={
+    return tracing.tracer().start_as_current_span(name, attributes={
         k: (v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str)) for k, v in attributes.items()})
 
 

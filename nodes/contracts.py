@@ -106,7 +106,7 @@ class AgentSummary(BaseModel):
     """Per agent in ``result.agents``: effort, errors, confidence, time, tokens and cost.
 
     Tokens are None when the model reported none (e.g. the offline policy); cost is None when
-    the model has no price (see :mod:`relaygraph.observability.telemetry`).
+    the model has no price (see :mod:`relaygraph.observability.usage`).
     """
 
     steps: int = 0

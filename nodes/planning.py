@@ -48,7 +48,7 @@ from relaygraph.nodes.agent import (
 )
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import WorkflowState
-from relaygraph.observability import telemetry
+from relaygraph.observability import tracing
 from relaygraph.tools import TOOLS, Workspace, build_tools
 
 MAX_REPLANS = 6
@@ -123,7 +123,7 @@ def observe(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
     dataset = resolve_dataset(state, settings, workspace)
     profile_tool, validate_tool = build_tools(["profile_dataset", "validate_dataset"], workspace)
-    with telemetry.tracer().start_as_current_span("observe", attributes={"relaygraph.dataset": dataset}):
+    with tracing.tracer().start_as_current_span("observe", attributes={"relaygraph.dataset": dataset}):
         observed = facts_from_observations(_observation(profile_tool.forward(dataset=dataset)),
                                            _observation(validate_tool.forward(dataset=dataset)))
     run_facts = {k: v for k, v in (state.get("world") or {}).items() if k in RUN_FACTS}
@@ -142,7 +142,7 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     domain = DATA_DOMAIN.without_methods(excluded).with_probabilities(learned)
     world = state.get("world") or {}
     span_name = "replan" if pending else "plan"
-    with telemetry.tracer().start_as_current_span(span_name) as span:
+    with tracing.tracer().start_as_current_span(span_name) as span:
         try:
             new = make_plan(domain, GOAL, world)
             accepted, why = replanning.accept(new)
@@ -205,7 +205,7 @@ def execute(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     runs[task.name] = runs.get(task.name, 0) + 1
     node = f"{task.name}#{runs[task.name]}"
     base: dict[str, Any] = {"executions": runs}
-    with telemetry.tracer().start_as_current_span(f"task {task.name}", attributes={
+    with tracing.tracer().start_as_current_span(f"task {task.name}", attributes={
             "relaygraph.task.id": task.id, "relaygraph.task.agent": task.agent,
             "relaygraph.task.method": task.method or ""}) as span:
         missing = unmet(task.preconditions, world)

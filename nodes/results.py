@@ -14,22 +14,23 @@ from langchain_core.runnables import RunnableConfig
 from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination.metareasoning import analyze_trace
 from relaygraph.nodes.contracts import AgentFailure, AgentSummary, RunResult, RunStatus, RunUsage
-from relaygraph.observability import telemetry
+from relaygraph.observability.usage import Prices, Usage, price_table, priced_model, usage_rollup
 from relaygraph.providers import provider_label
 
 R = TypeVar("R", bound=RunResult)
 
 
-def agent_summaries(steps: list[dict[str, Any]], model: str | None = None) -> dict[str, AgentSummary]:
+def agent_summaries(steps: list[dict[str, Any]], model: str | None = None,
+                    prices: Prices | None = None) -> dict[str, AgentSummary]:
     """Per agent: steps taken, tool calls, errors, final confidence, time, tokens and cost
     (tokens None when the model reported none, e.g. the offline policy; cost None when the
-    model has no price — see :mod:`relaygraph.observability.telemetry`)."""
+    model has no price — see :mod:`relaygraph.observability.usage`)."""
     out: dict[str, AgentSummary] = {}
-    usage: dict[str, telemetry.Usage] = {}
+    usage: dict[str, Usage] = {}
     for step in steps:
         agent = out.setdefault(step["agent"], AgentSummary())
-        usage.setdefault(step["agent"], telemetry.Usage()).add(model, step.get("input_tokens"),
-                                                               step.get("output_tokens"))
+        usage.setdefault(step["agent"], Usage(prices)).add(model, step.get("input_tokens"),
+                                                     step.get("output_tokens"))
         agent.steps += 1
         agent.tool_calls += int(bool(step.get("tool")) and step.get("tool") != "final_answer")
         agent.errors += int(bool(step.get("error")))
@@ -92,13 +93,13 @@ def run_result(state: dict[str, Any], config: RunnableConfig, answer_from: str |
         status = "rejected"
         answer = (f"Rejected before node {rejection['node']!r}"
                   f"{': ' + rejection['comment'] if rejection.get('comment') else ''}.\n\n{answer}").strip()
-    model = telemetry.priced_model(settings)
+    model = priced_model(settings)
     return RunResult(
         status=status,
         answer=answer,
         artifacts={k: str(v) for k, v in context.items() if k in ("dataset", "report", "chart")},
-        agents=agent_summaries(state.get("steps") or [], model),
-        usage=RunUsage.model_validate(telemetry.usage_rollup(state.get("steps") or [], model)),
+        agents=agent_summaries(state.get("steps") or [], model, price_table(settings)),
+        usage=RunUsage.model_validate(usage_rollup(state.get("steps") or [], settings)),
         errors=[AgentFailure.model_validate(e) for e in errors],
         provider=provider_label(settings),
         approvals=state.get("approvals") or None,

@@ -10,6 +10,7 @@ how traces are inspected where no Jaeger can run; OTLP JSON replays into any col
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any, Literal
 
@@ -88,8 +89,6 @@ def _jaeger_tag(key: str, value: Any) -> dict[str, Any]:
     if isinstance(value, float):
         return {"key": key, "type": "float64", "value": value}
     if isinstance(value, (list, tuple)):
-        import json
-
         return {"key": key, "type": "string", "value": json.dumps(list(value))}
     return {"key": key, "type": "string", "value": str(value)}
 
@@ -108,11 +107,13 @@ def to_jaeger(spans: list[StoredSpan]) -> dict[str, Any]:
     for trace_id, members in by_trace.items():
         processes: dict[str, dict[str, Any]] = {}
         process_of: dict[str, str] = {}
-        for span in members:
-            if span.service_name not in process_of:
+        for span in members:  # one process per resource (service.version, telemetry.sdk.* as tags)
+            if _resource_key(span) not in process_of:
                 pid = f"p{len(process_of) + 1}"
-                process_of[span.service_name] = pid
-                processes[pid] = {"serviceName": span.service_name, "tags": []}
+                process_of[_resource_key(span)] = pid
+                processes[pid] = {"serviceName": span.service_name,
+                                  "tags": [_jaeger_tag(k, v) for k, v in _resource(span).items()
+                                           if k != "service.name"]}
         out = []
         for span in sorted(members, key=lambda s: s.start_ns):
             tags = [_jaeger_tag(k, v) for k, v in span.attributes.items()]
@@ -137,7 +138,7 @@ def to_jaeger(spans: list[StoredSpan]) -> dict[str, Any]:
                           "fields": [_jaeger_tag("event", e.get("name", "")),
                                      *(_jaeger_tag(k, v) for k, v in (e.get("attributes") or {}).items())]}
                          for e in span.events],
-                "processID": process_of[span.service_name],
+                "processID": process_of[_resource_key(span)],
                 "warnings": None,
                 "flags": 1,
             })
@@ -170,11 +171,11 @@ _OTLP_KIND = {"INTERNAL": 1, "SERVER": 2, "CLIENT": 3, "PRODUCER": 4, "CONSUMER"
 def to_otlp_json(spans: list[StoredSpan]) -> dict[str, Any]:
     """An OTLP/JSON ``ExportTraceServiceRequest`` (hex ids, nanosecond strings), as collectors
     accept on ``/v1/traces`` with ``Content-Type: application/json``."""
-    by_service: dict[str, dict[str, list[StoredSpan]]] = defaultdict(lambda: defaultdict(list))
+    by_resource: dict[str, dict[str, list[StoredSpan]]] = defaultdict(lambda: defaultdict(list))
     for span in spans:
-        by_service[span.service_name][span.scope].append(span)
+        by_resource[_resource_key(span)][span.scope].append(span)
     resource_spans = []
-    for service, scopes in by_service.items():
+    for resource, scopes in by_resource.items():
         scope_spans = []
         for scope, members in scopes.items():
             scope_spans.append({"scope": {"name": scope}, "spans": [{
@@ -190,9 +191,17 @@ def to_otlp_json(spans: list[StoredSpan]) -> dict[str, Any]:
                             "attributes": _otlp_attributes(e.get("attributes") or {})} for e in s.events],
                 "status": {"code": s.status_code, **({"message": s.status_message} if s.status_message else {})},
             } for s in sorted(members, key=lambda s: s.start_ns)]})
-        resource_spans.append({"resource": {"attributes": _otlp_attributes({"service.name": service})},
+        resource_spans.append({"resource": {"attributes": _otlp_attributes(json.loads(resource))},
                                "scopeSpans": scope_spans})
     return {"resourceSpans": resource_spans}
+
+
+def _resource(span: StoredSpan) -> dict[str, Any]:
+    return {"service.name": span.service_name, **span.resource}
+
+
+def _resource_key(span: StoredSpan) -> str:
+    return json.dumps(_resource(span), sort_keys=True, default=str)
 
 
 def export(spans: list[StoredSpan], fmt: ExportFormat) -> dict[str, Any]:

@@ -5,62 +5,67 @@
     relaygraph traces show/export THREAD ◄─ load_spans(url, thread) ◄───┘
 
 One SQLAlchemy Core table in the same database as the checkpoints (settings.checkpoint_db /
-``--checkpoint-db``), with its own engine so it depends on nothing of ``persistence/``. Spans
-are found by thread: a run's root and node spans carry ``relaygraph.thread_id``; every span of
-those traces (agents, LLM and tool calls) belongs to the thread. Writes happen on the batch
-processor's thread, off the run's path; SQLite gets WAL and a busy timeout so they never fight
-the checkpointer's writes.
+``--checkpoint-db``). It goes through the saver's own machinery: its URL handling and
+engines (driver choice, SQLite WAL and busy timeout, BEGIN IMMEDIATE writes behind the same
+in-process lock as the saver's commits) and its migrations (the named set ``relaygraph_spans``,
+version table ``relaygraph_spans_migrations``). Spans are found by thread: a run's root and
+node spans carry ``relaygraph.thread_id``; every span of those traces (agents, LLM and tool
+calls) belongs to the thread. Writes happen on the batch processor's thread, off the run's path.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
+import sqlalchemy as sa
+from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
+from langgraph.checkpoint.sqlalchemy.engines import WRITE_OPTION, make_engine, sqlite_write_lock
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 from pydantic import BaseModel, Field
-from relaygraph.observability.telemetry import THREAD_ID
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    insert,
-    select,
-)
+from relaygraph.observability.semconv import THREAD_ID
 
-metadata = MetaData()
+logger = logging.getLogger(__name__)
 
-spans_table = Table(
-    "relaygraph_spans",
-    metadata,
-    Column("trace_id", String(32), primary_key=True),
-    Column("span_id", String(16), primary_key=True),
-    Column("parent_span_id", String(16), nullable=True),
-    Column("thread_id", String(255), nullable=True),
-    Column("name", String(512), nullable=False),
-    Column("kind", String(16), nullable=False),
-    Column("start_ns", BigInteger, nullable=False),
-    Column("end_ns", BigInteger, nullable=False),
-    Column("status_code", Integer, nullable=False),
-    Column("status_message", Text, nullable=True),
-    Column("attributes", Text, nullable=False),
-    Column("events", Text, nullable=False),
-    Column("service_name", String(255), nullable=False),
-    Column("scope", String(255), nullable=False),
-    Index("ix_relaygraph_spans_thread", "thread_id"),
-)
+
+def _columns() -> list[sa.SchemaItem]:
+    return [
+        sa.Column("trace_id", sa.String(32), primary_key=True),
+        sa.Column("span_id", sa.String(16), primary_key=True),
+        sa.Column("parent_span_id", sa.String(16), nullable=True),
+        sa.Column("thread_id", sa.String(255), nullable=True),
+        sa.Column("name", sa.String(512), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("start_ns", sa.BigInteger, nullable=False),
+        sa.Column("end_ns", sa.BigInteger, nullable=False),
+        sa.Column("status_code", sa.Integer, nullable=False),
+        sa.Column("status_message", sa.Text, nullable=True),
+        sa.Column("attributes", sa.Text, nullable=False),
+        sa.Column("events", sa.Text, nullable=False),
+        sa.Column("service_name", sa.String(255), nullable=False),
+        sa.Column("scope", sa.String(255), nullable=False),
+        sa.Index("ix_relaygraph_spans_thread", "thread_id"),
+    ]
+
+
+# Version 1 as it was first created (before migrations existed: databases may hold it already).
+_spans_v1 = sa.Table("relaygraph_spans", sa.MetaData(), *_columns())
+
+#: The table as this code reads and writes it.
+spans_table = sa.Table("relaygraph_spans", sa.MetaData(), *_columns(),
+                       sa.Column("resource", sa.Text, nullable=True))  # v2: resource attributes as JSON
+
+
+def _v2_resource(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE relaygraph_spans ADD COLUMN resource TEXT"))
+
+
+SPANS = MigrationSet("relaygraph_spans", [create_tables(_spans_v1), _v2_resource])
 
 
 class StoredSpan(BaseModel):
@@ -80,43 +85,27 @@ class StoredSpan(BaseModel):
     events: list[dict[str, Any]] = Field(default_factory=list)
     service_name: str = "relaygraph"
     scope: str = "relaygraph"
+    resource: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def duration_ms(self) -> float:
         return (self.end_ns - self.start_ns) / 1e6
 
 
-def sqlalchemy_url(url: str) -> str:
-    """Pick the drivers relaygraph installs (psycopg 3, PyMySQL) for bare backend URLs."""
-    for prefix, driver in (("postgres://", "postgresql+psycopg://"), ("postgresql://", "postgresql+psycopg://"),
-                           ("mysql://", "mysql+pymysql://"), ("mariadb://", "mariadb+pymysql://")):
-        if url.startswith(prefix):
-            return driver + url[len(prefix):]
-    return url
-
-
-_engines: dict[str, Engine] = {}
+_engines: dict[str, sa.Engine] = {}
 _engines_lock = threading.Lock()
 
 
-def engine_for(url: str) -> Engine:
-    """One engine per database (created with its table on first use)."""
+def engine_for(url: str) -> sa.Engine:
+    """One engine per database, made by the saver's ``make_engine``; the span tables are
+    migrated on first use."""
     with _engines_lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True)
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
-            metadata.create_all(engine, checkfirst=True)
+            engine = make_engine(url, pool_pre_ping=True)
+            SPANS.apply(engine)
             _engines[url] = engine
         return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
 
 
 def dispose_engines() -> None:
@@ -130,6 +119,7 @@ def _row(span: ReadableSpan) -> dict[str, Any]:
     context = span.get_span_context()
     attributes = dict(span.attributes or {})
     thread = attributes.get(THREAD_ID)
+    resource = dict(span.resource.attributes)
     return {
         "trace_id": format_trace_id(context.trace_id),
         "span_id": format_span_id(context.span_id),
@@ -144,8 +134,9 @@ def _row(span: ReadableSpan) -> dict[str, Any]:
         "attributes": json.dumps(attributes, default=_jsonable),
         "events": json.dumps([{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
                               for e in span.events], default=_jsonable),
-        "service_name": str(span.resource.attributes.get("service.name", "relaygraph")),
+        "service_name": str(resource.get("service.name", "relaygraph")),
         "scope": span.instrumentation_scope.name if span.instrumentation_scope else "relaygraph",
+        "resource": json.dumps(resource, default=_jsonable),
     }
 
 
@@ -158,19 +149,23 @@ class SpanStoreExporter(SpanExporter):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine: Engine | None = None
+        self._engine: sa.Engine | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
             return SpanExportResult.SUCCESS
         try:
             self._engine = self._engine or engine_for(self.url)
-            with self._engine.begin() as conn:
-                conn.execute(insert(spans_table), [_row(s) for s in spans])
+            rows = [_row(s) for s in spans]
+            writer = self._engine.execution_options(**{WRITE_OPTION: True})
+            if self._engine.dialect.name == "sqlite":  # queue behind the saver's commits, not SQLite's busy loop
+                with sqlite_write_lock(self._engine.url), writer.begin() as conn:
+                    conn.execute(sa.insert(spans_table), rows)
+            else:
+                with writer.begin() as conn:
+                    conn.execute(sa.insert(spans_table), rows)
         except Exception as exc:  # noqa: BLE001 - tracing must never break a run
-            import logging
-
-            logging.getLogger(__name__).warning("could not store %d spans in %s: %s", len(spans), self.url, exc)
+            logger.warning("could not store %d spans in %s: %s", len(spans), self.url, exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
@@ -184,19 +179,24 @@ class SpanStoreExporter(SpanExporter):
 def load_spans(url: str, thread_id: str, *, trace_id: str | None = None) -> list[StoredSpan]:
     """Every span of every run on ``thread_id`` (or of one trace), oldest first."""
     engine = engine_for(url)
-    traces = select(spans_table.c.trace_id).where(spans_table.c.thread_id == thread_id).distinct()
-    query = select(spans_table).where(spans_table.c.trace_id.in_(traces))
+    traces = sa.select(spans_table.c.trace_id).where(spans_table.c.thread_id == thread_id).distinct()
+    query = sa.select(spans_table).where(spans_table.c.trace_id.in_(traces))
     if trace_id is not None:
         query = query.where(spans_table.c.trace_id == trace_id)
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(spans_table.c.start_ns)).mappings().all()
-    return [StoredSpan(**{**row, "attributes": json.loads(row["attributes"]), "events": json.loads(row["events"])})
-            for row in rows]
+    return [_stored(row) for row in rows]
+
+
+def _stored(row: Any) -> StoredSpan:
+    resource = json.loads(row["resource"]) if row["resource"] else {"service.name": row["service_name"]}
+    return StoredSpan(**{**row, "attributes": json.loads(row["attributes"]), "events": json.loads(row["events"]),
+                         "resource": resource})
 
 
 def thread_ids(url: str) -> list[str]:
     """Threads with stored spans (for error messages that say what exists)."""
     with engine_for(url).connect() as conn:
-        rows = conn.execute(select(spans_table.c.thread_id).where(spans_table.c.thread_id.is_not(None))
+        rows = conn.execute(sa.select(spans_table.c.thread_id).where(spans_table.c.thread_id.is_not(None))
                             .distinct()).scalars().all()
     return sorted(rows)

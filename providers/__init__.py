@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 from pydantic import SecretStr
 from relaygraph.config.settings import Settings
-from relaygraph.observability import telemetry
+from relaygraph.observability.instrument_http import async_http_client, http_client
 from relaygraph.providers.local_llm import LocalModelUnavailable, local_available, shared_server
 from relaygraph.providers.offline import OFFLINE_LABEL, OfflineChatModel, OfflinePolicyModel
 from smolagents import Model
@@ -56,7 +56,7 @@ def _openai_agent_model(settings: Settings) -> Model:
     base_url, api_key, model_id = _endpoint(settings)
     return OpenAIServerModel(model_id=model_id, api_base=base_url, api_key=api_key,
                              temperature=settings.temperature,
-                             client_kwargs={"http_client": telemetry.http_client()})  # W3C traceparent
+                             client_kwargs={"http_client": http_client()})  # W3C traceparent
 
 
 def _openai_chat_model(settings: Settings) -> BaseChatModel:
@@ -64,8 +64,8 @@ def _openai_chat_model(settings: Settings) -> BaseChatModel:
 
     base_url, api_key, model_id = _endpoint(settings)
     return ChatOpenAI(model=model_id, base_url=base_url, api_key=SecretStr(api_key),
-                      temperature=settings.temperature, http_client=telemetry.http_client(),
-                      http_async_client=telemetry.async_http_client())  # W3C traceparent
+                      temperature=settings.temperature, http_client=http_client(),
+                      http_async_client=async_http_client())  # W3C traceparent
 
 
 def _openai_label(settings: Settings) -> str:

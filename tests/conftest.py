@@ -198,7 +198,7 @@ def invoke_config() -> Iterator[dict[str, Any]]:
     yield {"configurable": {"thread_id": f"t-{uuid.uuid4().hex[:8]}"}}
 
 
-# --- tracing (runtime/telemetry.py) ----------------------------------------------------------
+# --- tracing (observability/) ------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -209,29 +209,29 @@ def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-    from relaygraph.observability import telemetry
+    from relaygraph.observability import tracing
 
     for var in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("RELAYGRAPH_TRACE_STORE", "false")
     exporter = InMemorySpanExporter()
-    telemetry.configure(enabled=True, processors=[SimpleSpanProcessor(exporter)], force=True)
+    tracing.configure(enabled=True, processors=[SimpleSpanProcessor(exporter)], force=True)
     try:
         yield exporter
     finally:
-        telemetry.shutdown()
+        tracing.shutdown()
 
 
 @pytest.fixture
 def tracing_off() -> Iterator[None]:
     """Make sure tracing is off (and stays off) for a test that starts it through other means."""
-    from relaygraph.observability import telemetry
+    from relaygraph.observability import tracing
 
-    telemetry.shutdown()
+    tracing.shutdown()
     try:
         yield
     finally:
-        telemetry.shutdown()
+        tracing.shutdown()
 
 
 # --- persistence fixtures (persistence/, runtime/checkpointing.py) -------------------------

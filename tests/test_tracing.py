@@ -25,7 +25,7 @@ from relaygraph.cli import registry, runner
 from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import RunInput, WorkflowState
-from relaygraph.observability import telemetry
+from relaygraph.observability import instrument_langchain, tracing
 
 GRAPHS = {name: registry.module_name(name) for name in registry.graph_names()}
 
@@ -139,7 +139,7 @@ def test_plain_invoke_with_relaygraphs_saver_also_links_nodes_to_their_checkpoin
 
     module = importlib.import_module(GRAPHS[graph_name])
     config = {"configurable": {"thread_id": f"plain-{uuid.uuid4().hex[:8]}"}}
-    with open_checkpointer(listeners=[telemetry.checkpoint_listener]) as saver:
+    with open_checkpointer(listeners=[instrument_langchain.checkpoint_listener]) as saver:
         graph = module.build_graph().compile(checkpointer=saver)
         graph.invoke({"task": getattr(module, "DEFAULT_TASK", "Analyse the dataset.")}, config)
         history = {s.config["configurable"]["checkpoint_id"]: s for s in graph.get_state_history(config)}
@@ -204,8 +204,14 @@ def test_parallel_workflow_branches_are_siblings(spans) -> None:
     steps = Counter(s.attributes["langgraph.step"] for s in named(finished, "node "))
     fan_step = max(steps, key=lambda k: steps[k])
     assert steps[fan_step] > 1
-    _assert_siblings([s for s in named(finished, "node ") if s.attributes["langgraph.step"] == fan_step],
-                     by_id(finished))
+    fanned = [s for s in named(finished, "node ") if s.attributes["langgraph.step"] == fan_step]
+    _assert_siblings(fanned, by_id(finished))
+    # Named by what ran, not all "node specialist": the branch id (specialist, partition).
+    assert len({s.name for s in fanned}) == len(fanned)
+    for span in fanned:
+        assert span.name == f"node specialist[{span.attributes['relaygraph.branch.id']}]"
+        (agent,) = [s for s in finished if s.name.startswith("invoke_agent ") and s.parent.span_id == span.context.span_id]
+        assert agent.attributes["gen_ai.agent.name"] == span.attributes["relaygraph.branch.id"]
 
 
 class Numbers(TypedDict, total=False):
@@ -431,7 +437,7 @@ def test_prompts_messages_and_tool_arguments_are_recorded_only_when_opted_in(spa
     assert not [k for s in spans.get_finished_spans() for k in s.attributes if k in CONTENT_KEYS]
 
     with_content = InMemorySpanExporter()
-    telemetry.configure(enabled=True, processors=[SimpleSpanProcessor(with_content)], trace_content=True)
+    tracing.configure(enabled=True, processors=[SimpleSpanProcessor(with_content)], trace_content=True)
     graph.invoke({"task": "Profile the dataset."}, {"configurable": {"thread_id": "with-content"}})
     recorded = {k for s in with_content.get_finished_spans() for k in s.attributes}
     assert CONTENT_KEYS <= recorded
@@ -443,14 +449,14 @@ def test_configure_is_idempotent_and_with_tracing_off_the_hook_makes_no_spans(sp
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     processors = [SimpleSpanProcessor(InMemorySpanExporter())]
-    assert telemetry.configure(enabled=True, processors=processors)
-    provider = telemetry._state.provider  # noqa: SLF001
-    assert telemetry.configure(enabled=True, processors=processors)
-    assert telemetry._state.provider is provider  # noqa: SLF001
+    assert tracing.configure(enabled=True, processors=processors)
+    provider = tracing._state.provider  # noqa: SLF001
+    assert tracing.configure(enabled=True, processors=processors)
+    assert tracing._state.provider is provider  # noqa: SLF001
 
-    assert telemetry.configure(enabled=False) is False
+    assert tracing.configure(enabled=False) is False
     from relaygraph.graphs.sequential import graph
 
     graph.invoke({"task": "Profile the dataset."}, invoke_config)
-    assert isinstance(telemetry.tracer(), trace.NoOpTracer)
-    assert not telemetry._handler._runs  # noqa: SLF001 - the installed hook stayed inert
+    assert isinstance(tracing.tracer(), trace.NoOpTracer)
+    assert not instrument_langchain._handler._runs  # noqa: SLF001 - the installed hook stayed inert

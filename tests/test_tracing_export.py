@@ -15,7 +15,7 @@ from otlp_receiver import OtlpReceiver
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from relaygraph.cli import runner
 from relaygraph.cli.main import app
-from relaygraph.observability import telemetry
+from relaygraph.observability import tracing
 from typer.testing import CliRunner
 
 HEX32, HEX16 = r"^[0-9a-f]{32}$", r"^[0-9a-f]{16}$"
@@ -37,9 +37,9 @@ def test_the_real_otlp_http_exporter_delivers_the_same_span_tree_with_the_servic
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
         monkeypatch.setenv("OTEL_SERVICE_NAME", "relaygraph-under-test")
         monkeypatch.setenv("RELAYGRAPH_TRACE_STORE", "false")
-        assert telemetry.configure(processors=[SimpleSpanProcessor(memory)], force=True)  # env: OTLP on
+        assert tracing.configure(processors=[SimpleSpanProcessor(memory)], force=True)  # env: OTLP on
         run_sequential("otlp-thread")
-        assert telemetry.flush()
+        assert tracing.flush()
     local = {(f"{s.context.span_id:016x}", f"{s.parent.span_id:016x}" if s.parent else None, s.name)
              for s in memory.get_finished_spans()}
     received = {(s.span_id, s.parent_span_id, s.name) for s in receiver.spans}
@@ -174,8 +174,8 @@ def test_traces_show_for_an_unknown_thread_says_which_threads_have_traces(tracin
 @pytest.mark.parametrize("value", ["zipkin", "otlp,bogus"])
 def test_an_unsupported_exporter_name_is_an_error_that_names_the_choices(tracing_off, monkeypatch, value) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", value)
-    with pytest.raises(telemetry.TelemetryError, match="use otlp, console or none"):
-        telemetry.configure(force=True)
+    with pytest.raises(tracing.TelemetryError, match="use otlp, console or none"):
+        tracing.configure(force=True)
 
 
 def test_langgraph_dev_runs_are_traced_from_the_environment_with_correct_parents(tmp_path) -> None:
@@ -210,3 +210,34 @@ def test_langgraph_dev_runs_are_traced_from_the_environment_with_correct_parents
         assert node.name == f"node {agent}" and node.parent_span_id == roots[0].span_id
         # the server persists through relaygraph's saver, which reports what it stores
         assert node.attributes["langgraph.checkpoint.id"] and node.attributes["langgraph.checkpoint.parent_id"]
+
+
+def test_traces_show_and_export_work_in_a_fresh_process_with_an_otlp_endpoint_set(tmp_path) -> None:
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, as the README suggests, a fresh `relaygraph traces
+    show|export` process failed on an import cycle between tracing setup and the span store
+    ("cannot import name 'SpanStoreExporter' from partially initialized module"). Import order
+    is a per-process concern, hence a subprocess."""
+    import os
+    import subprocess
+    import sys
+
+    from opentelemetry.sdk.trace import TracerProvider
+    from relaygraph.observability.trace_store import SpanStoreExporter
+
+    url = f"sqlite:///{tmp_path / 'traces.db'}"
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(SpanStoreExporter(url)))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("invoke_workflow demo", attributes={"relaygraph.thread_id": "th-1"}):
+        with tracer.start_as_current_span("node first", attributes={"relaygraph.thread_id": "th-1"}):
+            pass
+    provider.shutdown()
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "RELAYGRAPH_CHECKPOINT_DB": url}
+    runs = {}
+    for command in (["show", "th-1"], ["export", "th-1", "--format", "jaeger"]):
+        runs[command[0]] = proc = subprocess.run([sys.executable, "-m", "relaygraph", "traces", *command],
+                                                 env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert "invoke_workflow demo" in runs["show"].stdout and "node first" in runs["show"].stdout
+    jaeger = JaegerFile.model_validate(json.loads(runs["export"].stdout))
+    assert sorted(s.operationName for s in jaeger.data[0].spans) == ["invoke_workflow demo", "node first"]

@@ -1,0 +1,260 @@
+"""Tracing setup: one TracerProvider per process, from the settings, configured when first needed.
+
+    configure() ─► TracerProvider(Resource: service.name/.version, telemetry.sdk.*, OTEL_RESOURCE_ATTRIBUTES)
+                    ├─► BatchSpanProcessor ─► OTLP / console   (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_*)
+                    └─► BatchSpanProcessor ─► span store       (the checkpoint database; trace_store.py)
+
+Importing relaygraph configures nothing. The instrumentation (``instrument_langchain``,
+``instrument_smolagents``) calls :func:`ensure_configured` when a run starts, which reads the
+settings once per process and turns tracing on only when they ask for it (an exporter or an
+OTLP endpoint) — so ``langgraph dev`` and a plain ``graph.invoke`` are traced from the
+environment with no code, and the CLI's ``--trace`` calls :func:`configure` itself.
+
+Every OTEL_* variable relaygraph reads is a field of the one settings model
+(:class:`relaygraph.config.settings.Settings`); the OTLP exporters read their own
+endpoint/header/timeout variables, as the OpenTelemetry spec defines them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import Span, Status, StatusCode
+from relaygraph.config.settings import ModelPrice, Settings, get_settings
+from relaygraph.observability.semconv import CONTENT_LIMIT, TRACER_NAME
+from relaygraph.observability.trace_store import SpanStoreExporter
+from relaygraph.observability.usage import DEFAULT_PRICES, price_table
+
+
+class TelemetryError(RuntimeError):
+    """Tracing cannot be configured as asked; the message says how to fix it."""
+
+
+def exporter_names(settings: Settings) -> list[str]:
+    """OTEL_TRACES_EXPORTER as a list; an OTLP endpoint alone implies ``otlp`` (the spec default)."""
+    if settings.otel_traces_exporter:
+        return [n.strip().lower() for n in settings.otel_traces_exporter.split(",") if n.strip()]
+    endpoint = settings.otel_exporter_otlp_endpoint or settings.otel_exporter_otlp_traces_endpoint
+    return ["otlp"] if endpoint else []
+
+
+def tracing_requested(settings: Settings) -> bool:
+    """Do the settings ask for tracing? (It is off unless something asks.)"""
+    return not settings.otel_sdk_disabled and any(n != "none" for n in exporter_names(settings))
+
+
+def span_exporters(settings: Settings) -> list[SpanExporter]:
+    """The exporters OTEL_TRACES_EXPORTER names (``otlp``, ``console``, ``none``)."""
+    exporters: list[SpanExporter] = []
+    for name in exporter_names(settings):
+        if name == "none":
+            continue
+        if name == "console":
+            exporters.append(ConsoleSpanExporter())
+        elif name == "otlp":
+            exporters.append(_otlp_exporter(settings))
+        else:
+            raise TelemetryError(f"Unsupported OTEL_TRACES_EXPORTER {name!r}: use otlp, console or none.")
+    return exporters
+
+
+def _otlp_exporter(settings: Settings) -> SpanExporter:
+    protocol = (settings.otel_exporter_otlp_traces_protocol or settings.otel_exporter_otlp_protocol)
+    protocol = protocol.strip().lower()
+    if protocol == "http/protobuf":
+        return OTLPSpanExporter()  # reads the endpoint/headers variables itself
+    if protocol != "grpc":
+        raise TelemetryError(f"Unsupported OTEL_EXPORTER_OTLP_PROTOCOL {protocol!r}: use http/protobuf or grpc.")
+    try:
+        # Optional dependency (grpcio is large): imported only when asked for.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcExporter,
+        )
+    except ImportError:
+        raise TelemetryError(
+            "OTEL_EXPORTER_OTLP_PROTOCOL=grpc needs `pip install "
+            "opentelemetry-exporter-otlp-proto-grpc`; or use http/protobuf (Jaeger: port 4318)."
+        ) from None
+    return GrpcExporter()
+
+
+def resource(settings: Settings) -> Resource:
+    """``service.name``/``service.version`` merged over the SDK's defaults (``telemetry.sdk.*``)
+    and OTEL_RESOURCE_ATTRIBUTES (``Resource.create`` does the merging)."""
+    try:
+        service_version = version("relaygraph")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        service_version = "unknown"
+    return Resource.create({"service.name": settings.otel_service_name, "service.version": service_version})
+
+
+# --- the process's tracing state ------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    provider: TracerProvider | None = None
+    tracer: trace.Tracer | None = None
+    key: tuple[Any, ...] | None = None
+    trace_content: bool = False
+    prices: dict[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))
+    store_url: str | None = None
+    generation: int = 0  # bumped whenever the provider changes (instrumentation drops stale runs)
+    env_read: bool = False
+
+
+_state = _State()
+_lock = threading.RLock()
+
+
+def enabled() -> bool:
+    """Is tracing on? (Instrumentation costs nothing measurable when it is off.)"""
+    return _state.tracer is not None
+
+
+def tracer() -> trace.Tracer:
+    """The relaygraph tracer (a no-op tracer while tracing is off)."""
+    return _state.tracer or trace.NoOpTracer()
+
+
+def trace_content() -> bool:
+    """Record prompts, messages, tool arguments and results? (RELAYGRAPH_TRACE_CONTENT)"""
+    return _state.trace_content
+
+
+def prices() -> dict[str, ModelPrice]:
+    """The price table span rollups use (the settings' at configure time)."""
+    return _state.prices
+
+
+def generation() -> int:
+    return _state.generation
+
+
+def store_url() -> str | None:
+    """Where spans are persisted (None when not stored)."""
+    return _state.store_url
+
+
+def configure(
+    *,
+    enabled: bool | None = None,
+    store_url: str | None = None,
+    processors: Sequence[SpanProcessor] = (),
+    exporters: Sequence[SpanExporter] | None = None,
+    trace_content: bool | None = None,
+    force: bool = False,
+    settings: Settings | None = None,
+) -> bool:
+    """Set tracing up once per process; calling it again with the same arguments does nothing.
+
+    ``enabled``: None follows the settings (OTEL_TRACES_EXPORTER / OTEL_EXPORTER_OTLP_ENDPOINT),
+    True turns tracing on even without an exporter (spans still go to the span store and to
+    ``processors``), False turns it off. ``store_url``: the checkpoint database to persist spans
+    in (default: settings.checkpoint_db; RELAYGRAPH_TRACE_STORE=false disables). ``exporters``
+    replaces the settings' exporters (each behind a BatchSpanProcessor); ``processors`` are
+    added as given (tests pass a SimpleSpanProcessor over an in-memory exporter). Returns whether
+    tracing is on.
+    """
+    with _lock:
+        _state.env_read = True
+        settings = settings or get_settings()
+        on = tracing_requested(settings) if enabled is None else enabled
+        on = on and not settings.otel_sdk_disabled
+        content = settings.trace_content if trace_content is None else trace_content
+        url = (store_url or settings.checkpoint_db) if settings.trace_store else None
+        key = (on, url, tuple(map(id, processors)), None if exporters is None else tuple(map(id, exporters)),
+               content, settings.model_dump_json())
+        if key == _state.key and not force:
+            return _state.tracer is not None
+        chosen = (span_exporters(settings) if exporters is None else list(exporters)) if on else []  # may raise
+        _shutdown_provider()
+        _state.key, _state.trace_content, _state.store_url = key, content, url if on else None
+        _state.prices = price_table(settings)
+        if not on:
+            return False
+        provider = TracerProvider(resource=resource(settings))
+        for exporter in chosen:
+            provider.add_span_processor(BatchSpanProcessor(exporter))
+        if url:
+            provider.add_span_processor(BatchSpanProcessor(SpanStoreExporter(url)))
+        for processor in processors:
+            provider.add_span_processor(processor)
+        _state.provider = provider
+        _state.tracer = provider.get_tracer(TRACER_NAME)
+        if not isinstance(trace.get_tracer_provider(), TracerProvider):
+            trace.set_tracer_provider(provider)  # first one wins: other instrumentation shares it
+        return True
+
+
+def configure_from_env() -> bool:
+    """Turn tracing on when the settings ask for it; otherwise leave it as it is."""
+    settings = get_settings()
+    if not tracing_requested(settings) or enabled():
+        _state.env_read = True
+        return enabled()
+    return configure(settings=settings)
+
+
+def ensure_configured() -> None:
+    """Configure from the settings the first time a run needs tracing (once per process).
+
+    Why lazily: importing a graph must not configure tracing; a run is where the
+    environment (``langgraph dev``'s ``env`` block, a notebook's variables) is final.
+    """
+    if not _state.env_read:
+        with _lock:
+            if not _state.env_read:
+                configure_from_env()
+
+
+def flush(timeout_millis: int = 10_000) -> bool:
+    """Export everything finished so far (before printing a trace or exiting)."""
+    provider = _state.provider
+    return provider.force_flush(timeout_millis) if provider else True
+
+
+def shutdown() -> None:
+    """Flush and turn tracing off (tests; the SDK also shuts down at exit). It stays off: the
+    next run does not re-read the environment."""
+    with _lock:
+        _shutdown_provider()
+        _state.key = None
+        _state.env_read = True
+
+
+def _shutdown_provider() -> None:
+    provider, _state.provider, _state.tracer = _state.provider, None, None
+    _state.generation += 1
+    if provider is not None:
+        provider.shutdown()
+
+
+# --- helpers every instrumentation uses -------------------------------------------------------
+
+
+def clip(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= CONTENT_LIMIT else f"{text[:CONTENT_LIMIT]}… [truncated]"
+
+
+def record_content(span: Span, key: str, value: Any) -> None:
+    """Record prompts/arguments/results only when RELAYGRAPH_TRACE_CONTENT is on."""
+    if _state.trace_content and value is not None:
+        span.set_attribute(key, clip(value))
+
+
+def record_error(span: Span, exc: BaseException) -> None:
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+    span.set_attribute("error.type", type(exc).__qualname__)
