@@ -222,7 +222,10 @@ def resume(
             graph = runner.compile_graph(module.build_graph(), saver, graph_name)
             config = cli_threads.restore_run_options(saver, runner.run_config(thread_id, graph_name, {"model": model}))
             if runner.thread_status(graph, config) == "finished":
-                raise UsageError(f"Thread {thread_id!r} has already finished; nothing to resume.")
+                # a failed run is resumed from just before the node that failed (a fork)
+                config = runner.retry_point(graph, config) or config
+                if config.get("configurable", {}).get("checkpoint_id") is None:
+                    raise UsageError(f"Thread {thread_id!r} has already finished; nothing to resume.")
             graph_input = cli_threads.resume_input(graph, config, approve, reject, comment)
             outcome = runner.execute(graph, graph_input, config, Progress(err if as_json else out, as_json))
     finally:

@@ -1,4 +1,8 @@
-"""Running a workflow: compile with the checkpointer, stream progress, record failures.
+"""Running a workflow: compile with the checkpointer, stream progress, resume after a failure.
+
+Failures are recorded by the graph itself (:mod:`relaygraph.nodes.failures`), so a run here,
+a plain ``graph.invoke`` and a ``langgraph dev`` run leave the same state; this module only
+reports what the graph did.
 
 Used by the CLI and usable from Python. It takes an uncompiled ``StateGraph`` (from a graph
 module's ``build_graph()``) so that ``runtime`` never imports ``graphs``.
@@ -23,15 +27,6 @@ from relaygraph.observability import instrument_langchain, tracing
 INTERRUPT = "__interrupt__"  # the channel of interrupt writes (langgraph._internal._constants; not public)
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
-
-
-class RunFailed(RuntimeError):
-    """A run stopped on an error; its state (with the error recorded) stays in the checkpoint."""
-
-    def __init__(self, message: str, thread_id: str, record: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.thread_id = thread_id
-        self.record = record or {}
 
 
 @dataclass
@@ -72,9 +67,9 @@ def execute(
 ) -> RunOutcome:
     """Stream a run to its end (or to an interrupt), reporting each node's update.
 
-    An agent failure that exhausted its retries is written into the thread's state
-    (``errors``, ``status="failed"``) before :class:`RunFailed` is raised, so the failure is
-    visible in the checkpoint and ``resume`` can continue after a fix.
+    An agent that failed on its last attempt is in the final state (``errors``, ``result.status``
+    ``failed``/``partial``), written there by the graph; :func:`retry_point` finds where
+    ``resume`` picks such a run up again.
     """
     thread_id = config["configurable"]["thread_id"]
     with _run_lease(graph.checkpointer, thread_id):
@@ -95,21 +90,28 @@ def _execute(
     config: RunnableConfig,
     on_progress: ProgressCallback | None,
 ) -> RunOutcome:
-    thread_id = config["configurable"]["thread_id"]
-    try:
-        for node, update in _traced_updates(graph, graph_input, config):
-            if on_progress and node != "__interrupt__":
-                on_progress(node, update if isinstance(update, dict) else {})
-    except Exception as exc:
-        record = getattr(exc, "record", None)
-        if record is not None and graph.checkpointer is not None:
-            failure = {k: v for k, v in record.items() if k != "steps"}
-            graph.update_state(config, {"errors": [failure], "steps": record.get("steps", []),
-                                        "status": "failed"})
-        if record is not None:
-            raise RunFailed(str(exc), thread_id, record) from exc
-        raise
-    return outcome(graph, config)
+    for node, update in _traced_updates(graph, graph_input, config):
+        if on_progress and node != "__interrupt__":
+            on_progress(node, update if isinstance(update, dict) else {})
+    head: RunnableConfig = {**config, "configurable": {
+        k: v for k, v in config.get("configurable", {}).items() if k != "checkpoint_id"}}
+    return outcome(graph, head)  # the thread's head, also after a run forked from an earlier checkpoint
+
+
+def retry_point(graph: CompiledStateGraph, config: RunnableConfig) -> RunnableConfig | None:
+    """For a finished run whose result is ``failed``: the config of the checkpoint just before
+    the failed node ran, so running from it (a fork) redoes that node and what follows, and
+    keeps every agent that finished before it. None when there is nothing to retry."""
+    snapshot = graph.get_state(config)
+    if snapshot.next or (snapshot.values.get("result") or {}).get("status") != "failed":
+        return None
+    failed = {e.get("node") for e in snapshot.values.get("errors") or []}
+    for earlier in graph.get_state_history(config):  # newest first
+        if failed & set(earlier.next):  # the run's own options stay; only the checkpoint moves
+            moved: RunnableConfig = {**config, "configurable": {**config.get("configurable", {}),
+                                                                **earlier.config.get("configurable", {})}}
+            return moved
+    return None
 
 
 # --- tracing: node spans learn the checkpoints they started from and produced -------------

@@ -16,12 +16,11 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
 from pydantic import Field
-from relaygraph.config.settings import get_settings
-from relaygraph.nodes.agent import AgentRunError, AgentSpec
+from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.contracts import HandoffResult
+from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.handoff import (
     DEFAULT_MAX_HANDOFFS,
     HandoffState,
@@ -90,11 +89,10 @@ def finalize_handoff(state: dict[str, Any], config: RunnableConfig) -> dict[str,
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     """The uncompiled graph (nodes: triage, the specialists, finalize)."""
-    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
     builder = StateGraph(HandoffState, input_schema=RunInput)
     for name, (spec, _) in AGENTS.items():
         peers = {p: scope for p, (_, scope) in AGENTS.items() if p not in (name, "triage")}
-        builder.add_node(name, make_handoff_node(spec, peers), retry_policy=retry,
+        builder.add_node(name, make_handoff_node(spec, peers), retry_policy=agent_retry_policy(),
                          destinations=(*peers, "finalize"))
     builder.add_node("finalize", finalize_handoff)
     builder.add_edge(START, "triage")

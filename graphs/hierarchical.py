@@ -22,12 +22,12 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy, Send
+from langgraph.types import Send
 from pydantic import Field
-from relaygraph.config.settings import get_settings
-from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import rejected, with_approval
 from relaygraph.nodes.contracts import HierarchicalResult
+from relaygraph.nodes.failures import agent_node, agent_retry_policy, failed_nodes
 from relaygraph.nodes.hierarchy import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_FANOUT,
@@ -148,7 +148,7 @@ def team_context(team: str, context: dict[str, Any]) -> dict[str, Any]:
 
 
 def delegate_to_teams(state: dict[str, Any]) -> list[Send] | str:
-    if rejected(state):
+    if rejected(state) or "prepare" in failed_nodes(state):
         return "finalize"
     context = state.get("context") or {}
     return [Send(f"{team}_lead", {"task": state["task"], "data": state.get("data"),
@@ -221,13 +221,13 @@ def make_team_review(team: str):
     return team_review
 
 
-def build_team(team: str, approve_before: set[str], retry: RetryPolicy) -> StateGraph:
+def build_team(team: str, approve_before: set[str]) -> StateGraph:
     _, workers = TEAMS[team]
     builder = StateGraph(TeamState, input_schema=TeamInput, output_schema=TeamOutput)
     builder.add_node("plan", make_lead(team))
     specs = {w.name: w for w in workers}
     for worker in workers:
-        builder.add_node(worker.name, make_branch_node(specs, retry.max_attempts), retry_policy=retry)
+        builder.add_node(worker.name, make_branch_node(specs), retry_policy=agent_retry_policy())
         builder.add_edge(worker.name, "team_review")
     builder.add_node("team_review", make_team_review(team))
     builder.add_edge(START, "plan")
@@ -238,13 +238,12 @@ def build_team(team: str, approve_before: set[str], retry: RetryPolicy) -> State
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     """The uncompiled graph (nodes: supervisor, prepare, <team>_lead subgraphs, synthesis, finalize)."""
-    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
     wanted = set(approve_before or ())
     builder = StateGraph(HierarchyState, input_schema=RunInput)
     builder.add_node("supervisor", supervisor)
-    builder.add_node("prepare", make_agent_node(PREPARER), retry_policy=retry)
+    builder.add_node("prepare", agent_node(PREPARER), retry_policy=agent_retry_policy())
     for team in TEAMS:
-        subgraph = build_team(team, wanted, retry).compile(name=f"{team}_lead")
+        subgraph = build_team(team, wanted).compile(name=f"{team}_lead")
         builder.add_node(f"{team}_lead", subgraph)
         builder.add_edge(f"{team}_lead", "synthesis")
     builder.add_node("synthesis", synthesis)

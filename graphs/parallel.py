@@ -19,12 +19,12 @@ from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy, Send
+from langgraph.types import Send
 from pydantic import Field, field_validator
-from relaygraph.config.settings import get_settings
-from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import rejected, with_approval
 from relaygraph.nodes.contracts import ParallelResult
+from relaygraph.nodes.failures import agent_node, agent_retry_policy, failed_nodes
 from relaygraph.nodes.parallel import (
     BranchInput,
     ParallelState,
@@ -88,7 +88,7 @@ PARAMS = ParallelParams
 
 def route_to_specialists(state: dict[str, Any], config: RunnableConfig) -> list[Send] | str:
     """The fan-out: one Send per (specialist, partition) of this run's plan."""
-    if rejected(state):
+    if rejected(state) or "prepare" in failed_nodes(state):
         return "finalize"
     return fan_out(state, plan_from_config(config, list(SPECIALISTS)), "specialist")
 
@@ -103,11 +103,10 @@ def finalize_parallel(state: dict[str, Any], config: RunnableConfig) -> dict[str
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     """The uncompiled graph (nodes: prepare, specialist, aggregate, finalize)."""
-    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
     builder = StateGraph(ParallelState, input_schema=RunInput)
-    builder.add_node("prepare", make_agent_node(CLEANER), retry_policy=retry)
-    builder.add_node("specialist", make_branch_node(SPECIALISTS, retry.max_attempts),
-                     input_schema=BranchInput, retry_policy=retry)
+    builder.add_node("prepare", agent_node(CLEANER), retry_policy=agent_retry_policy())
+    builder.add_node("specialist", make_branch_node(SPECIALISTS), input_schema=BranchInput,
+                     retry_policy=agent_retry_policy())
     builder.add_node("aggregate", aggregate)
     builder.add_node("finalize", finalize_parallel)
     builder.add_edge(START, "prepare")

@@ -1,6 +1,7 @@
 """Sequential workflow: extract → clean → analyze → report, then the result.
 
     START ─► extract ─► clean ─► analyze ─► report ─► finalize ─► END
+                 └─────────┴─────────┴── an agent that failed on its last attempt ──► finalize
 
 Four tool-using agents pass one shared context: the extractor profiles the dataset, the
 cleaner validates it and writes a cleaned copy (its name replaces ``dataset`` in the context),
@@ -11,10 +12,9 @@ writes a Markdown report with a chart from it.
 from __future__ import annotations
 
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
-from relaygraph.config.settings import get_settings
-from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node
+from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.failures import agent_node, agent_retry_policy, unless_failed
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import RunInput, WorkflowState
@@ -59,15 +59,12 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     Every node can pause for approval (``approve_before`` here, or ``configurable.approve_before``
     in a run's config); see :mod:`relaygraph.nodes.approval`.
     """
-    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
     builder = StateGraph(WorkflowState, input_schema=RunInput)
-    previous = START
-    for spec in AGENTS:
-        builder.add_node(spec.name, make_agent_node(spec), retry_policy=retry)
-        builder.add_edge(previous, spec.name)
-        previous = spec.name
+    builder.add_edge(START, AGENTS[0].name)
+    for spec, after in zip(AGENTS, [*(a.name for a in AGENTS[1:]), "finalize"], strict=True):
+        builder.add_node(spec.name, agent_node(spec), retry_policy=agent_retry_policy())
+        builder.add_conditional_edges(spec.name, unless_failed(spec.name, after), [after, "finalize"])
     builder.add_node("finalize", make_result_node("report"))
-    builder.add_edge(previous, "finalize")
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)
 

@@ -20,7 +20,7 @@ Confidence (0–1) is derived from evidence, not asked of the model:
 
 Failures — the model erroring, ``max_steps`` exhausted, or a loop — raise
 :class:`AgentRunError`, so a ``RetryPolicy`` on the node applies; the error carries a structured
-record that runners write into state. Loops are found by the meta-reasoning loop guard
+record, which :mod:`relaygraph.nodes.failures` writes into state on the node's last attempt. Loops are found by the meta-reasoning loop guard
 (:func:`relaygraph.coordination.metareasoning.loop_guard`), checked after every step: the same
 tool with the same arguments three times, or at most 2 distinct actions in 4 of the last 5 calls.
 """

@@ -150,7 +150,9 @@ class RunResult(BaseModel):
 
     def to_state(self) -> dict[str, Any]:
         """The plain dict kept in state (optional keys left out when they do not apply)."""
-        return self.model_dump(exclude={k for k in self.optional_keys() if getattr(self, k) is None})
+        state = self.model_dump(exclude={k for k in self.optional_keys() if getattr(self, k) is None})
+        state["errors"] = [e.model_dump(exclude_none=True) for e in self.errors]  # as ``errors`` has them
+        return state
 
     @classmethod
     def optional_keys(cls) -> tuple[str, ...]:

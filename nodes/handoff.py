@@ -37,6 +37,7 @@ from pydantic import (
 )
 from relaygraph.config.settings import settings_from_config
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, thread_id
+from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.state import WorkflowState, merge_dicts
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 from smolagents import Tool
@@ -247,8 +248,13 @@ def make_handoff_node(
                            "handoff": {"from": spec.name, "reason": transfer.reason}}
         return Command(goto=transfer.target, update={**base, "handoffs": [record | {"status": "accepted"}]})
 
-    run_turn.__name__ = f"handoff_agent_{spec.name}"
-    return run_turn
+    def gave_up(_state: dict[str, Any], outcome: Failure) -> Command:
+        """On its last attempt a failed agent ends the run: the failure recorded, then the finish."""
+        return Command(goto=finish, update=outcome.update())
+
+    node = recording_failures(run_turn, who=lambda _state: (spec.name, spec.name), on_failure=gave_up)
+    node.__name__ = f"handoff_agent_{spec.name}"
+    return node
 
 
 def rollback(

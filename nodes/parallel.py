@@ -11,21 +11,23 @@ Isolation is by construction, not by care:
   (``branches[id]``, ``answers[id]``, appended ``steps``/``progress``/``errors``), so concurrent
   writes merge instead of raising ``InvalidUpdateError`` (LangGraph #2336);
 * a branch that fails on its last attempt records the failure under its id and returns
-  normally, so the other branches' results are kept and the run reports it as ``partial``.
+  normally (:mod:`relaygraph.nodes.failures`, the one failure path of every agent node), so
+  the other branches' results are kept and the run reports it as ``partial``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.errors import GraphBubbleUp
 from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node, node_attempt
-from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
+from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt
+from relaygraph.nodes.failures import Failure, recording_failures
+from relaygraph.nodes.state import WorkflowState, merge_dicts
 
 
 class Branch(BaseModel):
@@ -115,54 +117,50 @@ def tool_facts(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return facts
 
 
-def make_branch_node(
-    specs: dict[str, AgentSpec], max_attempts: int
-) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
-    """The node every ``Send`` runs: the branch's specialist as its own agent, in its own slot."""
+def make_branch_node(specs: dict[str, AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """The node every ``Send`` runs: the branch's specialist as its own agent, in its own slot.
 
-    def run_branch(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    Failures take the one path of :mod:`relaygraph.nodes.failures`; on its last attempt a
+    failed branch records the failure under its own id, so the other branches' results stand.
+    """
+
+    def branch_of(state: dict[str, Any]) -> tuple[Branch, AgentSpec]:
         branch = Branch.model_validate(state["branch"])
         # A per-branch name: steps, answers and findings of two same-type branches stay apart.
-        spec = specs[branch.specialist].model_copy(update={"name": branch.id})
+        return branch, specs[branch.specialist].model_copy(update={"name": branch.id})
+
+    def run_branch(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        branch, spec = branch_of(state)
         started = time.time()
-        slot = {"specialist": branch.specialist, "partition": branch.partition, "started_at": started,
-                "attempt": node_attempt()}
-        try:
-            update = make_agent_node(spec, node=branch.id)(state, config)
-        except GraphBubbleUp:
-            raise  # interrupts and other control flow are LangGraph's, not failures
-        except AgentRunError as exc:
-            if node_attempt() < max_attempts:
-                raise  # the RetryPolicy gets another go
-            return failed(branch, slot, exc.record, started)
-        except Exception as exc:  # noqa: BLE001 - a broken branch must not sink the others
-            record = {"agent": branch.id, "node": branch.id, "attempt": node_attempt(),
-                      "reason": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
-            return failed(branch, slot, record, started)
+        update = make_agent_node(spec, node=branch.id)(state, config)
         finished = time.time()
         steps = update["steps"]
         final = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
-        slot.update(status="completed", finished_at=finished, duration_s=round(finished - started, 4),
-                    answer=update["answers"][branch.id], confidence=final.get("confidence"),
-                    tools=tool_facts(steps), steps=len(steps),
-                    outputs={k: v for k, v in update["context"].items() if k != "findings"})
+        slot = {"specialist": branch.specialist, "partition": branch.partition, "started_at": started,
+                "attempt": node_attempt(), "status": "completed", "finished_at": finished,
+                "duration_s": round(finished - started, 4), "answer": update["answers"][branch.id],
+                "confidence": final.get("confidence"), "tools": tool_facts(steps), "steps": len(steps),
+                "outputs": {k: v for k, v in update["context"].items() if k != "findings"}}
         return {"steps": steps, "progress": update["progress"], "answers": update["answers"],
                 "branches": {branch.id: slot}}
 
-    run_branch.__name__ = "run_branch"
-    return run_branch
+    def failed(state: dict[str, Any], outcome: Failure) -> dict[str, Any]:
+        """A branch that gave up: its error in its slot and in ``errors``."""
+        branch, _ = branch_of(state)
+        failure = outcome.failure.model_copy(update={"branch": branch.id})
+        slot = {"specialist": branch.specialist, "partition": branch.partition, "attempt": failure.attempt,
+                "started_at": outcome.started_at, "finished_at": outcome.finished_at, "status": "failed",
+                "duration_s": outcome.duration_s, "error": failure.reason}
+        update = replace(outcome, failure=failure).update()
+        return {**update, "branches": {branch.id: slot}}
 
+    def who(state: dict[str, Any]) -> tuple[str, str]:
+        branch, _ = branch_of(state)
+        return branch.id, branch.id
 
-def failed(branch: Branch, slot: dict[str, Any], record: dict[str, Any], started: float) -> dict[str, Any]:
-    """The update of a branch that gave up: its error in its slot and in ``errors``."""
-    finished = time.time()
-    error = {k: v for k, v in record.items() if k != "steps"} | {"branch": branch.id}
-    slot.update(status="failed", finished_at=finished, duration_s=round(finished - started, 4),
-                error=error["reason"])
-    progress = NodeProgress(node=branch.id, status="failed", duration_s=slot["duration_s"],
-                            attempt=error.get("attempt", 1), detail=error["reason"][:300])
-    return {"steps": record.get("steps", []), "errors": [error], "progress": [progress.model_dump()],
-            "branches": {branch.id: slot}}
+    node = recording_failures(run_branch, who=who, on_failure=failed)
+    node.__name__ = "run_branch"
+    return node
 
 
 def summarize_branches(branches: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from relaygraph.cli import runner
 from relaygraph.config.checkpointing import open_checkpointer
 from relaygraph.nodes.state import AgentStep
@@ -48,20 +47,28 @@ def test_runs_are_checkpointed_and_failures_are_recorded_in_state(script) -> Non
     from relaygraph.graphs.sequential import build_graph
 
     script.play(("call", "profile_dataset", {"dataset": "sample_sales.csv"}), ("final", "profiled"),
-                *[ConnectionError("model server down")] * 3)
+                *[ConnectionError("model server down")] * 2)  # RELAYGRAPH_MAX_RETRIES: 2 attempts
     config = runner.run_config("t-fail", "sequential")
     with open_checkpointer() as saver:
         graph = runner.compile_graph(build_graph(), saver, "sequential")
-        with pytest.raises(runner.RunFailed, match="clean.*model error: ConnectionError"):
-            runner.execute(graph, {"task": "go"}, config)
+        outcome = runner.execute(graph, {"task": "go"}, config)
         state = graph.get_state(config)
-        assert state.values["status"] == "failed"
-        assert state.values["errors"][0]["node"] == "clean"
-        assert state.values["answers"] == {"extract": "profiled"}
-        assert state.next == ("clean",)  # resume continues at the failed node
+        assert outcome.values == state.values
+        assert state.values["status"] == state.values["result"]["status"] == "failed"
+        (error,) = state.values["errors"]
+        assert (error["node"], error["attempt"], error["max_attempts"]) == ("clean", 2, 2)
+        assert error["reason"].startswith("model error: ConnectionError: model server down")
+        assert state.values["result"]["errors"] == [error]
+        assert state.values["answers"] == {"extract": "profiled"}  # analyze and report never ran
+        assert [(p["node"], p["status"]) for p in state.values["progress"]] == [
+            ("extract", "completed"), ("clean", "failed")]
+        assert state.next == ()  # the graph finished: the failure took it to finalize
+        retry = runner.retry_point(graph, config)
+        assert retry is not None and graph.get_state(retry).next == ("clean",)
         assert runner.thread_graph_name(saver, "t-fail") == "sequential"
         history = list(graph.get_state_history(config))
         assert len(history) >= 3
+    assert not script.actions
 
 
 def test_resume_after_a_failure_continues_without_rerunning_finished_agents(script) -> None:
@@ -71,11 +78,11 @@ def test_resume_after_a_failure_continues_without_rerunning_finished_agents(scri
     config = runner.run_config("t-resume", "sequential")
     with open_checkpointer() as saver:
         graph = runner.compile_graph(build_graph(), saver, "sequential")
-        with pytest.raises(runner.RunFailed):
-            runner.execute(graph, {"task": "go"}, config)
+        assert runner.execute(graph, {"task": "go"}, config).values["result"]["status"] == "failed"
         script.play(("final", "cleaned"), ("final", "analysed"), ("final", "reported"))
-        outcome = runner.execute(graph, None, config)
+        outcome = runner.execute(graph, None, runner.retry_point(graph, config))
     assert outcome.values["answers"] == {"extract": "profiled", "clean": "cleaned",
                                          "analyze": "analysed", "report": "reported"}
     assert outcome.values["result"]["status"] == "completed"
+    assert outcome.values["result"]["errors"] == []
     assert not script.actions
