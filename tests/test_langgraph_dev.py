@@ -46,6 +46,8 @@ def test_sequential_round_trip_through_runs_wait(langgraph_dev: str) -> None:
     ("handoff", lambda r: r["handoffs"]["route"].startswith("triage → quality")),
     ("hierarchical", lambda r: r["quality"]["overall"]["coverage"] == 1.0),
     ("consensus", lambda r: r["consensus"]["decision"] == "north" and r["consensus"]["mode"] == "majority"),
+    ("planned", lambda r: r["plan"]["completed"] == ["validate", "clean", "aggregate", "trends", "outliers", "report"]
+     and r["critique"][-1]["clean"]),
 ])
 def test_workflow_round_trip_through_runs_wait(langgraph_dev: str, graph: str, check) -> None:
     import importlib

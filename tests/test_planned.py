@@ -148,6 +148,17 @@ def test_critique_finds_a_wrong_figure_and_the_reviser_drops_it(roles, invoke_co
     assert {"critic", "reviser"} <= set(result["agents"])
 
 
+def test_spans_show_plan_replan_and_task_spans(roles, invoke_config, sample_path, spans):
+    run(invoke_config, fail="trends:unknown")
+    names = [s.name for s in spans.get_finished_spans()]
+    assert names.count("plan") == 1 and names.count("replan") == 1
+    assert {"task validate", "task clean", "task aggregate", "task trends", "task outliers", "task report",
+            "observe", "critique"} <= set(names)
+    replan = next(s for s in spans.get_finished_spans() if s.name == "replan")
+    assert replan.attributes["relaygraph.plan.accepted"] is True
+    assert list(replan.attributes["relaygraph.plan.methods"])[-1] == "cross_section_analysis"
+
+
 def test_classifier_and_injection_syntax():
     assert classify("model error: APITimeoutError: Request timed out.") == "transient"
     assert classify("MemoryError: Unable to allocate 3 GiB; out of memory") == "resource"
