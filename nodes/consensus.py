@@ -226,8 +226,9 @@ def consensus_config(config: RunnableConfig | None) -> ConsensusConfig:
         return ConsensusConfig.model_validate(configurable)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "consensus"
-        raise ValueError(f"consensus option {where}: {first['msg'].removeprefix('Value error, ')}") from None
+        where = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        raise ValueError(f"consensus option {where}: {message}" if where else f"consensus: {message}") from None
 
 
 # --- state -----------------------------------------------------------------------------------
