@@ -17,10 +17,7 @@ from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
 from pydantic import Field
-from relaygraph.config.settings import get_settings
-from relaygraph.nodes.agent import AgentRunError
 from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.consensus import (
     MAX_VOTERS,
@@ -36,6 +33,7 @@ from relaygraph.nodes.consensus import (
     plan,
     route_after_decide,
 )
+from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import RunInput
@@ -81,7 +79,7 @@ def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     """The uncompiled graph (nodes: plan, vote, decide, finalize)."""
-    retry = RetryPolicy(max_attempts=get_settings().max_retries, retry_on=AgentRunError)
+    retry = agent_retry_policy()  # the run's own budget: configurable.max_retries
     builder = StateGraph(ConsensusState, input_schema=RunInput)
     builder.add_node("plan", plan)
     builder.add_node("vote", make_vote_node(), input_schema=VoteInput, retry_policy=retry)

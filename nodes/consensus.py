@@ -35,7 +35,6 @@ from typing import Annotated, Any, ClassVar, TypedDict
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination import bft, pbft, raft
 from relaygraph.coordination.ballots import (
     Ballot,
@@ -53,7 +52,8 @@ from relaygraph.coordination.voting import (
     check_threshold,
     tally,
 )
-from relaygraph.nodes.agent import AgentRunError, AgentSpec, make_agent_node, node_attempt
+from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt
+from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
 from smolagents import Tool
@@ -374,19 +374,8 @@ def make_vote_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any
         box = BallotBox()
         spec = voter_spec(question, voter, state.get("previous") or {})
         context = {**(state.get("context") or {}), **question.context}
-        try:
-            update = make_agent_node(spec, node=voter, extra_tools=lambda _ctx: [SubmitBallotTool(box)])(
-                {**state, "context": context}, config)
-        except AgentRunError as exc:
-            if node_attempt() < settings_from_config(config).max_retries:
-                raise  # the RetryPolicy gets another go
-            # Out of retries: the voter is down (a real crash fault) — the vote goes on without it.
-            reason = exc.record.get("reason", str(exc))
-            record.update(status="failed", ballot=None, error=reason)
-            error = {k: v for k, v in exc.record.items() if k != "steps"}
-            return {"ballots": {key: record}, "steps": exc.record.get("steps", []), "errors": [error],
-                    "progress": [NodeProgress(node=voter, status="failed", duration_s=0.0,
-                                              attempt=node_attempt(), detail=reason[:300]).model_dump()]}
+        update = make_agent_node(spec, node=voter, extra_tools=lambda _ctx: [SubmitBallotTool(box)])(
+            {**state, "context": context}, config)
         steps = update["steps"]
         observed = tool_observations(steps)
         final = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
@@ -417,8 +406,20 @@ def make_vote_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any
         return {"ballots": {key: record}, "messages": messages, "steps": steps, "answers": update["answers"],
                 "progress": update["progress"]}
 
-    vote.__name__ = "vote"
-    return vote
+    def voter_down(state: dict[str, Any], outcome: Failure) -> dict[str, Any]:
+        """Out of retries (the run's own budget): the voter is down — a real crash fault — and
+        the vote goes on without it (the one failure path of :mod:`relaygraph.nodes.failures`)."""
+        cfg = ConsensusConfig.model_validate(state["consensus"])
+        voter, r = state["voter"], int(state.get("round", 1))
+        behaviour = effective(cfg, voter, r)
+        record = {"voter": voter, "round": r, "fault": behaviour.value if behaviour else None,
+                  "attempt": outcome.failure.attempt, "status": "failed", "ballot": None,
+                  "error": outcome.failure.reason}
+        return {**outcome.update(), "ballots": {f"r{r}/{voter}": record}}
+
+    node = recording_failures(vote, who=lambda state: (state["voter"], state["voter"]), on_failure=voter_down)
+    node.__name__ = "vote"
+    return node
 
 
 class StateTransport:
