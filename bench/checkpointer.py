@@ -14,7 +14,8 @@ printed with each row (met / not met).
 
 Sections: ``tiny`` (invokes/s of a 3-node graph, new thread per invoke), ``replay`` (the
 saver calls of one such invoke replayed alone: the saver's own time, without LangGraph's),
-``growing`` (a chat that appends one ~240-byte message per step for 50 and 500 steps: time
+``fastpath`` (the saver's DBAPI hot path against
+the same statements through SQLAlchemy Core), ``growing`` (a chat that appends one ~240-byte message per step for 50 and 500 steps: time
 per step, over the last 100 steps, and bytes stored), ``fanout`` (100 parallel branches,
 wall time vs no saver) and ``latency`` (latest-checkpoint read on a 10,000- vs 10-checkpoint
 thread).
@@ -588,8 +589,55 @@ def latency_rows(b: Bench) -> None:
             console.print(b.rows[-1].cells())
 
 
+def fastpath_rows(b: Bench) -> None:
+    """Whether fastpath.py pays: one invoke's writes, prepared once by the saver, committed
+    through the DBAPI hot path (``RawConnections.write``) or through SQLAlchemy Core
+    (``Connection.execute`` in a transaction), one transaction per saver call as the saver
+    commits them in ``sync`` mode."""
+    from langgraph.checkpoint.sqlalchemy.engines import WRITE_OPTION
+
+    recorded = record_invoke("sync")
+    with ours(f"sqlite:///{b.tmp}/fp.db") as saver:
+        assert isinstance(saver, SQLAlchemySaver)
+        prepared = [saver._begin_put(*args)[0] if name == "put"  # noqa: SLF001
+                    else saver._writes_calls(*args) for name, args in recorded]  # noqa: SLF001
+        engine = saver.engine.execution_options(**{WRITE_OPTION: True})
+        raw = saver._committer.raw  # noqa: SLF001
+
+        def batches() -> list[Any]:
+            thread = uuid.uuid4().hex  # a new thread per invoke, as in the other rows
+            return [[(stmt, [{**row, "thread_id": thread} for row in rows]) for stmt, rows in calls]
+                    for calls in prepared]
+
+        def core(calls: Any) -> None:
+            with engine.connect() as conn, conn.begin():
+                for stmt, rows in calls:
+                    conn.execute(stmt, rows)
+
+        paths = {"SQLAlchemy Core": core, "fastpath": raw.write}
+
+        def run(label: str) -> float:
+            times = []
+            for _ in range(30):
+                work = batches()
+                start = time.perf_counter()
+                for calls in work:
+                    paths[label](calls)
+                times.append(time.perf_counter() - start)
+            return statistics.median(times) * 1000
+
+        for label in paths:
+            run(label)
+        samples = interleave(list(paths), run, b.rounds)
+        b.rows.append(ratio_row("one 3-node invoke's writes, SQLite NORMAL, sync: DBAPI fastpath "
+                                "vs the same statements through SQLAlchemy Core", "Core", samples,
+                                "SQLAlchemy Core", "fastpath", "ms", higher_is_better=False,
+                                goal=1.0, goal_text="keep fastpath.py only if > 1×"))
+        console.print(b.rows[-1].cells())
+
+
 SECTIONS = {"tiny": tiny_rows, "replay": replay_rows, "growing": growing_rows,
-            "fanout": fanout_rows, "latency": latency_rows}
+            "fanout": fanout_rows, "latency": latency_rows, "fastpath": fastpath_rows}
 
 
 def main() -> None:
