@@ -357,7 +357,7 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     markdown = report_path.read_text(encoding="utf-8")
     number = len(rounds) + 1
     steps: list[dict[str, Any]] = []
-    with telemetry.tracer().start_as_current_span("critique", attributes={"relaygraph.critique.round": number}):
+    with tracing.tracer().start_as_current_span("critique", attributes={"relaygraph.critique.round": number}):
         sources = [context.get("dataset"), context.get("source_dataset") or state.get("data")]
         for i, dataset in enumerate(d for d in dict.fromkeys(sources) if d):
             run_state = {**state, "context": {"dataset": dataset, "output_name": f"critic_check_{number}_{i}.parquet"}}
