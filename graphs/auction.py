@@ -12,10 +12,10 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
 from relaygraph.coordination.registry import Capability, Registry
-from relaygraph.nodes.agent import AgentRunError, AgentSpec
+from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.market import (
     BidInput,
     MarketConfig,
@@ -36,7 +36,6 @@ from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "contract-net: tasks per partition auctioned to capable agents (vickrey/sealed/english), verified, settled."
 DEFAULT_TASK = "Allocate the analysis of each data partition to the agent that can do it cheapest, and do it."
-MAX_ATTEMPTS = 2
 
 
 def _caps(**versions: str) -> tuple[Capability, ...]:
@@ -79,11 +78,10 @@ def finalize_market(state: dict[str, Any], config: RunnableConfig) -> dict[str, 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     """The uncompiled graph (announce, open_task, bid, award, execute, verify, settle, finalize)."""
-    retry = RetryPolicy(max_attempts=MAX_ATTEMPTS, retry_on=AgentRunError)
     builder = StateGraph(MarketState, input_schema=RunInput)
     builder.add_node("announce", announce(REGISTRY))
     builder.add_node("open_task", open_task(REGISTRY))
-    builder.add_node("bid", make_bid_node(REGISTRY, MAX_ATTEMPTS), input_schema=BidInput, retry_policy=retry)
+    builder.add_node("bid", make_bid_node(REGISTRY), input_schema=BidInput, retry_policy=agent_retry_policy())
     builder.add_node("award", award)
     builder.add_node("execute", make_execute_node(REGISTRY))
     builder.add_node("verify", make_verify_node(VERIFIER))

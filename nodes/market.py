@@ -53,11 +53,11 @@ from relaygraph.nodes.agent import (
     AgentRunError,
     AgentSpec,
     make_agent_node,
-    node_attempt,
     resolve_dataset,
     thread_id,
 )
 from relaygraph.nodes.approval import rejected
+from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.tools import ToolResult, TypedTool, Workspace
@@ -340,8 +340,13 @@ def route_bids(state: dict[str, Any]) -> list[Send] | str:
             for bidder in current["eligible"]]
 
 
-def make_bid_node(registry: Registry[AgentSpec], max_attempts: int
-                  ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def make_bid_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """The node every bid call runs: the bidder's agent estimates and bids.
+
+    A bidder whose agent fails for good (on the run's own retry budget, through the one failure
+    path of :mod:`relaygraph.nodes.failures`) makes no bid; the auction goes on without it.
+    """
+
     def bid(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         call = state["call"]
         task = Task.model_validate(call["task"])
@@ -361,13 +366,7 @@ def make_bid_node(registry: Registry[AgentSpec], max_attempts: int
         key = round_key(task.id, call["round"])
         record: dict[str, Any] = {"bidder": spec.name, "reputation": call["reputation"],
                                   "load_rows": call["load_rows"], "capability_match": match}
-        try:
-            update = make_agent_node(bidder, node=f"bid_{spec.name}", extra_tools=tools)(state, config)
-        except AgentRunError as exc:
-            if node_attempt() < max_attempts:
-                raise
-            return {"steps": exc.record.get("steps", []),
-                    "bids": {key: {spec.name: record | {"status": "no_bid", "reason": exc.record["reason"]}}}}
+        update = make_agent_node(bidder, node=f"bid_{spec.name}", extra_tools=tools)(state, config)
         estimate = next(((s.get("facts") or {}).get("cost") for s in reversed(update["steps"])
                          if s.get("tool") == "estimate_cost" and not s.get("error")), None)
         if box.bid is None:
@@ -376,7 +375,22 @@ def make_bid_node(registry: Registry[AgentSpec], max_attempts: int
             record |= {"status": "bid", "cost": box.bid["cost"], "estimate": estimate}
         return {"steps": update["steps"], "bids": {key: {spec.name: record}}}
 
-    return bid
+    def no_bid(state: dict[str, Any], outcome: Failure) -> dict[str, Any]:
+        call = state["call"]
+        task = Task.model_validate(call["task"])
+        spec = registry.get(call["bidder"])
+        match = match_score(task.requirement.satisfied_by(spec.capabilities), task.requirement)
+        record = {"bidder": spec.name, "reputation": call["reputation"], "load_rows": call["load_rows"],
+                  "capability_match": match, "status": "no_bid", "reason": outcome.failure.reason}
+        return {**outcome.update(), "bids": {round_key(task.id, call["round"]): {spec.name: record}}}
+
+    def who(state: dict[str, Any]) -> tuple[str, str]:
+        name = state["call"]["bidder"]
+        return name, f"bid_{name}"
+
+    node = recording_failures(bid, who=who, on_failure=no_bid)
+    node.__name__ = "bid"
+    return node
 
 
 def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
