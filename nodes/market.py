@@ -23,6 +23,8 @@ branch's writes) and ``resume`` asks only the bidders that had not answered.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal, TypedDict
@@ -60,6 +62,7 @@ from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
+from relaygraph.observability import telemetry
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 from relaygraph.tools.frames import load
 
@@ -127,6 +130,15 @@ class BidInput(TypedDict, total=False):
     data: str | None
     context: dict[str, Any]
     call: dict[str, Any]
+
+
+def span(name: str, **attributes: Any) -> Any:
+    """A child span of the current node for a market event (a no-op when tracing is off)."""
+    if not telemetry.enabled():
+        return contextlib.nullcontext()
+    return telemetry.tracer().start_as_current_span(name, attributes={
+        k: (v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str))
+        for k, v in attributes.items() if v is not None})
 
 
 def store(config: RunnableConfig | None, settings: Any) -> Any:
@@ -404,6 +416,14 @@ def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
             for name, b in sorted(collected.items()) if b.get("status") == "bid"]
     result = run_auction(bids, AuctionRules(kind=cfg.auction, reserve=task.reserve, decrement=cfg.decrement),
                          eligible=current["eligible"])
+    with span("auction.award", **{"auction.task": task.id, "auction.round": current["round"],
+                                  "auction.kind": cfg.auction, "auction.outcome": result.outcome,
+                                  "auction.winner": result.winner, "auction.price": result.price,
+                                  "auction.bids": {b.bidder: b.cost for b in bids}}) as award_span:
+        for clock in result.rounds:  # english: one event per clock round in which someone dropped out
+            if award_span is not None:
+                award_span.add_event("auction.clock", {"price": clock.price, "round": clock.round,
+                                                       "active": ",".join(clock.active)})
     entry = (state.get("market") or {}).get(task.id) or {}
     story = {"round": current["round"], "auction": result.model_dump(),
              "bids": {n: b.get("cost") for n, b in collected.items()},

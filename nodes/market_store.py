@@ -16,14 +16,16 @@ after a crash records its round once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
-from langgraph.checkpoint.sqlalchemy.engines import make_engine
+from langgraph.checkpoint.sqlalchemy.engines import WRITE_OPTION, make_engine, sqlite_write_lock
 
 metadata = sa.MetaData()
 
@@ -91,6 +93,17 @@ def engine_for(target: Any) -> sa.Engine:
         return engine
 
 
+@contextlib.contextmanager
+def _write(target: Any) -> Iterator[sa.Connection]:
+    """A write transaction the way the saver writes: ``BEGIN IMMEDIATE`` on SQLite (a deferred
+    read-then-write transaction would fail at once with "database is locked" when another writer
+    is pending), queued behind this process's other writers to the same file."""
+    engine = engine_for(target)
+    lock = sqlite_write_lock(engine.url) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+    with lock, engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        yield conn
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -109,7 +122,7 @@ def record_auction(target: Any, *, thread_id: str, task_id: str, round: int, kin
                    winner: str | None, price: float | None, bids: dict[str, float], duration_s: float,
                    settlement: str | None, breach: str | None) -> bool:
     """One auction round; False when this (thread, task, round) was already recorded."""
-    with engine_for(target).begin() as conn:
+    with _write(target) as conn:
         return _insert_once(conn, auctions, {
             "thread_id": thread_id, "task_id": task_id, "round": round, "kind": kind, "outcome": outcome,
             "winner": winner, "price": price, "bids": json.dumps(bids, sort_keys=True), "duration_s": duration_s,
@@ -117,7 +130,7 @@ def record_auction(target: Any, *, thread_id: str, task_id: str, round: int, kin
 
 
 def save_reputation(target: Any, agent: str, value: float, *, breach: bool) -> None:
-    with engine_for(target).begin() as conn:
+    with _write(target) as conn:
         row = conn.execute(sa.select(reputation).where(reputation.c.agent == agent)).mappings().first()
         if row is None:
             conn.execute(reputation.insert().values(agent=agent, reputation=value, contracts=1,
@@ -145,7 +158,7 @@ def auction_history(target: Any, thread_id: str | None = None) -> list[dict[str,
 
 def record_resolution(target: Any, *, thread_id: str, conflict_id: str, topic: str, bucket: str, strategy: str,
                       resolved: bool, rounds: int, outcome: dict[str, Any]) -> bool:
-    with engine_for(target).begin() as conn:
+    with _write(target) as conn:
         return _insert_once(conn, resolutions, {
             "thread_id": thread_id, "conflict_id": conflict_id, "topic": topic, "bucket": bucket,
             "strategy": strategy, "resolved": resolved, "rounds": rounds,

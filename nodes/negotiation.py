@@ -53,7 +53,7 @@ from relaygraph.nodes.agent import (
     resolve_dataset,
     thread_id,
 )
-from relaygraph.nodes.market import store
+from relaygraph.nodes.market import span, store
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.tools import ToolResult, TypedTool, Workspace
@@ -284,10 +284,16 @@ def resolve_conflict(state: dict[str, Any], config: RunnableConfig) -> dict[str,
     conflict = Conflict.model_validate(block["conflict"])
     strategy = block["strategy"]
     steps: list[dict[str, Any]] = []
-    resolution = _run(strategy, conflict, state, config, steps)
+    with span("conflict.resolve", **{"conflict.strategy": strategy, "conflict.why": block["why"]}):
+        resolution = _run(strategy, conflict, state, config, steps)
+        for r in resolution.rounds:  # negotiation: a span per round, positions and similarity
+            with span("negotiation.round", **{"negotiation.round": r.number, "negotiation.similarity": r.similarity,
+                                              "negotiation.positions": r.positions}):
+                pass
     fallback = None
     if not resolution.resolved and strategy != "arbitration":
-        fallback = _run("arbitration", conflict, state, config, steps)
+        with span("conflict.resolve", **{"conflict.strategy": "arbitration", "conflict.why": "fallback"}):
+            fallback = _run("arbitration", conflict, state, config, steps)
     return {"resolution": {"primary": resolution.model_dump(),
                            "fallback": fallback.model_dump() if fallback else None}, "steps": steps}
 

@@ -140,3 +140,13 @@ def test_an_auction_killed_mid_bidding_resumes_without_re_collecting_recorded_bi
     starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
     assert starts["analyst ana@1/4"] == starts["analyst ben@1/4"] == 1, starts  # bids kept, not asked again
     assert starts["analyst dee@1/4"] == 2  # the bidder killed mid-bid was asked again, once
+
+
+def test_traces_show_announce_bid_award_execute(sample_path, spans, invoke_config) -> None:
+    run(invoke_config, auction="english", tasks=2)
+    finished = spans.get_finished_spans()
+    names = {s.name for s in finished}
+    assert {"node announce", "node bid", "node award", "node execute", "node verify", "node settle"} <= names
+    awards = [s for s in finished if s.name == "auction.award"]
+    assert [s.attributes["auction.task"] for s in awards] == ["t1", "t2"]
+    assert all(s.attributes["auction.kind"] == "english" and s.events for s in awards)  # clock rounds as events

@@ -62,3 +62,13 @@ def test_a_bad_strategy_is_refused_before_any_work(sample_path) -> None:
 
     refused = CliRunner().invoke(app, ["run", "negotiation", "--param", "strategy=coinflip"])
     assert refused.exit_code == 2 and "strategy" in refused.stderr
+
+
+def test_traces_show_the_strategy_and_each_negotiation_round(sample_path, spans, invoke_config) -> None:
+    state = run(invoke_config, strategy="negotiation")
+    finished = spans.get_finished_spans()
+    names = [s.name for s in finished]
+    assert {"node propose", "node analyse", "node resolve", "conflict.resolve"} <= set(names)
+    rounds = [s for s in finished if s.name == "negotiation.round"]
+    assert [s.attributes["negotiation.round"] for s in rounds] == [
+        r["number"] for r in state["result"]["negotiation"]["rounds"]]
