@@ -17,25 +17,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import Send
+from langgraph.graph import StateGraph
 from pydantic import Field, field_validator
+from relaygraph.graphs.patterns import parallel_team
 from relaygraph.nodes.agent import AgentSpec
-from relaygraph.nodes.approval import rejected, with_approval
-from relaygraph.nodes.contracts import ParallelResult
-from relaygraph.nodes.failures import agent_node, agent_retry_policy, failed_nodes
-from relaygraph.nodes.parallel import (
-    BranchInput,
-    ParallelState,
-    aggregate,
-    fan_out,
-    make_branch_node,
-    plan_from_config,
-)
 from relaygraph.nodes.params import RunParams
-from relaygraph.nodes.results import extend_result, result_update, run_result
-from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "clean → fan-out to validator, profiler, segmenter, scorer (isolated, partitionable) → aggregate."
 DEFAULT_TASK = ("Clean the sales data, then in parallel validate it, profile and enrich it, "
@@ -86,35 +72,10 @@ class ParallelParams(RunParams):
 PARAMS = ParallelParams
 
 
-def route_to_specialists(state: dict[str, Any], config: RunnableConfig) -> list[Send] | str:
-    """The fan-out: one Send per (specialist, partition) of this run's plan."""
-    if rejected(state) or "prepare" in failed_nodes(state):
-        return "finalize"
-    return fan_out(state, plan_from_config(config, list(SPECIALISTS)), "specialist")
-
-
-def finalize_parallel(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    """The shared result, plus the aggregator's per-branch report."""
-    summary = state.get("parallel")
-    return result_update(extend_result(
-        run_result(state, config, "aggregate"), ParallelResult, parallel=summary,
-        failed=(summary or {}).get("failed", {}), success_rate=(summary or {}).get("success_rate")))
-
-
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    """The uncompiled graph (nodes: prepare, specialist, aggregate, finalize)."""
-    builder = StateGraph(ParallelState, input_schema=RunInput)
-    builder.add_node("prepare", agent_node(CLEANER), retry_policy=agent_retry_policy())
-    builder.add_node("specialist", make_branch_node(SPECIALISTS), input_schema=BranchInput,
-                     retry_policy=agent_retry_policy())
-    builder.add_node("aggregate", aggregate)
-    builder.add_node("finalize", finalize_parallel)
-    builder.add_edge(START, "prepare")
-    builder.add_conditional_edges("prepare", route_to_specialists, ["specialist", "finalize"])
-    builder.add_edge("specialist", "aggregate")
-    builder.add_edge("aggregate", "finalize")
-    builder.add_edge("finalize", END)
-    return with_approval(builder, approve_before)
+    """The uncompiled graph (nodes: prepare, specialist, aggregate, finalize), built with the
+    pattern users build their own teams with (:func:`relaygraph.graphs.patterns.parallel_team`)."""
+    return parallel_team(list(SPECIALISTS.values()), prepare=CLEANER, approve_before=approve_before)
 
 
 graph = build_graph().compile(name="parallel")

@@ -11,13 +11,10 @@ writes a Markdown report with a chart from it.
 
 from __future__ import annotations
 
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
+from relaygraph.graphs.patterns import sequential_team
 from relaygraph.nodes.agent import AgentSpec
-from relaygraph.nodes.approval import with_approval
-from relaygraph.nodes.failures import agent_node, agent_retry_policy, unless_failed
 from relaygraph.nodes.params import RunParams
-from relaygraph.nodes.results import make_result_node
-from relaygraph.nodes.state import RunInput, WorkflowState
 
 DESCRIPTION = "extract → clean → analyze → report: four agents build a data report."
 DEFAULT_TASK = "Profile, validate and clean the sales dataset, analyse it and write a report."
@@ -57,16 +54,10 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     """The uncompiled graph: compile it with the checkpointer of your choice.
 
     Every node can pause for approval (``approve_before`` here, or ``configurable.approve_before``
-    in a run's config); see :mod:`relaygraph.nodes.approval`.
+    in a run's config); see :mod:`relaygraph.nodes.approval`. Built with the same pattern users
+    build their own teams with (:func:`relaygraph.graphs.patterns.sequential_team`).
     """
-    builder = StateGraph(WorkflowState, input_schema=RunInput)
-    builder.add_edge(START, AGENTS[0].name)
-    for spec, after in zip(AGENTS, [*(a.name for a in AGENTS[1:]), "finalize"], strict=True):
-        builder.add_node(spec.name, agent_node(spec), retry_policy=agent_retry_policy())
-        builder.add_conditional_edges(spec.name, unless_failed(spec.name, after), [after, "finalize"])
-    builder.add_node("finalize", make_result_node("report"))
-    builder.add_edge("finalize", END)
-    return with_approval(builder, approve_before)
+    return sequential_team(AGENTS, answer_from="report", approve_before=approve_before)
 
 
 graph = build_graph().compile(name="sequential")

@@ -139,8 +139,10 @@ def require_local() -> None:
 
 
 @contextmanager
-def running_langgraph_dev(root: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start ``langgraph dev`` for langgraph.json on a free loopback port; stop it on exit.
+def running_langgraph_dev(root: Path, env: dict[str, str] | None = None,
+                          config: Path = REPO / "langgraph.json") -> Iterator[str]:
+    """Start ``langgraph dev`` for ``config`` (relaygraph's langgraph.json by default) on a free
+    loopback port; stop it on exit.
 
     State goes to ``root`` (data, outputs, the checkpoint database ``root/dev.db`` and the
     server's own ``.langgraph_api`` thread registry — it runs with ``root`` as its working
@@ -163,7 +165,7 @@ def running_langgraph_dev(root: Path, env: dict[str, str] | None = None) -> Iter
     log_path = root / f"server-{port}.log"
     log = open(log_path, "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([exe, "dev", "--no-browser", "--no-reload", "--port", str(port),
-                             "--config", str(REPO / "langgraph.json")],
+                             "--config", str(config)],
                             cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
