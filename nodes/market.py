@@ -62,7 +62,7 @@ from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
-from relaygraph.observability import telemetry
+from relaygraph.observability import tracing
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 from relaygraph.tools.frames import load
 
@@ -134,9 +134,9 @@ class BidInput(TypedDict, total=False):
 
 def span(name: str, **attributes: Any) -> Any:
     """A child span of the current node for a market event (a no-op when tracing is off)."""
-    if not telemetry.enabled():
+    if not tracing.enabled():
         return contextlib.nullcontext()
-    return telemetry.tracer().start_as_current_span(name, attributes={
+    return tracing.tracer().start_as_current_span(name, attributes={
         k: (v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str))
         for k, v in attributes.items() if v is not None})
 
