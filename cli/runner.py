@@ -21,7 +21,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver, thread_lease
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, Durability
 from relaygraph.observability import instrument_langchain, tracing
 
 INTERRUPT = "__interrupt__"  # the channel of interrupt writes (langgraph._internal._constants; not public)
@@ -114,6 +114,12 @@ def retry_point(graph: CompiledStateGraph, config: RunnableConfig) -> RunnableCo
     return None
 
 
+#: Every finished agent step is committed before the next starts: a step costs seconds of model
+#: calls and a commit milliseconds, so the CLI does not take ``async`` durability's risk of
+#: losing the last step's writes on a crash (README, "Durability").
+DURABILITY: Durability = "sync"
+
+
 # --- tracing: node spans learn the checkpoints they started from and produced -------------
 
 
@@ -124,12 +130,12 @@ def _traced_updates(
     (subgraphs included) is passed to tracing, so node spans carry their checkpoint ids."""
     tracing.ensure_configured()
     if not tracing.enabled():
-        for chunk in graph.stream(graph_input, config, stream_mode="updates"):
+        for chunk in graph.stream(graph_input, config, stream_mode="updates", durability=DURABILITY):
             yield from cast(dict[str, Any], chunk).items()  # stream_mode="updates": {node: update}
         return
     with instrument_langchain.checkpoint_feed(config["configurable"]["thread_id"]) as feed:
         for namespace, mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "checkpoints"],
-                                                   subgraphs=True):
+                                                   subgraphs=True, durability=DURABILITY):
             if mode == "checkpoints":
                 feed(cast(dict[str, Any], chunk))  # stream_mode "checkpoints": one checkpoint event
             elif not namespace:
