@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from langgraph.checkpoint.sqlalchemy import thread_lease
 from pydantic import ValidationError
 from relaygraph.cli import registry, runner
 from relaygraph.cli import threads as cli_threads
@@ -162,6 +163,9 @@ def run(
     if thread_id is not None:  # a used thread is continued with resume, never silently re-fed
         with open_checkpointer(checkpoint_db) as saver:
             existing = runner.describe_thread(saver, thread_id)
+            if existing is not None:
+                with thread_lease(saver.engine, thread_id):  # busy elsewhere: say that, not "unfinished"
+                    pass
         if existing is not None:
             raise UsageError(runner.refuse_reuse(existing))
     overrides = {"model": model, **stage_data(data, thread, model)}
