@@ -188,8 +188,6 @@ print(json.dumps({"failed": failed, "backend": matplotlib.rcParams["backend"],
     assert found["pyplot"] is False  # pyplot's global figure manager is not ours to start
 
 
-@pytest.mark.xfail(strict=True, reason="graphs/*.py read get_settings().max_retries in build_graph() at import; "
-                   "the contracts engineer removes this mark when max_retries is read per run")
 def test_importing_reads_no_settings(tmp_path: Path) -> None:
     """Settings are a run's to decide (environment + ``configurable``), so importing reads none:
     with every numeric setting invalid, each module still imports."""

@@ -123,14 +123,16 @@ def test_run_trace_prints_the_tree_and_traces_export_round_trips_through_jaeger_
     cli = CliRunner()
     thread, url = f"cli-{uuid.uuid4().hex[:6]}", f"sqlite:///{isolated_env['db']}"
     started_us = time.time_ns() // 1000
-    ran = cli.invoke(app, ["run", "sequential", "--trace", "--thread-id", thread, "--checkpoint-db", url])
+    # a thread takes one run, so two traces on it come from a run that pauses and its resume
+    ran = cli.invoke(app, ["run", "sequential", "--trace", "--thread-id", thread, "--checkpoint-db", url,
+                           "--approve-before", "report"])
     assert ran.exit_code == 0, ran.output
-    assert "invoke_workflow sequential" in ran.output and "execute_tool write_report" in ran.output
-    again = cli.invoke(app, ["run", "sequential", "--trace", "--thread-id", thread, "--checkpoint-db", url,
-                             "--task", "Profile the dataset."])
+    assert "invoke_workflow sequential" in ran.output and "execute_tool detect_outliers" in ran.output
+    again = cli.invoke(app, ["resume", thread, "--approve", "--trace", "--checkpoint-db", url])
     assert again.exit_code == 0, again.output
+    assert "execute_tool write_report" in again.output
     stored = load_spans(url, thread)
-    assert len({s.trace_id for s in stored}) == 2  # two runs, two traces, one thread
+    assert len({s.trace_id for s in stored}) == 2  # two invocations, two traces, one thread
 
     shown = cli.invoke(app, ["traces", "show", thread, "--checkpoint-db", url])
     assert shown.exit_code == 0 and shown.output.count("invoke_workflow sequential") == 2
