@@ -659,7 +659,7 @@ def test_model_serve_cli_runs_in_foreground_and_stops_on_sigterm() -> None:
     import signal
 
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from runtime.cli import main; main()", "model", "serve"],
+        [sys.executable, "-c", "from relaygraph.cli.main import main; main()", "model", "serve"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         cwd=os.path.dirname(os.path.dirname(__file__)),
     )
