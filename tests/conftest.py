@@ -44,6 +44,26 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, P
     return paths
 
 
+@pytest.fixture(autouse=True)
+def global_registries() -> Iterator[None]:
+    """Every test leaves the process-wide registries as it found them.
+
+    ``register_provider`` (``providers._PROVIDERS``) and ``register_tool`` (``tools.CUSTOM_TOOLS``)
+    mutate module-level dicts; a test (or fixture) may register freely, and its entries are gone,
+    and anything it replaced or removed is back, when it ends.
+    """
+    from relaygraph import providers, tools
+
+    saved_providers, saved_tools = dict(providers._PROVIDERS), dict(tools.CUSTOM_TOOLS)
+    try:
+        yield
+    finally:
+        providers._PROVIDERS.clear()
+        providers._PROVIDERS.update(saved_providers)
+        tools.CUSTOM_TOOLS.clear()
+        tools.CUSTOM_TOOLS.update(saved_tools)
+
+
 class Script:
     """Actions a :class:`ScriptedModel` plays back, in order, across every agent of a run.
 

@@ -16,7 +16,7 @@ from conftest import REPO, running_langgraph_dev
 from relaygraph.graphs.patterns import parallel_team, sequential_team
 from relaygraph.nodes.contracts import AgentSpec
 from relaygraph.nodes.specs import SpecFileError, load_agents
-from relaygraph.tools import CUSTOM_TOOLS, build_tools, known_tools, register_tool, unregister_tool
+from relaygraph.tools import build_tools, known_tools, register_tool, unregister_tool
 from smolagents import tool
 
 EXAMPLE = REPO / "examples" / "weather_team"
@@ -41,14 +41,6 @@ def example_data(data_dir: Path) -> pd.DataFrame:
     return frame
 
 
-@pytest.fixture
-def restore_tools():
-    saved = dict(CUSTOM_TOOLS)
-    yield
-    CUSTOM_TOOLS.clear()
-    CUSTOM_TOOLS.update(saved)
-
-
 @tool
 def wind_chill(temperature_c: float, wind_kmh: float) -> str:
     """Wind chill (°C) from air temperature and wind speed (Environment Canada formula).
@@ -61,7 +53,7 @@ def wind_chill(temperature_c: float, wind_kmh: float) -> str:
     return f"{chill:.1f}"
 
 
-def test_a_registered_function_tool_is_nameable_and_fresh_per_run(restore_tools, workspace) -> None:
+def test_a_registered_function_tool_is_nameable_and_fresh_per_run(workspace) -> None:
     assert register_tool(wind_chill) == "wind_chill"
     assert "wind_chill" in known_tools()
     spec = AgentSpec(name="chill", role="r", instructions="i", tools=("wind_chill", "profile_dataset"))
@@ -75,7 +67,7 @@ def test_a_registered_function_tool_is_nameable_and_fresh_per_run(restore_tools,
         AgentSpec(name="chill", role="r", instructions="i", tools=("wind_chill",))
 
 
-def test_agents_load_the_same_from_yaml_and_toml(tmp_path, restore_tools) -> None:
+def test_agents_load_the_same_from_yaml_and_toml(tmp_path) -> None:
     load_example()  # registers heat_index, which agents.yaml names
     from_yaml = load_agents(EXAMPLE / "agents.yaml")
     toml = tmp_path / "agents.toml"
@@ -111,7 +103,7 @@ def test_patterns_refuse_teams_they_cannot_build() -> None:
 
 
 @pytest.mark.slow
-def test_the_weather_team_reports_heat_stress_computed_from_the_data(isolated_env, monkeypatch, restore_tools) -> None:
+def test_the_weather_team_reports_heat_stress_computed_from_the_data(isolated_env, monkeypatch) -> None:
     raw = example_data(isolated_env["data"])
     monkeypatch.setenv("RELAYGRAPH_DATASET", "weather.csv")
     team = load_example()
@@ -127,7 +119,7 @@ def test_the_weather_team_reports_heat_stress_computed_from_the_data(isolated_en
     assert (isolated_env["out"] / "wx" / "report.md").is_file()
 
 
-def test_heat_index_matches_the_nws_table(restore_tools) -> None:
+def test_heat_index_matches_the_nws_table() -> None:
     team = load_example()
     heat_index_c = sys.modules[team.HeatIndexTool.__module__].heat_index_c
     # NWS heat index chart: 90 °F at 60 % → 100 °F; 100 °F at 40 % → 109 °F; 80 °F at 40 % → 80 °F

@@ -17,7 +17,7 @@ from relaygraph.cli.runner import continue_run, thread_status
 from relaygraph.nodes.agent import AgentSpec, make_agent_node
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import WorkflowState
-from relaygraph.providers import _PROVIDERS, Provider, register_provider
+from relaygraph.providers import Provider, register_provider
 from relaygraph.providers.offline import OfflineChatModel
 from relaygraph.tools.ledger import LEDGER, CallScope, MemoryLedger, guard_side_effects
 from smolagents import Tool
@@ -73,13 +73,10 @@ class PayOnceThenDie(Model):
 @pytest.fixture
 def pay_provider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     marker = tmp_path / "killed-once"
-    saved = dict(_PROVIDERS)
     register_provider(Provider("pay-once", lambda s: PayOnceThenDie(marker), lambda s: OfflineChatModel(),
                                lambda s: "scripted test double"))
     monkeypatch.setenv("RELAYGRAPH_MODEL", "pay-once")
-    yield marker
-    _PROVIDERS.clear()
-    _PROVIDERS.update(saved)
+    return marker
 
 
 def build(counter: Path, side_effects: bool) -> StateGraph:
