@@ -93,28 +93,32 @@ def ask_approval(node: str, state: dict[str, Any]) -> dict[str, Any]:
     return {"node": node, **decision.model_dump(), "decided_at": datetime.now(UTC).isoformat()}
 
 
-def _with_record(output: Any, record: dict[str, Any]) -> Any:
-    """Add the approval record to whatever the node returned (dict update or Command)."""
-    if isinstance(output, Command):
-        update = output.update if isinstance(output.update, dict) else {}
-        return dataclasses.replace(output, update={**update, "approvals": [record, *update.get("approvals", [])]})
-    if isinstance(output, dict):
-        return {**output, "approvals": [record, *output.get("approvals", [])]}
-    return {"approvals": [record]}
+def _with_writes(output: Any, writes: dict[str, list[Any]]) -> Any:
+    """``output`` (a dict update, a ``Command`` or ``None``) with ``writes`` added to its update.
 
-
-def _remember_gates(output: Any, state: dict[str, Any], config: RunnableConfig) -> Any:
-    """Add the run config's gates to the node's update when the thread has not recorded them,
-    so they hold for every later call on the thread (graphs without a ``gates`` key drop it)."""
-    new = configured_targets(config) - set((state or {}).get("gates") or [])
-    if not new:
+    Each key of ``writes`` is a reducer-backed list in state (``approvals``, ``gates``), so added
+    values go in front of any the node wrote itself rather than replacing them."""
+    writes = {key: values for key, values in writes.items() if values}
+    if not writes:
         return output
     if isinstance(output, Command):
-        update = output.update if isinstance(output.update, dict) else {}
-        return dataclasses.replace(output, update={**update, "gates": sorted(new)})
+        if isinstance(output.update, dict):
+            update: Any = _with_writes(output.update, writes)
+        else:  # None, or a sequence of (key, value) writes
+            update = [*writes.items(), *(output.update or [])]
+        return dataclasses.replace(output, update=update)
     if isinstance(output, dict):
-        return {**output, "gates": sorted(new)}
-    return output  # a node returning something else (None) has no update to extend
+        return {**output, **{key: [*values, *output.get(key, [])] for key, values in writes.items()}}
+    return writes  # the node returned no update; these writes are all of it
+
+
+def _approval_writes(state: dict[str, Any], config: RunnableConfig,
+                     record: dict[str, Any] | None = None) -> dict[str, list[Any]]:
+    """What a gate adds to its node's update: the approval ``record`` (if a human decided), and
+    the run config's gates when the thread has not recorded them, so they hold for every later
+    call on the thread (graphs without a ``gates`` key drop it)."""
+    new = configured_targets(config) - set((state or {}).get("gates") or [])
+    return {"approvals": [record] if record else [], "gates": sorted(new)}
 
 
 def gate(
@@ -144,18 +148,18 @@ def gate(
     def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
         action, value = before(state, config)
         if action != "run":
-            return _remember_gates(value, state, config)
+            return _with_writes(value, _approval_writes(state, config))
         run_state, record = value
         output = inner.invoke(run_state, config)
-        return _remember_gates(_with_record(output, record) if record else output, state, config)
+        return _with_writes(output, _approval_writes(state, config, record))
 
     async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
         action, value = before(state, config)
         if action != "run":
-            return _remember_gates(value, state, config)
+            return _with_writes(value, _approval_writes(state, config))
         run_state, record = value
         output = await inner.ainvoke(run_state, config)
-        return _remember_gates(_with_record(output, record) if record else output, state, config)
+        return _with_writes(output, _approval_writes(state, config, record))
 
     return RunnableCallable(gated, agated, name=name, trace=False)
 

@@ -251,3 +251,20 @@ def test_approval_interrupts_before_the_named_node_and_resumes_both_ways(module,
             "node": node, "approved": decision["approved"], "comment": decision["comment"], "decided_at": None}
         assert (node in (done.get("answers") or {})) == decision["approved"]  # the node ran, or not
     assert "not now" in done["result"]["answer"]
+
+
+def test_a_gate_adds_its_record_and_gates_to_every_shape_of_node_output() -> None:
+    """A dict update, a Command with a dict or a list update, and no update at all: the approval
+    record goes in front of the node's own approvals and the new gates beside its own."""
+    from relaygraph.nodes.approval import _with_writes
+
+    record, mine = {"node": "n", "approved": True}, {"node": "earlier"}
+    writes = {"approvals": [record], "gates": ["n"]}
+    assert _with_writes({"x": 1, "approvals": [mine]}, writes) == {
+        "x": 1, "approvals": [record, mine], "gates": ["n"]}
+    assert _with_writes(Command(goto="f", update={"approvals": [mine]}), writes).update == {
+        "approvals": [record, mine], "gates": ["n"]}
+    assert _with_writes(Command(goto="f", update=[("x", 1)]), writes).update == [
+        ("approvals", [record]), ("gates", ["n"]), ("x", 1)]
+    assert _with_writes(None, writes) == writes
+    assert _with_writes({"x": 1}, {"approvals": [], "gates": []}) == {"x": 1}
