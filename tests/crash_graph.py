@@ -15,6 +15,8 @@ import operator
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypedDict
 
 from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver
@@ -45,28 +47,37 @@ def build() -> StateGraph:
 EXPECTED = {"status": "completed", "parts": sorted(["plan:t", "a", "b", "c", "join"])}
 
 
-def run(url: str, thread: str, kill_after: int, durability: str = "sync") -> int:
-    """Run the graph on ``thread``; SIGKILL this process after the ``kill_after``-th saved write
-    (0: never). Returns how many writes were saved."""
-    count = 0
+@contextmanager
+def killed_after_put_writes(kill_after: int) -> Iterator[list[int]]:
+    """While inside, SIGKILL this process right after the ``kill_after``-th saved write (0:
+    never). Yields a one-item list that counts the writes saved so far.
+
+    The one place that patches ``SQLAlchemySaver.put_writes`` (this module's :func:`run` and
+    ``crash_runner.py``'s ``CRASH_AFTER_PUT_WRITES`` both use it)."""
+    count = [0]
     original = SQLAlchemySaver.put_writes
 
-    def put_writes(self, *args: Any, **kwargs: Any) -> None:
-        nonlocal count
+    def put_writes(self: SQLAlchemySaver, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
-        count += 1
-        if count == kill_after:
+        count[0] += 1
+        if count[0] == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
     SQLAlchemySaver.put_writes = put_writes  # type: ignore[method-assign]
     try:
-        with SQLAlchemySaver.from_conn_string(url) as saver:
-            saver.setup()
-            graph = build().compile(checkpointer=saver)
-            graph.invoke({"task": "t"}, {"configurable": {"thread_id": thread}}, durability=durability)
+        yield count
     finally:
         SQLAlchemySaver.put_writes = original  # type: ignore[method-assign]
-    return count
+
+
+def run(url: str, thread: str, kill_after: int, durability: str = "sync") -> int:
+    """Run the graph on ``thread``; SIGKILL this process after the ``kill_after``-th saved write
+    (0: never). Returns how many writes were saved."""
+    with killed_after_put_writes(kill_after) as count, SQLAlchemySaver.from_conn_string(url) as saver:
+        saver.setup()
+        graph = build().compile(checkpointer=saver)
+        graph.invoke({"task": "t"}, {"configurable": {"thread_id": thread}}, durability=durability)
+    return count[0]
 
 
 if __name__ == "__main__":

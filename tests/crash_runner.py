@@ -12,7 +12,6 @@ SIGKILL the process in the middle of a graph, after other nodes have checkpointe
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from typing import Any
@@ -56,27 +55,17 @@ class LoggingPolicy(OfflinePolicyModel):
 
 
 def main() -> None:
+    from crash_graph import killed_after_put_writes
     from relaygraph.cli.main import main as cli_main
     from relaygraph.providers import Provider, register_provider
 
     log, block = os.environ["CRASH_LOG"], os.environ.get("CRASH_BLOCK_ROLE") or None
-    kill_after_writes = int(os.environ.get("CRASH_AFTER_PUT_WRITES") or 0)
-    if kill_after_writes:  # die right after the k-th saved write, before the next checkpoint
-        from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver
-
-        original, count = SQLAlchemySaver.put_writes, [0]
-
-        def put_writes(self: Any, *args: Any, **kwargs: Any) -> None:
-            original(self, *args, **kwargs)
-            count[0] += 1
-            if count[0] == kill_after_writes:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        SQLAlchemySaver.put_writes = put_writes  # type: ignore[method-assign]
     register_provider(Provider("crashy", lambda s: LoggingPolicy(log, block), lambda s: OfflineChatModel(),
                                lambda s: OFFLINE_LABEL))
     sys.argv = ["relaygraph", *sys.argv[1:]]
-    cli_main()
+    # CRASH_AFTER_PUT_WRITES=K: die right after the K-th saved write, before the next checkpoint
+    with killed_after_put_writes(int(os.environ.get("CRASH_AFTER_PUT_WRITES") or 0)):
+        cli_main()
 
 
 if __name__ == "__main__":
