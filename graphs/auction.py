@@ -15,6 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from relaygraph.coordination.registry import Capability, Registry
 from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.contracts import AuctionResult
 from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.market import (
     BidInput,
@@ -31,7 +32,7 @@ from relaygraph.nodes.market import (
     route_bids,
     summarize,
 )
-from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "contract-net: tasks per partition auctioned to capable agents (vickrey/sealed/english), verified, settled."
@@ -66,14 +67,15 @@ PARAMS = MarketConfig
 
 
 def finalize_market(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    update = make_result_node()(state, config)
+    """The shared result plus the market. Status: the market's (every task settled → completed,
+    some → partial, none → failed), made worse — never better — by the shared result's own
+    (agents that failed for good, a human rejection)."""
+    base = run_result(state, config)
     answer, summary = summarize(state)
-    status = update["result"]["status"]
-    if status not in ("rejected", "failed"):
-        status = "completed" if summary["settled"] == summary["total"] else (
-            "partial" if summary["settled"] else "failed")
-    update["result"] |= {"answer": answer, "status": status, "market": summary}
-    return {"result": update["result"], "status": status}
+    settled = "completed" if summary["settled"] == summary["total"] else ("partial" if summary["settled"] else "failed")
+    status = base.status if base.status in ("rejected", "failed") else (
+        "partial" if base.status == "partial" and settled == "completed" else settled)
+    return result_update(extend_result(base, AuctionResult, status=status, answer=answer, market=summary))
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:

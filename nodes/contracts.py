@@ -4,6 +4,7 @@
                                           │
                                           ▼ the graph's result node
                                    RunResult ◄── ParallelResult | HandoffResult | HierarchicalResult
+                                                   | AuctionResult | NegotiationResult
 
 Graph state keeps plain dicts (``model_dump()``), so every checkpoint serialises with the saver's
 serde and ``langgraph dev`` clients see JSON; these models are where those dicts are made and
@@ -204,3 +205,40 @@ class HierarchicalResult(RunResult):
     quality: dict[str, Any] = Field(default_factory=dict)
     delegation: dict[str, Any] = Field(default_factory=dict)
     teams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class MarketSummary(BaseModel):
+    """The auction graph's market: per task its auction story, and the run's totals."""
+
+    tasks: dict[str, dict[str, Any]]  # task id -> method, partition, rows, reserve, outcome, winner, price, rounds
+    settled: int
+    total: int
+    total_paid: float
+    reputation: dict[str, float] = Field(default_factory=dict)
+    load_rows: dict[str, int] = Field(default_factory=dict)
+
+
+class AuctionResult(RunResult):
+    """The auction graph's result: the shared keys plus the market (tasks, settlements, reputation)."""
+
+    market: MarketSummary
+
+
+class NegotiationSummary(BaseModel):
+    """The negotiation graph's story: the conflict, the strategy and why, each round, the outcome."""
+
+    conflict: dict[str, Any] | None = None  # None when the run ended before the conflict was built
+    analysis: dict[str, Any] = Field(default_factory=dict)
+    strategy: str | None = None
+    why: str | None = None
+    rounds: list[dict[str, Any]] = Field(default_factory=list)
+    outcome: dict[str, Any] = Field(default_factory=dict)
+    fallback: dict[str, Any] | None = None
+    resolved: bool = False
+    value: float | str | None = None
+
+
+class NegotiationResult(RunResult):
+    """The negotiation graph's result: the shared keys plus the conflict's resolution."""
+
+    negotiation: NegotiationSummary

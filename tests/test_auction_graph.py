@@ -69,6 +69,36 @@ def test_a_breach_is_re_auctioned_to_the_others_and_costs_reputation(sample_path
     assert rounds == [(1, "ana", "wrong_result"), (2, t1["winner"], None)]
 
 
+def test_a_bidder_that_fails_for_good_is_recorded_and_the_run_is_partial(sample_path, roles, invoke_config) -> None:
+    from relaygraph.nodes.contracts import AuctionResult
+
+    roles.failures["analyst dee"] = RuntimeError("model server down")
+    state = run(invoke_config, tasks=2)
+    result = AuctionResult.model_validate(state["result"])  # the declared result type, not a patched dict
+    assert result.market.settled == result.market.total == 2  # the auctions went on without dee
+    assert all(b["dee"]["status"] == "no_bid" for k, b in state["bids"].items() if "dee" in b)
+    assert result.status == "partial" and {(e.agent, e.node) for e in result.errors} == {("dee", "bid_dee")}
+
+
+def test_a_late_delivery_is_a_breach_re_auctioned_to_the_others(sample_path, roles, invoke_config) -> None:
+    # ana wins t1 (validation 2.0) and does the right work, but slowly: past the contract's deadline.
+    roles.slow, roles.delay = {"ana executing its contract"}, 2.0
+    state = run(invoke_config, tasks=1, deadline_s=3.0)
+    t1 = state["result"]["market"]["tasks"]["t1"]
+    first, second = t1["rounds"]
+    assert first["contract"]["winner"] == "ana" and first["contract"]["deadline_s"] == 3.0
+    assert first["execution"]["duration_s"] > 3.0 and first["execution"]["error"] is None
+    assert first["verification"]["checks"] == {"method_called": True, "partition": True, "rows": True}  # right, late
+    assert first["settlement"]["breach"] == "late" and "deadline 3s" in first["settlement"]["reason"]
+    assert (first["settlement"]["reputation_before"], first["settlement"]["reputation_after"]) == (0.8, 0.4)
+    assert set(state["bids"]["t1#2"]) == {"ben", "dee"}  # re-auctioned to the others only
+    assert second["settlement"]["status"] == "paid" and t1["winner"] in {"ben", "dee"}
+    assert state["result"]["status"] == "completed" and t1["breaches"] == ["ana: late"]
+    assert [(r["round"], r["winner"], r["breach"]) for r in history() if r["task_id"] == "t1"] == [
+        (1, "ana", "late"), (2, t1["winner"], None)]
+    assert state["result"]["market"]["reputation"]["ana"] == 0.4
+
+
 def test_a_failed_execution_is_a_breach_and_reputation_persists_across_runs(sample_path, roles,
                                                                             invoke_config) -> None:
     roles.failures["ana executing its contract"] = RuntimeError("model server down")
