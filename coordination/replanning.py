@@ -13,7 +13,8 @@ resource       too large / out of memory: scale down (double ``partitions``, at 
 data_quality   nulls, duplicates, unparseable values: mark the data unclean and unvalidated and
                replan, which puts validation and cleaning tasks back into the plan
 schema         missing or renamed column: adapt — map the role to the column observation found
-               (e.g. ``date_column``) and replan; with nothing to map, replan without the method
+               (e.g. ``date_column``: the plan expected ``order_date``, the data has ``when``)
+               and replan; with nothing (else) to map, replan with another method
 dependency     a missing upstream artifact: re-run its producer (undo the producer's effects,
                go back to the producer's input) and replan
 unknown        anything else: the fallback method — the plan's prepared contingency for the
@@ -133,8 +134,10 @@ def producer_of(failed: PlannedTask, done: Sequence[PlannedTask]) -> PlannedTask
 
 
 def decide(failure: Failure, task: PlannedTask, plan: Plan, world: Mapping[str, Fact],
-           done: Sequence[PlannedTask], retries: int, *, backoff_s: float = BACKOFF_S) -> Decision:
-    """The policy for ``failure`` (``retries``: transient retries of this task so far)."""
+           done: Sequence[PlannedTask], retries: int, *, backoff_s: float = BACKOFF_S,
+           expected_date_column: str | None = None) -> Decision:
+    """The policy for ``failure`` (``retries``: transient retries of this task so far;
+    ``expected_date_column``: the date column the run's tasks were told to use, if any)."""
     cls = failure.failure_class
     if cls == "transient":
         if retries < MAX_RETRIES:
@@ -155,12 +158,16 @@ def decide(failure: Failure, task: PlannedTask, plan: Plan, world: Mapping[str, 
                         policy="add validation and cleaning tasks, replan")
     if cls == "schema":
         date_column = world.get("date_column")
-        if date_column:
+        if date_column and date_column != expected_date_column:
+            instead = f", instead of {expected_date_column!r}" if expected_date_column else ""
             return Decision(action="replan", failure_class=cls, context={"date_column": date_column},
-                            policy=f"map the date role to column {date_column!r} (observed), replan")
+                            policy=f"adapt (column mapping): map the date role to column {date_column!r} "
+                                   f"(observed{instead}), replan")
+        why = (f"the date role is already mapped to {date_column!r}" if date_column
+               else "no observed column to map the date role to")
         return Decision(action="replan", failure_class=cls, facts={"has_time_column": False},
                         exclude_methods=[task.method] if task.method else [],
-                        policy="no column to map: replan with another method")
+                        policy=f"adapt (another method): {why}; replan without {task.method!r}")
     if cls == "dependency":
         producer = producer_of(task, done)
         if producer is not None:

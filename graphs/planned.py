@@ -10,7 +10,9 @@ with the HTN planner (:mod:`relaygraph.coordination.htn`) over the data-report d
 smolagents agent; ``recover`` applies the failure class's policy
 (:mod:`relaygraph.coordination.replanning`). Options (``--param`` / ``configurable``):
 ``fail=TASK:CLASS[xN]`` injects failures, ``retry_backoff_s`` sets the transient backoff base,
-``method_probabilities`` (JSON) overrides what the planner believes about its methods.
+``method_probabilities`` (JSON) overrides what the planner believes about its methods,
+``date_column`` names the date column the plan expects (missing or renamed in the data: a
+schema failure, adapted to by mapping the date role to the column observation found).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class PlannedParams(RunParams):
     retry_backoff_s: float | None = Field(default=None, ge=0, le=60)
     method_probabilities: str | dict[str, float] | None = None
     learn: bool | None = Field(default=None, description="Plan with what the experience store learned (default on).")
+    date_column: str | None = Field(default=None, description="The date column the plan expects; a dataset "
+                                    "where it is missing or renamed is a schema failure the run adapts to.")
 
     @field_validator("fail")
     @classmethod

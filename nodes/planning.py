@@ -53,12 +53,14 @@ from relaygraph.tools import TOOLS, Workspace, build_tools
 
 MAX_REPLANS = 6
 PARTITION_TOOLS = {name for name, cls in TOOLS.items() if "partition" in cls.inputs}
+DATE_TOOLS = {name for name, cls in TOOLS.items() if "date_column" in cls.inputs}
 
 
 class PlannedState(WorkflowState, total=False):
     """Shared state plus the plan and its execution (all checkpointed)."""
 
     world: dict[str, Any]  # facts the planner plans from (observed + the run's own)
+    columns: list[str]  # the columns of the dataset the run works on now (observed)
     overrides: dict[str, Any]  # facts a failure policy asserted over observation, until a task sets them
     plan: dict[str, Any] | None
     plans: Annotated[list[dict[str, Any]], operator.add]  # every accepted plan, in order
@@ -124,11 +126,16 @@ def observe(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     dataset = resolve_dataset(state, settings, workspace)
     profile_tool, validate_tool = build_tools(["profile_dataset", "validate_dataset"], workspace)
     with tracing.tracer().start_as_current_span("observe", attributes={"relaygraph.dataset": dataset}):
-        observed = facts_from_observations(_observation(profile_tool.forward(dataset=dataset)),
-                                           _observation(validate_tool.forward(dataset=dataset)))
+        profile = _observation(profile_tool.forward(dataset=dataset))
+        observed = facts_from_observations(profile, _observation(validate_tool.forward(dataset=dataset)))
+    columns = [str(c) for c in profile.get("columns") or {}]
     run_facts = {k: v for k, v in (state.get("world") or {}).items() if k in RUN_FACTS}
     world = {**merge_facts(observed, run_facts), **(state.get("overrides") or {})}
-    return {"world": world, "context": {"dataset": dataset}}
+    context: dict[str, Any] = {"dataset": dataset}
+    expected = options(config).get("date_column")
+    if expected and state.get("plan") is None and not (state.get("context") or {}).get("date_column"):
+        context["date_column"] = str(expected)  # what the plan expects; a mismatch is a schema failure
+    return {"world": world, "columns": columns, "context": context}
 
 
 # --- plan -------------------------------------------------------------------------------------
@@ -185,6 +192,21 @@ def _injected(state: PlannedState, config: RunnableConfig, task: PlannedTask) ->
     return None
 
 
+def _schema_mismatch(task: PlannedTask, state: PlannedState) -> str | None:
+    """Why the task cannot run on the data as the plan expects it: a date column the run's
+    tasks are told to use (``--param date_column``, or a mapping a schema policy made) that the
+    dataset does not have — renamed, or gone."""
+    expected = (state.get("context") or {}).get("date_column")
+    columns = state.get("columns")
+    if not expected or columns is None or not set(task.tools) & DATE_TOOLS or expected in columns:
+        return None
+    world = state.get("world") or {}
+    found = f"its dates are in column {world['date_column']!r} (renamed?)" if world.get("date_column") \
+        else "no column of it parses as dates"
+    return (f"missing column {expected!r}: the date column the plan expects is not in "
+            f"{world.get('dataset') or 'the dataset'} ({len(columns)} columns); {found}")
+
+
 def _tool_errors(task: PlannedTask, steps: list[dict[str, Any]]) -> list[str]:
     """Why the task's work is not done: tools never called successfully, with their errors."""
     ok = {s["tool"] for s in steps if s.get("tool") and not s.get("error")}
@@ -212,6 +234,9 @@ def execute(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         if missing:
             error = f"precondition {', '.join(map(str, missing))} does not hold before {task.name}"
             return {**base, "pending": _failure(task, error, "dependency")}
+        mismatch = _schema_mismatch(task, state)
+        if mismatch:
+            return {**base, "pending": _failure(task, mismatch, replanning.classify(mismatch))}
         injected = _injected(state, config, task)
         if injected:
             cls = injected.split(":", 1)[1]
@@ -285,7 +310,8 @@ def recover(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         backoff = experience.learned_backoff(adaptations(config)) or replanning.BACKOFF_S
     backoff = float(backoff)
     decision = replanning.decide(failure, task, current, state.get("world") or {}, done,
-                                 retries.get(task.id, 0), backoff_s=backoff)
+                                 retries.get(task.id, 0), backoff_s=backoff,
+                                 expected_date_column=(state.get("context") or {}).get("date_column"))
     entry = {**failure.model_dump(), "method": task.method, "agent": task.agent,
              "action": decision.action, "policy": decision.policy,
              "changes": {"facts": decision.facts, "exclude_methods": decision.exclude_methods,

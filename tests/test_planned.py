@@ -25,9 +25,10 @@ def run(config: dict[str, Any], **options: Any) -> dict[str, Any]:
 
     config = {**config, "configurable": {**config["configurable"], "retry_backoff_s": 0, **options},
               "recursion_limit": 200}
+    data = config["configurable"].pop("data_file", None)
     with open_checkpointer() as saver:
         graph = build_graph().compile(checkpointer=saver)
-        state = graph.invoke({"task": "Plan a cleaned, analysed report."}, config)
+        state = graph.invoke({"task": "Plan a cleaned, analysed report.", "data": data}, config)
         assert graph.get_state(config).values["plan"] == state["plan"]  # the plan is checkpointed
     return state
 
@@ -128,6 +129,25 @@ def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_conf
     assert state["result"]["plan"]["methods"][-1] == "cross_section_analysis"
     assert "trends" not in state["result"]["plan"]["tasks"]
     assert state["result"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("renamed", ["when", "order_day"])
+def test_a_renamed_date_column_is_a_schema_failure_adapted_by_column_mapping(renamed, roles, invoke_config,
+                                                                             sample_path):
+    frame = pd.read_csv(sample_path).rename(columns={"order_date": renamed})
+    frame.to_csv(sample_path.parent / "renamed.csv", index=False)
+    state = run(invoke_config, date_column="order_date", data_file="renamed.csv")
+    result = state["result"]
+    assert result["status"] == "completed", result.get("reason")
+    (entry,) = result["replanning"]  # one failure, real (not injected), classified schema
+    assert entry["failure_class"] == "schema" and entry["injected"] is False and entry["task"] == "trends"
+    assert "missing column 'order_date'" in entry["error"] and repr(renamed) in entry["error"]
+    assert entry["policy"].startswith("adapt (column mapping): map the date role to column "
+                                      f"{renamed!r} (observed, instead of 'order_date')")
+    assert entry["changes"]["context"] == {"date_column": renamed} and entry["accepted"] is True
+    assert result["plan"]["methods"][-1] == "time_series_analysis" and "trends" in result["plan"]["completed"]
+    (trend,) = [s for s in state["steps"] if s["tool"] == "detect_trends" and s["agent"] == "analyst"]
+    assert trend["arguments"]["date_column"] == renamed and not trend["error"]
 
 
 def test_critique_finds_a_wrong_figure_and_the_reviser_drops_it(roles, invoke_config, sample_path):
