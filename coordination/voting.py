@@ -27,7 +27,7 @@ no library offers them with our tie and electorate semantics.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 from fractions import Fraction
 
@@ -80,6 +80,14 @@ class Reputation(BaseModel):
     def scores(self, voters: Sequence[str]) -> dict[str, float]:
         return {v: self.score(v) for v in voters}
 
+    def plus(self, runs: Mapping[str, tuple[int, int]]) -> Reputation:
+        """The record with one run's ``(agreed, counted)`` per voter added (see :func:`run_record`)."""
+        record = dict(self.record)
+        for voter, (agreed, counted) in runs.items():
+            before = record.get(voter, (0, 0))
+            record[voter] = (before[0] + agreed, before[1] + counted)
+        return Reputation(record=record)
+
     def after(self, ballots: Sequence[Ballot], decision: str | None) -> Reputation:
         """The record once ``decision`` is known (no decision: nothing to learn)."""
         if decision is None:
@@ -89,6 +97,27 @@ class Reputation(BaseModel):
             agreed, total = record.get(ballot.voter, (0, 0))
             record[ballot.voter] = (agreed + int(ballot.choice == decision), total + 1)
         return Reputation(record=record)
+
+
+def run_record(voters: Sequence[str], choices: Mapping[str, str | None], decision: str | None,
+               suspects: Collection[str]) -> dict[str, tuple[int, int]]:
+    """What one finished run adds to each voter's track record: ``(agreed, counted)``.
+
+    A run counts for a voter when the protocol decided or flagged that voter as a suspect
+    (it lied, equivocated, fell silent, crashed). It agrees when its ballot was on the decided
+    side *and* it was not flagged — a liar whose fabricated ballot happened to match gains
+    nothing. An undecided run says nothing about an unflagged voter: ``(0, 0)``.
+    """
+    out: dict[str, tuple[int, int]] = {}
+    flagged = set(suspects)
+    for voter in voters:
+        if voter in flagged:
+            out[voter] = (0, 1)
+        elif decision is not None:
+            out[voter] = (int(choices.get(voter) == decision), 1)
+        else:
+            out[voter] = (0, 0)
+    return out
 
 
 def check_threshold(threshold: float) -> float:

@@ -32,10 +32,12 @@ from relaygraph.nodes.consensus import (
     make_vote_node,
     plan,
     route_after_decide,
+    settle_reputation,
 )
+from relaygraph.nodes.contracts import ConsensusResult
 from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.params import RunParams
-from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "N voter agents answer a checkable question; voting, BFT rounds, PBFT or Raft decide, faults injectable."
@@ -63,18 +65,23 @@ def check_config(configurable: dict[str, Any]) -> None:
 
 
 def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    update = make_result_node()(state, config)
-    block = consensus_result(state)
-    result = update["result"]
-    result["consensus"] = block
+    """The shared result extended by the consensus block; the voters' track records updated."""
+    base = run_result(state, config)
+    if not state.get("consensus"):  # stopped before the plan (rejected at an approval)
+        return result_update(extend_result(base, ConsensusResult))
+    block = consensus_result(state) | {"reputation": settle_reputation(state, config)}
     decided = block["decision"]
-    result["answer"] = (f"{block['question']} → {decided!r} ({block['mode']}, {block['voters']} voters"
-                        f"{', fallback' if block['fallback'] else ''}). {block['reason']}" if decided is not None
-                        else f"{block['question']} → no decision ({block['mode']}). {block['reason']}")
-    if decided is None and result["status"] == "completed":
-        result["status"] = "partial"  # the agents ran, the protocol did not decide: say so
-    update["status"] = result["status"]
-    return update
+    answer = (f"{block['question']} → {decided!r} ({block['mode']}, {block['voters']} voters"
+              f"{', fallback' if block['fallback'] else ''}). {block['reason']}" if decided is not None
+              else f"{block['question']} → no decision ({block['mode']}). {block['reason']}")
+    status = base.status
+    if decided is None and status == "completed":
+        status = "partial"  # the agents ran, the protocol did not decide: say so
+    if base.status == "rejected":
+        answer = f"{base.answer}\n\n{answer}"
+    result = extend_result(base.model_copy(update={"answer": answer, "status": status}), ConsensusResult,
+                           consensus=block)
+    return result_update(result)
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:

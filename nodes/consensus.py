@@ -32,9 +32,12 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, TypedDict
 
+import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination import bft, pbft, raft
 from relaygraph.coordination.ballots import (
     Ballot,
@@ -50,9 +53,11 @@ from relaygraph.coordination.voting import (
     Reputation,
     VotingMode,
     check_threshold,
+    run_record,
     tally,
 )
-from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt
+from relaygraph.nodes import consensus_store
+from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt, thread_id
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
@@ -259,7 +264,21 @@ def plan(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         return {}
     cfg = consensus_config(config)
     question = QUESTIONS[cfg.question]
-    return {"consensus": cfg.model_dump(mode="json") | {"question_text": question.text}, "round": 1}
+    # The voters' track records from earlier runs on this database; ``reputation`` given as an
+    # option overrides a voter's stored record (what-if runs, tests).
+    stored = consensus_store.load_records(store(config), cfg.names())
+    record = {**stored, **{k: tuple(v) for k, v in cfg.reputation.items()}}
+    return {"consensus": cfg.model_dump(mode="json") | {"question_text": question.text,
+                                                        "reputation": {k: list(v) for k, v in record.items()}},
+            "round": 1}
+
+
+def store(config: RunnableConfig | None) -> Any:
+    """Where track records live: the run's SQLAlchemy saver (its engine), else the checkpoint URL."""
+    saver = ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER)
+    if isinstance(getattr(saver, "engine", None), sa.Engine):
+        return saver
+    return settings_from_config(config).checkpoint_db
 
 
 def fan_out(state: dict[str, Any], node: str = "vote", previous: dict[str, Any] | None = None) -> list[Send]:
@@ -564,12 +583,14 @@ def vote_once(state: dict[str, Any], cfg: ConsensusConfig) -> dict[str, Any]:
     reputation = Reputation(record={k: tuple(v) for k, v in cfg.reputation.items()})
     result = tally(counted, VotingMode(cfg.mode), electorate=cfg.voters, threshold=cfg.threshold,
                    reputation=reputation)
+    weights = ({b.voter: b.confidence * reputation.score(b.voter) for b in counted}
+               if cfg.mode == VotingMode.WEIGHTED else None)
     suspects = {v: [why] for v, why in proofs(equivocators, fabricated).items()}
     for voter, why in missing(state, cfg, 1, ballots, equivocators).items():
         suspects.setdefault(voter, []).append(why)
     decision = {"decision": result.decision, "reason": result.reason, "tally": result.model_dump(mode="json"),
                 "rounds": 1, "views": None, "fallback": False, "suspects": suspects,
-                "reputation": {k: list(v) for k, v in reputation.after(counted, result.decision).record.items()}}
+                **({"weights": weights} if weights is not None else {})}
     return {"done": True, "decision": decision,
             "round_record": {"round": 1, "tally": result.support, "decision": result.decision}}
 
@@ -743,6 +764,30 @@ def route_after_decide(state: dict[str, Any]) -> list[Any] | str:
     return fan_out(state, previous={"round": last.get("round"), "tally": last.get("tally")})
 
 
+def settle_reputation(state: dict[str, Any], config: RunnableConfig | None) -> dict[str, dict[str, Any]]:
+    """Record what this run adds to each voter's track record (once per thread) and report
+    each voter's score before and after it. Nothing is recorded before the protocol ran."""
+    cfg = ConsensusConfig.model_validate(state["consensus"])
+    before = Reputation(record={k: tuple(v) for k, v in cfg.reputation.items()})
+    decision = state.get("decision")
+    if not decision:
+        return {}
+    choices: dict[str, str | None] = {}
+    for key, rec in sorted((state.get("ballots") or {}).items()):  # a voter's last round counts
+        if rec.get("ballot"):
+            choices[rec["voter"]] = rec.get("told_others") or rec["ballot"]["choice"]
+    suspects = set(decision.get("suspects") or {})
+    runs = run_record(cfg.names(), choices, decision.get("decision"), suspects)
+    consensus_store.record_run(store(config), thread_id=thread_id(config), mode=cfg.mode, question=cfg.question,
+                               decision=decision.get("decision"), voters={
+                                   v: {"choice": choices.get(v), "suspected": v in suspects,
+                                       "agreed": runs[v][0], "counted": runs[v][1]} for v in cfg.names()})
+    after = before.plus(runs)
+    return {v: {"before": before.score(v), "after": after.score(v),
+                "agreed": after.record.get(v, (0, 0))[0], "counted": after.record.get(v, (0, 0))[1]}
+            for v in cfg.names()}
+
+
 def consensus_result(state: dict[str, Any]) -> dict[str, Any]:
     """The consensus block of the result: decision, mode, rounds/views, messages, ballots…"""
     cfg = ConsensusConfig.model_validate(state["consensus"])
@@ -757,6 +802,6 @@ def consensus_result(state: dict[str, Any]) -> dict[str, Any]:
             "rounds": decision.get("rounds"), "views": decision.get("views"),
             "messages_sent": sent, "fallback": bool(decision.get("fallback")),
             "suspects": decision.get("suspects") or {}, "ballots": ballots,
-            **{k: decision[k] for k in ("tally", "reputation", "needed", "f", "committed_by", "log", "caught_up",
+            **{k: decision[k] for k in ("tally", "weights", "needed", "f", "committed_by", "log", "caught_up",
                                         "expected_messages_fault_free", "log_safety_violations") if k in decision}}
 

@@ -4,7 +4,7 @@
                                           │
                                           ▼ the graph's result node
                                    RunResult ◄── ParallelResult | HandoffResult | HierarchicalResult
-                                                   | AuctionResult | NegotiationResult
+                                                   | AuctionResult | NegotiationResult | ConsensusResult
 
 Graph state keeps plain dicts (``model_dump()``), so every checkpoint serialises with the saver's
 serde and ``langgraph dev`` clients see JSON; these models are where those dicts are made and
@@ -242,3 +242,52 @@ class NegotiationResult(RunResult):
     """The negotiation graph's result: the shared keys plus the conflict's resolution."""
 
     negotiation: NegotiationSummary
+
+
+class VoterReputation(BaseModel):
+    """A voter's standing across runs: its score before this run (the weight factor ``weighted``
+    used), after it, and its whole track record after it (see ``coordination.voting.run_record``)."""
+
+    before: float
+    after: float
+    agreed: int  # runs whose decision its ballot backed, unflagged
+    counted: int  # runs that counted for it (decided, or it was flagged)
+
+
+class ConsensusSummary(BaseModel):
+    """``result.consensus``: the decision, how it was reached, and what each voter did."""
+
+    question: str
+    mode: str
+    voters: int
+    faults: dict[str, str]
+    decision: str | None
+    reason: str | None
+    rounds: int | None
+    views: int | None
+    messages_sent: int
+    fallback: bool
+    suspects: dict[str, list[str]]
+    ballots: list[dict[str, Any]]
+    reputation: dict[str, VoterReputation] = Field(default_factory=dict)
+    phases: list[dict[str, Any]] = Field(default_factory=list)  # pbft/raft: one entry per protocol step
+    tally: dict[str, Any] | None = None
+    weights: dict[str, float] | None = None  # weighted: confidence × reputation per counted ballot
+    needed: int | None = None
+    f: int | None = None
+    committed_by: list[str] | None = None
+    log: list[str] | None = None
+    caught_up: dict[str, bool] | None = None
+    expected_messages_fault_free: int | None = None
+    log_safety_violations: list[str] | None = None
+
+
+class ConsensusResult(RunResult):
+    """The consensus graph's result: the shared keys plus the consensus block (None only when the
+    run stopped before its plan, e.g. rejected at an approval)."""
+
+    consensus: ConsensusSummary | None = None
+
+    @classmethod
+    def optional_keys(cls) -> tuple[str, ...]:
+        return ("approvals", "consensus")
