@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -329,6 +331,148 @@ def any_url(request: pytest.FixtureRequest) -> str:
     """The same test on every backend."""
     return request.getfixturevalue({"sqlite": "sqlite_url", "postgres": "pg_url",
                                     "mysql": "mysql_url"}[request.param])
+
+
+class Outage:
+    """Fault injection on one test database reached as its own user: ``kill()`` terminates that
+    user's connections (``pg_terminate_backend`` / MariaDB ``KILL``); ``down()`` also refuses new
+    logins (``NOLOGIN`` / ``ACCOUNT LOCK``) until it ends, so the database stays away for sure."""
+
+    def __init__(self, backend: str, url: str, user: str, admin: Any) -> None:
+        self.backend, self.url, self.user, self._admin = backend, url, user, admin
+        self._lock = threading.Lock()  # one admin connection, used from killer threads too
+        self.kills = 0
+
+    def _sql(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if self.backend == "postgres":
+                cur = self._admin.execute(sql, args or None)
+                return cur.fetchall() if cur.description else []
+            with self._admin.cursor() as cur:
+                cur.execute(sql, args or None)
+                return list(cur.fetchall())
+
+    def kill(self) -> int:
+        """Terminate every connection of the test user now; how many there were."""
+        if self.backend == "postgres":
+            rows = self._sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE usename = %s AND pid <> pg_backend_pid()", self.user)
+        else:
+            rows = []
+            for (ident,) in self._sql("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s",
+                                      self.user):
+                try:
+                    self._sql(f"KILL CONNECTION {int(ident)}")
+                    rows.append((ident,))
+                except Exception:  # noqa: BLE001 - it ended on its own meanwhile
+                    pass
+        self.kills += len(rows)
+        return len(rows)
+
+    def logins(self, allowed: bool) -> None:
+        if self.backend == "postgres":
+            self._sql(f'ALTER ROLE "{self.user}" {"LOGIN" if allowed else "NOLOGIN"}')
+        else:
+            self._sql(f"ALTER USER '{self.user}'@'%' ACCOUNT {'UNLOCK' if allowed else 'LOCK'}")
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """The database refuses this user and has dropped its connections, until the block ends."""
+        self.logins(False)
+        self.kill()
+        try:
+            yield
+        finally:
+            self.logins(True)
+
+    @contextmanager
+    def killing(self, seconds: float, every_s: float = 0.05) -> Iterator[threading.Thread]:
+        """A background thread terminating the user's connections every ``every_s`` for ``seconds``."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end and not stop.is_set():
+                self.kill()
+                stop.wait(every_s)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield thread
+        finally:
+            stop.set()
+            thread.join(30)
+
+    def kill_on_checkout(self, engine: Any, times: int = 1) -> None:
+        """Kill the connections the next ``times`` pool checkouts hand out, after the pool's
+        pre-ping: the statement that follows meets a dead connection."""
+        import sqlalchemy as sa
+
+        left = [times]
+
+        def checkout(*_: Any) -> None:
+            if left[0] > 0:
+                left[0] -= 1
+                self.kill()
+
+        sa.event.listen(getattr(engine, "sync_engine", engine).pool, "checkout", checkout)
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mysql", marks=pytest.mark.mysql)])
+def outage(request: pytest.FixtureRequest) -> Iterator[Outage]:
+    """A fresh PostgreSQL schema / MariaDB database owned by a user of its own, with an
+    :class:`Outage` to terminate that user's connections or lock it out."""
+    from sqlalchemy.engine import make_url
+
+    user = f"rg_out_{uuid.uuid4().hex[:10]}"
+    if request.param == "postgres":
+        try:
+            import psycopg
+
+            admin = psycopg.connect(make_url(PG_ADMIN_URL).set(drivername="postgresql")
+                                    .render_as_string(hide_password=False), autocommit=True, connect_timeout=3)
+        except Exception as exc:  # noqa: BLE001
+            _service_unavailable(f"PostgreSQL at {PG_ADMIN_URL}", exc)
+        admin.execute(f'CREATE ROLE "{user}" LOGIN')
+        admin.execute(f'CREATE SCHEMA "{user}" AUTHORIZATION "{user}"')
+        url = make_url(PG_ADMIN_URL).set(username=user, password=None).update_query_dict(
+            {"options": f"-csearch_path={user}"}).render_as_string(hide_password=False)
+        target = Outage("postgres", url, user, admin)
+        try:
+            yield target
+        finally:
+            target.logins(True)
+            target.kill()
+            admin.execute(f'DROP SCHEMA "{user}" CASCADE')
+            admin.execute(f'DROP ROLE "{user}"')
+            admin.close()
+        return
+    base = make_url(MYSQL_ADMIN_URL)
+    try:
+        import pymysql
+
+        admin = pymysql.connect(host=base.host or "127.0.0.1", port=base.port or 3306,
+                                user=base.username or "root", password=base.password or "",
+                                connect_timeout=3, autocommit=True)
+    except Exception as exc:  # noqa: BLE001
+        _service_unavailable(f"MariaDB/MySQL at {MYSQL_ADMIN_URL}", exc)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{user}` CHARACTER SET utf8mb4")
+        cur.execute(f"CREATE USER '{user}'@'%'")
+        cur.execute(f"GRANT ALL ON `{user}`.* TO '{user}'@'%'")
+    target = Outage("mysql", base.set(username=user, password=None, database=user)
+                    .render_as_string(hide_password=False), user, admin)
+    try:
+        yield target
+    finally:
+        target.logins(True)
+        target.kill()
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{user}`")
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+        admin.close()
 
 
 # --- workflows (graphs/parallel.py, graphs/handoff.py, graphs/hierarchical.py) ----------------

@@ -10,6 +10,7 @@ from langgraph.checkpoint.sqlalchemy.aio import AsyncSQLAlchemySaver
 from langgraph.checkpoint.sqlalchemy.base import CheckpointListener, StorageOptions
 from langgraph.checkpoint.sqlalchemy.errors import (
     CheckpointCorruptError,
+    ConnectionLostError,
     DatabaseUnavailableError,
     MissingDriverError,
     PersistenceError,
@@ -19,6 +20,7 @@ from langgraph.checkpoint.sqlalchemy.errors import (
 )
 from langgraph.checkpoint.sqlalchemy.lease import thread_lease
 from langgraph.checkpoint.sqlalchemy.migrations import MigrationSet, create_tables
+from langgraph.checkpoint.sqlalchemy.retry import RetryPolicy
 from langgraph.checkpoint.sqlalchemy.saver import SQLAlchemySaver
 from langgraph.checkpoint.sqlalchemy.urls import DEFAULT_URL, normalize_url
 
@@ -27,10 +29,12 @@ __all__ = [
     "AsyncSQLAlchemySaver",
     "CheckpointCorruptError",
     "CheckpointListener",
+    "ConnectionLostError",
     "DatabaseUnavailableError",
     "MigrationSet",
     "MissingDriverError",
     "PersistenceError",
+    "RetryPolicy",
     "SQLAlchemySaver",
     "SchemaVersionError",
     "ThreadBusyError",

@@ -40,6 +40,8 @@ from langgraph.checkpoint.sqlalchemy.engines import (
     make_engine,
     unavailable,
 )
+from langgraph.checkpoint.sqlalchemy.retry import RetryPolicy, aretrying
+from langgraph.checkpoint.sqlalchemy.urls import redact
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,6 +55,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
     ``async with AsyncSQLAlchemySaver.from_conn_string(url) as saver`` owns its engine;
     ``AsyncSQLAlchemySaver(async_engine)`` shares yours. Sync methods work from other
     threads (they run on the saver's event loop), as with the official async savers.
+    A lost connection is retried as in ``SQLAlchemySaver`` (``retry.py``).
     """
 
     def __init__(
@@ -63,16 +66,22 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         storage: StorageOptions | None = None,
         auto_setup: bool = True,
         listeners: Iterable[CheckpointListener] = (),
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(
-            dialect=engine.dialect.name, serde=serde, storage=storage, listeners=listeners
+            dialect=engine.dialect.name,
+            serde=serde,
+            storage=storage,
+            listeners=listeners,
+            retry=retry,
         )
+        self._url = redact(engine.url)
         self.engine = engine
         if self.dialect == "sqlite":
             install_sqlite_hooks(engine.sync_engine, busy_timeout_ms=30_000, synchronous="NORMAL")
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._committer = AsyncGroupCommitter(
-            self._write_engine, flush_delay=self.storage.writes_flush_delay
+            self._write_engine, flush_delay=self.storage.writes_flush_delay, retry=self.retry
         )
         self._auto_setup = auto_setup
         self._is_setup = False
@@ -92,6 +101,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         busy_timeout_ms: int = 30_000,
         storage: StorageOptions | None = None,
         listeners: Iterable[CheckpointListener] = (),
+        retry: RetryPolicy | None = None,
         **engine_kwargs: Any,
     ) -> AsyncIterator[AsyncSQLAlchemySaver]:
         """A saver on a new async engine for ``url``, disposed on exit.
@@ -107,7 +117,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             await acheck_connection(engine)
-            saver = cls(engine, serde=serde, storage=storage, listeners=listeners)
+            saver = cls(engine, serde=serde, storage=storage, listeners=listeners, retry=retry)
             try:
                 yield saver
             finally:
@@ -122,9 +132,12 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         async with self._committer.lock:
             if self._is_setup:
                 return
-            try:
+            async def attempt() -> None:
                 async with self._write_engine.connect() as conn, conn.begin():
                     await conn.run_sync(migrations.migrate)
+
+            try:
+                await aretrying(self.retry, "setup", attempt, self._url)
             except sa.exc.OperationalError as exc:
                 raise unavailable(self.engine.url, exc) from None
             self._is_setup = True
@@ -152,11 +165,16 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         self._committer.cancel_timer()
         await self._committer.flush()
 
-    async def _read(self, op: Op[T]) -> T:
+    async def _read(self, factory: Callable[[], Op[T]]) -> T:
+        """Run a read operation (a fresh one on each retry) in one transaction."""
         await self._ready()
         await self._committer.flush()  # a read sees every write made before it
-        async with self.engine.connect() as conn, conn.begin():
-            return await adrive(conn, op)
+
+        async def attempt() -> T:
+            async with self.engine.connect() as conn, conn.begin():
+                return await adrive(conn, factory())
+
+        return await aretrying(self.retry, "a checkpoint read", attempt, self._url)
 
     async def _write(
         self, factory: Callable[[], Op[T]], on_commit: Callable[[], None] | None = None
@@ -168,7 +186,7 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names, or the thread's latest when it names none."""
-        return await self._read(self._get_tuple_op(config))
+        return await self._read(functools.partial(self._get_tuple_op, config))
 
     async def alist(
         self,
@@ -180,9 +198,9 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
     ) -> AsyncIterator[CheckpointTuple]:
         """Checkpoints newest first; ``filter`` matches metadata keys exactly."""
         stmt = self._list_stmt(config, filter, before, limit)
-        rows = await self._read(fetch_op(stmt))
+        rows = await self._read(lambda: fetch_op(stmt))
         for page in chunks(rows, _LIST_PAGE):
-            for item in await self._read(self._load_tuples_op(page)):
+            for item in await self._read(functools.partial(self._load_tuples_op, page)):
                 yield item
 
     async def aput(

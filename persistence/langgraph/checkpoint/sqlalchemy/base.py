@@ -35,6 +35,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlalchemy import schema
 from langgraph.checkpoint.sqlalchemy.errors import CheckpointCorruptError
+from langgraph.checkpoint.sqlalchemy.retry import DEFAULT_RETRY, RetryPolicy
 
 import sqlalchemy as sa
 
@@ -183,9 +184,12 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         storage: StorageOptions | None = None,
         listeners: Iterable[CheckpointListener] = (),
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(serde=serde)
         self._listeners: tuple[CheckpointListener, ...] = tuple(listeners)
+        #: How a lost connection or a deadlock is retried, by both savers (``retry.py``).
+        self.retry = retry or DEFAULT_RETRY
         self.storage = storage = storage or StorageOptions()
         self.compress_min_bytes = storage.compress_min_bytes
         self.dialect = "mysql" if dialect == "mariadb" else dialect
@@ -944,14 +948,3 @@ async def adrive(conn: Any, op: Op[T]) -> T:
             call = op.send(result.all() if call.fetch else None)
     except StopIteration as stop:
         return stop.value
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Deadlocks and serialization failures: safe to retry the whole transaction."""
-    orig = getattr(exc, "orig", None)
-    if orig is None:
-        return False
-    if getattr(orig, "sqlstate", None) in ("40001", "40P01"):
-        return True
-    args = getattr(orig, "args", ())
-    return bool(args) and args[0] in (1213, 1205)  # MySQL deadlock, lock wait timeout

@@ -31,16 +31,18 @@ from langgraph.checkpoint.sqlalchemy.base import (
     adrive,
     drive,
     execute,
-    is_transient,
 )
+from langgraph.checkpoint.sqlalchemy.errors import ConnectionLostError
 from langgraph.checkpoint.sqlalchemy.fastpath import RawConnections
+from langgraph.checkpoint.sqlalchemy.retry import DEFAULT_RETRY, RetryPolicy, aretrying, retrying
+from langgraph.checkpoint.sqlalchemy.urls import redact
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
 
-RETRIES = 3
+_WHAT = "a checkpoint write"
 
 
 class Job:
@@ -106,8 +108,10 @@ def batch_op(batch: list[Job]) -> Op[None]:
 class BaseGroupCommitter:
     """The queue of one saver's writes; subclasses lock, wait and run transactions."""
 
-    def __init__(self, flush_delay: float) -> None:
+    def __init__(self, flush_delay: float, retry: RetryPolicy, url: object) -> None:
         self.flush_delay = flush_delay
+        self.retry = retry
+        self.url = url
         self._queue: list[Job] = []
         self._deferred: list[Job] = []
         # A deferred write that failed has no caller waiting: the next call raises it.
@@ -138,6 +142,14 @@ class BaseGroupCommitter:
             logger.error("a deferred checkpoint write failed: %s", exc)
             self._deferred_error = self._deferred_error or exc
 
+    def _fail_all(self, batch: list[Job], exc: BaseException) -> bool:
+        """Fail the whole batch when retrying its jobs one by one cannot help."""
+        if len(batch) == 1 or isinstance(exc, ConnectionLostError):
+            for job in batch:
+                self._fail(job, exc)
+            return True
+        return False
+
     def _raise_deferred_error(self) -> None:
         exc, self._deferred_error = self._deferred_error, None
         if exc is not None:
@@ -148,8 +160,14 @@ class GroupCommitter(BaseGroupCommitter):
     """Group commit on a sync ``Engine``; static batches go straight to the DBAPI cursor
     (``fastpath.py``), batches with operations through SQLAlchemy."""
 
-    def __init__(self, engine: sa.Engine, commit_lock: threading.Lock, flush_delay: float) -> None:
-        super().__init__(flush_delay)
+    def __init__(
+        self,
+        engine: sa.Engine,
+        commit_lock: threading.Lock,
+        flush_delay: float,
+        retry: RetryPolicy = DEFAULT_RETRY,
+    ) -> None:
+        super().__init__(flush_delay, retry, redact(engine.url))
         self._engine = engine
         self.lock = commit_lock
         self._mutex = threading.Lock()
@@ -213,18 +231,15 @@ class GroupCommitter(BaseGroupCommitter):
 
     def _transaction(self, batch: list[Job]) -> None:
         static_only = all(job.calls is not None for job in batch)
-        for attempt in range(RETRIES):
-            try:
-                if static_only:  # puts and put_writes: straight to the DBAPI cursor
-                    self.raw.write(merge_static(job.calls for job in batch))  # type: ignore[misc]
-                else:
-                    with self._engine.connect() as conn, conn.begin():
-                        drive(conn, batch_op(batch))
-                break
-            except sa.exc.DBAPIError as exc:
-                if attempt + 1 < RETRIES and is_transient(exc):
-                    continue
-                raise
+
+        def attempt() -> None:
+            if static_only:  # puts and put_writes: straight to the DBAPI cursor
+                self.raw.write(merge_static(job.calls for job in batch))  # type: ignore[misc]
+            else:
+                with self._engine.connect() as conn, conn.begin():
+                    drive(conn, batch_op(batch))
+
+        retrying(self.retry, _WHAT, attempt, self.url)
         self._settle(batch)
 
     def _commit(self, batch: list[Job]) -> None:
@@ -232,8 +247,7 @@ class GroupCommitter(BaseGroupCommitter):
             self._transaction(batch)
             return
         except BaseException as exc:  # noqa: BLE001 - handed to the callers below
-            if len(batch) == 1:
-                self._fail(batch[0], exc)
+            if self._fail_all(batch, exc):
                 return
         for job in batch:
             try:
@@ -245,8 +259,10 @@ class GroupCommitter(BaseGroupCommitter):
 class AsyncGroupCommitter(BaseGroupCommitter):
     """Group commit on an ``AsyncEngine`` (one event loop)."""
 
-    def __init__(self, engine: AsyncEngine, flush_delay: float) -> None:
-        super().__init__(flush_delay)
+    def __init__(
+        self, engine: AsyncEngine, flush_delay: float, retry: RetryPolicy = DEFAULT_RETRY
+    ) -> None:
+        super().__init__(flush_delay, retry, redact(engine.url))
         self._engine = engine
         self.lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
@@ -296,15 +312,11 @@ class AsyncGroupCommitter(BaseGroupCommitter):
             timer.cancel()
 
     async def _transaction(self, batch: list[Job]) -> None:
-        for attempt in range(RETRIES):
-            try:
-                async with self._engine.connect() as conn, conn.begin():
-                    await adrive(conn, batch_op(batch))
-                break
-            except sa.exc.DBAPIError as exc:
-                if attempt + 1 < RETRIES and is_transient(exc):
-                    continue
-                raise
+        async def attempt() -> None:
+            async with self._engine.connect() as conn, conn.begin():
+                await adrive(conn, batch_op(batch))
+
+        await aretrying(self.retry, _WHAT, attempt, self.url)
         self._settle(batch)
 
     async def _commit(self, batch: list[Job]) -> None:
@@ -312,8 +324,7 @@ class AsyncGroupCommitter(BaseGroupCommitter):
             await self._transaction(batch)
             return
         except BaseException as exc:  # noqa: BLE001 - handed to the callers
-            if len(batch) == 1:
-                self._fail(batch[0], exc)
+            if self._fail_all(batch, exc):
                 return
         for job in batch:
             try:

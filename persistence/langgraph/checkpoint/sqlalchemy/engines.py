@@ -103,6 +103,9 @@ def engine_kwargs_for(url: URL, busy_timeout_ms: int, **engine_kwargs: Any) -> d
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
     elif backend in ("mysql", "mariadb"):
         kwargs["pool_recycle"] = 3600  # MySQL drops idle connections after wait_timeout
+    if backend != "sqlite":
+        # A pooled connection whose backend was terminated (pg_terminate_backend, KILL, a
+        # restart) is replaced at checkout instead of failing the next statement.
         kwargs["pool_pre_ping"] = True
     kwargs.update(engine_kwargs)
     return kwargs

@@ -58,3 +58,51 @@ class CheckpointCorruptError(PersistenceError):
 
 class ThreadBusyError(PersistenceError):
     """Another process holds this thread's run lease: two runs would fork its history."""
+
+
+class ConnectionLostError(DatabaseUnavailableError):
+    """The database connection was lost mid-run and could not be re-opened in time.
+
+    Raised once the saver has retried for ``RetryPolicy.reconnect_within_s`` seconds. Every
+    checkpoint committed before it is kept; nothing half-written is: continue the run once
+    the database is back (``relaygraph resume THREAD``, or ``graph.invoke(None, config)``).
+    ``thread_id`` is set when the caller knows the run (the CLI's runner does).
+    """
+
+    def __init__(
+        self,
+        *,
+        what: str,
+        url: object,
+        waited_s: float,
+        reason: str,
+        thread_id: str | None = None,
+    ) -> None:
+        self.what, self.url, self.waited_s, self.reason = what, url, waited_s, reason
+        self.thread_id = thread_id
+        where = f" {url}" if url else ""
+        resume = (
+            f"`relaygraph resume {thread_id}`" if thread_id
+            else "`relaygraph resume THREAD` (or graph.invoke(None, config))"
+        )
+        super().__init__(
+            f"lost the connection to the checkpoint database{where} during {what} and could "
+            f"not reconnect for {waited_s:.1f}s ({reason}); the run stopped after its last "
+            f"saved checkpoint. Check that the database is up and reachable, then continue "
+            f"with {resume}"
+        )
+
+    @classmethod
+    def after(
+        cls, *, what: str, url: object, waited_s: float, cause: BaseException
+    ) -> ConnectionLostError:
+        text = str(cause).strip()
+        reason = text.splitlines()[0] if text else type(cause).__name__
+        return cls(what=what, url=url, waited_s=waited_s, reason=reason)
+
+    def for_thread(self, thread_id: str) -> ConnectionLostError:
+        """The same error, telling which thread to resume."""
+        return ConnectionLostError(
+            what=self.what, url=self.url, waited_s=self.waited_s, reason=self.reason,
+            thread_id=thread_id,
+        )

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from langgraph.checkpoint.sqlalchemy.base import Op, T
+from langgraph.checkpoint.sqlalchemy.retry import is_connection_lost
 
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
@@ -279,7 +280,11 @@ class RawConnections:
             return result
         except self.dialect.loaded_dbapi.Error as exc:
             self._abort(conn)
-            gone = self.dialect.is_disconnect(exc, conn.dbapi_connection, cursor)
+            # A terminated backend is not always reported as a disconnect by the dialect
+            # (PostgreSQL's 57P01 mid-statement): drop the connection either way.
+            gone = self.dialect.is_disconnect(exc, conn.dbapi_connection, cursor) or (
+                is_connection_lost(exc)
+            )
             if gone:
                 conn.invalidate(exc)
             raise sa.exc.DBAPIError.instance(

@@ -39,6 +39,8 @@ from langgraph.checkpoint.sqlalchemy.engines import (
     sqlite_write_lock,
     unavailable,
 )
+from langgraph.checkpoint.sqlalchemy.retry import RetryPolicy, retrying
+from langgraph.checkpoint.sqlalchemy.urls import redact
 
 import sqlalchemy as sa
 
@@ -53,6 +55,9 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
     is created on first use (or by ``setup()``). Async methods run the sync ones in a
     worker thread, so the saver also works under ``graph.ainvoke``; prefer
     ``AsyncSQLAlchemySaver`` in async applications.
+
+    A lost connection (a terminated backend, a restart) is retried on a new one for up to
+    ``retry.reconnect_within_s`` seconds, then raises ``ConnectionLostError`` (``retry.py``).
     """
 
     def __init__(
@@ -63,9 +68,14 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         storage: StorageOptions | None = None,
         auto_setup: bool = True,
         listeners: Iterable[CheckpointListener] = (),
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(
-            dialect=engine.dialect.name, serde=serde, storage=storage, listeners=listeners
+            dialect=engine.dialect.name,
+            serde=serde,
+            storage=storage,
+            listeners=listeners,
+            retry=retry,
         )
         self.engine = engine
         if self.dialect == "sqlite":
@@ -75,8 +85,9 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
             lock = threading.Lock()
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._committer = committer = GroupCommitter(
-            self._write_engine, lock, flush_delay=self.storage.writes_flush_delay
+            self._write_engine, lock, flush_delay=self.storage.writes_flush_delay, retry=self.retry
         )
+        self._url = redact(engine.url)
         # Writes still waiting when the interpreter exits normally are committed then.
         weakref.finalize(self, committer.flush, False)
         self._auto_setup = auto_setup
@@ -94,6 +105,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         busy_timeout_ms: int = 30_000,
         storage: StorageOptions | None = None,
         listeners: Iterable[CheckpointListener] = (),
+        retry: RetryPolicy | None = None,
         **engine_kwargs: Any,
     ) -> Iterator[SQLAlchemySaver]:
         """A saver on a new engine for ``url``, disposed on exit.
@@ -111,7 +123,7 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         )
         try:
             check_connection(engine)
-            saver = cls(engine, serde=serde, storage=storage, listeners=listeners)
+            saver = cls(engine, serde=serde, storage=storage, listeners=listeners, retry=retry)
             try:
                 yield saver
             finally:
@@ -137,10 +149,13 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         with self._setup_lock:
             if self._is_setup:
                 return
+            def attempt() -> None:
+                with self._write_engine.connect() as conn, conn.begin():
+                    migrations.migrate(conn)
+
             try:
                 with self._committer.lock:
-                    with self._write_engine.connect() as conn, conn.begin():
-                        migrations.migrate(conn)
+                    retrying(self.retry, "setup", attempt, self._url)
             except sa.exc.OperationalError as exc:
                 raise unavailable(self.engine.url, exc) from None
             self._is_setup = True
@@ -159,11 +174,16 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         if not self._is_setup and self._auto_setup:
             self.setup()
 
-    def _read(self, op: Op[T]) -> T:
+    def _read(self, factory: Callable[[], Op[T]]) -> T:
+        """Run a read operation (a fresh one on each retry) in one transaction."""
         self._ready()
         self._committer.flush()  # a read sees every write made before it
-        with self.engine.connect() as conn, conn.begin():
-            return drive(conn, op)
+
+        def attempt() -> T:
+            with self.engine.connect() as conn, conn.begin():
+                return drive(conn, factory())
+
+        return retrying(self.retry, "a checkpoint read", attempt, self._url)
 
     def _write(self, factory: Callable[[], Op[T]], on_commit: Callable[[], None] | None = None) -> T:
         self._ready()
@@ -175,7 +195,11 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         """The checkpoint ``config`` names, or the thread's latest when it names none."""
         self._ready()
         self._committer.flush()  # a read sees every write made before it
-        return self._committer.raw.read(self._get_tuple_op(config))
+        raw = self._committer.raw
+        return retrying(
+            self.retry, "a checkpoint read",
+            lambda: raw.read(self._get_tuple_op(config)), self._url,
+        )
 
     def list(
         self,
@@ -187,9 +211,9 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first; ``filter`` matches metadata keys exactly."""
         stmt = self._list_stmt(config, filter, before, limit)
-        rows = self._read(fetch_op(stmt))
+        rows = self._read(lambda: fetch_op(stmt))
         for page in chunks(rows, _LIST_PAGE):
-            yield from self._read(self._load_tuples_op(page))
+            yield from self._read(functools.partial(self._load_tuples_op, page))
 
     def put(
         self,
