@@ -27,6 +27,7 @@ from relaygraph.config.settings import get_settings
 from relaygraph.nodes.params import ParamError
 from relaygraph.providers import ProviderError
 from relaygraph.providers.local_llm import shutdown_shared_server
+from relaygraph.tools import DataFileError
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
@@ -44,6 +45,7 @@ class UsageError(Exception):
 #: Exit 2: the user's input or configuration is wrong (fixable without a code change).
 USAGE_ERRORS: tuple[type[BaseException], ...] = (
     UsageError, UnknownGraph, InvalidThreadId, ValidationError, FileNotFoundError, ProviderError, ParamError,
+    DataFileError,
     db_errors.UnsupportedDatabaseURL, db_errors.DatabaseUnavailableError, db_errors.ThreadBusyError,
     db_errors.MissingDriverError,
     db_errors.SchemaVersionError,

@@ -49,6 +49,7 @@ from relaygraph.observability.trace_export import latest_trace, span_tree
 from relaygraph.observability.trace_store import load_spans
 from relaygraph.providers import check_provider, provider_label
 from relaygraph.tools import Workspace
+from relaygraph.tools import check_data_file as tools_check_data_file
 from rich.console import Console
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
@@ -93,7 +94,8 @@ def load_input(task: str | None, input_file: Path | None, data: Path | None, def
 
 
 def check_data_file(data: Path | None) -> None:
-    """--data FILE must be a CSV/Parquet file (a symlink is judged by what it points to)."""
+    """--data FILE must be a CSV/Parquet file with a header and rows, CSV as UTF-8 text (a symlink
+    is judged by what it points to); anything else is one line and exit 2 before any work."""
     if data is None:
         return
     if not data.resolve().is_file():
@@ -102,6 +104,17 @@ def check_data_file(data: Path | None) -> None:
         ".csv", ".parquet", ".pq"
     ):
         raise UsageError(f"Data file must be CSV or Parquet: {data}")
+    tools_check_data_file(data)  # empty, header only, binary, not UTF-8: named, exit 2
+
+
+def check_named_dataset(name: str | None, model: str | None) -> None:
+    """A dataset named by --input's ``data`` or ``--param dataset``: checked like --data when it
+    is a file in the data directory (other names are resolved, and refused, by the tools)."""
+    if not name:
+        return
+    candidate = get_settings(model=model).data_dir / name
+    if candidate.is_file():
+        tools_check_data_file(candidate)
 
 
 def stage_data(data: Path | None, thread: str, model: str | None) -> dict[str, Any]:
@@ -159,7 +172,9 @@ def run(
     graph_input = load_input(task, input_file, data, getattr(module, "DEFAULT_TASK", "Analyse the dataset."))
     thread = thread_id or runner.new_thread_id()
     schema = getattr(module, "PARAMS", RunParams)
-    validate_params(schema, cli_threads.parse_params(params))  # before the data file is staged
+    checked_params = validate_params(schema, cli_threads.parse_params(params))  # before the data file is staged
+    if data is None:
+        check_named_dataset(graph_input.get("data") or checked_params.get("dataset"), model)
     if thread_id is not None:  # a used thread is continued with resume, never silently re-fed
         with open_checkpointer(checkpoint_db) as saver:
             existing = runner.describe_thread(saver, thread_id)

@@ -24,6 +24,7 @@ from langgraph.checkpoint.sqlalchemy import (
     UnsupportedDatabaseURL,
     schema,
 )
+from langgraph.checkpoint.sqlalchemy.engines import make_engine
 from langgraph.checkpoint.sqlalchemy.urls import normalize_url
 
 
@@ -363,7 +364,19 @@ def test_url_normalisation_picks_drivers(tmp_path) -> None:
     assert normalize_url("mysql://u@h/db").query["charset"] == "utf8mb4"
     target = tmp_path / "new" / "dir" / "x.db"
     assert normalize_url(f"sqlite:///{target}", async_=True).drivername == "sqlite+aiosqlite"
-    assert target.parent.is_dir()  # created so SQLite can open the file
+    assert not target.parent.exists()  # parsing a URL touches no file system
+
+
+@pytest.mark.parametrize("async_", [False, True])
+def test_sqlite_url_in_a_missing_folder_is_an_error_not_a_mkdir(tmp_path, async_) -> None:
+    target = tmp_path / "typo" / "dir" / "x.db"
+    with pytest.raises(DatabaseUnavailableError, match=f"folder {target.parent} does not exist; create it"):
+        if async_:
+            make_engine(f"sqlite:///{target}", async_=True)
+        else:
+            with SQLAlchemySaver.from_conn_string(f"sqlite:///{target}"):
+                pass
+    assert not (tmp_path / "typo").exists()
 
 
 @pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:1/test",

@@ -7,12 +7,14 @@ from collections.abc import Callable
 
 from relaygraph.tools.analytics import ANALYTICS_TOOLS
 from relaygraph.tools.data import DATA_TOOLS, DataTool
+from relaygraph.tools.frames import DataFileError, check_data_file
 from relaygraph.tools.result import Observation, ToolResult, TypedTool, result_of
 from relaygraph.tools.workspace import PathNotAllowed, Workspace
 from smolagents import Tool
 
 __all__ = [
     "DATA_TOOLS",
+    "DataFileError",
     "TOOLS",
     "DataTool",
     "Observation",
@@ -21,6 +23,7 @@ __all__ = [
     "TypedTool",
     "Workspace",
     "build_tools",
+    "check_data_file",
     "known_tools",
     "register_tool",
     "unregister_tool",

@@ -7,6 +7,7 @@ points at, not just the sample.
 
 from __future__ import annotations
 
+import codecs
 import math
 import warnings
 from pathlib import Path
@@ -18,14 +19,127 @@ from relaygraph.tools.result import ToolResult
 from relaygraph.tools.workspace import Workspace
 
 
+class DataFileError(ValueError):
+    """A data file that cannot be analysed as it is: empty, only a header, binary, not UTF-8 text,
+    or not parseable. The message names the file, the problem and how to fix it."""
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_SNIFF_BYTES = 64 * 1024
+_DECODE_CHUNK = 1 << 20
+#: Signatures of files people export by mistake, with what to do instead.
+_MAGIC = (
+    (b"PAR1", "a Parquet file; give it a .parquet name"),
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?); export the sheet as CSV"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel/Office file; export the sheet as CSV"),
+    (b"\x1f\x8b", "gzip-compressed; decompress it first (gunzip)"),
+    (b"%PDF", "a PDF document, not a table; export the data as CSV"),
+    (b"SQLite format 3", "a SQLite database; export a table as CSV"),
+)
+
+
+def check_data_file(path: str | Path) -> None:
+    """Raise :class:`DataFileError` unless ``path`` is a CSV (UTF-8 text) or Parquet file with a
+    header and at least one data row — checked before any run starts, so a bad file is one clear
+    sentence instead of a run that fails halfway. Reads the file once (CSV text is decoded in
+    chunks, only the first rows are parsed); a parse error further down is reported by
+    :func:`read_frame` when the file is loaded."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Data file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataFileError(f"Data file {path} is empty (0 bytes); export the data with a header row and rows.")
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        _check_parquet(path)
+    else:
+        _check_csv_text(path)
+        _check_csv_rows(path)
+
+
+def _check_parquet(path: Path) -> None:
+    import pyarrow.parquet as pq  # noqa: PLC0415 - pandas' Parquet engine, needed only here
+
+    try:
+        meta = pq.ParquetFile(path).metadata
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a corrupt file
+        raise DataFileError(f"Data file {path} is not a readable Parquet file ({exc}); "
+                            "write it again with pandas/pyarrow or pass a CSV file.") from None
+    if meta.num_columns == 0 or meta.num_rows == 0:
+        raise DataFileError(f"Data file {path} has {'no columns' if meta.num_columns == 0 else 'columns but no rows'}; "
+                            "there is nothing to analyse.")
+
+
+def _check_csv_text(path: Path) -> None:
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+        for magic, what in _MAGIC:
+            if head.startswith(magic):
+                raise DataFileError(f"Data file {path} is binary, not CSV text: {what}.")
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise DataFileError(f"Data file {path} is UTF-16 text; save it as UTF-8 CSV.")
+        nul = head.find(b"\x00")
+        if nul >= 0:
+            raise DataFileError(f"Data file {path} is binary, not CSV text (a NUL byte at offset {nul}); "
+                                "export the data as a UTF-8 CSV file.")
+        fh.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        offset, blank = 0, True
+        while chunk := fh.read(_DECODE_CHUNK):
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                where = offset + exc.start
+                raise DataFileError(
+                    f"Data file {path} is not UTF-8 text: byte 0x{chunk[exc.start]:02x} at offset {where} "
+                    f"(line {_line_of(path, where)}); save it as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+                ) from None
+            blank = blank and not text.strip()
+            offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise DataFileError(f"Data file {path} is not UTF-8 text: it ends inside a character "
+                                "(truncated?); save it again as UTF-8.") from None
+    if blank:
+        raise DataFileError(f"Data file {path} is empty (only blank lines); export the data with a header row.")
+
+
+def _line_of(path: Path, offset: int) -> int:
+    with path.open("rb") as fh:
+        return fh.read(offset).count(b"\n") + 1
+
+
+def _check_csv_rows(path: Path) -> None:
+    try:
+        head = pd.read_csv(path, nrows=1000)
+    except pd.errors.EmptyDataError:
+        raise DataFileError(f"Data file {path} has no header row or columns; nothing to analyse.") from None
+    except pd.errors.ParserError as exc:
+        raise DataFileError(f"Data file {path} cannot be parsed as CSV: {str(exc).strip()}") from None
+    if head.empty:
+        columns = ", ".join(map(str, head.columns))
+        raise DataFileError(f"Data file {path} has a header ({columns}) but no data rows; nothing to analyse.")
+
+
 def read_frame(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file (the workspace has already vetted the path)."""
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
+    """Read a CSV or Parquet file (the workspace has already vetted the path); a file that is
+    empty, binary or not UTF-8 text raises :class:`DataFileError` naming it and the problem."""
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            if path.is_file() and path.stat().st_size == 0:
+                raise DataFileError(f"Data file {path.name} is empty (0 bytes).") from None
+            raise DataFileError(f"Could not read {path.name} as Parquet: {exc}") from exc
     try:
         return pd.read_csv(path, low_memory=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"Could not parse {path.name} as CSV: {exc}") from exc
+    except pd.errors.EmptyDataError:
+        raise DataFileError(f"Data file {path.name} is empty: no header row or columns.") from None
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"Data file {path.name} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                            f"offset {exc.start}); save it as UTF-8.") from None
+    except pd.errors.ParserError as exc:
+        raise DataFileError(f"Could not parse {path.name} as CSV: {exc}") from exc
 
 
 def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tuple[pd.DataFrame, Path]:

@@ -14,7 +14,13 @@ import threading
 from typing import Any, Literal
 
 from langgraph.checkpoint.sqlalchemy.errors import DatabaseUnavailableError
-from langgraph.checkpoint.sqlalchemy.urls import backend_of, is_memory_sqlite, normalize_url, redact
+from langgraph.checkpoint.sqlalchemy.urls import (
+    backend_of,
+    is_memory_sqlite,
+    normalize_url,
+    redact,
+    sqlite_folder_missing,
+)
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -121,6 +127,12 @@ def make_engine(
 ) -> Any:
     """A configured ``Engine`` (or ``AsyncEngine``) for a checkpoint URL."""
     target = normalize_url(url, async_=async_)
+    missing = sqlite_folder_missing(target)
+    if missing is not None:  # SQLite would say only "unable to open database file"
+        raise DatabaseUnavailableError(
+            f"cannot open checkpoint database {redact(target)}: folder {missing} does not exist; "
+            f"create it (mkdir -p {missing}) or use a URL in an existing folder"
+        )
     kwargs = engine_kwargs_for(target, busy_timeout_ms, **engine_kwargs)
     if async_:
         from sqlalchemy.ext.asyncio import create_async_engine

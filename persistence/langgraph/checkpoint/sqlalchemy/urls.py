@@ -94,10 +94,22 @@ def normalize_url(url: str | URL, *, async_: bool = False) -> URL:
     result = parsed.set(drivername=f"{backend}+{driver}")
     if backend in ("mysql", "mariadb") and "charset" not in result.query:
         result = result.update_query_dict({"charset": "utf8mb4"})
-    if backend == "sqlite" and result.database and not is_memory_sqlite(result):
-        # A missing parent folder otherwise reads as "unable to open database file".
-        Path(result.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return result
+
+
+def sqlite_folder_missing(url: URL) -> Path | None:
+    """The folder a SQLite file URL points into when that folder does not exist, else None.
+
+    Why not create it: a typo in a URL (``sqlite:///tmp/chekpoints/x.db``) would silently put
+    run state in a new place; the caller reports the folder instead (see ``make_engine``).
+    """
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url) or url.query.get("uri"):
+        return None
+    database = str(url.database)
+    if database.startswith("file:"):
+        return None
+    folder = Path(database).expanduser().absolute().parent
+    return None if folder.is_dir() else folder
 
 
 def is_memory_sqlite(url: URL) -> bool:

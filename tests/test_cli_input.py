@@ -1,0 +1,113 @@
+"""Bad input is one clear line and exit 2 before any work (issue 10, §4): data files and the
+checkpoint database URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from relaygraph.cli.main import app
+from relaygraph.tools import DataFileError, Workspace, check_data_file
+from relaygraph.tools.frames import load
+from typer.testing import CliRunner
+
+cli = CliRunner()
+
+#: file name -> (bytes, what the one line must say)
+BAD_FILES: dict[str, tuple[bytes, str]] = {
+    "empty.csv": (b"", "is empty (0 bytes)"),
+    "blank.csv": (b"\n  \n\n", "is empty (only blank lines)"),
+    "header.csv": (b"city,temp_c\n", "has a header (city, temp_c) but no data rows"),
+    "binary.csv": (bytes(range(256)) * 4, "is binary, not CSV text (a NUL byte at offset 0)"),
+    "sheet.csv": (b"PK\x03\x04\x14\x00\x06\x00rest-of-a-workbook", "a zip archive (an Excel .xlsx workbook?)"),
+    "latin1.csv": ("city,temp_c\nZürich,4\n".encode("latin-1"), "is not UTF-8 text: byte 0xfc at offset 13 (line 2)"),
+    "utf16.csv": ("city,temp_c\nOslo,1\n".encode("utf-16"), "is UTF-16 text"),
+    "ragged.csv": (b"a,b\n1,2\n3,4,5\n", "cannot be parsed as CSV"),
+    "corrupt.parquet": (b"PAR1 not really parquet", "is not a readable Parquet file"),
+}
+
+
+def write_bad(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "in" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(BAD_FILES[name][0])
+    return path
+
+
+def assert_no_work_done(isolated_env: dict[str, Path]) -> None:
+    """No checkpoint database, no run folder: the run was refused before it started."""
+    assert not isolated_env["db"].exists()
+    assert not isolated_env["out"].exists() or not any(isolated_env["out"].iterdir())
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_a_bad_data_file_is_one_line_naming_it_and_exit_2_before_any_work(tmp_path, isolated_env, name) -> None:
+    path = write_bad(tmp_path, name)
+    result = cli.invoke(app, ["run", "sequential", "--data", str(path), "--thread-id", "bad-data"])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in result.output
+    assert str(path) in line and BAD_FILES[name][1] in line
+    assert_no_work_done(isolated_env)
+
+
+def test_an_empty_parquet_file_is_refused(tmp_path, isolated_env) -> None:
+    path = tmp_path / "none.parquet"
+    pd.DataFrame({"city": pd.Series([], dtype=str), "temp_c": pd.Series([], dtype=float)}).to_parquet(path)
+    result = cli.invoke(app, ["run", "sequential", "--data", str(path)])
+    assert result.exit_code == 2
+    assert f"Data file {path} has columns but no rows" in result.stderr
+    assert_no_work_done(isolated_env)
+
+
+def test_a_bad_file_named_by_input_or_param_inside_the_data_dir_is_refused_too(isolated_env, tmp_path) -> None:
+    isolated_env["data"].mkdir(parents=True)
+    (isolated_env["data"] / "header.csv").write_bytes(BAD_FILES["header.csv"][0])
+    spec = tmp_path / "input.json"
+    spec.write_text('{"task": "Analyse.", "data": "header.csv"}')
+    for args in (["--input", str(spec)], ["--param", "dataset=header.csv"]):
+        result = cli.invoke(app, ["run", "sequential", *args])
+        assert result.exit_code == 2, result.output
+        assert "header.csv has a header (city, temp_c) but no data rows" in result.stderr
+    assert_no_work_done(isolated_env)
+
+
+def test_good_files_pass_the_check(tmp_path) -> None:
+    csv = tmp_path / "ok.csv"
+    csv.write_text("\ufeffcity,temp_c\nZürich,-4.5\n", encoding="utf-8")  # BOM, non-ASCII, negative
+    parquet = tmp_path / "ok.parquet"
+    pd.DataFrame({"city": ["Oslo"], "temp_c": [-9.0]}).to_parquet(parquet)
+    check_data_file(csv)
+    check_data_file(parquet)
+
+
+@pytest.mark.parametrize("name", ["empty.csv", "binary.csv", "latin1.csv", "corrupt.parquet"])
+def test_python_loader_raises_a_typed_error_naming_the_file(isolated_env, name) -> None:
+    isolated_env["data"].mkdir(parents=True)
+    (isolated_env["data"] / name).write_bytes(BAD_FILES[name][0])
+    workspace = Workspace(isolated_env["data"], isolated_env["out"], "py")
+    with pytest.raises(DataFileError, match=name):
+        load(workspace, name)
+    with pytest.raises(DataFileError, match=name):
+        check_data_file(isolated_env["data"] / name)
+
+
+def test_sqlite_url_in_a_missing_folder_is_exit_2_naming_the_folder_and_creates_nothing(tmp_path) -> None:
+    folder = tmp_path / "no" / "such"
+    result = cli.invoke(app, ["run", "sequential", "--checkpoint-db", f"sqlite:///{folder}/runs.db"])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert f"folder {folder} does not exist; create it (mkdir -p {folder})" in line
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_default_database_in_an_existing_folder_is_created(tmp_path, monkeypatch) -> None:
+    """The documented default (``sqlite:///relaygraph.db`` in the working directory) needs no
+    folder to be created; the file itself is created on first use."""
+    monkeypatch.delenv("RELAYGRAPH_CHECKPOINT_DB")
+    monkeypatch.chdir(tmp_path)
+    result = cli.invoke(app, ["threads"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "relaygraph.db").is_file()
