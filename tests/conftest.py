@@ -481,23 +481,59 @@ def outage(request: pytest.FixtureRequest) -> Iterator[Outage]:
 class RolePlay:
     """Per-role behaviour for :class:`RoleModel`, keyed by the agent's role (``"record scorer"``).
 
-    ``scripts[role]``: actions like :class:`Script`'s, consumed across that role's calls;
+    ``scripts[key]``: actions like :class:`Script`'s (or callables of the agent's
+    :class:`RunBrief` returning one), consumed across that agent's calls, where ``key`` is
+    ``"role@k/n"`` for a branch on partition ``k/n`` (if scripted so), else the role;
+    ``briefs[key]``: every brief the graph handed that agent (its context, its goal);
+    ``decisions[schema]``: the structured routing decisions (``decide``: ``"Delegation"``,
+    ``"QualityPlan"``, ...), each a dict of the schema's fields, consumed in order;
     ``failures[role]``: an exception every call of that role raises; ``delay``: seconds each
-    call of the roles in ``slow`` takes (to observe concurrency). ``calls`` counts calls per
-    role; ``peak`` is the most calls of ``slow`` roles that were in flight at once.
+    call of the roles in ``slow`` takes, or :meth:`together` (to observe concurrency). ``calls``
+    counts calls per role; ``peak`` is the most calls of ``slow`` roles that were in flight at once.
+
+    ``strict`` (the ``cast`` fixture): no fallback to the offline policy. A call with nothing
+    scripted for it is recorded in ``unscripted`` and fails, and the fixture fails the test if
+    anything was unscripted or any script was left unplayed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool = False) -> None:
         import threading
 
+        self.strict = strict
         self.scripts: dict[str, list[Any]] = {}
+        self.decisions: dict[str, list[dict[str, Any]]] = {}
         self.failures: dict[str, BaseException] = {}
         self.slow: set[str] = set()
         self.delay = 0.0
+        self.barrier: Any = None
         self.calls: dict[str, int] = {}
+        self.unscripted: list[str] = []
+        self.briefs: dict[str, list[Any]] = {}
         self.active = 0
         self.peak = 0
         self.lock = threading.Lock()
+
+    def together(self, roles: set[str], parties: int, timeout: float = 60) -> None:
+        """The first call of each agent run of ``roles`` waits until ``parties`` of them are in
+        flight at once (or fails after ``timeout``): concurrency made observable exactly, with
+        no sleep to tune. ``peak`` then counts how many were in flight together."""
+        import threading
+
+        self.slow, self.barrier = set(roles), threading.Barrier(parties, timeout=timeout)
+
+    def next_action(self, role: str, key: str) -> Any:
+        """The next scripted action of ``key`` (or of ``role``), or None when none is left."""
+        with self.lock:
+            for name in (key, role):
+                if self.scripts.get(name):
+                    return self.scripts[name].pop(0)
+            if self.strict:
+                self.unscripted.append(key)
+                raise AssertionError(f"nothing scripted for {key!r} (cast.scripts[{role!r}])")
+            return None
+
+    def leftovers(self) -> dict[str, Any]:
+        return {k: v for k, v in {**self.scripts, **self.decisions}.items() if v}
 
 
 class RoleModel(Model):
@@ -511,16 +547,21 @@ class RoleModel(Model):
         self.brief: Any = None
 
     def receive_brief(self, brief: Any) -> None:
-        """Like the offline policy, it learns the agent's role and context from the run brief."""
+        """Like the offline policy, it learns the agent's role and context from the run brief
+        (kept in ``RolePlay.briefs`` by role[@partition], for tests to check what the graph told it)."""
+        from crash_runner import identify
+
         self.brief = brief
         self.policy.receive_brief(brief)
+        with self.play.lock:
+            self.play.briefs.setdefault(identify([], brief)[1], []).append(brief)
 
     def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kw):
         import time
 
         from crash_runner import identify
 
-        role, _, _ = identify(messages, self.brief)
+        role, key, first = identify(messages, self.brief)
         play = self.play
         with play.lock:
             play.calls[role] = play.calls.get(role, 0) + 1
@@ -528,12 +569,16 @@ class RoleModel(Model):
                 play.active += 1
                 play.peak = max(play.peak, play.active)
         try:
-            if role in play.slow:
+            if role in play.slow and play.barrier is not None and first:
+                play.barrier.wait()
+            elif role in play.slow:
                 time.sleep(play.delay)
             if role in play.failures:
                 raise play.failures[role]
-            if play.scripts.get(role):
-                action = play.scripts[role].pop(0)
+            action = play.next_action(role, key)
+            if callable(action):  # an action that depends on what the graph told the agent
+                action = action(self.brief)
+            if action is not None:
                 name, args = ("final_answer", {"answer": action[1]}) if action[0] == "final" else action[1:]
                 call = ChatMessageToolCall(id=f"call_{uuid.uuid4().hex[:8]}", type="function",
                                            function=ChatMessageToolCallFunction(name=name, arguments=args))
@@ -546,14 +591,52 @@ class RoleModel(Model):
                     play.active -= 1
 
 
+class RoleChatModel(OfflineChatModel):
+    """The chat model face: structured decisions come from ``RolePlay.decisions`` by schema name
+    (the offline policy's choice otherwise, unless ``strict``)."""
+
+    play: Any = None
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        from langchain_core.messages import AIMessage
+        from langchain_core.outputs import ChatGeneration, ChatResult
+
+        tools = [t.get("function", t) for t in kwargs.get("tools") or []]
+        if len(tools) == 1:
+            name = tools[0]["name"]
+            with self.play.lock:
+                queued = self.play.decisions.get(name)
+                args = queued.pop(0) if queued else None
+                if args is None and self.play.strict:
+                    self.play.unscripted.append(name)
+                    raise AssertionError(f"no decision scripted for {name!r} (cast.decisions[{name!r}])")
+            if args is not None:
+                call = {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:8]}", "type": "tool_call"}
+                return ChatResult(generations=[ChatGeneration(message=AIMessage(content="", tool_calls=[call]))])
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def _play_roles(monkeypatch: pytest.MonkeyPatch, play: RolePlay, name: str, label: str) -> RolePlay:
+    register_provider(Provider(name, lambda s: RoleModel(play), lambda s: RoleChatModel(play=play),
+                               lambda s: label))
+    monkeypatch.setenv("RELAYGRAPH_MODEL", name)
+    return play
+
+
 @pytest.fixture
 def roles(monkeypatch: pytest.MonkeyPatch) -> RolePlay:
     """Register the ``roles`` provider (offline policy with per-role overrides) for this test."""
-    play = RolePlay()
-    register_provider(Provider("roles", lambda s: RoleModel(play), lambda s: OfflineChatModel(),
-                               lambda s: "offline policy with scripted roles (test double)"))
-    monkeypatch.setenv("RELAYGRAPH_MODEL", "roles")
-    return play
+    return _play_roles(monkeypatch, RolePlay(), "roles", "offline policy with scripted roles (test double)")
+
+
+@pytest.fixture
+def cast(monkeypatch: pytest.MonkeyPatch) -> Iterator[RolePlay]:
+    """Register the ``cast`` provider: every agent call and routing decision scripted by role,
+    nothing from the offline policy. Fails the test if a call was unscripted or a script unused."""
+    play = _play_roles(monkeypatch, RolePlay(strict=True), "cast", "scripted cast (test double)")
+    yield play
+    assert not play.unscripted, f"calls with nothing scripted: {play.unscripted}"
+    assert not play.leftovers(), f"scripted but never played: {play.leftovers()}"
 
 
 # --- reports (tools/report.py, tools/markdown.py) --------------------------------------------

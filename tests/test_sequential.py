@@ -15,7 +15,9 @@ def expected_clean_rows() -> int:
     return int((frame["quantity"] >= 0).sum())
 
 
-def test_python_invoke_runs_all_four_agents_and_returns_the_result_contract(invoke_config) -> None:
+def test_offline_smoke_python_invoke_runs_all_four_agents_and_returns_the_result_contract(invoke_config) -> None:
+    """Smoke test of the offline provider (the README's first command): its rule-based policy
+    drives the whole graph. The graph's own behaviour is tested with scripted agents below."""
     from relaygraph.graphs.sequential import graph
 
     state = graph.invoke({"task": "Profile, validate, clean, analyse and report."}, invoke_config)
@@ -32,15 +34,31 @@ def test_python_invoke_runs_all_four_agents_and_returns_the_result_contract(invo
     assert [p["node"] for p in state["progress"]] == ["extract", "clean", "analyze", "report"]
 
 
-def test_the_report_holds_numbers_computed_from_the_data(invoke_config) -> None:
+def test_the_cleaned_file_reaches_the_later_agents_and_the_report_holds_its_numbers(cast, invoke_config) -> None:
     from relaygraph.graphs.sequential import graph
 
+    def on_given(tool: str):  # the agent works on the file the graph gave it
+        return lambda brief: ("call", tool, {"dataset": brief.context["dataset"]})
+
+    def echo(brief):
+        return ("final", "\n".join(f"{c.tool}: {c.summary}" for c in brief.calls.values()))
+
+    cast.scripts.update({
+        "data extractor": [on_given("profile_dataset"), echo],
+        "data cleaner": [on_given("validate_dataset"), on_given("clean_dataset"), echo],
+        "data analyst": [on_given("aggregate"), echo],
+        "report writer": [on_given("write_report"), echo],
+    })
     state = graph.invoke({"task": "Validate, clean, analyse and report."}, invoke_config)
+    given = {role: [b.context["dataset"] for b in briefs] for role, briefs in cast.briefs.items()}
+    assert given == {"data extractor": ["sample_sales.csv"], "data cleaner": ["sample_sales.csv"],
+                     "data analyst": ["sample_sales_clean.parquet"], "report writer": ["sample_sales_clean.parquet"]}
+    assert state["context"]["dataset"] == "sample_sales_clean.parquet"
+    assert f"{DEFECTS['duplicate_rows']} duplicate rows" in state["answers"]["clean"]
     report = Path(state["result"]["artifacts"]["report"]).read_text()
     assert f"{expected_clean_rows():,} rows" in report
-    assert state["context"]["dataset"] == "sample_sales_clean.parquet"
-    clean_answer = state["answers"]["clean"]
-    assert f"{DEFECTS['duplicate_rows']} duplicate rows" in clean_answer
+    assert state["result"]["answer"] == state["answers"]["report"]  # answer_from="report"
+    assert list(state["result"]["agents"]) == ["extract", "clean", "analyze", "report"]
 
 
 def test_runs_are_checkpointed_and_failures_are_recorded_in_state(script) -> None:
