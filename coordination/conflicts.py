@@ -13,9 +13,12 @@ share) or categorical (a cleaning rule). :func:`analyse` measures it:
 
 Strategies (each a pure function here; the graph adds the agents):
 
-* ``negotiation`` — up to 5 rounds; each round every agent concedes a fraction of the way toward
-  the weighted centre (numeric) or, once its concession budget covers the gap, to the best
-  supported option (categorical); agreement when similarity ≥ 0.8;
+* ``negotiation`` — up to 5 rounds; each round every agent states its updated position, which
+  :func:`check_position` accepts only as a concession; agreement when similarity ≥ 0.8
+  (:func:`round_of`, :func:`negotiation_over`, :func:`conclude`). :func:`concession` is the
+  documented rule — a fraction of the way toward the weighted centre (numeric) or, once the
+  concession budget covers the gap, the best supported option (categorical) — which
+  :func:`negotiate` plays for every agent and the graph offers its agents as a suggestion;
 * ``compromise`` — numeric: the weighted mean; categorical: the option with the most weight;
 * ``majority`` — one ballot per agent through the consensus voting
   (:func:`relaygraph.coordination.voting.tally`, mode ``majority``: more than half of the
@@ -28,6 +31,7 @@ Strategies (each a pure function here; the graph adds the agents):
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -133,6 +137,8 @@ class Round(BaseModel):
     number: int
     positions: dict[str, float | str]
     similarity: float
+    #: Per agent, how it took its turn when agents play the rounds (the graph: stated or held, why).
+    turns: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Resolution(BaseModel):
@@ -157,40 +163,97 @@ def weighted_centre(positions: dict[str, float | str], weights: dict[str, float]
     return sum(float(v) * weights[a] for a, v in positions.items()) / total
 
 
-def negotiate(conflict: Conflict, *, max_rounds: int = MAX_ROUNDS, threshold: float = AGREEMENT) -> Resolution:
-    """Rounds of concessions until positions are ≥ ``threshold`` similar, at most ``max_rounds``.
+def concession(proposal: Proposal, own: float | str, positions: dict[str, float | str],
+               weights: dict[str, float], number: int) -> float | str:
+    """The documented concession rule for round ``number`` — what :func:`negotiate` plays for every
+    agent, and what the graph's ``review_positions`` tool suggests to an agent (which decides).
 
-    Numeric: each agent moves ``flexibility`` of the way toward the current weighted mean.
-    Categorical: an agent switches to the best supported option once its accumulated concession
-    (``flexibility × round``) covers the utility it gives up (1 − u(best)/u(own), or a full
-    concession without utilities).
+    Numeric: move ``flexibility`` of the way toward the current weighted mean. Categorical:
+    switch to the best supported option once the accumulated concession
+    (``flexibility × round``) covers the utility given up (1 − u(best)/u(own), or a full
+    concession without utilities); otherwise hold.
+    """
+    centre = weighted_centre(positions, weights)
+    if not isinstance(own, str):
+        return round(float(own) + proposal.flexibility * (float(centre) - float(own)), 9)
+    if own == centre:
+        return own
+    u_own, u_best = proposal.utilities.get(str(own), 1.0), proposal.utilities.get(str(centre), 0.0)
+    give_up = 1.0 if not proposal.utilities else max(0.0, 1 - u_best / u_own) if u_own > 0 else 0.0
+    return centre if proposal.flexibility * number >= give_up else own
+
+
+def check_position(agent: str, new: float | str, positions: dict[str, float | str],
+                   weights: dict[str, float], options: Sequence[str] = ()) -> float | str:
+    """An agent's updated position, accepted only as a concession (monotonic concession protocol).
+
+    Numeric: within the current positions' range and no farther from the weighted centre than
+    the agent's own position (holding still is allowed; moving away is not). Categorical: one of
+    the options on the table. Returns the position as stored; raises ``ValueError`` saying what
+    would be accepted.
+    """
+    own = positions[agent]
+    if isinstance(own, str):
+        allowed = sorted({str(v) for v in positions.values()} | set(options))
+        if str(new) not in allowed:
+            raise ValueError(f"{new!r} is not on the table; choose one of {', '.join(allowed)}")
+        return str(new)
+    if isinstance(new, str) or math.isnan(float(new)):
+        raise ValueError(f"a position on this topic is a number, not {new!r}")
+    value = float(new)
+    low, high = min(float(v) for v in positions.values()), max(float(v) for v in positions.values())
+    centre = float(weighted_centre(positions, weights))
+    if not low - 1e-9 <= value <= high + 1e-9:
+        raise ValueError(f"{value:g} is outside the current positions ({low:g}–{high:g}); propose within them")
+    if abs(value - centre) > abs(float(own) - centre) + 1e-9:
+        raise ValueError(f"{value:g} moves away from the others (weighted centre {centre:g}); hold at "
+                         f"{float(own):g} or concede toward {centre:g}")
+    return round(value, 9)
+
+
+def round_of(number: int, positions: dict[str, float | str], weights: dict[str, float],
+             scale: float | None = None) -> Round:
+    """Round ``number`` closed on ``positions``: its similarity (agents in ``weights`` order)."""
+    agents = list(weights)
+    return Round(number=number, positions={a: positions[a] for a in agents},
+                 similarity=similarity([positions[a] for a in agents], [weights[a] for a in agents], scale))
+
+
+def negotiation_over(rounds: Sequence[Round], *, max_rounds: int = MAX_ROUNDS, threshold: float = AGREEMENT) -> bool:
+    """Stop after the latest round: agreement (similarity ≥ ``threshold``) or ``max_rounds`` played."""
+    return rounds[-1].similarity >= threshold or rounds[-1].number >= max_rounds
+
+
+def conclude(rounds: Sequence[Round], weights: dict[str, float], *, max_rounds: int = MAX_ROUNDS,
+             threshold: float = AGREEMENT) -> Resolution:
+    """The negotiation's outcome from its rounds (round 0 = the opening proposals): on agreement,
+    the weighted centre of the last positions; otherwise unresolved."""
+    last = rounds[-1]
+    agreed = last.similarity >= threshold
+    value = weighted_centre(dict(last.positions), weights) if agreed else None
+    if isinstance(value, float):
+        value = round(value, 6)
+    reason = (f"agreement after {last.number} round(s): similarity {last.similarity:.2f} ≥ {threshold}" if agreed
+              else f"no agreement in {max_rounds} rounds: similarity {last.similarity:.2f} < {threshold}")
+    return Resolution(strategy="negotiation", resolved=agreed, value=value, rounds=list(rounds), reason=reason)
+
+
+def negotiate(conflict: Conflict, *, max_rounds: int = MAX_ROUNDS, threshold: float = AGREEMENT) -> Resolution:
+    """Rounds of concessions until positions are ≥ ``threshold`` similar, at most ``max_rounds``:
+    every agent plays :func:`concession` on the previous round's positions (simultaneous moves).
+
+    The graph plays the same rounds with agents deciding each move (:func:`check_position`
+    keeps them concessions); this is the reference it is tested against.
     """
     weights = {p.agent: p.weight for p in conflict.proposals}
     positions: dict[str, float | str] = {p.agent: p.value for p in conflict.proposals}
-    sim = similarity(list(positions.values()), list(weights.values()), conflict.scale)
-    rounds = [Round(number=0, positions=dict(positions), similarity=sim)]
-    for number in range(1, max_rounds + 1):
-        if sim >= threshold:
-            break
-        centre = weighted_centre(positions, weights)
-        for p in conflict.proposals:
-            own = positions[p.agent]
-            if conflict.kind == "numeric":
-                positions[p.agent] = round(float(own) + p.flexibility * (float(centre) - float(own)), 9)
-            elif own != centre:
-                u_own, u_best = p.utilities.get(str(own), 1.0), p.utilities.get(str(centre), 0.0)
-                give_up = 1.0 if not p.utilities else max(0.0, 1 - u_best / u_own) if u_own > 0 else 0.0
-                if p.flexibility * number >= give_up:
-                    positions[p.agent] = centre
-        sim = similarity(list(positions.values()), list(weights.values()), conflict.scale)
-        rounds.append(Round(number=number, positions=dict(positions), similarity=sim))
-    agreed = sim >= threshold
-    value = weighted_centre(positions, weights) if agreed else None
-    if isinstance(value, float):
-        value = round(value, 6)
-    reason = (f"agreement after {len(rounds) - 1} round(s): similarity {sim:.2f} ≥ {threshold}" if agreed
-              else f"no agreement in {max_rounds} rounds: similarity {sim:.2f} < {threshold}")
-    return Resolution(strategy="negotiation", resolved=agreed, value=value, rounds=rounds, reason=reason)
+    rounds = [round_of(0, positions, weights, conflict.scale)]
+    while not negotiation_over(rounds, max_rounds=max_rounds, threshold=threshold):
+        number = rounds[-1].number + 1
+        positions = {p.agent: concession(p, positions[p.agent], positions, weights, number)
+                     for p in conflict.proposals}
+        rounds.append(round_of(number, positions, weights, conflict.scale))
+    return conclude(rounds, weights, max_rounds=max_rounds, threshold=threshold)
 
 
 def compromise(conflict: Conflict) -> Resolution:

@@ -1,8 +1,9 @@
 """Conflict resolution: analysts propose outlier thresholds from the data; a resolver settles it.
 
 propose ×N (agents, in parallel) → analyse (kind, stakes, cooperative potential; strategy by
-rule + history, or ``configurable.strategy``) → resolve (negotiation, arbitration, majority,
-compromise, auction or game; arbitration as the fallback) → record (history) → finalize.
+rule + history, or ``configurable.strategy``) → negotiation rounds (concede ×N → close_round,
+a graph step per round) | resolve (majority, compromise, auction, game) | arbitrate (a mediator
+agent; also the fallback) → record (history) → finalize.
 See :mod:`relaygraph.nodes.negotiation`.
 """
 
@@ -12,24 +13,32 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
 from relaygraph.coordination.registry import Capability
-from relaygraph.nodes.agent import AgentRunError, AgentSpec
+from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.contracts import NegotiationResult
+from relaygraph.nodes.failures import agent_retry_policy, unless_failed
 from relaygraph.nodes.negotiation import (
     MEDIATOR,
+    ConcedeInput,
     NegotiationConfig,
     NegotiationState,
     ProposeInput,
     Stance,
     analyse_conflict,
+    close_round,
+    make_arbitrate_node,
+    make_concede_node,
     make_propose_node,
+    next_round,
     record_outcome,
     resolve_conflict,
+    route_after_analyse,
+    route_after_resolve,
     route_proposers,
     summary_lines,
 )
-from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "conflict resolution: analysts' outlier thresholds settled by negotiation, arbitration, vote, compromise, auction or game."
@@ -54,28 +63,39 @@ PARAMS = NegotiationConfig
 
 
 def finalize_negotiation(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    update = make_result_node()(state, config)
+    """The shared result plus the resolution. Status: ``failed`` when nothing was resolved;
+    ``partial`` when it was, but an agent failed for good on the way (errors list it);
+    ``rejected`` when a human stopped the run; else ``completed``."""
+    base = run_result(state, config)
     answer, summary = summary_lines(state)
-    status = update["result"]["status"]
-    if status not in ("rejected", "failed"):
-        status = "completed" if summary["resolved"] else "failed"
-    update["result"] |= {"answer": answer, "status": status, "negotiation": summary}
-    return {"result": update["result"], "status": status}
+    if base.status == "rejected":
+        status, answer = "rejected", f"{base.answer.splitlines()[0]}\n\n{answer}"
+    elif not summary["resolved"]:
+        status = "failed"
+    else:
+        status = "partial" if base.errors else "completed"
+    return result_update(extend_result(base, NegotiationResult, status=status, answer=answer, negotiation=summary))
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    retry = RetryPolicy(max_attempts=2, retry_on=AgentRunError)
+    """The uncompiled graph (propose, analyse, concede, close_round, resolve, arbitrate, record, finalize)."""
+    retry = agent_retry_policy()
     builder = StateGraph(NegotiationState, input_schema=RunInput)
-    builder.add_node("propose", make_propose_node(PROPOSERS, STANCES), input_schema=ProposeInput,
-                     retry_policy=retry)
+    builder.add_node("propose", make_propose_node(PROPOSERS, STANCES), input_schema=ProposeInput, retry_policy=retry)
     builder.add_node("analyse", analyse_conflict)
+    builder.add_node("concede", make_concede_node(PROPOSERS, STANCES), input_schema=ConcedeInput, retry_policy=retry)
+    builder.add_node("close_round", close_round)
     builder.add_node("resolve", resolve_conflict)
+    builder.add_node("arbitrate", make_arbitrate_node(MEDIATOR), retry_policy=retry)
     builder.add_node("record", record_outcome)
     builder.add_node("finalize", finalize_negotiation)
     builder.add_conditional_edges(START, route_proposers(list(PROPOSERS)), ["propose"])
     builder.add_edge("propose", "analyse")
-    builder.add_edge("analyse", "resolve")
-    builder.add_edge("resolve", "record")
+    builder.add_conditional_edges("analyse", route_after_analyse, ["concede", "resolve", "arbitrate", "finalize"])
+    builder.add_edge("concede", "close_round")
+    builder.add_conditional_edges("close_round", next_round, ["concede", "resolve", "finalize"])
+    builder.add_conditional_edges("resolve", route_after_resolve, ["arbitrate", "record", "finalize"])
+    builder.add_conditional_edges("arbitrate", unless_failed("arbitrate", "record"), ["record", "finalize"])
     builder.add_edge("record", "finalize")
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)

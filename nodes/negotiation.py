@@ -1,4 +1,13 @@
-"""Conflict resolution nodes: propose ×N → analyse → resolve (one of six strategies) → record.
+"""Conflict resolution nodes: propose ×N → analyse → (rounds | resolve | arbitrate) → record.
+
+    propose ×N ──► analyse ──negotiation──► concede ×N ──► close_round ──┐ (≤ 5 rounds, until
+       (agents)       │                        ▲ (agents)                 │  similarity ≥ 0.8)
+                      │                        └──────── another round ◄──┤
+                      ├─ compromise/majority/auction/game ──► resolve ◄───┘ over
+                      └─ arbitration ──► arbitrate (agent) ◄── resolve, when it did not agree
+                                             │ ok                    │ agreed
+                                             ▼                       ▼
+                                           record ──────────────► finalize  (a failed mediator: straight there)
 
 The conflict: analysts disagree on the outlier threshold — the IQR multiplier ``k`` that decides
 which rows of a numeric column get flagged for review. Each proposer is a ReAct agent whose
@@ -11,13 +20,24 @@ The resolver (pure logic in :mod:`relaygraph.coordination.conflicts` and ``games
 conflict, picks a strategy by the documented rule corrected by persisted history (or the
 caller's ``configurable.strategy``), and resolves:
 
-* ``negotiation`` — rounds of concessions (each agent's flexibility) to ≥ 0.8 similarity, ≤ 5 rounds;
+* ``negotiation`` — each round every agent takes a turn (one ``Send`` per agent, one checkpointed
+  graph step and one span per round): its ReAct agent reviews the table with ``review_positions``
+  (the others' positions, what each flags in the data, what its flexibility allows) and states
+  its position with ``propose_position``, accepted only as a concession
+  (:func:`~relaygraph.coordination.conflicts.check_position`); ≤ 5 rounds, agreement at ≥ 0.8
+  similarity. A crash mid-negotiation resumes at the round it was in: closed rounds and the
+  turns already saved are not asked again;
 * ``arbitration`` — a mediator agent reviews the proposals with its tool and decides with a
-  written rationale;
+  written rationale (also the fallback of a strategy that did not agree);
 * ``majority`` — the consensus voting tally; ``compromise`` — the weighted mean;
 * ``auction`` — the proposals' review costs (rows flagged) in a sealed reverse auction;
 * ``game`` — each agent chooses an option; agreement pays its utility, disagreement nothing;
   equilibria, the Pareto set and Nash bargaining decide (see ``games.solve``).
+
+Every agent node (propose, concede, arbitrate) is on the one failure path of
+:mod:`relaygraph.nodes.failures`: retried on the run's budget, then recorded in ``errors``. A
+failed proposer leaves the conflict to the others; a failed negotiator holds its position for
+that round; a failed mediator ends the run unresolved. The result says so (``partial``/``failed``).
 """
 
 from __future__ import annotations
@@ -38,11 +58,18 @@ from relaygraph.coordination.conflicts import (
     PastResolution,
     Proposal,
     Resolution,
+    Round,
     StrategySelector,
     analyse,
+    check_position,
     compromise,
+    concession,
+    conclude,
     majority,
-    negotiate,
+    negotiation_over,
+    round_of,
+    similarity,
+    weighted_centre,
 )
 from relaygraph.coordination.games import Game, solve
 from relaygraph.nodes import market_store
@@ -53,6 +80,8 @@ from relaygraph.nodes.agent import (
     resolve_dataset,
     thread_id,
 )
+from relaygraph.nodes.approval import rejected
+from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.market import span, store
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
@@ -106,6 +135,8 @@ class Stance(BaseModel):
 class NegotiationState(WorkflowState, total=False):
     proposals: Annotated[dict[str, dict[str, Any]], merge_dicts]
     conflict: dict[str, Any]
+    turns: Annotated[dict[str, dict[str, Any]], merge_dicts]  # "round#r" -> agent -> its turn
+    rounds: list[dict[str, Any]]  # closed negotiation rounds; round 0 = the opening proposals
     resolution: dict[str, Any]
 
 
@@ -155,6 +186,13 @@ def route_proposers(names: list[str]) -> Callable[[dict[str, Any]], list[Send]]:
 
 def make_propose_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
                       ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """Each proposer's agent derives its opening position from the data (one ``Send`` per proposer).
+
+    On the one failure path (:func:`~relaygraph.nodes.failures.recording_failures`): an agent that
+    states no proposal is retried on the run's budget, then recorded as failed; the conflict goes
+    on between the others (the run is then at best ``partial``).
+    """
+
     def propose(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         name = state["proposer"]
         settings, cfg = settings_from_config(config), negotiation_config(config)
@@ -163,16 +201,19 @@ def make_propose_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
         box = ProposalBox()
         tools = lambda _ctx: [ProposeThresholdTool(workspace, dataset, cfg.column, stances[name], box)]
         context = {**(state.get("context") or {}), "column": cfg.column}
-        update = make_agent_node(specs[name], extra_tools=tools)({**state, "context": context}, config)
+        update = make_agent_node(specs[name], node=f"propose_{name}", extra_tools=tools)(
+            {**state, "context": context}, config)
         if box.proposal is None:
-            raise AgentRunError({"agent": name, "node": "propose", "reason": "no proposal submitted",
-                                 "steps": update["steps"]})
+            raise AgentRunError({"agent": name, "node": f"propose_{name}", "reason": "no proposal submitted "
+                                 "(propose_threshold was never called successfully)", "steps": update["steps"]})
         stance = stances[name]
-        return {"steps": update["steps"], "context": {"dataset": dataset},
+        return {"steps": update["steps"], "context": {"dataset": dataset}, "progress": update["progress"],
                 "proposals": {name: box.proposal | {"target": stance.target, "flexibility": stance.flexibility,
                                                     "weight": stance.weight, "rationale": update["answers"][name]}}}
 
-    return propose
+    node = recording_failures(propose, who=lambda state: (state["proposer"], f"propose_{state['proposer']}"))
+    node.__name__ = "propose"
+    return node
 
 
 def build_conflict(proposals: dict[str, dict[str, Any]], values: pd.Series) -> Conflict:
@@ -204,21 +245,241 @@ def history_of(target: Any) -> list[PastResolution]:
 
 
 def analyse_conflict(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    """Kind, stakes and cooperative potential; the strategy and why."""
+    """Kind, stakes and cooperative potential; the strategy and why. A negotiation opens here:
+    the proposals are its round 0."""
+    proposals = state.get("proposals") or {}
+    if len(proposals) < 2:  # the other proposers failed for good (recorded in errors)
+        detail = (f"only {len(proposals)} proposal(s) ({', '.join(proposals) or 'none'}): no conflict to resolve; "
+                  "see errors for the proposers that failed")
+        return {"progress": [NodeProgress(node="analyse", status="completed", duration_s=0.0,
+                                          detail=detail).model_dump()]}
     settings, cfg = settings_from_config(config), negotiation_config(config)
     workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
     frame, _ = load(workspace, resolve_dataset(state, settings, workspace))
-    conflict = build_conflict(state["proposals"], pd.to_numeric(frame[cfg.column], errors="coerce").dropna())
+    conflict = build_conflict(proposals, pd.to_numeric(frame[cfg.column], errors="coerce").dropna())
     potential = solve(game_of(conflict)).cooperative_potential
     analysis = analyse(conflict, cooperative_potential=potential)
     if cfg.strategy:
         strategy, why = cfg.strategy, "named by the caller (configurable.strategy)"
     else:
         strategy, why = StrategySelector(history_of(store(config, settings))).choose(analysis)
-    return {"conflict": {"conflict": conflict.model_dump(), "analysis": analysis.model_dump(),
-                         "bucket": analysis.bucket(), "strategy": strategy, "why": why},
-            "progress": [NodeProgress(node="analyse", status="completed", duration_s=0.0,
-                                      detail=f"{analysis.bucket()}: {strategy} — {why}").model_dump()]}
+    update: dict[str, Any] = {
+        "conflict": {"conflict": conflict.model_dump(), "analysis": analysis.model_dump(),
+                     "bucket": analysis.bucket(), "strategy": strategy, "why": why},
+        "progress": [NodeProgress(node="analyse", status="completed", duration_s=0.0,
+                                  detail=f"{analysis.bucket()}: {strategy} — {why}").model_dump()]}
+    if strategy == "negotiation":
+        opening = round_of(0, {p.agent: p.value for p in conflict.proposals}, weights_of(conflict), conflict.scale)
+        update["rounds"] = [round_span(opening.model_dump())]
+    return update
+
+
+def weights_of(conflict: Conflict) -> dict[str, float]:
+    return {p.agent: p.weight for p in conflict.proposals}
+
+
+def round_span(closed: dict[str, Any]) -> dict[str, Any]:
+    """A span for a closed negotiation round: its positions, similarity and who held or failed."""
+    turns = closed.get("turns") or {}
+    with span("negotiation.round", **{
+            "negotiation.round": closed["number"], "negotiation.similarity": closed["similarity"],
+            "negotiation.positions": closed["positions"],
+            "negotiation.held": ",".join(a for a, t in sorted(turns.items()) if t.get("status") != "proposed") or None}):
+        pass
+    return closed
+
+
+def route_after_analyse(state: dict[str, Any]) -> list[Send] | str:
+    block = state.get("conflict")
+    if not block or rejected(state):
+        return "finalize"
+    if block["strategy"] == "arbitration":
+        return "arbitrate"
+    if block["strategy"] == "negotiation":
+        return next_round(state)
+    return "resolve"
+
+
+# --- negotiation: a graph step per round, a turn per agent --------------------------------------
+
+
+class ConcedeInput(TypedDict, total=False):
+    task: str
+    data: str | None
+    context: dict[str, Any]
+    turn: dict[str, Any]
+
+
+def turn_key(number: int) -> str:
+    return f"round#{number}"
+
+
+def next_round(state: dict[str, Any]) -> list[Send] | str:
+    """Another round — one ``Send`` per agent, each told the previous round's positions — or,
+    when the negotiation is over (agreement or the last round played), on to ``resolve``."""
+    rounds = [Round.model_validate(r) for r in state.get("rounds") or []]
+    if not rounds or negotiation_over(rounds) or rejected(state):
+        return "finalize" if rejected(state) else "resolve"
+    conflict = state["conflict"]["conflict"]
+    number = rounds[-1].number + 1
+    return [Send("concede", {"task": state.get("task"), "data": state.get("data"),
+                             "context": state.get("context") or {},
+                             "turn": {"agent": agent, "round": number, "conflict": conflict,
+                                      "positions": dict(rounds[-1].positions)}})
+            for agent in rounds[-1].positions]
+
+
+class PositionBox:
+    def __init__(self) -> None:
+        self.position: dict[str, Any] | None = None
+
+
+class ReviewPositionsTool(TypedTool):
+    """An agent's view of the table before it moves: the others' positions, and what each
+    position means in the data (rows flagged) and to the agent (utility against its tolerance)."""
+
+    name = "review_positions"
+    description = ("Review this round of the negotiation: every agent's current threshold k, the weighted centre, "
+                   "how many rows each would flag in the data and what that is worth to you, and the concession "
+                   "your flexibility allows this round.")
+    inputs: ClassVar[dict] = {}
+
+    def __init__(self, proposal: Proposal, number: int, positions: dict[str, float | str],
+                 weights: dict[str, float], scale: float | None, stance: Stance, values: pd.Series) -> None:
+        self.proposal, self.number, self.positions, self.weights = proposal, number, positions, weights
+        self.scale, self.stance, self.values = scale, stance, values
+        super().__init__()
+
+    def forward(self) -> ToolResult:
+        own = float(self.positions[self.proposal.agent])
+        centre = float(weighted_centre(self.positions, self.weights))
+        suggested = float(concession(self.proposal, own, self.positions, self.weights, self.number))
+        def view(k: float) -> dict[str, Any]:
+            share = flagged_share(self.values, k)
+            return {"k": round(k, 6), "flagged_share": round(share, 6),
+                    "flagged_rows": round(share * len(self.values)), "utility": utility(share, self.stance.target)}
+
+        others = {a: float(v) for a, v in self.positions.items() if a != self.proposal.agent}
+        mine, middle, step = view(own), view(centre), view(suggested)
+        rationale = (f"Round {self.number}: conceding {self.stance.flexibility:.0%} of the way from k={own:g} toward "
+                     f"the others' weighted centre k={centre:g} — k={suggested:g} flags {step['flagged_share']:.2%} "
+                     f"of the rows (I tolerate {self.stance.target:.0%}; utility {step['utility']:.2f}).")
+        return ToolResult(
+            summary=(f"Round {self.number}: you hold k={own:g} ({mine['flagged_share']:.2%} flagged), others "
+                     + ", ".join(f"{a} k={v:g}" for a, v in sorted(others.items()))
+                     + f"; weighted centre k={centre:g} ({middle['flagged_share']:.2%} flagged). Your flexibility "
+                     f"allows k={suggested:g} ({step['flagged_share']:.2%} flagged, utility {step['utility']:.2f})."),
+            facts={"round": self.number, "own": mine, "centre": middle, "suggested": step, "others": others,
+                   "similarity": similarity([self.positions[a] for a in self.weights], list(self.weights.values()),
+                                            self.scale)},
+            artifacts={"value": repr(suggested), "rationale": rationale})
+
+
+class ProposePositionTool(TypedTool):
+    name = "propose_position"
+    description = ("State your position for this round: the threshold k you now propose, with a short rationale. "
+                   "It must be a concession: within the current positions, and no farther from the others' "
+                   "weighted centre than where you stand (holding your position is allowed).")
+    inputs: ClassVar[dict] = {
+        "value": {"type": "number", "description": "The IQR multiplier k you propose this round."},
+        "rationale": {"type": "string", "description": "Why (one or two sentences)."},
+    }
+
+    def __init__(self, agent: str, positions: dict[str, float | str], weights: dict[str, float],
+                 box: PositionBox) -> None:
+        self.agent, self.positions, self.weights, self.box = agent, positions, weights, box
+        super().__init__()
+
+    def forward(self, value: float, rationale: str) -> ToolResult:
+        if self.box.position is not None:
+            raise ValueError("you have already stated your position for this round")
+        position = check_position(self.agent, value, self.positions, self.weights)
+        self.box.position = {"position": position, "rationale": rationale.strip()}
+        held = position == self.positions[self.agent]
+        return ToolResult(summary=f"{'Held' if held else 'Moved to'} k = {position:g}.",
+                          facts={"position": position, "held": held})
+
+
+def negotiator(spec: AgentSpec, number: int) -> AgentSpec:
+    """The proposer's agent, taking its turn in round ``number`` (the role names the round)."""
+    return spec.model_copy(update={
+        "role": f"{spec.name} negotiator, round {number}", "tools": (),
+        "instructions": (f"Your policy is {spec.name}. This is round {number} of a negotiation on the outlier "
+                         "threshold. Review the positions with review_positions, then state your updated position "
+                         "with propose_position: concede toward the others as far as the data lets you accept.")})
+
+
+def make_concede_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
+                      ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """One agent's turn in one round: its agent reviews the table and states its position.
+
+    The position that counts is the one the agent states (checked to be a concession), not the
+    suggestion. On the one failure path: retried on the run's budget; an agent that fails for
+    good is recorded in ``errors`` and holds its previous position for this round.
+    """
+
+    def concede(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        turn = state["turn"]
+        name, number = turn["agent"], turn["round"]
+        conflict = Conflict.model_validate(turn["conflict"])
+        proposal = next(p for p in conflict.proposals if p.agent == name)
+        positions, weights = dict(turn["positions"]), weights_of(conflict)
+        settings, cfg = settings_from_config(config), negotiation_config(config)
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        dataset = resolve_dataset(state, settings, workspace)
+        frame, _ = load(workspace, dataset)
+        values = pd.to_numeric(frame[cfg.column], errors="coerce").dropna()
+        box = PositionBox()
+        tools = lambda _ctx: [ReviewPositionsTool(proposal, number, positions, weights, conflict.scale,
+                                                  stances[name], values),
+                              ProposePositionTool(name, positions, weights, box)]
+        node = f"round{number}_{name}"
+        context = {**(state.get("context") or {}), "column": cfg.column, "round": number}
+        update = make_agent_node(negotiator(specs[name], number), node=node, extra_tools=tools)(
+            {**state, "context": context}, config)
+        if box.position is None:
+            raise AgentRunError({"agent": name, "node": node, "reason": f"no position stated in round {number} "
+                                 "(propose_position was never accepted)", "steps": update["steps"]})
+        record = {"status": "proposed", **box.position,
+                  "suggested": concession(proposal, positions[name], positions, weights, number)}
+        return {"steps": update["steps"], "progress": update["progress"],
+                "turns": {turn_key(number): {name: record}}}
+
+    def held(state: dict[str, Any], outcome: Failure) -> dict[str, Any]:
+        turn = state["turn"]
+        record = {"status": "failed", "position": turn["positions"][turn["agent"]],
+                  "rationale": f"holds: {outcome.failure.reason}"}
+        return {**outcome.update(), "turns": {turn_key(turn["round"]): {turn["agent"]: record}}}
+
+    def who(state: dict[str, Any]) -> tuple[str, str]:
+        turn = state["turn"]
+        return turn["agent"], f"round{turn['round']}_{turn['agent']}"
+
+    node = recording_failures(concede, who=who, on_failure=held)
+    node.__name__ = "concede"
+    return node
+
+
+def close_round(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """The round's positions — each agent's stated one, or its previous one if it failed — and
+    their similarity: one checkpointed step and one span per round."""
+    rounds = list(state.get("rounds") or [])
+    last = Round.model_validate(rounds[-1])
+    number = last.number + 1
+    conflict = Conflict.model_validate(state["conflict"]["conflict"])
+    turns = (state.get("turns") or {}).get(turn_key(number)) or {}
+    positions = {agent: (turns.get(agent) or {}).get("position", previous)
+                 for agent, previous in last.positions.items()}
+    closed = round_of(number, positions, weights_of(conflict), conflict.scale).model_dump() | {"turns": turns}
+    held = [a for a in positions if (turns.get(a) or {}).get("status") != "proposed"]
+    detail = (f"round {number}: similarity {closed['similarity']:.2f}"
+              + (f"; held after failing: {', '.join(held)}" if held else ""))
+    return {"rounds": [*rounds, round_span(closed)],
+            "progress": [NodeProgress(node=f"round{number}", status="completed", duration_s=0.0,
+                                      detail=detail).model_dump()]}
+
+
+# --- the other strategies, arbitration, history ------------------------------------------------
 
 
 class ArbitrationBox:
@@ -279,29 +540,28 @@ MEDIATOR = AgentSpec(name="mediator", role="mediator",
 
 
 def resolve_conflict(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    """Run the chosen strategy; a strategy that fails to agree falls back to arbitration."""
+    """Run the chosen strategy that needs no agent here (negotiation: conclude its rounds)."""
     block = state["conflict"]
     conflict = Conflict.model_validate(block["conflict"])
     strategy = block["strategy"]
-    steps: list[dict[str, Any]] = []
     with span("conflict.resolve", **{"conflict.strategy": strategy, "conflict.why": block["why"]}):
-        resolution = _run(strategy, conflict, state, config, steps)
-        for r in resolution.rounds:  # negotiation: a span per round, positions and similarity
-            with span("negotiation.round", **{"negotiation.round": r.number, "negotiation.similarity": r.similarity,
-                                              "negotiation.positions": r.positions}):
-                pass
-    fallback = None
-    if not resolution.resolved and strategy != "arbitration":
-        with span("conflict.resolve", **{"conflict.strategy": "arbitration", "conflict.why": "fallback"}):
-            fallback = _run("arbitration", conflict, state, config, steps)
-    return {"resolution": {"primary": resolution.model_dump(),
-                           "fallback": fallback.model_dump() if fallback else None}, "steps": steps}
+        resolution = _run(strategy, conflict, state)
+    return {"resolution": {"primary": resolution.model_dump(), "fallback": None},
+            "progress": [NodeProgress(node="resolve", status="completed", duration_s=0.0,
+                                      detail=f"{strategy}: {resolution.reason}").model_dump()]}
 
 
-def _run(strategy: str, conflict: Conflict, state: dict[str, Any], config: RunnableConfig,
-         steps: list[dict[str, Any]]) -> Resolution:
+def route_after_resolve(state: dict[str, Any]) -> str:
+    """A strategy that failed to agree falls back to arbitration."""
+    if rejected(state):
+        return "finalize"
+    return "record" if state["resolution"]["primary"]["resolved"] else "arbitrate"
+
+
+def _run(strategy: str, conflict: Conflict, state: dict[str, Any]) -> Resolution:
     if strategy == "negotiation":
-        return negotiate(conflict)
+        rounds = [Round.model_validate(r) for r in state.get("rounds") or []]
+        return conclude(rounds, weights_of(conflict))
     if strategy == "compromise":
         return compromise(conflict)
     if strategy == "majority":
@@ -324,19 +584,39 @@ def _run(strategy: str, conflict: Conflict, state: dict[str, Any], config: Runna
                                   "cooperative_potential": solution.cooperative_potential,
                                   "choice": solution.choice},
                           reason=solution.reason)
-    box = ArbitrationBox()
-    tools = lambda _ctx: [ReviewProposalsTool(conflict), ArbitrateTool(conflict, box)]
-    try:
-        update = make_agent_node(MEDIATOR, extra_tools=tools)(state, config)
-        steps.extend(update["steps"])
-    except AgentRunError as exc:
-        steps.extend(exc.record.get("steps", []))
-        return Resolution(strategy="arbitration", resolved=False, value=None, reason=exc.record["reason"])
-    if box.decision is None:
-        return Resolution(strategy="arbitration", resolved=False, value=None, reason="the mediator did not decide")
-    return Resolution(strategy="arbitration", resolved=True, value=box.decision["value"],
-                      detail={"rationale": box.decision["rationale"]},
-                      reason=f"the mediator decided: {box.decision['rationale']}")
+    raise ValueError(f"strategy {strategy!r} is run by its own node, not resolve")
+
+
+def make_arbitrate_node(mediator: AgentSpec) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+    """The mediator agent decides (the chosen strategy, or the fallback of one that failed to agree).
+
+    On the one failure path: a mediator that decides nothing is retried on the run's budget,
+    then recorded as failed (the graph then skips ``record``: an agent that failed says nothing
+    about whether the strategy works, so it is not history to learn from).
+    """
+
+    def arbitrate(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        block = state["conflict"]
+        conflict = Conflict.model_validate(block["conflict"])
+        fallback = block["strategy"] != "arbitration"
+        box = ArbitrationBox()
+        tools = lambda _ctx: [ReviewProposalsTool(conflict), ArbitrateTool(conflict, box)]
+        why = "fallback: the chosen strategy did not agree" if fallback else block["why"]
+        with span("conflict.resolve", **{"conflict.strategy": "arbitration", "conflict.why": why}):
+            update = make_agent_node(mediator, node="arbitrate", extra_tools=tools)(state, config)
+        if box.decision is None:
+            raise AgentRunError({"agent": mediator.name, "node": "arbitrate", "steps": update["steps"],
+                                 "reason": "the mediator did not decide (arbitrate was never accepted)"})
+        resolution = Resolution(strategy="arbitration", resolved=True, value=box.decision["value"],
+                                detail={"rationale": box.decision["rationale"]},
+                                reason=f"the mediator decided: {box.decision['rationale']}").model_dump()
+        outcome = ({**state["resolution"], "fallback": resolution} if fallback
+                   else {"primary": resolution, "fallback": None})
+        return {**update, "resolution": outcome}
+
+    node = recording_failures(arbitrate, who=lambda _state: (mediator.name, "arbitrate"))
+    node.__name__ = "arbitrate"
+    return node
 
 
 def record_outcome(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
@@ -359,21 +639,31 @@ def summary_lines(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     block, resolution = state.get("conflict") or {}, state.get("resolution") or {}
     primary, fallback = resolution.get("primary") or {}, resolution.get("fallback")
     final = fallback or primary
-    lines = [f"Conflict: {block.get('conflict', {}).get('topic')} — "
-             + ", ".join(f"{p['agent']} k={p['value']:g}" for p in block.get("conflict", {}).get("proposals", []))]
+    proposals = (block.get("conflict") or {}).get("proposals") or []
+    failed = sorted({e["agent"] for e in state.get("errors") or []})
+    lines = [f"Conflict: {(block.get('conflict') or {}).get('topic', 'outlier threshold')} — "
+             + (", ".join(f"{p['agent']} k={p['value']:g}" for p in proposals)
+                or f"{len(state.get('proposals') or {})} proposal(s): nothing to resolve")]
     analysis = block.get("analysis") or {}
-    lines.append(f"Analysis: {analysis.get('kind')}, similarity {analysis.get('similarity', 0):.2f}, "
-                 f"stakes {analysis.get('stakes', 0):.2f}, cooperative potential "
-                 f"{analysis.get('cooperative_potential', 0):.2f}")
-    lines.append(f"Strategy: {block.get('strategy')} — {block.get('why')}")
-    for r in primary.get("rounds") or []:
+    if block:
+        lines.append(f"Analysis: {analysis.get('kind')}, similarity {analysis.get('similarity', 0):.2f}, "
+                     f"stakes {analysis.get('stakes', 0):.2f}, cooperative potential "
+                     f"{analysis.get('cooperative_potential', 0):.2f}")
+        lines.append(f"Strategy: {block.get('strategy')} — {block.get('why')}")
+    rounds = primary.get("rounds") or state.get("rounds") or []
+    for r in rounds:
         positions = ", ".join(f"{a}={v:g}" if isinstance(v, float) else f"{a}={v}" for a, v in r["positions"].items())
-        lines.append(f"  round {r['number']}: {positions} (similarity {r['similarity']:.2f})")
-    lines.append(f"Outcome ({primary.get('strategy')}): {primary.get('reason')}")
+        held = [a for a, t in (r.get("turns") or {}).items() if t.get("status") != "proposed"]
+        lines.append(f"  round {r['number']}: {positions} (similarity {r['similarity']:.2f})"
+                     + (f" — {', '.join(held)} held after failing" if held else ""))
+    if primary:
+        lines.append(f"Outcome ({primary.get('strategy')}): {primary.get('reason')}")
     if fallback:
         lines.append(f"Fallback ({fallback['strategy']}): {fallback['reason']}")
+    if failed:
+        lines.append(f"Failed agents: {', '.join(failed)} (see errors)")
     lines.append(f"Resolved: {'k = ' + format(final.get('value'), 'g') if final.get('resolved') else 'no'}")
     return "\n".join(lines), {"conflict": block.get("conflict"), "analysis": analysis,
                               "strategy": block.get("strategy"), "why": block.get("why"),
-                              "rounds": primary.get("rounds") or [], "outcome": primary, "fallback": fallback,
+                              "rounds": rounds, "outcome": primary, "fallback": fallback,
                               "resolved": bool(final.get("resolved")), "value": final.get("value")}

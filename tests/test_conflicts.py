@@ -15,9 +15,14 @@ from relaygraph.coordination.conflicts import (
     Proposal,
     StrategySelector,
     analyse,
+    check_position,
     compromise,
+    concession,
+    conclude,
     majority,
     negotiate,
+    negotiation_over,
+    round_of,
     rule_choice,
     similarity,
 )
@@ -43,6 +48,44 @@ def test_negotiation_takes_at_most_five_rounds_and_agrees_only_at_the_threshold(
     # Concessions only ever move agents toward each other.
     spreads = [max(r.positions.values()) - min(r.positions.values()) for r in result.rounds]
     assert all(b <= a + 1e-9 for a, b in itertools.pairwise(spreads))
+
+
+@given(positions, st.data())
+def test_the_concession_rule_is_always_an_accepted_concession_and_accepted_moves_never_widen(items, data) -> None:
+    conflict = numeric(items)
+    weights = {p.agent: p.weight for p in conflict.proposals}
+    current = {p.agent: p.value for p in conflict.proposals}
+    low, high = min(current.values()), max(current.values())
+    moved = {}
+    for p in conflict.proposals:
+        suggested = concession(p, current[p.agent], current, weights, 1)
+        assert check_position(p.agent, suggested, current, weights) == pytest.approx(suggested)
+        # Whatever an agent proposes: accepted only inside the range and no farther from the centre.
+        wish = data.draw(st.floats(-50, 150))
+        centre = sum(current[a] * weights[a] for a in current) / sum(weights.values())
+        try:
+            moved[p.agent] = check_position(p.agent, wish, current, weights)
+        except ValueError as refused:
+            assert not low - 1e-9 <= wish <= high + 1e-9 or abs(wish - centre) > abs(current[p.agent] - centre)
+            assert "propose within" in str(refused) or "hold at" in str(refused)  # says what would be accepted
+            moved[p.agent] = current[p.agent]
+    assert max(moved.values()) - min(moved.values()) <= high - low + 1e-9
+
+
+def test_a_negotiation_is_its_rounds_closed_one_by_one() -> None:
+    conflict = numeric([(10, 1, 0.5), (60, 2, 0.2), (35, 1, 0.0)])
+    weights = {p.agent: p.weight for p in conflict.proposals}
+    whole = negotiate(conflict)
+    rounds = [round_of(0, {p.agent: p.value for p in conflict.proposals}, weights, conflict.scale)]
+    while not negotiation_over(rounds):  # what the graph does, one checkpointed step per round
+        moves = {p.agent: concession(p, rounds[-1].positions[p.agent], dict(rounds[-1].positions), weights,
+                                     rounds[-1].number + 1) for p in conflict.proposals}
+        rounds.append(round_of(rounds[-1].number + 1, moves, weights, conflict.scale))
+    assert conclude(rounds, weights) == whole and whole.resolved
+    with pytest.raises(ValueError, match="moves away"):
+        check_position("a0", 5.0, {"a0": 10.0, "a1": 60.0, "a2": 0.0}, {"a0": 1, "a1": 1, "a2": 1})
+    with pytest.raises(ValueError, match="not on the table"):
+        check_position("a", "shrug", {"a": "drop", "b": "impute"}, {"a": 1, "b": 1})
 
 
 def test_flexible_agents_agree_and_stubborn_ones_do_not() -> None:

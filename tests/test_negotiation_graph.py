@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
 from typing import Any
 
 import pytest
+from conftest import REPO
+from test_workflow_cli import RUNNER, child_env, cli, wait_for
 
 
 def run(config: dict[str, Any], **configurable: Any) -> dict[str, Any]:
@@ -36,6 +44,79 @@ def test_every_strategy_reaches_its_outcome_from_data_grounded_proposals(sample_
         assert block["value"] == pytest.approx(sum(proposals.values()) / 3, abs=1e-5)
     if strategy == "game":
         assert block["outcome"]["detail"]["equilibria"]
+
+
+def test_each_round_every_agent_states_its_position_from_the_data_and_the_others(sample_path,
+                                                                                invoke_config) -> None:
+    from relaygraph.coordination.conflicts import Conflict, negotiate
+    from relaygraph.nodes.contracts import NegotiationResult
+
+    state = run(invoke_config, strategy="negotiation")
+    result = NegotiationResult.model_validate(state["result"])  # the declared result type
+    rounds = result.negotiation.rounds
+    assert result.status == "completed" and len(rounds) - 1 >= 2  # a real negotiation, not one step
+    for r in rounds[1:]:  # every agent took a turn: reviewed the table, then stated its position
+        assert set(r["turns"]) == {"strict", "balanced", "lenient"}
+        for agent, turn in r["turns"].items():
+            assert turn["status"] == "proposed" and r["positions"][agent] == turn["position"]
+            tools = [s["tool"] for s in state["steps"] if s["node"] == f"round{r['number']}_{agent}"]
+            assert tools == ["review_positions", "propose_position", "final_answer"]
+            assert f"Round {r['number']}" in turn["rationale"] and "of the rows" in turn["rationale"]  # data-grounded
+    # The offline agents take the tool's suggestion: the rounds are the pure reference's, step for step.
+    reference = negotiate(Conflict.model_validate(result.negotiation.conflict))
+    assert [(r["number"], r["positions"], r["similarity"]) for r in rounds] == [
+        (r.number, r.positions, r.similarity) for r in reference.rounds]
+    assert result.negotiation.value == reference.value and rounds[-1]["similarity"] >= 0.8
+
+
+def test_the_position_an_agent_states_counts_and_must_be_a_concession(sample_path, roles, invoke_config) -> None:
+    roles.scripts["strict negotiator, round 1"] = [
+        ("call", "propose_position", {"value": 2.0, "rationale": "stricter still"}),  # refused: moves away
+        ("call", "propose_position", {"value": 1.4, "rationale": "I hold: 1.4 flags the fewest rows"}),
+        ("final", "held")]
+    state = run(invoke_config, strategy="negotiation")
+    first = state["result"]["negotiation"]["rounds"][1]
+    assert first["positions"]["strict"] == 1.4 and first["turns"]["strict"]["rationale"].startswith("I hold")
+    assert first["turns"]["strict"]["suggested"] < 1.4  # what the rule suggested is not what counts
+    refused = [s for s in state["steps"] if s["node"] == "round1_strict" and s.get("error")]
+    assert refused and "outside the current positions" in refused[0]["error"]
+    assert state["result"]["negotiation"]["resolved"]  # the others' concessions still close the gap
+
+
+@pytest.mark.parametrize(("failing", "strategy", "status"), [
+    (["lenient analyst"], "negotiation", "partial"),  # a proposer: the other two negotiate
+    (["balanced negotiator, round 2"], "negotiation", "partial"),  # a negotiator: holds for that round
+    (["mediator"], "arbitration", "failed"),  # the mediator: nothing decided
+    (["lenient analyst", "strict analyst"], "compromise", "failed"),  # one proposal: no conflict
+])
+def test_a_failing_agent_is_recorded_and_the_run_says_so(sample_path, roles, invoke_config, failing, strategy,
+                                                         status) -> None:
+    from relaygraph.config.settings import get_settings
+    from relaygraph.nodes.market_store import resolution_history
+
+    for role in failing:
+        roles.failures[role] = RuntimeError("model server down")
+    state = run(invoke_config, strategy=strategy)
+    result, block = state["result"], state["result"]["negotiation"]
+    assert result["status"] == status
+    failed = {(e["agent"], e["node"]) for e in result["errors"]}
+    assert all(e["attempt"] == e["max_attempts"] == 2 for e in result["errors"])  # retried, then recorded
+    assert "Failed agents:" in result["answer"]
+    if failing == ["lenient analyst"]:
+        assert failed == {("lenient", "propose_lenient")}
+        assert {p["agent"] for p in block["conflict"]["proposals"]} == {"strict", "balanced"} and block["resolved"]
+    if failing == ["balanced negotiator, round 2"]:
+        assert failed == {("balanced", "round2_balanced")}
+        second = block["rounds"][2]
+        assert second["turns"]["balanced"]["status"] == "failed"
+        assert second["positions"]["balanced"] == block["rounds"][1]["positions"]["balanced"]  # held
+        assert block["rounds"][3]["turns"]["balanced"]["status"] == "proposed"  # back in the next round
+    if failing == ["mediator"]:
+        assert failed == {("mediator", "arbitrate")} and not block["resolved"]
+        assert resolution_history(get_settings().checkpoint_db) == []  # an agent failure is not strategy history
+    if len(failing) == 2:
+        assert block["conflict"] is None and not block["resolved"]
+        assert failed == {("lenient", "propose_lenient"), ("strict", "propose_strict")}
 
 
 def test_the_resolver_chooses_by_rule_then_learns_from_persisted_history(sample_path, invoke_config) -> None:
@@ -70,5 +151,64 @@ def test_traces_show_the_strategy_and_each_negotiation_round(sample_path, spans,
     names = [s.name for s in finished]
     assert {"node propose", "node analyse", "node resolve", "conflict.resolve"} <= set(names)
     rounds = [s for s in finished if s.name == "negotiation.round"]
-    assert [s.attributes["negotiation.round"] for s in rounds] == [
-        r["number"] for r in state["result"]["negotiation"]["rounds"]]
+    closed = state["result"]["negotiation"]["rounds"]
+    assert [s.attributes["negotiation.round"] for s in rounds] == [r["number"] for r in closed]
+    # A graph step per round: the agents' turns (node concede ×3) and the round closing, each its own span.
+    assert names.count("node close_round") == len(closed) - 1 and names.count("node concede") == 3 * (len(closed) - 1)
+    assert {s.parent.span_id for s in rounds[1:]} <= {s.context.span_id for s in finished if s.name == "node close_round"}
+
+
+def saved_negotiation(thread: str) -> tuple[set[str], list[int]]:
+    """``round#r/agent`` turns already in the thread's checkpoints (pending writes too), and the
+    numbers of the rounds its latest checkpoint has closed."""
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    turns: set[str] = set()
+    with open_checkpointer() as saver:
+        for item in saver.list({"configurable": {"thread_id": thread}}):
+            values = [v for _, channel, v in item.pending_writes or [] if channel == "turns"]
+            values.append((item.checkpoint.get("channel_values") or {}).get("turns") or {})
+            for value in values:
+                turns |= {f"{key}/{agent}" for key, agents in (value or {}).items() for agent in agents}
+        latest = saver.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
+        closed = (latest.checkpoint.get("channel_values") or {}).get("rounds") or [] if latest else []
+    return turns, [r["number"] for r in closed]
+
+
+@pytest.mark.slow
+def test_a_negotiation_killed_mid_round_resumes_without_re_asking_recorded_turns(isolated_env, sample_path,
+                                                                                 tmp_path) -> None:
+    from relaygraph.graphs.negotiation import graph
+
+    log, thread = tmp_path / "agents.log", "crash-negotiation"
+    proc = subprocess.Popen([sys.executable, str(RUNNER), "run", "negotiation", "--thread-id", thread,
+                             "--param", "strategy=negotiation", "--json"],
+                            env=child_env(isolated_env, log, "lenient negotiator, round 3"), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    before = {"round#3/strict", "round#3/balanced"}
+    try:
+        wait_for(lambda: log.is_file() and "block lenient negotiator, round 3" in log.read_text(),
+                 "lenient to take its round-3 turn", proc)
+        wait_for(lambda: before <= saved_negotiation(thread)[0], f"{sorted(before)} to be checkpointed", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    turns, closed = saved_negotiation(thread)
+    assert proc.returncode == -signal.SIGKILL and "round#3/lenient" not in turns and closed == [0, 1, 2]
+
+    resumed = cli(["resume", thread, "--json"], child_env(isolated_env, log))
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads(resumed.stdout)["result"]
+    assert result["status"] == "completed" and result["negotiation"]["resolved"]
+    starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
+    agents = ("strict", "balanced", "lenient")
+    assert all(starts[f"{a} analyst"] == 1 for a in agents), starts  # proposals kept
+    assert all(starts[f"{a} negotiator, round {r}"] == 1 for a in agents for r in (1, 2)), starts  # closed rounds kept
+    assert starts["strict negotiator, round 3"] == starts["balanced negotiator, round 3"] == 1, starts  # saved turns
+    assert starts["lenient negotiator, round 3"] == 2  # the agent killed mid-turn was asked again, once
+    # The same outcome as a run that was never interrupted.
+    whole = graph.invoke({"task": "Agree on one outlier threshold."},
+                         {"configurable": {"thread_id": "uninterrupted", "strategy": "negotiation"}})
+    expected = whole["result"]["negotiation"]
+    assert result["negotiation"]["value"] == expected["value"]
+    assert [r["positions"] for r in result["negotiation"]["rounds"]] == [r["positions"] for r in expected["rounds"]]
