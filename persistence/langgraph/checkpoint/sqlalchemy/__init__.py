@@ -16,6 +16,7 @@ from langgraph.checkpoint.sqlalchemy.errors import (
     PersistenceError,
     SchemaVersionError,
     ThreadBusyError,
+    UnstorableTextError,
     UnsupportedDatabaseURL,
 )
 from langgraph.checkpoint.sqlalchemy.lease import thread_lease
@@ -39,6 +40,7 @@ __all__ = [
     "SchemaVersionError",
     "ThreadBusyError",
     "StorageOptions",
+    "UnstorableTextError",
     "UnsupportedDatabaseURL",
     "create_tables",
     "normalize_url",

@@ -196,11 +196,19 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> AsyncIterator[CheckpointTuple]:
-        """Checkpoints newest first; ``filter`` matches metadata keys exactly."""
+        """Checkpoints newest first; ``filter`` matches metadata keys exactly.
+
+        A checkpoint whose stored data is unreadable or missing is skipped, not raised:
+        one corrupt row must not hide every other thread's history. Each skipped one is
+        logged as a warning and kept in ``corrupt_skipped`` (``corrupt_skipped_count``
+        counts them); ``get_tuple`` on it raises ``CheckpointCorruptError``.
+        """
         stmt = self._list_stmt(config, filter, before, limit)
         rows = await self._read(lambda: fetch_op(stmt))
         for page in chunks(rows, _LIST_PAGE):
-            for item in await self._read(functools.partial(self._load_tuples_op, page)):
+            for item in await self._read(
+                functools.partial(self._load_tuples_op, page, skip_corrupt=True)
+            ):
                 yield item
 
     async def aput(

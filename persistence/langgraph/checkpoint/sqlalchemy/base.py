@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+import struct
 import threading
 import zlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    EXCLUDED_METADATA_KEYS,
     WRITES_IDX_MAP,
     BaseCheckpointSaver,
     ChannelVersions,
@@ -34,7 +36,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlalchemy import schema
-from langgraph.checkpoint.sqlalchemy.errors import CheckpointCorruptError
+from langgraph.checkpoint.sqlalchemy.errors import CheckpointCorruptError, UnstorableTextError
 from langgraph.checkpoint.sqlalchemy.retry import DEFAULT_RETRY, RetryPolicy
 
 import sqlalchemy as sa
@@ -54,6 +56,22 @@ INLINE_KEY = "rg_inline"
 BLOBS_KEY = "rg_blobs"
 _CHUNK = 500  # bound on IN-list sizes (SQLite variables, statement length)
 _CHAIN_CACHE_SIZE = 4096
+#: Serialized values larger than this are stored as chunks of this size (schema v3).
+#: 1 MiB: within every server's default packet limit (MariaDB 16 MiB, MySQL 5.7 4 MiB)
+#: with room for escaping, and few rows per value.
+DEFAULT_CHUNK_BYTES = 1 << 20
+#: Type prefix of a blob or write stored in chunks; its own row holds ``_CHUNK_HEADER``.
+CHUNKED_PREFIX = "chunks:"
+_CHUNK_HEADER = struct.Struct("<4sIQI")  # magic, chunk count, total bytes, CRC-32
+_CHUNK_MAGIC = b"RGC1"
+#: Type of a row whose chunks could not be read back; decoding it raises
+#: ``CheckpointCorruptError`` with the checkpoint and channel that need it.
+_BROKEN = "rg:broken"
+#: Above this size, compression is tried on samples first (zlib over 100 MB of
+#: incompressible bytes costs about half a second and a second copy for nothing).
+_SAMPLE_ABOVE = 1 << 20
+_SAMPLE_BYTES = 32 * 1024
+_CORRUPT_KEPT = 100
 
 
 #: Called after a checkpoint or a task's writes are stored, with a payload shaped like LangGraph's
@@ -63,6 +81,31 @@ CheckpointListener = Callable[[dict[str, Any]], None]
 
 
 StaticCalls = list[tuple[sa.Executable, list[dict[str, Any]]]]
+
+
+class _BlobRow(NamedTuple):
+    """A blob row whose chunks were read back (columns of ``schema._BLOB_COLS``)."""
+
+    channel: str
+    version: str
+    type: str
+    blob: Any
+    root_version: str
+    base_version: str | None
+    depth: int
+    item_count: int | None
+
+
+class _WriteRow(NamedTuple):
+    """A write row whose chunks were read back (columns of ``schema.SELECT_WRITES``)."""
+
+    checkpoint_id: str
+    task_id: str
+    task_path: str
+    idx: int
+    channel: str
+    type: str
+    blob: Any
 
 
 class _Call(NamedTuple):
@@ -111,6 +154,7 @@ class _ChainState:
 class _PreparedPut:
     checkpoint_row: dict[str, Any]
     blob_rows: list[dict[str, Any]]
+    chunk_rows: list[dict[str, Any]] = field(default_factory=list)
     chain_updates: dict[tuple[str, str, str], _ChainState | None] = field(default_factory=dict)
     remember: dict[tuple[str, str, str], tuple[str, list[Any] | None]] = field(
         default_factory=dict
@@ -135,12 +179,17 @@ class StorageOptions:
     * ``writes_flush_delay`` - under LangGraph's ``async`` durability, how long a task's
       writes may wait for the next checkpoint's transaction before they are committed
       on their own (seconds).
+    * ``chunk_bytes`` - a serialized value (blob or pending write) larger than this is
+      stored as chunks of this size in ``rg_checkpoint_chunks`` and read back
+      reassembled, so no statement exceeds a server's packet limit (MariaDB's
+      ``max_allowed_packet`` is 16 MiB by default).
     """
 
     delta_snapshot_every: int = DEFAULT_DELTA_SNAPSHOT_EVERY
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES
     compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES
     writes_flush_delay: float = 0.05
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
 
 
 # LangGraph's config keys for the run's durability mode and its runtime (present in every
@@ -165,6 +214,70 @@ def _check_length(what: str, value: str, limit: int) -> None:
             f"{what} is {len(value)} characters long; the checkpoint tables allow {limit}. "
             f"Use a shorter {what}."
         )
+    check_text(what, value)
+
+
+def check_text(what: str, value: Any) -> None:
+    """Refuse a NUL character or a lone surrogate in text stored in a column.
+
+    Why refuse rather than store: PostgreSQL cannot store NUL in text or JSONB, LangGraph
+    strips it from metadata, and no driver can encode a lone surrogate as UTF-8; the
+    same string must not be kept on one database and be an error or a different string
+    on another. Cheap on the hot path: two C-level scans of short keys.
+    """
+    if not isinstance(value, str):
+        return
+    if "\x00" in value:
+        raise UnstorableTextError(what, value, value.index("\x00"), "a NUL character (\\x00)")
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        char = value[exc.start]
+        raise UnstorableTextError(
+            what, value, exc.start, f"a lone surrogate ({char!r}, not valid Unicode)"
+        ) from None
+
+
+def _check_json_text(what: str, value: Any, depth: int = 0) -> None:
+    """``check_text`` on every key and string of a JSON-like value (metadata)."""
+    if isinstance(value, str):
+        check_text(what, value)
+    elif isinstance(value, dict) and depth < 64:
+        for key, sub in value.items():
+            check_text(f"{what} key", key)
+            _check_json_text(f"{what}[{key!r}]", sub, depth + 1)
+    elif isinstance(value, (list, tuple)) and depth < 64:
+        for sub in value:
+            _check_json_text(what, sub, depth + 1)
+
+
+def check_metadata(config: RunnableConfig, metadata: CheckpointMetadata) -> None:
+    """Refuse NUL or lone surrogates in the metadata a put stores (see ``check_text``):
+    ``metadata`` itself and the ``config`` entries LangGraph copies into it."""
+    _check_json_text("metadata", metadata)
+    for obj in (config.get("metadata"), config.get("configurable")):
+        if not obj:
+            continue
+        for key, value in obj.items():
+            if key in metadata or key in EXCLUDED_METADATA_KEYS or key.startswith("__"):
+                continue
+            if isinstance(value, (str, int, bool, float)):
+                check_text("metadata key", key)
+                check_text(f"metadata[{key!r}]", value)
+
+
+def _compressible(data: bytes) -> bool:
+    """Whether zlib saves 10% on samples from the start, middle and end of ``data``."""
+    n = len(data)
+    view = memoryview(data)
+    size = raw = 0
+    for start in (0, n // 2, n - _SAMPLE_BYTES):
+        sample = view[start : start + _SAMPLE_BYTES]
+        raw += len(sample)
+        size += len(zlib.compress(sample, 1))
+    return size < raw * 0.9
 
 
 class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
@@ -196,6 +309,13 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         self._st = schema.statements_for(self.dialect)
         self.delta_snapshot_every = max(0, int(storage.delta_snapshot_every))
         self.inline_max_bytes = int(storage.inline_max_bytes)
+        if storage.chunk_bytes < 1024:
+            raise ValueError(f"chunk_bytes must be at least 1024, not {storage.chunk_bytes}")
+        self.chunk_bytes = int(storage.chunk_bytes)
+        #: The corrupt checkpoints ``list`` skipped, newest last (at most 100 kept), and
+        #: how many it skipped in all. Each was also logged as a warning.
+        self.corrupt_skipped: deque[CheckpointCorruptError] = deque(maxlen=_CORRUPT_KEPT)
+        self.corrupt_skipped_count = 0
         self._chains: OrderedDict[tuple[str, str, str], _ChainState] = OrderedDict()
         # How this process last stored each channel version that is not in the
         # checkpoint's new_versions: its inline bytes, or None for a blob row.
@@ -312,10 +432,68 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         """
         type_, data = self.serde.dumps_typed(value)
         if self.compress_min_bytes is not None and data and len(data) >= self.compress_min_bytes:
+            if len(data) > _SAMPLE_ABOVE and not _compressible(data):
+                return type_, data
             packed = zlib.compress(data, 1)
             if len(packed) < len(data) * 0.9:
                 return ZLIB_PREFIX + type_, packed
         return type_, data
+
+    def _chunk(
+        self, row: dict[str, Any], column: str, kind: str, version: str, name: str, idx: int
+    ) -> list[dict[str, Any]]:
+        """Move a large payload of ``row`` into chunk rows; returns them (none if small).
+
+        The row keeps a header (count, length, CRC-32) and ``chunks:`` before its type.
+        Chunks are ``memoryview`` slices of the payload: no copy of the value is made here.
+        """
+        data = row[column]
+        size = self.chunk_bytes
+        if data is None or len(data) <= size:
+            return []
+        view = memoryview(data)
+        count = (len(data) + size - 1) // size
+        row["type"] = CHUNKED_PREFIX + row["type"]
+        row[column] = _CHUNK_HEADER.pack(_CHUNK_MAGIC, count, len(data), zlib.crc32(view))
+        base = {"thread_id": row["thread_id"], "checkpoint_ns": row["checkpoint_ns"],
+                "kind": kind, "version": version, "name": name, "idx": idx}
+        return [{**base, "seq": i, "data": view[i * size : (i + 1) * size]}
+                for i in range(count)]
+
+    def _read_chunks_op(self, thread_id: str, ns: str, kind: str, version: str, name: str,
+                        idx: int, type_: str, header: bytes | None) -> Op[tuple[str, Any]]:
+        """A chunked payload read back: (its type, its bytes), or (``_BROKEN``, reason).
+
+        One chunk per query into one preallocated buffer, so a read holds the value's
+        bytes once (plus one chunk), not a list of chunks and their join as well.
+        """
+        try:
+            magic, count, total, crc = _CHUNK_HEADER.unpack(header or b"")
+        except struct.error:
+            magic = b""
+        if magic != _CHUNK_MAGIC:
+            return _BROKEN, f"the header of chunked version {version!r} is unreadable"
+        buf = bytearray(total)
+        view = memoryview(buf)
+        at = 0
+        params = {"thread_id": thread_id, "checkpoint_ns": ns, "kind": kind,
+                  "version": version, "name": name, "idx": idx}
+        for seq in range(count):
+            got = yield query(schema.SELECT_CHUNK, {**params, "seq": seq})
+            if not got:
+                return _BROKEN, f"chunk {seq + 1} of {count} of version {version!r} is missing"
+            part = got[0].data
+            if at + len(part) > total:
+                return _BROKEN, f"the chunks of version {version!r} exceed {total} bytes"
+            view[at : at + len(part)] = part
+            at += len(part)
+            del got, part
+        if at != total or zlib.crc32(view) != crc:
+            return _BROKEN, f"the chunks of version {version!r} do not match their checksum"
+        view.release()
+        inner = type_[len(CHUNKED_PREFIX) :]
+        # Decoders take a bytearray, but a ``bytes`` value must come back as bytes.
+        return inner, (bytes(buf) if inner == "bytes" else buf)
 
     def _decode(self, type_: str, data: bytes | None) -> Any:
         if type_.startswith(ZLIB_PREFIX):
@@ -325,6 +503,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
     def _blob_row(
         self, thread_id: str, ns: str, channel: str, version: str, type_: str, blob: bytes | None
     ) -> dict[str, Any]:
+        check_text("channel name", channel)
         return {
             "thread_id": thread_id,
             "checkpoint_ns": ns,
@@ -405,6 +584,9 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         ns = conf.get("checkpoint_ns") or ""
         _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
         _check_length("checkpoint_ns", ns, schema.MAX_NS)
+        check_text("checkpoint_id", checkpoint["id"])
+        check_text("parent checkpoint_id", conf.get("checkpoint_id"))
+        check_metadata(config, metadata)
         values = checkpoint["channel_values"]
         versions = checkpoint["channel_versions"]
         plain: dict[str, Any] = {}
@@ -446,6 +628,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             else:
                 encoded[channel] = inline  # type: ignore[assignment]
             remember[key] = (ver, inline)
+        chunk_rows: list[dict[str, Any]] = []
+        for blob_row in blob_rows:
+            chunk_rows += self._chunk(blob_row, "blob", "b", blob_row["version"],
+                                      blob_row["channel"], 0)
         stored = dict(checkpoint)
         stored["channel_values"] = plain
         stored[INLINE_KEY] = encoded
@@ -468,6 +654,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 "metadata": json.dumps(md, default=str),  # once, no re-encoding
             },
             blob_rows=blob_rows,
+            chunk_rows=chunk_rows,
             chain_updates=updates,
         )
 
@@ -477,32 +664,47 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str,
-    ) -> tuple[sa.Executable, list[dict[str, Any]]]:
+    ) -> StaticCalls:
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns") or ""
+        checkpoint_id = conf["checkpoint_id"]
         _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
+        _check_length("checkpoint_ns", ns, schema.MAX_NS)
         _check_length("task_id", task_id, schema.MAX_TASK_ID)
+        check_text("checkpoint_id", checkpoint_id)
+        check_text("task_path", task_path)
         rows = []
+        chunk_rows: list[dict[str, Any]] = []
         for idx, (channel, value) in enumerate(writes):
+            check_text("channel name", channel)
             type_, blob = self._dumps(value)
-            rows.append(
-                {
-                    "thread_id": thread_id,
-                    "checkpoint_ns": ns,
-                    "checkpoint_id": conf["checkpoint_id"],
-                    "task_id": task_id,
-                    "task_path": task_path,
-                    "idx": WRITES_IDX_MAP.get(channel, idx),
-                    "channel": channel,
-                    "type": type_,
-                    "blob": blob,
-                }
-            )
+            row = {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint_id,
+                "task_id": task_id,
+                "task_path": task_path,
+                "idx": WRITES_IDX_MAP.get(channel, idx),
+                "channel": channel,
+                "type": type_,
+                "blob": blob,
+            }
+            chunk_rows += self._chunk(row, "blob", "w", checkpoint_id, task_id, row["idx"])
+            rows.append(row)
         # Special channels (error, interrupt, ...) are replaced; regular writes are
-        # insert-or-ignore so replaying a task's writes is idempotent.
+        # insert-or-ignore so replaying a task's writes is idempotent. Their chunks
+        # follow them (a replaced special write may leave chunks past its new count:
+        # its header's count and checksum say which belong to it).
         special = all(w[0] in WRITES_IDX_MAP for w in writes)
-        return (self._st.upsert_write if special else self._st.insert_write), rows
+        calls: StaticCalls = []
+        if chunk_rows:
+            calls.append(
+                (self._st.upsert_chunk if special else self._st.insert_chunk, chunk_rows)
+            )
+        if rows:
+            calls.append((self._st.upsert_write if special else self._st.insert_write, rows))
+        return calls
 
     def _may_defer(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]]) -> bool:
         """Whether a task's writes may ride in the next transaction instead of their own.
@@ -531,13 +733,14 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str,
     ) -> StaticCalls:
-        stmt, rows = self._prepare_writes(config, writes, task_id, task_path)
-        return [(stmt, rows)] if rows else []
+        return self._prepare_writes(config, writes, task_id, task_path)
 
     # --- operations (generators driven by the sync or async runner) -----------------
 
     def _put_calls(self, prepared: _PreparedPut) -> StaticCalls:
-        calls = [(self._st.insert_blob, prepared.blob_rows)] if prepared.blob_rows else []
+        calls = [(self._st.insert_chunk, prepared.chunk_rows)] if prepared.chunk_rows else []
+        if prepared.blob_rows:
+            calls.append((self._st.insert_blob, prepared.blob_rows))
         calls.append((self._st.upsert_checkpoint, [prepared.checkpoint_row]))
         return calls
 
@@ -567,6 +770,9 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
     def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         conf = config["configurable"]
         params = {"thread_id": str(conf["thread_id"]), "checkpoint_ns": conf.get("checkpoint_ns") or ""}
+        check_text("thread_id", params["thread_id"])
+        check_text("checkpoint_ns", params["checkpoint_ns"])
+        check_text("checkpoint_id", get_checkpoint_id(config))
         if checkpoint_id := get_checkpoint_id(config):
             rows = yield query(schema.SELECT_CHECKPOINT, {**params, "checkpoint_id": checkpoint_id})
         else:
@@ -590,6 +796,9 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         )
         if config:
             conf = config["configurable"]
+            check_text("thread_id", conf.get("thread_id"))
+            check_text("checkpoint_ns", conf.get("checkpoint_ns"))
+            check_text("checkpoint_id", get_checkpoint_id(config))
             if conf.get("thread_id") is not None:
                 stmt = stmt.where(c.thread_id == str(conf["thread_id"]))
             if conf.get("checkpoint_ns") is not None:
@@ -597,8 +806,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             if checkpoint_id := get_checkpoint_id(config):
                 stmt = stmt.where(c.checkpoint_id == checkpoint_id)
         for key, value in (filter or {}).items():
+            _check_json_text("metadata filter", {key: value})
             stmt = stmt.where(schema.metadata_filter(self.dialect, key, value))
         if before is not None and (before_id := get_checkpoint_id(before)):
+            check_text("before checkpoint_id", before_id)
             stmt = stmt.where(c.checkpoint_id < before_id)
         stmt = stmt.order_by(c.checkpoint_id.desc())
         if limit is not None:
@@ -606,30 +817,44 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         return stmt
 
     def _load_tuples_op(
-        self, rows: Sequence[Any], resume: bool = False
+        self, rows: Sequence[Any], resume: bool = False, skip_corrupt: bool = False
     ) -> Op[list[CheckpointTuple]]:
-        """Checkpoint rows -> tuples with values and pending writes, 2 queries per namespace.
+        """Checkpoint rows -> tuples with values and pending writes, 2 queries per namespace
+        (plus one per chunk of a large value).
 
         ``resume`` (``get_tuple``: a run about to continue from this checkpoint): remember
         the list values returned as the ends of their delta chains, so the run's next
         version of such a list - the same item objects plus new ones - is stored as a
         delta instead of a full copy.
+
+        A checkpoint whose data is unreadable or missing (a blob row, a chunk, a delta
+        of its chain) raises ``CheckpointCorruptError``; with ``skip_corrupt`` (``list``)
+        it is left out instead, logged and recorded (``_skip_corrupt``), and the others
+        are returned.
         """
         resumed: dict[tuple[str, str, str], _ChainState] = {}
+        skipped: list[CheckpointCorruptError] = []
         decoded = []
         groups: dict[tuple[str, str], tuple[set[tuple[str, str]], list[str]]] = {}
         for row in rows:
-            checkpoint = self._loads(
-                row.type, row.checkpoint, row.thread_id, row.checkpoint_ns,
-                row.checkpoint_id, "<checkpoint record>",
-            )
+            try:
+                checkpoint = self._loads(
+                    row.type, row.checkpoint, row.thread_id, row.checkpoint_ns,
+                    row.checkpoint_id, "<checkpoint record>",
+                )
+                versions = checkpoint.get("channel_versions", {})
+                listed = BLOBS_KEY in checkpoint
+                in_blobs = self._blob_channels(row, checkpoint)
+            except CheckpointCorruptError as exc:
+                if not skip_corrupt:
+                    raise
+                skipped.append(exc)  # reported once the reads are done (a retry re-runs them)
+                continue
             pairs, ids = groups.setdefault((row.thread_id, row.checkpoint_ns), (set(), []))
-            versions = checkpoint.get("channel_versions", {})
-            in_blobs = self._blob_channels(row, checkpoint)
             for channel in in_blobs:
                 pairs.add((channel, str(versions[channel])))
             ids.append(row.checkpoint_id)
-            decoded.append((row, checkpoint, in_blobs))
+            decoded.append((row, checkpoint, in_blobs, listed))
         chain_rows: dict[tuple[str, str], dict[tuple[str, str], Any]] = {}
         write_rows: dict[tuple[str, str, str], list[Any]] = {}
         for (thread_id, ns), (pairs, ids) in groups.items():
@@ -654,6 +879,11 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 got = yield query(schema.select_chain_members(len(part)), params)
                 for b in got:
                     found[(b.channel, b.version)] = b
+            for key, b in list(found.items()):
+                if b.type.startswith(CHUNKED_PREFIX):
+                    type_, data = yield from self._read_chunks_op(
+                        thread_id, ns, "b", b.version, b.channel, 0, b.type, b.blob)
+                    found[key] = _BlobRow(**{**b._asdict(), "type": type_, "blob": data})
             for part in chunks(ids):
                 if len(part) == 1:
                     got = yield query(
@@ -667,55 +897,85 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                          "checkpoint_ids": list(part)},
                     )
                 for w in got:
+                    if w.type.startswith(CHUNKED_PREFIX):
+                        type_, data = yield from self._read_chunks_op(
+                            thread_id, ns, "w", w.checkpoint_id, w.task_id, w.idx, w.type, w.blob)
+                        w = _WriteRow(**{**w._asdict(), "type": type_, "blob": data})
                     write_rows.setdefault((thread_id, ns, w.checkpoint_id), []).append(w)
         out = []
-        for row, checkpoint, in_blobs in decoded:
-            found = chain_rows[(row.thread_id, row.checkpoint_ns)]
-            values = dict(checkpoint.get("channel_values") or {})
-            versions = checkpoint.get("channel_versions", {})
-            for channel in in_blobs:
-                blob = found.get((channel, str(versions[channel])))
-                if blob is None or blob.type == "empty":
-                    continue
-                values[channel] = value = self._resolve_blob(row, channel, blob, found)
-                if resume and type(value) is list and self.delta_snapshot_every:
-                    resumed[(row.thread_id, row.checkpoint_ns, channel)] = self._chain_of(
-                        channel, blob, found, value)
-            checkpoint["channel_values"] = values
-            pending = sorted(
-                write_rows.get((row.thread_id, row.checkpoint_ns, row.checkpoint_id), []),
-                key=lambda w: (w.task_path, w.task_id, w.idx),
-            )
-            conf = {
-                "thread_id": row.thread_id,
-                "checkpoint_ns": row.checkpoint_ns,
-            }
-            out.append(
-                CheckpointTuple(
-                    config={"configurable": {**conf, "checkpoint_id": row.checkpoint_id}},
-                    checkpoint=checkpoint,
-                    metadata=row.metadata,
-                    parent_config=(
-                        {"configurable": {**conf, "checkpoint_id": row.parent_checkpoint_id}}
-                        if row.parent_checkpoint_id
-                        else None
-                    ),
-                    pending_writes=[
-                        (
-                            w.task_id,
-                            w.channel,
-                            self._loads(
-                                w.type, w.blob, row.thread_id, row.checkpoint_ns,
-                                row.checkpoint_id, w.channel,
-                            ),
-                        )
-                        for w in pending
-                    ],
-                )
-            )
+        for row, checkpoint, in_blobs, listed in decoded:
+            try:
+                out.append(self._make_tuple(
+                    row, checkpoint, in_blobs, listed,
+                    chain_rows[(row.thread_id, row.checkpoint_ns)],
+                    write_rows.get((row.thread_id, row.checkpoint_ns, row.checkpoint_id), []),
+                    resumed if resume else None,
+                ))
+            except CheckpointCorruptError as exc:
+                if not skip_corrupt:
+                    raise
+                skipped.append(exc)
+        for exc in skipped:
+            self._skip_corrupt(exc)
         if resumed:
             self._chains_commit(resumed)  # type: ignore[arg-type]
         return out
+
+    def _make_tuple(
+        self, row: Any, checkpoint: dict[str, Any], in_blobs: list[str], listed: bool,
+        found: dict[tuple[str, str], Any], writes: list[Any],
+        resumed: dict[tuple[str, str, str], _ChainState] | None,
+    ) -> CheckpointTuple:
+        """One checkpoint's tuple from its decoded record, blob rows and write rows."""
+        values = dict(checkpoint.get("channel_values") or {})
+        versions = checkpoint.get("channel_versions", {})
+        for channel in in_blobs:
+            version = str(versions[channel])
+            blob = found.get((channel, version))
+            if blob is None:
+                if not listed:
+                    continue  # before schema v2 a channel with no row had no value
+                raise CheckpointCorruptError(
+                    thread_id=row.thread_id, checkpoint_ns=row.checkpoint_ns,
+                    checkpoint_id=row.checkpoint_id, channel=channel,
+                    reason=f"its value (blob version {version!r}) is missing",
+                )
+            if blob.type == "empty":
+                continue
+            values[channel] = value = self._resolve_blob(row, channel, blob, found)
+            if resumed is not None and type(value) is list and self.delta_snapshot_every:
+                resumed[(row.thread_id, row.checkpoint_ns, channel)] = self._chain_of(
+                    channel, blob, found, value)
+        checkpoint["channel_values"] = values
+        pending = sorted(writes, key=lambda w: (w.task_path, w.task_id, w.idx))
+        conf = {"thread_id": row.thread_id, "checkpoint_ns": row.checkpoint_ns}
+        return CheckpointTuple(
+            config={"configurable": {**conf, "checkpoint_id": row.checkpoint_id}},
+            checkpoint=checkpoint,  # type: ignore[arg-type]
+            metadata=row.metadata,
+            parent_config=(
+                {"configurable": {**conf, "checkpoint_id": row.parent_checkpoint_id}}
+                if row.parent_checkpoint_id
+                else None
+            ),
+            pending_writes=[
+                (
+                    w.task_id,
+                    w.channel,
+                    self._loads(
+                        w.type, w.blob, row.thread_id, row.checkpoint_ns,
+                        row.checkpoint_id, w.channel,
+                    ),
+                )
+                for w in pending
+            ],
+        )
+
+    def _skip_corrupt(self, exc: CheckpointCorruptError) -> None:
+        """``list`` leaves a corrupt checkpoint out: log it and keep it for callers."""
+        logger.warning("list() skipped a corrupt checkpoint: %s", exc)
+        self.corrupt_skipped.append(exc)
+        self.corrupt_skipped_count += 1
 
     def _blob_channels(self, row: Any, checkpoint: dict[str, Any]) -> list[str]:
         """Decode the values stored in the checkpoint row into ``channel_values``; return
@@ -749,6 +1009,11 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         self, type_: str, data: bytes | None, thread_id: str, ns: str,
         checkpoint_id: str | None, channel: str,
     ) -> Any:
+        if type_ == _BROKEN:
+            raise CheckpointCorruptError(
+                thread_id=thread_id, checkpoint_ns=ns, checkpoint_id=checkpoint_id,
+                channel=channel, reason=str(data),
+            )
         try:
             return self._decode(type_, data)
         except Exception as exc:  # any decoder error means the bytes are unusable
@@ -820,11 +1085,14 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
     # --- deletion, copy, prune ----------------------------------------------------------
 
     def _delete_threads_op(self, thread_ids: Sequence[str]) -> Op[None]:
+        for thread_id in thread_ids:
+            check_text("thread_id", thread_id)
         for part in chunks(list(thread_ids)):
             for stmt in schema.DELETE_THREAD:
                 yield execute(stmt, {"thread_ids": list(part)})
 
     def _copy_thread_op(self, source: str, target: str) -> Op[None]:
+        check_text("thread_id", source)
         _check_length("thread_id", target, schema.MAX_THREAD_ID)
         for stmt in self._st.copy_rows:
             yield execute(stmt, {"source": source, "target": target})
@@ -833,6 +1101,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         """Delete checkpoints with their writes, then blobs nothing references any more."""
         for part in chunks(list(ids)):
             params = {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_ids": list(part)}
+            yield execute(schema.DELETE_WRITE_CHUNKS_BY_CHECKPOINT, params)
             yield execute(schema.DELETE_WRITES_BY_CHECKPOINT, params)
             yield execute(schema.DELETE_CHECKPOINTS_BY_ID, params)
             yield execute(
@@ -871,14 +1140,15 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         deleted = 0
         for channel, versions in garbage.items():
             for part in chunks(versions):
-                yield execute(
-                    schema.DELETE_BLOBS_BY_VERSION,
-                    {**params, "channel": channel, "versions": list(part)},
-                )
+                by_version = {**params, "channel": channel, "versions": list(part)}
+                yield execute(schema.DELETE_BLOB_CHUNKS_BY_VERSION, by_version)
+                yield execute(schema.DELETE_BLOBS_BY_VERSION, by_version)
                 deleted += len(part)
         return deleted
 
     def _delete_for_runs_op(self, run_ids: Sequence[str]) -> Op[set[str]]:
+        for run_id in run_ids:
+            check_text("run_id", run_id)
         found = yield query(schema.SELECT_RUN_CHECKPOINTS, {"run_ids": list(run_ids)})
         groups: dict[tuple[str, str], list[str]] = {}
         for r in found:
@@ -925,7 +1195,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             raise ValueError(
                 f"unknown prune strategy {strategy!r}: use 'keep_latest' or 'delete'"
             )
-        return [str(t) for t in thread_ids]
+        ids = [str(t) for t in thread_ids]
+        for thread_id in ids:
+            check_text("thread_id", thread_id)
+        return ids
 
 
 def drive(conn: sa.Connection, op: Op[T]) -> T:

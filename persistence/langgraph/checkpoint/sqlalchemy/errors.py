@@ -2,6 +2,17 @@
 
 Every message says what went wrong *and* what to do next, because these surface in
 the CLI as a single line with no traceback.
+
+The tree::
+
+    PersistenceError
+    ├── UnsupportedDatabaseURL (also ValueError)
+    ├── DatabaseUnavailableError
+    ├── MissingDriverError (also ImportError)
+    ├── SchemaVersionError
+    ├── CheckpointCorruptError   - stored data is unreadable or missing (names where)
+    ├── UnstorableTextError (also ValueError) - a key or metadata string no database keeps
+    └── ThreadBusyError
 """
 
 from __future__ import annotations
@@ -28,10 +39,13 @@ class SchemaVersionError(PersistenceError):
 
 
 class CheckpointCorruptError(PersistenceError):
-    """A stored value could not be decoded; names exactly where it lives.
+    """A stored value could not be decoded, or a row it needs is missing (a blob, a chunk
+    of a large value, a delta of a chain); names exactly where it lives.
 
     Why a dedicated error: a raw msgpack/unpickling traceback says nothing about
-    which thread to repair or delete.
+    which thread to repair or delete, and a missing row must not silently drop a
+    channel from the state. ``get_tuple`` raises it; ``list`` skips such checkpoints
+    and reports them (see ``BaseSQLAlchemySaver.corrupt_skipped``).
     """
 
     def __init__(
@@ -53,6 +67,28 @@ class CheckpointCorruptError(PersistenceError):
             f"corrupted checkpoint data in thread {thread_id!r}{ns}, checkpoint "
             f"{checkpoint_id!r}, channel {channel!r}: {reason}. Resume from an earlier "
             f"checkpoint or delete the thread (relaygraph db prune / delete_thread)."
+        )
+
+
+class UnstorableTextError(PersistenceError, ValueError):
+    """A thread id, namespace, other key or metadata string holds text that could not be
+    stored faithfully on every database: a NUL character (PostgreSQL refuses it, and
+    LangGraph strips it from metadata) or a lone surrogate (not valid Unicode; no
+    driver can encode it as UTF-8).
+
+    Raised before anything is written or queried, with the field and the position,
+    instead of a driver's ``DataError`` or silently changed text.
+    """
+
+    def __init__(self, field: str, value: str, index: int, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.index = index
+        self.problem = problem
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        super().__init__(
+            f"{field} {shown!r} contains {problem} at index {index}, which the checkpoint "
+            f"database cannot store faithfully; remove it from the {field}"
         )
 
 

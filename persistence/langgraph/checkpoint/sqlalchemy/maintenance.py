@@ -81,8 +81,9 @@ class PruneResult:
         return asdict(self)
 
 
-def _sum_length(conn: sa.Connection, column: sa.Column) -> int:
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(sa.func.length(column)), 0))).scalar() or 0)
+def _sum_length(conn: sa.Connection, column: sa.Column, *where: Any) -> int:
+    stmt = sa.select(sa.func.coalesce(sa.func.sum(sa.func.length(column)), 0)).where(*where)
+    return int(conn.execute(stmt).scalar() or 0)
 
 
 def _count(conn: sa.Connection, stmt: sa.Select) -> int:
@@ -104,14 +105,18 @@ def collect_stats(saver: SQLAlchemySaver) -> DbStats:
         if version == 0:
             return DbStats(redact(engine.url), engine.dialect.name, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                            file_bytes, None, None)
-        cp, bl, wr = schema.checkpoints, schema.blobs, schema.writes
+        cp, bl, wr, ch = schema.checkpoints, schema.blobs, schema.writes, schema.chunks
         threads = _count(conn, sa.select(sa.func.count(sa.distinct(cp.c.thread_id))))
         checkpoints = _count(conn, sa.select(sa.func.count()).select_from(cp))
         writes = _count(conn, sa.select(sa.func.count()).select_from(wr))
         blobs = _count(conn, sa.select(sa.func.count()).select_from(bl))
         cp_bytes = _sum_length(conn, cp.c.checkpoint)
-        blob_bytes = _sum_length(conn, bl.c.blob)
-        write_bytes = _sum_length(conn, wr.c.blob)
+        # Large values live in chunks (schema v3): count them with their owners.
+        chunked = version >= 3
+        blob_bytes = _sum_length(conn, bl.c.blob) + (
+            _sum_length(conn, ch.c.data, ch.c.kind == "b") if chunked else 0)
+        write_bytes = _sum_length(conn, wr.c.blob) + (
+            _sum_length(conn, ch.c.data, ch.c.kind == "w") if chunked else 0)
         oldest, newest = conn.execute(
             sa.select(sa.func.min(cp.c.created_at), sa.func.max(cp.c.created_at))
         ).one()

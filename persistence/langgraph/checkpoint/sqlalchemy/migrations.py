@@ -191,8 +191,17 @@ def _v2_lean_puts(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"DROP INDEX ix_rg_checkpoints_run_id{on}")
 
 
+def _v3_chunks(conn: sa.Connection) -> None:
+    """Large values in chunks: add ``rg_checkpoint_chunks``.
+
+    Rows of earlier versions are small enough to have been stored whole and stay as
+    they are; only values written from now on and larger than the chunk size use it.
+    """
+    schema.chunks.create(conn, checkfirst=True)
+
+
 #: The checkpoint tables (``rg_checkpoint_migrations`` holds their versions).
-CHECKPOINTS = MigrationSet("rg_checkpoint", [_v1_create_tables, _v2_lean_puts])
+CHECKPOINTS = MigrationSet("rg_checkpoint", [_v1_create_tables, _v2_lean_puts, _v3_chunks])
 
 MIGRATIONS = CHECKPOINTS.steps
 SCHEMA_VERSION = CHECKPOINTS.version

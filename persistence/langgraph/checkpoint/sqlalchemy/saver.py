@@ -209,11 +209,19 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        """Checkpoints newest first; ``filter`` matches metadata keys exactly."""
+        """Checkpoints newest first; ``filter`` matches metadata keys exactly.
+
+        A checkpoint whose stored data is unreadable or missing is skipped, not raised:
+        one corrupt row must not hide every other thread's history. Each skipped one is
+        logged as a warning and kept in ``corrupt_skipped`` (``corrupt_skipped_count``
+        counts them); ``get_tuple`` on it raises ``CheckpointCorruptError``.
+        """
         stmt = self._list_stmt(config, filter, before, limit)
         rows = self._read(lambda: fetch_op(stmt))
         for page in chunks(rows, _LIST_PAGE):
-            yield from self._read(functools.partial(self._load_tuples_op, page))
+            yield from self._read(
+                functools.partial(self._load_tuples_op, page, skip_corrupt=True)
+            )
 
     def put(
         self,

@@ -13,6 +13,13 @@ Layout (why):
   deltas bounds it.
 * ``rg_checkpoint_writes`` - pending writes keyed like the official savers, ordered on
   read by ``(task_path, task_id, idx)``.
+* ``rg_checkpoint_chunks`` (schema v3) - a blob or write larger than the chunk size
+  (1 MiB) is stored as numbered chunks here and its own row keeps a small header
+  (chunk count, length, CRC-32), so no statement or result row exceeds a server's
+  packet limit (MariaDB's ``max_allowed_packet`` is 16 MiB by default). A chunk is
+  keyed by its owner: ``kind`` ``b`` (blob: ``version``, ``name`` = channel) or ``w``
+  (write: ``version`` = checkpoint id, ``name`` = task id, ``idx``), so deleting the
+  owners deletes their chunks by the same keys.
 
 Key columns are bounded VARCHARs (MySQL cannot index TEXT) with a binary collation on
 MySQL/MariaDB so thread ``"A"`` and ``"a"`` stay distinct.
@@ -143,13 +150,27 @@ writes = sa.Table(
     sqlite_with_rowid=False,
 )
 
+chunks = sa.Table(
+    "rg_checkpoint_chunks",
+    metadata_obj,
+    sa.Column("thread_id", _key(MAX_THREAD_ID), primary_key=True),
+    sa.Column("checkpoint_ns", _key(MAX_NS), primary_key=True, server_default=""),
+    sa.Column("kind", _key(1), primary_key=True),  # "b": a blob, "w": a pending write
+    sa.Column("version", _key(MAX_ID), primary_key=True),  # blob version / write checkpoint id
+    sa.Column("name", _key(MAX_CHANNEL), primary_key=True),  # blob channel / write task id
+    sa.Column("idx", sa.Integer, primary_key=True, autoincrement=False),  # write idx; 0 for blobs
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("data", _BLOB, nullable=False),
+    # A rowid table on SQLite: 1 MiB rows are far too large for a WITHOUT ROWID b-tree.
+)
+
 migrations = sa.Table(
     "rg_checkpoint_migrations",
     metadata_obj,
     sa.Column("v", sa.Integer, primary_key=True, autoincrement=False),
 )
 
-TABLES = (checkpoints, blobs, writes)
+TABLES = (checkpoints, blobs, writes, chunks)
 
 # --- shared statements (dialect independent) ------------------------------------------
 
@@ -277,6 +298,33 @@ DELETE_BLOBS_BY_VERSION = blobs.delete().where(
     blobs.c.version.in_(sa.bindparam("versions", expanding=True)),
 )
 
+# One chunk of a large blob or write (read one at a time: memory holds one more chunk,
+# not a second copy of the value).
+SELECT_CHUNK = sa.select(chunks.c.data).where(
+    chunks.c.thread_id == sa.bindparam("thread_id"),
+    chunks.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    chunks.c.kind == sa.bindparam("kind"),
+    chunks.c.version == sa.bindparam("version"),
+    chunks.c.name == sa.bindparam("name"),
+    chunks.c.idx == sa.bindparam("idx"),
+    chunks.c.seq == sa.bindparam("seq"),
+)
+
+DELETE_WRITE_CHUNKS_BY_CHECKPOINT = chunks.delete().where(
+    chunks.c.thread_id == sa.bindparam("thread_id"),
+    chunks.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    chunks.c.kind == "w",
+    chunks.c.version.in_(sa.bindparam("checkpoint_ids", expanding=True)),
+)
+
+DELETE_BLOB_CHUNKS_BY_VERSION = chunks.delete().where(
+    chunks.c.thread_id == sa.bindparam("thread_id"),
+    chunks.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
+    chunks.c.kind == "b",
+    chunks.c.name == sa.bindparam("channel"),
+    chunks.c.version.in_(sa.bindparam("versions", expanding=True)),
+)
+
 # The rows blob garbage collection needs: what each remaining checkpoint references ...
 SELECT_NS_CHECKPOINT_REFS = sa.select(
     checkpoints.c.checkpoint_id, checkpoints.c.type, checkpoints.c.checkpoint
@@ -366,6 +414,8 @@ class Statements:
     upsert_checkpoint: sa.Executable
     insert_write: sa.Executable  # insert-or-ignore: a repeated (task_id, idx) is a no-op
     upsert_write: sa.Executable  # special channels: last write wins
+    insert_chunk: sa.Executable  # chunks of a blob or regular write (kept like their owner)
+    upsert_chunk: sa.Executable  # chunks of a special write (replaced like it)
     copy_rows: tuple[sa.Executable, ...]
 
 
@@ -412,6 +462,8 @@ def statements_for(dialect: str) -> Statements:
         ),
         insert_write=_do_nothing(writes, dialect),
         upsert_write=_do_update(writes, dialect, ["channel", "type", "blob", "task_path"]),
+        insert_chunk=_do_nothing(chunks, dialect),
+        upsert_chunk=_do_update(chunks, dialect, ["data"]),
         copy_rows=tuple(copies),
     )
 
