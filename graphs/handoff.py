@@ -4,32 +4,20 @@
                                     └──────────────┴──────────────┴────────────┴─► finalize ─► END
 
 Every agent holds ``handoff_<peer>`` tools next to its domain tools; which peer it picks is its
-own decision (a model's, or under ``offline`` the policy's rule: the peer the request mentions
-first). Transfers are validated, invalid ones rolled back, and a loop guard (``max_handoffs``,
+own decision (a model's, or under ``offline`` the policy's rule: the not-yet-visited peer whose
+scope the request mentions first; triage, with no tools of its own, always hands off). Transfers are validated, invalid ones rolled back, and a loop guard (``max_handoffs``,
 default 6, in ``configurable``; A→B→A ping-pong) ends the run with a reason — see
 :mod:`relaygraph.nodes.handoff`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import StateGraph
 from pydantic import Field
+from relaygraph.graphs.patterns import handoff_team
 from relaygraph.nodes.agent import AgentSpec
-from relaygraph.nodes.approval import with_approval
-from relaygraph.nodes.contracts import HandoffResult
-from relaygraph.nodes.failures import agent_retry_policy
-from relaygraph.nodes.handoff import (
-    DEFAULT_MAX_HANDOFFS,
-    HandoffState,
-    handoff_summary,
-    make_handoff_node,
-)
+from relaygraph.nodes.handoff import DEFAULT_MAX_HANDOFFS
 from relaygraph.nodes.params import RunParams
-from relaygraph.nodes.results import extend_result, result_update, run_result
-from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "triage → specialists handing off to each other (validated, rolled back, loop-guarded)."
 DEFAULT_TASK = ("Check the data quality, analyse sales by region with trends, segment the customers "
@@ -62,7 +50,7 @@ AGENTS: dict[str, tuple[AgentSpec, str]] = {
         tools=("aggregate", "detect_trends", "detect_outliers"),
         instructions="Aggregate the main metric by category, detect trends over time and detect outliers. "
         "When your part is done, hand the request on if it asks for more.",
-    ), "analytics: breakdowns, trends, outliers"),
+    ), "analytics: breakdowns by category (totals, means, shares), trends over time, outliers"),
     "customers": (AgentSpec(
         name="customers", role="customer analyst", max_steps=12,
         tools=("segment_customers", "score_records"),
@@ -73,31 +61,18 @@ AGENTS: dict[str, tuple[AgentSpec, str]] = {
         name="reporting", role="report writer", max_steps=12, tools=("write_report",),
         instructions="Write the report with a chart, including the team's findings as notes. "
         "When your part is done, hand the request on if it asks for more.",
-    ), "reporting: the written report"),
+    ), "reporting: writes the report with a chart"),
 }
 SPECIALISTS = [name for name in AGENTS if name != "triage"]
 
 
-def finalize_handoff(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
-    """The shared result, led by the last agent's answer, plus the handoff route and history."""
-    base = run_result(state, config, state.get("active"))
-    stopped = bool(state.get("stop_reason")) and base.status != "rejected"
-    return result_update(extend_result(
-        base, HandoffResult, handoffs=handoff_summary(state),
-        **({"status": "stopped", "reason": state["stop_reason"]} if stopped else {})))
-
-
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    """The uncompiled graph (nodes: triage, the specialists, finalize)."""
-    builder = StateGraph(HandoffState, input_schema=RunInput)
-    for name, (spec, _) in AGENTS.items():
-        peers = {p: scope for p, (_, scope) in AGENTS.items() if p not in (name, "triage")}
-        builder.add_node(name, make_handoff_node(spec, peers), retry_policy=agent_retry_policy(),
-                         destinations=(*peers, "finalize"))
-    builder.add_node("finalize", finalize_handoff)
-    builder.add_edge(START, "triage")
-    builder.add_edge("finalize", END)
-    return with_approval(builder, approve_before)
+    """The uncompiled graph (nodes: triage, the specialists, finalize), built with the pattern
+    users build their own teams with (:func:`relaygraph.graphs.patterns.handoff_team`)."""
+    return handoff_team(AGENTS["triage"][0], [spec for name, (spec, _) in AGENTS.items() if name != "triage"],
+                        scopes={name: f"{scope}; tools: {', '.join(spec.tools)}"
+                                for name, (spec, scope) in AGENTS.items() if name != "triage"},
+                        approve_before=approve_before)
 
 
 graph = build_graph().compile(name="handoff")

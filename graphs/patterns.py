@@ -3,6 +3,8 @@
     sequential_team(agents)            START ─► a1 ─► a2 ─► … ─► finalize ─► END
     parallel_team(specialists, prepare) START ─► prepare ─► Send(each specialist × partition)
                                                          ─► aggregate ─► finalize ─► END
+    handoff_team(triage, specialists)  START ─► triage ─handoff_*─► specialist ◄──► specialist …
+                                                         ─► finalize ─► END
 
 Each builder returns an uncompiled ``StateGraph`` (compile it with a checkpointer, or hand it to
 ``langgraph dev`` from your own ``langgraph.json``), built from :class:`AgentSpec`s — in Python
@@ -26,8 +28,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import rejected, with_approval
-from relaygraph.nodes.contracts import ParallelResult, RunResult
+from relaygraph.nodes.contracts import HandoffResult, ParallelResult, RunResult
 from relaygraph.nodes.failures import agent_node, agent_retry_policy, failed_nodes, unless_failed
+from relaygraph.nodes.handoff import HandoffState, accepted, handoff_summary, make_handoff_node
 from relaygraph.nodes.parallel import (
     BranchInput,
     ParallelState,
@@ -130,5 +133,75 @@ def parallel_team(
         builder.add_conditional_edges(START, route, ["specialist", "finalize"])
     builder.add_edge("specialist", "aggregate")
     builder.add_edge("aggregate", "finalize")
+    builder.add_edge("finalize", END)
+    return with_approval(builder, approve_before)
+
+
+def default_scope(spec: AgentSpec) -> str:
+    """What peers are told an agent does, unless the team says otherwise: its role and tools."""
+    return f"{spec.role}; tools: {', '.join(spec.tools)}" if spec.tools else spec.role
+
+
+def handoff_answer(state: dict[str, Any], entry: str) -> str | None:
+    """The team's answer: every agent that worked on the request after ``entry``, in route order
+    (one agent: its answer alone), so an answer covers each part the request asked for."""
+    answers = state.get("answers") or {}
+    route = [h["to"] for h in accepted(state)]
+    worked = [name for name in dict.fromkeys(route) if name != entry and name in answers]
+    if not worked:
+        return None
+    if len(worked) == 1:
+        return answers[worked[0]]
+    return "\n\n".join(f"{name}: {answers[name]}" for name in worked)
+
+
+def handoff_team(
+    triage: AgentSpec,
+    specialists: Sequence[AgentSpec],
+    *,
+    scopes: dict[str, str] | None = None,
+    state_schema: type[Any] = HandoffState,
+    input_schema: type[Any] = RunInput,
+    result_schema: type[HandoffResult] = HandoffResult,
+    result_fields: ResultFields | None = None,
+    approve_before: list[str] | None = None,
+) -> StateGraph:
+    """A ``triage`` agent that hands the request to one specialist, and specialists that hand it
+    on to each other through ``handoff_<peer>`` tools, until one finishes.
+
+    Every agent holds a handoff tool per specialist (never back to triage); ``scopes[name]`` is
+    what those tools tell the holder about the peer (default: its role and tools). Transfers are
+    validated and invalid ones rolled back; a loop guard (``configurable.max_handoffs``) ends
+    endless routing with a reason (:mod:`relaygraph.nodes.handoff`). The result is a
+    :class:`HandoffResult` (``handoffs``: route, history, rollbacks) whose answer joins the
+    answers of the specialists that worked, in route order; status ``stopped`` when the loop
+    guard or repeated invalid transfers ended the run.
+    """
+    _check_names([triage, *specialists], ("finalize",))
+    if not specialists:
+        raise ValueError("A handoff team needs at least one specialist to hand the request to.")
+    scopes = scopes or {}
+    unknown = sorted(set(scopes) - {s.name for s in specialists})
+    if unknown:
+        raise ValueError(f"scopes names agents that are not specialists of this team: {', '.join(unknown)}.")
+    scope_of = {s.name: scopes.get(s.name) or default_scope(s) for s in specialists}
+
+    def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        base = run_result(state, config, state.get("active"))
+        stopped = bool(state.get("stop_reason")) and base.status != "rejected"
+        answer = handoff_answer(state, triage.name)
+        extra = result_fields(state) if result_fields else {}
+        return result_update(extend_result(
+            base, result_schema, handoffs=handoff_summary(state),
+            **({"answer": answer} if answer is not None and base.status != "rejected" else {}),
+            **({"status": "stopped", "reason": state["stop_reason"]} if stopped else {}), **extra))
+
+    builder = StateGraph(state_schema, input_schema=input_schema)
+    for spec in (triage, *specialists):
+        peers = {p: scope for p, scope in scope_of.items() if p != spec.name}
+        builder.add_node(spec.name, make_handoff_node(spec, peers), retry_policy=agent_retry_policy(),
+                         destinations=(*peers, "finalize"))
+    builder.add_node("finalize", finalize)
+    builder.add_edge(START, triage.name)
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)

@@ -259,11 +259,14 @@ def node_attempt() -> int:
 def make_agent_node(
     spec: AgentSpec, *, node: str | None = None, context_keys: dict[str, str] | None = None,
     extra_tools: Callable[[dict[str, Any]], list[Tool]] | None = None,
+    brief_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
     """A LangGraph node running ``spec`` as a fresh ToolCallingAgent on each execution.
 
     ``extra_tools(context)`` adds run-specific tools that are not data tools (e.g. the handoff
     tools of :mod:`relaygraph.nodes.handoff`); it is called per execution, so they are fresh too.
+    ``brief_fields(context)`` adds fields to the run brief a rule-based model reads (e.g. the
+    handoff options those tools offer, as data).
 
     ``context_keys`` renames context entries for this agent (e.g. give a branch its own
     ``partition``), so one spec can serve several branches.
@@ -291,6 +294,8 @@ def make_agent_node(
         tools = guard_side_effects(tools, *ledger_for(_checkpointer(config)), call_scope(config))
         model = agent_model(settings)
         brief = brief_for(spec, state, context)
+        if brief_fields is not None:
+            brief = brief.model_copy(update=brief_fields(context))
         hand_brief(model, brief)
         agent = RecordingAgent(
             tools=tools,

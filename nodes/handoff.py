@@ -39,6 +39,7 @@ from relaygraph.config.settings import settings_from_config
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, thread_id
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.state import WorkflowState, merge_dicts
+from relaygraph.providers.brief import HandoffOption
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 from smolagents import Tool
 
@@ -143,6 +144,12 @@ def handoff_tools(peers: dict[str, str], visited: set[str]) -> list[Tool]:
     return [HandoffTool(peer, scope, turn, visited) for peer, scope in peers.items()]
 
 
+def handoff_options(peers: dict[str, str], visited: set[str]) -> dict[str, HandoffOption]:
+    """The same handoff tools as data, for the run brief of a rule-based model."""
+    return {f"{HANDOFF_PREFIX}{peer}": HandoffOption(peer=peer, scope=scope, visited=peer in visited)
+            for peer, scope in peers.items()}
+
+
 class HandoffState(WorkflowState, total=False):
     """Shared state plus the handoff history and the loop guard's verdict."""
 
@@ -213,7 +220,8 @@ def make_handoff_node(
         feedback = (state.get("handoff_feedback") or {}).get(spec.name)
         if feedback:  # the sender's previous transfer was refused: tell it why
             context["rejected_handoff"] = feedback
-        node = make_agent_node(spec, extra_tools=lambda _ctx: handoff_tools(peers, visited))
+        node = make_agent_node(spec, extra_tools=lambda _ctx: handoff_tools(peers, visited),
+                               brief_fields=lambda _ctx: {"handoffs": handoff_options(peers, visited)})
         update = node({**state, "context": context}, config)
         update["context"].pop("rejected_handoff", None)
         base = {**update, "active": spec.name, "handoff_feedback": {spec.name: None}}

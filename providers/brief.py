@@ -24,6 +24,17 @@ class CallOutcome(BaseModel):
     artifacts: dict[str, str] = Field(default_factory=dict)
 
 
+class HandoffOption(BaseModel):
+    """One peer an agent may hand the request to, as data: the tool that does it, what the
+    peer does (its scope and tools), and whether it has already worked on this request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    peer: str
+    scope: str
+    visited: bool = False
+
+
 class RunBrief(BaseModel):
     """One agent execution, as structured data; ``calls`` grows while the agent runs."""
 
@@ -35,6 +46,8 @@ class RunBrief(BaseModel):
     goal: str
     context: dict[str, Any] = Field(default_factory=dict)
     calls: dict[str, CallOutcome] = Field(default_factory=dict)
+    #: The handoff tools this agent holds, by tool name (empty outside a handoff team).
+    handoffs: dict[str, HandoffOption] = Field(default_factory=dict)
 
 
 @runtime_checkable

@@ -11,13 +11,19 @@ The rules, in order:
    team's goal) shares a stem with a word of the tool's name (``"validate the data"`` →
    ``validate_dataset``). Relevant tools are used in the order the instructions mention them;
    if they mention none, every tool is used in order.
-2. **Which arguments.** Each parameter is filled from the ``artifacts`` of earlier successful
-   calls (the newest wins), else from the run context, else from the schema's
-   ``enum``/``default``. Optional parameters with no known value are left out so the tool
-   infers them.
+2. **Which arguments.** A column the team's goal names fills a measure parameter (``metric``,
+   ``column``), and one it names after "by"/"per" fills ``group_by`` — the user's words first.
+   Otherwise each parameter is filled from the ``artifacts`` of earlier successful calls (the
+   newest wins), else from the run context, else from the schema's ``enum``/``default``.
+   Optional parameters with no known value are left out so the tool infers them.
 3. **Reacting to errors.** A failed call is retried once with only its required arguments
    (the usual cause is a wrong optional value); a second failure moves on.
-4. **Finishing.** When every relevant tool has been tried, it calls ``final_answer`` with the
+4. **Handing off** (only an agent whose brief lists handoff tools). When its own tools are done,
+   the agent hands the request to the peer whose scope the team's goal mentions first, among
+   peers that have not worked on it yet — once per turn, with the goal's matching words as
+   the reason. No peer mentioned: a specialist finishes; an agent with no tools of its own
+   (a triage agent) hands to its first unvisited peer, saying the request named none.
+5. **Finishing.** When every relevant tool has been tried, it calls ``final_answer`` with the
    tools' own summaries — so the answer contains only numbers the tools computed.
 
 Instructions, goal, context, and each call's summary and artifacts come from the agent node as
@@ -40,7 +46,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
-from relaygraph.providers.brief import CallOutcome, RunBrief
+from relaygraph.providers.brief import CallOutcome, HandoffOption, RunBrief
 from smolagents import Model
 from smolagents.models import (
     ChatMessage,
@@ -53,6 +59,8 @@ OFFLINE_LABEL = "offline (deterministic rule-based policy; no LLM was used)"
 OFFLINE_MODEL_ID = "relaygraph-offline-policy"
 
 GENERIC_STEMS = {"datas", "data", "file", "the", "and", "from", "with", "for"}
+#: Words of a peer's scope that say nothing about its domain (rule 4).
+SCOPE_NOISE = GENERIC_STEMS | {"tools", "agent", "hand", "reque", "its", "their", "all", "each", "every", "any"}
 WORD_RE = re.compile(r"[a-z][a-z0-9]+")
 FAILED_CALL_RE = re.compile(r"Error executing tool '([^']+)' with arguments (\{.*?\}): ", re.S)
 
@@ -126,6 +134,44 @@ def fill_arguments(
         elif is_required:
             return None, f"no known value for required argument {name!r}"
     return args, ""
+
+
+MEASURE_PARAMS = ("metric", "column")
+GROUP_PARAMS = ("group_by",)
+GROUP_WORDS = {"by", "per", "across", "each"}
+ID_RE = re.compile(r"(^|_)(id|key|code|no|uuid)$|[a-z]Id$")  # identifiers are never measures
+
+
+def named_columns(goal: str, columns: Sequence[str]) -> list[tuple[int, str]]:
+    """(word position, column) for each column the goal names, in the goal's order.
+
+    A column is named when every word of its name (3+ letters, split at ``_``/spaces) shares
+    a stem with a word of the goal: "temperature" names ``temperature_c``."""
+    words = [_stem(w) for w in WORD_RE.findall(goal.lower())]
+    found = []
+    for column in columns:
+        parts = [_stem(w) for w in re.findall(r"[a-z][a-z0-9]*", column.lower()) if len(w) >= 3]
+        parts = [p for p in parts if p not in GENERIC_STEMS]
+        if parts and all(p in words for p in parts):
+            found.append((min(words.index(p) for p in parts), column))
+    return sorted(found)
+
+
+def goal_arguments(goal: str, params: dict[str, Any]) -> dict[str, str]:
+    """Rule 2's first part: the columns the goal names, for measure and group-by parameters."""
+    words = WORD_RE.findall(goal.lower())
+    chosen: dict[str, str] = {}
+    for name, spec in params.items():
+        if name not in (*MEASURE_PARAMS, *GROUP_PARAMS) or not spec.get("enum"):
+            continue
+        named = named_columns(goal, [str(v) for v in spec["enum"]])
+        grouped = [c for pos, c in named if pos > 0 and words[pos - 1] in GROUP_WORDS]
+        if name in GROUP_PARAMS and grouped:
+            chosen[name] = grouped[0]
+        elif name in MEASURE_PARAMS and (measures := [c for _, c in named
+                                                      if c not in grouped and not ID_RE.search(c)]):
+            chosen[name] = measures[0]
+    return chosen
 
 
 @dataclass
@@ -226,9 +272,32 @@ class Decision:
     thought: str
 
 
+def choose_handoff(goal: str, options: dict[str, HandoffOption], *, must: bool) -> tuple[str, str] | None:
+    """Rule 4: (handoff tool, reason) — the unvisited peer whose scope ``goal`` mentions first.
+
+    ``must``: the agent did no work of its own, so it hands off even when no peer is mentioned.
+    """
+    words = WORD_RE.findall(goal.lower())
+    open_options = [(name, option) for name, option in options.items() if not option.visited]
+    ranked = []
+    for order, (name, option) in enumerate(open_options):
+        scope = {_stem(w) for w in WORD_RE.findall(f"{option.peer} {option.scope}".lower())} - SCOPE_NOISE
+        hits = [i for i, w in enumerate(words) if _stem(w) in scope]
+        if hits:
+            ranked.append((hits[0], order, name, option, sorted({words[i] for i in hits}, key=words.index)))
+    if ranked:
+        _, _, name, option, matched = min(ranked, key=lambda r: (r[0], r[1]))
+        return name, f"the request asks for what {option.peer} does ({', '.join(matched)})"
+    if must and open_options:
+        name, option = open_options[0]
+        return name, f"the request names no specialist's domain; {option.peer} takes it first"
+    return None
+
+
 def decide(transcript: Transcript, tools: Sequence[dict[str, Any]]) -> Decision:
-    """Rules 1-4 applied to a transcript: the next call, or the final answer."""
-    usable = [t for t in tools if t["name"] != "final_answer"]
+    """Rules 1-5 applied to a transcript: the next call, the handoff, or the final answer."""
+    handoffs = transcript.brief.handoffs if transcript.brief else {}
+    usable = [t for t in tools if t["name"] != "final_answer" and t["name"] not in handoffs]
     known = transcript.known_values()
     skipped: list[str] = []
     for tool in rank_tools(transcript.focus(), usable):
@@ -239,13 +308,22 @@ def decide(transcript: Transcript, tools: Sequence[dict[str, Any]]) -> Decision:
             continue
         params = tool.get("parameters", {}).get("properties", {})
         required = tool.get("parameters", {}).get("required", [])
-        args, reason = fill_arguments(params, required, known, only_required=bool(attempts))
+        goal = transcript.brief.goal if transcript.brief else ""
+        args, reason = fill_arguments(params, required, {**known, **goal_arguments(goal, params)},
+                                      only_required=bool(attempts))
         if args is None:
             skipped.append(f"{tool['name']} ({reason})")
             continue
         why = "retrying with only its required arguments after an error" if attempts else (
             "the task asks for it" if len(usable) > 1 else "it is the only tool")
         return Decision(tool["name"], args, f"Thought: call {tool['name']} — {why}.")
+    offered = {t["name"] for t in tools} & set(handoffs)
+    if offered and transcript.brief and not any(c.tool in handoffs for c in transcript.calls):
+        choice = choose_handoff(transcript.brief.goal, {n: o for n, o in handoffs.items() if n in offered},
+                                must=not usable)
+        if choice:
+            name, reason = choice
+            return Decision(name, {"reason": reason}, f"Thought: hand off — {reason}.")
     lines = transcript.summaries() + [f"skipped {s}" for s in skipped]
     answer = "\n".join(lines) if lines else "No tool applied to this task."
     return Decision("final_answer", {"answer": answer}, "Thought: every relevant tool has been tried; report.")
