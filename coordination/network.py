@@ -27,7 +27,9 @@ fault/partition/replay model, which is most of the code.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 import math
 import random
 from collections import Counter
@@ -202,6 +204,9 @@ class Simulation:
         self.alive = {m: True for m in self.members}
         self.record = record
         self.log: list[str] = []
+        self.events = 0  # events processed so far: a position a deterministic replay can stop at
+        self.wire: list[dict[str, Any]] = []  # every message transmitted, as data (see on_transmit)
+        self.keep_wire = False
         self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = 0
         self._timers: dict[tuple[str, str], int] = {}
@@ -270,6 +275,9 @@ class Simulation:
     def _transmit(self, message: Message, extra: float = 0.0) -> None:
         c = self.conditions
         self.stats.sent += 1
+        if self.keep_wire:
+            self.wire.append({"at": self.now, "src": message.src, "dst": message.dst, "kind": message.kind,
+                              "body": dict(message.body), "signature": message.signature})
         self.stats.by_kind[message.kind] += 1
         unstable = self.now < c.stable_after
         if message.src != message.dst and unstable and c.drop and self.rng.random() < c.drop:
@@ -334,6 +342,7 @@ class Simulation:
                 return bool(stop and stop())
             at, _, kind, payload = heapq.heappop(self._heap)
             self.now = at
+            self.events += 1
             if kind == "call":
                 payload()
             elif kind == "timer":
@@ -359,3 +368,103 @@ class Simulation:
     def _note(self, line: str) -> None:
         if self.record:
             self.log.append(f"{self.now:9.2f} {line}")
+
+
+# --- running a protocol one phase at a time -------------------------------------------------
+
+
+class ReplayDiverged(RuntimeError):
+    """A replay did not send the messages a checkpoint recorded for the same steps."""
+
+
+@dataclass(frozen=True)
+class PhaseStep:
+    """One phase of a protocol run: its name, where it ended, and the messages sent in it."""
+
+    index: int
+    phase: str
+    events: int  # the simulation's event count when the step ended
+    time: float
+    messages: tuple[dict[str, Any], ...]
+    done: bool
+
+    def record(self) -> dict[str, Any]:
+        """The step as data (what graph state keeps), messages left out: they are kept apart."""
+        return {"step": self.index, "phase": self.phase, "events": self.events, "time": self.time,
+                "messages": len(self.messages), "digest": wire_digest(self.messages), "done": self.done}
+
+
+def wire_digest(messages: Iterable[Mapping[str, Any]]) -> str:
+    """SHA-256 over the messages' canonical JSON (what a replay must reproduce exactly)."""
+    h = hashlib.sha256()
+    for m in messages:
+        h.update(json.dumps({k: m[k] for k in ("src", "dst", "kind", "body", "signature")}, sort_keys=True,
+                            separators=(",", ":"), default=str).encode())
+    return h.hexdigest()
+
+
+class PhasedRun:
+    """Run a :class:`Simulation` one protocol *phase* at a time, so each phase can be its own
+    step of a workflow (and its own checkpoint).
+
+    ``phase()`` names the phase the protocol is in, from the processes' state or the messages
+    sent so far (PBFT: the newest message kind and view; Raft: election or replication in a
+    term). A step runs from where the previous one ended until the phase changes, ``done()``
+    holds, or the clock reaches ``until``; it keeps every message transmitted during it.
+
+    Resuming (:meth:`replay`): the simulation is a pure function of its processes and seed, so
+    re-running it to the last recorded step's event count rebuilds every process exactly;
+    each replayed step's messages are checked against the recorded ones (:func:`wire_digest`)
+    and a mismatch raises :class:`ReplayDiverged` instead of continuing from a different past.
+    """
+
+    def __init__(self, sim: Simulation, *, phase: Callable[[], str], done: Callable[[], bool],
+                 until: float) -> None:
+        self.sim, self.phase, self.done, self.until = sim, phase, done, until
+        sim.keep_wire = True
+        self.steps: list[PhaseStep] = []
+        self._mark = 0  # where the current step's messages begin in ``sim.wire``
+
+    def finished(self) -> bool:
+        return bool(self.steps) and self.steps[-1].done
+
+    def current(self) -> str:
+        """The phase the next step runs (starting the processes if nothing ran yet)."""
+        self.sim.start()  # the first step includes what the processes send as they start
+        return self.phase()
+
+    def _end(self, current: str) -> PhaseStep:
+        sim = self.sim
+        finished = self.done() or sim.now >= self.until or not sim._heap
+        step = PhaseStep(index=len(self.steps) + 1, phase=current, events=sim.events, time=sim.now,
+                         messages=tuple(sim.wire[self._mark:]), done=finished)
+        self._mark = len(sim.wire)
+        self.steps.append(step)
+        return step
+
+    def step(self, *, last: bool = False) -> PhaseStep:
+        """Run the next phase (``last``: everything that is left, in one step)."""
+        if self.finished():
+            raise RuntimeError("the protocol run is finished: there is no next phase")
+        sim = self.sim
+        current = self.current()
+        if not last:
+            sim.run(self.until, stop=lambda: self.done() or self.phase() != current)
+        else:
+            sim.run(self.until, stop=self.done)
+        return self._end(current)
+
+    def replay(self, recorded: Sequence[Mapping[str, Any]]) -> None:
+        """Rebuild the run up to the end of the ``recorded`` steps (:meth:`PhaseStep.record`)."""
+        sim = self.sim
+        for rec in recorded:
+            current = self.current()
+            target = int(rec["events"])
+            if sim.events < target:
+                sim.run(self.until, stop=lambda target=target: sim.events >= target)
+            step = self._end(current)
+            if (step.events, step.phase, wire_digest(step.messages)) != (target, rec["phase"], rec["digest"]):
+                raise ReplayDiverged(
+                    f"replaying the protocol does not reproduce step {rec['step']} ({rec['phase']}) as "
+                    "checkpointed: the code or the run's options changed since the checkpoint. Start the "
+                    "run again on a new thread.")

@@ -2,13 +2,15 @@
 
     START ─► plan ─┬─Send─► vote(voter_1) ─┐
                    ├─Send─► vote(voter_2) ─┼─► decide ─┬─► finalize ─► END
-                   └─Send─► vote(voter_N) ─┘           └─(bft, no agreement: next round)─► vote…
+                   └─Send─► vote(voter_N) ─┘           ├─(bft, no agreement: next round)─► vote…
+                                                       └─(pbft, raft)─► protocol ⟲ (one phase per step) ─► finalize
 
 Options (``configurable``; ``relaygraph run consensus --param mode=pbft --param voters=7
 --param faults=lie,silent``): ``mode`` (majority, qualified, unanimous, weighted, bft, pbft,
 raft), ``voters`` (N), ``faults`` (behaviours for the first voters, or ``voter_3=lie,…``),
 ``threshold`` (qualified), ``question`` (top_region, invalid_rows, publishable), ``seed``,
-``reputation``. See :mod:`relaygraph.nodes.consensus`.
+``reputation`` (a what-if override of the stored track records). See
+:mod:`relaygraph.nodes.consensus`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from relaygraph.nodes.consensus import (
     fan_out,
     make_vote_node,
     plan,
+    protocol,
     route_after_decide,
+    route_after_protocol,
     settle_reputation,
 )
 from relaygraph.nodes.contracts import ConsensusResult
@@ -91,11 +95,13 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder.add_node("plan", plan)
     builder.add_node("vote", make_vote_node(), input_schema=VoteInput, retry_policy=retry)
     builder.add_node("decide", decide)
+    builder.add_node("protocol", protocol)
     builder.add_node("finalize", finalize)
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", fan_out, ["vote"])
     builder.add_edge("vote", "decide")
-    builder.add_conditional_edges("decide", route_after_decide, ["vote", "finalize"])
+    builder.add_conditional_edges("decide", route_after_decide, ["vote", "protocol", "finalize"])
+    builder.add_conditional_edges("protocol", route_after_protocol, ["protocol", "finalize"])
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)
 

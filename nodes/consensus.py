@@ -1,7 +1,8 @@
 """Consensus nodes: voter agents cast ballots, a protocol turns them into one decision.
 
     plan ──Send×N──► vote(voter, round) ──► decide ──(bft: no agreement yet)──Send×N──► vote …
-                                              └──────────────────────────────────────► finalize
+                                              ├──(pbft, raft)──► protocol ⟲ one phase per step ──► finalize
+                                              └──────────────────────────────────────────────────► finalize
 
 * **plan** checks the run's options (mode, voters, faults, threshold, question) before any
   agent runs — ``n ≥ 3f+1`` for ``pbft``/``bft``, crash-only faults for ``raft``.
@@ -13,8 +14,17 @@
   transport lives in graph state, so a checkpoint holds the protocol's progress and a resumed
   run does not ask a voter that already voted again.
 * **decide** applies the mode's protocol from :mod:`relaygraph.coordination` (pure logic):
-  a vote, a BFT round, or a PBFT/Raft run over the voters' ballots on the simulated network
-  (their messages are appended to ``messages``). It opens one span per round or phase.
+  a vote or a BFT round (one span per round).
+* **protocol** (``pbft``, ``raft``) runs the replicated protocol among the voters over the
+  simulated network *one phase per graph step* (PBFT: pre-prepare, prepare, commit, view
+  change, new view, per view; Raft: election and replication per term, the decision, the
+  crashed voters' catch-up). Each step appends the phase's messages to ``messages`` and its
+  record to ``protocol``, so a checkpoint holds the protocol's progress; the next step rebuilds
+  the replicas from the ballots and replays the checkpointed phases, checking every message
+  against state (:class:`~relaygraph.coordination.network.PhasedRun`). One span per phase.
+* **finalize** (graphs/consensus.py) records each voter's track record (did its ballot back the
+  decision; was it flagged) in the checkpoint database — the reputation ``weighted`` reads at
+  the next run's plan (:mod:`relaygraph.nodes.consensus_store`).
 
 What "Byzantine" means here: a voter whose ballot does not follow from its tools — a
 hallucinating or prompt-injected agent. ``lie`` stands for it: the voter's real ballot is
@@ -47,7 +57,15 @@ from relaygraph.coordination.ballots import (
     normalize_choice,
 )
 from relaygraph.coordination.crypto import Ed25519Keyring, HmacKeyring
-from relaygraph.coordination.network import Behaviour, Conditions, Fault, Message, Simulation
+from relaygraph.coordination.network import (
+    Behaviour,
+    Conditions,
+    Fault,
+    Message,
+    PhasedRun,
+    Simulation,
+    wire_digest,
+)
 from relaygraph.coordination.voting import (
     QUALIFIED_DEFAULT,
     Reputation,
@@ -64,6 +82,7 @@ from relaygraph.observability import tracing
 from smolagents import Tool
 
 MODES = ("majority", "qualified", "unanimous", "weighted", "bft", "pbft", "raft")
+REPLICATED = ("pbft", "raft")  # modes run as a replicated protocol, one graph step per phase
 MAX_VOTERS = 25
 
 
@@ -244,6 +263,7 @@ class ConsensusState(WorkflowState, total=False):
     round: int
     ballots: Annotated[dict[str, dict[str, Any]], merge_dicts]  # "r{round}/{voter}" -> record
     messages: Annotated[list[dict[str, Any]], operator.add]  # every protocol message sent
+    protocol: Annotated[list[dict[str, Any]], operator.add]  # pbft/raft: one record per phase step
     rounds: Annotated[list[dict[str, Any]], operator.add]  # decide's record of each round
     decision: dict[str, Any]
 
@@ -559,11 +579,11 @@ def missing(state: dict[str, Any], cfg: ConsensusConfig, round_: int, ballots: d
 def decide(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """Apply the mode's protocol to the ballots so far (one span per round or phase)."""
     cfg = ConsensusConfig.model_validate(state["consensus"])
+    if cfg.mode in REPLICATED:
+        return {}  # the ballots are in: ``protocol`` runs PBFT or Raft over them, one phase per step
     r = int(state.get("round", 1))
     with _span(f"consensus.round {r}", **{"relaygraph.consensus.mode": cfg.mode, "relaygraph.consensus.round": r}):
-        if cfg.mode in ("pbft", "raft"):
-            outcome = run_replicated(state, cfg)
-        elif cfg.mode == "bft":
+        if cfg.mode == "bft":
             outcome = bft_round(state, cfg, r)
         else:
             outcome = vote_once(state, cfg)
@@ -619,11 +639,16 @@ def bft_round(state: dict[str, Any], cfg: ConsensusConfig, r: int) -> dict[str, 
     return {"done": True, "decision": decision, "round_record": record}
 
 
-PHASES = ("pre-prepare", "prepare", "commit", "view-change", "new-view", "commit-proof")
+#: At most this many protocol steps run as graph steps of their own; the last runs the rest
+#: (a run's supersteps stay well inside LangGraph's default recursion limit).
+MAX_PROTOCOL_STEPS = 16
+
+Outcome = Callable[[], dict[str, Any]]
 
 
-def run_replicated(state: dict[str, Any], cfg: ConsensusConfig) -> dict[str, Any]:
-    """PBFT or Raft among the voters over the simulated network, seeded by the run's seed."""
+def protocol_run(state: dict[str, Any], cfg: ConsensusConfig) -> tuple[PhasedRun, Outcome]:
+    """PBFT or Raft among the voters over the simulated network, seeded by the run's seed and
+    built from the round-1 ballots in state — so a resumed run rebuilds the same one."""
     ballots = {key.split("/", 1)[1]: rec for key, rec in (state.get("ballots") or {}).items() if key.startswith("r1/")}
     names = cfg.names()
     own = {v: (Ballot.model_validate(rec["ballot"]) if rec.get("ballot") else None) for v, rec in ballots.items()}
@@ -631,11 +656,12 @@ def run_replicated(state: dict[str, Any], cfg: ConsensusConfig) -> dict[str, Any
     faults = {v: Fault(behaviour=b, extra_delay=400.0) for v, b in cfg.faults.items()}
     fabricated = evidence_proof(state, 1)
     if cfg.mode == "pbft":
-        return run_pbft(cfg, names, own, told, faults, fabricated)
-    return run_raft(cfg, names, own, faults)
+        return pbft_run(cfg, names, own, told, faults, fabricated)
+    return raft_run(cfg, names, own, faults)
 
 
-def run_pbft(cfg, names, own, told, faults, fabricated) -> dict[str, Any]:
+def pbft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | None], told: dict[str, str | None],
+             faults: dict[str, Fault], fabricated: dict[str, str]) -> tuple[PhasedRun, Outcome]:
     # Replica-to-replica messages carry MAC authenticators (HMAC-SHA256), as in the PBFT paper's
     # normal case; the ballots they order are Ed25519-signed (see ``deliveries``).
     ring = HmacKeyring(names, f"consensus:{cfg.seed}")
@@ -651,68 +677,78 @@ def run_pbft(cfg, names, own, told, faults, fabricated) -> dict[str, Any]:
                                          coalition=coalition))
     honest = [r for r in replicas if r.id not in faults]
     sim = Simulation(replicas, seed=cfg.seed, conditions=Conditions(), faults=faults, record=False)
-    limit = 60.0 * (2 ** (len(names) + 2))
 
     def decided() -> bool:
         return all(1 in r.committed and r.committed[1] != pbft.NULL for r in honest) or \
             max(r.view for r in honest) > 2 * len(names)
 
-    sim.run(until=limit, stop=decided)
-    committed = [r.committed.get(1) for r in honest if r.committed.get(1) not in (None, pbft.NULL)]
-    value = committed[0] if committed else None
-    suspects: dict[str, list[str]] = {v: [why] for v, why in fabricated.items()}
-    for r in honest:
-        for who, whys in r.suspects.items():
-            for why in sorted(whys):
-                if why not in suspects.setdefault(who, []):
-                    suspects[who].append(why)
-    for v in names:
-        if own.get(v) is None:
-            suspects.setdefault(v, []).append("cast no ballot")
-        elif sim.stats.by_src.get(v, 0) == 0:
-            suspects.setdefault(v, []).append("silent: none of its protocol messages reached a peer")
-    for phase in PHASES:
-        count = sim.stats.by_kind.get(phase, 0)
-        if count:
-            with _span(f"pbft.{phase}", **{"relaygraph.consensus.messages": count}):
-                pass
-    messages = [{"protocol": "pbft", "kind": k, "count": c} for k, c in sorted(sim.stats.by_kind.items())]
-    views = max(r.view for r in honest) if honest else 0
-    reason = (f"{value!r} committed at sequence 1 by {len(committed)} of {len(honest)} replicas "
-              f"(2f+1 = {2 * replicas[0].f + 1} matching commits) after {views} view change(s)"
-              if value else f"no value committed after {views} view changes: honest ballots disagree")
-    decision = {"decision": value, "rounds": 1, "views": views, "fallback": False, "suspects": suspects,
+    phased = PhasedRun(sim, phase=pbft_phases(sim), done=decided, until=60.0 * (2 ** (len(names) + 2)))
+
+    def outcome() -> dict[str, Any]:
+        committed = [r.committed.get(1) for r in honest if r.committed.get(1) not in (None, pbft.NULL)]
+        value = committed[0] if committed else None
+        suspects: dict[str, list[str]] = {v: [why] for v, why in fabricated.items()}
+        for r in honest:
+            for who, whys in r.suspects.items():
+                for why in sorted(whys):
+                    if why not in suspects.setdefault(who, []):
+                        suspects[who].append(why)
+        for v in names:
+            if own.get(v) is None:
+                suspects.setdefault(v, []).append("cast no ballot")
+            elif sim.stats.by_src.get(v, 0) == 0:
+                suspects.setdefault(v, []).append("silent: none of its protocol messages reached a peer")
+        views = max(r.view for r in honest) if honest else 0
+        reason = (f"{value!r} committed at sequence 1 by {len(committed)} of {len(honest)} replicas "
+                  f"(2f+1 = {2 * replicas[0].f + 1} matching commits) after {views} view change(s)"
+                  if value else f"no value committed after {views} view changes: honest ballots disagree")
+        return {"decision": value, "rounds": 1, "views": views, "fallback": False, "suspects": suspects,
                 "reason": reason, "f": replicas[0].f, "messages_sent": sim.stats.sent,
                 "expected_messages_fault_free": pbft.expected_messages(len(names)),
                 "committed_by": sorted(r.id for r in honest if r.committed.get(1) == value)}
-    return {"done": True, "decision": decision, "messages": messages,
-            "round_record": {"round": 1, "views": views, "messages": dict(sim.stats.by_kind)}}
+
+    return phased, outcome
 
 
-def run_raft(cfg, names, own, faults) -> dict[str, Any]:
+def pbft_phases(sim: Simulation) -> Callable[[], str]:
+    """PBFT's phase: the newest (message kind, view) sent so far — ``prepare (view 0)``."""
+    seen: set[str] = set()
+    state = {"read": 0, "phase": "start"}
+
+    def phase() -> str:
+        fresh = []
+        for m in sim.wire[state["read"]:]:
+            view = m["body"].get("view")
+            key = m["kind"] if view is None else f"{m['kind']} (view {view})"
+            if key not in seen:
+                seen.add(key)
+                fresh.append(key)
+        if fresh:  # one event may open two (a new primary's NEW-VIEW, then its PRE-PREPARE): the first names it
+            state["phase"] = fresh[0]
+        state["read"] = len(sim.wire)
+        return state["phase"]
+
+    return phase
+
+
+def raft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | None],
+             faults: dict[str, Fault]) -> tuple[PhasedRun, Outcome]:
     """Ballots become entries of a Raft log, then the majority decision does; crashed voters
-    restart afterwards and must catch up on the whole log from the leader."""
+    restart afterwards and must catch up on the whole log from the leader. A client polls
+    inside the simulation (so a replay repeats it): it submits to the current leader, appends
+    the decision once every ballot is committed, then restarts the crashed voters."""
     observer = raft.RaftObserver()
     nodes = {v: raft.RaftNode(v, names, observer=observer) for v in names}
     sim = Simulation(list(nodes.values()), seed=cfg.seed, faults=faults)
     down = set(faults)
+    crashed = [v for v in names if cfg.faults.get(v) is Behaviour.CRASH]
+    ballots = [f"ballot:{v}:{own[v].choice}" for v in names if own.get(v) is not None and v not in down]
+    wanted: list[str] = list(ballots)
     submitted: dict[str, int] = {}  # entry -> term of the leader that took it (retry after a change)
-    wanted: list[str] = [f"ballot:{v}:{own[v].choice}" for v in names if own.get(v) is not None and v not in down]
+    progress: dict[str, Any] = {"result": None, "restarted": False, "target": 0}
 
     def committed_values() -> list[str]:
         return [value for _, (_, value) in sorted(observer.committed.items())]
-
-    def client() -> None:
-        leaders = [n for n in nodes.values() if n.role == "leader" and sim.alive[n.id]]
-        done = set(committed_values())
-        if leaders:
-            leader = max(leaders, key=lambda n: n.term)
-            for entry in wanted:
-                if entry not in done and submitted.get(entry) != leader.term \
-                        and leader.submit(entry, sim.contexts[leader.id]):
-                    submitted[entry] = leader.term
-        if not set(wanted) <= done:
-            sim.at(sim.now + 25, client)
 
     def committed_ballots() -> list[Ballot]:
         seen: dict[str, Ballot] = {}
@@ -722,44 +758,110 @@ def run_raft(cfg, names, own, faults) -> dict[str, Any]:
                 seen.setdefault(v, Ballot(voter=v, choice=choice, confidence=own[v].confidence))
         return list(seen.values())
 
-    sim.at(0, client)
-    with _span("raft.election"):
-        sim.run(until=20_000, stop=lambda: any(n.role == "leader" for n in nodes.values()))
-    with _span("raft.replication"):
-        sim.run(until=60_000, stop=lambda: set(wanted) <= set(committed_values()))
-        result = tally(committed_ballots(), VotingMode.MAJORITY, electorate=len(names))
-        if result.decision is not None:  # the decision itself joins the ordered log
-            wanted.append(f"decision:{result.decision}")
-            client()
-            sim.run(until=sim.now + 60_000, stop=lambda: set(wanted) <= set(committed_values()))
-    caught_up: dict[str, bool] = {}
-    crashed = [v for v in down if cfg.faults[v] is Behaviour.CRASH]
-    if crashed:
-        with _span("raft.catch-up"):
+    def submit() -> None:
+        leaders = [n for n in nodes.values() if n.role == "leader" and sim.alive[n.id]]
+        done = set(committed_values())
+        if leaders:
+            leader = max(leaders, key=lambda n: n.term)
+            for entry in wanted:
+                if entry not in done and submitted.get(entry) != leader.term \
+                        and leader.submit(entry, sim.contexts[leader.id]):
+                    submitted[entry] = leader.term
+
+    def client() -> None:
+        done = set(committed_values())
+        if progress["result"] is None and set(ballots) <= done:
+            progress["result"] = tally(committed_ballots(), VotingMode.MAJORITY, electorate=len(names))
+            if progress["result"].decision is not None:  # the decision itself joins the ordered log
+                wanted.append(f"decision:{progress['result'].decision}")
+        elif progress["result"] is not None and set(wanted) <= done and crashed and not progress["restarted"]:
+            progress["restarted"], progress["target"] = True, len(observer.committed)
             for v in crashed:
                 sim.restart(v)
-            target = len(observer.committed)
-            sim.run(until=sim.now + 20_000, stop=lambda: all(nodes[v].commit_index >= target for v in crashed))
-            caught_up = {v: nodes[v].applied[:target] == committed_values()[:target] and nodes[v].commit_index >= target
-                         for v in crashed}
-    leader = max((n for n in nodes.values() if n.role == "leader"), key=lambda n: n.term, default=None)
-    term = max(n.term for n in nodes.values())
-    log = committed_values()
-    decision = {"decision": result.decision, "rounds": 1, "views": term, "fallback": False,
-                "suspects": {v: [f"{cfg.faults[v].value}: its ballot never reached the log"] for v in down},
+        submit()
+        if not finished():
+            sim.at(sim.now + 25, client)
+
+    def caught_up() -> bool:
+        return progress["restarted"] and all(nodes[v].commit_index >= progress["target"] for v in crashed)
+
+    def finished() -> bool:
+        return progress["result"] is not None and set(wanted) <= set(committed_values()) and (
+            not crashed or caught_up())
+
+    def phase() -> str:
+        if progress["restarted"]:
+            return "catch-up"
+        term = max(n.term for n in nodes.values())
+        if not any(n.role == "leader" and n.term == term for n in nodes.values()):
+            return f"election (term {term + 1})" if term == 0 else f"election (term {term})"
+        return f"{'decision' if progress['result'] is not None else 'replication'} (term {term})"
+
+    sim.at(0, client)
+    phased = PhasedRun(sim, phase=phase, done=finished, until=200_000)
+
+    def outcome() -> dict[str, Any]:
+        result = progress["result"] or tally(committed_ballots(), VotingMode.MAJORITY, electorate=len(names))
+        target = progress["target"]
+        log = committed_values()
+        leader = max((n for n in nodes.values() if n.role == "leader"), key=lambda n: n.term, default=None)
+        term = max(n.term for n in nodes.values())
+        return {"decision": result.decision, "rounds": 1, "views": term, "fallback": False,
+                "suspects": {v: [f"{cfg.faults[v].value}: its ballot never reached the log"] for v in sorted(down)},
                 "reason": f"Raft leader {leader.id if leader else '?'} (term {term}) committed "
                           f"{len(committed_ballots())} ballots; {result.reason}",
-                "log": log, "caught_up": caught_up,
+                "log": log,
+                "caught_up": {v: nodes[v].applied[:target] == log[:target] and nodes[v].commit_index >= target
+                              for v in crashed} if progress["restarted"] else {},
                 "log_safety_violations": observer.violations + raft.log_matching_violations(list(nodes.values())),
                 "messages_sent": sim.stats.sent}
-    messages = [{"protocol": "raft", "kind": k, "count": c} for k, c in sorted(sim.stats.by_kind.items())]
-    return {"done": True, "decision": decision, "messages": messages,
-            "round_record": {"round": 1, "terms": term, "messages": dict(sim.stats.by_kind)}}
+
+    return phased, outcome
+
+
+def protocol(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """One phase of PBFT or Raft as one graph step.
+
+    The protocol is rebuilt from the ballots in state and replayed to the end of the steps
+    already checkpointed — every replayed step must send exactly the messages state holds for
+    it (else :class:`ReplayDiverged`) — then runs its next phase. The phase's messages and its
+    record join state, so the next checkpoint holds the protocol's progress; a resumed run
+    continues from the last checkpointed phase without asking any voter again.
+    """
+    cfg = ConsensusConfig.model_validate(state["consensus"])
+    phased, outcome = protocol_run(state, cfg)
+    recorded = state.get("protocol") or []
+    sent: dict[int, list[dict[str, Any]]] = {}
+    for m in state.get("messages") or []:
+        if m.get("protocol") == cfg.mode and "step" in m:
+            sent.setdefault(int(m["step"]), []).append(m)
+    phased.replay([{**rec, "digest": wire_digest(sent.get(int(rec["step"]), []))} for rec in recorded])
+    name = phased.current()
+    with _span(f"{cfg.mode}.{name}", **{"relaygraph.consensus.mode": cfg.mode,
+                                         "relaygraph.consensus.step": len(recorded) + 1}) as span:
+        step = phased.step(last=len(recorded) + 1 >= MAX_PROTOCOL_STEPS)
+        if span is not None:
+            span.set_attribute("relaygraph.consensus.messages", len(step.messages))
+    update: dict[str, Any] = {
+        "protocol": [step.record()],
+        "messages": [{"protocol": cfg.mode, "step": step.index, "phase": step.phase, **m} for m in step.messages]}
+    if step.done:
+        decision = outcome()
+        update["decision"] = decision
+        update["rounds"] = [{"round": 1, "views": decision["views"], "steps": step.index,
+                             "messages": decision["messages_sent"]}]
+    return update
+
+
+def route_after_protocol(state: dict[str, Any]) -> str:
+    return "finalize" if state.get("decision") else "protocol"
 
 
 def route_after_decide(state: dict[str, Any]) -> list[Any] | str:
     if state.get("decision"):
         return "finalize"
+    if state["consensus"]["mode"] in REPLICATED:
+        return "protocol"
     last = (state.get("rounds") or [{}])[-1]
     return fan_out(state, previous={"round": last.get("round"), "tally": last.get("tally")})
 
@@ -802,6 +904,7 @@ def consensus_result(state: dict[str, Any]) -> dict[str, Any]:
             "rounds": decision.get("rounds"), "views": decision.get("views"),
             "messages_sent": sent, "fallback": bool(decision.get("fallback")),
             "suspects": decision.get("suspects") or {}, "ballots": ballots,
+            "phases": [{k: p[k] for k in ("step", "phase", "messages", "time")} for p in state.get("protocol") or []],
             **{k: decision[k] for k in ("tally", "weights", "needed", "f", "committed_by", "log", "caught_up",
                                         "expected_messages_fault_free", "log_safety_violations") if k in decision}}
 

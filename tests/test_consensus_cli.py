@@ -55,3 +55,47 @@ def test_a_consensus_run_killed_mid_vote_resumes_without_re_asking_voters(isolat
     starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
     assert starts["voter 1"] == starts["voter 2"] == starts["voter 4"] == 1, starts  # not asked twice
     assert starts["voter 3"] == 2  # the voter killed mid-ballot was asked again, once
+
+
+KILL_IN_PHASE_3 = """
+import os, signal, sys
+sys.path.insert(0, os.path.join(os.getcwd(), "tests"))
+from relaygraph.coordination.network import PhasedRun
+step = PhasedRun.step
+def dying_step(self, **kw):
+    if len(self.steps) == 2:  # phases 1 and 2 are checkpointed: die in phase 3, no cleanup
+        os.kill(os.getpid(), signal.SIGKILL)
+    return step(self, **kw)
+PhasedRun.step = dying_step
+import crash_runner
+crash_runner.main()
+"""
+
+
+def protocol_steps(thread: str) -> list[dict]:
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    with open_checkpointer() as saver:
+        state = saver.get_tuple({"configurable": {"thread_id": thread}})
+        return list((state.checkpoint.get("channel_values") or {}).get("protocol") or []) if state else []
+
+
+@pytest.mark.slow
+def test_a_consensus_run_sigkilled_mid_protocol_resumes_from_its_checkpointed_phases(isolated_env, tmp_path) -> None:
+    log, options = tmp_path / "agents.log", ["--param", "mode=pbft", "--param", "voters=4", "--param", "faults=lie"]
+    killed = subprocess.run([sys.executable, "-c", KILL_IN_PHASE_3, "run", "consensus", "--thread-id", "killed",
+                             "--json", *options], env=child_env(isolated_env, log), cwd=REPO, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p["phase"] for p in protocol_steps("killed")] == ["pre-prepare (view 0)", "view-change (view 1)"]
+    voted = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
+    assert voted == {f"voter {i}": 1 for i in range(1, 5)}
+
+    resumed = cli(["resume", "killed", "--json"], child_env(isolated_env, log))
+    assert resumed.returncode == 0, resumed.stderr
+    whole = cli(["run", "consensus", "--thread-id", "whole", "--json", *options], child_env(isolated_env, tmp_path / "w"))
+    block, reference = (json.loads(r.stdout)["result"]["consensus"] for r in (resumed, whole))
+    assert block["decision"] == reference["decision"] == "north" and "voter_1" in block["suspects"]
+    assert block["phases"] == reference["phases"] and len(block["phases"]) == 5
+    voted = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
+    assert voted == {f"voter {i}": 1 for i in range(1, 5)}  # the resume asked no voter again

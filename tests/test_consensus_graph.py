@@ -120,25 +120,39 @@ def test_impossible_fault_counts_are_refused_before_any_agent_runs(isolated_env)
     assert result.exit_code == 2 and "0.51–1.0" in result.stderr
 
 
-@pytest.mark.parametrize(("mode", "children"), [("bft", None), ("pbft", {"pbft.pre-prepare", "pbft.prepare",
-                                                                           "pbft.commit", "pbft.view-change"})])
-def test_spans_show_one_child_per_round_and_phase(mode, children, spans, roles, sample_path, invoke_config) -> None:
-    if mode == "bft":
-        for voter in ("voter 3", "voter 4"):
-            roles.scripts[voter] = [aggregate_call(), ballot_call("South", confidence=0.4), ("final", "no")]
-    run(invoke_config, mode=mode, voters=4, faults="lie" if mode == "pbft" else "")
+def test_spans_show_one_child_per_bft_round(spans, roles, sample_path, invoke_config) -> None:
+    for voter in ("voter 3", "voter 4"):
+        roles.scripts[voter] = [aggregate_call(), ballot_call("South", confidence=0.4), ("final", "no")]
+    run(invoke_config, mode="bft", voters=4)
     finished = spans.get_finished_spans()
     index = {s.context.span_id: s for s in finished}
     rounds = [s for s in finished if s.name.startswith("consensus.round ")]
     assert all(index[s.parent.span_id].name == "node decide" for s in rounds)
-    if mode == "bft":
-        assert sorted(s.name for s in rounds) == ["consensus.round 1", "consensus.round 2"]
-        assert len({s.parent.span_id for s in rounds}) == 2  # each round in its own decide step
-    else:
-        phases = [s for s in finished if s.name.startswith("pbft.")]
-        assert {s.name for s in phases} >= children
-        assert len(phases) == len({s.name for s in phases})  # one child per phase
-        assert all(s.parent.span_id == rounds[0].context.span_id for s in phases)
+    assert sorted(s.name for s in rounds) == ["consensus.round 1", "consensus.round 2"]
+    assert len({s.parent.span_id for s in rounds}) == 2  # each round in its own decide step
+
+
+@pytest.mark.parametrize(("mode", "voters", "faults", "expected"), [
+    ("pbft", 4, "lie", ["pre-prepare (view 0)", "view-change (view 1)", "new-view (view 1)", "prepare (view 1)",
+                        "commit (view 1)"]),
+    ("raft", 5, "crash", ["election (term 1)", "replication (term 1)", "decision (term 1)", "catch-up"]),
+])
+def test_each_protocol_phase_is_a_graph_step_with_its_own_span(mode, voters, faults, expected, spans, roles,
+                                                               sample_path, invoke_config) -> None:
+    out = run(invoke_config, mode=mode, voters=voters, faults=faults)
+    assert [p["phase"] for p in out["result"]["consensus"]["phases"]] == expected
+    finished = spans.get_finished_spans()
+    index = {s.context.span_id: s for s in finished}
+    steps = sorted((s for s in finished if s.name == "node protocol"), key=lambda s: s.start_time)
+    phases = sorted((s for s in finished if s.name.startswith(f"{mode}.")), key=lambda s: s.start_time)
+    assert [s.name for s in phases] == [f"{mode}.{p}" for p in expected]
+    assert [index[s.parent.span_id] for s in phases] == steps  # one child per step, one step per phase
+    in_state = [m for m in out["messages"] if m["protocol"] == mode]  # the protocol's messages live in state
+    assert [s.attributes["relaygraph.consensus.messages"] for s in phases] == \
+        [p["messages"] for p in out["result"]["consensus"]["phases"]]
+    assert sum(p["messages"] for p in out["result"]["consensus"]["phases"]) == len(in_state) > 0
+    assert {(m["src"], m["dst"], m["kind"]) for m in in_state} >= {("voter_1", "voter_2", expected[0].split()[0])} \
+        if mode == "pbft" else all(m["body"]["term"] >= 1 for m in in_state)
 
 
 def test_a_voter_whose_agent_keeps_failing_is_a_crash_not_a_failed_run(roles, sample_path, invoke_config) -> None:
@@ -159,3 +173,66 @@ def test_the_ballot_tool_refuses_bad_input_so_the_agent_can_fix_it(roles, sample
     assert "confidence must lie between 0 and 1, got 7" in steps[1]["error"]  # the agent saw why
     assert steps[2]["tool"] == "submit_ballot" and "Ballot recorded: North" in steps[2]["observation"]
     assert out["result"]["consensus"]["decision"] == "north"
+
+
+class Killed(BaseException):
+    """Stands for the process dying in the middle of a protocol step (not an error a node handles)."""
+
+
+def protocol_messages(state: dict[str, Any], mode: str) -> list[tuple[int, str, str, str, str]]:
+    return [(m["step"], m["src"], m["dst"], m["kind"], m["signature"]) for m in state["messages"]
+            if m["protocol"] == mode]
+
+
+@pytest.mark.parametrize(("mode", "voters", "faults"), [("pbft", 4, "lie"), ("raft", 5, "crash")])
+def test_killed_mid_protocol_resumes_from_the_checkpointed_phases(mode, voters, faults, roles, sample_path,
+                                                                  invoke_config, monkeypatch) -> None:
+    from relaygraph.coordination.network import PhasedRun
+
+    options = {"mode": mode, "voters": voters, "faults": faults}
+    whole = run({"configurable": {"thread_id": "uninterrupted"}}, **options)
+    asked = dict(roles.calls)
+    roles.calls.clear()
+
+    step, ran, killed = PhasedRun.step, [], []
+
+    def dying_step(self: PhasedRun, **kw: Any):
+        if len(self.steps) == 2 and not killed:  # phases 1 and 2 are checkpointed; die running phase 3
+            killed.append(True)
+            raise Killed()
+        ran.append(len(self.steps) + 1)
+        return step(self, **kw)
+
+    monkeypatch.setattr(PhasedRun, "step", dying_step)
+    graph = build_graph().compile(checkpointer=InMemorySaver())
+    config = {"configurable": {**invoke_config["configurable"], **options}}
+    with pytest.raises(Killed):
+        graph.invoke({"task": "Which region earns most?"}, config)
+    saved = graph.get_state(config)
+    assert saved.next == ("protocol",) and [p["step"] for p in saved.values["protocol"]] == [1, 2]
+    assert {m["step"] for m in saved.values["messages"] if m["protocol"] == mode} == {1, 2}
+
+    resumed = graph.invoke(None, config)
+    assert roles.calls == asked  # every voter was asked once in all: none again after the kill
+    phases = len(whole["result"]["consensus"]["phases"])
+    assert phases > 3 and ran == list(range(1, phases + 1))  # 1–2 replayed from state, not run again
+    assert resumed["result"]["consensus"]["decision"] == whole["result"]["consensus"]["decision"] == "north"
+    assert resumed["result"]["consensus"]["phases"] == whole["result"]["consensus"]["phases"]
+    assert protocol_messages(resumed, mode) == protocol_messages(whole, mode)
+
+
+def test_a_protocol_step_refuses_to_continue_from_messages_it_cannot_reproduce(roles, sample_path,
+                                                                               invoke_config) -> None:
+    from relaygraph.coordination.network import ReplayDiverged
+    from relaygraph.nodes.consensus import protocol
+
+    graph = build_graph(approve_before=None).compile(checkpointer=InMemorySaver(), interrupt_after=["protocol"])
+    config = {"configurable": {**invoke_config["configurable"], "mode": "pbft", "voters": 4}}
+    graph.invoke({"task": "Which region earns most?"}, config)
+    state = dict(graph.get_state(config).values)
+    assert protocol(state, config)["protocol"][0]["step"] == 2  # as checkpointed: it continues
+    forged = [dict(m) for m in state["messages"]]
+    first = next(m for m in forged if m["protocol"] == "pbft")
+    first["body"] = {**first["body"], "value": "south"}  # a message state holds, altered
+    with pytest.raises(ReplayDiverged, match="does not reproduce step 1"):
+        protocol({**state, "messages": forged}, config)

@@ -20,6 +20,8 @@ from relaygraph.coordination.network import (
     Conditions,
     Fault,
     Partition,
+    PhasedRun,
+    ReplayDiverged,
     Simulation,
 )
 from relaygraph.coordination.pbft import (
@@ -49,6 +51,15 @@ class Scenario:
     until: float = 60_000.0
 
     def run(self, record: bool = False) -> tuple[Simulation, list[PbftReplica]]:
+        sim, replicas = self.build(record)
+        sim.run(until=self.until, stop=self.stop(replicas))
+        return sim, replicas
+
+    def stop(self, replicas: list[PbftReplica]):
+        honest = self.honest(replicas)
+        return lambda: all(len(r.executed) == len(self.requests) for r in honest)
+
+    def build(self, record: bool = False) -> tuple[Simulation, list[PbftReplica]]:
         ids = [f"r{i}" for i in range(self.n)]
         keyring = (Ed25519Keyring if self.ed25519 else HmacKeyring)(ids, self.seed)
         coalition = Coalition()
@@ -61,10 +72,7 @@ class Scenario:
         conditions = Conditions(max_delay=self.max_delay, drop=self.drop, duplicate=self.duplicate,
                                 partitions=partitions, stable_after=self.stable_after)
         faults = {ids[i]: Fault(behaviour=Behaviour(b), start=0.0) for i, b in self.faulty}
-        sim = Simulation(replicas, seed=self.seed, conditions=conditions, faults=faults, record=record)
-        honest = self.honest(replicas)
-        sim.run(until=self.until, stop=lambda: all(len(r.executed) == len(self.requests) for r in honest))
-        return sim, replicas
+        return Simulation(replicas, seed=self.seed, conditions=conditions, faults=faults, record=record), replicas
 
     def honest(self, replicas: list[PbftReplica]) -> list[PbftReplica]:
         bad = {f"r{i}" for i, _ in self.faulty}
@@ -212,3 +220,47 @@ def test_safety_holds_with_real_ed25519_signatures(scenario: Scenario) -> None:
     scenario = Scenario(**{**scenario.__dict__, "ed25519": True})
     _, replicas = scenario.run()
     assert violations(scenario, replicas) == []
+
+
+def phased(scenario: Scenario) -> tuple[PhasedRun, list[PbftReplica]]:
+    sim, replicas = scenario.build()
+    kinds: list[str] = []
+
+    def phase() -> str:  # the newest message kind first seen: coarse phases, many boundaries
+        for m in sim.wire[len(kinds):]:
+            kinds.append(m["kind"] if m["kind"] in kinds else f"new:{m['kind']}")
+        return next((k for k in reversed(kinds) if k.startswith("new:")), "start")
+
+    return PhasedRun(sim, phase=phase, done=scenario.stop(replicas), until=scenario.until), replicas
+
+
+@FAST
+@given(scenarios(), st.integers(0, 30))
+def test_a_run_in_phases_resumed_after_any_phase_is_the_uninterrupted_run(scenario, cut) -> None:
+    """Phase by phase (what the graph checkpoints) equals one uninterrupted run; rebuilding from
+    the records of the first ``cut`` phases and going on reproduces every later phase."""
+    note(repr(scenario))
+    whole_sim, whole = scenario.run()
+    run, replicas = phased(scenario)
+    while not run.finished():
+        run.step(last=len(run.steps) >= 40)
+    assert [r.committed for r in replicas] == [r.committed for r in whole]
+    assert (run.sim.events, run.sim.stats.sent) == (whole_sim.events, whole_sim.stats.sent)
+    assert sum(len(s.messages) for s in run.steps) == whole_sim.stats.sent
+    cut = min(cut, len(run.steps) - 1)
+    again, replicas_again = phased(scenario)
+    again.replay([s.record() for s in run.steps[:cut]])
+    while not again.finished():
+        again.step(last=len(again.steps) >= 40)
+    assert [s.record() for s in again.steps] == [s.record() for s in run.steps]
+    assert [r.committed for r in replicas_again] == [r.committed for r in whole]
+
+
+def test_a_replay_that_does_not_reproduce_the_recorded_messages_is_refused() -> None:
+    scenario = Scenario(n=4, seed=7, faulty=((0, "silent"),))
+    run, _ = phased(scenario)
+    first = run.step().record()
+    bad = {**first, "digest": "0" * 64}
+    again, _ = phased(scenario)
+    with pytest.raises(ReplayDiverged, match="does not reproduce step 1"):
+        again.replay([bad])
