@@ -32,7 +32,7 @@ over :func:`rank`, and the invariants are proven by hypothesis tests
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -198,6 +198,66 @@ def _english(ranking: list[Bid], under: list[Bid], reserve: float, rules: Auctio
 
 
 # --- contracts, verification, settlement, reputation ---------------------------------------
+
+
+# --- sequencing: which task to auction next ----------------------------------------------------
+
+AuctionOrder = Literal["announced", "regret"]
+
+
+def regret(bids: Sequence[Bid]) -> float:
+    """What a task loses if its cheapest bidder is not the one that gets it: the second-lowest bid
+    minus the lowest (``inf`` with a single bidder — nobody else can do it; ``-inf`` with none)."""
+    costs = sorted(b.cost for b in bids)
+    if not costs:
+        return -math.inf
+    return math.inf if len(costs) == 1 else costs[1] - costs[0]
+
+
+def next_by_regret(bids: dict[str, Sequence[Bid]]) -> str | None:
+    """The open task to auction next, given every bidder's current bid for every open task: the
+    one with the largest :func:`regret` — the task whose cheap option is most at risk of being
+    lost once its best bidder's load rises; ties: the lower lowest bid, then the task id. None
+    when no task has a bid."""
+    ranked = [(t, regret(b), min((x.cost for x in b), default=math.inf)) for t, b in bids.items() if b]
+    if not ranked:
+        return None
+    return min(ranked, key=lambda item: (-item[1], item[2], item[0]))[0]
+
+
+def sequential_auctions(
+    tasks: Sequence[str], price: Callable[[str, dict[str, int]], Sequence[Bid]], rules: AuctionRules,
+    order: AuctionOrder = "regret",
+) -> list[tuple[str, AuctionResult]]:
+    """Allocate ``tasks`` by sequential single-item auctions: one task per round, awarded by
+    :func:`run_auction` on the bids for that task alone, in ``order``:
+
+    * ``announced`` — the tasks as listed; each round asks for bids on that one task;
+    * ``regret`` — each round every bidder prices every open task (its load includes what it
+      won in earlier rounds), and the task :func:`next_by_regret` names is auctioned. The
+      other bids of that round are discarded: the next round asks again, at the new loads.
+
+    ``price(task, wins)`` returns the bids for ``task`` when each bidder has won ``wins[bidder]``
+    tasks so far. A task with no bid under the reserve stays unallocated (its result says why).
+    Returns (task, result) in award order.
+    """
+    wins: dict[str, int] = {}
+    open_tasks = list(tasks)
+    awarded: list[tuple[str, AuctionResult]] = []
+    while open_tasks:
+        if order == "regret":
+            offers = {t: list(price(t, dict(wins))) for t in open_tasks}
+            task = next_by_regret(offers) or open_tasks[0]
+            bids = offers[task]
+        else:
+            task = open_tasks[0]
+            bids = list(price(task, dict(wins)))
+        result = run_auction(bids, rules)
+        if result.winner is not None:
+            wins[result.winner] = wins.get(result.winner, 0) + 1
+        awarded.append((task, result))
+        open_tasks.remove(task)
+    return awarded
 
 
 class AcceptanceCriterion(BaseModel):

@@ -15,8 +15,11 @@ from relaygraph.coordination.auctions import (
     Verification,
     eligible_bidders,
     estimate_cost,
+    next_by_regret,
     rank,
+    regret,
     run_auction,
+    sequential_auctions,
     settle,
     update_reputation,
 )
@@ -160,3 +163,60 @@ def test_cost_estimates_grow_with_rows_and_load_and_shrink_with_capability() -> 
     assert estimate_cost(1000, "aggregate", match=1.25) < base
     with pytest.raises(ValueError, match="unknown method"):
         estimate_cost(10, "astrology")
+
+
+# --- sequencing --------------------------------------------------------------------------------
+
+
+@st.composite
+def congested_markets(draw) -> tuple[list[list[float]], float]:
+    """A cost matrix (tasks × bidders) and the congestion each task already won adds."""
+    tasks, bidders = draw(st.integers(1, 6)), draw(st.integers(1, 4))
+    base = [draw(st.lists(st.sampled_from([1.0, 2.0]) | st.floats(0.0, 10.0), min_size=bidders, max_size=bidders))
+            for _ in range(tasks)]
+    return base, draw(st.sampled_from([0.0, 0.5]) | st.floats(0.0, 3.0))
+
+
+def pricing(base: list[list[float]], penalty: float):
+    return lambda task, wins: [Bid(bidder=f"a{j}", cost=c + penalty * wins.get(f"a{j}", 0))
+                               for j, c in enumerate(base[int(task)])]
+
+
+@given(congested_markets(), st.sampled_from(["announced", "regret"]))
+def test_sequential_auctions_award_each_task_once_to_its_cheapest_bidder_in_the_documented_order(market,
+                                                                                                 order) -> None:
+    base, penalty = market
+    price, tasks = pricing(base, penalty), [str(i) for i in range(len(base))]
+    awarded = sequential_auctions(tasks, price, AuctionRules(kind="vickrey"), order=order)
+    assert sorted(t for t, _ in awarded) == tasks  # every task auctioned exactly once
+    wins: dict[str, int] = {}
+    open_tasks = list(tasks)
+    for task, result in awarded:
+        bids = price(task, wins)
+        assert result.winner == rank(bids)[0].bidder  # the lowest bid at the loads of that round
+        if order == "announced":
+            assert task == open_tasks[0]
+        else:  # the task with the most to lose went first
+            assert regret(bids) >= max(regret(price(t, wins)) for t in open_tasks)
+            assert task == next_by_regret({t: price(t, wins) for t in open_tasks})
+        wins[result.winner] = wins.get(result.winner, 0) + 1
+        open_tasks.remove(task)
+
+
+@given(congested_markets())
+def test_without_congestion_either_order_gives_every_task_to_its_cheapest_bidder(market) -> None:
+    base, _ = market
+    for order in ("announced", "regret"):
+        awarded = dict(sequential_auctions([str(i) for i in range(len(base))], pricing(base, 0.0),
+                                           AuctionRules(kind="sealed"), order=order))
+        assert all(awarded[str(i)].winning_bid == min(row) for i, row in enumerate(base))
+
+
+def test_regret_order_auctions_first_the_task_that_would_lose_most() -> None:
+    # Both tasks are cheapest with x; only t2 is expensive elsewhere. Congestion 5 per task won.
+    base, rules = [[1.0, 2.0], [1.0, 10.0]], AuctionRules(kind="sealed")
+    announced = sequential_auctions(["0", "1"], pricing(base, 5.0), rules, order="announced")
+    assert [(t, r.winner, r.winning_bid) for t, r in announced] == [("0", "a0", 1.0), ("1", "a0", 6.0)]  # 7
+    by_regret = sequential_auctions(["0", "1"], pricing(base, 5.0), rules, order="regret")
+    assert [(t, r.winner, r.winning_bid) for t, r in by_regret] == [("1", "a0", 1.0), ("0", "a1", 2.0)]  # 3, optimal
+    assert regret([Bid(bidder="solo", cost=3.0)]) == math.inf and next_by_regret({"a": [], "b": []}) is None
