@@ -14,8 +14,9 @@ ranked by impact:
 * **retry settings** — when transient failures needed more than one retry on average, the
   backoff base doubles (the service needs longer to recover); when retries never helped (every
   transient failure ran out of retries) the backoff is kept but the run is told so.
-* **timeouts** — per task, twice the slowest successful duration seen (at least 1 s), the
-  budget after which a task run is an outlier worth flagging.
+* **timeouts** — per task, twice the slowest successful duration seen (at least 1 s). The
+  executor enforces it: the task's agent is cut when it runs longer, and the failure is a
+  ``transient`` timeout (retried with the — possibly learned — backoff, then the run stops).
 * **agent reputation** — per agent, a Beta(1, 1) mean of its task runs that succeeded; other
   coordination patterns use it for consensus weights and auction ties.
 """
@@ -154,6 +155,11 @@ def mine(experiences: Iterable[Experience], prior: Mapping[str, float], *, task_
 
 def learned_probabilities(adaptations: Iterable[Adaptation]) -> dict[str, float]:
     return {a.target: a.value for a in adaptations if a.kind == "method_probability"}
+
+
+def learned_timeouts(adaptations: Iterable[Adaptation]) -> dict[str, float]:
+    """Seconds per task name after which the executor cuts the task's agent (a timeout failure)."""
+    return {a.target: a.value for a in adaptations if a.kind == "timeout"}
 
 
 def learned_backoff(adaptations: Iterable[Adaptation]) -> float | None:

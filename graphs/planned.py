@@ -21,6 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import Field, field_validator
 from relaygraph.coordination.replanning import parse_injections
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.planning import (
     PlannedState,
@@ -66,9 +67,9 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder = StateGraph(PlannedState, input_schema=RunInput)
     builder.add_node("observe", observe)
     builder.add_node("plan", plan_node)
-    builder.add_node("execute", execute)
+    builder.add_node("execute", execute, retry_policy=agent_retry_policy())  # agents: the one failure path
     builder.add_node("recover", recover)
-    builder.add_node("critique", critique)
+    builder.add_node("critique", critique, retry_policy=agent_retry_policy())
     builder.add_node("finalize", finalize)
     builder.add_edge(START, "observe")
     builder.add_conditional_edges("observe", after_observe, ["plan", "execute"])

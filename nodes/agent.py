@@ -27,8 +27,10 @@ tool with the same arguments three times, or at most 2 distinct actions in 4 of 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Generator
@@ -84,6 +86,8 @@ class RecordingAgent(ToolCallingAgent):
         self.tool_results: dict[str, ToolResult] = {}
 
     def process_tool_calls(self, chat_message: ChatMessage, memory_step: ActionStep) -> Generator[Any]:
+        if self.interrupt_switch:  # its deadline passed while the model thought: no tool runs after it
+            raise AgentError("Agent interrupted: its time ran out before these tool calls.", self.logger)
         for event in super().process_tool_calls(chat_message, memory_step):
             result = result_of(getattr(event, "output", None))
             if result is not None:
@@ -91,6 +95,41 @@ class RecordingAgent(ToolCallingAgent):
                 self.brief.calls[event.id] = CallOutcome(tool=event.tool_call.name, summary=result.summary,
                                                          artifacts=result.artifacts)
             yield event
+
+
+class AgentTimeout(Exception):
+    """The agent's run passed its ``timeout_s`` (see :func:`run_within`)."""
+
+
+def run_within(agent: RecordingAgent, task: str, timeout_s: float | None) -> Any:
+    """``agent.run(task)``, cut at ``timeout_s`` seconds: then :class:`AgentTimeout` is raised.
+
+    The run goes on a worker thread (with this context, so runtime and tracing still apply)
+    and is waited for at most ``timeout_s``; past it the agent is interrupted — it starts no
+    further step and runs no further tool call — and the caller is free at the deadline. A
+    tool call or model call already in flight cannot be stopped from outside its thread: it
+    finishes in the background and its result is discarded.
+    """
+    if timeout_s is None:
+        return agent.run(task, return_full_result=True)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["run"] = agent.run(task, return_full_result=True)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True,
+                              name=f"agent-{agent.name}")
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        agent.interrupt()
+        raise AgentTimeout(f"timed out after {timeout_s:g}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["run"]
 
 
 def evidence(step: ActionStep, result: ToolResult | None) -> float:
@@ -259,9 +298,12 @@ def node_attempt() -> int:
 def make_agent_node(
     spec: AgentSpec, *, node: str | None = None, context_keys: dict[str, str] | None = None,
     extra_tools: Callable[[dict[str, Any]], list[Tool]] | None = None,
-    brief_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    brief_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None, timeout_s: float | None = None,
 ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
     """A LangGraph node running ``spec`` as a fresh ToolCallingAgent on each execution.
+
+    ``timeout_s`` cuts a run that takes longer (:func:`run_within`): it fails with a
+    ``TimeoutError`` reason, like a model that timed out.
 
     ``extra_tools(context)`` adds run-specific tools that are not data tools (e.g. the handoff
     tools of :mod:`relaygraph.nodes.handoff`); it is called per execution, so they are fresh too.
@@ -319,7 +361,10 @@ def make_agent_node(
             task = render_task(spec, state, context)
             agent_trace.record_task(task)
             try:
-                run = agent.run(task, return_full_result=True)
+                run = run_within(agent, task, timeout_s)
+            except AgentTimeout as exc:
+                raise fail(f"TimeoutError: {spec.name} {exc} (its timeout), {len(recorder.steps)} steps done; "
+                           "no step starts after it") from exc
             except AgentError as exc:
                 cause = exc.__cause__ or exc  # smolagents wraps the provider's own exception
                 raise fail(recorder.loop_reason or f"model error: {type(cause).__name__}: "

@@ -5,6 +5,7 @@
                                           ▼ the graph's result node
                                    RunResult ◄── ParallelResult | HandoffResult | HierarchicalResult
                                                    | AuctionResult | NegotiationResult | ConsensusResult
+                                                   | PlannedResult
 
 Graph state keeps plain dicts (``model_dump()``), so every checkpoint serialises with the saver's
 serde and ``langgraph dev`` clients see JSON; these models are where those dicts are made and
@@ -291,3 +292,32 @@ class ConsensusResult(RunResult):
     @classmethod
     def optional_keys(cls) -> tuple[str, ...]:
         return ("approvals", "consensus")
+
+
+class PlanSummary(BaseModel):
+    """The planned graph's plan as shown: the last accepted plan and how far it got."""
+
+    goal: str
+    confidence: float | None = None  # None when no plan was accepted
+    methods: list[str] = Field(default_factory=list)
+    tasks: list[str] = Field(default_factory=list)
+    completed: list[str] = Field(default_factory=list)  # every task run to success, in order
+    contingencies: list[dict[str, Any]] = Field(default_factory=list)
+    plans_accepted: int = 0
+    timeouts: dict[str, float] = Field(default_factory=dict)  # task -> seconds its agent was given
+
+
+class PlannedResult(RunResult):
+    """The planned graph's result: the shared keys plus the plan, replanning, learning and critique."""
+
+    plan: PlanSummary
+    replanning: list[dict[str, Any]] = Field(default_factory=list)  # each failure, its class, policy, change
+    world: dict[str, Any] = Field(default_factory=dict)  # the facts the last plan was made from (+ effects)
+    learned: dict[str, float] = Field(default_factory=dict)  # method probabilities planned with
+    critique: list[dict[str, Any]] = Field(default_factory=list)  # rounds: discrepancies, revised, clean
+    experience_store: dict[str, Any] = Field(default_factory=dict)  # the store this run was recorded in
+    reason: str | None = None  # why the run stopped, or what the critique left unverified
+
+    @classmethod
+    def optional_keys(cls) -> tuple[str, ...]:
+        return ("approvals", "reason")

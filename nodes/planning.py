@@ -46,7 +46,9 @@ from relaygraph.nodes.agent import (
     resolve_dataset,
     thread_id,
 )
-from relaygraph.nodes.results import make_result_node
+from relaygraph.nodes.contracts import PlannedResult, PlanSummary
+from relaygraph.nodes.failures import Failure, agent_node, failed_nodes, recording_failures
+from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import WorkflowState
 from relaygraph.observability import tracing
 from relaygraph.tools import TOOLS, Workspace, build_tools
@@ -74,6 +76,7 @@ class PlannedState(WorkflowState, total=False):
     replans: Annotated[list[dict[str, Any]], operator.add]
     stop_reason: str | None
     learned: dict[str, float]  # method probabilities the last plan used instead of the domain's
+    timeouts: dict[str, float]  # seconds per task name its agent may run (learned), cut after
     critique: list[dict[str, Any]]  # critique rounds over the report (critic, then reviser)
 
 
@@ -96,12 +99,13 @@ def adaptations(config: RunnableConfig) -> list[experience.Adaptation]:
     return experience.mine(found, prior, task_type=GOAL, backoff_s=replanning.BACKOFF_S)
 
 
-def learned_probabilities(config: RunnableConfig) -> dict[str, float]:
+def learned_probabilities(config: RunnableConfig,
+                          learned: list[experience.Adaptation] | None = None) -> dict[str, float]:
     """Method success probabilities to plan with: ``configurable.method_probabilities`` if
-    given (JSON), else what the experience store learned."""
+    given (JSON), else what the experience store learned (``learned``, else mined now)."""
     raw = options(config).get("method_probabilities")
     if raw is None:
-        return experience.learned_probabilities(adaptations(config))
+        return experience.learned_probabilities(adaptations(config) if learned is None else learned)
     if isinstance(raw, str):
         raw = json.loads(raw)
     return {str(k): float(v) for k, v in raw.items()}
@@ -145,7 +149,8 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     """Plan (or replan, after a failure) from the observed world; accept only above 0.6."""
     pending = state.get("pending")
     excluded = list(state.get("excluded") or [])
-    learned = learned_probabilities(config)
+    mined = adaptations(config)
+    learned = learned_probabilities(config, mined)
     domain = DATA_DOMAIN.without_methods(excluded).with_probabilities(learned)
     world = state.get("world") or {}
     span_name = "replan" if pending else "plan"
@@ -159,7 +164,7 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         if new is not None:
             span.set_attribute("relaygraph.plan.confidence", new.confidence)
             span.set_attribute("relaygraph.plan.methods", new.method_names())
-    update: dict[str, Any] = {"pending": None, "learned": learned}
+    update: dict[str, Any] = {"pending": None, "learned": learned, "timeouts": experience.learned_timeouts(mined)}
     if pending:
         old = state.get("plan") or {}
         update["replans"] = [{
@@ -218,14 +223,22 @@ def _tool_errors(task: PlannedTask, steps: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def execute(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
-    """Run the task at the cursor (preconditions first), or record why it failed."""
-    current = Plan.model_validate(state["plan"])
-    task = current.tasks[state.get("cursor") or 0]
-    world = state.get("world") or {}
+def _current(state: PlannedState) -> tuple[PlannedTask, str, dict[str, int]]:
+    """The task at the cursor, the name of this execution's node (``task#n``) and the run counts."""
+    task = Plan.model_validate(state["plan"]).tasks[state.get("cursor") or 0]
     runs = dict(state.get("executions") or {})
     runs[task.name] = runs.get(task.name, 0) + 1
-    node = f"{task.name}#{runs[task.name]}"
+    return task, f"{task.name}#{runs[task.name]}", runs
+
+
+def _run_task(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+    """Run the task at the cursor (preconditions first), or say why it cannot run.
+
+    An agent that fails raises :class:`AgentRunError` (carrying the steps of every slice run
+    so far): :func:`execute` puts that on the one failure path of agent nodes.
+    """
+    task, node, runs = _current(state)
+    world = state.get("world") or {}
     base: dict[str, Any] = {"executions": runs}
     with tracing.tracer().start_as_current_span(f"task {task.name}", attributes={
             "relaygraph.task.id": task.id, "relaygraph.task.agent": task.agent,
@@ -252,14 +265,17 @@ def execute(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                   if partitions > 1 and set(task.tools) <= PARTITION_TOOLS else [None])
         merged: dict[str, Any] = {"steps": [], "answers": {}, "context": {}, "progress": []}
         context = dict(state.get("context") or {})
+        timeout = (state.get("timeouts") or {}).get(task.name)
+        if timeout is not None:
+            span.set_attribute("relaygraph.task.timeout_s", timeout)
         for part in slices:
             run_state = {**state, "context": {**context, **({"partition": part} if part else {})}}
+            agent = make_agent_node(spec, node=node if part is None else f"{node}/{part}", timeout_s=timeout)
             try:
-                out = make_agent_node(spec, node=node if part is None else f"{node}/{part}")(run_state, config)
+                out = agent(run_state, config)
             except AgentRunError as exc:
-                merged["steps"] += exc.record.get("steps", [])
-                return {**base, "steps": merged["steps"],
-                        "pending": _failure(task, exc.record["reason"], replanning.classify(exc.record["reason"]))}
+                exc.record["steps"] = merged["steps"] + exc.record.get("steps", [])
+                raise
             merged["steps"] += out["steps"]
             merged["progress"] += out["progress"]
             merged["answers"].update(out["answers"])
@@ -276,6 +292,28 @@ def execute(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     return {**base, **merged, "world": facts, "overrides": overrides,
             "cursor": (state.get("cursor") or 0) + 1,
             "done": [*(state.get("done") or []), task.model_dump(mode="json")]}
+
+
+def _gave_up(state: PlannedState, failed: Failure) -> dict[str, Any]:
+    """The task's agent failed on its last attempt: recorded (steps, a failed ``progress``) and
+    handed to ``recover`` as a classified failure. It goes to ``errors`` only if the run stops."""
+    task, _, runs = _current(state)
+    reason = failed.failure.reason
+    update = failed.update()
+    return {"executions": runs, "steps": update["steps"], "progress": update["progress"],
+            "pending": _failure(task, reason, replanning.classify(reason))}
+
+
+def _who(state: PlannedState) -> tuple[str, str]:
+    task, node, _ = _current(state)
+    return task.agent, node
+
+
+#: The execute node: :func:`_run_task` on the one failure path of agent nodes
+#: (:mod:`relaygraph.nodes.failures`) — compiled with ``agent_retry_policy()``, an agent that
+#: fails is retried up to the run's ``max_retries`` attempts, then classified and recovered from.
+execute = recording_failures(_run_task, who=_who, on_failure=_gave_up)
+execute.__name__ = "execute"
 
 
 def _failure(task: PlannedTask, error: str, cls: str, *, injected: bool = False) -> dict[str, Any]:
@@ -385,9 +423,17 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     with tracing.tracer().start_as_current_span("critique", attributes={"relaygraph.critique.round": number}):
         sources = [context.get("dataset"), context.get("source_dataset") or state.get("data")]
+        failures: list[dict[str, Any]] = []
         for i, dataset in enumerate(d for d in dict.fromkeys(sources) if d):
             run_state = {**state, "context": {"dataset": dataset, "output_name": f"critic_check_{number}_{i}.parquet"}}
-            steps += make_agent_node(CRITIC, node=f"critic#{number}.{i + 1}")(run_state, config)["steps"]
+            out = agent_node(CRITIC, node=f"critic#{number}.{i + 1}")(run_state, config)
+            steps += out["steps"]
+            failures += [out] if out.get("errors") else []
+        if failures:  # the critic gave up (on its last attempt): nothing is verified this round
+            return {"steps": steps, "errors": [e for f in failures for e in f["errors"]],
+                    "progress": [p for f in failures for p in f["progress"]],
+                    "critique": [*rounds, {"round": number, "discrepancies": [], "clean": False, "revised": False,
+                                           "failed": "; ".join(e["reason"] for f in failures for e in f["errors"])}]}
         recomputed = [item for s in steps if s.get("tool") and not s.get("error")
                       for item in (s.get("facts") or {}, s.get("summary") or "", s.get("observation") or "")]
         found = critique_logic.discrepancies(markdown, recomputed, section="Agent notes")
@@ -400,8 +446,12 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
             kept = critique_logic.revise_notes(context.get("notes_kept") or findings, found)
             notes = "\n".join(f"- {n}" for n in kept) or "(no notes could be reproduced)"
             run_state = {**state, "context": {**context, "notes": notes}}
-            out = make_agent_node(REVISER, node=f"reviser#{number}")(run_state, config)
+            out = agent_node(REVISER, node=f"reviser#{number}")(run_state, config)
             update["steps"] = steps + out["steps"]
+            if out.get("errors"):  # the reviser gave up: the report stays as the critic found it
+                entry["failed"] = out["errors"][0]["reason"]
+                return {**update, "errors": out["errors"], "progress": out["progress"],
+                        "critique": [*rounds, entry]}
             update["context"] = {k: v for k, v in out["context"].items() if k in ("report", "chart")}
             update["context"]["notes_kept"] = kept
             entry.update(revised=True, notes_kept=len(kept), notes_dropped=len(findings) - len(kept))
@@ -409,44 +459,38 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
 
 
 def after_critique(state: PlannedState) -> str:
+    """Another round after a revision; to the finish when clean, at the limit, or when the
+    critic or reviser failed for good (:func:`~relaygraph.nodes.failures.failed_nodes`)."""
     last = (state.get("critique") or [{}])[-1]
-    return "critique" if last.get("revised") else "finalize"
+    gave_up = any(node.startswith(("critic#", "reviser#")) for node in failed_nodes(state))
+    return "critique" if last.get("revised") and not gave_up else "finalize"
 
 
 # --- finalize ---------------------------------------------------------------------------------
 
-_base_result = make_result_node("reporter", title="finalize")
-
-
 def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
-    """The common result, plus the plan, every plan accepted and the replanning history."""
-    out = _base_result(state, config)
-    result = out["result"]
-    current = state.get("plan")
-    reason = state.get("stop_reason")
+    """The shared result extended as :class:`PlannedResult`: the plan, every replan, what was
+    learned and the critique; the run is recorded in the experience store."""
+    base = run_result(state, config, answer_from="reporter")
+    status, answer, reason = base.status, base.answer, state.get("stop_reason")
     if reason:
-        result["status"] = "failed"
-        result["reason"] = reason
-        result["answer"] = f"Stopped: {reason}\n\n{result['answer']}".strip()
-    result["plan"] = {
-        "goal": (current or {}).get("goal", GOAL),
-        "confidence": (current or {}).get("confidence"),
-        "methods": [m["method"] for m in (current or {}).get("methods", [])],
-        "tasks": [t["name"] for t in (current or {}).get("tasks", [])],
-        "completed": [t["name"] for t in state.get("done") or []],
-        "contingencies": (current or {}).get("contingencies", []),
-        "plans_accepted": len(state.get("plans") or []),
-    }
-    result["replanning"] = state.get("replans") or []
-    result["world"] = state.get("world") or {}
-    result["learned"] = state.get("learned") or {}
+        status, answer = "failed", f"Stopped: {reason}\n\n{answer}".strip()
     rounds = state.get("critique") or []
-    result["critique"] = rounds
-    if rounds and not rounds[-1].get("clean") and result["status"] == "completed":
-        result["status"] = "partial"  # figures remain that the critic could not reproduce
-        result["reason"] = f"after {len(rounds)} critique rounds, {len(rounds[-1]['discrepancies'])} figures unverified"
+    if rounds and not rounds[-1].get("clean") and status == "completed":
+        status = "partial"  # figures remain that the critic could not reproduce
+        reason = f"after {len(rounds)} critique rounds, {len(rounds[-1]['discrepancies'])} figures unverified"
+    current = state.get("plan") or {}
+    plan = PlanSummary(
+        goal=current.get("goal", GOAL), confidence=current.get("confidence"),
+        methods=[m["method"] for m in current.get("methods", [])],
+        tasks=[t["name"] for t in current.get("tasks", [])],
+        completed=[t["name"] for t in state.get("done") or []],
+        contingencies=current.get("contingencies", []), plans_accepted=len(state.get("plans") or []),
+        timeouts=state.get("timeouts") or {})
     settings = settings_from_config(config)
-    run = experience.experience_from_run(thread_id(config), GOAL, state, result["status"], time.time())
-    result["experience_store"] = {"store": GOAL,
-                                  "size": experience_store.record(settings.checkpoint_db, run)}
-    return {"result": result, "status": result["status"]}
+    run = experience.experience_from_run(thread_id(config), GOAL, state, status, time.time())
+    size = experience_store.record(settings.checkpoint_db, run)
+    return result_update(extend_result(
+        base, PlannedResult, status=status, answer=answer, reason=reason, plan=plan,
+        replanning=state.get("replans") or [], world=state.get("world") or {},
+        learned=state.get("learned") or {}, critique=rounds, experience_store={"store": GOAL, "size": size}))

@@ -79,3 +79,38 @@ def test_a_method_that_failed_in_three_runs_is_avoided_by_the_next_plan(roles, s
     assert "store data_report: 5 experiences (2 completed, 3 failed)" in shown.output
     assert "method_probability time_series_analysis: 0.9 -> " in shown.output
     assert CliRunner().invoke(app, ["experience", "show", "--store", "nope"]).exit_code == 2
+
+
+def test_a_learned_timeout_is_enforced_in_the_next_run(roles, sample_path):
+    """Experiences teach aggregate's timeout (2 × its slowest run, at least 1 s); the next run's
+    slow analyst is cut at it, and the cut is a transient timeout that follows its policy."""
+    from relaygraph.config.settings import settings_from_config
+    from relaygraph.graphs.planned import build_graph
+    from relaygraph.nodes import experience as store
+
+    url = settings_from_config({}).checkpoint_db
+    for i in range(3):
+        store.record(url, exp(i, ["prepare_analyse_report", "validate_and_clean", "time_series_analysis"])
+                     .model_copy(update={"durations": {"aggregate": 0.05 * (i + 1)}}))
+    roles.slow, roles.delay = {"analyst"}, 1.6  # each analyst model call now takes 1.6 s
+    graph = build_graph().compile()
+
+    def run(thread: str, **options):
+        config = {"configurable": {"thread_id": thread, "retry_backoff_s": 0, "max_retries": 1, **options},
+                  "recursion_limit": 200}
+        return graph.invoke({"task": "report"}, config)
+
+    state = run("slow-learned")
+    result = state["result"]
+    assert result["plan"]["timeouts"] == {"aggregate": 1.0}  # the learned value, applied to the run
+    assert result["status"] == "failed" and "transient failure persisted after 3 retries" in result["reason"]
+    assert [(e["failure_class"], e["action"]) for e in result["replanning"]] == [("transient", "retry")] * 3 + [
+        ("transient", "stop")]
+    assert all("analyst timed out after 1s (its timeout)" in e["error"] for e in result["replanning"])
+    cut = [p for p in state["progress"] if p["status"] == "failed"]
+    assert [p["node"] for p in cut] == [f"aggregate#{n}" for n in range(1, 5)]
+    assert all(0.95 <= p["duration_s"] < 1.5 for p in cut)  # cut at 1 s, not after the 1.6 s call
+    assert not [s for s in state["steps"] if s["tool"] == "aggregate"]  # no tool ran past the deadline
+
+    unlearned = run("slow-unlearned", learn="false")["result"]  # the same slow agent, no timeout
+    assert unlearned["plan"]["timeouts"] == {} and unlearned["status"] == "completed"

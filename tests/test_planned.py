@@ -100,12 +100,18 @@ def test_each_failure_class_leads_to_its_policy_and_a_correct_report(fail, roles
 
 def test_transient_failures_stop_after_three_retries(roles, invoke_config, sample_path):
     roles.failures["analyst"] = TimeoutError("the model server timed out")  # a real model error, not injected
-    result = run(invoke_config)["result"]
+    state = run(invoke_config)
+    result = state["result"]
     assert result["status"] == "failed"
     assert [e["action"] for e in result["replanning"]] == ["retry", "retry", "retry", "stop"]
     assert all(e["failure_class"] == "transient" and not e["injected"] for e in result["replanning"])
     assert "transient failure persisted after 3 retries" in result["reason"]
-    assert roles.calls["analyst"] == 4  # the first run and three retries
+    # the one failure path of agent nodes: each execution gets the run's max_retries (2) attempts
+    # from LangGraph's RetryPolicy, and only what fails on the last one is classified
+    failed = [(p["node"], p["attempt"]) for p in state["progress"] if p["status"] == "failed"]
+    assert failed == [(f"aggregate#{n}", 2) for n in range(1, 5)]
+    assert roles.calls["analyst"] == 4 * 2  # the first run and three policy retries, two attempts each
+    assert [e["node"] for e in result["errors"]] == ["aggregate"]  # recorded once, when the run stopped
     assert result["plan"]["completed"] == ["validate", "clean"]
 
 
