@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import typer
 from langgraph.checkpoint.sqlalchemy import thread_lease
 from pydantic import ValidationError
-from relaygraph.cli import registry, runner
+from relaygraph.cli import catalog, registry, runner
 from relaygraph.cli import threads as cli_threads
 from relaygraph.cli.agents import agents_app
 from relaygraph.cli.common import (
@@ -51,22 +52,38 @@ from relaygraph.providers import check_provider, provider_label
 from relaygraph.tools import Workspace
 from relaygraph.tools import check_data_file as tools_check_data_file
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None, no_args_is_help=True,
                   help="Orchestrate teams of AI agents as durable, traced LangGraph workflows.")
 
 
 @app.command("graphs")
-def list_graphs() -> None:
-    """List the available workflows.
+@guarded
+def list_graphs(
+    as_json: bool = typer.Option(False, "--json", help="Print each graph's description, --param keys "
+                                 "(type, default, choices or range) and approvable nodes as JSON."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    """List the workflows: what each does, its --param keys and the nodes --approve-before takes.
 
     \b
-    Example:
+    Examples:
       relaygraph graphs
+      relaygraph graphs --json
     """
-    for name in registry.graph_names():
-        module = graph_module(name)
-        out.print(f"[bold]{name:<14}[/] {getattr(module, 'DESCRIPTION', '')}", soft_wrap=True)  # one line each
+    graphs = catalog.catalog()
+    if as_json:
+        sys.stdout.write(json.dumps(graphs, indent=2, default=str) + "\n")
+        return
+    for info in graphs:
+        out.print(f"[bold]{info['name']:<14}[/] {escape(info['description'])}", soft_wrap=True)  # one line each
+        out.print(f"  approve before: {', '.join(info['approvable_nodes'])}", soft_wrap=True, markup=False,
+                  highlight=False)
+        for line in catalog.own_param_lines(info):
+            out.print(f"  --param {line}", soft_wrap=True, markup=False, highlight=False)
+    out.print(f"\nEvery graph also takes --param {catalog.common_param_line()}.", soft_wrap=True,
+              markup=False, highlight=False)
 
 
 def load_input(task: str | None, input_file: Path | None, data: Path | None, default_task: str) -> dict[str, Any]:
@@ -138,7 +155,7 @@ def stage_data(data: Path | None, thread: str, model: str | None) -> dict[str, A
 
 
 
-@app.command("run")
+@app.command("run", cls=catalog.RunCommand)
 @guarded
 def run(
     graph_name: str = typer.Argument(..., metavar="GRAPH", help="Workflow to run (see `relaygraph graphs`)."),

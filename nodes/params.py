@@ -9,6 +9,7 @@ and ``langgraph dev`` callers get the same checks when the node runs.
 
 from __future__ import annotations
 
+import types
 import typing
 from typing import Any
 
@@ -42,13 +43,15 @@ def allowed(schema: type[BaseModel], field: str) -> str:
     if choices:
         return "one or more of " + ", ".join(map(str, choices)) if _is_list(info.annotation) else (
             "one of " + ", ".join(map(str, choices)))
-    bounds = {type(m).__name__: m for m in info.metadata}
-    low = getattr(bounds.get("Ge"), "ge", None)
-    high = getattr(bounds.get("Le"), "le", None)
+    bounds = _bounds(info.metadata)
     kind = _type_name(info.annotation)
+    low, high = bounds.get("minimum"), bounds.get("maximum")
     if low is not None and high is not None:
         return f"{kind} from {low} to {high}"
-    return kind
+    limits = [f"{sign} {bounds[key]}" for key, sign in (("minimum", ">="), ("exclusive_minimum", ">"),
+                                                         ("maximum", "<="), ("exclusive_maximum", "<"))
+              if key in bounds]
+    return f"{kind} {' and '.join(limits)}" if limits else kind
 
 
 def validate_params(schema: type[RunParams], values: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +77,37 @@ def describe(schema: type[RunParams]) -> dict[str, str]:
     return {name: allowed(schema, name) for name in schema.model_fields}
 
 
+def field_info(schema: type[RunParams], field: str) -> dict[str, Any]:
+    """One key as ``relaygraph graphs --json`` lists it: its type, default, choices or range,
+    what it accepts in words, its description, and whether every graph takes it (``common``)."""
+    info = schema.model_fields[field]
+    default = info.get_default(call_default_factory=True)
+    described: dict[str, Any] = {
+        "type": _type_name(info.annotation),
+        "default": default if isinstance(default, str | int | float | bool | list | dict | None) else str(default),
+        "accepts": allowed(schema, field),
+        "description": info.description or "",
+        "common": field in RunParams.model_fields,
+    }
+    choices = _choices(info.annotation)
+    if choices:
+        described["choices"] = list(choices)
+    described.update(_bounds(info.metadata))
+    return described
+
+
+def _bounds(metadata: list[Any]) -> dict[str, Any]:
+    """Numeric limits declared with ``Field(ge=, gt=, le=, lt=)`` (JSON-schema names)."""
+    names = {"ge": "minimum", "gt": "exclusive_minimum", "le": "maximum", "lt": "exclusive_maximum"}
+    found: dict[str, Any] = {}
+    for item in metadata:
+        for attr, key in names.items():
+            value = getattr(item, attr, None)
+            if value is not None and type(item).__name__.lower() in (attr, "interval"):
+                found[key] = value
+    return found
+
+
 def _choices(annotation: Any) -> tuple[Any, ...]:
     for arg in (annotation, *typing.get_args(annotation)):
         if typing.get_origin(arg) is typing.Literal:
@@ -89,5 +123,19 @@ def _is_list(annotation: Any) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
-    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
-    return "/".join(getattr(a, "__name__", str(a)) for a in args)
+    """``int``, ``str`` (a Literal's value type), ``list of str``, ``str/dict`` — None left out."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] if union else [annotation]
+    names: list[str] = []
+    for arg in args:
+        origin = typing.get_origin(arg)
+        if origin is typing.Literal:
+            name = type(typing.get_args(arg)[0]).__name__
+        elif origin is list:
+            inner = typing.get_args(arg)
+            name = f"list of {_type_name(inner[0])}" if inner else "list"
+        else:
+            name = getattr(origin or arg, "__name__", str(arg))
+        if name not in names:
+            names.append(name)
+    return "/".join(names)

@@ -3,6 +3,7 @@ checkpoint database URL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -111,3 +112,68 @@ def test_the_default_database_in_an_existing_folder_is_created(tmp_path, monkeyp
     result = cli.invoke(app, ["threads"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "relaygraph.db").is_file()
+
+
+# --- what each graph offers: relaygraph graphs [--json], run --help (§5) ---------------------
+
+
+def test_graphs_json_lists_description_params_and_approvable_nodes() -> None:
+    result = cli.invoke(app, ["graphs", "--json"])
+    assert result.exit_code == 0, result.output
+    graphs = {g["name"]: g for g in json.loads(result.stdout)}
+    assert set(graphs) == {"auction", "consensus", "handoff", "hierarchical", "negotiation", "parallel",
+                           "planned", "sequential"}
+    for info in graphs.values():
+        assert info["description"] and info["approvable_nodes"]
+        assert {"model", "max_steps", "max_retries"} <= set(info["params"])
+    sequential = graphs["sequential"]
+    assert {"extract", "clean", "analyze", "report", "finalize"} == set(sequential["approvable_nodes"])
+    assert sequential["params"]["max_steps"] | {"description": ""} == {
+        "type": "int", "default": None, "accepts": "int from 1 to 100", "description": "", "common": True,
+        "minimum": 1, "maximum": 100}
+    parallel = graphs["parallel"]["params"]
+    assert parallel["partitions"]["minimum"] == 1 and parallel["partitions"]["maximum"] == 64
+    assert parallel["partitions"]["common"] is False
+    assert parallel["specialists"]["choices"] == ["validator", "profiler", "segmenter", "scorer"]
+    assert parallel["specialists"]["type"] == "list of str"
+    auction = graphs["auction"]["params"]
+    assert auction["auction"] == {"type": "str", "default": "vickrey", "accepts": "one of sealed, vickrey, english",
+                                  "description": "", "common": False, "choices": ["sealed", "vickrey", "english"]}
+    assert auction["reserve_factor"]["exclusive_minimum"] == 0 and auction["reserve_factor"]["accepts"] == "float > 0"
+    assert "segments" in graphs["hierarchical"]["approvable_nodes"]  # a worker inside a team-lead subgraph
+
+
+def test_every_listed_approvable_node_is_accepted_by_approve_before(monkeypatch) -> None:
+    """The list is the one --approve-before checks: a listed node reaches the run with its gate
+    configured, an unlisted one is refused naming the list."""
+    from relaygraph.cli import runner
+
+    gates: list[list[str]] = []
+
+    def stop_before_running(graph, graph_input, config, on_progress=None):
+        gates.append(config["configurable"]["approve_before"])
+        raise RuntimeError("stopped before the run")
+
+    monkeypatch.setattr(runner, "execute", stop_before_running)
+    graphs = json.loads(cli.invoke(app, ["graphs", "--json"]).stdout)
+    for info in graphs:
+        for node in info["approvable_nodes"]:
+            result = cli.invoke(app, ["run", info["name"], "--approve-before", node])
+            assert "stopped before the run" in result.stderr and gates[-1] == [node], (info["name"], node)
+        refused = cli.invoke(app, ["run", info["name"], "--approve-before", "nosuchnode"])
+        assert refused.exit_code == 2
+        assert f"nodes: {', '.join(info['approvable_nodes'])}." in refused.stderr
+
+
+def test_graphs_and_run_help_show_params_and_approvable_nodes_readably() -> None:
+    listing = cli.invoke(app, ["graphs"])
+    assert listing.exit_code == 0
+    assert "  approve before: analyze, clean, extract, finalize, report" in listing.stdout
+    assert "  --param partitions: int from 1 to 64 — Row slices per specialist" in listing.stdout
+    assert "  --param auction: one of sealed, vickrey, english, default vickrey" in listing.stdout
+    assert "Every graph also takes --param model (str), model_id (str), dataset (str), max_steps (int from 1" \
+        in listing.stdout
+    help_text = cli.invoke(app, ["run", "--help"]).stdout
+    assert "sequential: approve before analyze, clean, extract, finalize, report" in help_text
+    assert "--param partitions: int from 1 to 64" in help_text
+    assert "parallel: approve before aggregate, finalize, prepare, specialist" in help_text
