@@ -16,6 +16,10 @@ The auction logic is :mod:`relaygraph.coordination.auctions`; these nodes add th
 * a **verifier** agent checks the acceptance criteria with ``check_acceptance``, which recomputes
   the expected rows from the data and reads what the winner's tool calls really returned.
 
+``configurable.order``: ``announced`` auctions the tasks one at a time as listed; ``regret`` has
+every eligible bidder price every open task per pricing round (``bids["task#round@pricing"]``)
+and auctions the task with the highest regret first (``coordination.auctions.next_by_regret``).
+
 Bids live in state under ``bids["task#round"][bidder]``, written by one ``Send`` branch per
 bidder, so a crash mid-auction keeps the bids already collected (LangGraph saves each finished
 branch's writes) and ``resume`` asks only the bidders that had not answered.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal, TypedDict
@@ -46,6 +51,8 @@ from relaygraph.coordination.auctions import (
     Verification,
     eligible_bidders,
     estimate_cost,
+    next_by_regret,
+    regret,
     run_auction,
     settle,
 )
@@ -89,6 +96,10 @@ class MarketConfig(RunParams):
     decrement: float = Field(default=0.05, gt=0)
     deadline_s: float = Field(default=300.0, gt=0)
     min_reputation: float = Field(default=MIN_REPUTATION, ge=0, le=1)
+    #: ``announced``: one task at a time, as listed. ``regret``: each round every eligible bidder
+    #: prices every open task, and the task with the highest regret (second-lowest bid − lowest)
+    #: is auctioned (see ``coordination.auctions.sequential_auctions``; bench/market.py).
+    order: Literal["announced", "regret"] = "announced"
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -309,6 +320,7 @@ def open_task(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], Runnab
         settings, cfg = settings_from_config(config), market_config(config)
         market, updates = state.get("market") or {}, {}
         reputation = (state.get("ledger") or {}).get("reputation") or {}
+        candidates = []
         for raw in state.get("tasks") or []:
             task = Task.model_validate(raw)
             entry = market.get(task.id) or {}
@@ -318,9 +330,10 @@ def open_task(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], Runnab
             eligible = eligible_bidders(capable, reputation, exclude=entry.get("excluded") or [],
                                         min_reputation=cfg.min_reputation)
             if eligible:
-                current = {"task_id": task.id, "round": entry.get("round", 1), "eligible": eligible,
-                           "started": time.time()}
-                return {"current": current, "market": updates}
+                candidates.append({"task_id": task.id, "round": entry.get("round", 1), "eligible": eligible})
+                if cfg.order == "announced":
+                    break
+                continue
             result = run_auction([], AuctionRules(kind=cfg.auction, reserve=task.reserve), eligible=[])
             market_store.record_auction(store(config, settings), thread_id=thread_id(config), task_id=task.id,
                                         round=entry.get("round", 1), kind=cfg.auction, outcome=result.outcome,
@@ -329,27 +342,41 @@ def open_task(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], Runnab
             updates[task.id] = {"status": "unallocated", "outcome": result.outcome,
                                 "reason": f"{result.reason} (needs {task.requirement}; excluded after breach: "
                                           f"{', '.join(entry.get('excluded') or []) or 'none'})"}
-        return {"current": None, "market": updates}
+        if not candidates:
+            return {"current": None, "market": updates}
+        if cfg.order == "announced":
+            return {"current": {**candidates[0], "started": time.time()}, "market": updates}
+        # regret order: this pricing round asks for bids on every open task, under keys of its own
+        pricing = int((state.get("ledger") or {}).get("pricing") or 0) + 1
+        for c in candidates:
+            c["key"] = f"{round_key(c['task_id'], c['round'])}@{pricing}"
+        return {"current": {"candidates": candidates, "pricing": pricing, "started": time.time()},
+                "market": updates, "ledger": {"pricing": pricing}}
 
     call_for_bids.__name__ = "open_task"
     return call_for_bids
 
 
 def route_bids(state: dict[str, Any]) -> list[Send] | str:
-    """One ``Send`` per eligible bidder of the current task (bids already recorded are kept)."""
+    """One ``Send`` per eligible bidder of the current task — in regret order, per eligible
+    bidder of every open task (bids already recorded are kept)."""
     current = state.get("current")
     if not current or rejected(state):
         return "finalize"
-    task = next(t for t in state["tasks"] if t["id"] == current["task_id"])
     load_rows = (state.get("ledger") or {}).get("load") or {}
     reputation = (state.get("ledger") or {}).get("reputation") or {}
-    context = {"dataset": (state.get("context") or {}).get("dataset"), "task_id": task["id"],
-               "partition": task["partition"], "method": task["method"]}
-    return [Send("bid", {"task": state.get("task"), "data": state.get("data"), "context": context,
-                         "call": {"task": task, "round": current["round"], "bidder": bidder,
-                                  "load_rows": int(load_rows.get(bidder, 0)),
-                                  "reputation": float(reputation.get(bidder, DEFAULT_REPUTATION))}})
-            for bidder in current["eligible"]]
+    sends = []
+    for candidate in current.get("candidates") or [current]:
+        task = next(t for t in state["tasks"] if t["id"] == candidate["task_id"])
+        context = {"dataset": (state.get("context") or {}).get("dataset"), "task_id": task["id"],
+                   "partition": task["partition"], "method": task["method"]}
+        key = candidate.get("key") or round_key(task["id"], candidate["round"])
+        sends += [Send("bid", {"task": state.get("task"), "data": state.get("data"), "context": context,
+                               "call": {"task": task, "round": candidate["round"], "bidder": bidder, "key": key,
+                                        "load_rows": int(load_rows.get(bidder, 0)),
+                                        "reputation": float(reputation.get(bidder, DEFAULT_REPUTATION))}})
+                  for bidder in candidate["eligible"]]
+    return sends
 
 
 def make_bid_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
@@ -375,7 +402,7 @@ def make_bid_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], Ru
                              f"with submit_bid. The lowest bid wins; you are paid by the auction's rule.")})
         tools = lambda _ctx: [EstimateCostTool(task, workspace, dataset, match, call["load_rows"]),
                               SubmitBidTool(task, box)]
-        key = round_key(task.id, call["round"])
+        key = call.get("key") or round_key(task.id, call["round"])
         record: dict[str, Any] = {"bidder": spec.name, "reputation": call["reputation"],
                                   "load_rows": call["load_rows"], "capability_match": match}
         update = make_agent_node(bidder, node=f"bid_{spec.name}", extra_tools=tools)(state, config)
@@ -394,7 +421,8 @@ def make_bid_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], Ru
         match = match_score(task.requirement.satisfied_by(spec.capabilities), task.requirement)
         record = {"bidder": spec.name, "reputation": call["reputation"], "load_rows": call["load_rows"],
                   "capability_match": match, "status": "no_bid", "reason": outcome.failure.reason}
-        return {**outcome.update(), "bids": {round_key(task.id, call["round"]): {spec.name: record}}}
+        key = call.get("key") or round_key(task.id, call["round"])
+        return {**outcome.update(), "bids": {key: {spec.name: record}}}
 
     def who(state: dict[str, Any]) -> tuple[str, str]:
         name = state["call"]["bidder"]
@@ -405,18 +433,34 @@ def make_bid_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], Ru
     return node
 
 
+def choose_by_regret(current: dict[str, Any], bids: dict[str, dict[str, Any]]
+                     ) -> tuple[dict[str, Any], dict[str, float]]:
+    """The pricing round's task to auction (:func:`~relaygraph.coordination.auctions.next_by_regret`
+    on every open task's bids) as ``current``, and each task's regret. The other tasks' bids are
+    not used: the next pricing round asks again, at the loads this award changes."""
+    offers = {c["task_id"]: [Bid(bidder=n, cost=b["cost"]) for n, b in sorted((bids.get(c["key"]) or {}).items())
+                             if b.get("status") == "bid"] for c in current["candidates"]}
+    chosen = next_by_regret(offers) or current["candidates"][0]["task_id"]
+    candidate = next(c for c in current["candidates"] if c["task_id"] == chosen)
+    return ({**candidate, "pricing": current["pricing"], "started": current["started"]},
+            {t: round(regret(b), 6) if math.isfinite(regret(b)) else str(regret(b)) for t, b in offers.items()})
+
+
 def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """Run the auction on the bids collected; on award, the typed contract and the winner's load."""
     cfg = market_config(config)
     settings = settings_from_config(config)
-    current = state["current"]
+    current, regrets = state["current"], None
+    if "candidates" in current:  # regret order: auction the open task with the most to lose
+        current, regrets = choose_by_regret(current, state.get("bids") or {})
     task = Task.model_validate(next(t for t in state["tasks"] if t["id"] == current["task_id"]))
-    collected = (state.get("bids") or {}).get(round_key(task.id, current["round"]), {})
+    collected = (state.get("bids") or {}).get(current.get("key") or round_key(task.id, current["round"]), {})
     bids = [Bid(bidder=name, cost=b["cost"], reputation=b["reputation"])
             for name, b in sorted(collected.items()) if b.get("status") == "bid"]
     result = run_auction(bids, AuctionRules(kind=cfg.auction, reserve=task.reserve, decrement=cfg.decrement),
                          eligible=current["eligible"])
     with span("auction.award", **{"auction.task": task.id, "auction.round": current["round"],
+                                  "auction.order": cfg.order, "auction.regret": regrets,
                                   "auction.kind": cfg.auction, "auction.outcome": result.outcome,
                                   "auction.winner": result.winner, "auction.price": result.price,
                                   "auction.bids": {b.bidder: b.cost for b in bids}}) as award_span:
@@ -425,7 +469,8 @@ def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
                 award_span.add_event("auction.clock", {"price": clock.price, "round": clock.round,
                                                        "active": ",".join(clock.active)})
     entry = (state.get("market") or {}).get(task.id) or {}
-    story = {"round": current["round"], "auction": result.model_dump(),
+    story = {"round": current["round"], "auction": result.model_dump(), "order": cfg.order,
+             "pricing": current.get("pricing"), "regret": regrets,
              "bids": {n: b.get("cost") for n, b in collected.items()},
              "no_bids": {n: b.get("reason") for n, b in collected.items() if b.get("status") != "bid"}}
     if result.outcome != "awarded":
@@ -447,7 +492,7 @@ def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     load_rows[result.winner] = load_rows.get(result.winner, 0) + task.rows
     return {"market": {task.id: {"contract": contract.model_dump(), "status": "contracted",
                                  "pending": story}},
-            "ledger": {"load": load_rows},
+            "ledger": {"load": load_rows}, "current": current,
             "progress": [NodeProgress(node="award", status="completed", duration_s=0.0,
                                       detail=f"{task.id} → {result.winner} at {result.price:g} "
                                              f"({result.reason})").model_dump()]}

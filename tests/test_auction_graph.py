@@ -69,6 +69,26 @@ def test_a_breach_is_re_auctioned_to_the_others_and_costs_reputation(sample_path
     assert rounds == [(1, "ana", "wrong_result"), (2, t1["winner"], None)]
 
 
+def test_in_regret_order_every_open_task_is_priced_each_round_and_the_one_with_most_to_lose_goes_first(
+        sample_path, invoke_config) -> None:
+    state = run(invoke_config, order="regret")
+    market = state["result"]["market"]
+    assert state["result"]["status"] == "completed" and market["settled"] == market["total"] == 4
+    won: dict[str, int] = {}
+    for pricing in range(1, 5):  # one award per pricing round, as in bench/market.py
+        offered = {key.split("#")[0]: bids for key, bids in state["bids"].items() if key.endswith(f"@{pricing}")}
+        assert len(offered) == 5 - pricing  # every still-open task was priced, by every eligible bidder
+        assert all(b["load_rows"] == won.get(name, 0) for bids in offered.values() for name, b in bids.items())
+        costs = {t: sorted(b["cost"] for b in bids.values() if b["status"] == "bid") for t, bids in offered.items()}
+        regret = {t: c[1] - c[0] if len(c) > 1 else float("inf") for t, c in costs.items()}
+        [chosen] = [t for t, entry in market["tasks"].items() if entry["rounds"][0]["pricing"] == pricing]
+        assert regret[chosen] == max(regret.values())  # the task with the most to lose went first
+        entry = market["tasks"][chosen]
+        assert entry["rounds"][0]["auction"]["winning_bid"] == costs[chosen][0]  # to its cheapest bidder
+        won[entry["winner"]] = won.get(entry["winner"], 0) + entry["rows"]
+    assert [market["tasks"][t]["rounds"][0]["pricing"] for t in ("t1", "t2", "t3", "t4")] != [1, 2, 3, 4]
+
+
 def test_a_bidder_that_fails_for_good_is_recorded_and_the_run_is_partial(sample_path, roles, invoke_config) -> None:
     from relaygraph.nodes.contracts import AuctionResult
 
