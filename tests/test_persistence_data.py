@@ -16,6 +16,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.sqlalchemy import (
     AsyncSQLAlchemySaver,
     CheckpointCorruptError,
+    MetadataTooLargeError,
     SQLAlchemySaver,
     StorageOptions,
     UnstorableTextError,
@@ -151,6 +152,34 @@ def test_large_incompressible_values_are_not_compressed_whole(
     text = b"agent report " * 300_000
     type_, stored = saver._dumps(text)
     assert type_ == "zlib:bytes" and zlib.decompress(stored) == text
+
+
+def test_postgres_batches_stay_far_below_the_message_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path sends a put as one statement on PostgreSQL; with chunks of a large
+    value it falls back to one row per statement past ``_MAX_BYTES`` (1 GB is the
+    protocol's limit)."""
+    from langgraph.checkpoint.sqlalchemy.fastpath import PostgresBatch, StatementCache
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    batch = PostgresBatch(StatementCache(psycopg.dialect()))
+    st = schema.statements_for("postgresql")
+    rows = [{"thread_id": "t", "checkpoint_ns": "", "kind": "b", "version": "1", "name": "v",
+             "idx": 0, "seq": i, "data": memoryview(b"x" * 1000)} for i in range(3)]
+    assert batch.statement([(st.insert_chunk, rows)]) is not None
+    monkeypatch.setattr(PostgresBatch, "_MAX_BYTES", 2500)
+    assert batch.statement([(st.insert_chunk, rows)]) is None
+
+
+def test_metadata_too_large_for_one_row_is_a_clear_error(any_url: str) -> None:
+    """Metadata is kept whole (it is filtered on): over 1 MiB it is refused on every
+    backend before any SQL, instead of MariaDB dropping the connection."""
+    with SQLAlchemySaver.from_conn_string(any_url) as saver:
+        with pytest.raises(MetadataTooLargeError, match=r"'meta'.*at most 1,048,576"):
+            put(saver, cfg("meta"), {"n": 1}, {"n": "1"}, note="n" * (2 * MiB))
+        assert isinstance(MetadataTooLargeError("x"), ValueError)
+        assert list(saver.list(None)) == []
+        put(saver, cfg("meta"), {"n": 1}, {"n": "1"}, note="n" * 100_000)  # well below: kept
+        assert len(saver.get_tuple(cfg("meta")).metadata["note"]) == 100_000
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -331,7 +360,16 @@ def _attempts(bad: str) -> dict[str, tuple[dict, dict, dict]]:
         "metadata['note']": (cfg("t"), {"note": bad}, {}),
         "metadata['nested']": (cfg("t"), {"nested": {"deep": [bad]}}, {}),
         "metadata['user']": (cfg("t"), {}, {"user": bad}),  # LangGraph copies it in
+        "metadata['obj']": (cfg("t"), {"obj": _Shown(bad)}, {}),  # stored as str(obj)
     }
+
+
+class _Shown:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_TEXT))

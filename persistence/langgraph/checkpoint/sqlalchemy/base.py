@@ -36,7 +36,11 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlalchemy import schema
-from langgraph.checkpoint.sqlalchemy.errors import CheckpointCorruptError, UnstorableTextError
+from langgraph.checkpoint.sqlalchemy.errors import (
+    CheckpointCorruptError,
+    MetadataTooLargeError,
+    UnstorableTextError,
+)
 from langgraph.checkpoint.sqlalchemy.retry import DEFAULT_RETRY, RetryPolicy
 
 import sqlalchemy as sa
@@ -72,6 +76,9 @@ _BROKEN = "rg:broken"
 _SAMPLE_ABOVE = 1 << 20
 _SAMPLE_BYTES = 32 * 1024
 _CORRUPT_KEPT = 100
+#: Metadata is one JSON value in the checkpoint row (searched by ``list(filter=...)``),
+#: never chunked: larger metadata is refused on every backend.
+MAX_METADATA_BYTES = 1 << 20
 
 
 #: Called after a checkpoint or a task's writes are stored, with a payload shaped like LangGraph's
@@ -253,9 +260,26 @@ def _check_json_text(what: str, value: Any, depth: int = 0) -> None:
             _check_json_text(what, sub, depth + 1)
 
 
-def check_metadata(config: RunnableConfig, metadata: CheckpointMetadata) -> None:
+def check_metadata(config: RunnableConfig, metadata: CheckpointMetadata, stored: str) -> None:
     """Refuse NUL or lone surrogates in the metadata a put stores (see ``check_text``):
-    ``metadata`` itself and the ``config`` entries LangGraph copies into it."""
+    ``metadata`` itself and the ``config`` entries LangGraph copies into it.
+
+    ``stored`` is the JSON text to be stored (ASCII, after LangGraph stripped NUL from
+    top-level strings). Fast path, about 1 us: the top-level strings LangGraph would
+    strip are scanned for NUL, and ``stored`` for the escapes of NUL and of surrogates;
+    only a hit (or non-BMP text, whose pairs are surrogate escapes) walks everything.
+    """
+    for obj in (metadata, config.get("metadata"), config.get("configurable")):
+        if obj:
+            for value in obj.values():
+                if value.__class__ is str and "\x00" in value:
+                    _check_metadata_exactly(config, metadata)
+    if "\\u0000" in stored or "\\ud" in stored:
+        # parsed back: values JSON-encoded with default=str are checked as stored
+        _check_json_text("metadata", json.loads(stored))
+
+
+def _check_metadata_exactly(config: RunnableConfig, metadata: CheckpointMetadata) -> None:
     _check_json_text("metadata", metadata)
     for obj in (config.get("metadata"), config.get("configurable")):
         if not obj:
@@ -586,7 +610,6 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         _check_length("checkpoint_ns", ns, schema.MAX_NS)
         check_text("checkpoint_id", checkpoint["id"])
         check_text("parent checkpoint_id", conf.get("checkpoint_id"))
-        check_metadata(config, metadata)
         values = checkpoint["channel_values"]
         versions = checkpoint["channel_versions"]
         plain: dict[str, Any] = {}
@@ -638,6 +661,15 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         stored[BLOBS_KEY] = in_blobs
         type_, data = self._dumps(stored)
         md = get_serializable_checkpoint_metadata(config, metadata)
+        md_json = json.dumps(md, default=str)  # once, no re-encoding
+        check_metadata(config, metadata, md_json)
+        if len(md_json) > MAX_METADATA_BYTES:
+            raise MetadataTooLargeError(
+                f"the metadata of checkpoint {checkpoint['id']!r} in thread {thread_id!r} is "
+                f"{len(md_json):,} bytes as JSON; the saver stores at most "
+                f"{MAX_METADATA_BYTES:,} (metadata is kept whole to be filtered on): keep "
+                "large data in the graph state, whose values are stored in chunks"
+            )
         run_id = md.get("run_id")
         parent = conf.get("checkpoint_id")
         return _PreparedPut(
@@ -651,7 +683,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 "created_at": _created_at(checkpoint.get("ts")),
                 "type": type_,
                 "checkpoint": data,
-                "metadata": json.dumps(md, default=str),  # once, no re-encoding
+                "metadata": md_json,
             },
             blob_rows=blob_rows,
             chunk_rows=chunk_rows,

@@ -12,6 +12,7 @@ The tree::
     ├── SchemaVersionError
     ├── CheckpointCorruptError   - stored data is unreadable or missing (names where)
     ├── UnstorableTextError (also ValueError) - a key or metadata string no database keeps
+    ├── MetadataTooLargeError (also ValueError) - metadata over 1 MiB (values are chunked)
     └── ThreadBusyError
 """
 
@@ -90,6 +91,15 @@ class UnstorableTextError(PersistenceError, ValueError):
             f"{field} {shown!r} contains {problem} at index {index}, which the checkpoint "
             f"database cannot store faithfully; remove it from the {field}"
         )
+
+
+class MetadataTooLargeError(PersistenceError, ValueError):
+    """A checkpoint's metadata serializes to more than the saver stores in one row.
+
+    Channel values and writes of any size are stored in chunks; metadata is not, because
+    it is kept as JSON that ``list(filter=...)`` searches. Refused on every backend (not
+    only where a server's packet limit would fail the write with a lost connection).
+    """
 
 
 class ThreadBusyError(PersistenceError):

@@ -7,7 +7,8 @@ The statements are still built once with SQLAlchemy Core in ``schema.py``; here 
 is compiled once per dialect into its SQL string, the order of its parameters and the
 type processors of its binds and result columns (JSON metadata, for example), and then
 run with ``cursor.execute``/``executemany``. Rare operations (delete, prune, copy,
-list) keep going through SQLAlchemy.
+list) keep going through SQLAlchemy. Values larger than a chunk reach this path already
+cut into chunk rows (``base.py``), so no row here exceeds a server's packet limit.
 """
 
 from __future__ import annotations
@@ -353,6 +354,10 @@ class PostgresBatch:
     """
 
     _MAX_PARAMS = 30_000  # PostgreSQL's protocol allows 65,535 per statement
+    # Large values arrive as 1 MiB chunk rows (``base.BaseSQLAlchemySaver._chunk``); a
+    # batch carrying more than this many payload bytes runs as separate statements, one
+    # row each, instead of one message that could pass PostgreSQL's 1 GB limit.
+    _MAX_BYTES = 64 << 20
 
     def __init__(self, cache: StatementCache) -> None:
         self.cache = cache
@@ -386,9 +391,16 @@ class PostgresBatch:
             return None
         sqls: list[str] = []
         params: list[Any] = []
+        payload = 0
         for stmt, rows in calls:
             if not rows:
                 continue
+            for row in rows:
+                for value in row.values():
+                    if isinstance(value, (bytes, memoryview)):
+                        payload += len(value)
+            if payload > self._MAX_BYTES:
+                return None
             parts = self._split(stmt, tuple(rows[0]))
             procs = self.cache.get(stmt, tuple(rows[0])).processors
             bound: dict[tuple[Any, ...], tuple[Any, ...]] = {}
