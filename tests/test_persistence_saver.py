@@ -262,7 +262,7 @@ def test_changed_item_or_fork_is_stored_in_full(sqlite_url: str) -> None:
         assert saver.get_tuple(configs[2]).checkpoint["channel_values"]["messages"] == before
         by_version = {r.version: r for r in blob_rows(saver, "chat")}
         assert by_version[v].base_version is None  # full copies, not deltas
-        assert v2 not in by_version or by_version[v2].base_version is None
+        assert by_version[v2].base_version is None
 
 
 def test_a_new_process_continues_from_a_full_copy(sqlite_url: str) -> None:

@@ -37,7 +37,7 @@ def run_child(url: str, thread: str, kill_after: int, durability: str) -> int | 
 @pytest.mark.parametrize("durability", ["sync", "async"])
 def test_a_run_killed_after_any_saved_write_resumes_to_the_right_result(sqlite_url: str, durability: str) -> None:
     writes = run(sqlite_url, "clean", 0, durability)
-    assert writes >= 6  # plan, a, b, c, join, result: each saves its writes
+    assert writes == 7  # the input, plan, a, b, c, join, result: each saves its writes
     empty_next_seen = 0
     for k in range(1, writes + 1):
         thread = f"kill-{k}"

@@ -68,8 +68,12 @@ def test_outlier_detection_flags_every_injected_quantity_outlier(workspace, samp
     injected = frame["quantity"].nlargest(DEFECTS["quantity_outliers"]).min()
     report = call(workspace, "detect_outliers", dataset=sample_path.name, column="quantity")
     flagged = report["outliers"]["quantity"]
-    assert flagged["count"] >= DEFECTS["quantity_outliers"]
-    assert min(flagged["examples"]) >= injected or flagged["count"] > 5
+    quantity = frame["quantity"].dropna()
+    q1, q3 = quantity.quantile(0.25), quantity.quantile(0.75)
+    beyond = (quantity < q1 - 1.5 * (q3 - q1)) | (quantity > q3 + 1.5 * (q3 - q1))  # Tukey's fences
+    assert injected > q3 + 1.5 * (q3 - q1)  # every injected outlier lies beyond the upper fence ...
+    assert flagged["count"] == int(beyond.sum())  # ... and the tool flags exactly the values beyond
+    assert flagged["examples"] == quantity.nlargest(5).tolist()  # the most extreme: injected ones
 
 
 def test_report_writes_markdown_and_png_with_numbers_from_the_data(workspace, sample_path) -> None:
