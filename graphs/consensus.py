@@ -98,7 +98,7 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder.add_node("protocol", protocol)
     builder.add_node("finalize", finalize)
     builder.add_edge(START, "plan")
-    builder.add_conditional_edges("plan", fan_out, ["vote"])
+    builder.add_conditional_edges("plan", fan_out, ["vote", "finalize"])
     builder.add_edge("vote", "decide")
     builder.add_conditional_edges("decide", route_after_decide, ["vote", "protocol", "finalize"])
     builder.add_conditional_edges("protocol", route_after_protocol, ["protocol", "finalize"])

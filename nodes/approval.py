@@ -25,6 +25,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableConfig
+from langgraph._internal._constants import (
+    CONFIG_KEY_CHECKPOINT_MAP,
+    CONFIG_KEY_CHECKPOINT_NS,
+    CONFIG_KEY_CHECKPOINTER,
+    CONFIG_KEY_RESUMING,
+    CONFIG_KEY_TASK_ID,
+    INTERRUPT,
+    NS_SEP,
+)
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import StateGraph
 from langgraph.types import Command, interrupt
@@ -121,6 +130,60 @@ def _approval_writes(state: dict[str, Any], config: RunnableConfig,
     return {"approvals": [record] if record else [], "gates": sorted(new)}
 
 
+# --- a paused task stays paused --------------------------------------------------------------
+# A gate on a graph's first node asks before any node has written ``gates`` into the state, so a
+# later call that forgets ``approve_before`` (``invoke(None)``, ``langgraph dev`` with input null)
+# would find neither the config nor the state naming it, and run the node unapproved. LangGraph
+# re-runs exactly the interrupted task when a paused thread is resumed, and the interrupt it
+# raised is still in the checkpoint's pending writes: a gate that finds its own approval
+# interrupt there asks again. Looked up only on the first step of a resumed run, only for a node
+# no gate names.
+
+
+def _pending_lookup(name: str, config: RunnableConfig) -> tuple[Any, dict[str, Any], str] | None:
+    """(saver, checkpoint config, task id) to look this task's pending writes up, or None when
+    this is not a task being re-run on a resumed thread."""
+    conf = (config or {}).get("configurable") or {}
+    saver, task_id = conf.get(CONFIG_KEY_CHECKPOINTER), conf.get(CONFIG_KEY_TASK_ID)
+    if not conf.get(CONFIG_KEY_RESUMING) or saver is None or task_id is None or "thread_id" not in conf:
+        return None
+    graph_ns = str(conf.get(CONFIG_KEY_CHECKPOINT_NS) or "").rpartition(NS_SEP)[0]
+    checkpoint_id = (conf.get(CONFIG_KEY_CHECKPOINT_MAP) or {}).get(graph_ns)
+    if checkpoint_id is None:
+        return None
+    where = {"configurable": {"thread_id": conf["thread_id"], "checkpoint_ns": graph_ns,
+                              "checkpoint_id": checkpoint_id}}
+    return saver, where, str(task_id)
+
+
+def _asked_before(name: str, task_id: str, found: Any) -> bool:
+    for writer, channel, value in (getattr(found, "pending_writes", None) or ()):
+        if writer != task_id or channel != INTERRUPT:
+            continue
+        for item in value if isinstance(value, list | tuple) else [value]:
+            asked = getattr(item, "value", None)
+            if isinstance(asked, dict) and asked.get("type") == APPROVAL and asked.get("node") == name:
+                return True
+    return False
+
+
+def paused_at_gate(name: str, config: RunnableConfig) -> bool:
+    """Is this task the one a paused thread is waiting on for approval of ``name``?"""
+    lookup = _pending_lookup(name, config)
+    if lookup is None:
+        return False
+    saver, where, task_id = lookup
+    return _asked_before(name, task_id, saver.get_tuple(where))
+
+
+async def apaused_at_gate(name: str, config: RunnableConfig) -> bool:
+    lookup = _pending_lookup(name, config)
+    if lookup is None:
+        return False
+    saver, where, task_id = lookup
+    return _asked_before(name, task_id, await saver.aget_tuple(where))
+
+
 def gate(
     name: str, inner: Runnable, *, fixed: frozenset[str], finish: str, routes_statically: bool
 ) -> RunnableCallable:
@@ -130,11 +193,17 @@ def gate(
     async-only saver, and a subgraph node must then be entered with ``ainvoke`` too.
     """
 
-    def before(state: dict[str, Any], config: RunnableConfig) -> tuple[str, Any]:
+    def wanted(state: dict[str, Any], config: RunnableConfig) -> bool | None:
+        """True: ask; False: run; None: only if this task was paused at this gate (look it up)."""
+        if name in approval_targets(config, fixed, state):
+            return True
+        return None if _pending_lookup(name, config) is not None else False
+
+    def before(state: dict[str, Any], config: RunnableConfig, ask: bool) -> tuple[str, Any]:
         """("skip", output) | ("run", state to run with, approval record or None) | ("end", output)."""
         if rejected(state) and name != finish:
             return "skip", {}  # an earlier rejection ended the run; let it reach the finish node
-        if name not in approval_targets(config, fixed, state):
+        if not ask:
             return "run", (state, None)
         record = ask_approval(name, state)
         if record["approved"]:
@@ -146,7 +215,8 @@ def gate(
         return "end", Command(goto=finish, update={"approvals": [record]})
 
     def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
-        action, value = before(state, config)
+        ask = wanted(state, config)
+        action, value = before(state, config, paused_at_gate(name, config) if ask is None else ask)
         if action != "run":
             return _with_writes(value, _approval_writes(state, config))
         run_state, record = value
@@ -154,7 +224,8 @@ def gate(
         return _with_writes(output, _approval_writes(state, config, record))
 
     async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
-        action, value = before(state, config)
+        ask = wanted(state, config)
+        action, value = before(state, config, await apaused_at_gate(name, config) if ask is None else ask)
         if action != "run":
             return _with_writes(value, _approval_writes(state, config))
         run_state, record = value

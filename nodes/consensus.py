@@ -76,6 +76,7 @@ from relaygraph.coordination.voting import (
 )
 from relaygraph.nodes import consensus_store
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt, thread_id
+from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
@@ -301,8 +302,11 @@ def store(config: RunnableConfig | None) -> Any:
     return settings_from_config(config).checkpoint_db
 
 
-def fan_out(state: dict[str, Any], node: str = "vote", previous: dict[str, Any] | None = None) -> list[Send]:
-    """One ``Send`` per voter for the current round."""
+def fan_out(state: dict[str, Any], node: str = "vote", previous: dict[str, Any] | None = None) -> list[Send] | str:
+    """One ``Send`` per voter for the current round; after a rejection (an approval gate on
+    ``plan`` or ``vote`` said no) straight to ``finalize``, which reports it."""
+    if rejected(state) or not state.get("consensus"):
+        return "finalize"
     plan_ = state["consensus"]
     r = state.get("round", 1)
     return [Send(node, {"task": state.get("task"), "data": state.get("data"), "context": state.get("context") or {},
@@ -854,11 +858,11 @@ def protocol(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
 
 
 def route_after_protocol(state: dict[str, Any]) -> str:
-    return "finalize" if state.get("decision") else "protocol"
+    return "finalize" if state.get("decision") or rejected(state) else "protocol"
 
 
 def route_after_decide(state: dict[str, Any]) -> list[Any] | str:
-    if state.get("decision"):
+    if state.get("decision") or rejected(state):
         return "finalize"
     if state["consensus"]["mode"] in REPLICATED:
         return "protocol"

@@ -1,0 +1,79 @@
+"""An approval gate on a graph's very first node (issue 10, §3): the run pauses before it, only an
+answer gets past it — also from Python and ``langgraph dev`` calls that forget ``approve_before``
+(the gate is not yet recorded in the state when the first node has not run) — and
+``resume --approve|--reject`` continues."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+
+import pytest
+from langgraph.graph import START
+from langgraph.types import Command
+from relaygraph.cli.main import app
+from relaygraph.config.checkpointing import open_async_checkpointer, open_checkpointer
+from typer.testing import CliRunner
+
+cli = CliRunner()
+
+#: Each graph's first node (negotiation's START routes to ``propose`` per analyst).
+FIRST = {"auction": "announce", "consensus": "plan", "handoff": "triage", "hierarchical": "supervisor",
+         "negotiation": "propose", "parallel": "prepare", "planned": "observe", "sequential": "extract"}
+
+
+def builder(graph: str):
+    return importlib.import_module(f"relaygraph.graphs.{graph}").build_graph()
+
+
+@pytest.mark.parametrize(("graph", "answer"), [*((g, "--reject") for g in sorted(FIRST)),
+                                              ("sequential", "--approve")])
+def test_cli_gate_on_the_first_node_pauses_and_the_answer_continues(graph, answer, isolated_env) -> None:
+    first = FIRST[graph]
+    starts = {dst for src, dst in builder(graph).edges if src == START}
+    assert starts in ({first}, set())  # the table is right (set(): a router at START, negotiation)
+    paused = cli.invoke(app, ["run", graph, "--approve-before", first, "--thread-id", "g", "--json"])
+    assert paused.exit_code == 0, paused.output
+    state = json.loads(paused.stdout)
+    assert {i["value"]["node"] for i in state["interrupts"]} == {first}
+    assert "result" not in state and not state.get("steps")  # nothing ran before the gate
+    again = cli.invoke(app, ["resume", "g"])
+    assert again.exit_code == 2 and f"waiting for approval before {first}" in again.stderr
+    answered = cli.invoke(app, ["resume", "g", answer, "--comment", "decided", "--json"])
+    assert answered.exit_code == 0, answered.output
+    final = json.loads(answered.stdout)
+    assert final["result"]["status"] == ("rejected" if answer == "--reject" else "completed"), final["result"]
+    assert {(a["node"], a["approved"]) for a in final["approvals"]} == {(first, answer == "--approve")}
+    assert "interrupts" not in final
+
+
+def test_python_call_without_approve_before_cannot_pass_a_first_node_gate(isolated_env) -> None:
+    with open_checkpointer() as saver:
+        graph = builder("sequential").compile(checkpointer=saver)
+        graph.invoke({"task": "Analyse."}, {"configurable": {"thread_id": "py", "approve_before": ["extract"]}})
+        bare = {"configurable": {"thread_id": "py"}}  # forgets approve_before, as langgraph dev would
+        state = graph.invoke(None, bare)
+        assert [i.value["node"] for i in state["__interrupt__"]] == ["extract"]
+        assert "result" not in state and not state.get("steps")
+        state = graph.invoke(Command(resume={"approved": True, "comment": "ok"}), bare)
+        assert state["result"]["status"] == "completed"
+        assert [(a["node"], a["comment"]) for a in state["approvals"]] == [("extract", "ok")]
+
+
+def test_async_call_without_approve_before_cannot_pass_a_first_node_gate(isolated_env) -> None:
+    """``langgraph dev`` runs with ``ainvoke`` and an async saver; a run with input null on the
+    paused thread stays paused."""
+
+    async def scenario() -> None:
+        async with open_async_checkpointer() as saver:
+            graph = builder("parallel").compile(checkpointer=saver)
+            await graph.ainvoke({"task": "Analyse."},
+                                {"configurable": {"thread_id": "dev", "approve_before": ["prepare"]}})
+            bare = {"configurable": {"thread_id": "dev"}}
+            state = await graph.ainvoke(None, bare)
+            assert [i.value["node"] for i in state["__interrupt__"]] == ["prepare"]
+            state = await graph.ainvoke(Command(resume=False), bare)
+            assert state["result"]["status"] == "rejected"
+
+    asyncio.run(scenario())
