@@ -396,20 +396,25 @@ def after_observe(state: PlannedState) -> str:
 
 CRITIC = AgentSpec(
     name="critic", role="report critic",
-    instructions="Recompute the report's figures: profile the dataset, validate it, clean it, aggregate it, "
-                 "detect trends and detect outliers.",
+    instructions="Recompute the report's figures: profile the dataset, validate it, clean it, aggregate it "
+                 "(the report's metric by its group-by column), detect trends (monthly) and detect outliers "
+                 "(IQR).",
     tools=("profile_dataset", "validate_dataset", "clean_dataset", "aggregate", "detect_trends", "detect_outliers"))
 REVISER = AgentSpec(
     name="reviser", role="report reviser",
-    instructions="Write the report again with a chart, with only the notes given in the context.",
+    instructions="Write the report again with a chart from the data, with only the notes given in the "
+                 "context; the corrections in the context list the figures that were wrong.",
     tools=("write_report",))
 
 
 def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     """One critique round: the critic recomputes, discrepancies are listed, the reviser fixes.
 
-    The critic runs on the report's dataset and on its source (the notes describe both); its
-    context is its own (its cleaned copy never becomes the run's dataset).
+    The critic runs on the report's dataset (told the report's metric and group-by column) and
+    on its source (the notes describe both); its context is its own (its cleaned copy never
+    becomes the run's dataset). Every figure of the report is then checked against the
+    critic's recomputation (:func:`relaygraph.coordination.critique.check_report`); the reviser
+    rewrites the report from the data, without the notes that could not be reproduced.
     """
     context = dict(state.get("context") or {})
     rounds = list(state.get("critique") or [])
@@ -424,8 +429,10 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     with tracing.tracer().start_as_current_span("critique", attributes={"relaygraph.critique.round": number}):
         sources = [context.get("dataset"), context.get("source_dataset") or state.get("data")]
         failures: list[dict[str, Any]] = []
+        subject = critique_logic.report_subject(markdown)
         for i, dataset in enumerate(d for d in dict.fromkeys(sources) if d):
-            run_state = {**state, "context": {"dataset": dataset, "output_name": f"critic_check_{number}_{i}.parquet"}}
+            run_state = {**state, "context": {"dataset": dataset, "output_name": f"critic_check_{number}_{i}.parquet",
+                                              **subject}}
             out = agent_node(CRITIC, node=f"critic#{number}.{i + 1}")(run_state, config)
             steps += out["steps"]
             failures += [out] if out.get("errors") else []
@@ -434,9 +441,11 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                     "progress": [p for f in failures for p in f["progress"]],
                     "critique": [*rounds, {"round": number, "discrepancies": [], "clean": False, "revised": False,
                                            "failed": "; ".join(e["reason"] for f in failures for e in f["errors"])}]}
-        recomputed = [item for s in steps if s.get("tool") and not s.get("error")
+        ok = [s for s in steps if s.get("tool") and s.get("tool") != "final_answer" and not s.get("error")]
+        recomputed = [item for s in ok
                       for item in (s.get("facts") or {}, s.get("summary") or "", s.get("observation") or "")]
-        found = critique_logic.discrepancies(markdown, recomputed, section="Agent notes")
+        calls = [(str(s["tool"]), s.get("facts") or {}) for s in ok]
+        found = critique_logic.check_report(markdown, calls, notes_known=recomputed)
         entry: dict[str, Any] = {"round": number, "discrepancies": [d.model_dump() for d in found],
                                  "clean": not found, "revised": False}
         update: dict[str, Any] = {"steps": steps}
@@ -445,7 +454,8 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                         if k not in (REVISER.name, "reporter")]  # a report does not quote its own writing
             kept = critique_logic.revise_notes(context.get("notes_kept") or findings, found)
             notes = "\n".join(f"- {n}" for n in kept) or "(no notes could be reproduced)"
-            run_state = {**state, "context": {**context, "notes": notes}}
+            run_state = {**state, "context": {**context, "notes": notes,
+                                              "corrections": critique_logic.corrections(found)}}
             out = agent_node(REVISER, node=f"reviser#{number}")(run_state, config)
             update["steps"] = steps + out["steps"]
             if out.get("errors"):  # the reviser gave up: the report stays as the critic found it

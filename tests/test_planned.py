@@ -174,6 +174,41 @@ def test_critique_finds_a_wrong_figure_and_the_reviser_drops_it(roles, invoke_co
     assert {"critic", "reviser"} <= set(result["agents"])
 
 
+def test_an_altered_report_figure_is_found_by_the_critic_and_fixed_by_the_reviser(roles, invoke_config,
+                                                                                   isolated_env, sample_path):
+    """The report is altered between its writing and the critique (a breakdown cell gets another
+    group's value, a number the tools *do* return elsewhere): the critic's per-figure check finds
+    it with the recomputed value, the reviser's rewrite fixes it, the next round is clean."""
+    from langgraph.types import Command
+    from relaygraph.config.checkpointing import open_checkpointer
+    from relaygraph.graphs.planned import build_graph
+
+    config = {**invoke_config, "configurable": {**invoke_config["configurable"], "retry_backoff_s": 0},
+              "recursion_limit": 200}
+    with open_checkpointer() as saver:
+        graph = build_graph(approve_before=["critique"]).compile(checkpointer=saver)
+        graph.invoke({"task": "Plan a cleaned, analysed report."}, config)  # paused before the critique
+        written = Path(graph.get_state(config).values["context"]["report"])
+        report = written if written.is_absolute() else (isolated_env["out"] / config["configurable"]["thread_id"]
+                                                        / written.name)
+        text = report.read_text()
+        north, south = (next(line for line in text.splitlines() if line.startswith(f"| {g} |"))
+                        for g in ("North", "South"))
+        true, other = north.split(" | ")[2], south.split(" | ")[2]
+        report.write_text(text.replace(north, north.replace(true, other)))
+        while graph.get_state(config).next:  # approve each critique round
+            state = graph.invoke(Command(resume={"approved": True}), config)
+    result = state["result"]
+    first, second = result["critique"]
+    (found,) = first["discrepancies"]
+    assert found["figure"] == other and found["what"] == "revenue (sum) of North"
+    assert found["reason"] == f"recomputed: {true}" and f"{found['expected']:,.2f}" == true
+    assert first["revised"] is True and first["clean"] is False
+    assert second == {"round": 2, "discrepancies": [], "clean": True, "revised": False}
+    assert north in report.read_text()  # the reviser's rewrite has the true figure back
+    assert result["status"] == "completed"
+
+
 def test_spans_show_plan_replan_and_task_spans(roles, invoke_config, sample_path, spans):
     run(invoke_config, fail="trends:unknown")
     names = [s.name for s in spans.get_finished_spans()]

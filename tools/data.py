@@ -410,8 +410,12 @@ class DetectOutliersTool(DataTool):
         frame, path = frames.load(self.workspace, dataset, partition)
         columns = [frames.check_column(frame, column, numeric=True)] if column else roles.measure_columns(frame)
         method = method or "iqr"
-        found = {}
+        found, checked = {}, {}
         for col in columns:
+            values = frame[col].dropna()
+            checked[str(col)] = {"values": len(values),
+                                 "median": float(values.median()) if len(values) else None,
+                                 "max": float(values.max()) if len(values) else None}
             mask = outlier_mask(frame[col], method)
             if mask.any():
                 found[str(col)] = {
@@ -425,6 +429,7 @@ class DetectOutliersTool(DataTool):
             dataset=self.workspace.display(path),
             method=method,
             outliers=found,
+            checked=checked,  # per column checked: how many values, their median and largest
         )
 
 
