@@ -2,7 +2,8 @@
 
     python bench/consensus.py [--repeat R]
 
-1. **Per decision, instant model** — the whole consensus graph (plan, N voter agents, decide)
+1. **Per decision, instant model** — the whole consensus graph (plan, N voter agents, decide,
+   PBFT/Raft one phase per step)
    for n = 4, 7, 10, 13 in each mode, with a model double that answers at once (it submits
    its ballot, then finishes), so what is measured is relaygraph's own work: agents' plumbing,
    signatures, checkpoints, the protocol. Messages are counted from the result and compared
@@ -12,7 +13,7 @@
    silent primary (one view change), to show the O(n²) growth without the graph around it.
 3. **Overhead share** — an offline-agent run at n = 7 (real tools on the sample data) in
    ``pbft`` mode: time in the protocol (signing ballot copies, verifying them, running PBFT
-   in ``decide``) as a share of the run's wall time and of its CPU time (this process, all
+   phase by phase in ``protocol``, each step also writing its messages to state) as a share of the run's wall time and of its CPU time (this process, all
    threads), measured in the same run after one warm-up run. Goal ≤ 5%. On a shared machine
    the CPU share is the steadier number: wall time includes waiting for other processes.
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TMP = Path(tempfile.mkdtemp(prefix="rg-bench-consensus-"))
 os.environ.update(RELAYGRAPH_DATA_DIR=str(TMP / "data"), RELAYGRAPH_OUTPUT_DIR=str(TMP / "out"),
+                  RELAYGRAPH_CHECKPOINT_DB=f"sqlite:///{TMP / 'checkpoints.db'}",  # voters' track records
                   RELAYGRAPH_MODEL="offline")
 
 from langgraph.checkpoint.memory import InMemorySaver
@@ -146,8 +148,10 @@ def overhead_share(repeat: int) -> None:
                 spent["cpu"] += time.thread_time() - cpu
         return wrapper
 
-    original_decide, original_deliveries = graph_module.decide, nodes.deliveries
-    graph_module.decide, nodes.deliveries = timed(original_decide), timed(original_deliveries)
+    original_decide, original_protocol, original_deliveries = graph_module.decide, graph_module.protocol, \
+        nodes.deliveries
+    graph_module.decide, graph_module.protocol, nodes.deliveries = (
+        timed(original_decide), timed(original_protocol), timed(original_deliveries))
     try:
         print(f"\n3. Protocol overhead at n = 7, offline agents, pbft, faults=lie (median of {repeat})\n")
         graph_run("pbft", 7, "offline", faults="lie")  # warm-up: imports, key derivation, sample file
@@ -163,7 +167,8 @@ def overhead_share(repeat: int) -> None:
         print(f"protocol share: wall {p_wall / wall:.2%}, CPU {p_cpu / cpu:.2%} (goal ≤ 5%); decision "
               f"{block['decision']!r}, views {block['views']}, messages {block['messages_sent']}")
     finally:
-        graph_module.decide, nodes.deliveries = original_decide, original_deliveries
+        graph_module.decide, graph_module.protocol, nodes.deliveries = (
+            original_decide, original_protocol, original_deliveries)
 
 
 def main() -> None:

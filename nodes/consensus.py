@@ -39,6 +39,7 @@ import json
 import operator
 import random
 import re
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, TypedDict
 
@@ -823,23 +824,39 @@ def raft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
     return phased, outcome
 
 
+# The protocol runs of this process between two of their steps, by thread: the next step goes
+# on from the live replicas when they are exactly at the state's last step (no replay); a
+# resumed run, another process, a fork or any mismatch rebuilds them by replay instead.
+_LIVE: dict[str, tuple[PhasedRun, Outcome]] = {}
+_LIVE_LOCK = threading.Lock()
+_LIVE_MAX = 64
+
+
 def protocol(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """One phase of PBFT or Raft as one graph step.
 
     The protocol is rebuilt from the ballots in state and replayed to the end of the steps
     already checkpointed — every replayed step must send exactly the messages state holds for
-    it (else :class:`ReplayDiverged`) — then runs its next phase. The phase's messages and its
+    it (else :class:`ReplayDiverged`) — then runs its next phase. (Within one process the live
+    replicas of the previous step are reused when they match state exactly: see ``_LIVE``.) The phase's messages and its
     record join state, so the next checkpoint holds the protocol's progress; a resumed run
     continues from the last checkpointed phase without asking any voter again.
     """
     cfg = ConsensusConfig.model_validate(state["consensus"])
-    phased, outcome = protocol_run(state, cfg)
     recorded = state.get("protocol") or []
-    sent: dict[int, list[dict[str, Any]]] = {}
-    for m in state.get("messages") or []:
-        if m.get("protocol") == cfg.mode and "step" in m:
-            sent.setdefault(int(m["step"]), []).append(m)
-    phased.replay([{**rec, "digest": wire_digest(sent.get(int(rec["step"]), []))} for rec in recorded])
+    namespace = str(((config or {}).get("configurable") or {}).get("checkpoint_ns") or "")
+    key = f"{thread_id(config)}|{namespace.rpartition('|')[0]}"  # this graph's run, not this task's
+    with _LIVE_LOCK:
+        live = _LIVE.pop(key, None)
+    if live is None or [s.record() for s in live[0].steps] != recorded:
+        live = protocol_run(state, cfg)
+        sent: dict[int, list[dict[str, Any]]] = {}
+        for m in state.get("messages") or []:
+            if m.get("protocol") == cfg.mode and "step" in m:
+                sent.setdefault(int(m["step"]), []).append(m)
+        if recorded:
+            live[0].replay([{**rec, "digest": wire_digest(sent.get(int(rec["step"]), []))} for rec in recorded])
+    phased, outcome = live
     name = phased.current()
     with _span(f"{cfg.mode}.{name}", **{"relaygraph.consensus.mode": cfg.mode,
                                          "relaygraph.consensus.step": len(recorded) + 1}) as span:
@@ -849,7 +866,12 @@ def protocol(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     update: dict[str, Any] = {
         "protocol": [step.record()],
         "messages": [{"protocol": cfg.mode, "step": step.index, "phase": step.phase, **m} for m in step.messages]}
-    if step.done:
+    if not step.done:
+        with _LIVE_LOCK:
+            _LIVE[key] = live
+            while len(_LIVE) > _LIVE_MAX:
+                _LIVE.pop(next(iter(_LIVE)))
+    else:
         decision = outcome()
         update["decision"] = decision
         update["rounds"] = [{"round": 1, "views": decision["views"], "steps": step.index,

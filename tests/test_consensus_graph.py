@@ -192,7 +192,11 @@ def test_killed_mid_protocol_resumes_from_the_checkpointed_phases(mode, voters, 
     from relaygraph.coordination.network import PhasedRun
 
     options = {"mode": mode, "voters": voters, "faults": faults}
+    replay, replayed = PhasedRun.replay, []
+    monkeypatch.setattr(PhasedRun, "replay", lambda self, recorded: (replayed.append(len(recorded)),
+                                                                     replay(self, recorded))[1])
     whole = run({"configurable": {"thread_id": "uninterrupted"}}, **options)
+    assert replayed == []  # one process, one run: each step goes on from the live replicas
     asked = dict(roles.calls)
     roles.calls.clear()
 
@@ -218,6 +222,7 @@ def test_killed_mid_protocol_resumes_from_the_checkpointed_phases(mode, voters, 
     assert roles.calls == asked  # every voter was asked once in all: none again after the kill
     phases = len(whole["result"]["consensus"]["phases"])
     assert phases > 3 and ran == list(range(1, phases + 1))  # 1–2 replayed from state, not run again
+    assert replayed == [2]  # the resumed step rebuilt the replicas from the two checkpointed phases
     assert resumed["result"]["consensus"]["decision"] == whole["result"]["consensus"]["decision"] == "north"
     assert resumed["result"]["consensus"]["phases"] == whole["result"]["consensus"]["phases"]
     assert protocol_messages(resumed, mode) == protocol_messages(whole, mode)
