@@ -115,6 +115,25 @@ def test_prune_and_delete_for_runs_remove_chunks_with_their_owners(any_url: str)
         assert count(saver, schema.blobs, "p") == 0
 
 
+def test_db_stats_count_chunks_and_db_prune_removes_them(sqlite_url: str) -> None:
+    """``relaygraph db stats``/``db prune`` (maintenance.py) see and remove chunked values."""
+    from datetime import timedelta
+
+    from langgraph.checkpoint.sqlalchemy import maintenance
+
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        stored = put(saver, cfg("old"), {"doc": os.urandom(3 * MiB)}, {"doc": "1"})
+        saver.put_writes(stored, [("out", os.urandom(2 * MiB))], "task")
+        stats = maintenance.collect_stats(saver)
+        assert stats.schema_version == 3
+        assert stats.blob_bytes > 3 * MiB and stats.write_bytes > 2 * MiB
+        with saver.engine.begin() as conn:  # make the thread idle for a day
+            conn.execute(schema.checkpoints.update().values(created_at=0))
+        result = maintenance.prune(saver, older_than=timedelta(hours=1))
+        assert result.threads_deleted == ["old"] and result.bytes_after < 1000
+        assert count(saver, schema.chunks) == 0
+
+
 def test_a_special_write_replaced_by_a_smaller_one_reads_back(sqlite_url: str) -> None:
     """Special writes (errors, interrupts) are replaced in place; stale chunks of the
     longer old value must not leak into the new one."""
