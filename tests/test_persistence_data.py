@@ -115,6 +115,26 @@ def test_prune_and_delete_for_runs_remove_chunks_with_their_owners(any_url: str)
         assert count(saver, schema.blobs, "p") == 0
 
 
+def test_a_compressed_value_is_chunked_after_compression(sqlite_url: str) -> None:
+    import random
+
+    rng = random.Random(5)
+    words = "agent report table column value check model data".split()
+    text = [" ".join(rng.choice(words) for _ in range(40)) for _ in range(3000)]  # ~800 KB
+    with SQLAlchemySaver.from_conn_string(
+            sqlite_url, storage=StorageOptions(chunk_bytes=64 * 1024)) as saver:
+        stored = put(saver, cfg("z"), {"text": text}, {"text": "1"})
+        saver.put_writes(stored, [("text", text)], "task")
+        with saver.engine.connect() as conn:
+            types = set(conn.execute(sa.select(schema.blobs.c.type)).scalars()) | set(
+                conn.execute(sa.select(schema.writes.c.type)).scalars())
+        assert types == {"chunks:zlib:msgpack"}
+        assert 0 < count(saver, schema.chunks) < 2 * (800_000 // (64 * 1024))
+        tup = saver.get_tuple(cfg("z"))
+        assert tup.checkpoint["channel_values"]["text"] == text
+        assert tup.pending_writes == [("task", "text", text)]
+
+
 def test_db_stats_count_chunks_and_db_prune_removes_them(sqlite_url: str) -> None:
     """``relaygraph db stats``/``db prune`` (maintenance.py) see and remove chunked values."""
     from datetime import timedelta

@@ -497,24 +497,30 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             magic = b""
         if magic != _CHUNK_MAGIC:
             return _BROKEN, f"the header of chunked version {version!r} is unreadable"
-        buf = bytearray(total)
-        view = memoryview(buf)
-        at = 0
         params = {"thread_id": thread_id, "checkpoint_ns": ns, "kind": kind,
                   "version": version, "name": name, "idx": idx}
+        buf = view = None
+        at = 0
         for seq in range(count):
             got = yield query(schema.SELECT_CHUNK, {**params, "seq": seq})
             if not got:
                 return _BROKEN, f"chunk {seq + 1} of {count} of version {version!r} is missing"
             part = got[0].data
+            if buf is None:
+                # Every chunk but the last is as long as the first: a header that does
+                # not fit is corrupt (and must not size a huge allocation).
+                if not (count - 1) * len(part) < total <= count * len(part):
+                    return _BROKEN, f"the header of chunked version {version!r} is inconsistent"
+                buf = bytearray(total)
+                view = memoryview(buf)
             if at + len(part) > total:
                 return _BROKEN, f"the chunks of version {version!r} exceed {total} bytes"
-            view[at : at + len(part)] = part
+            view[at : at + len(part)] = part  # type: ignore[index]
             at += len(part)
             del got, part
-        if at != total or zlib.crc32(view) != crc:
+        if buf is None or at != total or zlib.crc32(buf) != crc:
             return _BROKEN, f"the chunks of version {version!r} do not match their checksum"
-        view.release()
+        view.release()  # type: ignore[union-attr]
         inner = type_[len(CHUNKED_PREFIX) :]
         # Decoders take a bytearray, but a ``bytes`` value must come back as bytes.
         return inner, (bytes(buf) if inner == "bytes" else buf)
