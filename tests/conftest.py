@@ -210,6 +210,20 @@ def running_langgraph_dev(root: Path, env: dict[str, str] | None = None,
         log.close()
 
 
+def cli_here(args: list[str], log: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``relaygraph ARGS`` in this process (typer's CliRunner) with the ``crashy`` provider logging
+    agent runs to ``log``, as ``crash_runner.py`` does in a child: resuming a killed run, or being
+    refused next to a live one, is no process concern, and an interpreter start costs seconds."""
+    from crash_runner import crashy
+    from relaygraph.cli.main import app
+    from relaygraph.providers import register_provider
+    from typer.testing import CliRunner
+
+    register_provider(crashy(str(log)))  # undone after the test (conftest.global_registries)
+    monkeypatch.setenv("RELAYGRAPH_MODEL", "crashy")
+    return CliRunner().invoke(app, args)
+
+
 @pytest.fixture(scope="session")
 def langgraph_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One ``langgraph dev`` server shared by the tests that only need a running one."""

@@ -54,14 +54,20 @@ class LoggingPolicy(OfflinePolicyModel):
         return message
 
 
+def crashy(log: str, block_role: str | None = None) -> Any:
+    """The ``crashy`` provider: the offline policy, logging each agent run to ``log``."""
+    from relaygraph.providers import Provider
+
+    return Provider("crashy", lambda s: LoggingPolicy(log, block_role), lambda s: OfflineChatModel(),
+                    lambda s: OFFLINE_LABEL)
+
+
 def main() -> None:
     from crash_graph import killed_after_put_writes
     from relaygraph.cli.main import main as cli_main
-    from relaygraph.providers import Provider, register_provider
+    from relaygraph.providers import register_provider
 
-    log, block = os.environ["CRASH_LOG"], os.environ.get("CRASH_BLOCK_ROLE") or None
-    register_provider(Provider("crashy", lambda s: LoggingPolicy(log, block), lambda s: OfflineChatModel(),
-                               lambda s: OFFLINE_LABEL))
+    register_provider(crashy(os.environ["CRASH_LOG"], os.environ.get("CRASH_BLOCK_ROLE") or None))
     sys.argv = ["relaygraph", *sys.argv[1:]]
     # CRASH_AFTER_PUT_WRITES=K: die right after the K-th saved write, before the next checkpoint
     with killed_after_put_writes(int(os.environ.get("CRASH_AFTER_PUT_WRITES") or 0)):

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO
 from relaygraph.cli.main import app
 from typer.testing import CliRunner
 
@@ -23,10 +20,9 @@ def test_graphs_lists_each_workflow_with_a_description() -> None:
 
 
 def test_run_json_prints_the_final_state_with_result_and_steps(isolated_env) -> None:
-    proc = subprocess.run([sys.executable, "-m", "relaygraph.cli.main", "run", "sequential", "--json",
-                           "--thread-id", "cli-json"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    state = json.loads(proc.stdout)
+    result = cli.invoke(app, ["run", "sequential", "--json", "--thread-id", "cli-json"])
+    assert result.exit_code == 0, result.output
+    state = json.loads(result.stdout)  # stdout is the JSON document alone
     assert state["thread_id"] == "cli-json"
     assert state["result"]["status"] == "completed"
     assert {"agent", "step", "thought", "tool", "arguments", "observation", "confidence"} <= set(state["steps"][0])

@@ -12,7 +12,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from conftest import REPO
+from conftest import REPO, cli_here
 from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver, ThreadBusyError, thread_lease
 
 
@@ -61,7 +61,7 @@ def test_a_killed_holder_releases_its_lease_at_once(any_url: str) -> None:
 
 
 @pytest.mark.slow
-def test_cli_refuses_a_second_run_on_a_busy_thread(isolated_env, tmp_path) -> None:
+def test_cli_refuses_a_second_run_on_a_busy_thread(isolated_env, tmp_path, monkeypatch) -> None:
     log = tmp_path / "agents.log"
     env = {**os.environ, "RELAYGRAPH_MODEL": "crashy", "CRASH_LOG": str(log), "CRASH_BLOCK_ROLE": "data cleaner"}
     runner = [sys.executable, str(REPO / "tests" / "crash_runner.py")]
@@ -72,14 +72,12 @@ def test_cli_refuses_a_second_run_on_a_busy_thread(isolated_env, tmp_path) -> No
         while not (log.is_file() and "block data cleaner" in log.read_text()):
             assert first.poll() is None and time.monotonic() < deadline, "the first run never reached the cleaner"
             time.sleep(0.2)
-        env.pop("CRASH_BLOCK_ROLE")
-        for args in (["resume", "busy"], ["run", "sequential", "--thread-id", "busy"]):
-            second = subprocess.run([*runner, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
-            assert second.returncode == 2, second.stderr
+        for args in (["resume", "busy"], ["run", "sequential", "--thread-id", "busy"]):  # from this process
+            second = cli_here(args, log, monkeypatch)
+            assert second.exit_code == 2, second.output
             assert "being run by another process" in second.stderr
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-    done = subprocess.run([*runner, "resume", "busy"], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr  # the killed run's lease is gone: resume proceeds
+    done = cli_here(["resume", "busy"], log, monkeypatch)
+    assert done.exit_code == 0, done.output  # the killed run's lease is gone: resume proceeds

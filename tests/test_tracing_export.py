@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -236,8 +237,11 @@ def test_traces_show_and_export_work_in_a_fresh_process_with_an_otlp_endpoint_se
     provider.shutdown()
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "RELAYGRAPH_CHECKPOINT_DB": url}
     runs = {}
-    for command in (["show", "th-1"], ["export", "th-1", "--format", "jaeger"]):
-        runs[command[0]] = proc = subprocess.run([sys.executable, "-m", "relaygraph", "traces", *command],
+    # The two ways a user starts relaygraph, one each: the installed console script, and python -m.
+    console_script = str(Path(sys.executable).with_name("relaygraph"))
+    for entry, command in (([console_script], ["show", "th-1"]),
+                           ([sys.executable, "-m", "relaygraph"], ["export", "th-1", "--format", "jaeger"])):
+        runs[command[0]] = proc = subprocess.run([*entry, "traces", *command],
                                                  env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
     assert "invoke_workflow demo" in runs["show"].stdout and "node first" in runs["show"].stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO
+from conftest import REPO, cli_here
 
 RUNNER = REPO / "tests" / "crash_runner.py"
 
@@ -75,7 +75,8 @@ CRASHES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("graph", sorted(CRASHES))
-def test_a_run_killed_in_the_middle_resumes_without_rerunning_finished_agents(graph, isolated_env, tmp_path) -> None:
+def test_a_run_killed_in_the_middle_resumes_without_rerunning_finished_agents(graph, isolated_env, tmp_path,
+                                                                            monkeypatch) -> None:
     block, saved, finished_roles = CRASHES[graph]
     log, thread = tmp_path / "agents.log", f"crash-{graph}"
     proc = subprocess.Popen([sys.executable, str(RUNNER), "run", graph, "--thread-id", thread, "--json"],
@@ -91,8 +92,8 @@ def test_a_run_killed_in_the_middle_resumes_without_rerunning_finished_agents(gr
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
 
-    done = cli(["resume", thread, "--json"], child_env(isolated_env, log))
-    assert done.returncode == 0, done.stderr
+    done = cli_here(["resume", thread, "--json"], log, monkeypatch)
+    assert done.exit_code == 0, done.output
     result = json.loads(done.stdout)["result"]
     assert result["status"] == "completed", result
     starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
