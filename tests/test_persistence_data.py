@@ -119,7 +119,7 @@ def test_a_compressed_value_is_chunked_after_compression(sqlite_url: str) -> Non
     import random
 
     rng = random.Random(5)
-    words = "agent report table column value check model data".split()
+    words = ["agent", "report", "table", "column", "value", "check", "model", "data"]
     text = [" ".join(rng.choice(words) for _ in range(40)) for _ in range(3000)]  # ~800 KB
     with SQLAlchemySaver.from_conn_string(
             sqlite_url, storage=StorageOptions(chunk_bytes=64 * 1024)) as saver:
