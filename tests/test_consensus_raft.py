@@ -117,3 +117,55 @@ def test_a_crashed_follower_catches_up_after_restart() -> None:
     assert nodes[0].restarts == 1
     assert nodes[0].applied == [observer.committed[i][1] for i in range(1, len(nodes[0].applied) + 1)]
     assert nodes[0].commit_index >= max(observer.committed) - 2
+
+
+@st.composite
+def graph_raft_runs(draw):
+    """The consensus graph's Raft run (nodes.consensus.raft_run): ballots, crashed/silent voters."""
+    from relaygraph.coordination.ballots import Ballot
+
+    n = draw(st.sampled_from([3, 5]))
+    down = draw(st.lists(st.integers(1, n), max_size=(n - 1) // 2, unique=True))
+    faults = {f"voter_{i}": draw(st.sampled_from(["crash", "silent"])) for i in down}
+    choices = {f"voter_{i}": draw(st.sampled_from(["north", "south"])) for i in range(1, n + 1)}
+    ballots = {f"r1/{v}": {"voter": v, "ballot": Ballot(voter=v, choice=c, confidence=0.8).model_dump(mode="json")}
+               for v, c in choices.items()}
+    return n, faults, ballots, draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 12))
+
+
+@FAST
+@given(graph_raft_runs())
+def test_the_graphs_raft_in_phases_is_safe_decides_the_majority_and_resumes_from_any_phase(case) -> None:
+    from relaygraph.nodes.consensus import ConsensusConfig, raft_run
+
+    n, faults, ballots, seed, cut = case
+    note(repr(case))
+    cfg = ConsensusConfig(mode="raft", voters=n, faults=faults, seed=seed)
+    run, outcome = raft_run(cfg, cfg.names(), {k.split("/")[1]: _ballot(v) for k, v in ballots.items()},
+                            _faults(faults))
+    while not run.finished():
+        run.step(last=len(run.steps) >= 30)
+    decided = outcome()
+    live = [b["ballot"]["choice"] for b in ballots.values() if b["voter"] not in faults]
+    majority = next((c for c in set(live) if live.count(c) * 2 > n), None)
+    assert decided["decision"] == majority and decided["log_safety_violations"] == []
+    assert all(decided["caught_up"].values()) and len(decided["caught_up"]) == sum(
+        1 for b in faults.values() if b == "crash")
+    cut = min(cut, len(run.steps) - 1)
+    again, again_outcome = raft_run(cfg, cfg.names(), {k.split("/")[1]: _ballot(v) for k, v in ballots.items()},
+                                    _faults(faults))
+    again.replay([s.record() for s in run.steps[:cut]])
+    while not again.finished():
+        again.step(last=len(again.steps) >= 30)
+    assert [s.record() for s in again.steps] == [s.record() for s in run.steps]
+    assert again_outcome() == decided
+
+
+def _ballot(record):
+    from relaygraph.coordination.ballots import Ballot
+
+    return Ballot.model_validate(record["ballot"])
+
+
+def _faults(faults):
+    return {v: Fault(behaviour=Behaviour(b), extra_delay=400.0) for v, b in faults.items()}

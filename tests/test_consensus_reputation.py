@@ -96,3 +96,25 @@ def test_run_records_move_the_score_the_right_way(runs) -> None:
     agreed = sum(1 for c, d, f in runs if not f and d is not None and c == d)
     counted = sum(1 for c, d, f in runs if f or d is not None)
     assert rep.record.get("v", (0, 0)) == (agreed, counted)
+
+
+def test_the_track_record_store_on_every_backend(any_url) -> None:
+    """Summed per voter, replaced per thread, versioned by its migration set."""
+    import sqlalchemy as sa
+
+    def row(choice, suspected, agreed, counted):
+        return {"choice": choice, "suspected": suspected, "agreed": agreed, "counted": counted}
+
+    assert consensus_store.load_records(any_url, ["voter_1"]) == {}  # fresh database: no history
+    consensus_store.record_run(any_url, thread_id="t1", mode="pbft", question="top_region", decision="north",
+                               voters={"voter_1": row("south", True, 0, 1), "voter_2": row("north", False, 1, 1)})
+    consensus_store.record_run(any_url, thread_id="t2", mode="majority", question="top_region", decision="north",
+                               voters={"voter_1": row("north", False, 1, 1), "voter_2": row("north", False, 1, 1)})
+    consensus_store.record_run(any_url, thread_id="t2", mode="majority", question="top_region", decision="north",
+                               voters={"voter_1": row("north", False, 1, 1), "voter_2": row(None, True, 0, 1)})
+    assert consensus_store.load_records(any_url, ["voter_1", "voter_2", "voter_9"]) == {
+        "voter_1": (1, 2), "voter_2": (1, 2)}  # t2 counted once, as last recorded
+    engine = consensus_store.engine_for(any_url)
+    with engine.connect() as conn:
+        assert consensus_store.CONSENSUS_MIGRATIONS.current_version(conn) == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(consensus_store.voter_records)).scalar_one() == 4
