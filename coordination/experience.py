@@ -14,7 +14,8 @@ ranked by impact:
 * **retry settings** — when transient failures needed more than one retry on average, the
   backoff base doubles (the service needs longer to recover); when retries never helped (every
   transient failure ran out of retries) the backoff is kept but the run is told so.
-* **timeouts** — per task, twice the slowest successful duration seen (at least 1 s). The
+* **timeouts** — per task, twice the slowest successful duration seen (at least
+  :data:`MIN_TIMEOUT_S`, so a busy machine does not cut work that is merely slow). The
   executor enforces it: the task's agent is cut when it runs longer, and the failure is a
   ``transient`` timeout (retried with the — possibly learned — backoff, then the run stops).
 * **agent reputation** — per agent, a Beta(1, 1) mean of its task runs that succeeded; other
@@ -33,6 +34,7 @@ MIN_EXPERIENCES = 3
 PRIOR_STRENGTH = 2.0
 STORE_LIMIT = 1000
 STORE_KEEP = 800
+MIN_TIMEOUT_S = 2.0
 
 
 class FailureRecord(BaseModel):
@@ -121,7 +123,7 @@ def timeouts(experiences: Sequence[Experience]) -> list[Adaptation]:
     for e in experiences:
         for task, seconds in e.durations.items():
             slowest[task] = max(slowest.get(task, 0.0), seconds)
-    return [Adaptation(kind="timeout", target=task, value=round(max(1.0, 2 * s), 3), impact=0.0,
+    return [Adaptation(kind="timeout", target=task, value=round(max(MIN_TIMEOUT_S, 2 * s), 3), impact=0.0,
                        evidence=f"slowest successful run {s:.2f}s")
             for task, s in sorted(slowest.items())]
 

@@ -81,36 +81,41 @@ def test_a_method_that_failed_in_three_runs_is_avoided_by_the_next_plan(roles, s
     assert CliRunner().invoke(app, ["experience", "show", "--store", "nope"]).exit_code == 2
 
 
-def test_a_learned_timeout_is_enforced_in_the_next_run(roles, sample_path):
-    """Experiences teach aggregate's timeout (2 × its slowest run, at least 1 s); the next run's
-    slow analyst is cut at it, and the cut is a transient timeout that follows its policy."""
+def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(roles, sample_path):
+    """Three runs in which aggregate timed out twice before a retry got through teach its timeout
+    (2 × its slowest successful run, at least 2 s) and a doubled retry backoff; the next run's
+    slow analyst is cut at the timeout, and the cut is a transient timeout that follows its
+    policy with the learned backoff."""
     from relaygraph.config.settings import settings_from_config
     from relaygraph.graphs.planned import build_graph
     from relaygraph.nodes import experience as store
 
     url = settings_from_config({}).checkpoint_db
+    timed_out = FailureRecord(task="aggregate", method="time_series_analysis", agent="analyst",
+                              failure_class="transient", action="retry")
     for i in range(3):
-        store.record(url, exp(i, ["prepare_analyse_report", "validate_and_clean", "time_series_analysis"])
-                     .model_copy(update={"durations": {"aggregate": 0.05 * (i + 1)}}))
-    roles.slow, roles.delay = {"analyst"}, 1.6  # each analyst model call now takes 1.6 s
+        store.record(url, exp(i, ["prepare_analyse_report", "validate_and_clean", "time_series_analysis"],
+                              [timed_out, timed_out]).model_copy(update={"durations": {"aggregate": 0.05 * (i + 1)}}))
+    roles.slow, roles.delay = {"analyst"}, 2.6  # each analyst model call now takes 2.6 s
     graph = build_graph().compile()
 
     def run(thread: str, **options):
-        config = {"configurable": {"thread_id": thread, "retry_backoff_s": 0, "max_retries": 1, **options},
-                  "recursion_limit": 200}
+        config = {"configurable": {"thread_id": thread, "max_retries": 1, **options}, "recursion_limit": 200}
         return graph.invoke({"task": "report"}, config)
 
     state = run("slow-learned")
     result = state["result"]
-    assert result["plan"]["timeouts"] == {"aggregate": 1.0}  # the learned value, applied to the run
+    assert result["plan"]["timeouts"] == {"aggregate": 2.0}  # the learned value, applied to the run
     assert result["status"] == "failed" and "transient failure persisted after 3 retries" in result["reason"]
     assert [(e["failure_class"], e["action"]) for e in result["replanning"]] == [("transient", "retry")] * 3 + [
         ("transient", "stop")]
-    assert all("analyst timed out after 1s (its timeout)" in e["error"] for e in result["replanning"])
+    assert [e["policy"] for e in result["replanning"][:3]] == [  # the learned backoff base: 1 s, not 0.5 s
+        f"retry {n} of 3 after {2 ** (n - 1)}s backoff" for n in (1, 2, 3)]
+    assert all("analyst timed out after 2s (its timeout)" in e["error"] for e in result["replanning"])
     cut = [p for p in state["progress"] if p["status"] == "failed"]
     assert [p["node"] for p in cut] == [f"aggregate#{n}" for n in range(1, 5)]
-    assert all(0.95 <= p["duration_s"] < 1.5 for p in cut)  # cut at 1 s, not after the 1.6 s call
+    assert all(1.95 <= p["duration_s"] < 2.5 for p in cut)  # cut at 2 s, not after the 2.6 s call
     assert not [s for s in state["steps"] if s["tool"] == "aggregate"]  # no tool ran past the deadline
 
-    unlearned = run("slow-unlearned", learn="false")["result"]  # the same slow agent, no timeout
+    unlearned = run("slow-unlearned", learn="false", retry_backoff_s=0)["result"]  # the same slow agent
     assert unlearned["plan"]["timeouts"] == {} and unlearned["status"] == "completed"
