@@ -923,7 +923,7 @@ def consensus_result(state: dict[str, Any]) -> dict[str, Any]:
     ballots = [{"key": k, **{f: rec.get(f) for f in ("voter", "round", "status", "fault", "source", "ballot",
                                                       "told_others", "problems", "withheld", "late")}}
                for k, rec in sorted((state.get("ballots") or {}).items())]
-    sent = sum(m.get("count", 1) for m in state.get("messages") or [])
+    sent = len(state.get("messages") or [])  # every message sent is a record in state: ballots, pbft, raft
     return {"question": QUESTIONS[cfg.question].text, "mode": cfg.mode, "voters": cfg.voters,
             "faults": {k: v for k, v in state["consensus"]["faults"].items()},
             "decision": decision.get("decision"), "reason": decision.get("reason"),
