@@ -133,6 +133,7 @@ def _traced_updates(
         for chunk in graph.stream(graph_input, config, stream_mode="updates", durability=DURABILITY):
             yield from cast(dict[str, Any], chunk).items()  # stream_mode="updates": {node: update}
         return
+    config = with_trace_root(graph, config)
     with instrument_langchain.checkpoint_feed(config["configurable"]["thread_id"]) as feed:
         for namespace, mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "checkpoints"],
                                                    subgraphs=True, durability=DURABILITY):
@@ -140,6 +141,21 @@ def _traced_updates(
                 feed(cast(dict[str, Any], chunk))  # stream_mode "checkpoints": one checkpoint event
             elif not namespace:
                 yield from cast(dict[str, Any], chunk).items()
+
+
+def with_trace_root(graph: CompiledStateGraph, config: RunnableConfig) -> RunnableConfig:
+    """Name this run's root span in its metadata (kept in every checkpoint it writes) and link it
+    to the root span of the thread's previous run (resume, retry, fork), read from the thread's
+    latest checkpoint — see :data:`relaygraph.observability.tracing.ROOT_KEY`."""
+    metadata: dict[str, Any] = {**(config.get("metadata") or {}), tracing.ROOT_KEY: tracing.new_root_ref()}
+    metadata.pop(tracing.LINK_KEY, None)
+    if isinstance(graph.checkpointer, BaseCheckpointSaver):
+        head = graph.checkpointer.get_tuple({"configurable": {
+            "thread_id": config["configurable"]["thread_id"], "checkpoint_ns": ""}})
+        previous = (head.metadata or {}).get(tracing.ROOT_KEY) if head else None
+        if tracing.parse_ref(previous):
+            metadata[tracing.LINK_KEY] = previous
+    return {**config, "metadata": metadata}
 
 
 def outcome(graph: CompiledStateGraph, config: RunnableConfig) -> RunOutcome:

@@ -152,7 +152,10 @@ class SpanHandler(BaseCallbackHandler):
         if thread_id is not None:
             attrs.update({THREAD_ID: str(thread_id), "gen_ai.conversation.id": str(thread_id),
                           "session.id": str(thread_id)})
-        span = tracer().start_span(f"invoke_workflow {name}", attributes=attrs)
+        # The runner names this run's root span and the run it continues (tracing.ROOT_KEY/LINK_KEY)
+        links = tracing.link_to(metadata.get(tracing.LINK_KEY), "continues")
+        with tracing.preset_root(metadata.get(tracing.ROOT_KEY)):
+            span = tracer().start_span(f"invoke_workflow {name}", attributes=attrs, links=links)
         record_content(span, "input.value", inputs)
         usage = Usage(tracing.prices())
         ctx = with_usage(trace.set_span_in_context(span), usage)

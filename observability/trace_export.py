@@ -49,6 +49,8 @@ def _label(span: StoredSpan) -> Text:
     details = [f"{label}={_short(span.attributes[key])}" for key, label in _SHOWN if key in span.attributes]
     if span.status_code == 2:
         details.append("error: " + " ".join((span.status_message or "").split())[:160])
+    details += [f"{link.get('attributes', {}).get('relaygraph.link.type', 'linked to')} trace {link['trace_id']}"
+                for link in span.links]
     if details:
         text.append("  " + " ".join(details), style="dim")
     return text
@@ -130,7 +132,9 @@ def to_jaeger(spans: list[StoredSpan]) -> dict[str, Any]:
                 "spanID": span.span_id,
                 "operationName": span.name,
                 "references": ([{"refType": "CHILD_OF", "traceID": trace_id, "spanID": span.parent_span_id}]
-                               if span.parent_span_id else []),
+                               if span.parent_span_id else []) + [
+                    {"refType": "FOLLOWS_FROM", "traceID": link["trace_id"], "spanID": link["span_id"]}
+                    for link in span.links],
                 "startTime": span.start_ns // 1000,
                 "duration": max((span.end_ns - span.start_ns) // 1000, 0),
                 "tags": tags,
@@ -190,6 +194,9 @@ def to_otlp_json(spans: list[StoredSpan]) -> dict[str, Any]:
                 "events": [{"timeUnixNano": str(e.get("time_ns", s.start_ns)), "name": e.get("name", ""),
                             "attributes": _otlp_attributes(e.get("attributes") or {})} for e in s.events],
                 "status": {"code": s.status_code, **({"message": s.status_message} if s.status_message else {})},
+                **({"links": [{"traceId": link["trace_id"], "spanId": link["span_id"],
+                               "attributes": _otlp_attributes(link.get("attributes") or {})} for link in s.links]}
+                   if s.links else {}),
             } for s in sorted(members, key=lambda s: s.start_ns)]})
         resource_spans.append({"resource": {"attributes": _otlp_attributes(json.loads(resource))},
                                "scopeSpans": scope_spans})

@@ -58,14 +58,19 @@ _spans_v1 = sa.Table("relaygraph_spans", sa.MetaData(), *_columns())
 
 #: The table as this code reads and writes it.
 spans_table = sa.Table("relaygraph_spans", sa.MetaData(), *_columns(),
-                       sa.Column("resource", sa.Text, nullable=True))  # v2: resource attributes as JSON
+                       sa.Column("resource", sa.Text, nullable=True),  # v2: resource attributes as JSON
+                       sa.Column("links", sa.Text, nullable=True))  # v3: span links as JSON
 
 
 def _v2_resource(conn: sa.Connection) -> None:
     conn.execute(sa.text("ALTER TABLE relaygraph_spans ADD COLUMN resource TEXT"))
 
 
-SPANS = MigrationSet("relaygraph_spans", [create_tables(_spans_v1), _v2_resource])
+def _v3_links(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE relaygraph_spans ADD COLUMN links TEXT"))
+
+
+SPANS = MigrationSet("relaygraph_spans", [create_tables(_spans_v1), _v2_resource, _v3_links])
 
 
 class StoredSpan(BaseModel):
@@ -86,6 +91,9 @@ class StoredSpan(BaseModel):
     service_name: str = "relaygraph"
     scope: str = "relaygraph"
     resource: dict[str, Any] = Field(default_factory=dict)
+    #: OpenTelemetry links: ``{"trace_id", "span_id", "attributes"}`` (a resumed run's root
+    #: links to the root of the run it continues).
+    links: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def duration_ms(self) -> float:
@@ -137,6 +145,10 @@ def _row(span: ReadableSpan) -> dict[str, Any]:
         "service_name": str(resource.get("service.name", "relaygraph")),
         "scope": span.instrumentation_scope.name if span.instrumentation_scope else "relaygraph",
         "resource": json.dumps(resource, default=_jsonable),
+        "links": json.dumps([{"trace_id": format_trace_id(link.context.trace_id),
+                              "span_id": format_span_id(link.context.span_id),
+                              "attributes": dict(link.attributes or {})} for link in span.links],
+                            default=_jsonable) if span.links else None,
     }
 
 
@@ -191,7 +203,7 @@ def load_spans(url: str, thread_id: str, *, trace_id: str | None = None) -> list
 def _stored(row: Any) -> StoredSpan:
     resource = json.loads(row["resource"]) if row["resource"] else {"service.name": row["service_name"]}
     return StoredSpan(**{**row, "attributes": json.loads(row["attributes"]), "events": json.loads(row["events"]),
-                         "resource": resource})
+                         "resource": resource, "links": json.loads(row["links"]) if row["links"] else []})
 
 
 def thread_ids(url: str) -> list[str]:

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -29,11 +31,82 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, TraceFlags, format_span_id, format_trace_id
 from relaygraph.config.settings import ModelPrice, Settings, get_settings
 from relaygraph.observability.semconv import CONTENT_LIMIT, TRACER_NAME
 from relaygraph.observability.trace_store import SpanStoreExporter
 from relaygraph.observability.usage import DEFAULT_PRICES, price_table
+
+
+# --- a run's root span, named before it starts (so resume can link to it) ---------------------
+#
+# A run's root span context is decided by the runner before the run and kept in the run's
+# config metadata, which LangGraph copies into every checkpoint the run writes. A later run on
+# the thread (resume, a failed run's retry, a fork) finds it in the thread's latest checkpoint and
+# starts its own root span with an OpenTelemetry Link to it — so the continuation is tied to the
+# original trace even when the original process was killed and never exported its root span.
+
+#: Config/checkpoint metadata: this run's root span, ``"<trace id hex>-<span id hex>"``.
+ROOT_KEY = "relaygraph_trace_root"
+#: Config metadata: the root span of the run this run continues (linked from this run's root).
+LINK_KEY = "relaygraph_trace_link"
+#: Attribute on that link: what the earlier run is to this one.
+LINK_TYPE = "relaygraph.link.type"
+
+_preset_root: ContextVar[tuple[int, int] | None] = ContextVar("relaygraph_preset_root", default=None)
+
+
+class _RootIds(RandomIdGenerator):
+    """Random ids, except for a root span started under :func:`preset_root`."""
+
+    def generate_trace_id(self) -> int:
+        preset = _preset_root.get()
+        return preset[0] if preset else super().generate_trace_id()
+
+    def generate_span_id(self) -> int:
+        preset = _preset_root.get()
+        if preset:
+            _preset_root.set(None)  # the root's own id only; its children get random ones
+            return preset[1]
+        return super().generate_span_id()
+
+
+def new_root_ref() -> str:
+    """A fresh root span reference for the next run (``trace-span`` hex)."""
+    ids = RandomIdGenerator()
+    return f"{format_trace_id(ids.generate_trace_id())}-{format_span_id(ids.generate_span_id())}"
+
+
+def parse_ref(value: Any) -> tuple[int, int] | None:
+    """``"trace-span"`` hex → ids; None for anything else (metadata from elsewhere)."""
+    if not isinstance(value, str):
+        return None
+    trace_hex, _, span_hex = value.partition("-")
+    try:
+        trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    except ValueError:
+        return None
+    return (trace_id, span_id) if len(trace_hex) == 32 and len(span_hex) == 16 and trace_id and span_id else None
+
+
+@contextmanager
+def preset_root(ref: Any) -> Iterator[None]:
+    """Start the root span opened inside this block with the ids of ``ref`` (if it parses)."""
+    token = _preset_root.set(parse_ref(ref))
+    try:
+        yield
+    finally:
+        _preset_root.reset(token)
+
+
+def link_to(ref: Any, link_type: str) -> list[Link]:
+    """An OpenTelemetry Link to the root span ``ref`` names (none when it does not parse)."""
+    ids = parse_ref(ref)
+    if ids is None:
+        return []
+    context = SpanContext(ids[0], ids[1], is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    return [Link(context, {LINK_TYPE: link_type})]
 
 
 class TelemetryError(RuntimeError):
@@ -183,7 +256,7 @@ def configure(
         _state.prices = price_table(settings)
         if not on:
             return False
-        provider = TracerProvider(resource=resource(settings))
+        provider = TracerProvider(resource=resource(settings), id_generator=_RootIds())
         for exporter in chosen:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         if url:

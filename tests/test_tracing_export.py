@@ -147,13 +147,17 @@ def test_run_trace_prints_the_tree_and_traces_export_round_trips_through_jaeger_
     by_id = {(s.trace_id, s.span_id): s for s in stored}
     for trace in jaeger.data:
         ids = {s.spanID for s in trace.spans}
-        assert [s for s in trace.spans if not s.references][0].operationName == "invoke_workflow sequential"
+        parents = {s.spanID: [r for r in s.references if r.refType == "CHILD_OF"] for s in trace.spans}
+        assert [s for s in trace.spans if not parents[s.spanID]][0].operationName == "invoke_workflow sequential"
         for span in trace.spans:
             assert span.processID in trace.processes and span.traceID == trace.traceID
             original = by_id[(trace.traceID, span.spanID)]
             assert span.startTime == original.start_ns // 1000 and started_us - 1 <= span.startTime
-            assert [r.spanID for r in span.references] == ([original.parent_span_id] if original.parent_span_id else [])
-            assert all(r.spanID in ids for r in span.references)
+            assert [r.spanID for r in parents[span.spanID]] == (
+                [original.parent_span_id] if original.parent_span_id else [])
+            assert all(r.spanID in ids for r in parents[span.spanID])
+            assert [(r.traceID, r.spanID) for r in span.references if r.refType == "FOLLOWS_FROM"] == [
+                (link["trace_id"], link["span_id"]) for link in original.links]  # the resume's root
         assert {p.serviceName for p in trace.processes.values()} == {"relaygraph"}
 
     otlp = cli.invoke(app, ["traces", "export", thread, "--format", "otlp-json", "--checkpoint-db", url])

@@ -149,7 +149,7 @@ def test_spans_carry_service_version_and_sdk_attributes_through_store_and_export
 
 def test_a_span_table_from_before_migrations_is_upgraded_in_place(tmp_path) -> None:
     """Databases written before the span store used the saver's migrations hold the version-1
-    table and no version row: it is adopted as version 1 and gains the resource column."""
+    table and no version row: it is adopted as version 1 and gains the resource and links columns."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
     with engine.begin() as conn:
@@ -161,9 +161,9 @@ def test_a_span_table_from_before_migrations_is_upgraded_in_place(tmp_path) -> N
     engine.dispose()
     trace_store.dispose_engines()
     (span,) = trace_store.load_spans(url, "old")
-    assert span.resource == {"service.name": "svc"}
+    assert span.resource == {"service.name": "svc"} and span.links == []
     with trace_store.engine_for(url).connect() as conn:
-        assert trace_store.SPANS.current_version(conn) == trace_store.SPANS.version == 2
+        assert trace_store.SPANS.current_version(conn) == trace_store.SPANS.version == 3
 
 
 # --- prices apply wherever a run starts ----------------------------------------------------------
