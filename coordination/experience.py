@@ -18,6 +18,7 @@ ranked by impact:
   :data:`MIN_TIMEOUT_S`, so a busy machine does not cut work that is merely slow). The
   executor enforces it: the task's agent is cut when it runs longer, and the failure is a
   ``transient`` timeout (retried with the — possibly learned — backoff, then the run stops).
+  Each run a timeout stopped doubles it, so a timeout that proved too short grows.
 * **agent reputation** — per agent, a Beta(1, 1) mean of its task runs that succeeded; other
   coordination patterns use it for consensus weights and auction ties.
 """
@@ -35,6 +36,7 @@ PRIOR_STRENGTH = 2.0
 STORE_LIMIT = 1000
 STORE_KEEP = 800
 MIN_TIMEOUT_S = 2.0
+MAX_TIMEOUT_S = 3600.0
 
 
 class FailureRecord(BaseModel):
@@ -45,6 +47,7 @@ class FailureRecord(BaseModel):
     agent: str | None = None
     failure_class: str
     action: str  # retry | replan | stop
+    timeout_s: float | None = None  # set when the task's (learned) timeout cut it
 
 
 class Experience(BaseModel):
@@ -119,13 +122,23 @@ def retry_backoff(experiences: Sequence[Experience], current: float) -> list[Ada
 
 
 def timeouts(experiences: Sequence[Experience]) -> list[Adaptation]:
+    """Per task: 2 × its slowest successful run (at least :data:`MIN_TIMEOUT_S`), doubled for
+    each run its timeout stopped — so a timeout that proved too short for what the task now
+    needs grows instead of failing every later run (a cut task leaves no successful duration)."""
     slowest: dict[str, float] = {}
+    stopped: dict[str, int] = defaultdict(int)
     for e in experiences:
         for task, seconds in e.durations.items():
             slowest[task] = max(slowest.get(task, 0.0), seconds)
-    return [Adaptation(kind="timeout", target=task, value=round(max(MIN_TIMEOUT_S, 2 * s), 3), impact=0.0,
-                       evidence=f"slowest successful run {s:.2f}s")
-            for task, s in sorted(slowest.items())]
+        for task in {f.task for f in e.failures if f.timeout_s is not None and f.action == "stop"}:
+            stopped[task] += 1
+    out = []
+    for task, s in sorted(slowest.items()):
+        value = min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, 2 * s) * 2 ** stopped[task])
+        grown = f"; its timeout stopped {stopped[task]} runs: doubled {stopped[task]}x" if stopped[task] else ""
+        out.append(Adaptation(kind="timeout", target=task, value=round(value, 3), impact=float(stopped[task]),
+                              evidence=f"slowest successful run {s:.2f}s{grown}"))
+    return out
 
 
 def reputations(experiences: Sequence[Experience]) -> dict[str, float]:

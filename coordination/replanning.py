@@ -77,6 +77,7 @@ class Failure(BaseModel):
     failure_class: FailureClass
     error: str
     injected: bool = False
+    timeout_s: float | None = None  # the task's agent was cut at this timeout
 
 
 def classify(error: str) -> FailureClass:

@@ -350,10 +350,10 @@ def make_agent_node(
             step_callbacks=[recorder, agent_trace.step_callback(lambda: recorder.steps)],
         )
 
-        def fail(reason: str) -> AgentRunError:
+        def fail(reason: str, **more: Any) -> AgentRunError:
             return AgentRunError({
                 "agent": spec.name, "node": node_name, "reason": reason, "attempt": attempt,
-                "steps": [s.model_dump() for s in recorder.steps],
+                "steps": [s.model_dump() for s in recorder.steps], **more,
             })
 
         with agent_trace:
@@ -364,7 +364,7 @@ def make_agent_node(
                 run = run_within(agent, task, timeout_s)
             except AgentTimeout as exc:
                 raise fail(f"TimeoutError: {spec.name} {exc} (its timeout), {len(recorder.steps)} steps done; "
-                           "no step starts after it") from exc
+                           "no step starts after it", timeout_s=timeout_s) from exc
             except AgentError as exc:
                 cause = exc.__cause__ or exc  # smolagents wraps the provider's own exception
                 raise fail(recorder.loop_reason or f"model error: {type(cause).__name__}: "

@@ -300,8 +300,9 @@ def _gave_up(state: PlannedState, failed: Failure) -> dict[str, Any]:
     task, _, runs = _current(state)
     reason = failed.failure.reason
     update = failed.update()
+    timeout = (failed.failure.model_extra or {}).get("timeout_s")  # set when its timeout cut the agent
     return {"executions": runs, "steps": update["steps"], "progress": update["progress"],
-            "pending": _failure(task, reason, replanning.classify(reason))}
+            "pending": _failure(task, reason, replanning.classify(reason), timeout_s=timeout)}
 
 
 def _who(state: PlannedState) -> tuple[str, str]:
@@ -316,9 +317,10 @@ execute = recording_failures(_run_task, who=_who, on_failure=_gave_up)
 execute.__name__ = "execute"
 
 
-def _failure(task: PlannedTask, error: str, cls: str, *, injected: bool = False) -> dict[str, Any]:
+def _failure(task: PlannedTask, error: str, cls: str, *, injected: bool = False,
+             timeout_s: float | None = None) -> dict[str, Any]:
     return replanning.Failure(task=task.name, task_id=task.id, failure_class=cls,  # type: ignore[arg-type]
-                              error=error[:500], injected=injected).model_dump()
+                              error=error[:500], injected=injected, timeout_s=timeout_s).model_dump()
 
 
 def after_execute(state: PlannedState) -> str:

@@ -111,7 +111,10 @@ def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(roles, 
         ("transient", "stop")]
     assert [e["policy"] for e in result["replanning"][:3]] == [  # the learned backoff base: 1 s, not 0.5 s
         f"retry {n} of 3 after {2 ** (n - 1)}s backoff" for n in (1, 2, 3)]
-    assert all("analyst timed out after 2s (its timeout)" in e["error"] for e in result["replanning"])
+    assert all("analyst timed out after 2s (its timeout)" in e["error"] and e["timeout_s"] == 2.0
+               for e in result["replanning"])
+    again = mine(store.load(url, "data_report"), PRIOR, task_type="data_report")
+    assert {a.target: a.value for a in again if a.kind == "timeout"}["aggregate"] == 4.0  # it stopped a run
     cut = [p for p in state["progress"] if p["status"] == "failed"]
     assert [p["node"] for p in cut] == [f"aggregate#{n}" for n in range(1, 5)]
     assert all(1.95 <= p["duration_s"] < 2.5 for p in cut)  # cut at 2 s, not after the 2.6 s call
@@ -119,3 +122,19 @@ def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(roles, 
 
     unlearned = run("slow-unlearned", learn="false", retry_backoff_s=0)["result"]  # the same slow agent
     assert unlearned["plan"]["timeouts"] == {} and unlearned["status"] == "completed"
+
+
+def test_a_timeout_that_stopped_runs_grows():
+    """A cut task leaves no successful duration, so without this a too-short timeout would stop
+    every later run: each run it stopped doubles it."""
+    from relaygraph.coordination.experience import timeouts
+
+    cut = FailureRecord(task="aggregate", failure_class="transient", action="stop", timeout_s=2.0)
+    retried = FailureRecord(task="aggregate", failure_class="transient", action="retry", timeout_s=2.0)
+    runs = [exp(i, ["time_series_analysis"]).model_copy(update={"durations": {"aggregate": 0.4, "report": 1.5}})
+            for i in range(3)]
+    assert {a.target: a.value for a in timeouts(runs)} == {"aggregate": 2.0, "report": 3.0}
+    runs += [exp(3 + i, ["time_series_analysis"], [retried, cut], "failed") for i in range(2)]
+    learned = {a.target: a for a in timeouts(runs)}
+    assert learned["aggregate"].value == 8.0 and learned["report"].value == 3.0
+    assert learned["aggregate"].evidence == "slowest successful run 0.40s; its timeout stopped 2 runs: doubled 2x"
