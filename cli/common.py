@@ -99,15 +99,19 @@ class Progress:
         if self.quiet:
             return
         for item in update.get("progress") or []:
-            mark = "[green]✓[/]" if item.get("status") == "completed" else "[red]✗[/]"
+            mark = {"completed": "[green]✓[/]", "partial": "[yellow]![/]"}.get(item.get("status"), "[red]✗[/]")
             detail = textwrap.shorten(str(item.get("detail") or ""), width=110, placeholder=" …")
             self.console.print(f"{mark} [bold]{escape(str(item['node']))}[/] ({item['duration_s']:.2f}s) "
                                f"{escape(detail)}", highlight=False, soft_wrap=True)
         for error in update.get("errors") or []:
-            self.console.print(f"[red]✗ {escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
+            mark = "[yellow]![/]" if error.get("outcome") == "partial" else "[red]✗[/]"
+            self.console.print(f"{mark} [bold]{escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
                                highlight=False, soft_wrap=True)
-        if "result" in update:
-            self.console.print(f"[green]✓[/] [bold]{node}[/]", highlight=False)
+        if "result" in update:  # the result node ran; the mark is the run's outcome, not the node's
+            status = str((update["result"] or {}).get("status") or "")
+            mark = {"completed": "[green]✓[/]", "partial": "[yellow]![/]", "rejected": "[yellow]■[/]",
+                    "stopped": "[yellow]■[/]"}.get(status, "[red]✗[/]")
+            self.console.print(f"{mark} [bold]{escape(node)}[/] ({escape(status)})", highlight=False)
 
 
 def print_outcome(outcome: RunOutcome, as_json: bool) -> None:

@@ -15,7 +15,7 @@ from langgraph.graph import END, START, StateGraph
 from relaygraph.coordination.registry import Capability, Registry
 from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import with_approval
-from relaygraph.nodes.contracts import AuctionResult
+from relaygraph.nodes.contracts import AgentFailure, AuctionResult
 from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.market import (
     BidInput,
@@ -75,7 +75,13 @@ def finalize_market(state: dict[str, Any], config: RunnableConfig) -> dict[str, 
     settled = "completed" if summary["settled"] == summary["total"] else ("partial" if summary["settled"] else "failed")
     status = base.status if base.status in ("rejected", "failed") else (
         "partial" if base.status == "partial" and settled == "completed" else settled)
-    return result_update(extend_result(base, AuctionResult, status=status, answer=answer, market=summary))
+    # a task that never settled is a failed part of the run: listed with the errors, by its last winner
+    unsettled = [AgentFailure(agent=t.get("winner") or "market", node=f"execute_{task_id}",
+                              reason=f"task {task_id} ({t['method']}) {t.get('outcome') or 'not settled'}: "
+                                     f"{'; '.join(t['breaches']) or t.get('reason') or 'no reason recorded'}")
+                 for task_id, t in summary["tasks"].items() if t.get("outcome") != "paid"]
+    return result_update(extend_result(base, AuctionResult, status=status, answer=answer, market=summary,
+                                       errors=[*base.errors, *unsettled]))
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:

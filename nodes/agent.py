@@ -18,7 +18,12 @@ Confidence (0–1) is derived from evidence, not asked of the model:
 * the final-answer step carries the agent's confidence: the mean evidence of its tool steps,
   scaled the same way.
 
-Failures — the model erroring, ``max_steps`` exhausted, or a loop — raise
+An agent whose every tool call ended failed (it has tools, called them, and none worked)
+produced nothing it exists for: that is a failure too. One with some tools failed and others
+done is ``partial`` — its answer kept, its progress ``partial`` and an ``errors`` entry with
+``outcome: "partial"`` naming each failed tool — never ``completed``.
+
+Failures — the model erroring, ``max_steps`` exhausted, a loop, or no tool working — raise
 :class:`AgentRunError`, so a ``RetryPolicy`` on the node applies; the error carries a structured
 record, which :mod:`relaygraph.nodes.failures` writes into state on the node's last attempt. Loops are found by the meta-reasoning loop guard
 (:func:`relaygraph.coordination.metareasoning.loop_guard`), checked after every step: the same
@@ -43,7 +48,7 @@ from langgraph.constants import CONFIG_KEY_CHECKPOINTER  # public: langgraph-api
 from langgraph.runtime import get_runtime
 from relaygraph.config.settings import Settings, settings_from_config
 from relaygraph.coordination import metareasoning
-from relaygraph.nodes.contracts import AgentSpec, AgentStep, NodeProgress
+from relaygraph.nodes.contracts import AgentFailure, AgentSpec, AgentStep, NodeProgress
 from relaygraph.observability.instrument_smolagents import AgentTrace
 from relaygraph.providers import agent_model
 from relaygraph.providers.brief import CallOutcome, RunBrief, hand_brief
@@ -167,7 +172,8 @@ class StepRecorder:
         call = calls[0] if calls else None
         is_final = bool(call and call.name == "final_answer")
         result = _typed_result(agent, call) if step.error is None else None
-        if call and not is_final:
+        if (call and not is_final) or (step.error is not None and failed_tool(step) is not None):
+            # a refused or failed call lowers the agent's confidence like any other tool step
             self.tool_evidence.append(evidence(step, result))
         if step.error is None:  # every successful call's artifacts, in order: the newest wins
             for c in calls:
@@ -206,6 +212,39 @@ class StepRecorder:
             self.loop_reason = metareasoning.loop_guard(self.calls)
             if self.loop_reason:
                 agent.interrupt()
+
+
+FAILED_TOOL_RE = re.compile(r"Error (?:executing|when executing) tool '([^']+)'|tool '([^']+)'")
+
+
+def failed_tool(step: Any) -> str | None:
+    """The tool an errored step called (smolagents keeps no tool call on a step whose tool
+    raised: only its error text names it)."""
+    calls = getattr(step, "tool_calls", None) or []
+    if calls:
+        return str(calls[0].name)
+    match = FAILED_TOOL_RE.search(str(getattr(step, "error", "") or ""))
+    return next((g for g in match.groups() if g), None) if match else None
+
+
+def tool_outcomes(spec: AgentSpec, steps: list[AgentStep]) -> tuple[list[str], list[str]]:
+    """(tools of ``spec`` that succeeded, "tool: why" for each whose last call failed)."""
+    last: dict[str, str | None] = {}
+    for step in steps:
+        tool = step.tool or failed_tool(step)
+        if tool in spec.tools:
+            last[tool] = step.error
+    succeeded = [t for t, error in last.items() if error is None]
+    failed = [f"{t}: {_tool_error(str(e))}" for t, e in last.items() if e is not None]
+    return succeeded, failed
+
+
+def _tool_error(error: str) -> str:
+    """The tool's own message, without smolagents' wrapping (call arguments, "try again")."""
+    error = re.sub(r"^Error (?:executing|when executing) tool '[^']+' with arguments \{.*?\}: ", "", error.strip(),
+                   flags=re.DOTALL)
+    error = re.sub(r"\s*Please try again or use another tool\.?$", "", error)
+    return " ".join(error.split())[:300]
 
 
 def _typed_result(agent: Any, call: ToolCall | None) -> ToolResult | None:
@@ -376,17 +415,27 @@ def make_agent_node(
             agent_trace.record_result(str(run.output), len(recorder.steps),
                                       recorder.steps[-1].confidence if recorder.steps else None)
 
+        succeeded, unmet = tool_outcomes(spec, recorder.steps)
+        if unmet and not succeeded:  # its tools all failed: the agent produced nothing it exists for
+            raise fail(f"no result: every tool it called failed ({'; '.join(unmet)})")
+
         answer = str(run.output)
         artifacts: dict[str, Any] = {"dataset": dataset, **recorder.artifacts}
         findings = {spec.name: truncate(re.sub(r"\s*\n\s*", "; ", answer.strip()), 600)}
         duration = round(time.perf_counter() - started, 4)
-        return {
+        update: dict[str, Any] = {
             "steps": [s.model_dump() for s in recorder.steps],
             "answers": {spec.name: answer},
             "context": {**artifacts, "findings": findings},
-            "progress": [NodeProgress(node=node_name, status="completed", duration_s=duration,
-                                      attempt=attempt, detail=_first_line(answer)).model_dump()],
+            "progress": [NodeProgress(node=node_name, status="partial" if unmet else "completed",
+                                      duration_s=duration, attempt=attempt,
+                                      detail=f"partial: {'; '.join(unmet)}" if unmet else _first_line(answer),
+                                      ).model_dump()],
         }
+        if unmet:  # some of its work is missing: listed with the run's errors, never "completed"
+            update["errors"] = [AgentFailure(agent=spec.name, node=node_name, attempt=attempt, outcome="partial",
+                                             reason=f"partial: {'; '.join(unmet)}").model_dump(exclude_none=True)]
+        return update
 
     run_agent.__name__ = f"agent_{node_name}"
     return run_agent

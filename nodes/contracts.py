@@ -75,7 +75,7 @@ class NodeProgress(BaseModel):
     """One node execution's outcome, appended to ``progress``."""
 
     node: str
-    status: Literal["completed", "failed"]
+    status: Literal["completed", "partial", "failed"]
     duration_s: float
     attempt: int = 1
     detail: str = ""
@@ -97,6 +97,8 @@ class AgentFailure(BaseModel):
     max_attempts: int | None = None
     branch: str | None = None  # the parallel branch / hierarchy worker slot it ran in
     failure_class: str | None = None
+    #: ``partial``: the agent answered but some of its tools failed (absent: it failed outright).
+    outcome: Literal["partial"] | None = None
 
 
 # --- what a run returns ------------------------------------------------------------------------

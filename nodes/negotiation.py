@@ -204,8 +204,11 @@ def make_propose_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
         update = make_agent_node(specs[name], node=f"propose_{name}", extra_tools=tools)(
             {**state, "context": context}, config)
         if box.proposal is None:
+            errors = [s["error"] for s in update["steps"] if s.get("error")]
             raise AgentRunError({"agent": name, "node": f"propose_{name}", "reason": "no proposal submitted "
-                                 "(propose_threshold was never called successfully)", "steps": update["steps"]})
+                                 "(propose_threshold was never called successfully"
+                                 + (f"; last error: {' '.join(errors[-1].split())[:300]})" if errors else ")"),
+                                 "steps": update["steps"]})
         stance = stances[name]
         return {"steps": update["steps"], "context": {"dataset": dataset}, "progress": update["progress"],
                 "proposals": {name: box.proposal | {"target": stance.target, "flexibility": stance.flexibility,

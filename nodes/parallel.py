@@ -136,13 +136,16 @@ def make_branch_node(specs: dict[str, AgentSpec]) -> Callable[[dict[str, Any], R
         finished = time.time()
         steps = update["steps"]
         final = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
+        shortfalls = [e | {"branch": branch.id} for e in update.get("errors") or []]  # a partial agent
         slot = {"specialist": branch.specialist, "partition": branch.partition, "started_at": started,
-                "attempt": node_attempt(), "status": "completed", "finished_at": finished,
+                "attempt": node_attempt(), "status": "partial" if shortfalls else "completed",
+                **({"error": "; ".join(e["reason"] for e in shortfalls)} if shortfalls else {}),
+                "finished_at": finished,
                 "duration_s": round(finished - started, 4), "answer": update["answers"][branch.id],
                 "confidence": final.get("confidence"), "tools": tool_facts(steps), "steps": len(steps),
                 "outputs": {k: v for k, v in update["context"].items() if k != "findings"}}
         return {"steps": steps, "progress": update["progress"], "answers": update["answers"],
-                "branches": {branch.id: slot}}
+                "branches": {branch.id: slot}, **({"errors": shortfalls} if shortfalls else {})}
 
     def failed(state: dict[str, Any], outcome: Failure) -> dict[str, Any]:
         """A branch that gave up: its error in its slot and in ``errors``."""
@@ -169,10 +172,11 @@ def summarize_branches(branches: dict[str, dict[str, Any]]) -> dict[str, Any]:
     bad = {b: s for b, s in branches.items() if s.get("status") != "completed"}
     specialists: dict[str, dict[str, Any]] = {}
     for branch_id, slot in sorted(branches.items()):
-        entry = specialists.setdefault(slot["specialist"], {"branches": [], "completed": 0, "failed": 0,
-                                                            "rows_covered": 0})
+        entry = specialists.setdefault(slot["specialist"], {"branches": [], "completed": 0, "partial": 0,
+                                                            "failed": 0, "rows_covered": 0})
         entry["branches"].append(branch_id)
-        entry["completed" if slot.get("status") == "completed" else "failed"] += 1
+        status = slot.get("status")
+        entry[status if status in ("completed", "partial") else "failed"] += 1
         rows = [f.get("rows") for f in (slot.get("tools") or {}).values() if isinstance(f.get("rows"), int)]
         entry["rows_covered"] += max(rows, default=0)  # partitions are disjoint: rows add up
     starts = [s["started_at"] for s in branches.values() if "started_at" in s]
@@ -198,9 +202,12 @@ def report_lines(summary: dict[str, Any]) -> str:
     lines = []
     for branch_id, slot in summary["branches"].items():
         where = f" [{slot['partition']}]" if slot.get("partition") else ""
+        tools = "; ".join(f"{t}: {f['summary']}" for t, f in (slot.get("tools") or {}).items())
         if slot.get("status") == "completed":
-            tools = "; ".join(f"{t}: {f['summary']}" for t, f in (slot.get("tools") or {}).items())
             lines.append(f"✓ {branch_id}{where} ({slot['duration_s']:.2f}s): {tools or slot.get('answer', '')}")
+        elif slot.get("status") == "partial":
+            lines.append(f"! {branch_id}{where} partial ({slot['duration_s']:.2f}s): {slot.get('error')}"
+                         f"{'; done: ' + tools if tools else ''}")
         else:
             lines.append(f"✗ {branch_id}{where} failed: {slot.get('error')}")
     timings = summary["timings"]

@@ -46,7 +46,7 @@ from relaygraph.nodes.agent import (
     resolve_dataset,
     thread_id,
 )
-from relaygraph.nodes.contracts import PlannedResult, PlanSummary
+from relaygraph.nodes.contracts import AgentFailure, PlannedResult, PlanSummary
 from relaygraph.nodes.failures import Failure, agent_node, failed_nodes, recording_failures
 from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import WorkflowState
@@ -499,10 +499,19 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         completed=[t["name"] for t in state.get("done") or []],
         contingencies=current.get("contingencies", []), plans_accepted=len(state.get("plans") or []),
         timeouts=state.get("timeouts") or {})
+    errors = list(base.errors)
+    if status in ("failed", "partial"):  # the failed tasks the run ends without, as errors
+        listed = {(e.node, e.reason) for e in errors}
+        for entry in state.get("replans") or []:
+            key = (entry.get("task"), entry.get("error") or "")
+            if entry.get("task") not in plan.completed and key not in listed:
+                listed.add(key)
+                errors.append(AgentFailure(agent=entry.get("agent") or entry["task"], node=entry["task"],
+                                           reason=key[1], failure_class=entry.get("failure_class")))
     settings = settings_from_config(config)
     run = experience.experience_from_run(thread_id(config), GOAL, state, status, time.time())
     size = experience_store.record(settings.checkpoint_db, run)
     return result_update(extend_result(
-        base, PlannedResult, status=status, answer=answer, reason=reason, plan=plan,
+        base, PlannedResult, status=status, answer=answer, reason=reason, plan=plan, errors=errors,
         replanning=state.get("replans") or [], world=state.get("world") or {},
         learned=state.get("learned") or {}, critique=rounds, experience_store={"store": GOAL, "size": size}))
