@@ -437,7 +437,8 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                                               **subject}}
             out = agent_node(CRITIC, node=f"critic#{number}.{i + 1}")(run_state, config)
             steps += out["steps"]
-            failures += [out] if out.get("errors") else []
+            # a critic short of one recomputation (a tool the data cannot support) still checks the rest
+            failures += [out] if any(e.get("outcome") != "partial" for e in out.get("errors") or []) else []
         if failures:  # the critic gave up (on its last attempt): nothing is verified this round
             return {"steps": steps, "errors": [e for f in failures for e in f["errors"]],
                     "progress": [p for f in failures for p in f["progress"]],
