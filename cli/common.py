@@ -27,7 +27,7 @@ from relaygraph.config.settings import get_settings
 from relaygraph.nodes.params import ParamError
 from relaygraph.providers import ProviderError
 from relaygraph.providers.local_llm import shutdown_shared_server
-from relaygraph.tools import DataFileError
+from relaygraph.tools import DataFileError, PathNotAllowed
 from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
@@ -45,7 +45,7 @@ class UsageError(Exception):
 #: Exit 2: the user's input or configuration is wrong (fixable without a code change).
 USAGE_ERRORS: tuple[type[BaseException], ...] = (
     UsageError, UnknownGraph, InvalidThreadId, ValidationError, FileNotFoundError, ProviderError, ParamError,
-    DataFileError,
+    DataFileError, PathNotAllowed,
     db_errors.UnsupportedDatabaseURL, db_errors.DatabaseUnavailableError, db_errors.ThreadBusyError,
     db_errors.MissingDriverError,
     db_errors.SchemaVersionError,

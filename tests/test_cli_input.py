@@ -177,3 +177,19 @@ def test_graphs_and_run_help_show_params_and_approvable_nodes_readably() -> None
     assert "sequential: approve before analyze, clean, extract, finalize, report" in help_text
     assert "--param partitions: int from 1 to 64" in help_text
     assert "parallel: approve before aggregate, finalize, prepare, specialist" in help_text
+
+
+def test_a_refused_path_is_exit_2_before_any_work(tmp_path, isolated_env) -> None:
+    """The run's folder may not lead out of the output directory (a planted symlink): refused
+    with exit 2 and one line, nothing copied, no thread started."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    isolated_env["out"].mkdir(parents=True)
+    (isolated_env["out"] / "planted").symlink_to(elsewhere, target_is_directory=True)
+    data = tmp_path / "mine.csv"
+    data.write_text("city,temp_c\nOslo,-3\n", encoding="utf-8")
+    result = cli.invoke(app, ["run", "sequential", "--data", str(data), "--thread-id", "planted"])
+    assert result.exit_code == 2, result.output
+    assert "does not resolve inside" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not any(elsewhere.iterdir())
+    assert "No threads" in cli.invoke(app, ["threads"]).stdout  # no checkpoint was written
