@@ -18,9 +18,12 @@ def listed_graphs() -> list[str]:
 
 def test_the_cli_lists_exactly_the_graphs_of_langgraph_json() -> None:
     """One registry: ``relaygraph graphs`` reads langgraph.json, as ``langgraph dev`` does."""
-    listed = CliRunner().invoke(app, ["graphs"])
+    listed = CliRunner().invoke(app, ["graphs", "--json"])
     assert listed.exit_code == 0, listed.output
-    assert sorted(line.split()[0] for line in listed.stdout.splitlines() if line.strip()) == listed_graphs()
+    assert sorted(g["name"] for g in json.loads(listed.stdout)) == listed_graphs()
+    plain = CliRunner().invoke(app, ["graphs"]).stdout.splitlines()  # one unindented line per graph
+    assert sorted(line.split()[0] for line in plain if line[:1].strip() and not line.startswith("Every")) == \
+        listed_graphs()
     unknown = CliRunner().invoke(app, ["run", "no-such-graph"])
     assert unknown.exit_code == 2
     assert f"available: {', '.join(listed_graphs())}" in unknown.output
