@@ -4,7 +4,12 @@ OpenTelemetry Link to the root span of the run it continues, stored with the spa
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 
+from conftest import REPO, cli_here
 from relaygraph.cli.main import app
 from relaygraph.config.checkpointing import open_checkpointer
 from relaygraph.observability import tracing
@@ -56,3 +61,27 @@ def test_each_resume_links_to_the_run_before_it(tracing_off, isolated_env) -> No
     assert [link["span_id"] for link in second.links] == [first.span_id]
     assert [link["span_id"] for link in third.links] == [second.span_id]
     assert [link["trace_id"] for link in third.links] == [second.trace_id]
+
+
+def test_a_resume_after_a_kill_links_to_the_killed_runs_root_named_in_its_checkpoints(
+    tracing_off, isolated_env, tmp_path, monkeypatch
+) -> None:
+    """The killed process never exported its root span; the link comes from the checkpoint."""
+    url = f"sqlite:///{isolated_env['db']}"
+    log = tmp_path / "agents.log"
+    env = {**os.environ, "RELAYGRAPH_MODEL": "crashy", "CRASH_LOG": str(log), "CRASH_AFTER_PUT_WRITES": "1"}
+    killed = subprocess.run([sys.executable, str(REPO / "tests" / "crash_runner.py"), "run", "sequential",
+                             "--thread-id", "cut", "--trace", "--json"], env=env, capture_output=True, text=True,
+                            timeout=300, cwd=REPO)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with open_checkpointer() as saver:
+        head = saver.get_tuple({"configurable": {"thread_id": "cut", "checkpoint_ns": ""}})
+        killed_ref = head.metadata[tracing.ROOT_KEY]
+    done = cli_here(["resume", "cut", "--trace", "--json"], log, monkeypatch)
+    assert done.exit_code == 0, done.output
+    stored = load_spans(url, "cut")
+    (resumed,) = roots(stored)  # only the resume's root was ever exported
+    trace_id, span_id = killed_ref.split("-")
+    assert resumed.links == [{"trace_id": trace_id, "span_id": span_id,
+                              "attributes": {"relaygraph.link.type": "continues"}}]
+    assert span_id not in {s.span_id for s in stored}
