@@ -209,6 +209,20 @@ def test_an_altered_report_figure_is_found_by_the_critic_and_fixed_by_the_revise
     assert result["status"] == "completed"
 
 
+def test_a_critic_that_gives_up_ends_the_critique_on_the_failure_path(roles, invoke_config, sample_path):
+    """The critic is an agent node like any other: retried up to max_retries, then recorded in
+    ``errors`` — the run ends ``partial`` with its report instead of crashing."""
+    roles.failures["report critic"] = TimeoutError("the model server timed out")
+    state = run(invoke_config)
+    result = state["result"]
+    (only,) = result["critique"]
+    assert only["clean"] is False and only["revised"] is False and "timed out" in only["failed"]
+    assert [(e["agent"], e["node"], e["attempt"]) for e in result["errors"]] == [
+        ("critic", "critic#1.1", 2), ("critic", "critic#1.2", 2)]  # on the report's dataset and its source
+    assert result["status"] == "partial" and result["plan"]["completed"] == FULL
+    assert Path(result["artifacts"]["report"]).is_file()
+
+
 def test_spans_show_plan_replan_and_task_spans(roles, invoke_config, sample_path, spans):
     run(invoke_config, fail="trends:unknown")
     names = [s.name for s in spans.get_finished_spans()]
