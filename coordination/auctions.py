@@ -32,7 +32,7 @@ over :func:`rank`, and the invariants are proven by hypothesis tests
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -214,7 +214,7 @@ def regret(bids: Sequence[Bid]) -> float:
     return math.inf if len(costs) == 1 else costs[1] - costs[0]
 
 
-def next_by_regret(bids: dict[str, Sequence[Bid]]) -> str | None:
+def next_by_regret(bids: Mapping[str, Sequence[Bid]]) -> str | None:
     """The open task to auction next, given every bidder's current bid for every open task: the
     one with the largest :func:`regret` — the task whose cheap option is most at risk of being
     lost once its best bidder's load rises; ties: the lower lowest bid, then the task id. None

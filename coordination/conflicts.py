@@ -89,7 +89,7 @@ class Conflict(BaseModel):
 def similarity(values: Sequence[float | str], weights: Sequence[float], scale: float | None = None) -> float:
     """How close positions are, 0–1 (see the module docstring)."""
     if isinstance(values[0], str):
-        support: Counter[str] = Counter()
+        support: defaultdict[str, float] = defaultdict(float)
         for v, w in zip(values, weights, strict=True):
             support[str(v)] += w
         return round(max(support.values()) / sum(weights), 6)
@@ -327,9 +327,9 @@ class StrategySelector:
         self.history = list(history)
         self.min_history, self.margin = min_history, margin
 
-    def rates(self, bucket: str) -> dict[str, tuple[float, int]]:
-        tried: Counter[str] = Counter()
-        won: Counter[str] = Counter()
+    def rates(self, bucket: str) -> dict[Strategy, tuple[float, int]]:
+        tried: Counter[Strategy] = Counter()
+        won: Counter[Strategy] = Counter()
         for past in self.history:
             if past.bucket == bucket:
                 tried[past.strategy] += 1

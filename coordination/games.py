@@ -57,9 +57,9 @@ class Game(BaseModel):
     def bimatrix(cls, a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], *,
                  players: tuple[str, str] = ("row", "column"),
                  strategies: tuple[Sequence[str], Sequence[str]] | None = None) -> Game:
-        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-        names = strategies or ([f"r{i}" for i in range(a.shape[0])], [f"c{j}" for j in range(a.shape[1])])
-        return cls(players=players, strategies=(tuple(names[0]), tuple(names[1])), payoffs=np.stack([a, b]))
+        rows, cols = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        names = strategies or ([f"r{i}" for i in range(rows.shape[0])], [f"c{j}" for j in range(rows.shape[1])])
+        return cls(players=players, strategies=(tuple(names[0]), tuple(names[1])), payoffs=np.stack([rows, cols]))
 
     @property
     def n(self) -> int:

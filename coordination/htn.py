@@ -44,7 +44,7 @@ import contextlib
 import io
 import operator
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -59,7 +59,7 @@ NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RISK_THRESHOLD = 0.8
 _GTPYHOP_LOCK = threading.Lock()
 
-_OPS = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge,
+_OPS: dict[str, Callable[[Any, Any], Any]] = {"==": operator.eq, "!=": operator.ne, ">": operator.gt, ">=": operator.ge,
         "<": operator.lt, "<=": operator.le}
 
 
@@ -322,8 +322,8 @@ def _gtpyhop_domain(search: _Search) -> gtpyhop.Domain:
     def todo(name: str, parent: str, index: int) -> tuple[str, str]:
         return (name, f"{parent}/{index}")
 
-    def make_action(task: PrimitiveTask):
-        def action(state: gtpyhop.State, node: str):
+    def make_action(task: PrimitiveTask) -> Callable[..., Any]:
+        def action(state: gtpyhop.State, node: str) -> gtpyhop.State | bool:
             missing = unmet(task.preconditions, state.facts)
             if missing:
                 search.reject(task.name, "preconditions", missing)
@@ -335,7 +335,8 @@ def _gtpyhop_domain(search: _Search) -> gtpyhop.Domain:
         action.__name__ = task.name
         return action
 
-    def marker(state: gtpyhop.State, node: str, task: str, method: str, probability: float):
+    def marker(state: gtpyhop.State, node: str, task: str, method: str,
+               probability: float) -> gtpyhop.State | bool:
         confidence = state.confidence * probability
         if search.prune and confidence < search.best - 1e-12:
             return False  # this branch can only get worse than a plan already found
@@ -343,7 +344,7 @@ def _gtpyhop_domain(search: _Search) -> gtpyhop.Domain:
         state.confidence = confidence
         return state
 
-    def collect(state: gtpyhop.State):
+    def collect(state: gtpyhop.State) -> bool:
         search.found.append({"trace": list(state.trace), "confidence": state.confidence,
                              "facts": dict(state.facts)})
         search.best = max(search.best, state.confidence)
@@ -351,8 +352,8 @@ def _gtpyhop_domain(search: _Search) -> gtpyhop.Domain:
 
     marker.__name__, collect.__name__ = "__method__", "__collect__"
 
-    def make_method(method: Method):
-        def refine(state: gtpyhop.State, node: str):
+    def make_method(method: Method) -> Callable[..., Any]:
+        def refine(state: gtpyhop.State, node: str) -> list[tuple[Any, ...]] | bool:
             missing = unmet(method.preconditions, state.facts)
             if missing:
                 search.reject(method.task, method.name, missing)

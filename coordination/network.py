@@ -27,6 +27,7 @@ fault/partition/replay model, which is most of the code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import json
@@ -248,7 +249,7 @@ class Simulation:
         extra = 0.0
         outgoing: Iterable[Message] = (message,)
         if fault is not None:
-            behaviour = fault.behaviour
+            behaviour: Behaviour | str | None = fault.behaviour
             if behaviour is Behaviour.RANDOM:
                 behaviour = self.contexts[message.src].rng.choice(
                     (None, Behaviour.SILENT, Behaviour.DELAY, Behaviour.LIE, Behaviour.EQUIVOCATE, "duplicate"))
@@ -259,7 +260,7 @@ class Simulation:
                 extra = fault.extra_delay
             elif behaviour in (Behaviour.LIE, Behaviour.EQUIVOCATE):
                 variant = 1 if behaviour is Behaviour.LIE else self.index[message.dst] % 2
-                forged = self._forge(message, behaviour.value, variant)
+                forged = self._forge(message, str(behaviour), variant)  # a StrEnum: its value
                 outgoing = (forged,) if forged is not None else ()
             elif behaviour == "duplicate":
                 outgoing = (message, message)
@@ -321,9 +322,9 @@ class Simulation:
         self._started = True
         for node, fault in self.faults.items():
             if fault.behaviour is Behaviour.CRASH:
-                self.at(fault.start, lambda n=node: self.crash(n))
+                self.at(fault.start, functools.partial(self.crash, node))
                 if fault.restart is not None:
-                    self.at(max(fault.restart, fault.start), lambda n=node: self.restart(n))
+                    self.at(max(fault.restart, fault.start), functools.partial(self.restart, node))
         for node in self.members:
             if self.faults.get(node) and self.faults[node].behaviour is Behaviour.CRASH and self.faults[node].start <= 0:
                 self.alive[node] = False
@@ -371,6 +372,11 @@ class Simulation:
 
 
 # --- running a protocol one phase at a time -------------------------------------------------
+
+
+def _reached(sim: Simulation, events: int) -> bool:
+    """True once ``sim`` has processed ``events`` events (a replay's stop condition)."""
+    return sim.events >= events
 
 
 class ReplayDiverged(RuntimeError):
@@ -461,7 +467,7 @@ class PhasedRun:
             current = self.current()
             target = int(rec["events"])
             if sim.events < target:
-                sim.run(self.until, stop=lambda target=target: sim.events >= target)
+                sim.run(self.until, stop=functools.partial(_reached, sim, target))
             step = self._end(current)
             if (step.events, step.phase, wire_digest(step.messages)) != (target, rec["phase"], rec["digest"]):
                 raise ReplayDiverged(

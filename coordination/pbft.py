@@ -197,7 +197,7 @@ class PbftReplica:
             self.issue_pre_prepare(seq, value, ctx)
 
     def issue_pre_prepare(self, seq: int, value: str, ctx: Context) -> None:
-        body = {"view": self.view, "seq": seq, "digest": digest(value), "value": value}
+        body: dict[str, Any] = {"view": self.view, "seq": seq, "digest": digest(value), "value": value}
         record = self.record("pre-prepare", body)
         self.values[body["digest"]] = value
         self.accept_pre_prepare(record, ctx)
@@ -291,6 +291,7 @@ class PbftReplica:
         slot = self.slots[(view, seq)]
         if slot.committed or not slot.prepared:
             return
+        assert slot.pre_prepare is not None  # a prepared slot has its pre-prepare
         d = slot.pre_prepare["body"]["digest"]
         if len(slot.commits[d]) < 2 * self.f + 1:
             return

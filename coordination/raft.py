@@ -50,7 +50,8 @@ class RaftObserver:
                                        f"lacks committed entry {index} ({term}, {value!r})")
 
     def on_commit(self, node: RaftNode, index: int) -> None:
-        entry = tuple(node.log[index - 1])
+        term, value = node.log[index - 1]  # a tuple, or a list after a JSON round trip
+        entry = (term, value)
         known = self.committed.setdefault(index, entry)
         if known != entry:
             self.violations.append(f"commit safety: index {index} committed as {known} and {entry} ({node.id})")

@@ -172,7 +172,7 @@ def decide(failure: Failure, task: PlannedTask, plan: Plan, world: Mapping[str, 
     if cls == "dependency":
         producer = producer_of(task, done)
         if producer is not None:
-            undone = {k: (not v if isinstance(v, bool) else None) for k, v in producer.effects.items()}
+            undone: dict[str, Fact] = {k: (not v if isinstance(v, bool) else None) for k, v in producer.effects.items()}
             return Decision(action="replan", failure_class=cls, facts=undone, rerun=producer.name,
                             context={"dataset": "<source>"},
                             policy=f"re-run the producer {producer.name!r} from its input, replan")

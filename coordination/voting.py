@@ -190,6 +190,7 @@ def tally(
         passed = leader is not None and top_exact * 2 > n
         rule = f"needs more than half of {n} voters"
     elif mode is VotingMode.QUALIFIED:
+        assert limit is not None  # checked above for this mode
         passed = leader is not None and top_exact >= _exact(limit) * n
         rule = f"needs at least {limit:g} of {n} voters ({limit * n:g})"
     elif mode is VotingMode.UNANIMOUS:

@@ -40,6 +40,7 @@ from relaygraph.nodes.hierarchy import (
 )
 from relaygraph.nodes.parallel import make_branch_node
 from relaygraph.nodes.params import RunParams
+from relaygraph.nodes.protocols import StateNode, UpdateNode
 from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput, WorkflowState, merge_dicts
 
@@ -132,12 +133,12 @@ class TeamState(TeamInput, TeamOutput, total=False):
 # --- supervisor level ------------------------------------------------------------------------
 
 
-def supervisor(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+def supervisor(state: HierarchyState, config: RunnableConfig) -> dict[str, Any]:
     """Decompose the request into teams (a structured decision), within the limits."""
-    decision = decide(Delegation, SUPERVISOR_PROMPT, state["task"], config)
-    teams = list(dict.fromkeys(decision.teams))
+    decision = decide(Delegation, SUPERVISOR_PROMPT, state["task"], config).model_dump()
+    teams = list(dict.fromkeys(decision["teams"]))
     check_delegation("supervisor", 1, teams, HierarchyLimits.from_config(config))
-    return {"delegation": {"teams": teams, "rationale": decision.rationale, "depth": 1}}
+    return {"delegation": {"teams": teams, "rationale": decision["rationale"], "depth": 1}}
 
 
 def team_context(team: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -184,13 +185,13 @@ def finalize_hierarchy(state: dict[str, Any], config: RunnableConfig) -> dict[st
 # --- team level (one subgraph per team) --------------------------------------------------------
 
 
-def make_lead(team: str):
+def make_lead(team: str) -> UpdateNode:
     def plan(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         """The lead's structured decision: which of its workers the request needs."""
-        decision = decide(TEAM_PLANS[team], f"{LEAD_PROMPT} Your team: {team}.", state["task"], config)
-        workers = list(dict.fromkeys(decision.workers))
+        decision = decide(TEAM_PLANS[team], f"{LEAD_PROMPT} Your team: {team}.", state["task"], config).model_dump()
+        workers = list(dict.fromkeys(decision["workers"]))
         check_delegation(f"{team}_lead", state.get("depth", 2), workers, HierarchyLimits.from_config(config))
-        return {"plan": {"workers": workers, "rationale": decision.rationale}}
+        return {"plan": {"workers": workers, "rationale": decision["rationale"]}}
 
     return plan
 
@@ -204,7 +205,7 @@ def delegate_to_workers(state: dict[str, Any]) -> list[Send] | str:
             for worker in state["plan"]["workers"]]
 
 
-def make_team_review(team: str):
+def make_team_review(team: str) -> StateNode:
     def team_review(state: dict[str, Any]) -> dict[str, Any]:
         """The lead's review: each worker's quality, the team's, and the team's answers."""
         branches = state.get("branches") or {}

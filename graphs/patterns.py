@@ -39,6 +39,7 @@ from relaygraph.nodes.parallel import (
     make_branch_node,
     plan_from_config,
 )
+from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput, WorkflowState
 
@@ -46,7 +47,7 @@ ResultFields = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def _finalize(answer_from: str | None, result_schema: type[RunResult] | None,
-              result_fields: ResultFields | None) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+              result_fields: ResultFields | None) -> UpdateNode:
     def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         result = run_result(state, config, answer_from)
         if result_schema is not None:

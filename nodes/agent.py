@@ -38,7 +38,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -49,6 +49,7 @@ from langgraph.runtime import get_runtime
 from relaygraph.config.settings import Settings, settings_from_config
 from relaygraph.coordination import metareasoning
 from relaygraph.nodes.contracts import AgentFailure, AgentSpec, AgentStep, NodeProgress
+from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.observability.instrument_smolagents import AgentTrace
 from relaygraph.providers import agent_model
 from relaygraph.providers.brief import CallOutcome, RunBrief, hand_brief
@@ -258,7 +259,7 @@ def _jsonable_args(arguments: Any) -> dict[str, Any]:
     return {"input": str(arguments)}
 
 
-def resolve_dataset(state: dict[str, Any], settings: Settings, workspace: Workspace) -> str:
+def resolve_dataset(state: Mapping[str, Any], settings: Settings, workspace: Workspace) -> str:
     """The dataset this run works on: context, then input, then settings, then the sample."""
     for candidate in ((state.get("context") or {}).get("dataset"), state.get("data"), settings.dataset):
         if candidate:
@@ -338,7 +339,7 @@ def make_agent_node(
     spec: AgentSpec, *, node: str | None = None, context_keys: dict[str, str] | None = None,
     extra_tools: Callable[[dict[str, Any]], list[Tool]] | None = None,
     brief_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None, timeout_s: float | None = None,
-) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+) -> UpdateNode:
     """A LangGraph node running ``spec`` as a fresh ToolCallingAgent on each execution.
 
     ``timeout_s`` cuts a run that takes longer (:func:`run_within`): it fails with a

@@ -252,6 +252,8 @@ def with_approval(
         raise ValueError(f"Finish node {finish!r} is not in the graph.")
     for name, spec in list(builder.nodes.items()):
         static = any(src == name for src, _ in builder.edges) or name in builder.branches
+        if not isinstance(spec.runnable, Runnable):  # add_node stores a Runnable; the spec's type is wider
+            raise TypeError(f"Node {name!r} is not a Runnable ({type(spec.runnable).__name__}).")
         gated = gate(name, spec.runnable, fixed=fixed, finish=finish, routes_statically=static)
         builder.nodes[name] = dataclasses.replace(spec, runnable=gated)
     return builder

@@ -41,7 +41,7 @@ import random
 import re
 import threading
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
@@ -79,6 +79,7 @@ from relaygraph.nodes import consensus_store
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt, thread_id
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
+from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
 from smolagents import Tool
@@ -329,7 +330,7 @@ class SubmitBallotTool(Tool):
     description = ("Submit your ballot once you have checked the question with your tools: your answer "
                    "(choice), how sure you are (confidence 0-1) and the evidence — the tool facts you relied "
                    "on, as JSON: [{\"tool\": \"aggregate\", \"facts\": {\"groups.0.group\": \"North\"}}].")
-    inputs: ClassVar[dict] = {
+    inputs = {
         "choice": {"type": "string", "description": "Your answer, as short as possible."},
         "confidence": {"type": "number", "description": "How sure you are, 0 to 1."},
         "evidence": {"type": "string", "nullable": True,
@@ -400,7 +401,7 @@ def fabricate(ballot: Ballot, question: Question, observed: dict[str, dict[str, 
                                      "rationale": "fabricated (injected fault: lie)"})
 
 
-def make_vote_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def make_vote_node() -> UpdateNode:
     """The node every voter ``Send`` runs."""
 
     def vote(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
@@ -422,7 +423,7 @@ def make_vote_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any
             {**state, "context": context}, config)
         steps = update["steps"]
         observed = tool_observations(steps)
-        final = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
+        final: dict[str, Any] = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
         if box.ballot is not None:
             ballot = Ballot(voter=voter, round=r, **box.ballot)
             source = "submit_ballot"
@@ -495,6 +496,7 @@ def deliveries(cfg: ConsensusConfig, voter: str, round_: int, honest: Ballot | N
         if peer == voter:
             continue
         ballot = told if behaviour is Behaviour.LIE or (behaviour is Behaviour.EQUIVOCATE and index % 2) else honest
+        assert ballot is not None  # a lying or equivocating voter always has its fabricated ballot
         if ballot.choice not in signed:
             body = {"round": round_, "ballot": ballot.model_dump(mode="json")}
             signed[ballot.choice] = (body, signer.sign("ballot", body))
@@ -517,7 +519,7 @@ def keyring(cfg: ConsensusConfig) -> Ed25519Keyring:
 # --- decide ----------------------------------------------------------------------------------
 
 
-def _span(name: str, **attributes: Any):
+def _span(name: str, **attributes: Any) -> contextlib.AbstractContextManager[Any]:
     """A child span of the current node (a no-op context when tracing is off)."""
     if not tracing.enabled():
         return contextlib.nullcontext()
@@ -605,7 +607,7 @@ def vote_once(state: dict[str, Any], cfg: ConsensusConfig) -> dict[str, Any]:
     ballots, equivocators = received(state, cfg, 1)
     fabricated = evidence_proof(state, 1)
     counted = [b for v, b in ballots.items() if v not in fabricated]
-    reputation = Reputation(record={k: tuple(v) for k, v in cfg.reputation.items()})
+    reputation = Reputation(record={k: (v[0], v[1]) for k, v in cfg.reputation.items()})
     result = tally(counted, VotingMode(cfg.mode), electorate=cfg.voters, threshold=cfg.threshold,
                    reputation=reputation)
     weights = ({b.voter: b.confidence * reputation.score(b.voter) for b in counted}
@@ -657,7 +659,7 @@ def protocol_run(state: dict[str, Any], cfg: ConsensusConfig) -> tuple[PhasedRun
     ballots = {key.split("/", 1)[1]: rec for key, rec in (state.get("ballots") or {}).items() if key.startswith("r1/")}
     names = cfg.names()
     own = {v: (Ballot.model_validate(rec["ballot"]) if rec.get("ballot") else None) for v, rec in ballots.items()}
-    told = {v: (rec.get("told_others") or (own[v].choice if own.get(v) else None)) for v, rec in ballots.items()}
+    told = {v: (rec.get("told_others") or (b.choice if (b := own.get(v)) else None)) for v, rec in ballots.items()}
     faults = {v: Fault(behaviour=b, extra_delay=400.0) for v, b in cfg.faults.items()}
     fabricated = evidence_proof(state, 1)
     if cfg.mode == "pbft":
@@ -673,11 +675,13 @@ def pbft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
     coalition = pbft.Coalition()
     replicas = []
     for v in names:
-        mine = told.get(v) if cfg.faults.get(v) in (Behaviour.LIE,) else (own[v].choice if own.get(v) else None)
+        mine = told.get(v) if cfg.faults.get(v) in (Behaviour.LIE,) else (b.choice if (b := own.get(v)) else None)
         requests = [mine] if mine else []
+
         # A replica prepares only what matches its own ballot (a replica without one: nothing new).
-        check = (lambda value, mine=mine: value == mine or value == pbft.NULL) if mine else (
-            lambda value: value == pbft.NULL)
+        def check(value: str, mine: str | None = mine) -> bool:
+            return (mine is not None and value == mine) or value == pbft.NULL
+
         replicas.append(pbft.PbftReplica(v, names, ring, requests=requests, validate=check, timeout=60.0,
                                          coalition=coalition))
     honest = [r for r in replicas if r.id not in faults]
@@ -718,7 +722,7 @@ def pbft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
 def pbft_phases(sim: Simulation) -> Callable[[], str]:
     """PBFT's phase: the newest (message kind, view) sent so far — ``prepare (view 0)``."""
     seen: set[str] = set()
-    state = {"read": 0, "phase": "start"}
+    state: dict[str, Any] = {"read": 0, "phase": "start"}
 
     def phase() -> str:
         fresh = []
@@ -747,7 +751,7 @@ def raft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
     sim = Simulation(list(nodes.values()), seed=cfg.seed, faults=faults)
     down = set(faults)
     crashed = [v for v in names if cfg.faults.get(v) is Behaviour.CRASH]
-    ballots = [f"ballot:{v}:{own[v].choice}" for v in names if own.get(v) is not None and v not in down]
+    ballots = [f"ballot:{v}:{b.choice}" for v in names if (b := own.get(v)) is not None and v not in down]
     wanted: list[str] = list(ballots)
     submitted: dict[str, int] = {}  # entry -> term of the leader that took it (retry after a change)
     progress: dict[str, Any] = {"result": None, "restarted": False, "target": 0}
@@ -760,7 +764,9 @@ def raft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
         for value in committed_values():
             if value.startswith("ballot:"):
                 _, v, choice = value.split(":", 2)
-                seen.setdefault(v, Ballot(voter=v, choice=choice, confidence=own[v].confidence))
+                mine = own[v]
+                assert mine is not None  # only a voter with a ballot put one in the log
+                seen.setdefault(v, Ballot(voter=v, choice=choice, confidence=mine.confidence))
         return list(seen.values())
 
     def submit() -> None:
@@ -776,9 +782,9 @@ def raft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
     def client() -> None:
         done = set(committed_values())
         if progress["result"] is None and set(ballots) <= done:
-            progress["result"] = tally(committed_ballots(), VotingMode.MAJORITY, electorate=len(names))
-            if progress["result"].decision is not None:  # the decision itself joins the ordered log
-                wanted.append(f"decision:{progress['result'].decision}")
+            progress["result"] = result = tally(committed_ballots(), VotingMode.MAJORITY, electorate=len(names))
+            if result.decision is not None:  # the decision itself joins the ordered log
+                wanted.append(f"decision:{result.decision}")
         elif progress["result"] is not None and set(wanted) <= done and crashed and not progress["restarted"]:
             progress["restarted"], progress["target"] = True, len(observer.committed)
             for v in crashed:
@@ -896,7 +902,7 @@ def settle_reputation(state: dict[str, Any], config: RunnableConfig | None) -> d
     """Record what this run adds to each voter's track record (once per thread) and report
     each voter's score before and after it. Nothing is recorded before the protocol ran."""
     cfg = ConsensusConfig.model_validate(state["consensus"])
-    before = Reputation(record={k: tuple(v) for k, v in cfg.reputation.items()})
+    before = Reputation(record={k: (v[0], v[1]) for k, v in cfg.reputation.items()})
     decision = state.get("decision")
     if not decision:
         return {}

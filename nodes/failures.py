@@ -29,7 +29,7 @@ because retrying cannot fix it. Interrupts and other LangGraph control flow pass
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,14 +40,14 @@ from langgraph.types import RetryPolicy
 from relaygraph.config.settings import Settings, settings_from_config
 from relaygraph.nodes.agent import AgentRunError, make_agent_node, node_attempt
 from relaygraph.nodes.contracts import AgentFailure, AgentSpec, NodeProgress
+from relaygraph.nodes.protocols import Node
 from smolagents import Tool
-
-Node = Callable[[dict[str, Any], RunnableConfig], Any]
 
 
 def attempts_ceiling() -> int:
     """The most attempts any run may ask for: the declared upper bound of ``Settings.max_retries``."""
-    return next(m.le for m in Settings.model_fields["max_retries"].metadata if isinstance(m, Le))
+    return next(m.le for m in Settings.model_fields["max_retries"].metadata
+                if isinstance(m, Le) and isinstance(m.le, int))
 
 
 def agent_retry_policy() -> RetryPolicy:
@@ -77,8 +77,8 @@ class Failure:
 
 
 def recording_failures(
-    run: Node, *, who: Callable[[dict[str, Any]], tuple[str, str]],
-    on_failure: Callable[[dict[str, Any], Failure], Any] | None = None,
+    run: Node, *, who: Callable[[Any], tuple[str, str]],
+    on_failure: Callable[[Any, Failure], Any] | None = None,
 ) -> Node:
     """``run`` as a node that records its failure in state on its last attempt instead of raising.
 
@@ -122,7 +122,7 @@ def agent_node(
     return recording_failures(run, who=lambda _state: (spec.name, name))
 
 
-def failed_nodes(state: dict[str, Any]) -> set[str]:
+def failed_nodes(state: Mapping[str, Any]) -> set[str]:
     """Nodes whose latest outcome is a recorded failure (a later success clears it)."""
     latest: dict[str, str] = {}
     for entry in state.get("progress") or []:

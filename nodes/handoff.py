@@ -19,10 +19,10 @@ transfer), and handing back to an agent that has already worked on the request n
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
@@ -38,6 +38,7 @@ from pydantic import (
 from relaygraph.config.settings import settings_from_config
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, thread_id
 from relaygraph.nodes.failures import Failure, recording_failures
+from relaygraph.nodes.protocols import Node
 from relaygraph.nodes.state import WorkflowState, merge_dicts
 from relaygraph.providers.brief import HandoffOption
 from relaygraph.tools import ToolResult, TypedTool, Workspace
@@ -111,7 +112,7 @@ class Turn:
 class HandoffTool(TypedTool):
     """``handoff_<peer>``: state a transfer of the request to one peer agent."""
 
-    inputs: ClassVar[dict] = {
+    inputs = {
         "reason": {"type": "string", "nullable": True,
                    "description": "Why the peer should take over (required to hand back to an agent "
                    "that already worked on this request)."},
@@ -210,7 +211,7 @@ def _now() -> str:
 
 def make_handoff_node(
     spec: AgentSpec, peers: dict[str, str], *, finish: str = "finalize"
-) -> Callable[[dict[str, Any], RunnableConfig], Command]:
+) -> Node:
     """An agent node that ends its turn with a validated handoff, a rollback or the finish."""
 
     def run_turn(state: dict[str, Any], config: RunnableConfig) -> Command:
@@ -238,6 +239,7 @@ def make_handoff_node(
         try:
             if unreadable:
                 raise ValueError(unreadable)
+            assert payload is not None  # first_transfer gives a payload or the reason it has none
             transfer = TransferContext.model_validate(
                 {"sender": spec.name, "target": payload.target, "hop": hop, "findings": findings,
                  "reason": payload.reason or f"{spec.name} finished its part",

@@ -38,7 +38,7 @@ class DelegationLimitError(RuntimeError):
         self.record = record
         super().__init__(record["reason"])
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[DelegationLimitError], tuple[dict[str, Any]]]:
         return (type(self), (self.record,))
 
 
@@ -72,12 +72,10 @@ def check_delegation(who: str, depth: int, delegates: Sequence[str], limits: Hie
 
 def choice_model(name: str, field: str, options: Sequence[str], described: str) -> type[BaseModel]:
     """A structured-output schema: a list of ``options`` (an enum) plus a rationale."""
-    return create_model(
-        name,
-        __config__=ConfigDict(extra="forbid"),
-        **{field: (list[Literal[tuple(options)]], Field(min_length=1, description=described)),
-           "rationale": (str, Field(description="One sentence: why these."))},
-    )
+    choices: Any = list[Literal[tuple(options)]]  # type: ignore[misc]  # run-time options: pydantic reads them, mypy cannot
+    fields: dict[str, Any] = {field: (choices, Field(min_length=1, description=described)),
+                              "rationale": (str, Field(description="One sentence: why these."))}
+    return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def decide(schema: type[BaseModel], system: str, request: str, config: RunnableConfig) -> BaseModel:

@@ -31,8 +31,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
@@ -68,6 +67,7 @@ from relaygraph.nodes.agent import (
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.params import RunParams
+from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
 from relaygraph.tools import ToolResult, TypedTool, Workspace
@@ -172,14 +172,14 @@ class EstimateCostTool(TypedTool):
     description = ("Estimate what doing the announced task would cost you: counts the rows of the task's "
                    "partition in the data and prices them with the method's cost, your current load and "
                    "how well your capability matches. Returns the cost to bid.")
-    inputs: ClassVar[dict] = {"task_id": {"type": "string", "description": "The announced task's id."}}
+    inputs = {"task_id": {"type": "string", "description": "The announced task's id."}}
     output_type = "string"
 
     def __init__(self, task: Task, workspace: Workspace, dataset: str, capability_match: float,
                  load_rows: int) -> None:
         self.task, self.workspace, self.dataset = task, workspace, dataset
         self.match, self.load_rows = capability_match, load_rows
-        self.inputs = {"task_id": {**type(self).inputs["task_id"], "enum": [task.id]}}
+        self.inputs = {"task_id": {**self.inputs["task_id"], "enum": [task.id]}}
         super().__init__()
 
     def forward(self, task_id: str) -> ToolResult:
@@ -204,7 +204,7 @@ class BidBox:
 class SubmitBidTool(TypedTool):
     name = "submit_bid"
     description = "Submit your bid for the announced task: the cost at which you will do it (lowest wins)."
-    inputs: ClassVar[dict] = {
+    inputs = {
         "task_id": {"type": "string", "description": "The announced task's id."},
         "cost": {"type": "number", "description": "Your price for doing the task (work units)."},
     }
@@ -212,7 +212,7 @@ class SubmitBidTool(TypedTool):
 
     def __init__(self, task: Task, box: BidBox) -> None:
         self.task, self.box = task, box
-        self.inputs = {**type(self).inputs, "task_id": {**type(self).inputs["task_id"], "enum": [task.id]}}
+        self.inputs = {**self.inputs, "task_id": {**self.inputs["task_id"], "enum": [task.id]}}
         super().__init__()
 
     def forward(self, task_id: str, cost: float) -> ToolResult:
@@ -248,14 +248,14 @@ class CheckAcceptanceTool(TypedTool):
     name = "check_acceptance"
     description = ("Check the contract's acceptance criteria against the data: recomputes the partition's "
                    "rows and compares them with what the winner's tool calls returned.")
-    inputs: ClassVar[dict] = {"task_id": {"type": "string", "description": "The contracted task's id."}}
+    inputs = {"task_id": {"type": "string", "description": "The contracted task's id."}}
     output_type = "string"
 
     def __init__(self, contract: Contract, task: Task, execution: dict[str, Any], workspace: Workspace,
                  dataset: str, box: VerdictBox) -> None:
         self.contract, self.task, self.execution = contract, task, execution
         self.workspace, self.dataset, self.box = workspace, dataset, box
-        self.inputs = {"task_id": {**type(self).inputs["task_id"], "enum": [task.id]}}
+        self.inputs = {"task_id": {**self.inputs["task_id"], "enum": [task.id]}}
         super().__init__()
 
     def forward(self, task_id: str) -> ToolResult:
@@ -280,7 +280,7 @@ class CheckAcceptanceTool(TypedTool):
 # --- nodes -------------------------------------------------------------------------------------
 
 
-def announce(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def announce(registry: Registry[AgentSpec]) -> UpdateNode:
     """Split the data into ``tasks`` partitions, one method each, priced with a reserve; load
     every bidder's reputation from earlier runs."""
 
@@ -312,7 +312,7 @@ def announce(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], Runnabl
     return announce_tasks
 
 
-def open_task(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def open_task(registry: Registry[AgentSpec]) -> UpdateNode:
     """The next open task with eligible bidders becomes ``current``; a task with none is closed
     with the outcome ``no_eligible_agent`` (and recorded)."""
 
@@ -379,7 +379,7 @@ def route_bids(state: dict[str, Any]) -> list[Send] | str:
     return sends
 
 
-def make_bid_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def make_bid_node(registry: Registry[AgentSpec]) -> UpdateNode:
     """The node every bid call runs: the bidder's agent estimates and bids.
 
     A bidder whose agent fails for good (on the run's own retry budget, through the one failure
@@ -434,7 +434,7 @@ def make_bid_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], Ru
 
 
 def choose_by_regret(current: dict[str, Any], bids: dict[str, dict[str, Any]]
-                     ) -> tuple[dict[str, Any], dict[str, float]]:
+                     ) -> tuple[dict[str, Any], dict[str, float | str]]:
     """The pricing round's task to auction (:func:`~relaygraph.coordination.auctions.next_by_regret`
     on every open task's bids) as ``current``, and each task's regret. The other tasks' bids are
     not used: the next pricing round asks again, at the loads this award changes."""
@@ -481,6 +481,7 @@ def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
                                     settlement=None, breach=None)
         return {"market": {task.id: {"status": "unallocated", "outcome": result.outcome, "reason": result.reason,
                                      "rounds": [*entry.get("rounds", []), story]}}, "current": None}
+    assert result.winner is not None and result.price is not None  # an awarded auction has both
     contract = Contract(
         task_id=task.id, winner=result.winner, price=result.price, kind=cfg.auction, round=current["round"],
         deadline_s=task.deadline_s, acceptance=(
@@ -510,7 +511,7 @@ def contract_of(state: dict[str, Any]) -> tuple[Task, Contract]:
     return task, Contract.model_validate(state["market"][task.id]["contract"])
 
 
-def make_execute_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def make_execute_node(registry: Registry[AgentSpec]) -> UpdateNode:
     """The winner does the task with the method's data tool on its partition."""
 
     def execute(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
@@ -536,7 +537,7 @@ def make_execute_node(registry: Registry[AgentSpec]) -> Callable[[dict[str, Any]
     return execute
 
 
-def make_verify_node(verifier: AgentSpec) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def make_verify_node(verifier: AgentSpec) -> UpdateNode:
     """The verifier agent checks the acceptance criteria with its tool (skipped after a failure:
     there is no result to verify)."""
 
@@ -564,7 +565,7 @@ def make_verify_node(verifier: AgentSpec) -> Callable[[dict[str, Any], RunnableC
     return verify
 
 
-def make_settle_node() -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def make_settle_node() -> UpdateNode:
     """Pay or name the breach; a breach re-opens the task for the others and halves the
     breaker's reputation. Every round is written to the history tables."""
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated, Any, ClassVar, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,7 @@ from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.market import span, store
 from relaygraph.nodes.params import RunParams
+from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 from relaygraph.tools.frames import load
@@ -157,11 +158,11 @@ class ProposeThresholdTool(TypedTool):
     description = ("Propose the outlier threshold your policy supports: finds, in the data, the smallest IQR "
                    "multiplier k that flags no more than your tolerated share of rows, and records it as your "
                    "proposal.")
-    inputs: ClassVar[dict] = {"column": {"type": "string", "description": "The numeric column the threshold is for."}}
+    inputs = {"column": {"type": "string", "description": "The numeric column the threshold is for."}}
 
     def __init__(self, workspace: Workspace, dataset: str, column: str, stance: Stance, box: ProposalBox) -> None:
         self.workspace, self.dataset, self.stance, self.box = workspace, dataset, stance, box
-        self.inputs = {"column": {**type(self).inputs["column"], "enum": [column]}}
+        self.inputs = {"column": {**self.inputs["column"], "enum": [column]}}
         super().__init__()
 
     def forward(self, column: str) -> ToolResult:
@@ -185,7 +186,7 @@ def route_proposers(names: list[str]) -> Callable[[dict[str, Any]], list[Send]]:
 
 
 def make_propose_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
-                      ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+                      ) -> UpdateNode:
     """Each proposer's agent derives its opening position from the data (one ``Send`` per proposer).
 
     On the one failure path (:func:`~relaygraph.nodes.failures.recording_failures`): an agent that
@@ -345,7 +346,7 @@ class ReviewPositionsTool(TypedTool):
     description = ("Review this round of the negotiation: every agent's current threshold k, the weighted centre, "
                    "how many rows each would flag in the data and what that is worth to you, and the concession "
                    "your flexibility allows this round.")
-    inputs: ClassVar[dict] = {}
+    inputs = {}
 
     def __init__(self, proposal: Proposal, number: int, positions: dict[str, float | str],
                  weights: dict[str, float], scale: float | None, stance: Stance, values: pd.Series) -> None:
@@ -383,7 +384,7 @@ class ProposePositionTool(TypedTool):
     description = ("State your position for this round: the threshold k you now propose, with a short rationale. "
                    "It must be a concession: within the current positions, and no farther from the others' "
                    "weighted centre than where you stand (holding your position is allowed).")
-    inputs: ClassVar[dict] = {
+    inputs = {
         "value": {"type": "number", "description": "The IQR multiplier k you propose this round."},
         "rationale": {"type": "string", "description": "Why (one or two sentences)."},
     }
@@ -413,7 +414,7 @@ def negotiator(spec: AgentSpec, number: int) -> AgentSpec:
 
 
 def make_concede_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
-                      ) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+                      ) -> UpdateNode:
     """One agent's turn in one round: its agent reviews the table and states its position.
 
     The position that counts is the one the agent states (checked to be a concession), not the
@@ -494,7 +495,7 @@ class ReviewProposalsTool(TypedTool):
     name = "review_proposals"
     description = ("Review the agents' proposals: each option's flagged share and every agent's utility for it, "
                    "and the option with the least worst-case regret.")
-    inputs: ClassVar[dict] = {}
+    inputs = {}
 
     def __init__(self, conflict: Conflict) -> None:
         self.conflict = conflict
@@ -517,7 +518,7 @@ class ReviewProposalsTool(TypedTool):
 class ArbitrateTool(TypedTool):
     name = "arbitrate"
     description = "Decide the conflict: the threshold k everyone must use, with your written rationale."
-    inputs: ClassVar[dict] = {
+    inputs = {
         "value": {"type": "number", "description": "The decided IQR multiplier k."},
         "rationale": {"type": "string", "description": "Why this value (one or two sentences)."},
     }
@@ -590,7 +591,7 @@ def _run(strategy: str, conflict: Conflict, state: dict[str, Any]) -> Resolution
     raise ValueError(f"strategy {strategy!r} is run by its own node, not resolve")
 
 
-def make_arbitrate_node(mediator: AgentSpec) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def make_arbitrate_node(mediator: AgentSpec) -> UpdateNode:
     """The mediator agent decides (the chosen strategy, or the fallback of one that failed to agree).
 
     On the one failure path: a mediator that decides nothing is retried on the run's budget,

@@ -18,7 +18,7 @@ Isolation is by construction, not by care:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any, TypedDict
 
@@ -27,6 +27,7 @@ from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt
 from relaygraph.nodes.failures import Failure, recording_failures
+from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import WorkflowState, merge_dicts
 
 
@@ -117,7 +118,7 @@ def tool_facts(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return facts
 
 
-def make_branch_node(specs: dict[str, AgentSpec]) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+def make_branch_node(specs: dict[str, AgentSpec]) -> UpdateNode:
     """The node every ``Send`` runs: the branch's specialist as its own agent, in its own slot.
 
     Failures take the one path of :mod:`relaygraph.nodes.failures`; on its last attempt a
@@ -135,7 +136,7 @@ def make_branch_node(specs: dict[str, AgentSpec]) -> Callable[[dict[str, Any], R
         update = make_agent_node(spec, node=branch.id)(state, config)
         finished = time.time()
         steps = update["steps"]
-        final = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
+        final: dict[str, Any] = next((s for s in reversed(steps) if s.get("tool") == "final_answer"), {})
         shortfalls = [e | {"branch": branch.id} for e in update.get("errors") or []]  # a partial agent
         slot = {"specialist": branch.specialist, "partition": branch.partition, "started_at": started,
                 "attempt": node_attempt(), "status": "partial" if shortfalls else "completed",

@@ -7,13 +7,14 @@ offline policy labels itself as not being an LLM).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination.metareasoning import analyze_trace
 from relaygraph.nodes.contracts import AgentFailure, AgentSummary, RunResult, RunStatus, RunUsage
+from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.observability.usage import Prices, Usage, price_table, priced_model, usage_rollup
 from relaygraph.providers import provider_label
 
@@ -70,7 +71,7 @@ def reasoning(steps: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run_result(state: dict[str, Any], config: RunnableConfig, answer_from: str | None = None) -> RunResult:
+def run_result(state: Mapping[str, Any], config: RunnableConfig, answer_from: str | None = None) -> RunResult:
     """The shared part of every graph's result; ``answer_from`` names the agent whose answer leads it.
 
     Status: ``failed`` when an agent failed and no agent answered — or the agent whose answer
@@ -118,7 +119,7 @@ def result_update(result: RunResult) -> dict[str, Any]:
 
 def make_result_node(
     answer_from: str | None = None, *, title: str = "result"
-) -> Callable[[dict[str, Any], RunnableConfig], dict[str, Any]]:
+) -> UpdateNode:
     """A node writing the shared :class:`RunResult` (graphs with more to say extend it)."""
 
     def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:

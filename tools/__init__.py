@@ -56,15 +56,21 @@ def register_tool(tool: type[Tool] | Tool, *, replace: bool = False) -> str:
         raise ValueError(f"A tool needs an identifier name, got {name!r}.")
     if (name in TOOLS or name in CUSTOM_TOOLS) and not replace:
         raise ValueError(f"A tool named {name!r} is already registered; pass replace=True to swap it.")
-    if isinstance(tool, Tool):
-        CUSTOM_TOOLS[name] = lambda workspace, chars, tool=tool: copy.deepcopy(tool)
-    elif issubclass(tool, DataTool):
-        CUSTOM_TOOLS[name] = lambda workspace, chars, cls=tool: cls(workspace, chars)
-    elif issubclass(tool, Tool):
-        CUSTOM_TOOLS[name] = lambda workspace, chars, cls=tool: cls()
-    else:
-        raise TypeError(f"register_tool takes a smolagents Tool class or instance, got {tool!r}.")
+    CUSTOM_TOOLS[name] = _factory(tool)
     return name
+
+
+def _factory(tool: type[Tool] | Tool) -> Callable[[Workspace, int | None], Tool]:
+    """Fresh instances of a registered tool, one per agent run (see :func:`register_tool`)."""
+    if isinstance(tool, Tool):
+        return lambda workspace, chars: copy.deepcopy(tool)
+    if issubclass(tool, DataTool):
+        data_tool = tool
+        return lambda workspace, chars: data_tool(workspace, chars)
+    if issubclass(tool, Tool):
+        plain = tool
+        return lambda workspace, chars: plain()
+    raise TypeError(f"register_tool takes a smolagents Tool class or instance, got {tool!r}.")
 
 
 def unregister_tool(name: str) -> None:

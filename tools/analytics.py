@@ -11,7 +11,7 @@ an agent and a reader must both be able to check them against the data.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -84,7 +84,7 @@ class SegmentCustomersTool(DataTool):
         "champions, at_risk, promising and hibernating; per segment: customers, share of revenue."
     )
     column_inputs = ("customer_column", "metric", "date_column")
-    inputs: ClassVar[dict] = {
+    inputs = {
         "dataset": DATASET_INPUT,
         "customer_column": {"type": "string", "description": "Column identifying the customer.", "nullable": True},
         "metric": {"type": "string", "description": "Numeric column of spend.", "nullable": True},
@@ -117,7 +117,7 @@ class SegmentCustomersTool(DataTool):
         if table.empty:
             raise ValueError(f"No rows with both {customer} and {date_col}; nothing to segment.")
         total = float(table["monetary"].sum())
-        segments = {}
+        segments: dict[str, dict[str, Any]] = {}
         for name, rule in SEGMENT_RULES:
             part = table[table["segment"] == name]
             segments[name] = {
@@ -167,7 +167,7 @@ class ScoreRecordsTool(DataTool):
         "row); report the score distribution, high/medium/low bands and the top records."
     )
     column_inputs = ("metric",)
-    inputs: ClassVar[dict] = {
+    inputs = {
         "dataset": DATASET_INPUT,
         "metric": {"type": "string", "description": "Numeric column measuring value.", "nullable": True},
         "partition": PARTITION_INPUT,
@@ -206,7 +206,7 @@ class EnrichDatasetTool(DataTool):
         "Enrich a dataset with derived columns (year, quarter, month, weekday from the date; the "
         "metric's quartile band; each customer's order count) and write it as Parquet."
     )
-    inputs: ClassVar[dict] = {
+    inputs = {
         "dataset": DATASET_INPUT,
         "output_name": {
             "type": "string",

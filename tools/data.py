@@ -56,7 +56,7 @@ class DataTool(TypedTool):
         self.workspace = workspace
         if observation_chars is not None:
             self.observation_chars = observation_chars
-        self.inputs = copy.deepcopy(type(self).inputs)  # per-instance: constraints differ per run
+        self.inputs = copy.deepcopy(self.inputs)  # per-instance: constraints differ per run
         super().__init__()
 
     def constrain(self, allowed: dict[str, list[str]]) -> DataTool:
@@ -77,7 +77,7 @@ class DataTool(TypedTool):
 class ListDatasetsTool(DataTool):
     name = "list_datasets"
     description = "List the data files (CSV/Parquet) available to analyse."
-    inputs: ClassVar[dict] = {}
+    inputs = {}
     output_type = "string"
 
     def forward(self) -> ToolResult:
@@ -91,7 +91,7 @@ class ProfileDatasetTool(DataTool):
         "Profile a dataset's schema: row count, column types, null counts, distinct values, "
         "numeric ranges and inferred roles (date, categories, metric)."
     )
-    inputs: ClassVar[dict] = {"dataset": DATASET_INPUT, "partition": PARTITION_INPUT}
+    inputs = {"dataset": DATASET_INPUT, "partition": PARTITION_INPUT}
     output_type = "string"
 
     def forward(self, dataset: str, partition: str | None = None) -> ToolResult:
@@ -159,7 +159,7 @@ class ValidateDatasetTool(DataTool):
         "Validate data quality: nulls per column, type problems, out-of-range (negative) values, "
         "exact duplicate rows and duplicate keys."
     )
-    inputs: ClassVar[dict] = {"dataset": DATASET_INPUT, "constraints": CONSTRAINTS_INPUT,
+    inputs = {"dataset": DATASET_INPUT, "constraints": CONSTRAINTS_INPUT,
                               "partition": PARTITION_INPUT}
     output_type = "string"
 
@@ -203,7 +203,7 @@ class CleanDatasetTool(DataTool):
         "categories (whitespace, case); writes a cleaned Parquet file for later steps. Negative "
         "values are kept unless a rule forbids them."
     )
-    inputs: ClassVar[dict] = {
+    inputs = {
         "dataset": DATASET_INPUT,
         "output_name": {
             "type": "string",
@@ -258,7 +258,7 @@ class AggregateTool(DataTool):
         "the '(missing)' group, so the groups add up to the total."
     )
     column_inputs = ("group_by", "metric")
-    inputs: ClassVar[dict] = {
+    inputs = {
         "dataset": DATASET_INPUT,
         "group_by": {"type": "string", "description": "Category column to group by.", "nullable": True},
         "metric": {"type": "string", "description": "Numeric column to summarise.", "nullable": True},
@@ -277,7 +277,7 @@ class AggregateTool(DataTool):
         if frame.empty:
             raise ValueError("The dataset (or partition) has no rows to aggregate.")
         categories = roles.category_columns(frame)
-        group_by = frames.check_column(frame, group_by) if group_by else (categories or [None])[0]
+        group_by = frames.check_column(frame, group_by) if group_by else next(iter(categories), None)
         if group_by is None:
             raise ValueError("No category column found; pass group_by with a column name.")
         metric = frames.check_column(frame, metric, numeric=True) if metric else roles.default_metric(frame)
@@ -320,7 +320,7 @@ class DetectTrendsTool(DataTool):
         "with the change between the first and last complete periods and the fitted slope."
     )
     column_inputs = ("date_column", "metric")
-    inputs: ClassVar[dict] = {
+    inputs = {
         "dataset": DATASET_INPUT,
         "date_column": {"type": "string", "description": "Date column.", "nullable": True},
         "metric": {"type": "string", "description": "Numeric column to follow.", "nullable": True},
@@ -387,7 +387,7 @@ class DetectOutliersTool(DataTool):
         "or robust z-scores (median/MAD > 3.5)."
     )
     column_inputs = ("column",)
-    inputs: ClassVar[dict] = {
+    inputs = {
         "dataset": DATASET_INPUT,
         "column": {"type": "string", "description": "Numeric column to check.", "nullable": True},
         "method": {
@@ -442,7 +442,7 @@ class WriteReportTool(DataTool):
         "aggregation the metric's role allows (sums only for amounts and counts)."
     )
     column_inputs = ("group_by", "metric")
-    inputs: ClassVar[dict] = {
+    inputs = {
         "dataset": DATASET_INPUT,
         "title": {"type": "string", "description": "Report title.", "nullable": True},
         "group_by": {"type": "string", "description": "Category column for the breakdown.", "nullable": True},

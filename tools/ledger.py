@@ -197,4 +197,4 @@ def _route(tool: Tool, ledger: Ledger, serde: SerializerProtocol, scope: CallSco
         ledger.put(scope.scope, index, scope.thread_id, Entry(tool.name, digest, result_type, data))
         return result
 
-    tool.forward = forward  # type: ignore[method-assign]  # the instance's own: tools are fresh per run
+    tool.forward = forward  # the instance's own: tools are fresh per run

@@ -119,7 +119,7 @@ def render_report(
         raise ValueError("The dataset has no rows: there is nothing to report on.")
     metric = metric or default_metric(frame)
     role = role_of(frame, metric)
-    group_by = group_by or (category_columns(frame) or [None])[0]
+    group_by = group_by or next(iter(category_columns(frame)), None)
     whole = overall(frame, metric)
     lines = [
         f"# {md.text(title)}",

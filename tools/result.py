@@ -77,6 +77,9 @@ class TypedTool(Tool):
 
     output_type = "string"
     observation_chars: int = DEFAULT_OBSERVATION_CHARS
+    #: The JSON-schema inputs smolagents reads: set in each tool's class body; an instance may
+    #: replace them with its own narrowed copy (enums of the run's known values).
+    inputs: dict[str, dict[str, Any]]
 
     def __call__(self, *args: Any, sanitize_inputs_outputs: bool = False, **kwargs: Any) -> Any:
         if sanitize_inputs_outputs:
