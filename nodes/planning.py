@@ -502,7 +502,7 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         timeouts=state.get("timeouts") or {})
     errors = list(base.errors)
     if status in ("failed", "partial"):  # the failed tasks the run ends without, as errors
-        listed = {(e.node, e.reason) for e in errors}
+        listed: set[tuple[str | None, str]] = {(e.node, e.reason) for e in errors}
         for entry in state.get("replans") or []:
             key = (entry.get("task"), entry.get("error") or "")
             if entry.get("task") not in plan.completed and key not in listed:
