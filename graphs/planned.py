@@ -11,8 +11,9 @@ smolagents agent; ``recover`` applies the failure class's policy
 (:mod:`relaygraph.coordination.replanning`). Options (``--param`` / ``configurable``):
 ``fail=TASK:CLASS[xN]`` injects failures, ``retry_backoff_s`` sets the transient backoff base,
 ``method_probabilities`` (JSON) overrides what the planner believes about its methods,
-``date_column`` names the date column the plan expects (missing or renamed in the data: a
-schema failure, adapted to by mapping the date role to the column observation found).
+``date_column`` names the date column the plan expects (without it: a column named as a
+date); one missing or renamed in the data is a schema failure, adapted to by mapping the date
+role to the column observation found.
 """
 
 from __future__ import annotations

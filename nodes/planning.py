@@ -52,6 +52,7 @@ from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import WorkflowState
 from relaygraph.observability import tracing
 from relaygraph.tools import TOOLS, Workspace, build_tools
+from relaygraph.tools.frames import DATE_NAME_HINTS, named_as_date
 
 MAX_REPLANS = 6
 PARTITION_TOOLS = {name for name, cls in TOOLS.items() if "partition" in cls.inputs}
@@ -62,7 +63,7 @@ class PlannedState(WorkflowState, total=False):
     """Shared state plus the plan and its execution (all checkpointed)."""
 
     world: dict[str, Any]  # facts the planner plans from (observed + the run's own)
-    columns: list[str]  # the columns of the dataset the run works on now (observed)
+    columns: dict[str, str]  # the columns of the dataset the run works on now, with dtypes (observed)
     overrides: dict[str, Any]  # facts a failure policy asserted over observation, until a task sets them
     plan: dict[str, Any] | None
     plans: Annotated[list[dict[str, Any]], operator.add]  # every accepted plan, in order
@@ -132,7 +133,7 @@ def observe(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     with tracing.tracer().start_as_current_span("observe", attributes={"relaygraph.dataset": dataset}):
         profile = _observation(profile_tool.forward(dataset=dataset))
         observed = facts_from_observations(profile, _observation(validate_tool.forward(dataset=dataset)))
-    columns = [str(c) for c in profile.get("columns") or {}]
+    columns = {str(c): str((info or {}).get("dtype", "")) for c, info in (profile.get("columns") or {}).items()}
     run_facts = {k: v for k, v in (state.get("world") or {}).items() if k in RUN_FACTS}
     world = {**merge_facts(observed, run_facts), **(state.get("overrides") or {})}
     context: dict[str, Any] = {"dataset": dataset}
@@ -198,14 +199,27 @@ def _injected(state: PlannedState, config: RunnableConfig, task: PlannedTask) ->
 
 
 def _schema_mismatch(task: PlannedTask, state: PlannedState) -> str | None:
-    """Why the task cannot run on the data as the plan expects it: a date column the run's
-    tasks are told to use (``--param date_column``, or a mapping a schema policy made) that the
-    dataset does not have — renamed, or gone."""
-    expected = (state.get("context") or {}).get("date_column")
+    """Why a date-using task cannot run on the data as the plan expects it.
+
+    With an expected date column (``--param date_column``, or a mapping a schema policy made):
+    the dataset does not have it — renamed, or gone. Without one, the plan expects a column
+    *named* as a date (``date``/``time``/``day``/``month`` in its name): a date column found
+    only by its values (``when``) is a renamed one, to be mapped by the schema policy rather
+    than used silently.
+    """
     columns = state.get("columns")
-    if not expected or columns is None or not set(task.tools) & DATE_TOOLS or expected in columns:
+    if columns is None or not set(task.tools) & DATE_TOOLS:
         return None
     world = state.get("world") or {}
+    expected = (state.get("context") or {}).get("date_column")
+    observed = world.get("date_column")
+    if not expected:
+        if not observed or named_as_date(str(observed)) or "datetime" in columns.get(str(observed), ""):
+            return None  # declared a date by its name or its type
+        return (f"missing column: no column of {world.get('dataset') or 'the dataset'} is named as a date "
+                f"({'/'.join(DATE_NAME_HINTS)}); {observed!r} holds dates only by its values (renamed?)")
+    if expected in columns:
+        return None
     found = f"its dates are in column {world['date_column']!r} (renamed?)" if world.get("date_column") \
         else "no column of it parses as dates"
     return (f"missing column {expected!r}: the date column the plan expects is not in "

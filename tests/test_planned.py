@@ -137,23 +137,36 @@ def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_conf
     assert state["result"]["status"] == "completed"
 
 
-@pytest.mark.parametrize("renamed", ["when", "order_day"])
-def test_a_renamed_date_column_is_a_schema_failure_adapted_by_column_mapping(renamed, roles, invoke_config,
-                                                                             sample_path):
+RENAMED = {
+    # renamed column, the date column the run expects: (the error says, the policy maps it to)
+    ("when", "order_date"): "missing column 'order_date': the date column the plan expects",
+    ("order_day", "order_date"): "missing column 'order_date': the date column the plan expects",
+    ("when", None): "missing column: no column of renamed_clean.parquet is named as a date",
+}
+
+
+@pytest.mark.parametrize(("renamed", "expected"), sorted(RENAMED, key=str))
+def test_a_renamed_date_column_is_a_schema_failure_adapted_by_column_mapping(renamed, expected, roles,
+                                                                             invoke_config, sample_path):
     frame = pd.read_csv(sample_path).rename(columns={"order_date": renamed})
     frame.to_csv(sample_path.parent / "renamed.csv", index=False)
-    state = run(invoke_config, date_column="order_date", data_file="renamed.csv")
+    state = run(invoke_config, data_file="renamed.csv", **({"date_column": expected} if expected else {}))
     result = state["result"]
     assert result["status"] == "completed", result.get("reason")
     (entry,) = result["replanning"]  # one failure, real (not injected), classified schema
     assert entry["failure_class"] == "schema" and entry["injected"] is False and entry["task"] == "trends"
-    assert "missing column 'order_date'" in entry["error"] and repr(renamed) in entry["error"]
-    assert entry["policy"].startswith("adapt (column mapping): map the date role to column "
-                                      f"{renamed!r} (observed, instead of 'order_date')")
+    assert entry["error"].startswith(RENAMED[renamed, expected]) and repr(renamed) in entry["error"]
+    instead = ", instead of 'order_date'" if expected else ""
+    assert entry["policy"] == (f"adapt (column mapping): map the date role to column {renamed!r} "
+                               f"(observed{instead}), replan")
     assert entry["changes"]["context"] == {"date_column": renamed} and entry["accepted"] is True
     assert result["plan"]["methods"][-1] == "time_series_analysis" and "trends" in result["plan"]["completed"]
     (trend,) = [s for s in state["steps"] if s["tool"] == "detect_trends" and s["agent"] == "analyst"]
     assert trend["arguments"]["date_column"] == renamed and not trend["error"]
+    if renamed == "order_day":  # with no name expected, a column named as a date is used as it is
+        plain = run({"configurable": {"thread_id": f"{invoke_config['configurable']['thread_id']}-plain"}},
+                    data_file="renamed.csv")["result"]
+        assert plain["replanning"] == [] and "trends" in plain["plan"]["completed"]
 
 
 def test_critique_finds_a_wrong_figure_and_the_reviser_drops_it(roles, invoke_config, sample_path):

@@ -57,7 +57,7 @@ def check_data_file(path: str | Path) -> None:
 
 
 def _check_parquet(path: Path) -> None:
-    import pyarrow.parquet as pq  # noqa: PLC0415 - pandas' Parquet engine, needed only here
+    import pyarrow.parquet as pq
 
     try:
         meta = pq.ParquetFile(path).metadata
@@ -172,6 +172,15 @@ def numeric_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].dtype != bool]
 
 
+#: Words that name a date column (``order_date``, ``timestamp``, ``day``, ``month``).
+DATE_NAME_HINTS = ("date", "time", "day", "month")
+
+
+def named_as_date(column: str) -> bool:
+    """Whether the column's *name* says it holds dates (not only its values)."""
+    return any(h in str(column).lower() for h in DATE_NAME_HINTS)
+
+
 def date_column(frame: pd.DataFrame) -> str | None:
     """The date column: a datetime dtype, else a text column whose values parse as dates.
 
@@ -182,7 +191,7 @@ def date_column(frame: pd.DataFrame) -> str | None:
         if pd.api.types.is_datetime64_any_dtype(frame[col]):
             return col
     text = [c for c in frame.columns if is_text(frame[c])]
-    named = [c for c in text if any(h in str(c).lower() for h in ("date", "time", "day", "month"))]
+    named = [c for c in text if named_as_date(c)]
     for col in named + [c for c in text if c not in named]:
         sample = frame[col].dropna().head(200).astype(str)
         if sample.empty or not sample.str.contains(r"\d").all():
