@@ -12,9 +12,17 @@ killed run at the task it was on. World facts are *observed*: ``observe`` runs t
 Each primitive task is run by a fresh smolagents ReAct agent built from the task (agent name,
 instructions, tools) through :func:`relaygraph.nodes.agent.make_agent_node`; when the world is
 scaled down (``partitions`` > 1) and every tool of the task takes a partition, the agent runs
-once per partition. A task succeeds when its agent finished *and* each of its tools returned a
-result at least once; otherwise its errors are classified and handled by the policies of
-:mod:`relaygraph.coordination.replanning`.
+once per partition, each run cut at the task's learned timeout (``timeouts``, mined from the
+experience store when the plan is made). A task succeeds when its agent finished *and* each of
+its tools returned a result at least once; otherwise its errors are classified and handled by
+the policies of :mod:`relaygraph.coordination.replanning`.
+
+Agents are on the one failure path of every graph (:mod:`relaygraph.nodes.failures`):
+``execute`` is :func:`~relaygraph.nodes.failures.recording_failures` over the task run and is
+compiled with ``agent_retry_policy()``, so a failing agent gets the run's ``max_retries``
+attempts before its failure is classified; critic and reviser are
+:func:`~relaygraph.nodes.failures.agent_node`\ s. The result is a declared
+:class:`~relaygraph.nodes.contracts.PlannedResult`.
 """
 
 from __future__ import annotations
