@@ -11,8 +11,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import REPO
-from test_workflow_cli import RUNNER, child_env, cli, wait_for
+from conftest import REPO, cli_here
+from test_workflow_cli import RUNNER, child_env, wait_for
 
 
 def run(config: dict[str, Any], **configurable: Any) -> dict[str, Any]:
@@ -169,7 +169,8 @@ def saved_bids(thread: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_an_auction_killed_mid_bidding_resumes_without_re_collecting_recorded_bids(isolated_env, tmp_path) -> None:
+def test_an_auction_killed_mid_bidding_resumes_without_re_collecting_recorded_bids(isolated_env, tmp_path,
+                                                                                   monkeypatch) -> None:
     log, thread = tmp_path / "agents.log", "crash-auction"
     proc = subprocess.Popen([sys.executable, str(RUNNER), "run", "auction", "--thread-id", thread, "--json"],
                             env=child_env(isolated_env, log, "analyst dee"), cwd=REPO, stdout=subprocess.DEVNULL,
@@ -183,8 +184,8 @@ def test_an_auction_killed_mid_bidding_resumes_without_re_collecting_recorded_bi
         proc.wait()
     assert proc.returncode == -signal.SIGKILL and "t1#1/dee" not in saved_bids(thread)
 
-    resumed = cli(["resume", thread, "--json"], child_env(isolated_env, log))
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = cli_here(["resume", thread, "--json"], log, monkeypatch)  # no process of its own needed
+    assert resumed.exit_code == 0, resumed.output
     result = json.loads(resumed.stdout)["result"]
     assert result["status"] == "completed" and result["market"]["settled"] == 4
     starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))

@@ -10,8 +10,8 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import REPO
-from test_workflow_cli import RUNNER, child_env, cli, wait_for
+from conftest import REPO, cli_here
+from test_workflow_cli import RUNNER, child_env, wait_for
 
 
 def saved_ballots(thread: str) -> set[str]:
@@ -29,7 +29,7 @@ def saved_ballots(thread: str) -> set[str]:
 
 
 @pytest.mark.slow
-def test_a_consensus_run_killed_mid_vote_resumes_without_re_asking_voters(isolated_env, tmp_path) -> None:
+def test_a_consensus_run_killed_mid_vote_resumes_without_re_asking_voters(isolated_env, tmp_path, monkeypatch) -> None:
     log, thread = tmp_path / "agents.log", "crash-consensus"
     args = ["run", "consensus", "--thread-id", thread, "--json", "--param", "mode=pbft", "--param", "voters=4",
             "--param", "faults=lie"]
@@ -46,8 +46,8 @@ def test_a_consensus_run_killed_mid_vote_resumes_without_re_asking_voters(isolat
     assert proc.returncode == -signal.SIGKILL
     assert "r1/voter_3" not in saved_ballots(thread)
 
-    resumed = cli(["resume", thread, "--json"], child_env(isolated_env, log))
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = cli_here(["resume", thread, "--json"], log, monkeypatch)  # no process of its own needed
+    assert resumed.exit_code == 0, resumed.output
     result = json.loads(resumed.stdout)["result"]
     block = result["consensus"]
     assert result["status"] == "completed" and block["decision"] == "north" and block["mode"] == "pbft"
@@ -81,7 +81,8 @@ def protocol_steps(thread: str) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_a_consensus_run_sigkilled_mid_protocol_resumes_from_its_checkpointed_phases(isolated_env, tmp_path) -> None:
+def test_a_consensus_run_sigkilled_mid_protocol_resumes_from_its_checkpointed_phases(isolated_env, tmp_path,
+                                                                                     monkeypatch) -> None:
     log, options = tmp_path / "agents.log", ["--param", "mode=pbft", "--param", "voters=4", "--param", "faults=lie"]
     killed = subprocess.run([sys.executable, "-c", KILL_IN_PHASE_3, "run", "consensus", "--thread-id", "killed",
                              "--json", *options], env=child_env(isolated_env, log), cwd=REPO, capture_output=True,
@@ -91,9 +92,9 @@ def test_a_consensus_run_sigkilled_mid_protocol_resumes_from_its_checkpointed_ph
     voted = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
     assert voted == {f"voter {i}": 1 for i in range(1, 5)}
 
-    resumed = cli(["resume", "killed", "--json"], child_env(isolated_env, log))
-    assert resumed.returncode == 0, resumed.stderr
-    whole = cli(["run", "consensus", "--thread-id", "whole", "--json", *options], child_env(isolated_env, tmp_path / "w"))
+    resumed = cli_here(["resume", "killed", "--json"], log, monkeypatch)  # no process of its own needed
+    assert resumed.exit_code == 0, resumed.output
+    whole = cli_here(["run", "consensus", "--thread-id", "whole", "--json", *options], tmp_path / "w", monkeypatch)
     block, reference = (json.loads(r.stdout)["result"]["consensus"] for r in (resumed, whole))
     assert block["decision"] == reference["decision"] == "north" and "voter_1" in block["suspects"]
     assert block["phases"] == reference["phases"] and len(block["phases"]) == 5

@@ -46,31 +46,34 @@ def test_a_tool_that_keeps_failing_exhausts_the_agent_and_is_recorded_with_its_s
     assert state["result"]["agents"]["clean"]["errors"] == 3
 
 
-def test_a_failed_branch_retries_at_the_runs_budget_and_the_others_stand(roles, invoke_config):
+def test_a_failed_branch_retries_at_the_runs_budget_and_the_others_stand(cast, invoke_config):
     from langgraph.checkpoint.memory import InMemorySaver
     from relaygraph.graphs.parallel import build_graph
 
-    roles.failures["record scorer"] = TimeoutError("scorer timed out")
+    cast.scripts["data cleaner"] = [("call", "clean_dataset", {"dataset": "sample_sales.csv"}), ("final", "cleaned")]
+    cast.scripts["data profiler and enricher"] = [("final", "profiled")]
+    cast.failures["record scorer"] = TimeoutError("scorer timed out")
     invoke_config["configurable"] |= {"max_retries": 3, "specialists": "profiler,scorer"}
     state = build_graph().compile(checkpointer=InMemorySaver()).invoke({"task": "Clean, profile, score."},
                                                                        invoke_config)
     result = state["result"]
-    assert roles.calls["record scorer"] == 3
+    assert cast.calls["record scorer"] == 3
     assert result["status"] == "partial" and list(result["failed"]) == ["scorer"]
     assert result["errors"][0] | {"reason": "-"} == {"agent": "scorer", "node": "scorer", "branch": "scorer",
                                                      "attempt": 3, "max_attempts": 3, "reason": "-"}
     assert result["parallel"]["branches"]["profiler"]["status"] == "completed"
 
 
-def test_a_handoff_agent_that_fails_for_good_ends_the_run_with_the_failure_recorded(roles, invoke_config):
+def test_a_handoff_agent_that_fails_for_good_ends_the_run_with_the_failure_recorded(cast, invoke_config):
     from langgraph.checkpoint.memory import InMemorySaver
     from relaygraph.graphs.handoff import DEFAULT_TASK, build_graph
 
-    roles.failures["data quality specialist"] = ConnectionError("quality model unreachable")
+    cast.scripts["triage agent"] = [("call", "handoff_quality", {"reason": "check it first"}), ("final", "routed")]
+    cast.failures["data quality specialist"] = ConnectionError("quality model unreachable")
     invoke_config["configurable"]["max_retries"] = 1
     state = build_graph().compile(checkpointer=InMemorySaver()).invoke({"task": DEFAULT_TASK}, invoke_config)
     result = state["result"]
-    assert roles.calls["data quality specialist"] == 1
+    assert cast.calls["data quality specialist"] == 1
     assert [(e["node"], e["attempt"]) for e in result["errors"]] == [("quality", 1)]
     assert "ConnectionError: quality model unreachable" in result["errors"][0]["reason"]
     assert result["status"] == "partial" and "triage" in state["answers"]  # triage's hand-off stands

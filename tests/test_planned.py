@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import REPO
+from conftest import REPO, cli_here
 from relaygraph.coordination.replanning import classify, parse_injections
 
 FULL = ["validate", "clean", "aggregate", "trends", "outliers", "report"]
@@ -275,7 +275,7 @@ def test_plan_show_prints_mermaid(roles, invoke_config, sample_path):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_plan_then_resume_continues_the_plan(isolated_env, tmp_path):
+def test_sigkill_mid_plan_then_resume_continues_the_plan(isolated_env, tmp_path, monkeypatch):
     from relaygraph.config.checkpointing import open_checkpointer
 
     runner, log, thread = REPO / "tests" / "crash_runner.py", tmp_path / "agents.log", "crash-planned"
@@ -301,10 +301,8 @@ def test_sigkill_mid_plan_then_resume_continues_the_plan(isolated_env, tmp_path)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    env.pop("CRASH_BLOCK_ROLE")
-    done = subprocess.run([sys.executable, str(runner), "resume", thread, "--json"], check=False, env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    done = cli_here(["resume", thread, "--json"], log, monkeypatch)  # no process of its own needed
+    assert done.exit_code == 0, done.output
     result = json.loads(done.stdout)["result"]
     assert result["status"] == "completed"
     assert result["plan"]["completed"] == FULL

@@ -21,8 +21,10 @@ def one_line(result) -> str:
     return lines[0]
 
 
-def test_a_pending_approval_holds_for_later_calls_that_forget_the_gate(sqlite_url: str, isolated_env) -> None:
+def test_a_pending_approval_holds_for_later_calls_that_forget_the_gate(sqlite_url: str, isolated_env, cast) -> None:
     """The skip: a second call without ``approve_before`` used to run the gated node."""
+    for role in ("data extractor", "data cleaner", "data analyst"):  # the report writer must not run
+        cast.scripts[role] = [("final", f"{role} done")]
     with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
         saver.setup()
         graph = build_graph().compile(checkpointer=saver)
