@@ -8,6 +8,7 @@ sends it back to auction without the breaker. See :mod:`relaygraph.nodes.market`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -32,7 +33,13 @@ from relaygraph.nodes.market import (
     route_bids,
     summarize,
 )
-from relaygraph.nodes.results import extend_result, result_update, run_result
+from relaygraph.nodes.results import (
+    ResultFields,
+    extend_result,
+    result_update,
+    run_result,
+    with_result_fields,
+)
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "contract-net: tasks per partition auctioned to capable agents (vickrey/sealed/english), verified, settled."
@@ -84,17 +91,44 @@ def finalize_market(state: dict[str, Any], config: RunnableConfig) -> dict[str, 
                                        errors=[*base.errors, *unsettled]))
 
 
-def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    """The uncompiled graph (announce, open_task, bid, award, execute, verify, settle, finalize)."""
-    builder = StateGraph(MarketState, input_schema=RunInput)
-    builder.add_node("announce", announce(REGISTRY))
-    builder.add_node("open_task", open_task(REGISTRY))
-    builder.add_node("bid", make_bid_node(REGISTRY), input_schema=BidInput, retry_policy=agent_retry_policy())
+def auction_team(
+    bidders: Sequence[AgentSpec],
+    verifier: AgentSpec = VERIFIER,
+    *,
+    state_schema: type[Any] = MarketState,
+    input_schema: type[Any] = RunInput,
+    result_schema: type[AuctionResult] | None = None,
+    result_fields: ResultFields | None = None,
+    approve_before: list[str] | None = None,
+) -> StateGraph:
+    """The contract-net market with your own bidders: each data partition × analysis method is a
+    task, announced to the bidders whose ``capabilities`` make them eligible; they price it with
+    a tool, the auction (``configurable.auction``) awards it, the winner runs the method, the
+    ``verifier`` checks the acceptance criteria, and settlement pays or names the breach.
+
+    Bidders are :class:`AgentSpec`s with ``capabilities`` (e.g. ``Capability(name="validation",
+    version="1.0")``); their ``tools`` are given per task (the method's tool), so they may be
+    empty. The methods are relaygraph's verifiable data tools (``configurable.methods``).
+    """
+    names = [b.name for b in bidders]
+    if len(bidders) < 2:
+        raise ValueError("An auction needs at least two bidders to compare prices.")
+    if len(set(names)) != len(names):
+        raise ValueError(f"Bidder names must be unique; got {', '.join(names)}.")
+    without = [b.name for b in bidders if not b.capabilities]
+    if without:
+        raise ValueError(f"Bidder(s) {', '.join(without)} declare no capabilities, so no task could ever "
+                         "be awarded to them; give each capabilities=(Capability(name=..., version=...),).")
+    registry: Registry[AgentSpec] = Registry(bidders)
+    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder.add_node("announce", announce(registry))
+    builder.add_node("open_task", open_task(registry))
+    builder.add_node("bid", make_bid_node(registry), input_schema=BidInput, retry_policy=agent_retry_policy())
     builder.add_node("award", award)
-    builder.add_node("execute", make_execute_node(REGISTRY))
-    builder.add_node("verify", make_verify_node(VERIFIER))
+    builder.add_node("execute", make_execute_node(registry))
+    builder.add_node("verify", make_verify_node(verifier))
     builder.add_node("settle", make_settle_node())
-    builder.add_node("finalize", finalize_market)
+    builder.add_node("finalize", with_result_fields(finalize_market, result_schema, result_fields))
     builder.add_edge(START, "announce")
     builder.add_edge("announce", "open_task")
     builder.add_conditional_edges("open_task", route_bids, ["bid", "finalize"])
@@ -105,6 +139,11 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder.add_edge("settle", "open_task")
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph (announce, open_task, bid, award, execute, verify, settle, finalize)."""
+    return auction_team(list(BIDDERS.values()), VERIFIER, approve_before=approve_before)
 
 
 graph = build_graph().compile(name="auction")

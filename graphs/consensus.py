@@ -41,7 +41,13 @@ from relaygraph.nodes.consensus import (
 from relaygraph.nodes.contracts import ConsensusResult
 from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.params import RunParams
-from relaygraph.nodes.results import extend_result, result_update, run_result
+from relaygraph.nodes.results import (
+    ResultFields,
+    extend_result,
+    result_update,
+    run_result,
+    with_result_fields,
+)
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "N voter agents answer a checkable question; voting, BFT rounds, PBFT or Raft decide, faults injectable."
@@ -88,15 +94,30 @@ def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     return result_update(result)
 
 
-def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    """The uncompiled graph (nodes: plan, vote, decide, finalize)."""
+def consensus_team(
+    *,
+    state_schema: type[Any] = ConsensusState,
+    input_schema: type[Any] = RunInput,
+    result_schema: type[ConsensusResult] | None = None,
+    result_fields: ResultFields | None = None,
+    approve_before: list[str] | None = None,
+) -> StateGraph:
+    """The consensus pattern with your own state and result fields: voter agents answer the
+    configured question from the data and a protocol decides (``configurable.consensus``).
+
+    What is honestly yours here: extra state keys (``state_schema``, a subclass of
+    :class:`ConsensusState`) and result fields (``result_schema``, a subclass of
+    :class:`ConsensusResult`, filled by ``result_fields(state)``). The voters are built per
+    round from the question (:func:`relaygraph.nodes.consensus.voter_spec`) — their tool is
+    the question's — so a team does not supply voter agents.
+    """
     retry = agent_retry_policy()  # the run's own budget: configurable.max_retries
-    builder = StateGraph(ConsensusState, input_schema=RunInput)
+    builder = StateGraph(state_schema, input_schema=input_schema)
     builder.add_node("plan", plan)
     builder.add_node("vote", make_vote_node(), input_schema=VoteInput, retry_policy=retry)
     builder.add_node("decide", decide)
     builder.add_node("protocol", protocol)
-    builder.add_node("finalize", finalize)
+    builder.add_node("finalize", with_result_fields(finalize, result_schema, result_fields))
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", fan_out, ["vote", "finalize"])
     builder.add_edge("vote", "decide")
@@ -104,6 +125,11 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder.add_conditional_edges("protocol", route_after_protocol, ["protocol", "finalize"])
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph (nodes: plan, vote, decide, protocol, finalize)."""
+    return consensus_team(approve_before=approve_before)
 
 
 graph = build_graph().compile(name="consensus")

@@ -18,6 +18,7 @@ counts five regions, not twenty-five spellings of them.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
@@ -41,7 +42,13 @@ from relaygraph.nodes.hierarchy import (
 from relaygraph.nodes.parallel import make_branch_node
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.protocols import StateNode, UpdateNode
-from relaygraph.nodes.results import extend_result, result_update, run_result
+from relaygraph.nodes.results import (
+    ResultFields,
+    extend_result,
+    result_update,
+    run_result,
+    with_result_fields,
+)
 from relaygraph.nodes.state import RunInput, WorkflowState, merge_dicts
 
 DESCRIPTION = "supervisor → team leads (subgraphs) → workers, delegating in parallel with quality at each level."
@@ -92,12 +99,8 @@ SUPERVISOR_PROMPT = ("You supervise a data team. Decompose the user's request: c
                      "it needs; they work in parallel.")
 LEAD_PROMPT = "You lead one team. Choose the workers of your team that the user's request needs; they work in parallel."
 
-Delegation = choice_model("Delegation", "teams", list(TEAMS),
-                          "Teams to delegate to: " + "; ".join(f"{t} = {s}" for t, (s, _) in TEAMS.items()))
-TEAM_PLANS = {team: choice_model(f"{team.title()}Plan", "workers", [w.name for w in workers],
-                                 f"Workers of the {team} team: " + "; ".join(f"{w.name} = {w.instructions}"
-                                                                             for w in workers))
-              for team, (_, workers) in TEAMS.items()}
+#: team -> (the scope the supervisor is told, the team's workers)
+Teams = Mapping[str, tuple[str, Sequence[AgentSpec]]]
 
 
 class HierarchyState(WorkflowState, total=False):
@@ -133,28 +136,39 @@ class TeamState(TeamInput, TeamOutput, total=False):
 # --- supervisor level ------------------------------------------------------------------------
 
 
-def supervisor(state: HierarchyState, config: RunnableConfig) -> dict[str, Any]:
-    """Decompose the request into teams (a structured decision), within the limits."""
-    decision = decide(Delegation, SUPERVISOR_PROMPT, state["task"], config).model_dump()
-    teams = list(dict.fromkeys(decision["teams"]))
-    check_delegation("supervisor", 1, teams, HierarchyLimits.from_config(config))
-    return {"delegation": {"teams": teams, "rationale": decision["rationale"], "depth": 1}}
+def make_supervisor(teams: Teams) -> UpdateNode:
+    delegation = choice_model("Delegation", "teams", list(teams),
+                              "Teams to delegate to: " + "; ".join(f"{t} = {s}" for t, (s, _) in teams.items()))
+
+    def supervisor(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        """Decompose the request into teams (a structured decision), within the limits."""
+        decision = decide(delegation, SUPERVISOR_PROMPT, state["task"], config).model_dump()
+        chosen = list(dict.fromkeys(decision["teams"]))
+        check_delegation("supervisor", 1, chosen, HierarchyLimits.from_config(config))
+        return {"delegation": {"teams": chosen, "rationale": decision["rationale"], "depth": 1}}
+
+    return supervisor
 
 
-def team_context(team: str, context: dict[str, Any]) -> dict[str, Any]:
-    """The quality team audits the raw data; the others get the prepared (cleaned) file."""
-    if team in RAW_DATA_TEAMS and context.get("source_dataset"):
+def team_context(team: str, context: dict[str, Any], raw_data_teams: Collection[str] = RAW_DATA_TEAMS) -> dict[str, Any]:
+    """The raw-data teams (quality) audit the raw data; the others get the prepared (cleaned) file."""
+    if team in raw_data_teams and context.get("source_dataset"):
         return {**context, "dataset": context["source_dataset"]}
     return context
 
 
-def delegate_to_teams(state: dict[str, Any]) -> list[Send] | str:
-    if rejected(state) or "prepare" in failed_nodes(state):
-        return "finalize"
-    context = state.get("context") or {}
-    return [Send(f"{team}_lead", {"task": state["task"], "data": state.get("data"),
-                                  "context": team_context(team, context), "team": team, "depth": 2})
-            for team in state["delegation"]["teams"]]
+def make_delegate_to_teams(prepare: str | None, raw_data_teams: Collection[str]
+                           ) -> Callable[[dict[str, Any]], list[Send] | str]:
+    def delegate_to_teams(state: dict[str, Any]) -> list[Send] | str:
+        if rejected(state) or (prepare is not None and prepare in failed_nodes(state)):
+            return "finalize"
+        context = state.get("context") or {}
+        return [Send(f"{team}_lead", {"task": state["task"], "data": state.get("data"),
+                                      "context": team_context(team, context, raw_data_teams), "team": team,
+                                      "depth": 2})
+                for team in state["delegation"]["teams"]]
+
+    return delegate_to_teams
 
 
 def synthesis(state: dict[str, Any]) -> dict[str, Any]:
@@ -185,13 +199,16 @@ def finalize_hierarchy(state: dict[str, Any], config: RunnableConfig) -> dict[st
 # --- team level (one subgraph per team) --------------------------------------------------------
 
 
-def make_lead(team: str) -> UpdateNode:
+def make_lead(team: str, workers: Sequence[AgentSpec]) -> UpdateNode:
+    schema = choice_model(f"{team.title().replace('_', '')}Plan", "workers", [w.name for w in workers],
+                          f"Workers of the {team} team: " + "; ".join(f"{w.name} = {w.instructions}" for w in workers))
+
     def plan(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         """The lead's structured decision: which of its workers the request needs."""
-        decision = decide(TEAM_PLANS[team], f"{LEAD_PROMPT} Your team: {team}.", state["task"], config).model_dump()
-        workers = list(dict.fromkeys(decision["workers"]))
-        check_delegation(f"{team}_lead", state.get("depth", 2), workers, HierarchyLimits.from_config(config))
-        return {"plan": {"workers": workers, "rationale": decision["rationale"]}}
+        decision = decide(schema, f"{LEAD_PROMPT} Your team: {team}.", state["task"], config).model_dump()
+        chosen = list(dict.fromkeys(decision["workers"]))
+        check_delegation(f"{team}_lead", state.get("depth", 2), chosen, HierarchyLimits.from_config(config))
+        return {"plan": {"workers": chosen, "rationale": decision["rationale"]}}
 
     return plan
 
@@ -222,10 +239,11 @@ def make_team_review(team: str) -> StateNode:
     return team_review
 
 
-def build_team(team: str, approve_before: set[str]) -> StateGraph:
-    _, workers = TEAMS[team]
+def build_team(team: str, approve_before: set[str], workers: Sequence[AgentSpec] | None = None) -> StateGraph:
+    """One team lead's subgraph: plan (which workers), the workers in parallel, team_review."""
+    workers = list(workers if workers is not None else TEAMS[team][1])
     builder = StateGraph(TeamState, input_schema=TeamInput, output_schema=TeamOutput)
-    builder.add_node("plan", make_lead(team))
+    builder.add_node("plan", make_lead(team, workers))
     specs = {w.name: w for w in workers}
     for worker in workers:
         builder.add_node(worker.name, make_branch_node(specs), retry_policy=agent_retry_policy())
@@ -237,29 +255,71 @@ def build_team(team: str, approve_before: set[str]) -> StateGraph:
     return with_approval(builder, approve_before & set(builder.nodes), finish="team_review")
 
 
-def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    """The uncompiled graph (nodes: supervisor, prepare, <team>_lead subgraphs, synthesis, finalize)."""
+def hierarchical_team(
+    teams: Teams,
+    *,
+    prepare: AgentSpec | None = None,
+    raw_data_teams: Collection[str] = (),
+    state_schema: type[Any] = HierarchyState,
+    input_schema: type[Any] = RunInput,
+    result_schema: type[HierarchicalResult] | None = None,
+    result_fields: ResultFields | None = None,
+    approve_before: list[str] | None = None,
+) -> StateGraph:
+    """A supervisor that delegates the request to the teams it needs, each team lead (a compiled
+    subgraph) to the workers it needs — both in parallel — with quality scored at every level.
+
+    ``teams`` maps a team name to (the scope the supervisor is told, its worker
+    :class:`AgentSpec`s). ``prepare``, when given, runs once before delegating (e.g. cleaning);
+    the ``raw_data_teams`` are then handed the original file instead of the prepared one.
+    Limits: ``configurable.max_depth``/``max_fanout``. The result is a
+    :class:`HierarchicalResult` (``delegation``, ``teams``, ``quality``), extended with
+    ``result_schema``/``result_fields``.
+    """
+    if not teams:
+        raise ValueError("A hierarchy needs at least one team.")
+    workers = [w for _, members in teams.values() for w in members]
+    empty = [t for t, (_, members) in teams.items() if not members]
+    if empty:
+        raise ValueError(f"Team(s) {', '.join(empty)} have no workers.")
+    names = [w.name for w in workers] + [f"{t}_lead" for t in teams] + ([prepare.name] if prepare else [])
+    reserved = {"supervisor", "synthesis", "finalize", "plan", "team_review"}
+    clashes = sorted({n for n in names if names.count(n) > 1} | (set(names) & reserved))
+    if clashes:
+        raise ValueError(f"Names must be unique and not node names of the pattern: {', '.join(clashes)}.")
+    unknown_raw = sorted(set(raw_data_teams) - set(teams))
+    if unknown_raw:
+        raise ValueError(f"raw_data_teams names unknown team(s): {', '.join(unknown_raw)}.")
     wanted = set(approve_before or ())
-    builder = StateGraph(HierarchyState, input_schema=RunInput)
-    builder.add_node("supervisor", supervisor)
-    builder.add_node("prepare", agent_node(PREPARER), retry_policy=agent_retry_policy())
-    for team in TEAMS:
-        subgraph = build_team(team, wanted).compile(name=f"{team}_lead")
-        builder.add_node(f"{team}_lead", subgraph)
+    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder.add_node("supervisor", make_supervisor(teams))
+    for team, (_, members) in teams.items():
+        builder.add_node(f"{team}_lead", build_team(team, wanted, members).compile(name=f"{team}_lead"))
         builder.add_edge(f"{team}_lead", "synthesis")
     builder.add_node("synthesis", synthesis)
-    builder.add_node("finalize", finalize_hierarchy)
+    builder.add_node("finalize", with_result_fields(finalize_hierarchy, result_schema, result_fields))
     builder.add_edge(START, "supervisor")
-    builder.add_edge("supervisor", "prepare")
-    builder.add_conditional_edges("prepare", delegate_to_teams, [*(f"{t}_lead" for t in TEAMS), "finalize"])
+    route = make_delegate_to_teams(prepare.name if prepare else None, raw_data_teams)
+    destinations = [*(f"{t}_lead" for t in teams), "finalize"]
+    if prepare is not None:
+        builder.add_node(prepare.name, agent_node(prepare), retry_policy=agent_retry_policy())
+        builder.add_edge("supervisor", prepare.name)
+        builder.add_conditional_edges(prepare.name, route, destinations)
+    else:
+        builder.add_conditional_edges("supervisor", route, destinations)
     builder.add_edge("synthesis", "finalize")
     builder.add_edge("finalize", END)
-    known = set(builder.nodes) | {w.name for _, ws in TEAMS.values() for w in ws} | {"plan", "team_review"}
+    known = set(builder.nodes) | {w.name for w in workers} | {"plan", "team_review"}
     unknown = sorted(wanted - known)
     if unknown:
         raise ValueError(f"Cannot approve before unknown node(s) {', '.join(unknown)}; nodes are: "
                          f"{', '.join(sorted(known))}.")
     return with_approval(builder, wanted & set(builder.nodes))
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph (nodes: supervisor, prepare, <team>_lead subgraphs, synthesis, finalize)."""
+    return hierarchical_team(TEAMS, prepare=PREPARER, raw_data_teams=RAW_DATA_TEAMS, approve_before=approve_before)
 
 
 graph = build_graph().compile(name="hierarchical")

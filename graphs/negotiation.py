@@ -9,6 +9,7 @@ See :mod:`relaygraph.nodes.negotiation`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -38,7 +39,13 @@ from relaygraph.nodes.negotiation import (
     route_proposers,
     summary_lines,
 )
-from relaygraph.nodes.results import extend_result, result_update, run_result
+from relaygraph.nodes.results import (
+    ResultFields,
+    extend_result,
+    result_update,
+    run_result,
+    with_result_fields,
+)
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "conflict resolution: analysts' outlier thresholds settled by negotiation, arbitration, vote, compromise, auction or game."
@@ -77,19 +84,42 @@ def finalize_negotiation(state: dict[str, Any], config: RunnableConfig) -> dict[
     return result_update(extend_result(base, NegotiationResult, status=status, answer=answer, negotiation=summary))
 
 
-def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    """The uncompiled graph (propose, analyse, concede, close_round, resolve, arbitrate, record, finalize)."""
+def negotiation_team(
+    proposers: Mapping[str, tuple[AgentSpec, Stance]],
+    mediator: AgentSpec = MEDIATOR,
+    *,
+    state_schema: type[Any] = NegotiationState,
+    input_schema: type[Any] = RunInput,
+    result_schema: type[NegotiationResult] | None = None,
+    result_fields: ResultFields | None = None,
+    approve_before: list[str] | None = None,
+) -> StateGraph:
+    """The negotiation pattern with your own proposers: each agent derives its opening outlier
+    threshold from the data (its :class:`Stance`: the share of rows it tolerates flagging, how
+    far it concedes, its weight), the conflict is analysed and settled by the configured
+    strategy (``configurable.strategy``), escalating to the ``mediator`` when it must.
+
+    ``proposers`` maps a name to (its :class:`AgentSpec`, its :class:`Stance`); the specs get
+    the ``propose_threshold``/concession tools per round, so their ``tools`` may be empty.
+    """
+    if len(proposers) < 2:
+        raise ValueError("A negotiation needs at least two proposers with different stances.")
+    mismatched = [name for name, (spec, _) in proposers.items() if spec.name != name]
+    if mismatched:
+        raise ValueError(f"Proposer key(s) {', '.join(mismatched)} differ from their AgentSpec name; use the name.")
+    specs = {name: spec for name, (spec, _) in proposers.items()}
+    stances = {name: stance for name, (_, stance) in proposers.items()}
     retry = agent_retry_policy()
-    builder = StateGraph(NegotiationState, input_schema=RunInput)
-    builder.add_node("propose", make_propose_node(PROPOSERS, STANCES), input_schema=ProposeInput, retry_policy=retry)
+    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder.add_node("propose", make_propose_node(specs, stances), input_schema=ProposeInput, retry_policy=retry)
     builder.add_node("analyse", analyse_conflict)
-    builder.add_node("concede", make_concede_node(PROPOSERS, STANCES), input_schema=ConcedeInput, retry_policy=retry)
+    builder.add_node("concede", make_concede_node(specs, stances), input_schema=ConcedeInput, retry_policy=retry)
     builder.add_node("close_round", close_round)
     builder.add_node("resolve", resolve_conflict)
-    builder.add_node("arbitrate", make_arbitrate_node(MEDIATOR), retry_policy=retry)
+    builder.add_node("arbitrate", make_arbitrate_node(mediator), retry_policy=retry)
     builder.add_node("record", record_outcome)
-    builder.add_node("finalize", finalize_negotiation)
-    builder.add_conditional_edges(START, route_proposers(list(PROPOSERS)), ["propose"])
+    builder.add_node("finalize", with_result_fields(finalize_negotiation, result_schema, result_fields))
+    builder.add_conditional_edges(START, route_proposers(list(specs)), ["propose"])
     builder.add_edge("propose", "analyse")
     builder.add_conditional_edges("analyse", route_after_analyse, ["concede", "resolve", "arbitrate", "finalize"])
     builder.add_edge("concede", "close_round")
@@ -99,6 +129,12 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder.add_edge("record", "finalize")
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph (propose, analyse, concede, close_round, resolve, arbitrate, record, finalize)."""
+    return negotiation_team({name: (spec, STANCES[name]) for name, spec in PROPOSERS.items()}, MEDIATOR,
+                            approve_before=approve_before)
 
 
 graph = build_graph().compile(name="negotiation")

@@ -5,6 +5,11 @@
                                                          ─► aggregate ─► finalize ─► END
     handoff_team(triage, specialists)  START ─► triage ─handoff_*─► specialist ◄──► specialist …
                                                          ─► finalize ─► END
+    hierarchical_team(teams, prepare)  START ─► supervisor ─► prepare ─► Send(team lead subgraphs
+                                                 ─► Send(workers) ─► team_review) ─► synthesis ─► finalize
+    consensus_team(), auction_team(bidders, verifier), negotiation_team(proposers, mediator),
+    planned_team()                     the coordination patterns, with your agents where the
+                                       pattern takes agents, and your own state/result fields
 
 Each builder returns an uncompiled ``StateGraph`` (compile it with a checkpointer, or hand it to
 ``langgraph dev`` from your own ``langgraph.json``), built from :class:`AgentSpec`s — in Python
@@ -15,17 +20,26 @@ node, side-effecting tools run once per task, and a ``result`` node. Extend the 
 own keys (``state_schema``, a subclass of the default) and the result with your own fields
 (``result_schema``, a subclass of :class:`RunResult`, filled by ``result_fields(state)``).
 
-The built-in ``sequential`` and ``parallel`` graphs are these builders applied to their agents.
+Every built-in graph is one of these builders applied to its own agents. The coordination
+builders live beside their graphs and are re-exported here: what each lets you supply is what
+it can honestly vary (auction: bidders and verifier; negotiation: proposers with their stances
+and the mediator; consensus and planned: state and result fields only — their agents come
+from the question and the planning domain).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
+from relaygraph.graphs.auction import auction_team
+from relaygraph.graphs.consensus import consensus_team
+from relaygraph.graphs.hierarchical import hierarchical_team
+from relaygraph.graphs.negotiation import negotiation_team
+from relaygraph.graphs.planned import planned_team
 from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import rejected, with_approval
 from relaygraph.nodes.contracts import HandoffResult, ParallelResult, RunResult
@@ -40,10 +54,11 @@ from relaygraph.nodes.parallel import (
     plan_from_config,
 )
 from relaygraph.nodes.protocols import UpdateNode
-from relaygraph.nodes.results import extend_result, result_update, run_result
+from relaygraph.nodes.results import ResultFields, extend_result, result_update, run_result
 from relaygraph.nodes.state import RunInput, WorkflowState
 
-ResultFields = Callable[[dict[str, Any]], dict[str, Any]]
+__all__ = ["auction_team", "consensus_team", "handoff_team", "hierarchical_team", "negotiation_team",
+           "parallel_team", "planned_team", "sequential_team"]
 
 
 def _finalize(answer_from: str | None, result_schema: type[RunResult] | None,

@@ -18,10 +18,13 @@ role to the column observation found.
 
 from __future__ import annotations
 
+from typing import Any
+
 from langgraph.graph import END, START, StateGraph
 from pydantic import Field, field_validator
 from relaygraph.coordination.replanning import parse_injections
 from relaygraph.nodes.approval import with_approval
+from relaygraph.nodes.contracts import PlannedResult
 from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.planning import (
@@ -38,6 +41,7 @@ from relaygraph.nodes.planning import (
     plan_node,
     recover,
 )
+from relaygraph.nodes.results import ResultFields, with_result_fields
 from relaygraph.nodes.state import RunInput
 
 DESCRIPTION = "HTN plan (validate/clean → analyse → report) run by agents, replanned on failure."
@@ -64,14 +68,31 @@ class PlannedParams(RunParams):
 PARAMS = PlannedParams
 
 
-def build_graph(approve_before: list[str] | None = None) -> StateGraph:
-    builder = StateGraph(PlannedState, input_schema=RunInput)
+def planned_team(
+    *,
+    state_schema: type[Any] = PlannedState,
+    input_schema: type[Any] = RunInput,
+    result_schema: type[PlannedResult] | None = None,
+    result_fields: ResultFields | None = None,
+    approve_before: list[str] | None = None,
+) -> StateGraph:
+    """The planned pattern with your own state and result fields: an HTN planner decomposes the
+    data-report goal into tasks from what it observes, agents run them, failures are classified
+    and replanned around, and a critic checks the report's figures.
+
+    What is honestly yours here: extra state keys (``state_schema``, a subclass of
+    :class:`PlannedState`) and result fields (``result_schema``, a subclass of
+    :class:`PlannedResult`, filled by ``result_fields(state)``). The planning domain (methods,
+    tasks and their agents) is relaygraph's data-report domain
+    (:mod:`relaygraph.coordination.htn`); it is not a parameter yet.
+    """
+    builder = StateGraph(state_schema, input_schema=input_schema)
     builder.add_node("observe", observe)
     builder.add_node("plan", plan_node)
     builder.add_node("execute", execute, retry_policy=agent_retry_policy())  # agents: the one failure path
     builder.add_node("recover", recover)
     builder.add_node("critique", critique, retry_policy=agent_retry_policy())
-    builder.add_node("finalize", finalize)
+    builder.add_node("finalize", with_result_fields(finalize, result_schema, result_fields))
     builder.add_edge(START, "observe")
     builder.add_conditional_edges("observe", after_observe, ["plan", "execute"])
     builder.add_conditional_edges("plan", after_plan, ["execute", "finalize"])
@@ -81,6 +102,11 @@ def build_graph(approve_before: list[str] | None = None) -> StateGraph:
     builder.add_conditional_edges("recover", after_recover, ["execute", "observe", "finalize"])
     builder.add_edge("finalize", END)
     return with_approval(builder, approve_before)
+
+
+def build_graph(approve_before: list[str] | None = None) -> StateGraph:
+    """The uncompiled graph (observe, plan, execute, recover, critique, finalize)."""
+    return planned_team(approve_before=approve_before)
 
 
 graph = build_graph().compile(name="planned")

@@ -7,7 +7,7 @@ offline policy labels itself as not being an LLM).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -127,3 +127,30 @@ def make_result_node(
 
     finalize.__name__ = title
     return finalize
+
+
+ResultFields = Callable[[Any], dict[str, Any]]
+
+
+def with_result_fields(
+    finalize: UpdateNode,
+    result_schema: type[RunResult] | None = None,
+    result_fields: ResultFields | None = None,
+) -> UpdateNode:
+    """A graph's result node, its ``result`` extended with a team's own fields.
+
+    ``result_fields(state)`` computes them from the final state; ``result_schema`` (a subclass
+    of the graph's own result type) declares and validates them. Neither given: ``finalize``.
+    """
+    if result_schema is None and result_fields is None:
+        return finalize
+
+    def finalize_with_fields(state: Any, config: RunnableConfig) -> dict[str, Any]:
+        out = finalize(state, config)
+        result = {**out["result"], **(result_fields(state) if result_fields else {})}
+        if result_schema is not None:
+            result = result_schema.model_validate(result).to_state()
+        return {**out, "result": result}
+
+    finalize_with_fields.__name__ = getattr(finalize, "__name__", "finalize")
+    return finalize_with_fields

@@ -381,10 +381,14 @@ def choose_value(spec: dict[str, Any], name: str, text: str) -> Any:
     enum = spec.get("enum")
     if kind == "array":
         items = spec.get("items", {})
+        if "const" in items:  # pydantic writes a one-value Literal as const, not a one-item enum
+            return [items["const"]]
         if items.get("enum"):
             mentioned = [v for v in items["enum"] if _mentions(text, str(v))]
             return mentioned or list(items["enum"])
         return []
+    if "const" in spec:
+        return spec["const"]
     if enum:
         mentioned = sorted((_first_mention(text, str(v)), i, v) for i, v in enumerate(enum))
         return mentioned[0][2] if mentioned[0][0] < len(text) else enum[0]

@@ -144,3 +144,69 @@ def test_langgraph_dev_serves_the_example_from_its_own_langgraph_json(tmp_path) 
     assert state["result"]["status"] == "completed", state.get("result")
     usable = raw.drop_duplicates().dropna(subset=["temperature_c", "humidity_pct"])
     assert state["result"]["heat"]["readings"] == len(usable)  # the same numbers as in-process
+
+
+@pytest.mark.parametrize(("task", "route"), [
+    ("What is the heat index of the readings?", "desk → heat"),
+    ("Clean the readings, then compute the heat stress and write a report.", "desk → clean → heat → report"),
+])
+def test_the_weather_desk_hands_the_request_to_the_users_own_specialists(isolated_env, monkeypatch,
+                                                                          task, route) -> None:
+    """handoff_team on the user's agents (YAML + one in Python) and custom tool, own result field."""
+    raw = example_data(isolated_env["data"])
+    monkeypatch.setenv("RELAYGRAPH_DATASET", "weather.csv")
+    team = load_example()
+    result = team.desk.invoke({"task": task}, {"configurable": {"thread_id": "desk"}})["result"]
+    assert result["status"] == "completed", result["errors"]
+    assert result["handoffs"]["route"] == route and not result["handoffs"]["rolled_back"]
+    usable = raw.drop_duplicates().dropna(subset=["temperature_c", "humidity_pct"]) if "clean" in route \
+        else raw.dropna(subset=["temperature_c", "humidity_pct"])
+    assert result["heat"]["readings"] == len(usable)  # the team's own result field, from its own tool
+    assert "heat_index: Heat index of" in result["answer"]
+
+
+def test_coordination_builders_take_the_users_agents_and_refuse_teams_they_cannot_build() -> None:
+    from relaygraph.coordination.registry import Capability
+    from relaygraph.graphs.patterns import auction_team, hierarchical_team, negotiation_team
+    from relaygraph.nodes.negotiation import Stance
+
+    bidder = AgentSpec(name="ann", role="r", instructions="i", tools=(),
+                       capabilities=(Capability(name="validation", version="1.0"),))
+    with pytest.raises(ValueError, match="at least two bidders"):
+        auction_team([bidder])
+    with pytest.raises(ValueError, match="declare no capabilities"):
+        auction_team([bidder, AgentSpec(name="bob", role="r", instructions="i", tools=())])
+    nodes = set(auction_team([bidder, bidder.model_copy(update={"name": "bob"})]).nodes)
+    assert {"announce", "bid", "award", "execute", "verify", "settle", "finalize"} <= nodes
+    strict = AgentSpec(name="strict", role="r", instructions="i", tools=())
+    with pytest.raises(ValueError, match="at least two proposers"):
+        negotiation_team({"strict": (strict, Stance(target=0.01, flexibility=0.5))})
+    worker = AgentSpec(name="checker", role="r", instructions="i", tools=("validate_dataset",))
+    with pytest.raises(ValueError, match="have no workers"):
+        hierarchical_team({"qa": ("quality", ())})
+    with pytest.raises(ValueError, match="unique"):
+        hierarchical_team({"qa": ("quality", (worker,)), "qa2": ("more quality", (worker,))})
+
+
+def test_a_hierarchical_team_of_the_users_own_workers_delegates_by_the_request(isolated_env, monkeypatch) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from relaygraph.graphs.patterns import hierarchical_team
+    from relaygraph.nodes.contracts import HierarchicalResult
+
+    class HeatHierarchy(HierarchicalResult):
+        heat: dict | None = None
+
+    example_data(isolated_env["data"])
+    monkeypatch.setenv("RELAYGRAPH_DATASET", "weather.csv")
+    team = load_example()
+    heat = next(a for a in team.AGENTS if a.name == "heat")
+    checker = AgentSpec(name="checker", role="readings checker", tools=("validate_dataset",),
+                        instructions="Validate the readings for nulls and duplicates.")
+    graph = hierarchical_team({"qa": ("quality of the readings: validation", (checker,)),
+                               "stress": ("heat stress of the readings", (heat,))},
+                              result_schema=HeatHierarchy, result_fields=team.heat_facts)
+    state = graph.compile(checkpointer=InMemorySaver()).invoke(
+        {"task": "What is the heat stress of the readings?"}, {"configurable": {"thread_id": "h"}})
+    result = state["result"]
+    assert result["delegation"]["teams"] == ["stress"] and result["status"] == "completed", result["errors"]
+    assert result["heat"]["readings"] > 0  # the user's own result field
