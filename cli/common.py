@@ -55,12 +55,18 @@ USAGE_ERRORS: tuple[type[BaseException], ...] = (
 THREAD_PARAMETERS = ("thread_id", "new_thread")
 
 
+#: Exit 75 (EX_TEMPFAIL): the checkpoint database stayed away; resume the run once it is back.
+EXIT_TEMPFAIL = 75
+
+
 def fail(exc: BaseException, debug: bool) -> None:
-    """Report ``exc`` as one line on stderr (the traceback too with --debug) and exit 2 or 1."""
+    """Report ``exc`` as one line on stderr (the traceback too with --debug) and exit 75, 2 or 1."""
     if debug:
         traceback.print_exception(exc)
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # "[local]" stays text
+    if isinstance(exc, db_errors.ConnectionLostError):
+        raise typer.Exit(EXIT_TEMPFAIL)
     raise typer.Exit(2 if isinstance(exc, USAGE_ERRORS) else 1)
 
 

@@ -10,6 +10,7 @@ module's ``build_graph()``) so that ``runtime`` never imports ``graphs``.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -18,13 +19,15 @@ from typing import Any, Literal, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver, thread_lease
+from langgraph.checkpoint.sqlalchemy import ConnectionLostError, Lease, SQLAlchemySaver, thread_lease
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability
 from relaygraph.observability import instrument_langchain, tracing
 
 INTERRUPT = "__interrupt__"  # the channel of interrupt writes (langgraph._internal._constants; not public)
+
+logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, dict[str, Any]], None]
 
@@ -70,18 +73,28 @@ def execute(
     An agent that failed on its last attempt is in the final state (``errors``, ``result.status``
     ``failed``/``partial``), written there by the graph; :func:`retry_point` finds where
     ``resume`` picks such a run up again.
+
+    The database going away mid-run: the saver retries (``RetryPolicy``); past its bound the run
+    stops with ``ConnectionLostError`` naming this thread (continue it with ``resume``). A run
+    whose result was computed and saved is never reported as failed because reading it back
+    failed: its outcome then comes from the run's own last state.
     """
     thread_id = config["configurable"]["thread_id"]
-    with _run_lease(graph.checkpointer, thread_id):
-        return _execute(graph, graph_input, config, on_progress)
+    try:
+        with _run_lease(graph.checkpointer, thread_id) as lease:
+            return _execute(graph, graph_input, config, on_progress, lease)
+    except ConnectionLostError as exc:
+        if exc.thread_id:
+            raise
+        raise exc.for_thread(thread_id) from exc
 
 
-def _run_lease(checkpointer: Any, thread_id: str) -> AbstractContextManager[None]:
+def _run_lease(checkpointer: Any, thread_id: str) -> AbstractContextManager[Lease]:
     """One run per thread at a time (:func:`langgraph.checkpoint.sqlalchemy.thread_lease`):
     a second process on a busy thread is refused instead of forking its history."""
     if isinstance(checkpointer, SQLAlchemySaver):
-        return thread_lease(checkpointer.engine, thread_id)
-    return nullcontext()
+        return thread_lease(checkpointer.engine, thread_id, retry=checkpointer.retry)
+    return nullcontext(Lease(thread_id))
 
 
 def _execute(
@@ -89,13 +102,31 @@ def _execute(
     graph_input: dict[str, Any] | Command | None,
     config: RunnableConfig,
     on_progress: ProgressCallback | None,
+    lease: Lease,
 ) -> RunOutcome:
-    for node, update in _traced_updates(graph, graph_input, config):
-        if on_progress and node != "__interrupt__":
+    final: dict[str, Any] | None = None  # the run's last state, as the stream reported it
+    for mode, chunk in _traced_stream(graph, graph_input, config):
+        if mode == "values":
+            final = chunk
+            continue
+        node, update = chunk
+        if node == INTERRUPT:
+            continue
+        if on_progress:
             on_progress(node, update if isinstance(update, dict) else {})
+        if not (isinstance(update, dict) and "result" in update):
+            lease.verify()  # still this run's thread before the next step (lease.py)
     head: RunnableConfig = {**config, "configurable": {
         k: v for k, v in config.get("configurable", {}).items() if k != "checkpoint_id"}}
-    return outcome(graph, head)  # the thread's head, also after a run forked from an earlier checkpoint
+    try:
+        return outcome(graph, head)  # the thread's head, also after a run forked from an earlier checkpoint
+    except ConnectionLostError:
+        if not (isinstance(final, dict) and final.get("result")):
+            raise
+        # The stream ended, so every checkpoint was committed (sync durability): the run finished.
+        logger.warning("thread %r finished, but reading its final state back failed; "
+                       "reporting the state the run ended with", config["configurable"]["thread_id"])
+        return RunOutcome(thread_id=config["configurable"]["thread_id"], values=dict(final))
 
 
 def retry_point(graph: CompiledStateGraph, config: RunnableConfig) -> RunnableConfig | None:
@@ -123,24 +154,35 @@ DURABILITY: Durability = "sync"
 # --- tracing: node spans learn the checkpoints they started from and produced -------------
 
 
-def _traced_updates(
+def _traced_stream(
     graph: CompiledStateGraph, graph_input: dict[str, Any] | Command | None, config: RunnableConfig
 ) -> Iterator[tuple[str, Any]]:
-    """(node, update) pairs of the top-level graph. With tracing on, the ``checkpoints`` stream
-    (subgraphs included) is passed to tracing, so node spans carry their checkpoint ids."""
+    """The top-level graph's ``("updates", (node, update))`` and ``("values", state)`` events.
+    With tracing on, the ``checkpoints`` stream (subgraphs included) is passed to tracing, so
+    node spans carry their checkpoint ids."""
     tracing.ensure_configured()
     if not tracing.enabled():
-        for chunk in graph.stream(graph_input, config, stream_mode="updates", durability=DURABILITY):
-            yield from cast(dict[str, Any], chunk).items()  # stream_mode="updates": {node: update}
+        for mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "values"],
+                                        durability=DURABILITY):
+            yield from _events(mode, chunk)
         return
     config = with_trace_root(graph, config)
     with instrument_langchain.checkpoint_feed(config["configurable"]["thread_id"]) as feed:
-        for namespace, mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "checkpoints"],
+        for namespace, mode, chunk in graph.stream(graph_input, config,
+                                                   stream_mode=["updates", "values", "checkpoints"],
                                                    subgraphs=True, durability=DURABILITY):
             if mode == "checkpoints":
                 feed(cast(dict[str, Any], chunk))  # stream_mode "checkpoints": one checkpoint event
             elif not namespace:
-                yield from cast(dict[str, Any], chunk).items()
+                yield from _events(mode, chunk)
+
+
+def _events(mode: str, chunk: Any) -> Iterator[tuple[str, Any]]:
+    if mode == "values":
+        yield "values", chunk
+    else:  # stream_mode "updates": {node: update}
+        for item in cast(dict[str, Any], chunk).items():
+            yield "updates", item
 
 
 def with_trace_root(graph: CompiledStateGraph, config: RunnableConfig) -> RunnableConfig:

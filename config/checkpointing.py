@@ -12,13 +12,19 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from langgraph.checkpoint.sqlalchemy import AsyncSQLAlchemySaver, SQLAlchemySaver
+from langgraph.checkpoint.sqlalchemy import AsyncSQLAlchemySaver, RetryPolicy, SQLAlchemySaver
 from relaygraph.config.settings import get_settings
 
 
 def checkpoint_url(url: str | None = None) -> str:
     """The URL to use: the explicit one, else the configured default."""
     return url or get_settings().checkpoint_db
+
+
+def _with_retry(options: dict[str, Any]) -> dict[str, Any]:
+    """A lost connection is retried for ``RELAYGRAPH_DB_RECONNECT_S`` unless the caller says."""
+    options.setdefault("retry", RetryPolicy(reconnect_within_s=get_settings().db_reconnect_s))
+    return options
 
 
 @contextmanager
@@ -28,7 +34,7 @@ def open_checkpointer(url: str | None = None, **options: Any) -> Iterator[SQLAlc
     Raises ``langgraph.checkpoint.sqlalchemy.PersistenceError`` subclasses with one-line messages for an
     unknown scheme, a missing driver, an unreachable database or a too-new schema.
     """
-    with SQLAlchemySaver.from_conn_string(checkpoint_url(url), **options) as saver:
+    with SQLAlchemySaver.from_conn_string(checkpoint_url(url), **_with_retry(options)) as saver:
         saver.setup()
         yield saver
 
@@ -38,6 +44,6 @@ async def open_async_checkpointer(
     url: str | None = None, **options: Any
 ) -> AsyncIterator[AsyncSQLAlchemySaver]:
     """Async twin of :func:`open_checkpointer` (for ``ainvoke`` and servers)."""
-    async with AsyncSQLAlchemySaver.from_conn_string(checkpoint_url(url), **options) as saver:
+    async with AsyncSQLAlchemySaver.from_conn_string(checkpoint_url(url), **_with_retry(options)) as saver:
         await saver.setup()
         yield saver

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     )
 
     checkpoint_db: str = Field(default=DEFAULT_CHECKPOINT_DB)
+    db_reconnect_s: float = Field(
+        default=20.0, ge=0, le=3600,
+        description="For how long a lost checkpoint-database connection is retried before the run "
+                    "stops (resume it once the database is back).",
+    )
     max_steps: int = Field(default=8, ge=1, le=100)
     max_retries: int = Field(default=2, ge=1, le=10, description="Attempts per agent node.")
     observation_chars: int = Field(default=2000, ge=200)

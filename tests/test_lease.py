@@ -81,3 +81,31 @@ def test_cli_refuses_a_second_run_on_a_busy_thread(isolated_env, tmp_path, monke
         first.wait()
     done = cli_here(["resume", "busy"], log, monkeypatch)
     assert done.exit_code == 0, done.output  # the killed run's lease is gone: resume proceeds
+
+
+def test_a_lease_dropped_with_its_connection_is_noticed_and_taken_again(outage) -> None:
+    """Issue 11 §2: the server releases a session lease when its connection is terminated. The
+    holder's ``verify()`` notices and takes it back; if another process took the thread in the
+    meantime it raises ``LeaseLostError`` instead of letting two runs fork the thread; a release
+    on a dead connection is no error."""
+    from langgraph.checkpoint.sqlalchemy import LeaseLostError
+
+    first, second = engine_for(outage.url), engine_for(outage.url)
+    with thread_lease(first, "t") as lease:
+        lease.verify()  # held: nothing to do
+        assert outage.kill() >= 1
+        lease.verify()
+        assert lease.retaken == 1
+        with pytest.raises(ThreadBusyError):  # really held again
+            with thread_lease(second, "t"):
+                pass
+        outage.kill()  # the holder's connection is gone when its block ends: not an error
+    with thread_lease(second, "t"):  # and nothing is left held
+        pass
+    with thread_lease(first, "t") as lease:
+        outage.kill()
+        with thread_lease(second, "t"):  # another process takes the thread meanwhile
+            with pytest.raises(LeaseLostError, match="another process has taken the thread"):
+                lease.verify()
+    first.dispose()
+    second.dispose()

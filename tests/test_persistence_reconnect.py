@@ -9,6 +9,7 @@ the sync ones in a worker thread, so one scenario serves both.
 from __future__ import annotations
 
 import asyncio
+import json
 import operator
 import time
 from collections.abc import AsyncIterator
@@ -219,3 +220,95 @@ def test_a_graph_run_stopped_by_an_outage_is_resumed_to_the_right_result(outage:
 
     final = asyncio.run(scenario())
     assert final["result"] == {"status": "completed", "parts": STEPS}
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def cli_run(*args: str) -> Any:
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, list(args))
+
+
+ORIGINAL_PUT = SQLAlchemySaver.put
+
+
+def hook_puts(monkeypatch: pytest.MonkeyPatch, before: Any = None, after: Any = None) -> list[int]:
+    """Call ``before(n, checkpoint)`` / ``after(n, checkpoint)`` around the saver's n-th put."""
+    original = ORIGINAL_PUT
+    count = [0]
+
+    def put(self: SQLAlchemySaver, config: Any, checkpoint: Any, *args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        if before is not None:
+            before(count[0], checkpoint)
+        stored = original(self, config, checkpoint, *args, **kwargs)
+        if after is not None:
+            after(count[0], checkpoint)
+        return stored
+
+    monkeypatch.setattr(SQLAlchemySaver, "put", put)
+    return count
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def test_cli_run_whose_connections_are_terminated_before_every_checkpoint_completes(
+    outage: Outage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every checkpoint write meets a terminated connection, and so does the run's lease
+    (taken again, with a warning); the run completes and exits 0."""
+    puts = hook_puts(monkeypatch, before=lambda n, cp: outage.kill())
+    result = cli_run("run", "sequential", "--thread-id", "kills", "--checkpoint-db", outage.url, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["result"]["status"] == "completed"
+    assert puts[0] >= 5 and outage.kills >= puts[0]
+    assert "the run lease was released with its database connection; taking it again" in caplog.text
+
+
+def test_cli_never_reports_failure_for_a_run_that_finished(outage: Outage, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database goes away right after the final checkpoint, for longer than the bound: reading
+    the final state back and releasing the lease fail, but the run finished - exit 0, its result."""
+    monkeypatch.setenv("RELAYGRAPH_DB_RECONNECT_S", "1")
+
+    def away_after_result(n: int, checkpoint: Any) -> None:
+        if "result" in checkpoint["channel_values"]:
+            outage.logins(False)
+            outage.kill()
+
+    hook_puts(monkeypatch, after=away_after_result)
+    try:
+        result = cli_run("run", "sequential", "--thread-id", "done", "--checkpoint-db", outage.url, "--json")
+    finally:
+        outage.logins(True)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["result"]["status"] == "completed"
+    assert outage.kills >= 1 and not error_lines(result.stderr)
+
+
+def test_cli_run_stopped_by_an_outage_says_so_in_one_line_and_resume_finishes_it(
+    outage: Outage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYGRAPH_DB_RECONNECT_S", "1")
+
+    def away_at_third_checkpoint(n: int, checkpoint: Any) -> None:
+        if n == 3:
+            outage.logins(False)
+            outage.kill()
+
+    hook_puts(monkeypatch, before=away_at_third_checkpoint)
+    try:
+        stopped = cli_run("run", "sequential", "--thread-id", "cut", "--checkpoint-db", outage.url, "--json")
+    finally:
+        outage.logins(True)
+    assert stopped.exit_code == 75, stopped.output  # EX_TEMPFAIL: try again later
+    [line] = error_lines(stopped.stderr)
+    assert "could not reconnect" in line and "`relaygraph resume cut`" in line, line
+    monkeypatch.setattr(SQLAlchemySaver, "put", ORIGINAL_PUT)  # the database behaves again
+    resumed = cli_run("resume", "cut", "--checkpoint-db", outage.url, "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["result"]["status"] == "completed"

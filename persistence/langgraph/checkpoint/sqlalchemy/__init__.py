@@ -12,6 +12,7 @@ from langgraph.checkpoint.sqlalchemy.errors import (
     CheckpointCorruptError,
     ConnectionLostError,
     DatabaseUnavailableError,
+    LeaseLostError,
     MetadataTooLargeError,
     MissingDriverError,
     PersistenceError,
@@ -20,7 +21,7 @@ from langgraph.checkpoint.sqlalchemy.errors import (
     UnstorableTextError,
     UnsupportedDatabaseURL,
 )
-from langgraph.checkpoint.sqlalchemy.lease import thread_lease
+from langgraph.checkpoint.sqlalchemy.lease import Lease, thread_lease
 from langgraph.checkpoint.sqlalchemy.migrations import MigrationSet, create_tables
 from langgraph.checkpoint.sqlalchemy.retry import RetryPolicy
 from langgraph.checkpoint.sqlalchemy.saver import SQLAlchemySaver
@@ -33,6 +34,8 @@ __all__ = [
     "CheckpointListener",
     "ConnectionLostError",
     "DatabaseUnavailableError",
+    "Lease",
+    "LeaseLostError",
     "MetadataTooLargeError",
     "MigrationSet",
     "MissingDriverError",

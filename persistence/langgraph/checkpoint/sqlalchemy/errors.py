@@ -106,6 +106,11 @@ class ThreadBusyError(PersistenceError):
     """Another process holds this thread's run lease: two runs would fork its history."""
 
 
+class LeaseLostError(ThreadBusyError):
+    """A run's lease went with its dropped database connection, and another process took
+    the thread before this run could take it back; the run stops instead of forking it."""
+
+
 class ConnectionLostError(DatabaseUnavailableError):
     """The database connection was lost mid-run and could not be re-opened in time.
 
