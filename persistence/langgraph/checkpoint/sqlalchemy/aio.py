@@ -254,8 +254,11 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         run_ids = [str(r) for r in run_ids]
         if not run_ids:
             return
-        threads = await self._write(lambda: self._delete_for_runs_op(run_ids))
-        self._chains_forget(threads)
+        threads: set[str] = set()
+        try:
+            await self._write(lambda: self._delete_for_runs_op(run_ids, threads))
+        finally:  # also when it failed: an earlier attempt may have committed
+            self._chains_forget(threads)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, write and blob of a thread under another thread ID."""

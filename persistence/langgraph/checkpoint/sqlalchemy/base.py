@@ -1184,16 +1184,22 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 deleted += len(part)
         return deleted
 
-    def _delete_for_runs_op(self, run_ids: Sequence[str]) -> Op[set[str]]:
+    def _delete_for_runs_op(self, run_ids: Sequence[str], touched: set[str]) -> Op[None]:
+        """Delete the runs' checkpoints; adds their threads to ``touched``.
+
+        Into a set the caller keeps because a retried transaction (a lost connection, see
+        ``retry.py``) may find nothing left to delete when its first run did commit, yet the
+        chain cache of those threads must still be forgotten.
+        """
         for run_id in run_ids:
             check_text("run_id", run_id)
         found = yield query(schema.SELECT_RUN_CHECKPOINTS, {"run_ids": list(run_ids)})
         groups: dict[tuple[str, str], list[str]] = {}
         for r in found:
             groups.setdefault((r.thread_id, r.checkpoint_ns), []).append(r.checkpoint_id)
+        touched.update(t for t, _ in groups)
         for (thread_id, ns), ids in groups.items():
             yield from self._delete_checkpoints_op(thread_id, ns, ids)
-        return {t for t, _ in groups}
 
     def _keep_latest_op(self, thread_id: str) -> Op[int]:
         """Keep the newest checkpoint of each namespace (and what it needs); returns the

@@ -266,8 +266,11 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         run_ids = [str(r) for r in run_ids]
         if not run_ids:
             return
-        threads = self._write(lambda: self._delete_for_runs_op(run_ids))
-        self._chains_forget(threads)
+        threads: set[str] = set()
+        try:
+            self._write(lambda: self._delete_for_runs_op(run_ids, threads))
+        finally:  # also when it failed: an earlier attempt may have committed
+            self._chains_forget(threads)
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, write and blob of a thread under another thread ID."""
