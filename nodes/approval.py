@@ -33,9 +33,10 @@ from langgraph._internal._constants import (
     CONFIG_KEY_TASK_ID,
     INTERRUPT,
     NS_SEP,
+    RESUME,
 )
 from langgraph._internal._runnable import RunnableCallable
-from langgraph.graph import StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -130,35 +131,56 @@ def _approval_writes(state: dict[str, Any], config: RunnableConfig,
     return {"approvals": [record] if record else [], "gates": sorted(new)}
 
 
-# --- a paused task stays paused --------------------------------------------------------------
+# --- a paused thread stays paused --------------------------------------------------------------
 # A gate on a graph's first node asks before any node has written ``gates`` into the state, so a
-# later call that forgets ``approve_before`` (``invoke(None)``, ``langgraph dev`` with input null)
-# would find neither the config nor the state naming it, and run the node unapproved. LangGraph
-# re-runs exactly the interrupted task when a paused thread is resumed, and the interrupt it
-# raised is still in the checkpoint's pending writes: a gate that finds its own approval
-# interrupt there asks again. Looked up only on the first step of a resumed run, only for a node
-# no gate names.
+# later call that forgets ``approve_before`` would find neither the config nor the state naming
+# it, and run the node unapproved. The interrupt the gate raised is still in the pending writes
+# of the checkpoint the thread paused at, so the gate looks there:
+#   * resuming (``invoke(None)``, ``langgraph dev`` with input null): LangGraph re-runs exactly
+#     the interrupted task from that checkpoint — a task that finds its own approval interrupt
+#     there asks again;
+#   * a new input on the paused thread: the run starts from an ``input`` checkpoint whose parent
+#     is the paused one — an entry node (reached from START) whose approval was pending there,
+#     unanswered, asks again.
+# Looked up only for a node no gate names: on a resumed run's first step, and for entry nodes.
 
 
-def _pending_lookup(name: str, config: RunnableConfig) -> tuple[Any, dict[str, Any], str] | None:
-    """(saver, checkpoint config, task id) to look this task's pending writes up, or None when
-    this is not a task being re-run on a resumed thread."""
+@dataclasses.dataclass(frozen=True)
+class _Lookup:
+    saver: Any
+    where: dict[str, Any]  # the checkpoint the task runs from
+    thread: dict[str, Any]  # its thread and namespace
+    task_id: str
+    resuming: bool
+
+
+def _lookup(config: RunnableConfig, entry: bool) -> _Lookup | None:
+    """Where to look for a pending approval of this task, or None when no call can have skipped
+    one (no saver; not a resumed run's first step; not an entry node of the root graph)."""
     conf = (config or {}).get("configurable") or {}
     saver, task_id = conf.get(CONFIG_KEY_CHECKPOINTER), conf.get(CONFIG_KEY_TASK_ID)
-    if not conf.get(CONFIG_KEY_RESUMING) or saver is None or task_id is None or "thread_id" not in conf:
-        return None
+    resuming = bool(conf.get(CONFIG_KEY_RESUMING))
     graph_ns = str(conf.get(CONFIG_KEY_CHECKPOINT_NS) or "").rpartition(NS_SEP)[0]
+    if saver is None or task_id is None or "thread_id" not in conf or not (resuming or (entry and not graph_ns)):
+        return None
     checkpoint_id = (conf.get(CONFIG_KEY_CHECKPOINT_MAP) or {}).get(graph_ns)
     if checkpoint_id is None:
         return None
     where = {"configurable": {"thread_id": conf["thread_id"], "checkpoint_ns": graph_ns,
                               "checkpoint_id": checkpoint_id}}
-    return saver, where, str(task_id)
+    thread = {"configurable": {"thread_id": conf["thread_id"], "checkpoint_ns": graph_ns}}
+    return _Lookup(saver, where, thread, str(task_id), resuming)
 
 
-def _asked_before(name: str, task_id: str, found: Any) -> bool:
-    for writer, channel, value in (getattr(found, "pending_writes", None) or ()):
-        if writer != task_id or channel != INTERRUPT:
+def _asked(name: str, found: Any, task_id: str | None) -> bool:
+    """Did ``found`` (a checkpoint tuple) keep an unanswered approval interrupt for ``name``
+    (raised by ``task_id``, or by any task when None)?"""
+    writes = getattr(found, "pending_writes", None) or ()
+    answered = {writer for writer, channel, _ in writes if channel == RESUME}
+    for writer, channel, value in writes:
+        if channel != INTERRUPT or (task_id is not None and writer != task_id):
+            continue
+        if task_id is None and writer in answered:
             continue
         for item in value if isinstance(value, list | tuple) else [value]:
             asked = getattr(item, "value", None)
@@ -167,25 +189,37 @@ def _asked_before(name: str, task_id: str, found: Any) -> bool:
     return False
 
 
-def paused_at_gate(name: str, config: RunnableConfig) -> bool:
-    """Is this task the one a paused thread is waiting on for approval of ``name``?"""
-    lookup = _pending_lookup(name, config)
+def paused_at_gate(name: str, config: RunnableConfig, entry: bool = False) -> bool:
+    """Is the thread waiting for approval of ``name`` at the checkpoint this task runs from
+    (resumed) or at the one its new input replaced (an entry node)?"""
+    lookup = _lookup(config, entry)
     if lookup is None:
         return False
-    saver, where, task_id = lookup
-    return _asked_before(name, task_id, saver.get_tuple(where))
+    if lookup.resuming:
+        return _asked(name, lookup.saver.get_tuple(lookup.where), lookup.task_id)
+    return _asked(name, _replaced(lookup.saver.list(lookup.thread, before=lookup.where, limit=2)), None)
 
 
-async def apaused_at_gate(name: str, config: RunnableConfig) -> bool:
-    lookup = _pending_lookup(name, config)
+async def apaused_at_gate(name: str, config: RunnableConfig, entry: bool = False) -> bool:
+    lookup = _lookup(config, entry)
     if lookup is None:
         return False
-    saver, where, task_id = lookup
-    return _asked_before(name, task_id, await saver.aget_tuple(where))
+    if lookup.resuming:
+        return _asked(name, await lookup.saver.aget_tuple(lookup.where), lookup.task_id)
+    older = [t async for t in lookup.saver.alist(lookup.thread, before=lookup.where, limit=2)]
+    return _asked(name, _replaced(older), None)
+
+
+def _replaced(older: Any) -> Any:
+    """The newest stored checkpoint before this task's that is not this run's ``input`` one: the
+    paused head a new input replaced. Read through ``list(before=...)``, so this run's own
+    checkpoints, which ``async`` durability may not have stored yet, are never needed."""
+    return next((t for t in older if (t.metadata or {}).get("source") != "input"), None)
 
 
 def gate(
-    name: str, inner: Runnable, *, fixed: frozenset[str], finish: str, routes_statically: bool
+    name: str, inner: Runnable, *, fixed: frozenset[str], finish: str, routes_statically: bool,
+    entry: bool = False,
 ) -> RunnableCallable:
     """The wrapper around one node (see the module docstring), sync and async.
 
@@ -197,7 +231,7 @@ def gate(
         """True: ask; False: run; None: only if this task was paused at this gate (look it up)."""
         if name in approval_targets(config, fixed, state):
             return True
-        return None if _pending_lookup(name, config) is not None else False
+        return None if _lookup(config, entry) is not None else False
 
     def before(state: dict[str, Any], config: RunnableConfig, ask: bool) -> tuple[str, Any]:
         """("skip", output) | ("run", state to run with, approval record or None) | ("end", output)."""
@@ -216,7 +250,7 @@ def gate(
 
     def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
         ask = wanted(state, config)
-        action, value = before(state, config, paused_at_gate(name, config) if ask is None else ask)
+        action, value = before(state, config, paused_at_gate(name, config, entry) if ask is None else ask)
         if action != "run":
             return _with_writes(value, _approval_writes(state, config))
         run_state, record = value
@@ -225,7 +259,8 @@ def gate(
 
     async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
         ask = wanted(state, config)
-        action, value = before(state, config, await apaused_at_gate(name, config) if ask is None else ask)
+        action, value = before(state, config,
+                               await apaused_at_gate(name, config, entry) if ask is None else ask)
         if action != "run":
             return _with_writes(value, _approval_writes(state, config))
         run_state, record = value
@@ -250,10 +285,22 @@ def with_approval(
                          f"nodes are: {', '.join(sorted(builder.nodes))}.")
     if finish not in builder.nodes:
         raise ValueError(f"Finish node {finish!r} is not in the graph.")
+    entries = _entry_nodes(builder)
     for name, spec in list(builder.nodes.items()):
         static = any(src == name for src, _ in builder.edges) or name in builder.branches
         if not isinstance(spec.runnable, Runnable):  # add_node stores a Runnable; the spec's type is wider
             raise TypeError(f"Node {name!r} is not a Runnable ({type(spec.runnable).__name__}).")
-        gated = gate(name, spec.runnable, fixed=fixed, finish=finish, routes_statically=static)
+        gated = gate(name, spec.runnable, fixed=fixed, finish=finish, routes_statically=static,
+                     entry=name in entries)
         builder.nodes[name] = dataclasses.replace(spec, runnable=gated)
     return builder
+
+
+def _entry_nodes(builder: StateGraph) -> set[str]:
+    """Nodes a run can start with: START's edges and the targets its routers may choose (all
+    nodes when a router at START declares no targets)."""
+    entries = {dst for src, dst in builder.edges if src == START}
+    for branch in builder.branches.get(START, {}).values():
+        ends = getattr(branch, "ends", None)
+        entries |= set(ends.values()) if ends else set(builder.nodes)
+    return entries

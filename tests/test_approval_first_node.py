@@ -73,7 +73,26 @@ def test_async_call_without_approve_before_cannot_pass_a_first_node_gate(isolate
             bare = {"configurable": {"thread_id": "dev"}}
             state = await graph.ainvoke(None, bare)
             assert [i.value["node"] for i in state["__interrupt__"]] == ["prepare"]
+            state = await graph.ainvoke({"task": "Something else."}, bare)  # a new input: still there
+            assert [i.value["node"] for i in state["__interrupt__"]] == ["prepare"]
             state = await graph.ainvoke(Command(resume=False), bare)
             assert state["result"]["status"] == "rejected"
 
     asyncio.run(scenario())
+
+
+def test_a_new_input_on_a_thread_paused_before_its_first_node_stops_there_again(isolated_env) -> None:
+    """LangGraph starts a new run from a new input and drops the pending interrupt; the gate it
+    stood at still holds, as gates recorded in the state do for later nodes."""
+    with open_checkpointer() as saver:
+        graph = builder("handoff").compile(checkpointer=saver)
+        graph.invoke({"task": "Analyse."}, {"configurable": {"thread_id": "new", "approve_before": ["triage"]}})
+        bare = {"configurable": {"thread_id": "new"}}
+        state = graph.invoke({"task": "Something else."}, bare)
+        assert [i.value["node"] for i in state["__interrupt__"]] == ["triage"]
+        assert "result" not in state and not state.get("steps")
+        state = graph.invoke(Command(resume={"approved": False}), bare)
+        assert state["result"]["status"] == "rejected"
+        # answered: a further new input is not stopped by that (answered) gate again
+        state = graph.invoke({"task": "Analyse again."}, bare)
+        assert "__interrupt__" not in state
