@@ -54,7 +54,8 @@ def test_a_failing_listener_never_fails_the_save(sqlite_url: str, caplog: pytest
 
     with SQLAlchemySaver.from_conn_string(sqlite_url, listeners=[broken]) as saver:
         stored = _put(saver, "t1")
-        assert saver.get_tuple(stored) is not None
+        saved = saver.get_tuple(stored)
+        assert saved is not None and saved.config["configurable"]["checkpoint_id"] == stored["configurable"]["checkpoint_id"]
     assert "checkpoint listener" in caplog.text and "observer bug" in caplog.text
 
 
