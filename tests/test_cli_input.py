@@ -83,7 +83,7 @@ def test_good_files_pass_the_check(tmp_path) -> None:
     check_data_file(parquet)
 
 
-@pytest.mark.parametrize("name", ["empty.csv", "binary.csv", "latin1.csv", "corrupt.parquet"])
+@pytest.mark.parametrize("name", ["empty.csv", "header.csv", "binary.csv", "latin1.csv", "corrupt.parquet"])
 def test_python_loader_raises_a_typed_error_naming_the_file(isolated_env, name) -> None:
     isolated_env["data"].mkdir(parents=True)
     (isolated_env["data"] / name).write_bytes(BAD_FILES[name][0])

@@ -146,6 +146,9 @@ def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tu
     """Load a dataset, optionally one partition ``"k/n"`` (k from 1) of its rows."""
     path = workspace.resolve_input(dataset)
     frame = read_frame(path)
+    if frame.empty:  # a header without rows (or a cleaned file left with none): nothing to work on
+        raise DataFileError(f"Data file {path.name} has {'columns' if len(frame.columns) else 'no columns'} "
+                            "but no data rows; nothing to analyse.")
     if partition:
         frame = take_partition(frame, partition)
     return frame, path
