@@ -145,7 +145,7 @@ def test_db_stats_count_chunks_and_db_prune_removes_them(sqlite_url: str) -> Non
         stored = put(saver, cfg("old"), {"doc": os.urandom(3 * MiB)}, {"doc": "1"})
         saver.put_writes(stored, [("out", os.urandom(2 * MiB))], "task")
         stats = maintenance.collect_stats(saver)
-        assert stats.schema_version == 3
+        assert stats.schema_version == 4
         assert stats.blob_bytes > 3 * MiB and stats.write_bytes > 2 * MiB
         with saver.engine.begin() as conn:  # make the thread idle for a day
             conn.execute(schema.checkpoints.update().values(created_at=0))
@@ -255,12 +255,12 @@ def test_schema_v2_database_is_upgraded_to_chunks(any_url: str) -> None:
         old = SQLAlchemySaver(engine, auto_setup=False)
         stored = put(old, cfg("v2"), {"doc": {"k": "v" * 2000}}, {"doc": "1"})
         old.close()
-        saver = SQLAlchemySaver(engine)  # setup() upgrades to version 3
+        saver = SQLAlchemySaver(engine)  # setup() upgrades to version 4
         try:
             tup = saver.get_tuple(cfg("v2"))
             assert tup.config == stored and tup.checkpoint["channel_values"]["doc"]["k"] == "v" * 2000
             with engine.connect() as conn:
-                assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1, 2, 3]
+                assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1, 2, 3, 4]
                 assert sa.inspect(conn).has_table(schema.chunks.name)
             big = os.urandom(2 * MiB)
             nxt = put(saver, stored, {"doc": big}, {"doc": "2"})

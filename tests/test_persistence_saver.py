@@ -179,7 +179,7 @@ def test_a_database_of_schema_version_1_is_upgraded_and_stays_readable(any_url: 
                                                     "messages": history}
         assert tup.metadata["step"] == 2
         with engine.connect() as conn:
-            assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1, 2, 3]
+            assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1, 2, 3, 4]
             assert "ix_rg_checkpoints_run_id" not in {
                 ix["name"] for ix in sa.inspect(conn).get_indexes("rg_checkpoints")}
         # the thread goes on in the new layout, on top of the old rows
@@ -345,7 +345,7 @@ def test_setup_is_idempotent_and_versioned(any_url: str) -> None:
         with SQLAlchemySaver.from_conn_string(any_url) as saver:
             saver.setup()
             with saver.engine.connect() as conn:
-                assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1, 2, 3]
+                assert conn.execute(sa.select(schema.migrations.c.v)).scalars().all() == [1, 2, 3, 4]
 
 
 @pytest.mark.parametrize("url", ["redis://localhost/0", "relaygraph.db", "oracle://u@h/db"])

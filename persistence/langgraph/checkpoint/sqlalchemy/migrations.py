@@ -163,7 +163,9 @@ def _v1_metadata() -> sa.MetaData:
     checkpoints = schema.checkpoints.to_metadata(md)
     checkpoints.dialect_options["sqlite"]["with_rowid"] = False
     sa.Index("ix_rg_checkpoints_run_id", checkpoints.c.run_id)
-    schema.blobs.to_metadata(md)
+    blobs = schema.blobs.to_metadata(md)
+    sa.Index("ix_rg_checkpoint_blobs_chain", blobs.c.root_version, blobs.c.thread_id,
+             blobs.c.checkpoint_ns, blobs.c.channel, blobs.c.depth)
     schema.writes.to_metadata(md)
     return md
 
@@ -200,8 +202,25 @@ def _v3_chunks(conn: sa.Connection) -> None:
     schema.chunks.create(conn, checkfirst=True)
 
 
+def _v4_compact(conn: sa.Connection) -> None:
+    """Fewer bytes per step: drop the blob chain index; values of 128 bytes to 2 KiB
+    are written compressed (``zd1:``, ``compression.py``) from now on.
+
+    Chain reads use the primary key's version range instead (``schema.select_chain_members``).
+    Earlier rows stay as they are and readable; the version tells older code, which
+    cannot read ``zd1:`` rows, to refuse this database instead of failing on them.
+    """
+    table = schema.blobs.name
+    if any(ix["name"] == "ix_rg_checkpoint_blobs_chain"
+           for ix in sa.inspect(conn).get_indexes(table)):
+        on = f" ON {table}" if conn.dialect.name in ("mysql", "mariadb") else ""
+        conn.exec_driver_sql(f"DROP INDEX ix_rg_checkpoint_blobs_chain{on}")
+
+
 #: The checkpoint tables (``rg_checkpoint_migrations`` holds their versions).
-CHECKPOINTS = MigrationSet("rg_checkpoint", [_v1_create_tables, _v2_lean_puts, _v3_chunks])
+CHECKPOINTS = MigrationSet(
+    "rg_checkpoint", [_v1_create_tables, _v2_lean_puts, _v3_chunks, _v4_compact]
+)
 
 MIGRATIONS = CHECKPOINTS.steps
 SCHEMA_VERSION = CHECKPOINTS.version

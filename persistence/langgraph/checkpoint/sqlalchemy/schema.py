@@ -9,8 +9,10 @@ Layout (why):
 * ``rg_checkpoint_blobs`` - one row per (thread, namespace, channel, version) of a value
   too large to inline, written only for ``new_versions``. A list that extends an earlier stored version of its
   channel is stored as the appended items plus ``base_version``; ``root_version`` and
-  ``depth`` let one self-join fetch a whole delta chain, and a full snapshot every N
-  deltas bounds it.
+  ``depth`` let one query fetch a whole delta chain, and a full snapshot every N
+  deltas bounds it. Only the primary key is indexed (schema v4): a chain's versions lie
+  between its root's and its end's, so the key's (thread, namespace, channel, version)
+  range finds them.
 * ``rg_checkpoint_writes`` - pending writes keyed like the official savers, ordered on
   read by ``(task_path, task_id, idx)``.
 * ``rg_checkpoint_chunks`` (schema v3) - a blob or write larger than the chunk size
@@ -125,12 +127,9 @@ blobs = sa.Table(
     sa.Column("base_version", _key(MAX_ID), nullable=True),
     sa.Column("depth", sa.Integer, nullable=False, server_default="0"),
     sa.Column("item_count", sa.Integer, nullable=True),
-    # root_version first: sharing the primary key's (thread, ns, channel) prefix made
-    # PostgreSQL without statistics pick this index for primary-key lookups.
-    sa.Index(
-        "ix_rg_checkpoint_blobs_chain",
-        "root_version", "thread_id", "checkpoint_ns", "channel", "depth",
-    ),
+    # No index on root_version (schema v4; v1-v3 had ix_rg_checkpoint_blobs_chain): chain
+    # reads use the primary key's version range (``select_chain_members``), so every put
+    # saves an index entry and a 500-step chat 45 kB on SQLite.
 )
 
 writes = sa.Table(
@@ -254,19 +253,28 @@ def select_blobs(pairs: int) -> sa.CompoundSelect | sa.Select:
     return branches[0] if pairs == 1 else sa.union_all(*branches)
 
 
-@lru_cache(maxsize=64)
-def select_chain_members(chains: int) -> sa.CompoundSelect | sa.Select:
-    """Rows of delta chains below a depth: ``c0``/``r0`` (channel, root) and ``d0``, ..."""
-    branches = [
-        sa.select(*_BLOB_COLS).where(
+@lru_cache(maxsize=128)
+def select_chain_members(chains: int, bounded: bool = True) -> sa.CompoundSelect | sa.Select:
+    """Rows of delta chains below a depth: ``c0``/``r0`` (channel, root) and ``d0``, ...
+
+    ``bounded``: also ``r0 <= version < t0`` (``t0``: the chain's deepest version wanted),
+    a range of the primary key. The saver's versions grow along a chain (a counter
+    first, zero-padded), so that range holds the chain; a chain it misses (versions of
+    another kind) is read again unbounded, which scans the channel's rows of the thread.
+    """
+    branches = []
+    for i in range(chains):
+        where = [
             blobs.c.thread_id == sa.bindparam("thread_id"),
             blobs.c.checkpoint_ns == sa.bindparam("checkpoint_ns"),
             blobs.c.channel == sa.bindparam(f"c{i}"),
-            blobs.c.root_version == sa.bindparam(f"r{i}"),
-            blobs.c.depth < sa.bindparam(f"d{i}"),
-        )
-        for i in range(chains)
-    ]
+        ]
+        if bounded:
+            where += [blobs.c.version >= sa.bindparam(f"r{i}"),
+                      blobs.c.version < sa.bindparam(f"t{i}")]
+        where += [blobs.c.root_version == sa.bindparam(f"r{i}"),
+                  blobs.c.depth < sa.bindparam(f"d{i}")]
+        branches.append(sa.select(*_BLOB_COLS).where(*where))
     return branches[0] if chains == 1 else sa.union_all(*branches)
 
 
