@@ -76,12 +76,20 @@ from relaygraph.coordination.voting import (
     tally,
 )
 from relaygraph.nodes import consensus_store
-from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt, thread_id
+from relaygraph.nodes.agent import (
+    AgentSpec,
+    allowed_values,
+    make_agent_node,
+    node_attempt,
+    resolve_dataset,
+    thread_id,
+)
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
+from relaygraph.tools import Workspace
 from smolagents import Tool
 
 MODES = ("majority", "qualified", "unanimous", "weighted", "bft", "pbft", "raft")
@@ -401,6 +409,26 @@ def fabricate(ballot: Ballot, question: Question, observed: dict[str, dict[str, 
                                      "rationale": "fabricated (injected fault: lie)"})
 
 
+COLUMN_KEYS = ("group_by", "metric", "column", "date_column", "customer_column")
+
+
+def require_question_columns(question: Question, state: dict[str, Any], config: RunnableConfig) -> None:
+    """Refuse to vote on a question the dataset cannot answer: a tool given a column the data
+    lacks infers another one, and the voters would agree on the answer to a different question."""
+    needed = [str(v) for k, v in question.context.items() if k in COLUMN_KEYS]
+    if not needed:
+        return
+    settings = settings_from_config(config)
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    dataset = resolve_dataset(state, settings, workspace)
+    columns = allowed_values(workspace, dataset)["columns"]
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise ValueError(f"question {question.name!r} ({question.text}) needs column(s) {', '.join(missing)}, "
+                         f"which {dataset} does not have (columns: {', '.join(columns)}); choose another "
+                         f"question (--param question=...) or dataset")
+
+
 def make_vote_node() -> UpdateNode:
     """The node every voter ``Send`` runs."""
 
@@ -419,6 +447,7 @@ def make_vote_node() -> UpdateNode:
         box = BallotBox()
         spec = voter_spec(question, voter, state.get("previous") or {})
         context = {**(state.get("context") or {}), **question.context}
+        require_question_columns(question, {**state, "context": context}, config)
         update = make_agent_node(spec, node=voter, extra_tools=lambda _ctx: [SubmitBallotTool(box)])(
             {**state, "context": context}, config)
         steps = update["steps"]
