@@ -141,9 +141,17 @@ def test_langgraph_dev_serves_the_example_from_its_own_langgraph_json(tmp_path) 
             "assistant_id": "weather", "input": {"task": "Profile, clean the readings, compute the heat index "
                                                           "and write a report."},
         }).raise_for_status().json()
+        thread = client.post("/threads", json={}).raise_for_status().json()["thread_id"]
+        desk = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": "weather_desk", "input": {"task": "What is the heat index of the readings?"},
+        }).raise_for_status().json()
     assert state["result"]["status"] == "completed", state.get("result")
     usable = raw.drop_duplicates().dropna(subset=["temperature_c", "humidity_pct"])
     assert state["result"]["heat"]["readings"] == len(usable)  # the same numbers as in-process
+    # the same agents as a handoff team, served beside it from the same langgraph.json
+    assert desk["result"]["status"] == "completed", desk.get("result")
+    assert desk["result"]["handoffs"]["route"] == "desk → heat"
+    assert desk["result"]["heat"]["readings"] == len(raw.dropna(subset=["temperature_c", "humidity_pct"]))
 
 
 @pytest.mark.parametrize(("task", "route"), [
