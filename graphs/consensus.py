@@ -27,6 +27,7 @@ from relaygraph.nodes.consensus import (
     QUESTIONS,
     ConsensusState,
     VoteInput,
+    check_question_data,
     consensus_config,
     consensus_result,
     decide,
@@ -72,6 +73,7 @@ PARAMS = ConsensusParams
 def check_config(configurable: dict[str, Any]) -> None:
     """Bad options fail here, before any agent runs (the CLI calls it up front)."""
     consensus_config({"configurable": configurable})
+    check_question_data(configurable)  # the question's columns exist in the dataset (exit 2 if not)
 
 
 def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:

@@ -429,6 +429,18 @@ def require_question_columns(question: Question, state: dict[str, Any], config: 
                          f"question (--param question=...) or dataset")
 
 
+def check_question_data(configurable: dict[str, Any]) -> None:
+    """Before any work (the CLI's ``check_config``): refuse a preset question whose columns the
+    run's dataset lacks, naming them — else the voters would answer a different question and
+    agree on it. A dataset that cannot be resolved here is left to the run's own checks."""
+    cfg = consensus_config({"configurable": configurable})
+    config: RunnableConfig = {"configurable": configurable}
+    try:
+        require_question_columns(QUESTIONS[cfg.question], {}, config)
+    except (FileNotFoundError, PermissionError, OSError):
+        return
+
+
 def make_vote_node() -> UpdateNode:
     """The node every voter ``Send`` runs."""
 

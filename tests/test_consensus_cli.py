@@ -100,3 +100,15 @@ def test_a_consensus_run_sigkilled_mid_protocol_resumes_from_its_checkpointed_ph
     assert block["phases"] == reference["phases"] and len(block["phases"]) == 5
     voted = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
     assert voted == {f"voter {i}": 1 for i in range(1, 5)}  # the resume asked no voter again
+
+
+def test_a_preset_question_the_data_cannot_answer_is_refused_up_front(isolated_env, tmp_path, monkeypatch) -> None:
+    """Trees have no region or revenue: voters would compute mean height by park and 'agree'."""
+    trees = tmp_path / "trees.csv"
+    trees.write_text("park,species,height_m\nold town,oak,12.5\nriverside,elm,9.0\nold town,ash,14.1\n")
+    log = tmp_path / "agents.log"
+    refused = cli_here(["run", "consensus", "--data", str(trees), "--param", "question=top_region",
+                        "--param", "mode=bft"], log, monkeypatch)
+    assert refused.exit_code == 2, refused.output
+    assert "region, revenue" in refused.output and "trees.csv" in refused.output
+    assert not log.exists() or "start " not in log.read_text()  # no voter ran
