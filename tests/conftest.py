@@ -400,14 +400,19 @@ class Outage:
             self.logins(True)
 
     @contextmanager
-    def killing(self, seconds: float, every_s: float = 0.05) -> Iterator[threading.Thread]:
-        """A background thread terminating the user's connections every ``every_s`` for ``seconds``."""
+    def killing(self, seconds: float, every_s: float = 0.05, at_least: int = 0) -> Iterator[threading.Thread]:
+        """A background thread terminating the user's connections every ``every_s`` for ``seconds``
+        (and on, up to 30 s, until it has terminated ``at_least`` connections: a loaded machine may
+        find few connections open in the first seconds)."""
         stop = threading.Event()
 
         def loop() -> None:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end and not stop.is_set():
-                self.kill()
+            start, kills = time.monotonic(), 0
+            while not stop.is_set():
+                took = time.monotonic() - start
+                if took >= 30 or (took >= seconds and kills >= at_least):
+                    break
+                kills += self.kill()
                 stop.wait(every_s)
 
         thread = threading.Thread(target=loop, daemon=True)
@@ -433,22 +438,19 @@ class Outage:
         sa.event.listen(getattr(engine, "sync_engine", engine).pool, "checkout", checkout)
 
 
-@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
-                        pytest.param("mysql", marks=pytest.mark.mysql)])
-def outage(request: pytest.FixtureRequest) -> Iterator[Outage]:
+@contextmanager
+def outage_database(backend: str) -> Iterator[Outage]:
     """A fresh PostgreSQL schema / MariaDB database owned by a user of its own, with an
-    :class:`Outage` to terminate that user's connections or lock it out."""
+    :class:`Outage` to terminate that user's connections or lock it out; dropped afterwards.
+    Raises when the service is not reachable (``bench/outage_trials.py`` uses it too)."""
     from sqlalchemy.engine import make_url
 
     user = f"rg_out_{uuid.uuid4().hex[:10]}"
-    if request.param == "postgres":
-        try:
-            import psycopg
+    if backend == "postgres":
+        import psycopg
 
-            admin = psycopg.connect(make_url(PG_ADMIN_URL).set(drivername="postgresql")
-                                    .render_as_string(hide_password=False), autocommit=True, connect_timeout=3)
-        except Exception as exc:  # noqa: BLE001
-            _service_unavailable(f"PostgreSQL at {PG_ADMIN_URL}", exc)
+        admin = psycopg.connect(make_url(PG_ADMIN_URL).set(drivername="postgresql")
+                                .render_as_string(hide_password=False), autocommit=True, connect_timeout=3)
         admin.execute(f'CREATE ROLE "{user}" LOGIN')
         admin.execute(f'CREATE SCHEMA "{user}" AUTHORIZATION "{user}"')
         url = make_url(PG_ADMIN_URL).set(username=user, password=None).update_query_dict(
@@ -463,15 +465,12 @@ def outage(request: pytest.FixtureRequest) -> Iterator[Outage]:
             admin.execute(f'DROP ROLE "{user}"')
             admin.close()
         return
-    base = make_url(MYSQL_ADMIN_URL)
-    try:
-        import pymysql
+    import pymysql
 
-        admin = pymysql.connect(host=base.host or "127.0.0.1", port=base.port or 3306,
-                                user=base.username or "root", password=base.password or "",
-                                connect_timeout=3, autocommit=True)
-    except Exception as exc:  # noqa: BLE001
-        _service_unavailable(f"MariaDB/MySQL at {MYSQL_ADMIN_URL}", exc)
+    base = make_url(MYSQL_ADMIN_URL)
+    admin = pymysql.connect(host=base.host or "127.0.0.1", port=base.port or 3306,
+                            user=base.username or "root", password=base.password or "",
+                            connect_timeout=3, autocommit=True)
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{user}` CHARACTER SET utf8mb4")
         cur.execute(f"CREATE USER '{user}'@'%'")
@@ -487,6 +486,22 @@ def outage(request: pytest.FixtureRequest) -> Iterator[Outage]:
             cur.execute(f"DROP DATABASE IF EXISTS `{user}`")
             cur.execute(f"DROP USER IF EXISTS '{user}'@'%'")
         admin.close()
+
+
+@pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("mysql", marks=pytest.mark.mysql)])
+def outage(request: pytest.FixtureRequest) -> Iterator[Outage]:
+    """:func:`outage_database` on each server backend (skips when the service is down)."""
+    service = {"postgres": f"PostgreSQL at {PG_ADMIN_URL}", "mysql": f"MariaDB/MySQL at {MYSQL_ADMIN_URL}"}
+    try:
+        database = outage_database(request.param)
+        target = database.__enter__()
+    except Exception as exc:  # noqa: BLE001 - any failure means "service unavailable"
+        _service_unavailable(service[request.param], exc)
+    try:
+        yield target
+    finally:
+        database.__exit__(None, None, None)
 
 
 # --- workflows (graphs/parallel.py, graphs/handoff.py, graphs/hierarchical.py) ----------------

@@ -106,7 +106,7 @@ def test_connections_terminated_again_and_again_for_seconds_lose_nothing(outage:
     async def scenario() -> int:
         async with open_saver(mode, outage.url) as saver:
             config, i = thread("busy"), 0
-            with outage.killing(seconds=2.0, every_s=0.05) as killer:
+            with outage.killing(seconds=2.0, every_s=0.05, at_least=5) as killer:
                 while killer.is_alive() or i < 5:
                     config = await put(saver, config, i)
                     await saver.aput_writes(config, [("n", i)], f"task-{i}")
