@@ -23,7 +23,9 @@ Where the two numbers come from:
 
 Only :class:`~relaygraph.nodes.agent.AgentRunError` (model error, ``max_steps`` exhausted,
 loop) is retried; any other error (a provider that cannot be built, a bug) is recorded at once,
-because retrying cannot fix it. Interrupts and other LangGraph control flow pass through.
+because retrying cannot fix it. Interrupts and other LangGraph control flow pass through, and so
+does ``ConnectionLostError`` (the checkpoint database stayed away past its retry bound): not the
+agent's failure — the run stops and ``resume`` runs the node again once the database is back.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any
 
 from annotated_types import Le
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlalchemy import ConnectionLostError
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import RetryPolicy
 from relaygraph.config.settings import Settings, settings_from_config
@@ -95,6 +98,8 @@ def recording_failures(
             return run(state, config)
         except GraphBubbleUp:
             raise  # interrupts and other control flow are LangGraph's, not failures
+        except ConnectionLostError:
+            raise  # the database stayed away: the run stops, and resume runs this node again
         except AgentRunError as exc:
             if attempt < budget:
                 raise  # LangGraph's RetryPolicy runs the next attempt

@@ -42,6 +42,8 @@ from langgraph.checkpoint.sqlalchemy import (
     create_tables,
 )
 from langgraph.checkpoint.sqlalchemy.engines import make_engine
+from langgraph.checkpoint.sqlalchemy.retry import DEFAULT_RETRY, RetryPolicy, retrying
+from langgraph.checkpoint.sqlalchemy.urls import redact
 from relaygraph.tools.result import ToolResult
 from smolagents import Tool
 from sqlalchemy.dialects import mysql
@@ -95,24 +97,34 @@ class MemoryLedger:
 class SqlLedger:
     """The ledger in the checkpoint database (its own table, through the saver's migrations)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        LEDGER_MIGRATIONS.apply(engine)
+    def __init__(self, engine: sa.Engine, retry: RetryPolicy = DEFAULT_RETRY) -> None:
+        self.engine, self.retry, self._url = engine, retry, redact(engine.url)
+        LEDGER_MIGRATIONS.apply(engine, retry)
 
     def get(self, scope: str, index: int) -> Entry | None:
+        """The recorded call, if any (a lost connection is retried as the saver's reads are)."""
         query = sa.select(LEDGER.c.tool, LEDGER.c.args_digest, LEDGER.c.result_type, LEDGER.c.result).where(
             LEDGER.c.scope == scope, LEDGER.c.call_index == index)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
+
+        def read() -> Any:
+            with self.engine.connect() as conn:
+                return conn.execute(query).first()
+
+        row = retrying(self.retry, "a tool-ledger read", read, self._url)
         return Entry(row.tool, row.args_digest, row.result_type, bytes(row.result)) if row else None
 
     def put(self, scope: str, index: int, thread_id: str, entry: Entry) -> None:
+        """Record a call; one transaction of delete + insert, so running it again is safe."""
         values = {"scope": scope, "call_index": index, "thread_id": thread_id, "tool": entry.tool,
                   "args_digest": entry.args_digest, "result_type": entry.result_type,
                   "result": entry.result, "created_at": time.time()}
-        with self.engine.begin() as conn:  # a re-run that made a different call #i replaces it
-            conn.execute(LEDGER.delete().where(LEDGER.c.scope == scope, LEDGER.c.call_index == index))
-            conn.execute(LEDGER.insert().values(**values))
+
+        def write() -> None:
+            with self.engine.begin() as conn:  # a re-run that made a different call #i replaces it
+                conn.execute(LEDGER.delete().where(LEDGER.c.scope == scope, LEDGER.c.call_index == index))
+                conn.execute(LEDGER.insert().values(**values))
+
+        retrying(self.retry, "a tool-ledger write", write, self._url)
 
 
 _MEMORY = MemoryLedger()
@@ -130,7 +142,7 @@ def ledger_for(checkpointer: Any) -> tuple[Ledger, SerializerProtocol]:
         if url not in _SQL:
             # the async saver (langgraph dev) shares the database through a sync engine of its own
             engine = checkpointer.engine if isinstance(checkpointer, SQLAlchemySaver) else make_engine(url)
-            _SQL[url] = SqlLedger(engine)
+            _SQL[url] = SqlLedger(engine, checkpointer.retry)
         return _SQL[url], serde
 
 

@@ -146,10 +146,13 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         """Create or upgrade other tables kept in this database (``MigrationSet``s), with
         the saver's lock and error reporting; each set has its own version table."""
         async with self._committer.lock:
-            try:
+            async def attempt() -> None:
                 async with self._write_engine.connect() as conn, conn.begin():
                     for migration_set in sets:
                         await conn.run_sync(migration_set.migrate)
+
+            try:
+                await aretrying(self.retry, "creating tables", attempt, self._url)
             except sa.exc.OperationalError as exc:
                 raise unavailable(self.engine.url, exc) from None
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from langgraph.checkpoint.sqlalchemy import schema
 from langgraph.checkpoint.sqlalchemy.engines import WRITE_OPTION, sqlite_write_lock
 from langgraph.checkpoint.sqlalchemy.errors import SchemaVersionError
+from langgraph.checkpoint.sqlalchemy.retry import DEFAULT_RETRY, RetryPolicy, retrying
+from langgraph.checkpoint.sqlalchemy.urls import redact
 
 import sqlalchemy as sa
 
@@ -109,20 +111,25 @@ class MigrationSet:
         finally:
             release()
 
-    def apply(self, engine: sa.Engine) -> int:
+    def apply(self, engine: sa.Engine, retry: RetryPolicy = DEFAULT_RETRY) -> int:
         """``migrate`` in a write transaction of its own on ``engine``.
 
         For a database without a saver at hand (a reader that must not find the tables
         missing); with a saver use ``saver.migrate(set)``, which also queues behind the
-        saver's writes.
+        saver's writes. A lost connection is retried as ``retry`` allows (every step is
+        create-if-missing, so running it again is safe).
         """
         write_engine = engine.execution_options(**{WRITE_OPTION: True})
         lock = sqlite_write_lock(engine.url) if engine.dialect.name == "sqlite" else None
-        if lock is None:
-            with write_engine.begin() as conn:
+
+        def attempt() -> int:
+            if lock is None:
+                with write_engine.begin() as conn:
+                    return self.migrate(conn)
+            with lock, write_engine.begin() as conn:
                 return self.migrate(conn)
-        with lock, write_engine.begin() as conn:
-            return self.migrate(conn)
+
+        return retrying(retry, f"creating the {self.name} tables", attempt, redact(engine.url))
 
 
 _version_tables: dict[str, sa.Table] = {}

@@ -163,10 +163,14 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
     def migrate(self, *sets: migrations.MigrationSet) -> None:
         """Create or upgrade other tables kept in this database (``MigrationSet``s), with
         the saver's lock and error reporting; each set has its own version table."""
-        try:
-            with self._committer.lock, self._write_engine.connect() as conn, conn.begin():
+        def attempt() -> None:
+            with self._write_engine.connect() as conn, conn.begin():
                 for migration_set in sets:
                     migration_set.migrate(conn)
+
+        try:
+            with self._committer.lock:
+                retrying(self.retry, "creating tables", attempt, self._url)
         except sa.exc.OperationalError as exc:
             raise unavailable(self.engine.url, exc) from None
 
