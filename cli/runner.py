@@ -80,13 +80,27 @@ def execute(
     failed: its outcome then comes from the run's own last state.
     """
     thread_id = config["configurable"]["thread_id"]
+    # Whether the thread has a checkpoint to continue from if the database goes away.
+    resumable = [graph_input is None or isinstance(graph_input, Command)
+                 or bool(config["configurable"].get("checkpoint_id"))]
+
+    def saved(payload: dict[str, Any]) -> None:
+        if payload["config"]["configurable"].get("thread_id") == thread_id:
+            resumable[0] = True
+
+    saver = graph.checkpointer if isinstance(graph.checkpointer, SQLAlchemySaver) else None
+    if saver is not None:
+        saver.add_listener(saved)
     try:
         with _run_lease(graph.checkpointer, thread_id) as lease:
             return _execute(graph, graph_input, config, on_progress, lease)
     except ConnectionLostError as exc:
         if exc.thread_id:
             raise
-        raise exc.for_thread(thread_id) from exc
+        raise exc.for_thread(thread_id, resumable=resumable[0]) from exc
+    finally:
+        if saver is not None:
+            saver.remove_listener(saved)
 
 
 def _run_lease(checkpointer: Any, thread_id: str) -> AbstractContextManager[Lease]:

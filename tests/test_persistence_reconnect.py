@@ -290,25 +290,34 @@ def test_cli_never_reports_failure_for_a_run_that_finished(outage: Outage, monke
     assert outage.kills >= 1 and not error_lines(result.stderr)
 
 
+@pytest.mark.parametrize("away_at", [1, 3])
 def test_cli_run_stopped_by_an_outage_says_so_in_one_line_and_resume_finishes_it(
-    outage: Outage, monkeypatch: pytest.MonkeyPatch
+    outage: Outage, monkeypatch: pytest.MonkeyPatch, away_at: int
 ) -> None:
+    """Away for longer than the bound at the run's 3rd checkpoint: exit 75, one line naming
+    ``relaygraph resume cut``, and resume finishes it. At the 1st (its input), nothing of the
+    run exists to resume: the line says to run it again, and that run finishes."""
     monkeypatch.setenv("RELAYGRAPH_DB_RECONNECT_S", "1")
 
-    def away_at_third_checkpoint(n: int, checkpoint: Any) -> None:
-        if n == 3:
+    def away(n: int, checkpoint: Any) -> None:
+        if n == away_at:
             outage.logins(False)
             outage.kill()
 
-    hook_puts(monkeypatch, before=away_at_third_checkpoint)
+    hook_puts(monkeypatch, before=away)
     try:
         stopped = cli_run("run", "sequential", "--thread-id", "cut", "--checkpoint-db", outage.url, "--json")
     finally:
         outage.logins(True)
     assert stopped.exit_code == 75, stopped.output  # EX_TEMPFAIL: try again later
     [line] = error_lines(stopped.stderr)
-    assert "could not reconnect" in line and "`relaygraph resume cut`" in line, line
+    assert "could not reconnect" in line, line
     monkeypatch.setattr(SQLAlchemySaver, "put", ORIGINAL_PUT)  # the database behaves again
-    resumed = cli_run("resume", "cut", "--checkpoint-db", outage.url, "--json")
+    if away_at == 1:
+        assert "run it again (nothing of this run was saved)" in line, line
+        resumed = cli_run("run", "sequential", "--thread-id", "cut", "--checkpoint-db", outage.url, "--json")
+    else:
+        assert "`relaygraph resume cut`" in line, line
+        resumed = cli_run("resume", "cut", "--checkpoint-db", outage.url, "--json")
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["result"]["status"] == "completed"

@@ -128,19 +128,24 @@ class ConnectionLostError(DatabaseUnavailableError):
         waited_s: float,
         reason: str,
         thread_id: str | None = None,
+        resumable: bool = True,
     ) -> None:
         self.what, self.url, self.waited_s, self.reason = what, url, waited_s, reason
-        self.thread_id = thread_id
+        self.thread_id, self.resumable = thread_id, resumable
         where = f" {url}" if url else ""
-        resume = (
-            f"`relaygraph resume {thread_id}`" if thread_id
-            else "`relaygraph resume THREAD` (or graph.invoke(None, config))"
-        )
+        if not resumable:  # the run's first checkpoint was never saved: nothing to continue
+            then = "run it again (nothing of this run was saved)"
+            stopped = "the run stopped before its first checkpoint was saved"
+        else:
+            stopped = "the run stopped after its last saved checkpoint"
+            then = "continue with " + (
+                f"`relaygraph resume {thread_id}`" if thread_id
+                else "`relaygraph resume THREAD` (or graph.invoke(None, config))"
+            )
         super().__init__(
             f"lost the connection to the checkpoint database{where} during {what} and could "
-            f"not reconnect for {waited_s:.1f}s ({reason}); the run stopped after its last "
-            f"saved checkpoint. Check that the database is up and reachable, then continue "
-            f"with {resume}"
+            f"not reconnect for {waited_s:.1f}s ({reason}); {stopped}. Check that the "
+            f"database is up and reachable, then {then}"
         )
 
     @classmethod
@@ -151,9 +156,10 @@ class ConnectionLostError(DatabaseUnavailableError):
         reason = text.splitlines()[0] if text else type(cause).__name__
         return cls(what=what, url=url, waited_s=waited_s, reason=reason)
 
-    def for_thread(self, thread_id: str) -> ConnectionLostError:
-        """The same error, telling which thread to resume."""
+    def for_thread(self, thread_id: str, *, resumable: bool = True) -> ConnectionLostError:
+        """The same error, telling which thread to resume (or, when ``resumable`` is false
+        because no checkpoint of the run was saved, to run it again)."""
         return ConnectionLostError(
             what=self.what, url=self.url, waited_s=self.waited_s, reason=self.reason,
-            thread_id=thread_id,
+            thread_id=thread_id, resumable=resumable,
         )
