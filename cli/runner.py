@@ -84,8 +84,8 @@ def execute(
     resumable = [graph_input is None or isinstance(graph_input, Command)
                  or bool(config["configurable"].get("checkpoint_id"))]
 
-    def saved(payload: dict[str, Any]) -> None:
-        if payload["config"]["configurable"].get("thread_id") == thread_id:
+    def saved(payload: dict[str, Any]) -> None:  # a checkpoint, not writes (they may come first)
+        if "parent_config" in payload and payload["config"]["configurable"].get("thread_id") == thread_id:
             resumable[0] = True
 
     saver = graph.checkpointer if isinstance(graph.checkpointer, SQLAlchemySaver) else None
