@@ -239,8 +239,8 @@ class ConsensusConfig(BaseModel):
         f = len(self.faults)
         if self.mode == "pbft":
             pbft.check_size(self.voters, f)
-        if self.mode == "bft" and f > bft.max_faulty(self.voters):
-            raise ValueError(f"bft with {f} faulty voters needs n ≥ 3f+1 = {3 * f + 1} voters; got {self.voters}")
+        # bft takes more than f faults on purpose: then no round reaches n−f matching ballots and,
+        # after 5 rounds, the plurality fallback decides (marked ``fallback``, lower confidence).
         if self.mode == "raft":
             byzantine = sorted(v for v, b in self.faults.items() if b not in (Behaviour.CRASH, Behaviour.SILENT,
                                                                                  Behaviour.DELAY))
@@ -679,11 +679,15 @@ def bft_round(state: dict[str, Any], cfg: ConsensusConfig, r: int) -> dict[str, 
               "silent": last.silent, "needed": outcome.needed}
     if not outcome.done:
         return {"done": False, "round_record": record}
+    backing = sum(1 for choice in last.counted.values() if choice == outcome.decision)
+    confidence = round(backing / cfg.voters, 3)  # share of all voters behind it in the deciding round
+    reason = (f"{outcome.decision!r} backed by ≥ {outcome.needed} of {cfg.voters} in round {len(outcome.rounds)}"
+              if not outcome.fallback_result else
+              f"{outcome.fallback_result.reason} — no round reached the {outcome.needed} of {cfg.voters} matching "
+              f"ballots BFT needs (more than f = {outcome.f} faulty voters?); confidence {confidence}")
     decision = {"decision": outcome.decision, "rounds": len(outcome.rounds), "views": None,
                 "fallback": outcome.fallback, "suspects": suspects, "needed": outcome.needed,
-                "f": outcome.f,
-                "reason": (outcome.fallback_result.reason if outcome.fallback_result else
-                           f"{outcome.decision!r} backed by ≥ {outcome.needed} of {cfg.voters} in round {len(outcome.rounds)}")}
+                "f": outcome.f, "confidence": confidence, "reason": reason}
     return {"done": True, "decision": decision, "round_record": record}
 
 
@@ -978,6 +982,6 @@ def consensus_result(state: dict[str, Any]) -> dict[str, Any]:
             "messages_sent": sent, "fallback": bool(decision.get("fallback")),
             "suspects": decision.get("suspects") or {}, "ballots": ballots,
             "phases": [{k: p[k] for k in ("step", "phase", "messages", "time")} for p in state.get("protocol") or []],
-            **{k: decision[k] for k in ("tally", "weights", "needed", "f", "committed_by", "log", "caught_up",
+            **{k: decision[k] for k in ("tally", "weights", "needed", "f", "confidence", "committed_by", "log", "caught_up",
                                         "expected_messages_fault_free", "log_safety_violations") if k in decision}}
 

@@ -278,6 +278,7 @@ class ConsensusSummary(BaseModel):
     weights: dict[str, float] | None = None  # weighted: confidence × reputation per counted ballot
     needed: int | None = None
     f: int | None = None
+    confidence: float | None = None  # bft: share of all voters backing the decision in its deciding round
     committed_by: list[str] | None = None
     log: list[str] | None = None
     caught_up: dict[str, bool] | None = None

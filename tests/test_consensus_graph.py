@@ -105,6 +105,20 @@ def test_bft_without_agreement_after_five_rounds_falls_back_and_says_so(roles, s
     assert "plurality fallback" in block["reason"] and "tie" in block["reason"]
 
 
+def test_bft_with_more_than_f_liars_runs_five_rounds_then_falls_back_with_lower_confidence(
+        roles, sample_path, invoke_config) -> None:
+    """n=4 tolerates f=1; two liars leave 2 counted ballots < n−f = 3 in every round."""
+    from relaygraph.graphs.consensus import check_config
+
+    check_config({"mode": "bft", "voters": 4, "faults": "lie,lie"})  # accepted up front (pbft would refuse)
+    out = run(invoke_config, mode="bft", voters=4, faults="lie,lie")
+    block = out["result"]["consensus"]
+    assert (block["rounds"], block["fallback"], block["decision"]) == (5, True, "north")
+    assert block["confidence"] == 0.5 and "fallback" in out["result"]["answer"]
+    assert "no round reached the 3 of 4 matching ballots" in block["reason"]
+    assert {"voter_1", "voter_2"} <= set(block["suspects"]) and not {"voter_3", "voter_4"} & set(block["suspects"])
+
+
 def test_impossible_fault_counts_are_refused_before_any_agent_runs(isolated_env) -> None:
     from relaygraph.cli.main import app
     from typer.testing import CliRunner
