@@ -116,6 +116,37 @@ def test_an_additive_trend_is_per_period_sums_that_add_up_to_the_total(rows: lis
         assert first not in result.partial and last not in result.partial
 
 
+@PROPERTY
+@given(st.lists(st.tuples(st.integers(0, 400), st.one_of(st.floats(-1e4, 1e4), st.just(math.nan))),
+                min_size=2, max_size=60),
+       st.sampled_from(["temperature_c", "price", "amount"]),
+       st.sampled_from(["week", "month", "quarter"]))
+def test_a_trend_direction_is_the_sign_of_its_reported_change(rows: list[tuple[int, float]], metric: str,
+                                                              period: str) -> None:
+    """"trends up: changed -1.42" was the slope's sign beside the endpoints' change: never again."""
+    days, values = zip(*rows, strict=True)
+    dates = pd.Timestamp("2024-01-01") + pd.to_timedelta(list(days), "D")
+    frame = pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), metric: list(values)})
+    result = trend(frame, "date", metric, period)
+    code = {"week": "W", "month": "M", "quarter": "Q"}[period]
+    buckets = pd.to_datetime(frame["date"]).dt.to_period(code).astype(str)
+    rule = "sum" if metric == "amount" else "mean"  # the role's rule, chosen here from the column's meaning
+    per_period = frame.groupby(buckets)[metric].agg(rule)
+    if rule == "mean":  # nothing partial to skip for a mean: the first and last periods with a value
+        per_period = per_period.dropna()
+        assert result.compared == ((per_period.index[0], per_period.index[-1]) if len(per_period) >= 2 else None)
+    if result.compared is None:
+        assert result.direction == "unknown" and result.change is None
+        return
+    first, last = result.compared
+    delta = per_period[last] - per_period[first]
+    assert result.change == pytest.approx(delta, abs=1e-6)
+    assert (result.first_value, result.last_value) == pytest.approx((per_period[first], per_period[last]), abs=1e-6)
+    if abs(delta) > 1e-6:
+        assert result.direction == ("up" if delta > 0 else "down")
+    assert result.direction == ("up" if result.change > 0 else "down" if result.change < 0 else "flat")
+
+
 # --- property: cleaning -------------------------------------------------------------------------
 
 #: Columns whose negatives are legitimate, and columns with a rule by meaning.

@@ -267,3 +267,35 @@ def test_the_sequential_graph_reports_correct_numbers_on_each_file(name, workspa
         assert rows[0][2] == f"{metric} (mean)" and "(sum)" not in report
         assert {r[0]: num(r[2]) for r in rows[1:-1]} == groups.mean().round(2).to_dict()
     assert sum(num(r[1]) for r in rows[1:-1]) == len(independent)  # row counts match the data
+
+
+# --- a temperature trend whose fitted slope and endpoints disagree --------------------------------
+
+def test_a_temperature_trend_reports_the_direction_of_its_change_end_to_end(isolated_env) -> None:
+    """Daily readings from 2024-01-01 for 400 days: months warm up on the whole (positive slope) but
+    February 2025 is colder than January 2024. The run says "down" with the change it reports."""
+    from langgraph.checkpoint.memory import InMemorySaver
+    from relaygraph.graphs.handoff import build_graph
+
+    rng = np.random.default_rng(SEED + 4)
+    days = pd.date_range("2024-01-01", periods=400, freq="D")
+    month = np.asarray(days.to_period("M").astype(str))
+    shape = {m: 5.0 + i for i, m in enumerate(sorted(set(month)))} | {"2024-01": 3.0, "2025-02": 1.0}
+    temps = np.round([shape[m] for m in month] + rng.normal(0, 3, len(days)), 1)
+    isolated_env["data"].mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"date": days.strftime("%Y-%m-%d"), "temperature_c": temps}).to_csv(
+        isolated_env["data"] / "weather.csv", index=False)
+
+    means = pd.Series(temps).groupby(month).mean()
+    change = means.iloc[-1] - means.iloc[0]
+    slope = np.polyfit(np.arange(len(means)), means.to_numpy(), 1)[0]
+    assert change < 0 < slope  # the trap: a slope sign would say "up"
+
+    graph = build_graph().compile(checkpointer=InMemorySaver())
+    state = graph.invoke({"task": "What is the monthly temperature trend?", "data": "weather.csv"},
+                         {"configurable": {"thread_id": "trend"}})
+    line = next(x for x in state["result"]["answer"].splitlines() if x.startswith("detect_trends:"))
+    assert "temperature_c (mean per month) went down" in line, line
+    assert f"changed {change:+,.2f} from the first complete month 2024-01 ({means.iloc[0]:,.2f}) " \
+           f"to the last 2025-02 ({means.iloc[-1]:,.2f})" in line, line
+    assert " up" not in line and "%" not in line  # °C has no percentage change

@@ -345,13 +345,17 @@ class DetectTrendsTool(DataTool):
         if len(result.series) < 2:
             raise ValueError("Need at least two periods of data to find a trend.")
         what = f"{result.metric} ({result.rule} per {result.period})"
-        if result.compared:
+        if result.compared and result.change is not None:
+            first, last = result.compared
             pct = f" ({result.change_pct:+.1%})" if result.change_pct is not None else ""
-            moved = f"changed {result.change:+,.2f}{pct} from {result.compared[0]} to {result.compared[1]}"
+            moved = (f"changed {result.change:+,.2f}{pct} from the first complete {result.period} {first} "
+                     f"({result.first_value:,.2f}) to the last {last} ({result.last_value:,.2f}); "
+                     f"fitted slope {result.slope:+,.4g} per {result.period}")
+            heading = f"went {result.direction}"
         else:
             moved = "too few complete periods to measure a change"
+            heading = "has no direction to report"
         partial = f"; partial, not compared: {', '.join(result.partial)}" if result.partial else ""
-        heading = f"trends {result.direction}" if result.slope is not None else "has no direction to report"
         return tool_result(
             f"{what} {heading}: {moved}; peak {result.peak}, "
             f"{md.plural(len(result.series), 'period')}{partial}.",
@@ -365,6 +369,10 @@ class DetectTrendsTool(DataTool):
             slope=result.slope,
             change=result.change,
             change_pct=result.change_pct,
+            change_label=(f"{result.metric} ({result.rule} per {result.period}), last complete {result.period} "
+                          "minus first: absolute change, and relative change where the scale allows it"),
+            first_value=result.first_value,
+            last_value=result.last_value,
             compared_periods=list(result.compared or ()),
             partial_periods=result.partial,
             peak_period=result.peak,

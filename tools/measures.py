@@ -177,9 +177,22 @@ class Trend:
 
     @property
     def direction(self) -> str:
-        if self.slope is None:
+        """The sign of the reported change (last compared period minus the first), in words.
+
+        Never the fitted slope's sign: noisy data can slope up while ending lower than it started,
+        and a report saying "up: changed -1.42" contradicts itself. The slope is reported beside it.
+        """
+        if self.change is None:
             return "unknown"  # fewer than two complete periods: no direction to claim
-        return "up" if self.slope > 0 else "down" if self.slope < 0 else "flat"
+        return "up" if self.change > 0 else "down" if self.change < 0 else "flat"
+
+    @property
+    def first_value(self) -> float | None:
+        return None if self.compared is None else float(self.series[self.compared[0]])
+
+    @property
+    def last_value(self) -> float | None:
+        return None if self.compared is None else float(self.series[self.compared[1]])
 
     @property
     def peak(self) -> str:
