@@ -312,7 +312,7 @@ def thread_id(config: RunnableConfig | None) -> str:
     return str(configurable.get("thread_id") or "adhoc")
 
 
-def _checkpointer(config: RunnableConfig | None) -> Any:
+def checkpointer_of(config: RunnableConfig | None) -> Any:
     return ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER)
 
 
@@ -324,6 +324,17 @@ def call_scope(config: RunnableConfig | None) -> CallScope:
         info = None
     if info is None:
         return CallScope(thread_id(config), "", uuid.uuid4().hex)
+    return CallScope(info.thread_id or thread_id(config), info.checkpoint_ns, info.task_id)
+
+
+def task_scope(config: RunnableConfig | None) -> CallScope | None:
+    """This task's ledger scope, or None outside a graph (no task that could run again)."""
+    try:
+        info = get_runtime().execution_info
+    except RuntimeError:
+        return None
+    if info is None or not info.task_id:
+        return None
     return CallScope(info.thread_id or thread_id(config), info.checkpoint_ns, info.task_id)
 
 
@@ -373,7 +384,7 @@ def make_agent_node(
         tools = build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset),
                             settings.observation_chars) + (extra_tools(context) if extra_tools else [])
         # side-effecting tools run once per task, even when the task runs again after a crash
-        tools = guard_side_effects(tools, *ledger_for(_checkpointer(config)), call_scope(config))
+        tools = guard_side_effects(tools, *ledger_for(checkpointer_of(config)), call_scope(config))
         model = agent_model(settings)
         brief = brief_for(spec, state, context)
         if brief_fields is not None:

@@ -21,6 +21,10 @@ Where the two numbers come from:
   bound) — and this wrapper ends the retries at the run's own budget by recording the failure
   instead of raising. LangGraph keeps owning *how* to retry; the run decides *how often*.
 
+A task that finished records its output in the run's ledger before it returns
+(:mod:`relaygraph.tools.ledger`); the same task run again after a kill (resume) returns that
+output instead of asking its agent again, since LangGraph may not have stored its writes yet.
+
 Only :class:`~relaygraph.nodes.agent.AgentRunError` (model error, ``max_steps`` exhausted,
 loop) is retried; any other error (a provider that cannot be built, a bug) is recorded at once,
 because retrying cannot fix it. Interrupts and other LangGraph control flow pass through, and so
@@ -41,9 +45,10 @@ from langgraph.checkpoint.sqlalchemy import ConnectionLostError
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import RetryPolicy
 from relaygraph.config.settings import Settings, settings_from_config
-from relaygraph.nodes.agent import AgentRunError, make_agent_node, node_attempt
+from relaygraph.nodes.agent import AgentRunError, checkpointer_of, make_agent_node, node_attempt, task_scope
 from relaygraph.nodes.contracts import AgentFailure, AgentSpec, NodeProgress
 from relaygraph.nodes.protocols import Node
+from relaygraph.tools.ledger import MemoryLedger, ledger_for, record_output, recorded_output
 from smolagents import Tool
 
 
@@ -94,8 +99,19 @@ def recording_failures(
         budget = settings_from_config(config).max_retries  # a bad run config raises here, unrecorded
         attempt = node_attempt()
         started = time.time()
+        scope = task_scope(config)
+        ledger, serde = ledger_for(checkpointer_of(config)) if scope else (None, None)
+        if isinstance(ledger, MemoryLedger):  # only a durable record outlives the kill it is for
+            ledger = None
+        if scope and ledger and serde:
+            done, output = recorded_output(ledger, serde, scope)
+            if done:  # this task finished before a kill took its writes: not asked again
+                return output
         try:
-            return run(state, config)
+            output = run(state, config)
+            if scope and ledger and serde and _succeeded(output):
+                record_output(ledger, serde, scope, output)
+            return output
         except GraphBubbleUp:
             raise  # interrupts and other control flow are LangGraph's, not failures
         except ConnectionLostError:
@@ -115,6 +131,17 @@ def recording_failures(
 
     guarded.__name__ = getattr(run, "__name__", "agent")
     return guarded
+
+
+def _succeeded(output: Any) -> bool:
+    """An output with no failure in it: only those are replayed, so ``retry`` still reruns the
+    rest (a node may report a failed tool in its update without raising)."""
+    update = getattr(output, "update", output)  # a Command carries its update
+    if not isinstance(update, Mapping):
+        return True
+    progress = update.get("progress") or []
+    return not update.get("errors") and not any(
+        isinstance(p, Mapping) and p.get("status") == "failed" for p in progress)
 
 
 def agent_node(

@@ -186,6 +186,34 @@ def decode(result_type: str, data: bytes, serde: SerializerProtocol) -> Any:
     return serde.loads_typed((result_type, data))
 
 
+#: The ledger position of a task's finished output (its tool calls count up from 0).
+OUTPUT_INDEX = -1
+_OUTPUT_TOOL = "__task_output__"
+
+
+def recorded_output(ledger: Ledger, serde: SerializerProtocol, scope: CallScope) -> tuple[bool, Any]:
+    """``(True, output)`` when this task finished before (its output was recorded), else
+    ``(False, None)``. An output that no longer decodes counts as not recorded: the task runs."""
+    found = ledger.get(scope.scope, OUTPUT_INDEX)
+    if found is None or found.tool != _OUTPUT_TOOL:
+        return False, None
+    try:
+        return True, serde.loads_typed((found.result_type, found.result))
+    except Exception:  # noqa: BLE001 - a stale or foreign record: run the task again
+        return False, None
+
+
+def record_output(ledger: Ledger, serde: SerializerProtocol, scope: CallScope, output: Any) -> bool:
+    """Record a task's finished output, through the checkpointer's serde (exactly as its writes
+    will be stored). False when it cannot be serialized: the task then may run again."""
+    try:
+        result_type, data = serde.dumps_typed(output)
+    except Exception:  # noqa: BLE001 - not recordable; LangGraph's own writes are the only record
+        return False
+    ledger.put(scope.scope, OUTPUT_INDEX, scope.thread_id, Entry(_OUTPUT_TOOL, "", result_type, data))
+    return True
+
+
 def guard_side_effects(tools: Sequence[Tool], ledger: Ledger, serde: SerializerProtocol,
                        scope: CallScope) -> list[Tool]:
     """``tools`` with every side-effecting one routed through the ledger (others untouched)."""
