@@ -173,3 +173,18 @@ def test_chain_whose_versions_do_not_sort_is_read_without_the_range(sqlite_url: 
                 parent_checkpoint_id=None, run_id=None, created_at=0, type=type_,
                 checkpoint=record, metadata={"source": "loop", "step": 1}))
         assert saver.get_tuple(cfg("odd")).checkpoint["channel_values"]["messages"] == history
+
+
+def test_record_keeps_the_id_in_its_column_only(any_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(any_url) as saver:
+        stored = put(saver, cfg("rec"), {"n": 1}, {"n": "1"})
+        c = schema.checkpoints.c
+        with saver.engine.connect() as conn:
+            type_, record, meta = conn.execute(
+                sa.select(c.type, c.checkpoint, sa.cast(c.metadata, sa.Text))).one()
+        decoded = saver.serde.loads_typed((type_, record))
+        assert "id" not in decoded and "rg_inline" not in decoded
+        assert ", " not in meta or any_url.startswith("postgresql")  # JSONB prints its own
+        tup = saver.get_tuple(cfg("rec"))
+        assert tup.checkpoint["id"] == stored["configurable"]["checkpoint_id"]
+        assert tup.checkpoint["channel_values"] == {"n": 1}

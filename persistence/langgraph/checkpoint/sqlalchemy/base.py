@@ -704,15 +704,19 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             chunk_rows += self._chunk(blob_row, "blob", "b", blob_row["version"],
                                       blob_row["channel"], 0)
         stored = dict(checkpoint)
+        # Not stored twice (schema v4): the id is the row's checkpoint_id column and is
+        # read back from it; no small encoded values, no rg_inline key. 50 bytes a row.
+        del stored["id"]
         stored["channel_values"] = plain
-        stored[INLINE_KEY] = encoded
+        if encoded:
+            stored[INLINE_KEY] = encoded
         stored[BLOBS_KEY] = in_blobs
         # The record itself is not compressed: at 300-900 bytes deflating it cost about
         # 20 us per put (a third of _prepare_put), which a tiny state's invoke cannot
         # afford against SqliteSaver; the values inside it are small by definition.
         type_, data = self.serde.dumps_typed(stored)
         md = get_serializable_checkpoint_metadata(config, metadata)
-        md_json = json.dumps(md, default=str)  # once, no re-encoding
+        md_json = json.dumps(md, default=str, separators=(",", ":"))  # once, no re-encoding
         check_metadata(config, metadata, md_json)
         if len(md_json) > MAX_METADATA_BYTES:
             raise MetadataTooLargeError(
@@ -1078,6 +1082,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         """
         in_blobs = self._blob_names(checkpoint)
         checkpoint.pop(BLOBS_KEY, None)
+        checkpoint.setdefault("id", row.checkpoint_id)  # records before v4 hold it
         values = checkpoint.get("channel_values") or {}
         encoded = checkpoint.pop(INLINE_KEY, None)
         if encoded:
