@@ -425,11 +425,40 @@ class PhasedRun:
     """
 
     def __init__(self, sim: Simulation, *, phase: Callable[[], str], done: Callable[[], bool],
-                 until: float) -> None:
-        self.sim, self.phase, self.done, self.until = sim, phase, done, until
+                 until: float, key: Callable[[Mapping[str, Any]], str] | None = None) -> None:
+        self.sim, self.phase, self.done, self.until, self.key = sim, phase, done, until, key
         sim.keep_wire = True
         self.steps: list[PhaseStep] = []
         self._mark = 0  # where the current step's messages begin in ``sim.wire``
+        self._opened: list[int] = []  # ``key``: wire positions where a message key first appears
+        self._seen: set[str] = set()
+        self._scanned = 0
+
+    def _cut(self) -> int | None:
+        """With ``key``: where the next phase's messages begin — the second key first seen at or
+        after the step's start. The event that opens a phase also sent its first messages, so the
+        step ends *before* them and they open the next step (each step holds its own phase's
+        messages, plus stragglers of earlier phases, which its label then names too)."""
+        assert self.key is not None  # only called in key mode
+        wire = self.sim.wire
+        for i in range(self._scanned, len(wire)):
+            k = self.key(wire[i])
+            if k not in self._seen:
+                self._seen.add(k)
+                self._opened.append(i)
+        self._scanned = len(wire)
+        opened = [p for p in self._opened if p >= self._mark]
+        return opened[1] if len(opened) > 1 else None
+
+    def _label(self, messages: Sequence[Mapping[str, Any]], current: str) -> str:
+        """A step's name from its messages' keys, in order of first appearance (``key`` mode)."""
+        if self.key is None or not messages:
+            return current
+        keys: list[str] = []
+        for m in messages:
+            if (k := self.key(m)) not in keys:
+                keys.append(k)
+        return " + ".join(keys)
 
     def finished(self) -> bool:
         return bool(self.steps) and self.steps[-1].done
@@ -442,9 +471,13 @@ class PhasedRun:
     def _end(self, current: str) -> PhaseStep:
         sim = self.sim
         finished = self.done() or sim.now >= self.until or not sim._heap
-        step = PhaseStep(index=len(self.steps) + 1, phase=current, events=sim.events, time=sim.now,
-                         messages=tuple(sim.wire[self._mark:]), done=finished)
-        self._mark = len(sim.wire)
+        end = len(sim.wire)
+        if self.key is not None and not finished:
+            end = cut if (cut := self._cut()) is not None else end
+        messages = tuple(sim.wire[self._mark:end])
+        step = PhaseStep(index=len(self.steps) + 1, phase=self._label(messages, current), events=sim.events,
+                         time=sim.now, messages=messages, done=finished)
+        self._mark = end
         self.steps.append(step)
         return step
 
@@ -454,7 +487,9 @@ class PhasedRun:
             raise RuntimeError("the protocol run is finished: there is no next phase")
         sim = self.sim
         current = self.current()
-        if not last:
+        if not last and self.key is not None:
+            sim.run(self.until, stop=lambda: self.done() or self._cut() is not None)
+        elif not last:
             sim.run(self.until, stop=lambda: self.done() or self.phase() != current)
         else:
             sim.run(self.until, stop=self.done)

@@ -40,7 +40,7 @@ import operator
 import random
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypedDict
 
 import sqlalchemy as sa
@@ -736,7 +736,8 @@ def pbft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
         return all(1 in r.committed and r.committed[1] != pbft.NULL for r in honest) or \
             max(r.view for r in honest) > 2 * len(names)
 
-    phased = PhasedRun(sim, phase=pbft_phases(sim), done=decided, until=60.0 * (2 ** (len(names) + 2)))
+    phased = PhasedRun(sim, phase=pbft_phases(sim), done=decided, until=60.0 * (2 ** (len(names) + 2)),
+                       key=pbft_key)
 
     def outcome() -> dict[str, Any]:
         committed = [r.committed.get(1) for r in honest if r.committed.get(1) not in (None, pbft.NULL)]
@@ -762,6 +763,12 @@ def pbft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
                 "committed_by": sorted(r.id for r in honest if r.committed.get(1) == value)}
 
     return phased, outcome
+
+
+def pbft_key(message: Mapping[str, Any]) -> str:
+    """A PBFT message's phase: its kind and view — ``prepare (view 0)``."""
+    view = message["body"].get("view")
+    return str(message["kind"]) if view is None else f"{message['kind']} (view {view})"
 
 
 def pbft_phases(sim: Simulation) -> Callable[[], str]:
@@ -913,6 +920,7 @@ def protocol(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
                                          "relaygraph.consensus.step": len(recorded) + 1}) as span:
         step = phased.step(last=len(recorded) + 1 >= MAX_PROTOCOL_STEPS)
         if span is not None:
+            span.update_name(f"{cfg.mode}.{step.phase}")  # named by the messages the step holds
             span.set_attribute("relaygraph.consensus.messages", len(step.messages))
     update: dict[str, Any] = {
         "protocol": [step.record()],

@@ -97,7 +97,7 @@ def test_a_consensus_run_sigkilled_mid_protocol_resumes_from_its_checkpointed_ph
     whole = cli_here(["run", "consensus", "--thread-id", "whole", "--json", *options], tmp_path / "w", monkeypatch)
     block, reference = (json.loads(r.stdout)["result"]["consensus"] for r in (resumed, whole))
     assert block["decision"] == reference["decision"] == "north" and "voter_1" in block["suspects"]
-    assert block["phases"] == reference["phases"] and len(block["phases"]) == 5
+    assert block["phases"] == reference["phases"] and len(block["phases"]) == 6
     voted = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
     assert voted == {f"voter {i}": 1 for i in range(1, 5)}  # the resume asked no voter again
 

@@ -148,9 +148,28 @@ def test_spans_show_one_child_per_bft_round(spans, roles, sample_path, invoke_co
     assert len({s.parent.span_id for s in rounds}) == 2  # each round in its own decide step
 
 
+@pytest.mark.parametrize(("voters", "faults"), [(4, "silent"), (4, "lie"), (7, "equivocate,delay")])
+def test_each_pbft_step_holds_only_messages_of_the_phases_its_label_names(voters, faults, roles, sample_path,
+                                                                          invoke_config) -> None:
+    """A silent primary used to give a 'start' step holding view changes, and every later label
+    one step off (the event opening a phase was filed with the phase before it)."""
+    out = run(invoke_config, mode="pbft", voters=voters, faults=faults)
+    phases = {p["step"]: p["phase"] for p in out["result"]["consensus"]["phases"]}
+    in_state = [m for m in out["messages"] if m["protocol"] == "pbft"]
+    assert in_state and {m["step"] for m in in_state} == set(phases)
+    for m in in_state:
+        view = m["body"].get("view")
+        kind = m["kind"] if view is None else f"{m['kind']} (view {view})"
+        assert m["phase"] == phases[m["step"]] and kind in phases[m["step"]].split(" + "), (m["step"], kind, phases)
+    for step, phase in phases.items():  # each step opens with its label's first phase
+        first = next(m for m in in_state if m["step"] == step)
+        assert phase.startswith(f"{first['kind']} (view {first['body'].get('view')})"), (step, phase)
+    assert out["result"]["consensus"]["decision"] == "north"
+
+
 @pytest.mark.parametrize(("mode", "voters", "faults", "expected"), [
-    ("pbft", 4, "lie", ["pre-prepare (view 0)", "view-change (view 1)", "new-view (view 1)", "prepare (view 1)",
-                        "commit (view 1)"]),
+    ("pbft", 4, "lie", ["pre-prepare (view 0)", "view-change (view 1)", "new-view (view 1)", "pre-prepare (view 1)",
+                        "prepare (view 1)", "commit (view 1)"]),
     ("raft", 5, "crash", ["election (term 1)", "replication (term 1)", "decision (term 1)", "catch-up"]),
 ])
 def test_each_protocol_phase_is_a_graph_step_with_its_own_span(mode, voters, faults, expected, spans, roles,

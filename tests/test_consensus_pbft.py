@@ -223,7 +223,7 @@ def test_safety_holds_with_real_ed25519_signatures(scenario: Scenario) -> None:
     assert violations(scenario, replicas) == []
 
 
-def phased(scenario: Scenario) -> tuple[PhasedRun, list[PbftReplica]]:
+def phased(scenario: Scenario, keyed: bool = False) -> tuple[PhasedRun, list[PbftReplica]]:
     sim, replicas = scenario.build()
     kinds: list[str] = []
 
@@ -232,29 +232,32 @@ def phased(scenario: Scenario) -> tuple[PhasedRun, list[PbftReplica]]:
             kinds.append(m["kind"] if m["kind"] in kinds else f"new:{m['kind']}")
         return next((k for k in reversed(kinds) if k.startswith("new:")), "start")
 
-    return PhasedRun(sim, phase=phase, done=scenario.stop(replicas), until=scenario.until), replicas
+    key = (lambda m: f"{m['kind']} (view {m['body'].get('view')})") if keyed else None  # the graph's way
+    return PhasedRun(sim, phase=phase, done=scenario.stop(replicas), until=scenario.until, key=key), replicas
 
 
 @FAST
-@given(scenarios(), st.integers(0, 30))
-def test_a_run_in_phases_resumed_after_any_phase_is_the_uninterrupted_run(scenario, cut) -> None:
+@given(scenarios(), st.integers(0, 30), st.booleans())
+def test_a_run_in_phases_resumed_after_any_phase_is_the_uninterrupted_run(scenario, cut, keyed) -> None:
     """Phase by phase (what the graph checkpoints) equals one uninterrupted run; rebuilding from
     the records of the first ``cut`` phases and going on reproduces every later phase."""
     note(repr(scenario))
     whole_sim, whole = scenario.run()
-    run, replicas = phased(scenario)
+    run, replicas = phased(scenario, keyed)
     while not run.finished():
         run.step(last=len(run.steps) >= 40)
     assert [r.committed for r in replicas] == [r.committed for r in whole]
     assert (run.sim.events, run.sim.stats.sent) == (whole_sim.events, whole_sim.stats.sent)
     assert sum(len(s.messages) for s in run.steps) == whole_sim.stats.sent
     cut = min(cut, len(run.steps) - 1)
-    again, replicas_again = phased(scenario)
+    again, replicas_again = phased(scenario, keyed)
     again.replay([s.record() for s in run.steps[:cut]])
     while not again.finished():
         again.step(last=len(again.steps) >= 40)
     assert [s.record() for s in again.steps] == [s.record() for s in run.steps]
     assert [r.committed for r in replicas_again] == [r.committed for r in whole]
+    if keyed:  # every message is filed under a step whose label names its phase
+        assert all(run.key(m) in s.phase.split(" + ") for s in run.steps for m in s.messages)  # type: ignore[misc]
 
 
 def test_a_replay_that_does_not_reproduce_the_recorded_messages_is_refused() -> None:
