@@ -304,6 +304,9 @@ class Settlement(BaseModel):
     status: Literal["paid", "breach"]
     paid: float
     breach: BreachKind | None = None
+    #: who a failure is down to: ``agent``, or ``data`` (the method fails on the data whoever runs
+    #: it — the reputation is left as it was)
+    cause: Literal["agent", "data"] | None = None
     reason: str
     reputation_before: float
     reputation_after: float
@@ -316,15 +319,21 @@ def update_reputation(reputation: float, success: bool) -> float:
 
 
 def settle(contract: Contract, reputation: float, *, error: str | None, duration_s: float,
-           verification: Verification | None) -> Settlement:
+           verification: Verification | None, cause: Literal["agent", "data"] = "agent") -> Settlement:
     """Pay on success; otherwise name the breach (failure, late, wrong result) and pay nothing.
 
     Precedence: a failed execution is a failure whatever else; then lateness; then the
-    acceptance criteria.
+    acceptance criteria. A failure whose ``cause`` is the data (the method fails on it with its
+    defaults, whoever runs it) is still a breach — the task is not done — but leaves the
+    winner's reputation unchanged.
     """
     breach: BreachKind | None = None
     if error:
         breach, reason = "failure", f"execution failed: {error}"
+        if cause == "data":
+            return Settlement(task_id=contract.task_id, winner=contract.winner, status="breach", paid=0.0,
+                              breach=breach, cause="data", reason=reason + " (caused by the data, not the agent: "
+                              "reputation unchanged)", reputation_before=reputation, reputation_after=reputation)
     elif duration_s > contract.deadline_s:
         breach, reason = "late", f"took {duration_s:.2f}s, deadline {contract.deadline_s:g}s"
     elif verification is None or not verification.passed:
@@ -336,7 +345,7 @@ def settle(contract: Contract, reputation: float, *, error: str | None, duration
     after = update_reputation(reputation, breach is None)
     return Settlement(task_id=contract.task_id, winner=contract.winner,
                       status="paid" if breach is None else "breach", paid=contract.price if breach is None else 0.0,
-                      breach=breach, reason=reason, reputation_before=reputation, reputation_after=after)
+                      breach=breach, cause=None if breach is None else "agent", reason=reason, reputation_before=reputation, reputation_after=after)
 
 
 def eligible_bidders(candidates: Iterable[str], reputations: dict[str, float], *,

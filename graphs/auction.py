@@ -87,6 +87,12 @@ def finalize_market(state: dict[str, Any], config: RunnableConfig) -> dict[str, 
                               reason=f"task {task_id} ({t['method']}) {t.get('outcome') or 'not settled'}: "
                                      f"{'; '.join(t['breaches']) or t.get('reason') or 'no reason recorded'}")
                  for task_id, t in summary["tasks"].items() if t.get("outcome") != "paid"]
+    unsupported = [AgentFailure(agent="market", node="announce",
+                                reason=f"task {u['id']} ({u['method']} on partition {u['partition']}) unsupported "
+                                       f"by the data: no {', '.join(u['missing'])}; not announced — choose "
+                                       f"other methods with --param methods=... or data that has them")
+                   for u in summary["unsupported"]]
+    unsettled += unsupported
     return result_update(extend_result(base, AuctionResult, status=status, answer=answer, market=summary,
                                        errors=[*base.errors, *unsettled]))
 

@@ -214,6 +214,8 @@ class MarketSummary(BaseModel):
     """The auction graph's market: per task its auction story, and the run's totals."""
 
     tasks: dict[str, dict[str, Any]]  # task id -> method, partition, rows, reserve, outcome, winner, price, rounds
+    #: tasks not announced because the data lacks what their method needs (id, method, partition, missing)
+    unsupported: list[dict[str, Any]] = Field(default_factory=list)
     settled: int
     total: int
     total_paid: float

@@ -70,8 +70,10 @@ from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
-from relaygraph.tools import ToolResult, TypedTool, Workspace
-from relaygraph.tools.frames import load
+from relaygraph.tools import ToolResult, TypedTool, Workspace, build_tools
+from relaygraph.tools import roles
+from relaygraph.tools.analytics import find_customer_column
+from relaygraph.tools.frames import date_column, load
 
 #: The capability each method needs (a task's requirement).
 METHOD_CAPABILITY: dict[str, str] = {
@@ -84,6 +86,24 @@ METHOD_CAPABILITY: dict[str, str] = {
 }
 #: Methods whose observation reports the rows it covered (what the verifier checks).
 VERIFIABLE = ("validate_dataset", "score_records", "profile_dataset", "segment_customers")
+
+
+def missing_columns(frame: Any, method: str) -> list[str]:
+    """What the data lacks for ``method`` (empty when the method can run on it): the columns the
+    method's tool looks for, described as it would when it raised."""
+    missing = []
+    measures = [r for r in roles.infer_roles(frame).values() if r.is_measure]
+    if method in ("score_records", "detect_outliers", "aggregate") and not measures:
+        missing.append("a numeric measure column")
+    if method == "segment_customers":
+        if find_customer_column(frame) is None:
+            missing.append("a customer column (a text column named like customer/client/account/user, "
+                           "or a repeating *_id column)")
+        if date_column(frame) is None:
+            missing.append("an order date column")
+        if not any(r.role == "additive" for r in measures):
+            missing.append("an additive spend column (a sum of money or quantity)")
+    return missing
 
 
 class MarketConfig(RunParams):
@@ -130,6 +150,7 @@ class Task(BaseModel):
 
 class MarketState(WorkflowState, total=False):
     tasks: list[dict[str, Any]]
+    unsupported: list[dict[str, Any]]  # tasks the data cannot support (not announced), with what is missing
     bids: Annotated[dict[str, dict[str, Any]], merge_dicts]  # "task#round" -> bidder -> bid
     market: Annotated[dict[str, dict[str, Any]], merge_dicts]  # task id -> its auction's story
     ledger: Annotated[dict[str, dict[str, Any]], merge_dicts]  # reputation / load per agent
@@ -285,16 +306,24 @@ def announce(registry: Registry[AgentSpec]) -> UpdateNode:
     every bidder's reputation from earlier runs."""
 
     def announce_tasks(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        started = time.perf_counter()
         settings = settings_from_config(config)
         cfg = market_config(config)
         workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
         dataset = resolve_dataset(state, settings, workspace)
         frame, _ = load(workspace, dataset)
-        tasks = []
+        tasks: list[dict[str, Any]] = []
+        unsupported: list[dict[str, Any]] = []
         for k in range(1, cfg.tasks + 1):
             method = cfg.methods[(k - 1) % len(cfg.methods)]
             partition = f"{k}/{cfg.tasks}"
-            rows = len(load(workspace, dataset, partition)[0]) if cfg.tasks > 1 else len(frame)
+            part = load(workspace, dataset, partition)[0] if cfg.tasks > 1 else frame
+            rows = len(part)
+            missing = missing_columns(part, method)
+            if missing:  # not announced: no agent could do it, so none should bid, win or breach
+                unsupported.append({"id": f"t{k}", "method": method, "partition": partition, "rows": rows,
+                                    "missing": missing})
+                continue
             reserve = round(cfg.reserve_factor * METHOD_COST[method] * max(rows, 1) / 1000, 4)
             tasks.append(Task(id=f"t{k}", method=method, partition=partition, rows=rows,
                               requirement=Requirement(name=METHOD_CAPABILITY[method]), reserve=reserve,
@@ -303,10 +332,15 @@ def announce(registry: Registry[AgentSpec]) -> UpdateNode:
         stored = market_store.load_reputation(store(config, settings), names)
         reputation = {n: stored.get(n, DEFAULT_REPUTATION) for n in names}
         market = {t["id"]: {"status": "open", "round": 1, "excluded": [], "rounds": []} for t in tasks}
-        return {"tasks": tasks, "market": market, "context": {"dataset": dataset},
+        detail = f"{len(tasks)} tasks announced on {dataset}" + (
+            f"; {len(unsupported)} unsupported by the data ("
+            + "; ".join(f"{u['id']} {u['method']}: no {', '.join(u['missing'])}" for u in unsupported) + ")"
+            if unsupported else "")
+        return {"tasks": tasks, "unsupported": unsupported, "market": market, "context": {"dataset": dataset},
                 "ledger": {"reputation": reputation, "load": dict.fromkeys(names, 0)},
-                "progress": [NodeProgress(node="announce", status="completed", duration_s=0.0,
-                                          detail=f"{len(tasks)} tasks announced on {dataset}").model_dump()]}
+                "progress": [NodeProgress(node="announce", status="completed",
+                                          duration_s=round(time.perf_counter() - started, 4),
+                                          detail=detail).model_dump()]}
 
     announce_tasks.__name__ = "announce"
     return announce_tasks
@@ -511,6 +545,20 @@ def contract_of(state: dict[str, Any]) -> tuple[Task, Contract]:
     return task, Contract.model_validate(state["market"][task.id]["contract"])
 
 
+def failure_cause(task: Task, state: dict[str, Any], config: RunnableConfig) -> Literal["agent", "data"]:
+    """Whether a failed execution is down to the data: the method's tool, run on the contracted
+    partition with its defaults, fails too (then no agent could have done it) — else the agent."""
+    settings = settings_from_config(config)
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    dataset = resolve_dataset(state, settings, workspace)
+    [tool] = build_tools([task.method], workspace)
+    try:
+        tool.forward(dataset=dataset, partition=task.partition)
+    except Exception:  # noqa: BLE001 - any failure of the plain call is the data's
+        return "data"
+    return "agent"
+
+
 def make_execute_node(registry: Registry[AgentSpec]) -> UpdateNode:
     """The winner does the task with the method's data tool on its partition."""
 
@@ -529,7 +577,11 @@ def make_execute_node(registry: Registry[AgentSpec]) -> UpdateNode:
         except AgentRunError as exc:
             steps, error, answer = exc.record.get("steps", []), exc.record["reason"], ""
         duration = round(time.perf_counter() - started, 4)
-        execution = {"agent": spec.name, "error": error, "duration_s": duration,
+        calls = [s for s in steps if s.get("tool") == task.method]
+        if error is None and calls and all(s.get("error") for s in calls):  # its tool raised every time
+            error = f"{task.method} raised: {calls[-1]['error']}"
+        cause = failure_cause(task, state, config) if error else None
+        execution = {"agent": spec.name, "error": error, "cause": cause, "duration_s": duration,
                      "facts": executed_facts(steps, task.method), "answer": answer[:600]}
         return {"steps": steps, "market": {task.id: {"execution": execution}},
                 "answers": {task.id: answer} if answer else {}}
@@ -579,7 +631,7 @@ def make_settle_node() -> UpdateNode:
         reputation = dict((state.get("ledger") or {}).get("reputation") or {})
         before = reputation.get(contract.winner, DEFAULT_REPUTATION)
         settlement = settle(contract, before, error=execution.get("error"), duration_s=execution["duration_s"],
-                            verification=verification)
+                            verification=verification, cause=execution.get("cause") or "agent")
         reputation[contract.winner] = settlement.reputation_after
         story = {**entry["pending"], "contract": contract.model_dump(), "execution": execution,
                  "verification": raw, "settlement": settlement.model_dump()}
@@ -590,7 +642,7 @@ def make_settle_node() -> UpdateNode:
             bids={k: v for k, v in story["bids"].items() if v is not None}, duration_s=duration,
             settlement=settlement.status, breach=settlement.breach)
         market_store.save_reputation(store(config, settings), contract.winner, settlement.reputation_after,
-                                     breach=settlement.status == "breach")
+                                     breach=settlement.status == "breach" and settlement.cause != "data")
         update: dict[str, Any] = {"rounds": [*entry.get("rounds", []), story], "pending": None}
         ledger: dict[str, Any] = {"reputation": reputation}
         if settlement.status == "paid":
@@ -634,9 +686,16 @@ def summarize(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         else:
             lines.append(f"✗ {raw['id']} {raw['method']} [{raw['partition']}]: {entry.get('outcome')} — "
                          f"{entry.get('reason')}")
+    unsupported = list(state.get("unsupported") or [])
+    for u in unsupported:
+        lines.append(f"✗ {u['id']} {u['method']} [{u['partition']}]: unsupported by the data — no "
+                     f"{', '.join(u['missing'])}; not announced")
     done = sum(1 for t in tasks.values() if t["outcome"] == "paid")
-    lines.append(f"{done}/{len(tasks)} tasks settled; total paid {paid:g} work units.")
-    summary = {"tasks": tasks, "settled": done, "total": len(tasks), "total_paid": round(paid, 4),
+    total = len(tasks) + len(unsupported)
+    lines.append(f"{done}/{total} tasks settled" + (f" ({len(unsupported)} unsupported by the data)"
+                                                     if unsupported else "") + f"; total paid {paid:g} work units.")
+    summary = {"tasks": tasks, "unsupported": unsupported, "settled": done, "total": total,
+               "total_paid": round(paid, 4),
                "reputation": (state.get("ledger") or {}).get("reputation") or {},
                "load_rows": (state.get("ledger") or {}).get("load") or {}}
     return "\n".join(lines), summary

@@ -201,3 +201,69 @@ def test_traces_show_announce_bid_award_execute(sample_path, spans, invoke_confi
     awards = [s for s in finished if s.name == "auction.award"]
     assert [s.attributes["auction.task"] for s in awards] == ["t1", "t2"]
     assert all(s.attributes["auction.kind"] == "english" and s.events for s in awards)  # clock rounds as events
+
+
+def sensors(isolated_env: dict[str, Any], rows: int = 40) -> str:
+    """A dataset no customer analysis fits: readings with a timestamp, no customer column."""
+    data = isolated_env["data"]
+    data.mkdir(parents=True, exist_ok=True)
+    lines = ["reading_id,sensor,recorded_at,temperature_c"]
+    lines += [f"{k},s{k % 3},2024-01-{1 + k % 28:02d},{20 + (k % 7) * 0.5}" for k in range(rows)]
+    (data / "sensors.csv").write_text("\n".join(lines) + "\n")
+    return "sensors.csv"
+
+
+def test_a_task_the_data_cannot_support_is_reported_unsupported_not_auctioned(isolated_env, invoke_config) -> None:
+    from relaygraph.nodes.market_store import load_reputation
+
+    name = sensors(isolated_env)
+    config = {**invoke_config, "configurable": {**invoke_config["configurable"], "tasks": 4}}
+    from relaygraph.graphs.auction import graph
+
+    state = graph.invoke({"task": "Allocate the partitions.", "data": name}, config)
+    result, market = state["result"], state["result"]["market"]
+    assert [t["id"] for t in state["tasks"]] == ["t1", "t2", "t3"]  # t4 (segment_customers) not announced
+    assert not any(k.startswith("t4") for k in state["bids"])
+    [unsupported] = market["unsupported"]
+    assert unsupported["method"] == "segment_customers" and unsupported["partition"] == "4/4"
+    assert "customer column" in unsupported["missing"][0]
+    assert market["settled"] == 3 and market["total"] == 4 and result["status"] == "partial"
+    assert any("t4" in e["reason"] and "segment_customers" in e["reason"] and "customer column" in e["reason"]
+               for e in result["errors"])
+    assert "unsupported" in result["answer"]
+    # nobody was punished for what the data cannot do
+    stored = load_reputation(__import__("relaygraph.config.settings", fromlist=["x"]).get_settings().checkpoint_db,
+                             ["ana", "ben", "cai", "dee"])
+    assert all(v >= 0.8 for v in stored.values())
+
+
+def test_an_execution_whose_tool_raises_is_a_failure_breach_with_the_error(sample_path, roles, invoke_config) -> None:
+    # ana wins t1 and calls its tool with a partition that does not exist: its tool raises.
+    roles.scripts["ana executing its contract"] = [
+        ("call", "validate_dataset", {"dataset": sample_path.name, "partition": "9/4"}), ("final", "done")]
+    state = run(invoke_config, tasks=1)
+    first = state["result"]["market"]["tasks"]["t1"]["rounds"][0]
+    assert "validate_dataset" in first["execution"]["error"] and "9/4" in first["execution"]["error"]
+    assert first["execution"]["cause"] == "agent"  # the tool works on the data with its defaults
+    assert first["settlement"]["breach"] == "failure" and first["settlement"]["cause"] == "agent"
+    assert first["settlement"]["reputation_after"] == 0.4
+
+
+def test_a_failure_caused_by_the_data_is_a_breach_that_keeps_reputation(sample_path, monkeypatch,
+                                                                       invoke_config) -> None:
+    from relaygraph.nodes.market_store import load_reputation
+    from relaygraph.config.settings import get_settings
+    from relaygraph.tools.data import ValidateDatasetTool
+
+    def unreadable(self: Any, dataset: str, constraints: Any = None, partition: str | None = None) -> Any:
+        raise ValueError("column 'amount' holds values no parser reads")
+
+    monkeypatch.setattr(ValidateDatasetTool, "forward", unreadable)  # fails on this data for anyone
+    state = run(invoke_config, tasks=1)
+    t1 = state["result"]["market"]["tasks"]["t1"]
+    assert t1["outcome"] != "paid" and state["result"]["status"] == "failed"
+    for r in t1["rounds"]:
+        assert r["execution"]["cause"] == "data" and r["settlement"]["breach"] == "failure"
+        assert r["settlement"]["reputation_after"] == r["settlement"]["reputation_before"]
+        assert "caused by the data" in r["settlement"]["reason"]
+    assert all(v == 0.8 for v in load_reputation(get_settings().checkpoint_db, ["ana", "ben", "dee"]).values())
