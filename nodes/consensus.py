@@ -40,6 +40,7 @@ import operator
 import random
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypedDict
 
@@ -748,11 +749,16 @@ def pbft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
                 for why in sorted(whys):
                     if why not in suspects.setdefault(who, []):
                         suspects[who].append(why)
+        sent_by = Counter(m["src"] for m in sim.wire)
         for v in names:
             if own.get(v) is None:
                 suspects.setdefault(v, []).append("cast no ballot")
+            elif sim.stats.by_src.get(v, 0) == 0 and sent_by[v]:  # it sent, too late to count
+                suspects.setdefault(v, []).append(
+                    f"delayed: sent {sent_by[v]} protocol messages, none of which reached a peer before the "
+                    "replicas decided")
             elif sim.stats.by_src.get(v, 0) == 0:
-                suspects.setdefault(v, []).append("silent: none of its protocol messages reached a peer")
+                suspects.setdefault(v, []).append("silent: sent no protocol message at all")
         views = max(r.view for r in honest) if honest else 0
         reason = (f"{value!r} committed at sequence 1 by {len(committed)} of {len(honest)} replicas "
                   f"(2f+1 = {2 * replicas[0].f + 1} matching commits) after {views} view change(s)"

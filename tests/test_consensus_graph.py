@@ -167,6 +167,15 @@ def test_each_pbft_step_holds_only_messages_of_the_phases_its_label_names(voters
     assert out["result"]["consensus"]["decision"] == "north"
 
 
+def test_a_delayed_pbft_voter_is_called_delayed_not_silent(roles, sample_path, invoke_config) -> None:
+    out = run(invoke_config, mode="pbft", voters=7, faults="equivocate,delay")
+    block = out["result"]["consensus"]
+    late = next(b for b in block["ballots"] if b["voter"] == "voter_2")
+    assert late["late"] is True and block["decision"] == "north"
+    assert [w.split(":")[0] for w in block["suspects"]["voter_2"]] == ["delayed"], block["suspects"]
+    assert "none of which reached a peer before the replicas decided" in block["suspects"]["voter_2"][0]
+
+
 @pytest.mark.parametrize(("mode", "voters", "faults", "expected"), [
     ("pbft", 4, "lie", ["pre-prepare (view 0)", "view-change (view 1)", "new-view (view 1)", "pre-prepare (view 1)",
                         "prepare (view 1)", "commit (view 1)"]),
