@@ -13,10 +13,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.ext.asyncio
 from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
 from langgraph.checkpoint.sqlalchemy.engines import make_engine
+from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from relaygraph.coordination.experience import STORE_KEEP, STORE_LIMIT, Experience
 
 metadata = sa.MetaData()
@@ -36,27 +39,37 @@ experiences = sa.Table(
 EXPERIENCE_MIGRATIONS = MigrationSet("relaygraph_experience", [create_tables(experiences)])
 
 _engines: dict[str, sa.Engine] = {}
+_migrated: set[int] = set()
 _lock = threading.Lock()
 
 
-def _engine(url: str) -> sa.Engine:
+def _engine(target: Any) -> sa.Engine:
+    """The engine for ``target``: the run's SQLAlchemy saver (its own engine, so the store lives
+    in the database the run checkpoints to), an async saver (a sync engine on its URL), or a
+    database URL — migrated on first use."""
     with _lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = make_engine(url)
+        engine = getattr(target, "engine", None)
+        if not isinstance(engine, sa.Engine):
+            url = (engine.url.render_as_string(hide_password=False)
+                   if isinstance(engine, sa.ext.asyncio.AsyncEngine) else str(target))
+            engine = _engines.get(url)
+            if engine is None:
+                engine = _engines[url] = make_engine(url)
+        if id(engine) not in _migrated:
             EXPERIENCE_MIGRATIONS.apply(engine)
-            _engines[url] = engine
+            _migrated.add(id(engine))
         return engine
 
 
 @contextmanager
-def _begin(url: str) -> Iterator[sa.Connection]:
-    with _engine(url).begin() as conn:
+def _begin(target: Any) -> Iterator[sa.Connection]:
+    with _engine(target).begin() as conn:
         yield conn
 
 
-def record(url: str, experience: Experience, *, store: str | None = None) -> int:
-    """Save one run's experience (replacing the thread's earlier row); returns the store's size."""
+def record(url: Any, experience: Experience, *, store: str | None = None) -> int:
+    """Save one run's experience (replacing the thread's earlier row); returns the store's size.
+    ``url``: a database URL or the run's saver (see :func:`store_for`)."""
     name = store or experience.task_type
     experience = experience.model_copy(update={"recorded_at": experience.recorded_at or time.time()})
     with _begin(url) as conn:
@@ -76,7 +89,7 @@ def record(url: str, experience: Experience, *, store: str | None = None) -> int
         return int(size)
 
 
-def load(url: str, store: str) -> list[Experience]:
+def load(url: Any, store: str) -> list[Experience]:
     """A store's experiences, oldest first."""
     with _begin(url) as conn:
         rows = conn.execute(sa.select(experiences.c.record).where(experiences.c.store == store)
@@ -84,7 +97,16 @@ def load(url: str, store: str) -> list[Experience]:
     return [Experience.model_validate_json(r[0]) for r in rows]
 
 
-def stores(url: str) -> dict[str, int]:
+def stores(url: Any) -> dict[str, int]:
     with _begin(url) as conn:
         rows = conn.execute(sa.select(experiences.c.store, sa.func.count()).group_by(experiences.c.store)).all()
     return {r[0]: int(r[1]) for r in rows}
+
+
+def store_for(config: Any, default_url: str) -> Any:
+    """Where a run's experiences live: the database of the run's own checkpointer (so runs on
+    different ``--checkpoint-db`` databases never learn from each other), else ``default_url``
+    (an in-memory or absent checkpointer)."""
+    saver = ((config or {}).get("configurable") or {}).get(CONFIG_KEY_CHECKPOINTER)
+    engine = getattr(saver, "engine", None)
+    return saver if isinstance(engine, sa.Engine | sa.ext.asyncio.AsyncEngine) else default_url

@@ -21,7 +21,7 @@ Agents are on the one failure path of every graph (:mod:`relaygraph.nodes.failur
 ``execute`` is :func:`~relaygraph.nodes.failures.recording_failures` over the task run and is
 compiled with ``agent_retry_policy()``, so a failing agent gets the run's ``max_retries``
 attempts before its failure is classified; critic and reviser are
-:func:`~relaygraph.nodes.failures.agent_node`\ s. The result is a declared
+:func:`~relaygraph.nodes.failures.agent_node`\\ s. The result is a declared
 :class:`~relaygraph.nodes.contracts.PlannedResult`.
 """
 
@@ -104,7 +104,7 @@ def adaptations(config: RunnableConfig) -> list[experience.Adaptation]:
         return []
     settings = settings_from_config(config)
     prior = {m.name: m.success_probability for m in DATA_DOMAIN.methods}
-    found = experience_store.load(settings.checkpoint_db, GOAL)
+    found = experience_store.load(experience_store.store_for(config, settings.checkpoint_db), GOAL)
     return experience.mine(found, prior, task_type=GOAL, backoff_s=replanning.BACKOFF_S)
 
 
@@ -533,7 +533,7 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                                            reason=key[1], failure_class=entry.get("failure_class")))
     settings = settings_from_config(config)
     run = experience.experience_from_run(thread_id(config), GOAL, state, status, time.time())
-    size = experience_store.record(settings.checkpoint_db, run)
+    size = experience_store.record(experience_store.store_for(config, settings.checkpoint_db), run)
     return result_update(extend_result(
         base, PlannedResult, status=status, answer=answer, reason=reason, plan=plan, errors=errors,
         replanning=state.get("replans") or [], world=state.get("world") or {},

@@ -138,3 +138,36 @@ def test_a_timeout_that_stopped_runs_grows():
     learned = {a.target: a for a in timeouts(runs)}
     assert learned["aggregate"].value == 8.0 and learned["report"].value == 3.0
     assert learned["aggregate"].evidence == "slowest successful run 0.40s; its timeout stopped 2 runs: doubled 2x"
+
+
+def test_experiences_live_in_the_run_s_own_checkpoint_database(roles, sample_path, tmp_path):
+    """Runs on different ``--checkpoint-db`` databases do not learn from each other, and
+    ``experience show --checkpoint-db`` shows the experiences of the runs on that database."""
+    from relaygraph.cli.main import app
+    from relaygraph.config.checkpointing import open_checkpointer
+    from relaygraph.graphs.planned import build_graph
+    from typer.testing import CliRunner
+
+    first, second = f"sqlite:///{tmp_path / 'first.db'}", f"sqlite:///{tmp_path / 'second.db'}"
+
+    def run(url: str, i: int, **options):
+        config = {"configurable": {"thread_id": f"db-{i}", "retry_backoff_s": 0, **options}, "recursion_limit": 200}
+        with open_checkpointer(url) as saver:
+            return build_graph().compile(checkpointer=saver).invoke({"task": "report"}, config)["result"]
+
+    for i in range(3):  # time_series_analysis fails three runs on the first database
+        assert run(first, i, fail="trends:transientx4")["status"] == "failed"
+    other = run(second, 3)  # the second database has learned nothing from them
+    assert other["plan"]["methods"][-1] == "time_series_analysis" and other["learned"] == {}
+    assert other["experience_store"] == {"store": "data_report", "size": 1}
+    again = run(first, 4, fail="trends:transientx4")  # the first database has
+    assert again["plan"]["methods"][-1] == "cross_section_analysis"
+    assert again["experience_store"] == {"store": "data_report", "size": 4}
+
+    shown = CliRunner().invoke(app, ["experience", "show", "--checkpoint-db", first])
+    assert shown.exit_code == 0, shown.output
+    assert "store data_report: 4 experiences (1 completed, 3 failed)" in shown.output
+    shown = CliRunner().invoke(app, ["experience", "show", "--checkpoint-db", second])
+    assert "store data_report: 1 experiences (1 completed)" in shown.output, shown.output
+    default = CliRunner().invoke(app, ["experience", "show"])  # nothing went to the default database
+    assert "No experiences recorded yet" in default.output, default.output
