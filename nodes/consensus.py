@@ -227,6 +227,8 @@ class ConsensusConfig(BaseModel):
                 key, what = (name.strip(), behaviour.strip()) if sep else (f"voter_{index}", name)
                 if what not in {b.value for b in Behaviour}:
                     raise ValueError(f"unknown fault {what!r}; choose from {', '.join(b.value for b in Behaviour)}")
+                if key in out:
+                    raise ValueError(f"{key} is given two faults ({out[key]}, {what}); give each voter one")
                 out[key] = what
             return out
         return value or {}
@@ -259,12 +261,16 @@ def consensus_config(config: RunnableConfig | None) -> ConsensusConfig:
     """The run's options from ``configurable``; a ``ValueError`` with one clear line if invalid."""
     configurable = dict((config or {}).get("configurable") or {})
     try:
-        return ConsensusConfig.model_validate(configurable)
+        checked = ConsensusConfig.model_validate(configurable)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         raise ValueError(f"consensus option {where}: {message}" if where else f"consensus: {message}") from None
+    if configurable.get("threshold") is not None and checked.mode != "qualified":
+        raise ValueError(f"consensus option threshold: applies only to mode=qualified, not mode={checked.mode}; "
+                         "drop --param threshold or use --param mode=qualified")
+    return checked
 
 
 # --- state -----------------------------------------------------------------------------------

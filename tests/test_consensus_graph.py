@@ -126,7 +126,9 @@ def test_impossible_fault_counts_are_refused_before_any_agent_runs(isolated_env)
     cases = {("pbft", "4", "lie,lie"): "needs n ≥ 3f+1 = 7 replicas; got n=4",
              ("raft", "3", "lie"): "raft tolerates crashes, not lies",
              ("majority", "3", "voter_9=lie"): "faults name unknown voters",
-             ("qualified", "3", "nap"): "unknown fault 'nap'"}
+             ("qualified", "3", "nap"): "unknown fault 'nap'",
+             ("majority", "3", "voter_1=lie,voter_1=crash"): "voter_1 is given two faults (lie, crash)",
+             ("bft", "4", "lie,voter_1=silent"): "voter_1 is given two faults (lie, silent)"}
     for (mode, voters, faults), message in cases.items():
         result = CliRunner().invoke(app, ["run", "consensus", "--param", f"mode={mode}", "--param",
                                           f"voters={voters}", "--param", f"faults={faults}"])
@@ -134,6 +136,8 @@ def test_impossible_fault_counts_are_refused_before_any_agent_runs(isolated_env)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     result = CliRunner().invoke(app, ["run", "consensus", "--param", "threshold=0.4", "--param", "mode=qualified"])
     assert result.exit_code == 2 and "0.51–1.0" in result.stderr
+    result = CliRunner().invoke(app, ["run", "consensus", "--param", "mode=majority", "--param", "threshold=0.8"])
+    assert result.exit_code == 2 and "threshold: applies only to mode=qualified" in result.stderr
 
 
 def test_spans_show_one_child_per_bft_round(spans, roles, sample_path, invoke_config) -> None:
