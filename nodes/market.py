@@ -373,9 +373,18 @@ def open_task(registry: Registry[AgentSpec]) -> UpdateNode:
                                         round=entry.get("round", 1), kind=cfg.auction, outcome=result.outcome,
                                         winner=None, price=None, bids={}, duration_s=0.0, settlement=None,
                                         breach=None)
-            updates[task.id] = {"status": "unallocated", "outcome": result.outcome,
-                                "reason": f"{result.reason} (needs {task.requirement}; excluded after breach: "
-                                          f"{', '.join(entry.get('excluded') or []) or 'none'})"}
+            breached = entry.get("excluded") or []
+            low = {n: float(reputation.get(n, DEFAULT_REPUTATION)) for n in capable if n not in breached
+                   and reputation.get(n, DEFAULT_REPUTATION) < cfg.min_reputation}
+            reason = (f"{result.reason} (needs {task.requirement}; capable: {', '.join(capable) or 'none'}; "
+                      f"excluded after breach: {', '.join(breached) or 'none'}; excluded by reputation below "
+                      f"min_reputation {cfg.min_reputation:g}: "
+                      f"{', '.join(f'{n} {v:g}' for n, v in low.items()) or 'none'})")
+            if low:
+                reason += (f" — to proceed, accept them with --param min_reputation={min(low.values()):g} "
+                           "or clear the stored scores with `relaygraph agents reset-reputation "
+                           "[NAME...]` (see `relaygraph agents`)")
+            updates[task.id] = {"status": "unallocated", "outcome": result.outcome, "reason": reason}
         if not candidates:
             return {"current": None, "market": updates}
         if cfg.order == "announced":

@@ -148,6 +148,26 @@ def load_reputation(target: Any, agents: list[str]) -> dict[str, float]:
     return {agent: value for agent, value in rows}
 
 
+def reputation_records(target: Any) -> dict[str, dict[str, Any]]:
+    """Every stored reputation: agent -> reputation, contracts, breaches, updated_at."""
+    with engine_for(target).connect() as conn:
+        return {r["agent"]: {k: r[k] for k in ("reputation", "contracts", "breaches", "updated_at")}
+                for r in conn.execute(sa.select(reputation)).mappings()}
+
+
+def reset_reputation(target: Any, agents: list[str] | None = None) -> list[str]:
+    """Forget the stored reputation of ``agents`` (all when None): they start again at the
+    default. Returns the agents whose record was removed."""
+    with _write(target) as conn:
+        query = sa.select(reputation.c.agent)
+        if agents is not None:
+            query = query.where(reputation.c.agent.in_(agents))
+        names = sorted(conn.execute(query).scalars())
+        if names:
+            conn.execute(reputation.delete().where(reputation.c.agent.in_(names)))
+    return names
+
+
 def auction_history(target: Any, thread_id: str | None = None) -> list[dict[str, Any]]:
     query = sa.select(auctions).order_by(auctions.c.created_at, auctions.c.task_id, auctions.c.round)
     if thread_id is not None:

@@ -47,6 +47,10 @@ class AgentEntry(BaseModel):
     role: str
     capabilities: list[str]
     tools: list[str]
+    #: the market reputation stored for this agent name (None: no record, the default applies)
+    reputation: float | None = None
+    contracts: int = 0
+    breaches: int = 0
 
 
 def entries(graphs: Iterable[tuple[str, ModuleType]], *requirements: Requirement) -> list[AgentEntry]:

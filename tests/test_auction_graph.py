@@ -267,3 +267,36 @@ def test_a_failure_caused_by_the_data_is_a_breach_that_keeps_reputation(sample_p
         assert r["settlement"]["reputation_after"] == r["settlement"]["reputation_before"]
         assert "caused by the data" in r["settlement"]["reason"]
     assert all(v == 0.8 for v in load_reputation(get_settings().checkpoint_db, ["ana", "ben", "dee"]).values())
+
+
+def test_agents_locked_out_by_reputation_are_named_shown_and_can_be_reset(sample_path, invoke_config) -> None:
+    import json
+
+    from relaygraph.cli.main import app
+    from relaygraph.config.settings import get_settings
+    from relaygraph.nodes.market_store import load_reputation, save_reputation
+    from typer.testing import CliRunner
+
+    db = get_settings().checkpoint_db
+    for name, value in {"ana": 0.2, "ben": 0.1, "dee": 0.25}.items():  # validation bidders after late breaches
+        save_reputation(db, name, value, breach=True)
+    locked = run(invoke_config, tasks=1)
+    reason = locked["result"]["market"]["tasks"]["t1"]["reason"]
+    assert "excluded by reputation below min_reputation 0.3: ana 0.2, ben 0.1, dee 0.25" in reason
+    assert "--param min_reputation=" in reason and "relaygraph agents reset-reputation" in reason
+    listed = json.loads(CliRunner().invoke(app, ["agents", "--json"]).stdout)
+    ana = next(r for r in listed if r["graph"] == "auction" and r["name"] == "ana")
+    assert ana["reputation"] == 0.2 and ana["breaches"] == 1
+    cai = next(r for r in listed if r["graph"] == "auction" and r["name"] == "cai")
+    assert cai["reputation"] is None  # no record: the default applies
+    table = CliRunner().invoke(app, ["agents"]).stdout
+    assert "reputation" in table and "0.2" in table
+    one = CliRunner().invoke(app, ["agents", "reset-reputation", "ben"])
+    assert one.exit_code == 0 and "ben" in one.stdout
+    assert set(load_reputation(db, ["ana", "ben", "dee"])) == {"ana", "dee"}
+    unknown = CliRunner().invoke(app, ["agents", "reset-reputation", "nobody"])
+    assert unknown.exit_code == 2 and "nobody" in unknown.output
+    every = CliRunner().invoke(app, ["agents", "reset-reputation"])
+    assert every.exit_code == 0 and load_reputation(db, ["ana", "ben", "dee"]) == {}
+    again = run({"configurable": {"thread_id": "after-reset"}}, tasks=1)
+    assert again["result"]["status"] == "completed"
