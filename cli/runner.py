@@ -238,13 +238,16 @@ def thread_status(graph: CompiledStateGraph, config: RunnableConfig) -> ThreadSt
     saved their writes. A run killed after a step's writes and before the next checkpoint has
     an empty ``next`` and no result — it is not finished, and ``invoke(None)`` continues it
     (the saved writes are applied, finished tasks are not run again).
+    Likewise a run whose result node's writes were saved but whose last checkpoint was not (the
+    database went away in between): its state shows the result, but its head still has the result
+    task to apply, so it is ``unfinished`` and continuing it saves that checkpoint.
     """
     snapshot = graph.get_state(config)
     if not snapshot.created_at:
         return "new"
     if any(getattr(task, "interrupts", ()) for task in snapshot.tasks):
         return "waiting"
-    if snapshot.values.get("result") and not snapshot.next:
+    if snapshot.values.get("result") and not snapshot.next and not snapshot.tasks:
         return "finished"
     return "unfinished"
 

@@ -290,17 +290,18 @@ def test_cli_never_reports_failure_for_a_run_that_finished(outage: Outage, monke
     assert outage.kills >= 1 and not error_lines(result.stderr)
 
 
-@pytest.mark.parametrize("away_at", [1, 3])
+@pytest.mark.parametrize("away_at", [1, 3, -1])
 def test_cli_run_stopped_by_an_outage_says_so_in_one_line_and_resume_finishes_it(
     outage: Outage, monkeypatch: pytest.MonkeyPatch, away_at: int
 ) -> None:
     """Away for longer than the bound at the run's 3rd checkpoint: exit 75, one line naming
     ``relaygraph resume cut``, and resume finishes it. At the 1st (its input), nothing of the
-    run exists to resume: the line says to run it again, and that run finishes."""
+    run exists to resume: the line says to run it again, and that run finishes. At the last
+    (-1: the result's writes are saved, the final checkpoint is not), resume saves it."""
     monkeypatch.setenv("RELAYGRAPH_DB_RECONNECT_S", "1")
 
     def away(n: int, checkpoint: Any) -> None:
-        if n == away_at:
+        if n == away_at or (away_at == -1 and "result" in checkpoint["channel_values"]):
             outage.logins(False)
             outage.kill()
 
@@ -321,3 +322,22 @@ def test_cli_run_stopped_by_an_outage_says_so_in_one_line_and_resume_finishes_it
         resumed = cli_run("resume", "cut", "--checkpoint-db", outage.url, "--json")
     assert resumed.exit_code == 0, resumed.output
     assert json.loads(resumed.stdout)["result"]["status"] == "completed"
+
+
+def test_what_counts_as_a_lost_connection() -> None:
+    """A statement on a connection that died earlier in its transaction raises SQLAlchemy's
+    PendingRollbackError; it is a lost connection when the error it was handling is one."""
+    import sqlalchemy as sa
+    from langgraph.checkpoint.sqlalchemy.retry import is_connection_lost, is_transient
+
+    lost = sa.exc.OperationalError("SELECT 1", {}, Exception("gone"), connection_invalidated=True)
+    try:
+        try:
+            raise lost
+        finally:
+            raise sa.exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back")
+    except sa.exc.PendingRollbackError as exc:
+        assert is_connection_lost(exc) and is_transient(exc)
+    assert not is_connection_lost(sa.exc.PendingRollbackError("no cause"))
+    assert not is_connection_lost(sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert not is_connection_lost(ValueError(2013))

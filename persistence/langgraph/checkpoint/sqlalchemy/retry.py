@@ -81,6 +81,12 @@ def is_connection_lost(exc: BaseException) -> bool:
     """
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
         return True
+    if isinstance(exc, sa.exc.InvalidRequestError) and not isinstance(exc, sa.exc.DBAPIError):
+        # "Can't reconnect until invalid transaction is rolled back": raised by a statement
+        # (a ``finally``'s cleanup) on a connection that died earlier in the transaction; the
+        # error it was raised while handling says why.
+        cause = exc.__cause__ or exc.__context__
+        return cause is not None and cause is not exc and is_connection_lost(cause)
     err = _driver_error(exc)
     if isinstance(err, ConnectionError):  # a socket reset an async driver did not wrap
         return True
