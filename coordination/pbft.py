@@ -45,6 +45,14 @@ NULL = "(null request)"
 VIEW_TIMER = "view"
 
 
+LIE_MARK = "lie:"  # a forged value on the simulated wire: distinct from every honest value
+
+
+def shown(value: str) -> str:
+    """A value as a person reads it: the simulator's forgery mark is not part of the value."""
+    return value.removeprefix(LIE_MARK)
+
+
 class QuorumError(ValueError):
     """The replica count cannot tolerate the faults asked for."""
 
@@ -231,7 +239,7 @@ class PbftReplica:
         if view != self.view or seq < 1:
             return
         if not self.validate(value):
-            self.suspect(record["src"], f"proposed {value!r}, which this replica's own check rejects")
+            self.suspect(record["src"], f"proposed {shown(value)!r}, which this replica's own check rejects")
             return
         self.accept_pre_prepare(record, ctx)
 
@@ -482,7 +490,7 @@ class PbftReplica:
         if value is None:
             return message
         if how == "lie":
-            told = f"lie:{value}"
+            told = f"{LIE_MARK}{value}"
         else:
             first, second = self.coalition.pairs.setdefault(key, (value, self._alternative(value)))
             told = first if variant == 0 else second

@@ -490,7 +490,8 @@ def make_vote_node() -> UpdateNode:
             ballot = fabricate(ballot, question, observed)
         messages = deliveries(cfg, voter, r, honest, ballot, behaviour)
         sent = ballot if behaviour is not Behaviour.EQUIVOCATE else honest
-        record.update(status="voted" if ballot is not None else "no ballot", source=source,
+        status = "no ballot" if ballot is None else "withheld" if behaviour is Behaviour.SILENT else "voted"
+        record.update(status=status, source=source,
                       ballot=sent.model_dump(mode="json") if sent is not None else None,
                       told_others=ballot.choice if behaviour is Behaviour.EQUIVOCATE and ballot else None,
                       problems=evidence_problems(ballot, observed) if ballot is not None else [],
@@ -688,7 +689,8 @@ def bft_round(state: dict[str, Any], cfg: ConsensusConfig, r: int) -> dict[str, 
         return {"done": False, "round_record": record}
     backing = sum(1 for choice in last.counted.values() if choice == outcome.decision)
     confidence = round(backing / cfg.voters, 3)  # share of all voters behind it in the deciding round
-    reason = (f"{outcome.decision!r} backed by ≥ {outcome.needed} of {cfg.voters} in round {len(outcome.rounds)}"
+    reason = (f"{outcome.decision!r} backed by {backing} of {cfg.voters} (agreement needs {outcome.needed}) "
+              f"in round {len(outcome.rounds)}"
               if not outcome.fallback_result else
               f"{outcome.fallback_result.reason} — no round reached the {outcome.needed} of {cfg.voters} matching "
               f"ballots BFT needs (more than f = {outcome.f} faulty voters?); confidence {confidence}")
@@ -881,7 +883,7 @@ def raft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
         log = committed_values()
         leader = max((n for n in nodes.values() if n.role == "leader"), key=lambda n: n.term, default=None)
         term = max(n.term for n in nodes.values())
-        return {"decision": result.decision, "rounds": 1, "views": term, "fallback": False,
+        return {"decision": result.decision, "rounds": 1, "views": None, "terms": term, "fallback": False,
                 "suspects": {v: [f"{cfg.faults[v].value}: its ballot never reached the log"] for v in sorted(down)},
                 "reason": f"Raft leader {leader.id if leader else '?'} (term {term}) committed "
                           f"{len(committed_ballots())} ballots; {result.reason}",
@@ -945,7 +947,7 @@ def protocol(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     else:
         decision = outcome()
         update["decision"] = decision
-        update["rounds"] = [{"round": 1, "views": decision["views"], "steps": step.index,
+        update["rounds"] = [{"round": 1, "views": decision["views"], "terms": decision.get("terms"), "steps": step.index,
                              "messages": decision["messages_sent"]}]
     return update
 
@@ -998,7 +1000,7 @@ def consensus_result(state: dict[str, Any]) -> dict[str, Any]:
     return {"question": QUESTIONS[cfg.question].text, "mode": cfg.mode, "voters": cfg.voters,
             "faults": {k: v for k, v in state["consensus"]["faults"].items()},
             "decision": decision.get("decision"), "reason": decision.get("reason"),
-            "rounds": decision.get("rounds"), "views": decision.get("views"),
+            "rounds": decision.get("rounds"), "views": decision.get("views"), "terms": decision.get("terms"),
             "messages_sent": sent, "fallback": bool(decision.get("fallback")),
             "suspects": decision.get("suspects") or {}, "ballots": ballots,
             "phases": [{k: p[k] for k in ("step", "phase", "messages", "time")} for p in state.get("protocol") or []],

@@ -269,7 +269,8 @@ class ConsensusSummary(BaseModel):
     decision: str | None
     reason: str | None
     rounds: int | None
-    views: int | None
+    views: int | None  # pbft: view changes (None for the other modes)
+    terms: int | None = None  # raft: the last term (elections held)
     messages_sent: int
     fallback: bool
     suspects: dict[str, list[str]]

@@ -65,6 +65,7 @@ def test_each_mode_decides_right_with_up_to_f_faults_and_names_the_faulty(
         assert block["views"] >= (1 if faults.split(",")[0] in ("lie", "equivocate") else 0)
     if mode == "raft":  # an ordered log of ballots, then the decision; the crashed voter caught up
         assert block["log"][-1] == "decision:north" and block["log_safety_violations"] == []
+        assert block["terms"] >= 1 and block["views"] is None  # Raft has terms, not views
         assert block["caught_up"] == {"voter_1": True}
 
 
@@ -169,6 +170,17 @@ def test_each_pbft_step_holds_only_messages_of_the_phases_its_label_names(voters
         first = next(m for m in in_state if m["step"] == step)
         assert phase.startswith(f"{first['kind']} (view {first['body'].get('view')})"), (step, phase)
     assert out["result"]["consensus"]["decision"] == "north"
+
+
+def test_bft_reason_gives_the_real_count_and_a_silent_ballot_says_withheld(roles, sample_path,
+                                                                            invoke_config) -> None:
+    out = run(invoke_config, mode="bft", voters=7, faults="silent")
+    block = out["result"]["consensus"]
+    assert block["reason"] == "'north' backed by 6 of 7 (agreement needs 5) in round 1", block["reason"]
+    silent = next(b for b in block["ballots"] if b["voter"] == "voter_1")
+    assert (silent["status"], silent["withheld"]) == ("withheld", True)
+    assert {b["status"] for b in block["ballots"] if b["voter"] != "voter_1"} == {"voted"}
+    assert block["terms"] is None and block["confidence"] == round(6 / 7, 3)
 
 
 def test_a_delayed_pbft_voter_is_called_delayed_not_silent(roles, sample_path, invoke_config) -> None:
