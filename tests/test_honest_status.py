@@ -128,7 +128,7 @@ CANNOT_RUN: dict[str, tuple[Any, str | None, str, tuple[str, ...]]] = {
     "sequential": (undated, None, "detect_trends", ("partial",)),
     "hierarchical": (readings, None, "segment_customers", ("partial",)),
     "auction": (readings, None, "segment_customers", ("partial", "failed")),
-    "consensus": (readings, None, "needs column(s) region, revenue", ("failed",)),
+    "consensus": (readings, None, "needs column(s) region, revenue", ("refused",)),  # exit 2 up front
     "negotiation": (readings, None, "propose_threshold", ("failed",)),
 }
 
@@ -141,6 +141,12 @@ def test_the_cannot_run_matrix_covers_every_served_graph_but_planned() -> None:
 @pytest.mark.parametrize("graph", sorted(CANNOT_RUN))
 def test_data_a_tool_cannot_run_on_makes_the_run_partial_or_failed(isolated_env, graph: str) -> None:
     make, task, tool, honest = CANNOT_RUN[graph]
+    if honest == ("refused",):  # the CLI refuses it before any work: exit 2, what is missing named
+        from relaygraph.cli.main import app
+
+        refused = CliRunner().invoke(app, ["run", graph, "--data", str(make(isolated_env["data"]))])
+        assert refused.exit_code == 2 and tool in refused.output, refused.output
+        return
     output, state = run_cli(graph, "--data", str(make(isolated_env["data"])), *(["--task", task] if task else []))
     assert_honest(graph, output, state)
     assert state["result"]["status"] in honest
