@@ -21,6 +21,7 @@ from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.market import (
     BidInput,
     MarketConfig,
+    check_market_data,
     MarketState,
     announce,
     award,
@@ -71,6 +72,11 @@ REGISTRY: Registry[AgentSpec] = Registry(BIDDERS.values())
 
 
 PARAMS = MarketConfig
+
+
+def check_config(configurable: dict[str, Any]) -> None:
+    """Bad options fail here, before any agent runs (the CLI calls it up front)."""
+    check_market_data(configurable)
 
 
 def finalize_market(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from relaygraph.nodes.negotiation import (
     MEDIATOR,
     ConcedeInput,
     NegotiationConfig,
+    check_negotiation_data,
     NegotiationState,
     ProposeInput,
     Stance,
@@ -67,6 +68,11 @@ AGENTS = (*PROPOSERS.values(), MEDIATOR)
 
 
 PARAMS = NegotiationConfig
+
+
+def check_config(configurable: dict[str, Any]) -> None:
+    """Bad options fail here, before any agent runs (the CLI calls it up front)."""
+    check_negotiation_data(configurable)
 
 
 def finalize_negotiation(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:

@@ -71,6 +71,7 @@ from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
 from relaygraph.tools import ToolResult, TypedTool, Workspace, build_tools
+from relaygraph.tools import markdown as md
 from relaygraph.tools import roles
 from relaygraph.tools.analytics import find_customer_column
 from relaygraph.tools.frames import date_column, load
@@ -112,9 +113,9 @@ class MarketConfig(RunParams):
     auction: Literal["sealed", "vickrey", "english"] = "vickrey"
     tasks: int = Field(default=4, ge=1, le=32)  # partitions announced as tasks
     methods: list[str] = Field(default_factory=lambda: list(VERIFIABLE))
-    reserve_factor: float = Field(default=2.5, gt=0)  # reserve = factor × the method's base cost
-    decrement: float = Field(default=0.05, gt=0)
-    deadline_s: float = Field(default=300.0, gt=0)
+    reserve_factor: float = Field(default=2.5, gt=0, allow_inf_nan=False)  # reserve = factor × method's base cost
+    decrement: float = Field(default=0.05, gt=0, allow_inf_nan=False)
+    deadline_s: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     min_reputation: float = Field(default=MIN_REPUTATION, ge=0, le=1)
     #: ``announced``: one task at a time, as listed. ``regret``: each round every eligible bidder
     #: prices every open task, and the task with the highest regret (second-lowest bid − lowest)
@@ -125,6 +126,8 @@ class MarketConfig(RunParams):
     @classmethod
     def _methods(cls, value: Any) -> Any:
         methods = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if isinstance(methods, list) and not methods:
+            raise ValueError(f"no method given; choose one or more of {', '.join(VERIFIABLE)}")
         unknown = [m for m in methods if m not in VERIFIABLE]
         if unknown:
             raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(VERIFIABLE)}")
@@ -134,6 +137,28 @@ class MarketConfig(RunParams):
 def market_config(config: RunnableConfig | None) -> MarketConfig:
     configurable = (config or {}).get("configurable") or {}
     return MarketConfig.model_validate({k: v for k, v in configurable.items() if k in MarketConfig.model_fields})
+
+
+def check_task_count(tasks: int, rows: int, dataset: str) -> None:
+    """Refuse more tasks than the data has rows: the extra partitions would be empty tasks."""
+    if tasks > rows:
+        raise ValueError(f"--param tasks={tasks} asks for more partitions than {dataset} has rows "
+                         f"({md.plural(rows, 'row')}); use --param tasks={max(rows, 1)} or fewer")
+
+
+def check_market_data(configurable: dict[str, Any]) -> None:
+    """Before any work (the CLI's ``check_config``): the options, and that the data has a row
+    for every task. A dataset that cannot be resolved here is left to the run's own checks."""
+    config: RunnableConfig = {"configurable": configurable}
+    cfg = market_config(config)
+    settings = settings_from_config(config)
+    try:
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        dataset = resolve_dataset({}, settings, workspace)
+        frame, _ = load(workspace, dataset)
+    except (FileNotFoundError, PermissionError, OSError):
+        return
+    check_task_count(cfg.tasks, len(frame), dataset)
 
 
 class Task(BaseModel):
@@ -209,9 +234,9 @@ class EstimateCostTool(TypedTool):
         frame, _ = load(self.workspace, self.dataset, self.task.partition)
         cost = estimate_cost(len(frame), self.task.method, load_rows=self.load_rows, match=self.match)
         return ToolResult(
-            summary=f"{self.task.method} on {len(frame):,} rows (partition {self.task.partition}) costs you "
+            summary=f"{self.task.method} on {md.plural(len(frame), 'row')} (partition {self.task.partition}) costs you "
                     f"{cost:g} (method {METHOD_COST[self.task.method]:g}/1k rows, capability match "
-                    f"{self.match:g}, load {self.load_rows:,} rows).",
+                    f"{self.match:g}, load {md.plural(self.load_rows, 'row')}).",
             facts={"task_id": task_id, "rows": len(frame), "method": self.task.method, "cost": cost,
                    "capability_match": self.match, "load_rows": self.load_rows},
             artifacts={"cost": f"{cost:g}"})
@@ -293,7 +318,7 @@ class CheckAcceptanceTool(TypedTool):
         self.box.verification = Verification(checks=checks, observed=observed)
         failed = [k for k, ok in checks.items() if not ok]
         verdict = "all acceptance criteria met" if not failed else f"failed: {', '.join(failed)}"
-        return ToolResult(summary=f"{task_id}: {verdict} (expected {len(frame):,} rows, reported "
+        return ToolResult(summary=f"{task_id}: {verdict} (expected {md.plural(len(frame), 'row')}, reported "
                                   f"{facts.get('rows')}).", facts={"task_id": task_id, "checks": checks,
                                                                    "observed": observed})
 
@@ -312,6 +337,7 @@ def announce(registry: Registry[AgentSpec]) -> UpdateNode:
         workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
         dataset = resolve_dataset(state, settings, workspace)
         frame, _ = load(workspace, dataset)
+        check_task_count(cfg.tasks, len(frame), dataset)
         tasks: list[dict[str, Any]] = []
         unsupported: list[dict[str, Any]] = []
         for k in range(1, cfg.tasks + 1):
@@ -689,7 +715,7 @@ def summarize(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                             "reason": entry.get("reason")}
         if entry.get("outcome") == "paid":
             paid += entry["price"]
-            lines.append(f"✓ {raw['id']} {raw['method']} [{raw['partition']}, {raw['rows']:,} rows] → "
+            lines.append(f"✓ {raw['id']} {raw['method']} [{raw['partition']}, {md.plural(raw['rows'], 'row')}] → "
                          f"{entry['winner']} at {entry['price']:g} (reserve {raw['reserve']:g})"
                          + (f"; after breach by {', '.join(breaches)}" if breaches else ""))
         else:

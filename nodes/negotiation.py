@@ -87,7 +87,7 @@ from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.tools import ToolResult, TypedTool, Workspace
-from relaygraph.tools.frames import load
+from relaygraph.tools.frames import check_column, load
 
 K_GRID = tuple(round(float(x), 2) for x in np.arange(0.5, 6.01, 0.1))
 
@@ -121,6 +121,24 @@ def negotiation_config(config: RunnableConfig | None) -> NegotiationConfig:
     configurable = (config or {}).get("configurable") or {}
     return NegotiationConfig.model_validate({k: v for k, v in configurable.items()
                                              if k in NegotiationConfig.model_fields})
+
+
+def check_negotiation_data(configurable: dict[str, Any]) -> None:
+    """Before any work (the CLI's ``check_config``): the options, and that ``column`` is a
+    numeric column of the dataset — else every proposer would run and then fail on it. A
+    dataset that cannot be resolved here is left to the run's own checks."""
+    config: RunnableConfig = {"configurable": configurable}
+    cfg = negotiation_config(config)
+    settings = settings_from_config(config)
+    try:
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        frame, _ = load(workspace, resolve_dataset({}, settings, workspace))
+    except (FileNotFoundError, PermissionError, OSError):
+        return
+    try:
+        check_column(frame, cfg.column, numeric=True)
+    except ValueError as exc:
+        raise ValueError(f"--param column={cfg.column}: {str(exc).rstrip('.')}") from None
 
 
 class Stance(BaseModel):

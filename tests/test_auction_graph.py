@@ -300,3 +300,44 @@ def test_agents_locked_out_by_reputation_are_named_shown_and_can_be_reset(sample
     assert every.exit_code == 0 and load_reputation(db, ["ana", "ben", "dee"]) == {}
     again = run({"configurable": {"thread_id": "after-reset"}}, tasks=1)
     assert again["result"]["status"] == "completed"
+
+
+@pytest.mark.parametrize(("param", "says"), [
+    ("methods=", "methods"), ("methods=,", "methods"), ("reserve_factor=inf", "reserve_factor"),
+    ("decrement=nan", "decrement"), ("deadline_s=inf", "deadline_s")])
+def test_bad_market_params_are_refused_before_any_work(sample_path, param, says) -> None:
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    refused = CliRunner().invoke(app, ["run", "auction", "--param", param])
+    assert refused.exit_code == 2 and says in refused.stderr, refused.output
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.output
+    assert "on thread" not in refused.stdout  # no run was started
+
+
+def test_more_tasks_than_rows_is_refused_naming_the_row_count(isolated_env, invoke_config) -> None:
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    data = isolated_env["data"]
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "tiny.csv").write_text("id,amount\n1,5\n2,7\n3,9\n")
+    refused = CliRunner().invoke(app, ["run", "auction", "--data", str(data / "tiny.csv"), "--param", "tasks=4"])
+    assert refused.exit_code == 2 and "tasks=4" in refused.stderr and "3 rows" in refused.stderr, refused.output
+    assert "on thread" not in refused.stdout
+    with pytest.raises(ValueError, match="3 rows"):  # a Python caller is refused by the node the same way
+        from relaygraph.graphs.auction import graph
+
+        graph.invoke({"task": "Allocate.", "data": "tiny.csv"},
+                     {"configurable": {**invoke_config["configurable"], "tasks": 4}})
+
+
+def test_a_one_row_partition_says_row_not_rows(isolated_env, invoke_config) -> None:
+    data = isolated_env["data"]
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "pair.csv").write_text("id,amount\n1,5\n2,7\n")
+    from relaygraph.graphs.auction import graph
+
+    state = graph.invoke({"task": "Allocate.", "data": "pair.csv"},
+                         {"configurable": {**invoke_config["configurable"], "tasks": 2, "methods": "validate_dataset"}})
+    assert "1 row]" in state["result"]["answer"] and "1 rows" not in state["result"]["answer"]

@@ -212,3 +212,14 @@ def test_a_negotiation_killed_mid_round_resumes_without_re_asking_recorded_turns
     expected = whole["result"]["negotiation"]
     assert result["negotiation"]["value"] == expected["value"]
     assert [r["positions"] for r in result["negotiation"]["rounds"]] == [r["positions"] for r in expected["rounds"]]
+
+
+@pytest.mark.parametrize(("column", "says"), [("nosuch", "Unknown column 'nosuch'"), ("region", "not numeric")])
+def test_a_column_the_data_lacks_or_cannot_measure_is_refused_before_any_work(sample_path, column, says) -> None:
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    refused = CliRunner().invoke(app, ["run", "negotiation", "--data", str(sample_path), "--param",
+                                       f"column={column}"])
+    assert refused.exit_code == 2 and says in refused.stderr, refused.output
+    assert "on thread" not in refused.stdout and len(refused.stderr.strip().splitlines()) == 1
