@@ -327,15 +327,20 @@ def call_scope(config: RunnableConfig | None) -> CallScope:
     return CallScope(info.thread_id or thread_id(config), info.checkpoint_ns, info.task_id)
 
 
-def task_scope(config: RunnableConfig | None) -> CallScope | None:
-    """This task's ledger scope, or None outside a graph (no task that could run again)."""
+def task_scope(config: RunnableConfig | None, part: str = "") -> CallScope | None:
+    """This task's ledger scope, or None outside a graph (no task that could run again).
+
+    ``part`` tells apart several agent runs inside one task (the critique node runs its critic
+    once per dataset): without it the second run would be handed the first one's output.
+    """
     try:
         info = get_runtime().execution_info
     except RuntimeError:
         return None
     if info is None or not info.task_id:
         return None
-    return CallScope(info.thread_id or thread_id(config), info.checkpoint_ns, info.task_id)
+    task = f"{info.task_id}\0{part}" if part else info.task_id
+    return CallScope(info.thread_id or thread_id(config), info.checkpoint_ns, task)
 
 
 def node_attempt() -> int:

@@ -99,7 +99,7 @@ def recording_failures(
         budget = settings_from_config(config).max_retries  # a bad run config raises here, unrecorded
         attempt = node_attempt()
         started = time.time()
-        scope = task_scope(config)
+        scope = task_scope(config, who(state)[1])  # one record per agent run the task makes
         ledger, serde = ledger_for(checkpointer_of(config)) if scope else (None, None)
         if isinstance(ledger, MemoryLedger):  # only a durable record outlives the kill it is for
             ledger = None
