@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import operator
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -503,6 +504,54 @@ def after_critique(state: PlannedState) -> str:
 
 # --- finalize ---------------------------------------------------------------------------------
 
+@dataclass
+class DroppedWork:
+    """Work of the original plan a replan left out, and the failure that replan answered."""
+
+    failure: dict[str, Any]  # the result.replanning entry of the replan that dropped it
+    missing: list[dict[str, Any]]  # {"task", "tools", "artifacts"} per task whose effects no task produced
+
+    @property
+    def tasks(self) -> list[str]:
+        return [m["task"] for m in self.missing]
+
+    @property
+    def artifacts(self) -> list[str]:
+        return [f"{a} ({', '.join(m['tools'])})" for m in self.missing for a in m["artifacts"]]
+
+
+def dropped_work(state: PlannedState) -> list[DroppedWork]:
+    """What the first accepted plan was meant to produce and no completed task produced.
+
+    An artifact is a task's effect (``trends_found``, ``validated``, ...). A replan that reaches
+    the same effects another way (a retry, a remapped column, partitions that still detect
+    trends) drops nothing; one that plans *around* a failing task (``cross_section_analysis``
+    instead of ``time_series_analysis``) leaves the report without that task's artifact, and
+    the run is ``partial`` with the failure listed, never ``completed``. Each missing task is
+    blamed on the first replan whose new plan no longer had it (else the last failure).
+    """
+    plans = state.get("plans") or []
+    if not plans or state.get("stop_reason"):
+        return []
+    produced = {(k, json.dumps(v)) for t in state.get("done") or [] for k, v in (t.get("effects") or {}).items()}
+    missing: dict[str, dict[str, Any]] = {}
+    for task in plans[0].get("tasks", []):
+        lacking = [k for k, v in (task.get("effects") or {}).items() if (k, json.dumps(v)) not in produced]
+        if lacking and task["name"] not in missing:
+            missing[task["name"]] = {"task": task["name"], "tools": list(task.get("tools") or ()),
+                                     "artifacts": lacking}
+    if not missing:
+        return []
+    replans = [r for r in state.get("replans") or [] if r.get("action") == "replan" and r.get("accepted")]
+    failures = [r for r in state.get("replans") or [] if r.get("task")]
+    out: dict[int, DroppedWork] = {}
+    for name, item in missing.items():
+        blamed = next((r for r in replans if name not in (r.get("new_tasks") or [])), None)
+        blamed = blamed or (failures[-1] if failures else {"task": name, "failure_class": None, "error": None})
+        out.setdefault(id(blamed), DroppedWork(blamed, [])).missing.append(item)
+    return list(out.values())
+
+
 def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     """The shared result extended as :class:`PlannedResult`: the plan, every replan, what was
     learned and the critique; the run is recorded in the experience store."""
@@ -514,6 +563,11 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     if rounds and not rounds[-1].get("clean") and status == "completed":
         status = "partial"  # figures remain that the critic could not reproduce
         reason = f"after {len(rounds)} critique rounds, {len(rounds[-1]['discrepancies'])} figures unverified"
+    dropped = dropped_work(state)
+    if dropped and status == "completed":  # replanned around a failure, without what it was for
+        status = "partial"
+        reason = "replanned around " + "; ".join(
+            f"{d.failure['task']} ({d.failure['failure_class']}), without {', '.join(d.tasks)}" for d in dropped)
     current = state.get("plan") or {}
     plan = PlanSummary(
         goal=current.get("goal", GOAL), confidence=current.get("confidence"),
@@ -523,8 +577,16 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         contingencies=current.get("contingencies", []), plans_accepted=len(state.get("plans") or []),
         timeouts=state.get("timeouts") or {})
     errors = list(base.errors)
+    listed: set[tuple[str | None, str]] = {(e.node, e.reason) for e in errors}
+    for d in dropped:  # the failure each replan dropped work for, with what the report lacks
+        failure = d.failure
+        listed.add((failure.get("task"), failure.get("error") or ""))
+        errors.append(AgentFailure.model_validate({  # ``missing`` is the planned graph's own key
+            "agent": failure.get("agent") or failure["task"], "node": failure["task"],
+            "reason": (f"{failure.get('error') or 'failed'}; replanned without {', '.join(d.tasks)}: the report "
+                       f"has no {', '.join(d.artifacts)} (re-run with the cause fixed, or see result.replanning)"),
+            "failure_class": failure.get("failure_class"), "missing": d.missing}))
     if status in ("failed", "partial"):  # the failed tasks the run ends without, as errors
-        listed: set[tuple[str | None, str]] = {(e.node, e.reason) for e in errors}
         for entry in state.get("replans") or []:
             key = (entry.get("task"), entry.get("error") or "")
             if entry.get("task") not in plan.completed and key not in listed:
