@@ -288,6 +288,8 @@ def _run_task(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                   if partitions > 1 and set(task.tools) <= PARTITION_TOOLS else [None])
         merged: dict[str, Any] = {"steps": [], "answers": {}, "context": {}, "progress": []}
         context = dict(state.get("context") or {})
+        if "write_report" in task.tools:  # the report covers what the executed plan produced, nothing more
+            context["sections"] = report_sections(state)
         timeout = (state.get("timeouts") or {}).get(task.name)
         if timeout is not None:
             span.set_attribute("relaygraph.task.timeout_s", timeout)
@@ -315,6 +317,17 @@ def _run_task(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     return {**base, **merged, "world": facts, "overrides": overrides,
             "cursor": (state.get("cursor") or 0) + 1,
             "done": [*(state.get("done") or []), task.model_dump(mode="json")]}
+
+
+#: Which report section each analysis task's work backs.
+SECTION_OF = {"aggregate": "breakdown", "trends": "trend", "outliers": "outliers"}
+
+
+def report_sections(state: PlannedState) -> str:
+    """The report sections (``write_report``'s ``sections``) the tasks done so far back:
+    a plan that dropped ``trends`` (or never had it) gets a report without a trend section."""
+    done = {t["name"] for t in state.get("done") or []}
+    return ",".join(section for task, section in SECTION_OF.items() if task in done)
 
 
 def _gave_up(state: PlannedState, failed: Failure) -> dict[str, Any]:
@@ -480,7 +493,7 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                         if k not in (REVISER.name, "reporter")]  # a report does not quote its own writing
             kept = critique_logic.revise_notes(context.get("notes_kept") or findings, found)
             notes = "\n".join(f"- {n}" for n in kept) or "(no notes could be reproduced)"
-            run_state = {**state, "context": {**context, "notes": notes,
+            run_state = {**state, "context": {**context, "notes": notes, "sections": report_sections(state),
                                               "corrections": critique_logic.corrections(found)}}
             out = agent_node(REVISER, node=f"reviser#{number}")(run_state, config)
             update["steps"] = steps + out["steps"]

@@ -109,6 +109,10 @@ def test_each_failure_class_leads_to_its_policy_and_a_correct_report(fail, roles
                             else sample_path.parent.parent / "out" / invoke_config["configurable"]["thread_id"]
                             / state["context"]["dataset"])
     assert f"{len(frame):,}" in report  # the report is about the cleaned data the run ended with
+    # the report has a section for each analysis the executed plan did, and only for those
+    assert ("## Trend" in report) == ("trends" in completed)
+    assert ("Not in this report: trend" in report) == ("trends" not in completed)
+    assert "## Outliers" in report and " by " in report.split("## Outliers")[0]
     if fail == "aggregate:resource":
         partitions = [s["node"] for s in state["steps"] if s["agent"] == "analyst" and s["tool"] == "aggregate"]
         assert partitions == ["aggregate#2/1/2", "aggregate#2/2/2"]  # scaled down: one run per partition

@@ -456,6 +456,9 @@ class WriteReportTool(DataTool):
         "group_by": {"type": "string", "description": "Category column for the breakdown.", "nullable": True},
         "metric": {"type": "string", "description": "Numeric column to report on.", "nullable": True},
         "notes": {"type": "string", "description": "Findings from earlier agents to include.", "nullable": True},
+        "sections": {"type": "string", "nullable": True,
+                     "description": "Comma-separated sections to include, of breakdown, trend, outliers "
+                                    "(only the analyses that were done); all when omitted."},
     }
     output_type = "string"
 
@@ -466,6 +469,7 @@ class WriteReportTool(DataTool):
         group_by: str | None = None,
         metric: str | None = None,
         notes: str | None = None,
+        sections: str | None = None,
     ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset)
         report = render_report(
@@ -476,6 +480,7 @@ class WriteReportTool(DataTool):
             group_by=frames.check_column(frame, group_by) if group_by else None,
             metric=frames.check_column(frame, metric, numeric=True) if metric else None,
             notes=notes,
+            sections=None if sections is None else [p.strip() for p in sections.split(",") if p.strip()],
         )
         return tool_result(
             f"Report written to {report['report']} with chart {report['chart']}.",

@@ -14,6 +14,7 @@ state), so concurrent branches writing reports never share a figure.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from typing import Any
 
 import pandas as pd
@@ -35,6 +36,8 @@ from relaygraph.tools.roles import ColumnRole, category_columns, default_metric,
 from relaygraph.tools.workspace import Workspace
 
 ALL_ROWS = "(all rows)"
+#: The report's optional sections, in order; the overview and headline are always written.
+SECTIONS = ("breakdown", "trend", "outliers")
 PERIOD_WORDS = {"additive": "sum per month", "non_additive": "mean per month", "level": "end of month"}
 
 
@@ -113,10 +116,19 @@ def render_report(
     group_by: str | None = None,
     metric: str | None = None,
     notes: str | None = None,
+    sections: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures."""
+    """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures.
+
+    ``sections`` (default: all of :data:`SECTIONS`) limits the report to the analyses that were
+    actually done — a plan that ran no trend analysis gets no trend section — and the report
+    says which sections it leaves out."""
     if frame.empty:
         raise ValueError("The dataset has no rows: there is nothing to report on.")
+    wanted = set(SECTIONS if sections is None else sections)
+    unknown = sorted(wanted - set(SECTIONS))
+    if unknown:
+        raise ValueError(f"Unknown report section(s) {', '.join(unknown)}; the sections are {', '.join(SECTIONS)}.")
     metric = metric or default_metric(frame)
     role = role_of(frame, metric)
     group_by = group_by or next(iter(category_columns(frame)), None)
@@ -135,7 +147,11 @@ def render_report(
         facts["total"] = whole["sum"]
 
     parts = None
-    if group_by:
+    left_out = [name for name in SECTIONS if name not in wanted]
+    if left_out:
+        lines += [f"Not in this report: {', '.join(left_out)} (not part of the analysis that was run).", ""]
+        facts["sections_left_out"] = left_out
+    if group_by and "breakdown" in wanted:
         parts = breakdown(frame, group_by, metric)
         lines += [f"## {md.text(metric)} by {md.text(group_by)}", "", breakdown_table(parts), ""]
         facts.update(group_by=group_by, groups=len(parts.groups), top_group=parts.groups[0]["group"],
@@ -143,7 +159,7 @@ def render_report(
 
     chart_path = workspace.resolve_output("chart.png")
     series = None
-    if frames.date_column(frame):
+    if "trend" in wanted and frames.date_column(frame):
         monthly = trend(frame, None, metric, "month")
         if len(monthly.series) >= 2:
             series = monthly.series
@@ -171,17 +187,18 @@ def render_report(
         fig.tight_layout()
         fig.savefig(chart_path)
 
-    values = frame[metric].dropna()
-    mask = outlier_mask(values, "iqr")
-    count = int(mask.sum())
-    verb = "has" if count == 1 else "have"
-    lines += ["## Outliers", ""]
-    if values.empty:
-        lines += [f"{md.text(metric)} has no values to check.", ""]
-    else:
-        lines += [(f"{md.plural(count, 'row')} {verb} an unusual {md.text(metric)} (IQR rule); the largest value is "
-                  f"{md.number(values.max())} against a median of {md.number(values.median())}."), ""]
-    facts["outliers"] = count
+    if "outliers" in wanted:
+        values = frame[metric].dropna()
+        mask = outlier_mask(values, "iqr")
+        count = int(mask.sum())
+        verb = "has" if count == 1 else "have"
+        lines += ["## Outliers", ""]
+        if values.empty:
+            lines += [f"{md.text(metric)} has no values to check.", ""]
+        else:
+            lines += [(f"{md.plural(count, 'row')} {verb} an unusual {md.text(metric)} (IQR rule); the largest "
+                       f"value is {md.number(values.max())} against a median of {md.number(values.median())}."), ""]
+        facts["outliers"] = count
     if notes:
         lines += ["## Agent notes", "", notes.strip(), ""]
 
