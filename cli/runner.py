@@ -91,13 +91,14 @@ def execute(
     saver = graph.checkpointer if isinstance(graph.checkpointer, SQLAlchemySaver) else None
     if saver is not None:
         saver.add_listener(saved)
+    seen: set[str] = set()  # nodes whose updates the run reported
     try:
         with _run_lease(graph.checkpointer, thread_id) as lease:
-            return _execute(graph, graph_input, config, on_progress, lease)
+            return _execute(graph, graph_input, config, on_progress, lease, seen)
     except ConnectionLostError as exc:
         if exc.thread_id:
             raise
-        raise exc.for_thread(thread_id, resumable=resumable[0]) from exc
+        raise exc.for_thread(thread_id, resumable=resumable[0], result_computed="result" in seen) from exc
     finally:
         if saver is not None:
             saver.remove_listener(saved)
@@ -117,6 +118,7 @@ def _execute(
     config: RunnableConfig,
     on_progress: ProgressCallback | None,
     lease: Lease,
+    seen: set[str],
 ) -> RunOutcome:
     final: dict[str, Any] | None = None  # the run's last state, as the stream reported it
     for mode, chunk in _traced_stream(graph, graph_input, config):
@@ -126,6 +128,8 @@ def _execute(
         node, update = chunk
         if node == INTERRUPT:
             continue
+        if isinstance(update, dict) and "result" in update:
+            seen.add("result")
         if on_progress:
             on_progress(node, update if isinstance(update, dict) else {})
         if not (isinstance(update, dict) and "result" in update):

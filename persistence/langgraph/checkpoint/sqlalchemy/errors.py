@@ -129,13 +129,19 @@ class ConnectionLostError(DatabaseUnavailableError):
         reason: str,
         thread_id: str | None = None,
         resumable: bool = True,
+        result_computed: bool = False,
     ) -> None:
         self.what, self.url, self.waited_s, self.reason = what, url, waited_s, reason
-        self.thread_id, self.resumable = thread_id, resumable
+        self.thread_id, self.resumable, self.result_computed = thread_id, resumable, result_computed
         where = f" {url}" if url else ""
-        if not resumable:  # the run's first checkpoint was never saved: nothing to continue
-            then = "run it again (nothing of this run was saved)"
-            stopped = "the run stopped before its first checkpoint was saved"
+        if result_computed:  # which of the last saves went through is unknown until it is back
+            stopped = "the run had computed its result, but not all of it may be saved"
+            then = (f"`relaygraph resume {thread_id or 'THREAD'}` saves what is missing "
+                    "(or says the thread already finished)")
+        elif not resumable:  # the run's first checkpoint was not confirmed saved
+            then = (f"run it again (nothing of this run was saved), or `relaygraph resume "
+                    f"{thread_id or 'THREAD'}` if the thread turns out to have a checkpoint")
+            stopped = "the run stopped before its first checkpoint was confirmed saved"
         else:
             stopped = "the run stopped after its last saved checkpoint"
             then = "continue with " + (
@@ -156,10 +162,13 @@ class ConnectionLostError(DatabaseUnavailableError):
         reason = text.splitlines()[0] if text else type(cause).__name__
         return cls(what=what, url=url, waited_s=waited_s, reason=reason)
 
-    def for_thread(self, thread_id: str, *, resumable: bool = True) -> ConnectionLostError:
+    def for_thread(
+        self, thread_id: str, *, resumable: bool = True, result_computed: bool = False
+    ) -> ConnectionLostError:
         """The same error, telling which thread to resume (or, when ``resumable`` is false
-        because no checkpoint of the run was saved, to run it again)."""
+        because no checkpoint of the run was saved, to run it again; ``result_computed``: the
+        run's result node had finished, so resume may find the thread already finished)."""
         return ConnectionLostError(
             what=self.what, url=self.url, waited_s=self.waited_s, reason=self.reason,
-            thread_id=thread_id, resumable=resumable,
+            thread_id=thread_id, resumable=resumable, result_computed=result_computed,
         )
