@@ -148,15 +148,16 @@ def equilibria(game: Game) -> list[Equilibrium]:
     return sorted(out, key=lambda e: (not e.pure,))
 
 
+def _is_pure_equilibrium(game: Game, profile: tuple[int, ...]) -> bool:
+    """No player gains by deviating alone from the pure ``profile``."""
+    values = game.payoff(profile)
+    return all(game.payoffs[(i, *profile[:i], slice(None), *profile[i + 1:])].max() <= values[i] + TOLERANCE
+               for i in range(game.n))
+
+
 def pure_equilibria(game: Game) -> list[tuple[int, ...]]:
     """Pure-strategy equilibria by checking every outcome (exact; used to cross-check solvers)."""
-    found = []
-    for profile in game.outcomes():
-        values = game.payoff(profile)
-        if all(game.payoffs[(i, *profile[:i], slice(None), *profile[i + 1:])].max() <= values[i] + TOLERANCE
-               for i in range(game.n)):
-            found.append(profile)
-    return found
+    return [profile for profile in game.outcomes() if _is_pure_equilibrium(game, profile)]
 
 
 def dominates(u: np.ndarray, v: np.ndarray) -> bool:
@@ -197,12 +198,21 @@ def payoff_range(game: Game) -> float:
 
 def cooperative_potential(game: Game, found: Sequence[Equilibrium] | None = None) -> float:
     """(best joint total − best equilibrium total) / (best joint total − worst joint total),
-    in [0, 1]; 0 when every outcome has the same total (nothing to gain by cooperating)."""
-    found = equilibria(game) if found is None else found
-    totals = [float(game.payoff(o).sum()) for o in game.outcomes()]
+    in [0, 1]; 0 when every outcome has the same total (nothing to gain by cooperating).
+
+    Without ``found``, the solver runs only when needed: when an outcome with the best joint
+    total is itself a pure equilibrium (a coordination game: any agreement is one), no
+    equilibrium can do better, so the potential is exactly 0 without solving the game."""
+    outcomes = game.outcomes()
+    totals = [float(game.payoff(o).sum()) for o in outcomes]
     best_total, worst_total = max(totals), min(totals)
     if best_total - worst_total <= TOLERANCE:
         return 0.0
+    if found is None:
+        best = [o for o, t in zip(outcomes, totals, strict=True) if t >= best_total - TOLERANCE]
+        if any(_is_pure_equilibrium(game, o) for o in best):
+            return 0.0
+        found = equilibria(game)
     best_eq = max((sum(e.payoffs) for e in found), default=worst_total)
     return round(float(min(1.0, max(0.0, (best_total - best_eq) / (best_total - worst_total)))), 6)
 

@@ -204,6 +204,11 @@ def store(config: RunnableConfig | None, settings: Any) -> Any:
     return saver if isinstance(getattr(saver, "engine", None), sa.Engine) else settings.checkpoint_db
 
 
+def elapsed(started: float) -> float:
+    """Seconds since ``started`` (a ``time.perf_counter()`` reading), for progress lines."""
+    return round(time.perf_counter() - started, 6)
+
+
 def round_key(task_id: str, round_: int) -> str:
     return f"{task_id}#{round_}"
 
@@ -517,6 +522,7 @@ def choose_by_regret(current: dict[str, Any], bids: dict[str, dict[str, Any]]
 
 def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """Run the auction on the bids collected; on award, the typed contract and the winner's load."""
+    started = time.perf_counter()
     cfg = market_config(config)
     settings = settings_from_config(config)
     current, regrets = state["current"], None
@@ -563,7 +569,7 @@ def award(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     return {"market": {task.id: {"contract": contract.model_dump(), "status": "contracted",
                                  "pending": story}},
             "ledger": {"load": load_rows}, "current": current,
-            "progress": [NodeProgress(node="award", status="completed", duration_s=0.0,
+            "progress": [NodeProgress(node="award", status="completed", duration_s=elapsed(started),
                                       detail=f"{task.id} → {result.winner} at {result.price:g} "
                                              f"({result.reason})").model_dump()]}
 
@@ -657,6 +663,7 @@ def make_settle_node() -> UpdateNode:
     breaker's reputation. Every round is written to the history tables."""
 
     def settle_contract(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        started = time.perf_counter()
         settings, cfg = settings_from_config(config), market_config(config)
         task, contract = contract_of(state)
         entry = state["market"][task.id]
@@ -691,7 +698,7 @@ def make_settle_node() -> UpdateNode:
         detail = (f"{task.id}: {settlement.status} — {settlement.reason}"
                   + ("" if settlement.status == "paid" else "; re-auctioned to the others"))
         return {"market": {task.id: update}, "ledger": ledger, "current": None,
-                "progress": [NodeProgress(node="settle", status="completed", duration_s=0.0,
+                "progress": [NodeProgress(node="settle", status="completed", duration_s=elapsed(started),
                                           detail=detail).model_dump()]}
 
     settle_contract.__name__ = "settle"

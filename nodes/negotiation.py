@@ -71,7 +71,7 @@ from relaygraph.coordination.conflicts import (
     similarity,
     weighted_centre,
 )
-from relaygraph.coordination.games import Game, solve
+from relaygraph.coordination.games import Game, cooperative_potential, solve
 from relaygraph.nodes import market_store
 from relaygraph.nodes.agent import (
     AgentRunError,
@@ -82,7 +82,7 @@ from relaygraph.nodes.agent import (
 )
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
-from relaygraph.nodes.market import span, store
+from relaygraph.nodes.market import elapsed, span, store
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
@@ -269,17 +269,18 @@ def history_of(target: Any) -> list[PastResolution]:
 def analyse_conflict(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """Kind, stakes and cooperative potential; the strategy and why. A negotiation opens here:
     the proposals are its round 0."""
+    started = time.perf_counter()
     proposals = state.get("proposals") or {}
     if len(proposals) < 2:  # the other proposers failed for good (recorded in errors)
         detail = (f"only {len(proposals)} proposal(s) ({', '.join(proposals) or 'none'}): no conflict to resolve; "
                   "see errors for the proposers that failed")
-        return {"progress": [NodeProgress(node="analyse", status="completed", duration_s=0.0,
+        return {"progress": [NodeProgress(node="analyse", status="completed", duration_s=elapsed(started),
                                           detail=detail).model_dump()]}
     settings, cfg = settings_from_config(config), negotiation_config(config)
     workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
     frame, _ = load(workspace, resolve_dataset(state, settings, workspace))
     conflict = build_conflict(proposals, pd.to_numeric(frame[cfg.column], errors="coerce").dropna())
-    potential = solve(game_of(conflict)).cooperative_potential
+    potential = cooperative_potential(game_of(conflict))  # solves the game only if it must (games.py)
     analysis = analyse(conflict, cooperative_potential=potential)
     if cfg.strategy:
         strategy, why = cfg.strategy, "named by the caller (configurable.strategy)"
@@ -288,11 +289,11 @@ def analyse_conflict(state: dict[str, Any], config: RunnableConfig) -> dict[str,
     update: dict[str, Any] = {
         "conflict": {"conflict": conflict.model_dump(), "analysis": analysis.model_dump(),
                      "bucket": analysis.bucket(), "strategy": strategy, "why": why},
-        "progress": [NodeProgress(node="analyse", status="completed", duration_s=0.0,
+        "progress": [NodeProgress(node="analyse", status="completed", duration_s=elapsed(started),
                                   detail=f"{analysis.bucket()}: {strategy} — {why}").model_dump()]}
     if strategy == "negotiation":
         opening = round_of(0, {p.agent: p.value for p in conflict.proposals}, weights_of(conflict), conflict.scale)
-        update["rounds"] = [round_span(opening.model_dump())]
+        update["rounds"] = [round_span(opening.model_dump() | {"closed_at": time.time()})]
     return update
 
 
@@ -492,12 +493,16 @@ def close_round(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]
     turns = (state.get("turns") or {}).get(turn_key(number)) or {}
     positions = {agent: (turns.get(agent) or {}).get("position", previous)
                  for agent, previous in last.positions.items()}
-    closed = round_of(number, positions, weights_of(conflict), conflict.scale).model_dump() | {"turns": turns}
+    # the round's wall time: from the previous round's close (or the opening) to this close
+    opened = float(rounds[-1].get("closed_at") or time.time())
+    closed = round_of(number, positions, weights_of(conflict), conflict.scale).model_dump() | {
+        "turns": turns, "closed_at": time.time()}
     held = [a for a in positions if (turns.get(a) or {}).get("status") != "proposed"]
     detail = (f"round {number}: similarity {closed['similarity']:.2f}"
               + (f"; held after failing: {', '.join(held)}" if held else ""))
     return {"rounds": [*rounds, round_span(closed)],
-            "progress": [NodeProgress(node=f"round{number}", status="completed", duration_s=0.0,
+            "progress": [NodeProgress(node=f"round{number}", status="completed",
+                                      duration_s=round(max(0.0, closed["closed_at"] - opened), 6),
                                       detail=detail).model_dump()]}
 
 
@@ -563,13 +568,14 @@ MEDIATOR = AgentSpec(name="mediator", role="mediator",
 
 def resolve_conflict(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """Run the chosen strategy that needs no agent here (negotiation: conclude its rounds)."""
+    started = time.perf_counter()
     block = state["conflict"]
     conflict = Conflict.model_validate(block["conflict"])
     strategy = block["strategy"]
     with span("conflict.resolve", **{"conflict.strategy": strategy, "conflict.why": block["why"]}):
         resolution = _run(strategy, conflict, state)
     return {"resolution": {"primary": resolution.model_dump(), "fallback": None},
-            "progress": [NodeProgress(node="resolve", status="completed", duration_s=0.0,
+            "progress": [NodeProgress(node="resolve", status="completed", duration_s=elapsed(started),
                                       detail=f"{strategy}: {resolution.reason}").model_dump()]}
 
 
@@ -643,6 +649,7 @@ def make_arbitrate_node(mediator: AgentSpec) -> UpdateNode:
 
 def record_outcome(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
     """Persist the resolution (what the selector learns from) and write the result."""
+    started = time.perf_counter()
     settings = settings_from_config(config)
     block, resolution = state["conflict"], state["resolution"]
     primary = resolution["primary"]
@@ -652,7 +659,7 @@ def record_outcome(state: dict[str, Any], config: RunnableConfig) -> dict[str, A
         bucket=block["bucket"], strategy=block["strategy"], resolved=primary["resolved"],
         rounds=max(0, len(primary.get("rounds") or []) - 1),
         outcome={"value": final["value"], "reason": final["reason"], "by": final["strategy"]})
-    return {"progress": [NodeProgress(node="record", status="completed", duration_s=0.0,
+    return {"progress": [NodeProgress(node="record", status="completed", duration_s=elapsed(started),
                                       detail=f"{block['strategy']}: {primary['reason']}").model_dump()],
             "context": {"resolved_at": time.time()}}
 

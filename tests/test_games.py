@@ -92,3 +92,25 @@ def test_every_reported_equilibrium_is_a_best_response_and_the_pareto_set_is_und
 def test_a_game_must_have_the_declared_shape() -> None:
     with pytest.raises(ValueError, match="shape"):
         Game(players=("a", "b"), strategies=(("x",), ("y", "z")), payoffs=np.zeros((2, 2, 2)))
+
+
+@given(games())
+@settings(max_examples=60, deadline=None)
+def test_cooperative_potential_without_solving_equals_the_solved_one(game) -> None:
+    from relaygraph.coordination.games import cooperative_potential
+
+    assert cooperative_potential(game) == cooperative_potential(game, equilibria(game))
+
+
+def test_a_game_whose_best_outcome_is_an_equilibrium_is_not_solved_for_its_potential(monkeypatch) -> None:
+    import relaygraph.coordination.games as games_module
+
+    def unsolved(game: Game) -> list:
+        raise AssertionError("the equilibria solver ran")
+
+    monkeypatch.setattr(games_module, "equilibria", unsolved)
+    coordination = Game(players=("a", "b", "c"), strategies=(("x", "y"),) * 3,
+                        payoffs=np.zeros((3, 2, 2, 2)))
+    coordination.payoffs[(slice(None), 0, 0, 0)] = 1.0
+    coordination.payoffs[(slice(None), 1, 1, 1)] = 0.5
+    assert games_module.cooperative_potential(coordination) == 0.0

@@ -223,3 +223,19 @@ def test_a_column_the_data_lacks_or_cannot_measure_is_refused_before_any_work(sa
                                        f"column={column}"])
     assert refused.exit_code == 2 and says in refused.stderr, refused.output
     assert "on thread" not in refused.stdout and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_progress_shows_real_durations_and_a_named_strategy_does_not_solve_the_game(sample_path, monkeypatch,
+                                                                                   invoke_config) -> None:
+    import relaygraph.coordination.games as games_module
+    from relaygraph.graphs.negotiation import graph
+
+    solved: list[int] = []
+    real = games_module.equilibria
+    monkeypatch.setattr(games_module, "equilibria", lambda game: solved.append(1) or real(game))
+    state = graph.invoke({"task": "Resolve."}, {"configurable": {**invoke_config["configurable"],
+                                                                 "strategy": "negotiation"}})
+    assert state["result"]["status"] == "completed" and not solved
+    timed = {p["node"]: p["duration_s"] for p in state["progress"]
+             if p["node"] == "analyse" or p["node"].startswith("round") or p["node"] == "record"}
+    assert timed and all(d > 0 for d in timed.values()), timed
