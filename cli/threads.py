@@ -36,6 +36,7 @@ from relaygraph.cli.common import (
 from relaygraph.cli.registry import graph_module
 from relaygraph.config.checkpointing import open_checkpointer
 from relaygraph.config.settings import get_settings
+from relaygraph.nodes.approval import approvable_names
 from relaygraph.nodes.params import RunParams, validate_params
 from relaygraph.tools import Workspace
 
@@ -48,7 +49,7 @@ OPTIONS_KEY = "relaygraph_options"
 
 def node_names(graph: CompiledStateGraph) -> set[str]:
     """Every node a gate can stand before, subgraph nodes included (by their own name)."""
-    names = set()
+    names = approvable_names(graph.builder)  # fan-out nodes add their branches' agent names
     for node_id in graph.get_graph(xray=True).nodes:
         names.update(node_id.split(":"))  # "customers_lead:segments": the lead and its worker
     return names - {"__start__", "__end__"}

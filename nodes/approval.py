@@ -20,7 +20,7 @@ it and does nothing, and the finish node (the one writing ``result``) reports ``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,9 +85,44 @@ def approval_targets(
 def rejected(state: dict[str, Any] | None) -> dict[str, Any] | None:
     """The rejection that ended this run, if any (routers and result nodes check this)."""
     for record in (state or {}).get("approvals") or []:
-        if record.get("approved") is False:
+        if record.get("approved") is False and not record.get("branch"):  # a branch's rejection ends the branch
             return record
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class BranchGates:
+    """A fan-out node whose branches can be gated one by one, by their agent's name.
+
+    ``names`` lists the names a gate may use (for ``--approve-before`` and ``graphs --json``);
+    ``of(state)`` names the branch a ``Send`` runs (its own id first, then its agent's name);
+    ``on_reject(state, record)`` is the node's update when a human rejects that branch: the
+    branch is recorded as rejected and the other branches and the run go on.
+    """
+
+    names: tuple[str, ...]
+    of: Callable[[dict[str, Any]], tuple[str, ...]]
+    on_reject: Callable[[dict[str, Any], dict[str, Any]], Any]
+
+
+def branch_gated(node: Any, gates: BranchGates) -> Any:
+    """Mark ``node`` (a node function) as gated per branch; :func:`with_approval` reads it."""
+    node.branch_gates = gates
+    return node
+
+
+def _branch_gates(runnable: Any) -> BranchGates | None:
+    found = getattr(runnable, "branch_gates", None) or getattr(getattr(runnable, "func", None), "branch_gates", None)
+    return found if isinstance(found, BranchGates) else None
+
+
+def approvable_names(builder: StateGraph) -> set[str]:
+    """Every name ``approve_before`` takes for ``builder``: its nodes and their branches' names."""
+    names = set(builder.nodes)
+    for spec in builder.nodes.values():
+        gates = _branch_gates(spec.runnable)
+        names |= set(gates.names) if gates else set()
+    return names
 
 
 def ask_approval(node: str, state: dict[str, Any]) -> dict[str, Any]:
@@ -219,29 +254,38 @@ def _replaced(older: Any) -> Any:
 
 def gate(
     name: str, inner: Runnable, *, fixed: frozenset[str], finish: str, routes_statically: bool,
-    entry: bool = False,
+    entry: bool = False, branches: BranchGates | None = None,
 ) -> RunnableCallable:
     """The wrapper around one node (see the module docstring), sync and async.
 
     The async face matters: under ``langgraph dev`` the graph runs with ``ainvoke`` and an
     async-only saver, and a subgraph node must then be entered with ``ainvoke`` too.
+    With ``branches``, each branch is also gated by its own names: the question names the
+    branch, and a rejection records that branch as rejected instead of ending the run.
     """
 
-    def wanted(state: dict[str, Any], config: RunnableConfig) -> bool | None:
-        """True: ask; False: run; None: only if this task was paused at this gate (look it up)."""
-        if name in approval_targets(config, fixed, state):
-            return True
-        return None if _lookup(config, entry) is not None else False
+    def asked_as(state: dict[str, Any], config: RunnableConfig) -> tuple[str, bool | None]:
+        """(the name the gate asks by, True: ask / False: run / None: only if paused here)."""
+        targets = approval_targets(config, fixed, state)
+        own = branches.of(state) if branches else ()
+        if name in targets:
+            return name, True
+        if any(n in targets for n in own):
+            return own[0], True  # asked by the branch's id: partitions of one agent are asked one by one
+        return (own[0] if own else name), (None if _lookup(config, entry) is not None else False)
 
-    def before(state: dict[str, Any], config: RunnableConfig, ask: bool) -> tuple[str, Any]:
+    def before(state: dict[str, Any], config: RunnableConfig, ask: bool, asked: str) -> tuple[str, Any]:
         """("skip", output) | ("run", state to run with, approval record or None) | ("end", output)."""
         if rejected(state) and name != finish:
             return "skip", {}  # an earlier rejection ended the run; let it reach the finish node
         if not ask:
             return "run", (state, None)
-        record = ask_approval(name, state)
+        record = ask_approval(asked, state)
         if record["approved"]:
             return "run", (state, record)
+        if branches is not None and asked != name:  # this branch only: the others and the run go on
+            record = {**record, "branch": asked}
+            return "end", _with_writes(branches.on_reject(state, record), {"approvals": [record]})
         if name == finish:  # rejecting the result node still needs a result that says so
             return "run", ({**state, "approvals": [*(state.get("approvals") or []), record]}, record)
         if routes_statically:  # its edges lead on through no-op nodes to the finish node
@@ -249,8 +293,8 @@ def gate(
         return "end", Command(goto=finish, update={"approvals": [record]})
 
     def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
-        ask = wanted(state, config)
-        action, value = before(state, config, paused_at_gate(name, config, entry) if ask is None else ask)
+        asked, ask = asked_as(state, config)
+        action, value = before(state, config, paused_at_gate(asked, config, entry) if ask is None else ask, asked)
         if action != "run":
             return _with_writes(value, _approval_writes(state, config))
         run_state, record = value
@@ -258,9 +302,9 @@ def gate(
         return _with_writes(output, _approval_writes(state, config, record))
 
     async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
-        ask = wanted(state, config)
+        asked, ask = asked_as(state, config)
         action, value = before(state, config,
-                               await apaused_at_gate(name, config, entry) if ask is None else ask)
+                               await apaused_at_gate(asked, config, entry) if ask is None else ask, asked)
         if action != "run":
             return _with_writes(value, _approval_writes(state, config))
         run_state, record = value
@@ -279,10 +323,11 @@ def with_approval(
     ``finish`` is the node that writes the result (it runs even after a rejection).
     """
     fixed = frozenset(approve_before or ())
-    unknown = sorted(fixed - set(builder.nodes))
+    known = approvable_names(builder)
+    unknown = sorted(fixed - known)
     if unknown:
         raise ValueError(f"Cannot approve before unknown node(s) {', '.join(unknown)}; "
-                         f"nodes are: {', '.join(sorted(builder.nodes))}.")
+                         f"nodes and branches are: {', '.join(sorted(known))}.")
     if finish not in builder.nodes:
         raise ValueError(f"Finish node {finish!r} is not in the graph.")
     entries = _entry_nodes(builder)
@@ -290,8 +335,11 @@ def with_approval(
         static = any(src == name for src, _ in builder.edges) or name in builder.branches
         if not isinstance(spec.runnable, Runnable):  # add_node stores a Runnable; the spec's type is wider
             raise TypeError(f"Node {name!r} is not a Runnable ({type(spec.runnable).__name__}).")
+        branches = _branch_gates(spec.runnable)
         gated = gate(name, spec.runnable, fixed=fixed, finish=finish, routes_statically=static,
-                     entry=name in entries)
+                     entry=name in entries, branches=branches)
+        if branches is not None:
+            gated.branch_gates = branches  # type: ignore[attr-defined]  # listed by approvable_names
         builder.nodes[name] = dataclasses.replace(spec, runnable=gated)
     return builder
 

@@ -26,6 +26,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, node_attempt
+from relaygraph.nodes.approval import BranchGates, branch_gated
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import WorkflowState, merge_dicts
@@ -162,9 +163,23 @@ def make_branch_node(specs: dict[str, AgentSpec]) -> UpdateNode:
         branch, _ = branch_of(state)
         return branch.id, branch.id
 
+    def names(state: dict[str, Any]) -> tuple[str, ...]:
+        branch, _ = branch_of(state)
+        return (branch.id, branch.specialist)
+
+    def rejected_branch(state: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        """A human rejected this branch before it ran: its slot and ``errors`` say so."""
+        branch, _ = branch_of(state)
+        why = f"rejected before it ran{': ' + record['comment'] if record.get('comment') else ''}"
+        now = time.time()
+        slot = {"specialist": branch.specialist, "partition": branch.partition, "attempt": 0, "status": "rejected",
+                "started_at": now, "finished_at": now, "duration_s": 0.0, "error": why}
+        return {"branches": {branch.id: slot}, "errors": [{"agent": branch.id, "node": branch.id, "reason": why,
+                                                         "branch": branch.id, "attempt": 0}]}
+
     node = recording_failures(run_branch, who=who, on_failure=failed)
     node.__name__ = "run_branch"
-    return node
+    return branch_gated(node, BranchGates(names=tuple(specs), of=names, on_reject=rejected_branch))
 
 
 def summarize_branches(branches: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -209,6 +224,8 @@ def report_lines(summary: dict[str, Any]) -> str:
         elif slot.get("status") == "partial":
             lines.append(f"! {branch_id}{where} partial ({slot['duration_s']:.2f}s): {slot.get('error')}"
                          f"{'; done: ' + tools if tools else ''}")
+        elif slot.get("status") == "rejected":
+            lines.append(f"✗ {branch_id}{where} {slot.get('error')}")
         else:
             lines.append(f"✗ {branch_id}{where} failed: {slot.get('error')}")
     timings = summary["timings"]

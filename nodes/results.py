@@ -89,7 +89,9 @@ def run_result(state: Mapping[str, Any], config: RunnableConfig, answer_from: st
         answer = "\n\n".join(f"{name}: {text}" for name, text in answers.items())
     missing = not answers or (answer_from is not None and answer_from not in answers)
     status: RunStatus = "failed" if errors and missing else ("partial" if errors else "completed")
-    rejection = next((a for a in state.get("approvals") or [] if a.get("approved") is False), None)
+    # a rejected branch (its record names it) is a listed error of a partial run, not the run's end
+    rejection = next((a for a in state.get("approvals") or [] if a.get("approved") is False
+                      and not a.get("branch")), None)
     if rejection:  # a human stopped the run before a node: say so, with their comment
         status = "rejected"
         answer = (f"Rejected before node {rejection['node']!r}"

@@ -140,3 +140,37 @@ def test_approve_reject_history_and_fork_from_the_cli(isolated_env) -> None:
     assert missing.exit_code == 2 and "relaygraph history t1" in missing.stderr
     unknown_node = run(["run", "parallel", "--approve-before", "nowhere"])
     assert unknown_node.exit_code == 2 and "no node nowhere in this graph" in unknown_node.stderr
+
+
+def test_a_parallel_branch_is_gated_by_its_agent_name_from_the_cli(isolated_env) -> None:
+    """``--approve-before validator`` is accepted (and listed by ``graphs --json``), pauses before
+    that branch only, and ``resume --reject`` records it as rejected while the others finish."""
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    def run(args: list[str]) -> Any:
+        return CliRunner().invoke(app, args)
+
+    graphs = {g["name"]: g for g in json.loads(run(["graphs", "--json"]).stdout)}
+    assert {"validator", "profiler", "segmenter", "scorer"} <= set(graphs["parallel"]["approvable_nodes"])
+
+    paused = run(["run", "parallel", "--thread-id", "b1", "--approve-before", "validator",
+                  "--param", "specialists=validator,scorer", "--json"])
+    assert paused.exit_code == 0, paused.output
+    assert [i["value"]["node"] for i in json.loads(paused.stdout)["interrupts"]] == ["validator"]
+    refused = run(["resume", "b1"])
+    assert refused.exit_code == 2 and "waiting for approval before validator" in refused.stderr
+
+    rejected = run(["resume", "b1", "--reject", "--comment", "skip it", "--json"])
+    result = json.loads(rejected.stdout[rejected.stdout.index("{"):])["result"]
+    assert result["status"] == "partial", result
+    assert {b: s["status"] for b, s in result["parallel"]["branches"].items()} == {
+        "validator": "rejected", "scorer": "completed"}
+    assert [(e["node"], e["reason"]) for e in result["errors"]] == [("validator", "rejected before it ran: skip it")]
+
+    approved_run = run(["run", "parallel", "--thread-id", "b2", "--approve-before", "scorer",
+                        "--param", "specialists=validator,scorer", "--json"])
+    assert [i["value"]["node"] for i in json.loads(approved_run.stdout)["interrupts"]] == ["scorer"]
+    approved = run(["resume", "b2", "--approve", "--json"])
+    result = json.loads(approved.stdout)["result"]
+    assert result["status"] == "completed" and result["success_rate"] == 1.0

@@ -364,3 +364,44 @@ def test_a_gate_adds_its_record_and_gates_to_every_shape_of_node_output() -> Non
         ("approvals", [record]), ("gates", ["n"]), ("x", 1)]
     assert _with_writes(None, writes) == writes
     assert _with_writes({"x": 1}, {"approvals": [], "gates": []}) == {"x": 1}
+
+
+@pytest.mark.parametrize("approved", [True, False])
+def test_one_parallel_branch_is_gated_by_its_agent_name(cast, approved) -> None:
+    """``approve_before=["validator"]`` pauses before that branch only (the others run); approving
+    runs it, rejecting records it as rejected while the others finish and the run is partial."""
+    specialists(cast, "profiler", "segmenter", "scorer", *(["validator"] if approved else []))
+    graph = compiled("relaygraph.graphs.parallel")
+    config = {"configurable": {"thread_id": f"branch-gate-{approved}", "approve_before": ["validator"]}}
+    paused = graph.invoke({"task": "Clean, then validate, profile, segment, score."}, config)
+    assert [w.value["node"] for w in paused["__interrupt__"]] == ["validator"]
+    assert set(paused["branches"]) == {"profiler", "segmenter", "scorer"}  # the other branches ran
+    assert "result" not in paused
+    done = graph.invoke(Command(resume={"approved": approved, "comment": "no validation today"}), config)
+    result = done["result"]
+    assert not cast.leftovers(), cast.leftovers()
+    statuses = {b: s["status"] for b, s in result["parallel"]["branches"].items()}
+    if approved:
+        assert result["status"] == "completed" and set(statuses.values()) == {"completed"}
+        assert result["approvals"][0]["approved"] is True and "branch" not in result["approvals"][0]
+    else:
+        assert result["status"] == "partial"
+        assert statuses == {"validator": "rejected", "profiler": "completed", "segmenter": "completed",
+                            "scorer": "completed"}
+        (error,) = result["errors"]
+        assert error["node"] == "validator" and "rejected before it ran: no validation today" in error["reason"]
+        assert result["approvals"][0] | {"decided_at": None} == {
+            "node": "validator", "branch": "validator", "approved": False, "comment": "no validation today",
+            "decided_at": None}
+        assert "3/4 branches succeeded" in result["answer"] and "✗ validator rejected before it ran" in result["answer"]
+    assert cast.calls.get("data validator", 0) == (2 if approved else 0)  # its call and its answer, or never asked
+
+
+def test_an_unknown_branch_name_is_refused_and_the_graph_lists_its_branches() -> None:
+    from relaygraph.graphs.parallel import build_graph
+    from relaygraph.nodes.approval import approvable_names
+
+    assert {"validator", "profiler", "segmenter", "scorer", "specialist"} <= approvable_names(build_graph())
+    build_graph(approve_before=["validator"])  # a branch name is a gate
+    with pytest.raises(ValueError, match="unknown node.*nowhere.*nodes and branches are: .*validator"):
+        build_graph(approve_before=["nowhere"])
