@@ -174,3 +174,10 @@ def test_a_parallel_branch_is_gated_by_its_agent_name_from_the_cli(isolated_env)
     approved = run(["resume", "b2", "--approve", "--json"])
     result = json.loads(approved.stdout)["result"]
     assert result["status"] == "completed" and result["success_rate"] == 1.0
+
+    partitioned = run(["run", "parallel", "--thread-id", "b3", "--approve-before", "validator",
+                       "--param", "specialists=validator,scorer", "--param", "partitions=2", "--json"])
+    assert sorted(i["value"]["node"] for i in json.loads(partitioned.stdout)["interrupts"]) == [
+        "validator_p1", "validator_p2"]  # each partition of the agent asks on its own
+    answered = json.loads(run(["resume", "b3", "--approve", "--json"]).stdout)["result"]  # one answer for all
+    assert answered["status"] == "completed" and answered["parallel"]["total"] == 4
