@@ -17,7 +17,7 @@ Rules every format shares (and the property tests check):
 
 * **Eligibility.** Only bids from ``eligible`` bidders count (capability and reputation are
   checked by the caller); others are kept in ``rejected`` with the reason. No eligible bidder
-  at all is the outcome ``no_eligible_agent``.
+  at all is the outcome ``no_eligible_agent``; eligible bidders of whom none bid, ``no_bid``.
 * **Reserve.** The most the auctioneer will pay. Bids above it cannot win; when none is at or
   under it the outcome is ``no_bid_under_reserve``. ``reserve=None`` means no reserve.
 * **Ties** (equal lowest cost): the higher reputation wins, then the name in alphabetical
@@ -38,7 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AuctionKind = Literal["sealed", "vickrey", "english"]
-Outcome = Literal["awarded", "no_eligible_agent", "no_bid_under_reserve"]
+Outcome = Literal["awarded", "no_eligible_agent", "no_bid", "no_bid_under_reserve"]
 KINDS: tuple[str, ...] = ("sealed", "vickrey", "english")
 
 #: Reputation: where a newcomer starts, the least that stays eligible, and how it moves.
@@ -132,9 +132,13 @@ def run_auction(bids: Sequence[Bid], rules: AuctionRules, eligible: Iterable[str
     for bid in ranking:
         if bid.cost > reserve:
             rejected[bid.bidder] = f"bid {bid.cost:g} above the reserve {reserve:g}"
+    if not ranking:  # eligible agents exist (or anyone may bid) but nobody did
+        who = ("" if allowed is None else
+               f" of the {len(allowed)} eligible agent{'s' if len(allowed) != 1 else ''} ({', '.join(sorted(allowed))})")
+        return AuctionResult(**base, outcome="no_bid", reason=f"none{who} bid")
     if not under:
-        why = "no eligible agent bid" if not ranking else f"no bid at or under the reserve {reserve:g}"
-        return AuctionResult(**base, outcome="no_bid_under_reserve", ranking=ranking, reason=why)
+        return AuctionResult(**base, outcome="no_bid_under_reserve", ranking=ranking,
+                             reason=f"no bid at or under the reserve {reserve:g}")
     if rules.kind == "english":
         return _english(ranking, under, reserve, rules, base)
     winner = under[0]

@@ -46,6 +46,9 @@ def test_the_winner_has_the_lowest_eligible_bid_under_the_reserve_by_the_tie_rul
     result = run_auction(bids, rules)
     limit = math.inf if reserve is None else reserve
     under = [b for b in bids if b.cost <= limit]
+    if not bids:
+        assert result.outcome == "no_bid" and result.winner is None and result.price is None
+        return
     if not under:
         assert result.outcome == "no_bid_under_reserve" and result.winner is None and result.price is None
         return
@@ -120,7 +123,9 @@ def test_ties_go_to_reputation_then_name_and_the_reserve_is_a_hard_cap() -> None
     assert single.price == 10 and "reserve" in single.reason
     over = run_auction(bids, AuctionRules(kind="vickrey", reserve=2))
     assert over.outcome == "no_bid_under_reserve" and "reserve 2" in over.reason
-    assert run_auction([], AuctionRules(kind="english", reserve=5), eligible=["x"]).outcome == "no_bid_under_reserve"
+    silent = run_auction([], AuctionRules(kind="english", reserve=5), eligible=["x", "y"])
+    assert silent.outcome == "no_bid" and "none of the 2 eligible agents (x, y) bid" in silent.reason
+    assert "reserve" not in silent.reason
 
 
 def test_english_with_ties_and_a_fine_decrement() -> None:
