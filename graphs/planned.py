@@ -18,11 +18,13 @@ role to the column observation found.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from pydantic import Field, field_validator
 from relaygraph.coordination.replanning import parse_injections
+from relaygraph.coordination.world import DATA_DOMAIN
 from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.contracts import PlannedResult
 from relaygraph.nodes.failures import agent_retry_policy
@@ -53,7 +55,8 @@ class PlannedParams(RunParams):
 
     fail: str | None = Field(default=None, description="Inject failures: TASK:CLASS[xN], comma-separated.")
     retry_backoff_s: float | None = Field(default=None, ge=0, le=60)
-    method_probabilities: str | dict[str, float] | None = None
+    method_probabilities: str | None = Field(default=None, description="JSON object: method name -> success "
+                                             "probability in [0, 1], overriding what the planner believes.")
     learn: bool | None = Field(default=None, description="Plan with what the experience store learned (default on).")
     date_column: str | None = Field(default=None, description="The date column the plan expects; a dataset "
                                     "where it is missing or renamed is a schema failure the run adapts to.")
@@ -61,8 +64,39 @@ class PlannedParams(RunParams):
     @field_validator("fail")
     @classmethod
     def _injections(cls, value: str | None) -> str | None:
-        parse_injections(value)  # ValueError names the expected TASK:CLASS[xN] form
+        known = [t.name for t in DATA_DOMAIN.primitives]
+        for injection in parse_injections(value):  # ValueError names the expected TASK:CLASS[xN] form
+            if injection.task not in known:
+                raise ValueError(f"unknown task {injection.task!r} in fail={value!r}; the domain's tasks are "
+                                 f"{', '.join(known)}")
         return value
+
+    @field_validator("method_probabilities", mode="before")
+    @classmethod
+    def _probabilities(cls, value: Any) -> Any:
+        return None if value is None else json.dumps(method_probabilities(value))
+
+
+def method_probabilities(value: Any) -> dict[str, float]:
+    """``method_probabilities`` (a JSON object, or a mapping) checked: known method names, each a
+    probability in [0, 1]; ValueError saying which and what is allowed."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc.msg} at char {exc.pos}); expected e.g. "
+                             "'{\"partitioned_analysis\": 0.5}'") from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object of method name -> probability, e.g. '{\"partitioned_analysis\": 0.5}'")
+    known = [m.name for m in DATA_DOMAIN.methods]
+    out: dict[str, float] = {}
+    for name, p in value.items():
+        if name not in known:
+            raise ValueError(f"unknown method {name!r}; the methods are {', '.join(known)}")
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"{name}={p!r} is not a probability in [0, 1]")
+        out[str(name)] = float(p)
+    return out
 
 
 PARAMS = PlannedParams

@@ -322,6 +322,8 @@ class PlannedResult(RunResult):
     learned: dict[str, float] = Field(default_factory=dict)  # method probabilities planned with
     critique: list[dict[str, Any]] = Field(default_factory=list)  # rounds: discrepancies, revised, clean
     experience_store: dict[str, Any] = Field(default_factory=dict)  # the store this run was recorded in
+    # each ``fail=`` injection: task, class, times asked, times fired, and why one never fired
+    injections: list[dict[str, Any]] = Field(default_factory=list)
     reason: str | None = None  # why the run stopped, or what the critique left unverified
 
     @classmethod

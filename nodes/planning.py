@@ -517,6 +517,24 @@ def after_critique(state: PlannedState) -> str:
 
 # --- finalize ---------------------------------------------------------------------------------
 
+def injections(state: PlannedState, config: RunnableConfig) -> list[dict[str, Any]]:
+    """Each ``fail=`` injection and whether it fired: one whose task the executed plans never
+    reached (no ``trends`` on data without dates) is reported, not silently ignored."""
+    fired = state.get("fired") or {}
+    planned = {t["name"] for p in state.get("plans") or [] for t in p.get("tasks", [])}
+    out = []
+    for injection in replanning.parse_injections(options(config).get("fail")):
+        key = f"{injection.task}:{injection.failure_class}"
+        times = int(fired.get(key, 0))
+        entry: dict[str, Any] = {"injection": key, "task": injection.task, "failure_class": injection.failure_class,
+                                 "times": injection.times, "fired": times > 0, "fired_times": times}
+        if not times:
+            entry["why_not"] = (f"task {injection.task!r} was not in the executed plan" if injection.task not in planned
+                                else f"the run stopped before task {injection.task!r} ran")
+        out.append(entry)
+    return out
+
+
 @dataclass
 class DroppedWork:
     """Work of the original plan a replan left out, and the failure that replan answered."""
@@ -612,4 +630,5 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     return result_update(extend_result(
         base, PlannedResult, status=status, answer=answer, reason=reason, plan=plan, errors=errors,
         replanning=state.get("replans") or [], world=state.get("world") or {},
-        learned=state.get("learned") or {}, critique=rounds, experience_store={"store": GOAL, "size": size}))
+        learned=state.get("learned") or {}, critique=rounds, experience_store={"store": GOAL, "size": size},
+        injections=injections(state, config)))

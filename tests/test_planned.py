@@ -150,11 +150,17 @@ def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_conf
     frame.to_csv(sample_path.parent / "no_dates.csv", index=False)
     from relaygraph.graphs.planned import build_graph
 
-    state = build_graph().compile().invoke({"task": "report", "data": "no_dates.csv"},
-                                           {**invoke_config, "recursion_limit": 100})
+    config = {**invoke_config, "recursion_limit": 100,
+              "configurable": {**invoke_config["configurable"], "fail": "trends:schema,aggregate:transient"}}
+    state = build_graph().compile().invoke({"task": "report", "data": "no_dates.csv"}, config)
     assert state["result"]["plan"]["methods"][-1] == "cross_section_analysis"
     assert "trends" not in state["result"]["plan"]["tasks"]
     assert state["result"]["status"] == "completed"
+    # an injection whose task the plan never had is reported as not fired, not silently ignored
+    trends, aggregate = state["result"]["injections"]
+    assert trends == {"injection": "trends:schema", "task": "trends", "failure_class": "schema", "times": 1,
+                      "fired": False, "fired_times": 0, "why_not": "task 'trends' was not in the executed plan"}
+    assert aggregate["fired"] is True and aggregate["fired_times"] == 1
 
 
 RENAMED = {
@@ -329,3 +335,26 @@ def test_sigkill_mid_plan_then_resume_continues_the_plan(isolated_env, tmp_path,
     starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
     assert starts["validator"] == 1 and starts["cleaner"] == 1  # checkpointed tasks were not redone
     assert starts["analyst"] == 1 + 3  # the killed aggregate ran again, then trends and outliers
+
+
+@pytest.mark.parametrize(("param", "says"), [
+    ("fail=bogustask:schema", "unknown task 'bogustask'"),
+    ("method_probabilities={not json", "not JSON"),
+    ('method_probabilities={"partitioned_analysis": 1.5}', "not a probability in [0, 1]"),
+    ('method_probabilities={"magic": 0.5}', "unknown method 'magic'"),
+    ('method_probabilities=[0.5]', "expected a JSON object"),
+])
+def test_bad_planned_params_are_refused_before_any_work(param, says, roles, sample_path):
+    from relaygraph.cli.main import app
+    from relaygraph.config.checkpointing import open_checkpointer
+    from typer.testing import CliRunner
+
+    refused = CliRunner().invoke(app, ["run", "planned", "--model", "roles", "--param", param])
+    assert refused.exit_code == 2, refused.output
+    assert says in refused.output and len(refused.output.strip().splitlines()) == 1, refused.output
+    if "unknown" in says:  # what is allowed
+        names = "validate, clean, aggregate, trends, outliers, report" if param.startswith("fail") else (
+            "time_series_analysis, cross_section_analysis, partitioned_analysis")
+        assert names in refused.output, refused.output
+    with open_checkpointer() as saver:  # no thread was started
+        assert list(saver.list(None)) == []
