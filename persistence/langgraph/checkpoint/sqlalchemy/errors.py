@@ -147,7 +147,7 @@ class ConnectionLostError(DatabaseUnavailableError):
             then = "continue with " + (
                 f"`relaygraph resume {thread_id}`" if thread_id
                 else "`relaygraph resume THREAD` (or graph.invoke(None, config))"
-            )
+            ) + " (if it says the thread already finished, the run's last saves went through)"
         super().__init__(
             f"lost the connection to the checkpoint database{where} during {what} and could "
             f"not reconnect for {waited_s:.1f}s ({reason}); {stopped}. Check that the "
