@@ -184,11 +184,12 @@ def decide(failure: Failure, task: PlannedTask, plan: Plan, world: Mapping[str, 
                     policy=fallback)
 
 
-def accept(plan: Plan | None, reason_if_none: str = "") -> tuple[bool, str]:
-    """A replanned plan is accepted only above :data:`MIN_CONFIDENCE`."""
+def accept(plan: Plan | None, reason_if_none: str = "", *, replan: bool = True) -> tuple[bool, str]:
+    """A plan (``replan``: a replanned one, "new plan") is accepted only above :data:`MIN_CONFIDENCE`."""
     if plan is None:
         return False, reason_if_none or "no plan"
     if plan.confidence > MIN_CONFIDENCE:
         return True, f"confidence {plan.confidence:.3f} > {MIN_CONFIDENCE}"
-    return False, (f"new plan confidence {plan.confidence:.3f} is not above {MIN_CONFIDENCE} "
+    which = "new plan" if replan else "plan"
+    return False, (f"{which} confidence {plan.confidence:.3f} is not above {MIN_CONFIDENCE} "
                    f"(methods {', '.join(plan.method_names())})")

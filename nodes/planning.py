@@ -167,7 +167,7 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     with tracing.tracer().start_as_current_span(span_name) as span:
         try:
             new = make_plan(domain, GOAL, world)
-            accepted, why = replanning.accept(new)
+            accepted, why = replanning.accept(new, replan=bool(pending))
         except PlanningError as exc:
             new, accepted, why = None, False, str(exc)
         span.set_attribute("relaygraph.plan.accepted", accepted)
@@ -187,8 +187,14 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
             "why": why,
         }]
     if not accepted:
-        what = "replanning" if pending else "planning"
-        update["stop_reason"] = f"{what} stopped: {why}"
+        if not pending:
+            update["stop_reason"] = f"planning stopped: {why}"
+            return update
+        # the run ends on this task's failure: name it, its class, and show it (a ✗ line)
+        update["stop_reason"] = (f"replanning after task {pending['task']!r} failed "
+                                 f"({pending['failure_class']}: {pending.get('error') or ''}) stopped: {why}")
+        update["errors"] = [{"node": pending["task"], "agent": pending.get("agent") or pending["task"],
+                             "reason": pending.get("error") or "", "failure_class": pending["failure_class"]}]
         return update
     assert new is not None
     update.update(plan=new.model_dump(mode="json"), plans=[new.model_dump(mode="json")], cursor=0)

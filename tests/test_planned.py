@@ -142,7 +142,24 @@ def test_a_replan_below_0_6_stops_with_the_reason(roles, invoke_config, sample_p
     (entry,) = result["replanning"]
     assert entry["accepted"] is False and entry["new_confidence"] == pytest.approx(0.95 * 0.5)
     assert "new plan confidence 0.475 is not above 0.6" in result["reason"]
+    assert "task 'aggregate' failed (resource: " in result["reason"]  # which task, and its class
     assert result["plan"]["completed"] == ["validate", "clean"]
+    assert [(e["node"], e["failure_class"]) for e in result["errors"]] == [("aggregate", "resource")]
+
+
+def test_a_refused_replan_shows_the_failed_task_and_a_weak_first_plan_is_not_a_new_plan(roles, sample_path):
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    refused = CliRunner().invoke(app, ["run", "planned", "--model", "roles", "--param", "fail=aggregate:resource",
+                                       "--param", 'method_probabilities={"partitioned_analysis": 0.5}',
+                                       "--param", "retry_backoff_s=0"])
+    assert "✗ aggregate: " in refused.output, refused.output  # the failed task, on the console
+    weak = CliRunner().invoke(app, ["run", "planned", "--model", "roles", "--json",
+                                    "--param", 'method_probabilities={"prepare_analyse_report": 0.5}'])
+    result = json.loads(weak.output[weak.output.index("{"):])["result"]
+    assert result["status"] == "failed"
+    assert result["reason"].startswith("planning stopped: plan confidence ") and "new plan" not in result["reason"]
 
 
 def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_config, sample_path):
