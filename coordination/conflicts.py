@@ -107,6 +107,7 @@ class Analysis(BaseModel):
     cooperative_potential: float
     has_costs: bool
     has_utilities: bool
+    unique_cheapest: bool = False  # costs known and one proposal's is strictly the lowest
 
     def bucket(self) -> str:
         """The features the selector learns on: kind, stakes band, cooperation band, data at hand."""
@@ -125,9 +126,11 @@ def analyse(conflict: Conflict, cooperative_potential: float | None = None) -> A
         stakes = max(stakes, conflict.stakes)
     has_utilities = all(p.utilities for p in conflict.proposals)
     coop = sim if cooperative_potential is None else cooperative_potential
+    has_costs = all(p.cost is not None for p in conflict.proposals)
+    costs = sorted(float(p.cost or 0.0) for p in conflict.proposals)
     return Analysis(kind=conflict.kind, agents=len(conflict.proposals), similarity=sim, stakes=round(stakes, 6),
-                    cooperative_potential=round(coop, 6),
-                    has_costs=all(p.cost is not None for p in conflict.proposals), has_utilities=has_utilities)
+                    cooperative_potential=round(coop, 6), has_costs=has_costs, has_utilities=has_utilities,
+                    unique_cheapest=has_costs and costs[0] < costs[1])
 
 
 # --- strategies ------------------------------------------------------------------------------
@@ -277,9 +280,21 @@ def majority(conflict: Conflict) -> Resolution:
         result = plurality(ballots)
     original = {normalize_choice(str(p.value)): p.value for p in conflict.proposals}
     value = original.get(result.decision) if result.decision is not None else None
+    reason = result.reason
+    if result.tie and conflict.kind == "numeric":  # the tally breaks ties by text ("10" < "9.5"): redo
+        conf: defaultdict[str, float] = defaultdict(float)
+        for b in ballots:
+            conf[normalize_choice(b.choice)] += b.confidence
+        top = max(result.support.values())
+        tied = [c for c, n in result.support.items() if n == top]
+        best = max(conf[c] for c in tied)
+        tied = [c for c in tied if abs(conf[c] - best) < 1e-12]
+        value = min((original[c] for c in tied if c in original), key=float)
+        reason = (f"tie between {', '.join(f'{float(original[c]):g}' for c in tied if c in original)} "
+                  f"({top:g} vote(s) each, equal weight): the smaller number wins, compared numerically")
     return Resolution(strategy="majority", resolved=value is not None, value=value,
                       detail={"votes": result.support, "mode": result.mode, "tie": result.tie},
-                      reason=result.reason)
+                      reason=reason)
 
 
 # --- strategy selection -----------------------------------------------------------------------
@@ -292,26 +307,54 @@ class PastResolution(BaseModel):
 
 
 def rule_choice(analysis: Analysis) -> tuple[Strategy, str]:
-    """The documented rule, first match wins:
+    """The documented rule, first match wins — the cheapest strategy that fits the conflict:
 
-    1. utilities known and cooperative potential > 0.5 → ``game`` (there is a joint gain to find);
-    2. costs known → ``auction`` (let the cheapest do it its way);
-    3. positions already close (similarity ≥ 0.6) → ``compromise`` (cheap, and no one loses much);
-    4. numeric with stakes < 0.67 → ``negotiation`` (room to concede);
+    1. positions already close (similarity ≥ 0.6) → ``compromise`` (no one loses much);
+    2. utilities known and cooperative potential > 0.5 → ``game`` (a joint gain to find);
+    3. numeric with stakes < 0.67 → ``negotiation`` (room to concede);
+    4. costs known and one position strictly cheapest → ``auction`` (the positions are too far
+       apart to meet; carry out the one that costs least);
     5. categorical with ≥ 3 agents → ``majority``;
-    6. otherwise → ``arbitration`` (high stakes, no structure to exploit: a mediator decides).
+    6. otherwise → ``arbitration`` (high stakes, nothing to tell the positions apart: a mediator
+       decides).
+
+    Costs no longer come first: every proposal of the threshold conflict carries one, which made
+    ``auction`` the choice for every conflict, even ones the agents could negotiate.
     """
-    if analysis.has_utilities and analysis.cooperative_potential > 0.5:
-        return "game", "the agents' utilities show a joint gain (cooperative potential > 0.5)"
-    if analysis.has_costs:
-        return "auction", "every agent has a cost for its own position: the cheapest wins"
     if analysis.similarity >= 0.6:
         return "compromise", f"positions are already close (similarity {analysis.similarity:.2f} ≥ 0.6)"
+    if analysis.has_utilities and analysis.cooperative_potential > 0.5:
+        return "game", "the agents' utilities show a joint gain (cooperative potential > 0.5)"
     if analysis.kind == "numeric" and analysis.stakes < 0.67:
         return "negotiation", f"numeric positions with moderate stakes ({analysis.stakes:.2f}): room to concede"
+    if analysis.has_costs and analysis.unique_cheapest:
+        return "auction", (f"stakes too high to meet ({analysis.stakes:.2f}) and one position is cheapest "
+                           "to carry out")
     if analysis.kind == "categorical" and analysis.agents >= 3:
         return "majority", f"{analysis.agents} agents choosing between options"
     return "arbitration", f"high stakes ({analysis.stakes:.2f}) and no structure to exploit: a mediator decides"
+
+
+def auction_resolution(conflict: Conflict) -> Resolution:
+    """The ``auction`` strategy: the position cheapest to carry out wins (its agent's ``cost``).
+    Equal lowest costs are a tie, reported as one and broken by the auctions' tie rule (higher
+    reputation — here all equal — then the name); nobody is paid, so no payment rule applies."""
+    from relaygraph.coordination.auctions import AuctionRules, Bid, run_auction
+
+    bids = [Bid(bidder=p.agent, cost=p.cost or 0.0) for p in conflict.proposals]
+    result = run_auction(bids, AuctionRules(kind="sealed"))
+    assert result.winner is not None  # every proposal bids and there is no reserve
+    value = next(p.value for p in conflict.proposals if p.agent == result.winner)
+    lowest = min(b.cost for b in bids)
+    tied = sorted(b.bidder for b in bids if b.cost == lowest)
+    if len(tied) > 1:
+        reason = (f"tie: {', '.join(tied)} cost the same ({lowest:g}); broken by the tie rule (reputation, "
+                  f"then name): {result.winner}'s position")
+    else:
+        runner_up = sorted(b.cost for b in bids)[1]
+        reason = f"{result.winner}'s position is cheapest to carry out ({lowest:g} vs next {runner_up:g})"
+    detail = {"costs": {b.bidder: b.cost for b in bids}, "winner": result.winner, "tie": tied if len(tied) > 1 else []}
+    return Resolution(strategy="auction", resolved=True, value=value, detail=detail, reason=reason)
 
 
 class StrategySelector:

@@ -21,10 +21,10 @@ from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.market import (
     BidInput,
     MarketConfig,
-    check_market_data,
     MarketState,
     announce,
     award,
+    check_market_data,
     make_bid_node,
     make_execute_node,
     make_settle_node,

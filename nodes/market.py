@@ -70,9 +70,8 @@ from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
-from relaygraph.tools import ToolResult, TypedTool, Workspace, build_tools
+from relaygraph.tools import ToolResult, TypedTool, Workspace, build_tools, roles
 from relaygraph.tools import markdown as md
-from relaygraph.tools import roles
 from relaygraph.tools.analytics import find_customer_column
 from relaygraph.tools.frames import date_column, load
 

@@ -52,7 +52,6 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Send
 from pydantic import BaseModel, ConfigDict, Field
 from relaygraph.config.settings import settings_from_config
-from relaygraph.coordination.auctions import AuctionRules, Bid, run_auction
 from relaygraph.coordination.conflicts import (
     Conflict,
     PastResolution,
@@ -61,6 +60,7 @@ from relaygraph.coordination.conflicts import (
     Round,
     StrategySelector,
     analyse,
+    auction_resolution,
     check_position,
     compromise,
     concession,
@@ -595,12 +595,7 @@ def _run(strategy: str, conflict: Conflict, state: dict[str, Any]) -> Resolution
     if strategy == "majority":
         return majority(conflict)
     if strategy == "auction":
-        result = run_auction([Bid(bidder=p.agent, cost=p.cost or 0.0) for p in conflict.proposals],
-                             AuctionRules(kind="sealed"))
-        value = next(p.value for p in conflict.proposals if p.agent == result.winner)
-        return Resolution(strategy="auction", resolved=True, value=value, detail=result.model_dump(),
-                          reason=f"{result.winner}'s position is cheapest to carry out "
-                                 f"({result.winning_bid:g} rows to review): {result.reason}")
+        return auction_resolution(conflict)
     if strategy == "game":
         game = game_of(conflict)
         solution = solve(game)

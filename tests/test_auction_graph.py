@@ -251,8 +251,8 @@ def test_an_execution_whose_tool_raises_is_a_failure_breach_with_the_error(sampl
 
 def test_a_failure_caused_by_the_data_is_a_breach_that_keeps_reputation(sample_path, monkeypatch,
                                                                        invoke_config) -> None:
-    from relaygraph.nodes.market_store import load_reputation
     from relaygraph.config.settings import get_settings
+    from relaygraph.nodes.market_store import load_reputation
     from relaygraph.tools.data import ValidateDatasetTool
 
     def unreadable(self: Any, dataset: str, constraints: Any = None, partition: str | None = None) -> Any:

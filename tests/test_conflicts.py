@@ -139,3 +139,34 @@ def test_conflicts_must_be_of_one_kind_with_one_proposal_per_agent() -> None:
         Conflict(topic="t", proposals=(Proposal(agent="a", value=1.0), Proposal(agent="b", value="x")))
     with pytest.raises(ValueError, match="one proposal per agent"):
         Conflict(topic="t", proposals=(Proposal(agent="a", value=1.0), Proposal(agent="a", value=2.0)))
+
+
+def costed(*items: tuple[str, float, float]) -> Conflict:
+    return Conflict(topic="outlier threshold", scale=1.0, proposals=tuple(
+        Proposal(agent=a, value=v, cost=c) for a, v, c in items))
+
+
+def test_the_rule_fits_the_conflict_costs_do_not_override_room_to_negotiate() -> None:
+    moderate = costed(("strict", 1.4, 10), ("balanced", 0.7, 30), ("lenient", 0.5, 60))  # similarity 0.1
+    moderate = Conflict(topic="t", scale=2.0, proposals=moderate.proposals)  # spread 0.9/2: stakes 0.45
+    assert rule_choice(analyse(moderate))[0] == "negotiation"
+    wide = costed(("strict", 1.4, 10), ("balanced", 0.7, 30), ("lenient", 0.1, 60))  # stakes 1.0
+    assert rule_choice(analyse(wide))[0] == "auction"
+    tied = costed(("strict", 1.4, 30), ("balanced", 0.7, 30), ("lenient", 0.1, 30))
+    assert rule_choice(analyse(tied))[0] == "arbitration"  # costs cannot tell them apart
+
+
+def test_an_auction_resolution_reports_ties_as_ties_and_no_payment_text() -> None:
+    from relaygraph.coordination.conflicts import auction_resolution
+
+    tied = auction_resolution(costed(("strict", 1.4, 30), ("balanced", 0.7, 30), ("lenient", 0.1, 30)))
+    assert "tie" in tied.reason and all(a in tied.reason for a in ("strict", "balanced", "lenient"))
+    assert "cheapest" not in tied.reason and "paid" not in tied.reason and "first-price" not in tied.reason
+    single = auction_resolution(costed(("strict", 1.4, 10), ("balanced", 0.7, 30)))
+    assert single.value == 1.4 and "strict" in single.reason and "paid" not in single.reason
+
+
+def test_majority_ties_between_numbers_compare_numerically() -> None:
+    tie = Conflict(topic="t", proposals=(Proposal(agent="a", value=10.0), Proposal(agent="b", value=9.5)))
+    result = majority(tie)
+    assert result.value == 9.5 and "tie" in result.reason and "numerically" in result.reason
