@@ -308,7 +308,9 @@ class PlanSummary(BaseModel):
     methods: list[str] = Field(default_factory=list)
     tasks: list[str] = Field(default_factory=list)
     completed: list[str] = Field(default_factory=list)  # every task run to success, in order
-    contingencies: list[dict[str, Any]] = Field(default_factory=list)
+    contingencies: list[dict[str, Any]] = Field(default_factory=list)  # a prepared alternative method each
+    # risky methods with no alternative to fall back on (not contingencies): instead_of, why
+    without_contingency: list[dict[str, Any]] = Field(default_factory=list)
     plans_accepted: int = 0
     timeouts: dict[str, float] = Field(default_factory=dict)  # task -> seconds its agent was given
 

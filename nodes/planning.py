@@ -81,6 +81,7 @@ class PlannedState(WorkflowState, total=False):
     retries: dict[str, int]  # transient retries per task id
     excluded: list[str]  # methods a failure ruled out
     fired: dict[str, int]  # injected failures fired per "task:class"
+    ran_on: dict[str, Any]  # per completed task name: the dataset it last ran on (what its artifacts are of)
     executions: dict[str, int]  # runs per task name (names each run's node)
     pending: dict[str, Any] | None  # the failure being recovered from
     replans: Annotated[list[dict[str, Any]], operator.add]
@@ -197,8 +198,32 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                              "reason": pending.get("error") or "", "failure_class": pending["failure_class"]}]
         return update
     assert new is not None
-    update.update(plan=new.model_dump(mode="json"), plans=[new.model_dump(mode="json")], cursor=0)
+    kept = _still_valid(state, new) if pending else []
+    if kept:  # finished work the replan would redo: kept, its effects stand
+        update["replans"][-1]["kept"] = [t.name for t in kept]
+        update["world"] = {**world, **{k: v for t in kept for k, v in t.effects.items()}}
+    update.update(plan=new.model_dump(mode="json"), plans=[new.model_dump(mode="json")], cursor=len(kept))
     return update
+
+
+def _dataset_now(state: PlannedState, produced: dict[str, Any] | None = None) -> Any:
+    return {**(state.get("context") or {}), **(produced or {})}.get("dataset") or state.get("data")
+
+
+def _still_valid(state: PlannedState, new: Plan) -> list[PlannedTask]:
+    """The leading tasks of a replan that already finished on the dataset the run works on now
+    (so their artifacts still hold): not run again. Stops at the first task that must run, and
+    at the task a dependency policy asked to re-run."""
+    done = {t["name"] for t in state.get("done") or []}
+    ran_on = state.get("ran_on") or {}
+    rerun = ((state.get("pending") or {}).get("changes") or {}).get("rerun")
+    dataset = _dataset_now(state)
+    kept = []
+    for task in new.tasks:
+        if task.name == rerun or task.name not in done or ran_on.get(task.name) != dataset:
+            break
+        kept.append(task)
+    return kept
 
 
 # --- execute ----------------------------------------------------------------------------------
@@ -322,7 +347,8 @@ def _run_task(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     overrides = {k: v for k, v in (state.get("overrides") or {}).items() if k not in task.effects}
     return {**base, **merged, "world": facts, "overrides": overrides,
             "cursor": (state.get("cursor") or 0) + 1,
-            "done": [*(state.get("done") or []), task.model_dump(mode="json")]}
+            "done": [*(state.get("done") or []), task.model_dump(mode="json")],
+            "ran_on": {**(state.get("ran_on") or {}), task.name: _dataset_now(state)}}
 
 
 #: Which report section each analysis task's work backs.
@@ -611,7 +637,10 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         methods=[m["method"] for m in current.get("methods", [])],
         tasks=[t["name"] for t in current.get("tasks", [])],
         completed=[t["name"] for t in state.get("done") or []],
-        contingencies=current.get("contingencies", []), plans_accepted=len(state.get("plans") or []),
+        contingencies=[c for c in current.get("contingencies", []) if c.get("method")],
+        without_contingency=[{"task": c.get("task"), "instead_of": c.get("instead_of"), "reason": c.get("reason")}
+                             for c in current.get("contingencies", []) if not c.get("method")],
+        plans_accepted=len(state.get("plans") or []),
         timeouts=state.get("timeouts") or {})
     errors = list(base.errors)
     listed: set[tuple[str | None, str]] = {(e.node, e.reason) for e in errors}

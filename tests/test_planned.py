@@ -64,13 +64,13 @@ CASES = {
                                ["validate", "clean", "validate", "clean", "aggregate", "trends", "outliers", "report"]),
     "trends:schema": ("map the date role to column 'order_date'", ["prepare_analyse_report", "already_clean",
                                                                    "time_series_analysis"],
-                      ["validate", "clean", "aggregate", "aggregate", "trends", "outliers", "report"]),
+                      ["validate", "clean", "aggregate", "trends", "outliers", "report"]),
     "aggregate:dependency": ("re-run the producer 'clean'", ["prepare_analyse_report", "validate_and_clean",
-                                                            "time_series_analysis"],
-                             ["validate", "clean", "validate", "clean", "aggregate", "trends", "outliers", "report"]),
+                                                            "time_series_analysis"],  # validate of the source kept
+                             ["validate", "clean", "clean", "aggregate", "trends", "outliers", "report"]),
     "trends:unknown": ("fallback: replan without method 'time_series_analysis'",
                        ["prepare_analyse_report", "already_clean", "cross_section_analysis"],
-                       ["validate", "clean", "aggregate", "aggregate", "outliers", "report"]),
+                       ["validate", "clean", "aggregate", "outliers", "report"]),  # aggregate kept, not redone
 }
 
 
@@ -99,6 +99,10 @@ def test_each_failure_class_leads_to_its_policy_and_a_correct_report(fail, roles
         assert result["errors"] == []
     assert entry["failure_class"] == fail.split(":")[1] and entry["injected"] is True
     assert policy in entry["policy"]
+    kept = {"trends:schema": ["aggregate"], "trends:unknown": ["aggregate"], "aggregate:dependency": ["validate"]}
+    assert entry.get("kept", []) == kept.get(fail, [])  # finished work whose artifacts still hold is not redone
+    # a contingency is a prepared alternative: a risky method with none is not listed as one
+    assert all(c["method"] and c["confidence"] > 0 for c in result["plan"]["contingencies"])
     assert result["plan"]["methods"] == methods
     assert result["plan"]["completed"] == completed
     if entry["action"] == "replan":
@@ -168,7 +172,8 @@ def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_conf
     from relaygraph.graphs.planned import build_graph
 
     config = {**invoke_config, "recursion_limit": 100,
-              "configurable": {**invoke_config["configurable"], "fail": "trends:schema,aggregate:transient"}}
+              "configurable": {**invoke_config["configurable"], "fail": "trends:schema,aggregate:transient",
+                               "method_probabilities": json.dumps({"cross_section_analysis": 0.75})}}
     state = build_graph().compile().invoke({"task": "report", "data": "no_dates.csv"}, config)
     assert state["result"]["plan"]["methods"][-1] == "cross_section_analysis"
     assert "trends" not in state["result"]["plan"]["tasks"]
@@ -178,6 +183,10 @@ def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_conf
     assert trends == {"injection": "trends:schema", "task": "trends", "failure_class": "schema", "times": 1,
                       "fired": False, "fired_times": 0, "why_not": "task 'trends' was not in the executed plan"}
     assert aggregate["fired"] is True and aggregate["fired_times"] == 1
+    # risky (0.75 < 0.8) with no other way to analyse data without dates: no contingency to show
+    assert state["result"]["plan"]["contingencies"] == []
+    (none,) = state["result"]["plan"]["without_contingency"]
+    assert none["instead_of"] == "cross_section_analysis" and "has_time_column" in none["reason"]
 
 
 RENAMED = {
