@@ -42,12 +42,14 @@ REPORTS = settings(PROPERTY, max_examples=20)  # each example renders a report a
     ("order_id", "identifier"), ("sensor_id", "identifier"), ("year", "time"), ("mystery", "non_additive"),
 ])
 def test_numeric_roles_follow_the_column_meaning(name: str, role: str) -> None:
-    frame = pd.DataFrame({name: [1.0, 2.0, 3.0, 2024.0]})
+    # dated readings: a level is a level only where a time column orders it (else mean/median)
+    frame = pd.DataFrame({name: [1.0, 2.0, 3.0, 2024.0], "day": pd.date_range("2024-01-01", periods=4)})
     assert role_of(frame, name).role == role
 
 
 def test_level_roles_say_how_rows_at_one_moment_combine() -> None:
-    frame = pd.DataFrame({"balance": [1.0], "close": [2.0], "stock_on_hand": [3.0], "temperature": [-1.0]})
+    frame = pd.DataFrame({"balance": [1.0], "close": [2.0], "stock_on_hand": [3.0], "temperature": [-1.0],
+                          "day": pd.to_datetime(["2024-01-01"])})
     assert role_of(frame, "balance").across == "sum"
     assert role_of(frame, "stock_on_hand").across == "sum"
     assert role_of(frame, "close").across == "mean"
@@ -315,3 +317,25 @@ def test_an_empty_frame_is_refused_not_reported_as_zeros(workspace) -> None:
         tool(dataset="two.csv", partition="1/3")  # the first of three slices of two rows is empty
     with pytest.raises(ValueError, match="nothing to report"):
         render_report(pd.DataFrame({"amount": []}), workspace=workspace, source="e.csv", title="t")
+
+
+def test_a_level_without_a_time_column_is_reported_by_mean_and_median_not_row_order(tmp_path):
+    """Stock per sku and warehouse, no date: 'latest/first/change' would just be row order."""
+    from relaygraph.tools.report import render_report
+    from relaygraph.tools.roles import role_of
+    from relaygraph.tools.workspace import Workspace
+
+    frame = pd.DataFrame({"sku": [f"S{i}" for i in range(8)], "warehouse": ["A", "B"] * 4,
+                          "stock": [158.0, 120, 90, 200, 175, 60, 130, 160], "unit_cost": [2.5] * 8})
+    role = role_of(frame, "stock")
+    assert role.role == "non_additive" and "no time column" in role.reason
+    workspace = Workspace(tmp_path / "data", tmp_path / "out", "inv")
+    report = render_report(frame, workspace=workspace, source="inventory.csv", title="Inventory", metric="stock",
+                           group_by="warehouse")
+    text = open(report["report"], encoding="utf-8").read()
+    import re
+
+    assert not re.search(r"(latest|first) [\d(]|change [+-]|\| (last|first|change)", text), text
+    assert "mean 136.62, median 144.00" in text and "no time column" in text
+    dated = frame.assign(day=pd.date_range("2024-01-01", periods=8, freq="D"))
+    assert role_of(dated, "stock").role == "level"  # with a time order, a level keeps latest/first/change

@@ -28,6 +28,8 @@ additivity from column names, and a reader must be able to check a role by readi
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -173,7 +175,13 @@ def column_role(frame: pd.DataFrame, column: str, date_col: str | None = None) -
     if pd.api.types.is_bool_dtype(series):
         return ColumnRole(column, "category", "true/false values")
     if pd.api.types.is_numeric_dtype(series):
-        return numeric_role(column, series)
+        role = numeric_role(column, series)
+        if role.role == "level" and date_col is None:
+            # latest/first/change of a level need a time order; without one they are row order
+            return dataclasses.replace(role, role="non_additive", across=None, reason=(
+                f"{role.reason}; no time column to order readings by, so its mean and median "
+                "(a latest/first/change would only be row order)"))
+        return role
     return text_role(column, series, date_col)
 
 
