@@ -389,7 +389,8 @@ def make_agent_node(
         tools = build_tools(list(spec.tools), workspace, allowed_values(workspace, dataset),
                             settings.observation_chars) + (extra_tools(context) if extra_tools else [])
         # side-effecting tools run once per task, even when the task runs again after a crash
-        tools = guard_side_effects(tools, *ledger_for(checkpointer_of(config)), call_scope(config))
+        scope = call_scope(config)
+        tools = guard_side_effects(tools, *ledger_for(checkpointer_of(config)), scope)
         model = agent_model(settings)
         brief = brief_for(spec, state, context)
         if brief_fields is not None:
@@ -418,10 +419,14 @@ def make_agent_node(
             agent_trace.record_task(task)
             try:
                 run = run_within(agent, task, timeout_s)
+                if scope.fatal is not None:
+                    raise scope.fatal  # the database stayed away: stop the run, don't retry the node
             except AgentTimeout as exc:
                 raise fail(f"TimeoutError: {spec.name} {exc} (its timeout), {len(recorder.steps)} steps done; "
                            "no step starts after it", timeout_s=timeout_s) from exc
             except AgentError as exc:
+                if scope.fatal is not None:
+                    raise scope.fatal from exc
                 cause = exc.__cause__ or exc  # smolagents wraps the provider's own exception
                 raise fail(recorder.loop_reason or f"model error: {type(cause).__name__}: "
                            f"{' '.join(str(cause).split())[:300]}") from exc

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langgraph.checkpoint.sqlalchemy import SQLAlchemySaver
+from langgraph.checkpoint.sqlalchemy import ConnectionLostError, SQLAlchemySaver
 from langgraph.graph import END, START, StateGraph
 from relaygraph.cli.runner import continue_run, thread_status
 from relaygraph.nodes.agent import AgentSpec, make_agent_node
@@ -167,3 +167,54 @@ def test_a_typed_tool_result_is_recorded_and_returned_whole(workspace, sample_pa
     again = clean_tool().forward(dataset=sample_path.name)
     assert again == first  # the recorded result, whole
     assert not written.exists()  # and the tool did not run a second time
+
+
+class LedgerAway:
+    """A ledger whose database stayed away past its retry bound."""
+
+    def get(self, scope: str, index: int) -> Any:
+        raise ConnectionLostError(what="a tool-ledger read", url="sqlite:///x.db", waited_s=3.0,
+                                  reason="gone")
+
+    def put(self, scope: str, index: int, thread_id: str, entry: Any) -> None:
+        raise AssertionError("not reached")
+
+
+class PayTwiceThenAnswer(Model):
+    """Calls ``bump`` until it has tried twice, then answers: an agent that would go on after
+    a failed tool call, as smolagents turns a tool's exception into an observation."""
+
+    def __init__(self) -> None:
+        super().__init__(model_id="pay-twice")
+
+    def generate(self, messages, stop_sequences=None, response_format=None, tools_to_call_from=None, **kw):
+        tried = sum("bump" in str(getattr(m, "content", m)) for m in messages if "Error" in str(getattr(m, "content", m)))
+        name, args = ("bump", {"amount": 7}) if tried < 2 else ("final_answer", {"answer": "could not pay"})
+        call = ChatMessageToolCall(id=f"c{uuid.uuid4().hex[:6]}", type="function",
+                                   function=ChatMessageToolCallFunction(name=name, arguments=args))
+        return ChatMessage(role=MessageRole.ASSISTANT, content=f"Thought: {name}", tool_calls=[call])
+
+
+def test_a_ledger_whose_database_stayed_away_stops_the_run_instead_of_failing_the_tool(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tool's error would be an observation the agent works around (or a failure LangGraph
+    retries, waiting out the outage again); the run must stop with the one-line error, exit 75."""
+    import relaygraph.nodes.agent as agent_module
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+    from relaygraph.nodes.failures import agent_node
+
+    register_provider(Provider("pay-twice", lambda s: PayTwiceThenAnswer(), lambda s: OfflineChatModel(),
+                               lambda s: "scripted test double"))
+    monkeypatch.setenv("RELAYGRAPH_MODEL", "pay-twice")
+    monkeypatch.setattr(agent_module, "ledger_for", lambda _saver: (LedgerAway(), JsonPlusSerializer()))
+    counter = tmp_path / "payments.txt"
+    spec = AgentSpec(name="payer", role="payer", instructions="Record the payment.", tools=())
+    builder = StateGraph(WorkflowState)
+    builder.add_node("payer", agent_node(spec, extra_tools=lambda ctx: [BumpTool(counter, True)]))
+    builder.add_edge(START, "payer")
+    builder.add_edge("payer", END)
+    graph = builder.compile(checkpointer=InMemorySaver())
+    with pytest.raises(ConnectionLostError):
+        graph.invoke({"task": "Pay 7."}, {"configurable": {"thread_id": "away"}})
+    assert not counter.exists()  # the ledger could not be read: the tool never ran

@@ -341,3 +341,35 @@ def test_what_counts_as_a_lost_connection() -> None:
     assert not is_connection_lost(sa.exc.PendingRollbackError("no cause"))
     assert not is_connection_lost(sa.exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not is_connection_lost(ValueError(2013))
+
+
+def test_the_bound_is_per_outage_not_per_operation() -> None:
+    """Operations that meet one outage one after another share its bound: the second gives up
+    after its one immediate retry instead of waiting a bound of its own (a stranger's run,
+    bound 3 s, waited 10 s across a ledger write, a ledger read and checkpoint calls). A
+    success ends the outage, so the next one gets the whole bound again."""
+    import sqlalchemy as sa
+    from langgraph.checkpoint.sqlalchemy.retry import retrying
+
+    policy = RetryPolicy(reconnect_within_s=0.3, first_delay_s=0.01, max_delay_s=0.05)
+    url = f"postgresql://outage-{time.monotonic_ns()}/db"
+    calls: list[str] = []
+
+    def down(what: str) -> Any:
+        def op() -> Any:
+            calls.append(what)
+            raise sa.exc.OperationalError("SELECT 1", {}, Exception("gone"), connection_invalidated=True)
+        return op
+
+    with pytest.raises(ConnectionLostError):
+        retrying(policy, "first", down("first"), url)
+    assert calls.count("first") > 3  # retried with backoff across the whole bound
+    time.sleep(0.1)  # the outage goes on: its bound is now spent whatever the jitter left over
+    with pytest.raises(ConnectionLostError) as second:
+        retrying(policy, "second", down("second"), url)
+    assert calls.count("second") == 2  # the at-once retry, then the outage's bound is spent
+    assert "second" in str(second.value)
+    assert retrying(policy, "back", lambda: "ok", url) == "ok"  # the database is back
+    with pytest.raises(ConnectionLostError):
+        retrying(policy, "third", down("third"), url)
+    assert calls.count("third") > 3  # a new outage, a whole bound again

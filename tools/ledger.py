@@ -42,6 +42,7 @@ from langgraph.checkpoint.sqlalchemy import (
     create_tables,
 )
 from langgraph.checkpoint.sqlalchemy.engines import make_engine
+from langgraph.checkpoint.sqlalchemy.errors import DatabaseUnavailableError
 from langgraph.checkpoint.sqlalchemy.retry import DEFAULT_RETRY, RetryPolicy, retrying
 from langgraph.checkpoint.sqlalchemy.urls import redact
 from relaygraph.tools.result import ToolResult
@@ -155,6 +156,9 @@ class CallScope:
         self.scope = hashlib.sha256(raw).hexdigest()
         self._next = 0
         self._lock = threading.Lock()
+        #: The database went away past its retry bound during a ledger call: the run must stop
+        #: (the agent node raises it), not go on as if the tool had merely failed.
+        self.fatal: DatabaseUnavailableError | None = None
 
     def next_index(self) -> int:
         with self._lock:
@@ -229,12 +233,20 @@ def _route(tool: Tool, ledger: Ledger, serde: SerializerProtocol, scope: CallSco
     def forward(*args: Any, **kwargs: Any) -> Any:
         index = scope.next_index()
         digest = args_digest(tool.name, args, kwargs)
-        found = ledger.get(scope.scope, index)
+        try:
+            found = ledger.get(scope.scope, index)
+        except DatabaseUnavailableError as exc:
+            scope.fatal = exc  # the agent framework turns a tool's error into an observation
+            raise
         if found is not None and found.tool == tool.name and found.args_digest == digest:
             return decode(found.result_type, found.result, serde)
         result = original(*args, **kwargs)
         result_type, data = encode(result, serde)
-        ledger.put(scope.scope, index, scope.thread_id, Entry(tool.name, digest, result_type, data))
+        try:
+            ledger.put(scope.scope, index, scope.thread_id, Entry(tool.name, digest, result_type, data))
+        except DatabaseUnavailableError as exc:
+            scope.fatal = exc
+            raise
         return result
 
     tool.forward = forward  # the instance's own: tools are fresh per run

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -144,6 +145,34 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
+class _Outages:
+    """When each database's current outage began: the first lost connection not followed by
+    a success. A loss after a quiet spell longer than the bound is a new outage (a continuing
+    one fails at least every ``max_delay_s``), so an old outage never shortens a new one's wait."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_url: dict[str, tuple[float, float]] = {}  # url -> (began, last loss)
+
+    def begin(self, url: object, bound_s: float) -> float:
+        now, key = time.monotonic(), str(url)
+        with self._lock:
+            began, last = self._by_url.get(key, (now, now))
+            if now - last > max(bound_s, 2.0):
+                began = now
+            self._by_url[key] = (began, now)
+            return began
+
+    def end(self, url: object) -> None:
+        if not self._by_url:  # the common case, on every operation: no outage anywhere
+            return
+        with self._lock:
+            self._by_url.pop(str(url), None)
+
+
+_OUTAGES = _Outages()
+
+
 class Attempts:
     """One operation's retries: whether the error in hand is retried, and after how long.
 
@@ -162,6 +191,10 @@ class Attempts:
         self.conflicts = 0
         self.lost = 0
 
+    def succeeded(self) -> None:
+        """The operation got through: any outage of its database is over."""
+        _OUTAGES.end(self.url)
+
     def delay_after(self, exc: BaseException) -> float | None:
         policy = self.policy
         if is_conflict(exc):
@@ -169,7 +202,10 @@ class Attempts:
             return 0.0 if self.conflicts < policy.conflict_attempts else None
         if not is_connection_lost(exc):
             return None
-        waited = time.monotonic() - self.started
+        # The bound is per outage, not per operation: operations that meet the same outage
+        # one after another (a ledger write, then a read, then a checkpoint) share it.
+        since = _OUTAGES.begin(self.url, self.policy.reconnect_within_s)
+        waited = time.monotonic() - min(self.started, since)
         if self.lost == 0:
             delay = 0.0  # the first retry at once: usually only the pooled connection died
         else:
@@ -182,8 +218,9 @@ class Attempts:
         self.lost += 1
         logger.log(  # the first loss of an operation is worth a line; its retries are not
             logging.WARNING if self.lost == 1 else logging.DEBUG,
-            "checkpoint database connection lost during %s (%s); retrying in %.2fs",
-            self.what, _first_line(_driver_error(exc)), delay,
+            "checkpoint database connection lost during %s (%s); retrying in %.2fs "
+            "(%.1fs of %.1fs into the outage)",
+            self.what, _first_line(_driver_error(exc)), delay, waited, self.policy.reconnect_within_s,
         )
         return delay
 
@@ -198,7 +235,9 @@ def retrying(policy: RetryPolicy, what: str, fn: Callable[[], T], url: object = 
     attempts = Attempts(policy, what, url)
     while True:
         try:
-            return fn()
+            result = fn()
+            attempts.succeeded()
+            return result
         except Exception as exc:
             delay = attempts.delay_after(exc)
             if delay is None:
@@ -214,7 +253,9 @@ async def aretrying(
     attempts = Attempts(policy, what, url)
     while True:
         try:
-            return await fn()
+            result = await fn()
+            attempts.succeeded()
+            return result
         except Exception as exc:
             delay = attempts.delay_after(exc)
             if delay is None:
