@@ -17,15 +17,13 @@ checkpoint database starts every voter at the neutral score.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
-from langgraph.checkpoint.sqlalchemy.engines import WRITE_OPTION, make_engine, sqlite_write_lock
+from relaygraph.config.stores import SideTables
 
 metadata = sa.MetaData()
 
@@ -45,34 +43,9 @@ voter_records = sa.Table(
 
 CONSENSUS_MIGRATIONS = MigrationSet("relaygraph_consensus", [create_tables(voter_records)])
 
-_engines: dict[str, sa.Engine] = {}
-_migrated: set[int] = set()
-_lock = threading.Lock()
-
-
-def engine_for(target: Any) -> sa.Engine:
-    """The engine for ``target`` — the run's SQLAlchemy saver (its own engine, so these writes
-    queue with the saver's) or a database URL — migrated on first use."""
-    with _lock:
-        engine = getattr(target, "engine", None)
-        if not isinstance(engine, sa.Engine):
-            url = str(target)
-            engine = _engines.get(url) or make_engine(url)
-            _engines[url] = engine
-        if id(engine) not in _migrated:
-            CONSENSUS_MIGRATIONS.apply(engine)
-            _migrated.add(id(engine))
-        return engine
-
-
-@contextlib.contextmanager
-def _write(target: Any) -> Iterator[sa.Connection]:
-    """A write transaction the way the saver writes (``BEGIN IMMEDIATE`` on SQLite, queued
-    behind this process's other writers to the same file)."""
-    engine = engine_for(target)
-    lock = sqlite_write_lock(engine.url) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
-    with lock, engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-        yield conn
+_TABLES = SideTables(CONSENSUS_MIGRATIONS)
+engine_for = _TABLES.engine
+_write = _TABLES.write
 
 
 def load_records(target: Any, voters: list[str]) -> dict[str, tuple[int, int]]:

@@ -9,17 +9,14 @@ recorded once per thread (a resumed run replaces its earlier row).
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.ext.asyncio
 from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
-from langgraph.checkpoint.sqlalchemy.engines import make_engine
 from langgraph.constants import CONFIG_KEY_CHECKPOINTER
+from relaygraph.config.stores import SideTables
 from relaygraph.coordination.experience import STORE_KEEP, STORE_LIMIT, Experience
 
 metadata = sa.MetaData()
@@ -38,33 +35,9 @@ experiences = sa.Table(
 
 EXPERIENCE_MIGRATIONS = MigrationSet("relaygraph_experience", [create_tables(experiences)])
 
-_engines: dict[str, sa.Engine] = {}
-_migrated: set[int] = set()
-_lock = threading.Lock()
-
-
-def _engine(target: Any) -> sa.Engine:
-    """The engine for ``target``: the run's SQLAlchemy saver (its own engine, so the store lives
-    in the database the run checkpoints to), an async saver (a sync engine on its URL), or a
-    database URL — migrated on first use."""
-    with _lock:
-        engine = getattr(target, "engine", None)
-        if not isinstance(engine, sa.Engine):
-            url = (engine.url.render_as_string(hide_password=False)
-                   if isinstance(engine, sa.ext.asyncio.AsyncEngine) else str(target))
-            engine = _engines.get(url)
-            if engine is None:
-                engine = _engines[url] = make_engine(url)
-        if id(engine) not in _migrated:
-            EXPERIENCE_MIGRATIONS.apply(engine)
-            _migrated.add(id(engine))
-        return engine
-
-
-@contextmanager
-def _begin(target: Any) -> Iterator[sa.Connection]:
-    with _engine(target).begin() as conn:
-        yield conn
+_TABLES = SideTables(EXPERIENCE_MIGRATIONS)
+_engine = _TABLES.engine
+_begin = _TABLES.write  # writes queue like the saver's (BEGIN IMMEDIATE on SQLite)
 
 
 def record(url: Any, experience: Experience, *, store: str | None = None) -> int:

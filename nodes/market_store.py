@@ -16,16 +16,13 @@ after a crash records its round once.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
-from langgraph.checkpoint.sqlalchemy.engines import WRITE_OPTION, make_engine, sqlite_write_lock
+from relaygraph.config.stores import SideTables
 
 metadata = sa.MetaData()
 
@@ -69,39 +66,9 @@ resolutions = sa.Table(
 
 MARKETS = MigrationSet("relaygraph_markets", [create_tables(auctions, reputation, resolutions)])
 
-_engines: dict[str, sa.Engine] = {}
-_migrated: set[int] = set()
-_lock = threading.Lock()
-
-
-def engine_for(target: Any) -> sa.Engine:
-    """The engine to write history with, migrated on first use.
-
-    ``target`` is the run's checkpointer — a sync SQLAlchemy saver lends its own engine, so
-    history writes queue with the saver's instead of fighting them for SQLite's write lock — or
-    a database URL (one engine per URL, e.g. for the async saver or a plain ``invoke``).
-    """
-    with _lock:
-        engine = getattr(target, "engine", None)
-        if not isinstance(engine, sa.Engine):
-            url = str(target)
-            engine = _engines.get(url) or make_engine(url)
-            _engines[url] = engine
-        if id(engine) not in _migrated:
-            MARKETS.apply(engine)
-            _migrated.add(id(engine))
-        return engine
-
-
-@contextlib.contextmanager
-def _write(target: Any) -> Iterator[sa.Connection]:
-    """A write transaction the way the saver writes: ``BEGIN IMMEDIATE`` on SQLite (a deferred
-    read-then-write transaction would fail at once with "database is locked" when another writer
-    is pending), queued behind this process's other writers to the same file."""
-    engine = engine_for(target)
-    lock = sqlite_write_lock(engine.url) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
-    with lock, engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-        yield conn
+_TABLES = SideTables(MARKETS)
+engine_for = _TABLES.engine
+_write = _TABLES.write
 
 
 def _now() -> datetime:
