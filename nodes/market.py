@@ -368,7 +368,7 @@ def announce(registry: Registry[AgentSpec]) -> UpdateNode:
             if unsupported else "")
         return {"tasks": tasks, "unsupported": unsupported, "market": market, "context": {"dataset": dataset},
                 "ledger": {"reputation": reputation, "load": dict.fromkeys(names, 0)},
-                "progress": [NodeProgress(node="announce", status="completed",
+                "progress": [NodeProgress(node="announce", status="partial" if unsupported else "completed",
                                           duration_s=round(time.perf_counter() - started, 4),
                                           detail=detail).model_dump()]}
 

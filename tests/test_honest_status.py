@@ -129,7 +129,7 @@ CANNOT_RUN: dict[str, tuple[Any, str | None, str, tuple[str, ...]]] = {
     "hierarchical": (readings, None, "segment_customers", ("partial",)),
     "auction": (readings, None, "segment_customers", ("partial", "failed")),
     "consensus": (readings, None, "needs column(s) region, revenue", ("refused",)),  # exit 2 up front
-    "negotiation": (readings, None, "propose_threshold", ("failed",)),
+    "negotiation": (readings, None, "Unknown column 'quantity'", ("refused",)),  # exit 2 up front
 }
 
 
