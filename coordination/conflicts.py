@@ -37,6 +37,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from relaygraph.coordination.auctions import AuctionRules, Bid, run_auction
 from relaygraph.coordination.ballots import Ballot, normalize_choice
 from relaygraph.coordination.voting import VotingMode, plurality, tally
 
@@ -339,8 +340,6 @@ def auction_resolution(conflict: Conflict) -> Resolution:
     """The ``auction`` strategy: the position cheapest to carry out wins (its agent's ``cost``).
     Equal lowest costs are a tie, reported as one and broken by the auctions' tie rule (higher
     reputation — here all equal — then the name); nobody is paid, so no payment rule applies."""
-    from relaygraph.coordination.auctions import AuctionRules, Bid, run_auction
-
     bids = [Bid(bidder=p.agent, cost=p.cost or 0.0) for p in conflict.proposals]
     result = run_auction(bids, AuctionRules(kind="sealed"))
     assert result.winner is not None  # every proposal bids and there is no reserve

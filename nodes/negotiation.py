@@ -501,7 +501,7 @@ def close_round(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]
     detail = (f"round {number}: similarity {closed['similarity']:.2f}"
               + (f"; held after failing: {', '.join(held)}" if held else ""))
     return {"rounds": [*rounds, round_span(closed)],
-            "progress": [NodeProgress(node=f"round{number}", status="completed",
+            "progress": [NodeProgress(node="close_round", status="completed",
                                       duration_s=round(max(0.0, closed["closed_at"] - opened), 6),
                                       detail=detail).model_dump()]}
 

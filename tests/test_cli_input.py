@@ -176,7 +176,7 @@ def test_graphs_and_run_help_show_params_and_approvable_nodes_readably() -> None
     help_text = cli.invoke(app, ["run", "--help"]).stdout
     assert "sequential: approve before analyze, clean, extract, finalize, report" in help_text
     assert "--param partitions: int from 1 to 64" in help_text
-    assert "parallel: approve before aggregate, finalize, prepare, specialist" in help_text
+    assert "parallel: approve before aggregate, finalize, prepare, profiler, scorer, segmenter, specialist, validator" in " ".join(help_text.split())
 
 
 def test_a_refused_path_is_exit_2_before_any_work(tmp_path, isolated_env) -> None:

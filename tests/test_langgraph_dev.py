@@ -52,7 +52,7 @@ def test_sequential_round_trip_through_runs_wait(langgraph_dev: str) -> None:
     ("planned", lambda r: r["plan"]["completed"] == ["validate", "clean", "aggregate", "trends", "outliers", "report"]
      and r["critique"][-1]["clean"]),
     ("auction", lambda r: r["market"]["settled"] == r["market"]["total"] == 4),
-    ("negotiation", lambda r: r["negotiation"]["resolved"] and r["negotiation"]["strategy"] == "auction"),
+    ("negotiation", lambda r: r["negotiation"]["resolved"] and r["negotiation"]["strategy"] == "negotiation"),
 ])
 def test_workflow_round_trip_through_runs_wait(langgraph_dev: str, graph: str, check) -> None:
     import importlib

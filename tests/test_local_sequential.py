@@ -1,6 +1,7 @@
 """Issue 6 integration test: the sequential graph driven end to end by the local model.
 
-Asserted: the run completes; every tool call the agents made parses and validates against the
+Asserted: the run ends with an honest status (a refused call is the model's weak choice, not
+plumbing); every tool call the agents made parses and validates against the
 JSON schema that was actually sent to the server (run-specific enums included); no agent takes
 more than its max_steps; the result is non-empty. Answer quality is not asserted — a 135M
 model's choices are weak. Skips with the install command where the ``local`` extra is
@@ -72,7 +73,14 @@ def test_sequential_graph_runs_with_the_local_model(monkeypatch: pytest.MonkeyPa
         shutdown_shared_server()
 
     result = state["result"]
-    assert result["status"] == "completed", result.get("errors")
+    # The run ends, and says honestly how: a 135M model's calls are valid but its choices weak
+    # (a constraint the validator refuses, say), so an agent whose every tool call was refused
+    # is failed - and listed - rather than the run being "completed".
+    assert result["status"] in ("completed", "partial", "failed"), result
+    if result["status"] != "completed":
+        assert result["errors"], result
+        plumbing = [e for e in result["errors"] if any(w in e["reason"] for w in ("JSON", "parse", "grammar"))]
+        assert not plumbing, plumbing  # no call failed for its form: the grammar holds
     assert str(result["answer"]).strip()
     assert "local" in result["provider"]
 
