@@ -1,4 +1,7 @@
-"""Voters' reputation across consensus runs: a track record in the checkpoint database."""
+"""Voters' reputation across consensus runs: a track record in the checkpoint database.
+
+Every voter's calls are scripted (the strict ``cast`` double): each submits North with the same
+confidence, so the weights differ by reputation alone."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from relaygraph.coordination.voting import Reputation, run_record
 from relaygraph.graphs.consensus import build_graph
 from relaygraph.nodes import consensus_store
 from relaygraph.nodes.contracts import ConsensusResult
+from test_consensus_graph import vote_north
 
 
 def run(thread: str, **options: Any) -> dict[str, Any]:
@@ -20,7 +24,8 @@ def run(thread: str, **options: Any) -> dict[str, Any]:
     return graph.invoke({"task": "Which region earns most?"}, {"configurable": {"thread_id": thread, **options}})
 
 
-def test_a_voter_that_lied_weighs_less_in_the_next_run(roles, sample_path, isolated_env) -> None:
+def test_a_voter_that_lied_weighs_less_in_the_next_run(cast, sample_path, isolated_env) -> None:
+    vote_north(cast, 4, rounds=3)  # three runs; in the first two, voter_1's ballot is replaced by a lie
     first = run("lie-1", mode="weighted", voters=4, faults="lie")["result"]["consensus"]
     assert "voter_1" in first["suspects"]
     assert first["reputation"]["voter_1"] == {"before": 0.5, "after": 1 / 3, "agreed": 0, "counted": 1}
@@ -31,18 +36,19 @@ def test_a_voter_that_lied_weighs_less_in_the_next_run(roles, sample_path, isola
     assert second["reputation"]["voter_1"]["after"] == 0.25  # (0+1)/(2+2)
 
     honest = run("honest-3", mode="weighted", voters=4)["result"]["consensus"]  # voter_1 no longer lies
-    weights = honest["weights"]  # confidence × reputation: offline voters are equally sure
+    weights = honest["weights"]  # confidence × reputation: the scripted voters are equally sure
     assert weights["voter_1"] < weights["voter_2"] == weights["voter_3"] == weights["voter_4"]
     assert weights["voter_1"] / weights["voter_2"] == pytest.approx((1 / 4) / (3 / 4))
     assert honest["tally"]["support"]["north"] == pytest.approx(sum(weights.values()))
     assert honest["reputation"]["voter_1"]["after"] == 2 / 5  # it agreed this time: (1+1)/(3+2)
 
 
-def test_the_track_record_is_per_database_and_a_fresh_one_is_neutral(roles, sample_path, isolated_env,
+def test_the_track_record_is_per_database_and_a_fresh_one_is_neutral(cast, sample_path, isolated_env,
                                                                      monkeypatch, tmp_path: Path) -> None:
+    vote_north(cast, 3, rounds=3)
     run("db-a-1", mode="majority", voters=3, faults="lie")
     on_a = run("db-a-2", mode="majority", voters=3)["result"]["consensus"]["reputation"]
-    assert on_a["voter_1"]["before"] < on_a["voter_2"]["before"]
+    assert (on_a["voter_1"]["before"], on_a["voter_2"]["before"]) == (1 / 3, 2 / 3)  # (0+1)/(1+2), (1+1)/(1+2)
 
     monkeypatch.setenv("RELAYGRAPH_CHECKPOINT_DB", f"sqlite:///{tmp_path / 'other.db'}")
     on_b = run("db-b-1", mode="weighted", voters=3)["result"]["consensus"]
@@ -52,7 +58,8 @@ def test_the_track_record_is_per_database_and_a_fresh_one_is_neutral(roles, samp
         ["db-b-1"]
 
 
-def test_a_run_is_recorded_once_per_thread(roles, sample_path, isolated_env, monkeypatch) -> None:
+def test_a_run_is_recorded_once_per_thread(cast, sample_path, isolated_env, monkeypatch) -> None:
+    vote_north(cast, 3)  # the voters run once: the re-run is finalize's alone
     db = f"sqlite:///{isolated_env['db']}"
     writes = []
     record_run = consensus_store.record_run
@@ -67,7 +74,8 @@ def test_a_run_is_recorded_once_per_thread(roles, sample_path, isolated_env, mon
     assert consensus_store.load_records(db, ["voter_1", "voter_2"]) == {"voter_1": (0, 1), "voter_2": (1, 1)}
 
 
-def test_the_result_is_the_declared_consensus_result(roles, sample_path, isolated_env) -> None:
+def test_the_result_is_the_declared_consensus_result(cast, sample_path, isolated_env) -> None:
+    vote_north(cast, 4)
     result = run("typed", mode="pbft", voters=4, faults="lie")["result"]
     typed = ConsensusResult.model_validate(result)  # extra keys are refused: nothing patched in
     assert typed.consensus is not None and typed.consensus.decision == "north"
