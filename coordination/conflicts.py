@@ -311,8 +311,9 @@ def rule_choice(analysis: Analysis) -> tuple[Strategy, str]:
     """The documented rule, first match wins — the cheapest strategy that fits the conflict:
 
     1. positions already close (similarity ≥ 0.6) → ``compromise`` (no one loses much);
-    2. utilities known and cooperative potential > 0.5 → ``game`` (a joint gain to find);
-    3. numeric with stakes < 0.67 → ``negotiation`` (room to concede);
+    2. numeric with stakes < 0.67 → ``negotiation`` (room to concede);
+    3. utilities known and cooperative potential > 0.5 → ``game`` (a joint gain to find: the
+       Nash bargaining outcome);
     4. costs known and one position strictly cheapest → ``auction`` (the positions are too far
        apart to meet; carry out the one that costs least);
     5. categorical with ≥ 3 agents → ``majority``;
@@ -320,14 +321,18 @@ def rule_choice(analysis: Analysis) -> tuple[Strategy, str]:
        decides).
 
     Costs no longer come first: every proposal of the threshold conflict carries one, which made
-    ``auction`` the choice for every conflict, even ones the agents could negotiate.
+    ``auction`` the choice for every conflict, even ones the agents could negotiate. Negotiation
+    comes before ``game`` for the same reason: now that cooperative potential measures the gain
+    of agreeing over failing to (:func:`relaygraph.coordination.games.cooperative_potential`),
+    nearly every threshold conflict has one, and agents with room to concede should concede.
     """
     if analysis.similarity >= 0.6:
         return "compromise", f"positions are already close (similarity {analysis.similarity:.2f} ≥ 0.6)"
-    if analysis.has_utilities and analysis.cooperative_potential > 0.5:
-        return "game", "the agents' utilities show a joint gain (cooperative potential > 0.5)"
     if analysis.kind == "numeric" and analysis.stakes < 0.67:
         return "negotiation", f"numeric positions with moderate stakes ({analysis.stakes:.2f}): room to concede"
+    if analysis.has_utilities and analysis.cooperative_potential > 0.5:
+        return "game", (f"the agents' utilities show a joint gain (cooperative potential "
+                        f"{analysis.cooperative_potential:.2f} > 0.5): bargain for it")
     if analysis.has_costs and analysis.unique_cheapest:
         return "auction", (f"stakes too high to meet ({analysis.stakes:.2f}) and one position is cheapest "
                            "to carry out")

@@ -9,11 +9,22 @@ reported, so a solver's numerical slip cannot reach a caller.
 The rest is small and exact over the game's pure outcomes:
 
 * **Pareto set** — outcomes no other outcome weakly improves for everyone and strictly for one.
-* **Nash bargaining** — the Pareto outcome maximising the product of gains over the
-  disagreement point (each player's pure maximin: what it can guarantee alone).
-* **Cooperative potential** — how much better the best joint outcome is than the best
-  equilibrium, as a share of the spread of joint totals, in [0, 1]: 0 when acting selfishly
-  already is best for the group, 1 in a prisoner's dilemma.
+* **Reference point** (:func:`reference_point`) — what the players get without an agreement:
+  the payoffs of the *worst* equilibrium by joint total (selfish play alone does not say which
+  equilibrium they land in, so an agreement is worth what it saves them from). Pure equilibria
+  are enumerated exactly; the solver is run only when no pure equilibrium is already as bad as
+  the worst outcome.
+* **Nash bargaining** — the Pareto outcome maximising the product of gains over a disagreement
+  point: :func:`solve` uses the reference point; without one given, each player's pure maximin.
+* **Cooperative potential** — the joint gain of the best outcome that beats the reference point
+  for *every* player, as a share of the spread of joint totals, in [0, 1]: 0 when no outcome
+  beats it for all (then there is nothing to bargain over) and in every constant-sum game
+  (zero-sum: an equilibrium's payoffs already add up to the constant); 1 in a prisoner's
+  dilemma, and near 1 in a coordination game with distinct preferences, such as agreeing on
+  one option (battle of the sexes, the negotiation graph's threshold game: failing to agree
+  is an equilibrium too). It used to be measured against the *best* equilibrium, which made
+  every coordination game 0 — any agreement is an equilibrium — so bargaining was unreachable
+  from the negotiation graph.
 * **Choice** (:func:`solve`) — with cooperative potential > 0.5 the Nash bargaining outcome;
   otherwise the equilibrium with the best score ``0.5·efficiency + 0.5·fairness``, where
   efficiency is the total payoff scaled to the game's range and fairness is
@@ -196,25 +207,56 @@ def payoff_range(game: Game) -> float:
     return float(game.payoffs.max() - game.payoffs.min()) or 1.0
 
 
-def cooperative_potential(game: Game, found: Sequence[Equilibrium] | None = None) -> float:
-    """(best joint total − best equilibrium total) / (best joint total − worst joint total),
-    in [0, 1]; 0 when every outcome has the same total (nothing to gain by cooperating).
+def _worst_equilibria(game: Game, found: Sequence[Equilibrium] | None) -> list[np.ndarray]:
+    """Payoff vectors of the equilibria with the lowest joint total: the pure ones (exact
+    enumeration) when one is as bad as any outcome or, after solving, when one ties the lowest;
+    otherwise the solver's. Deterministic whether or not ``found`` is given."""
+    totals = {o: float(game.payoff(o).sum()) for o in game.outcomes()}
+    pure = [game.payoff(o) for o in pure_equilibria(game)]
+    worst_total = min(totals.values())
+    if pure and min(float(p.sum()) for p in pure) <= worst_total + TOLERANCE:  # nothing can be worse: no solver
+        return [p for p in pure if float(p.sum()) <= worst_total + TOLERANCE]
+    found = equilibria(game) if found is None else found
+    candidates = pure + [np.asarray(e.payoffs, dtype=float) for e in found if not e.pure]
+    if not candidates:
+        return []
+    low = min(float(c.sum()) for c in candidates)
+    worst = [c for c in candidates if float(c.sum()) <= low + TOLERANCE]
+    worst_pure = [c for c in pure if float(c.sum()) <= low + TOLERANCE]
+    return worst_pure or worst
 
-    Without ``found``, the solver runs only when needed: when an outcome with the best joint
-    total is itself a pure equilibrium (a coordination game: any agreement is one), no
-    equilibrium can do better, so the potential is exactly 0 without solving the game."""
-    outcomes = game.outcomes()
-    totals = [float(game.payoff(o).sum()) for o in outcomes]
+
+def _gain_over(game: Game, point: np.ndarray) -> float:
+    """The best joint gain over ``point`` among outcomes that beat it for every player (0: none)."""
+    gains = [float((game.payoff(o) - point).sum()) for o in game.outcomes()
+             if np.all(game.payoff(o) - point > TOLERANCE)]
+    return max(gains, default=0.0)
+
+
+def reference_point(game: Game, found: Sequence[Equilibrium] | None = None) -> np.ndarray:
+    """What the players get without an agreement: the worst equilibrium by joint total (of
+    equally bad ones, the one an agreement improves on most). Falls back to the pure maximin
+    when the solver finds no equilibrium (degenerate games)."""
+    worst = _worst_equilibria(game, found)
+    if not worst:
+        return disagreement_point(game)
+    return max(worst, key=lambda p: _gain_over(game, p))
+
+
+def cooperative_potential(game: Game, found: Sequence[Equilibrium] | None = None) -> float:
+    """(joint gain over the reference point of the best outcome that beats it for everyone) /
+    (best joint total − worst joint total), in [0, 1]; 0 when every outcome has the same total
+    (constant-sum games: nothing to gain together) or no outcome beats the reference for all.
+
+    Without ``found``, the solver runs only when needed: when a pure equilibrium is already as
+    bad as the worst outcome (a coordination game where failing to agree is one), the reference
+    point is known without solving the game."""
+    totals = [float(game.payoff(o).sum()) for o in game.outcomes()]
     best_total, worst_total = max(totals), min(totals)
     if best_total - worst_total <= TOLERANCE:
         return 0.0
-    if found is None:
-        best = [o for o, t in zip(outcomes, totals, strict=True) if t >= best_total - TOLERANCE]
-        if any(_is_pure_equilibrium(game, o) for o in best):
-            return 0.0
-        found = equilibria(game)
-    best_eq = max((sum(e.payoffs) for e in found), default=worst_total)
-    return round(float(min(1.0, max(0.0, (best_total - best_eq) / (best_total - worst_total)))), 6)
+    gain = _gain_over(game, reference_point(game, found))
+    return round(float(min(1.0, max(0.0, gain / (best_total - worst_total)))), 6)
 
 
 def score(game: Game, payoffs: Sequence[float]) -> float:
@@ -243,14 +285,16 @@ def solve(game: Game) -> GameSolution:
     """Analyse the game and pick a solution by the rule in the module docstring."""
     found = equilibria(game)
     pareto = pareto_set(game)
+    reference = reference_point(game, found)
     potential = cooperative_potential(game, found)
-    bargain = nash_bargaining(game)
+    bargain = nash_bargaining(game, reference)
     if potential > 0.5 and bargain is not None:
         profile = tuple(tuple(1.0 if k == s else 0.0 for k in range(len(game.strategies[i])))
                         for i, s in enumerate(bargain))
         values = tuple(float(v) for v in game.payoff(bargain))
         why = (f"cooperative potential {potential:.2f} > 0.5: the Nash bargaining outcome "
-               f"{tuple(game.strategies[i][s] for i, s in enumerate(bargain))} beats every equilibrium for the group")
+               f"{tuple(game.strategies[i][s] for i, s in enumerate(bargain))} gives every player a gain over "
+               f"the worst equilibrium ({', '.join(f'{v:.3g}' for v in reference)}) with the largest product of gains")
         return GameSolution(equilibria=found, pareto=pareto, bargaining=bargain, cooperative_potential=potential,
                             choice="nash_bargaining", profile=profile, payoffs=values, reason=why)
     if not found:

@@ -15,6 +15,7 @@ from relaygraph.coordination.games import (
     nash_bargaining,
     pareto_set,
     pure_equilibria,
+    reference_point,
     solve,
 )
 
@@ -39,7 +40,12 @@ def test_battle_of_the_sexes_has_two_pure_and_one_mixed_equilibrium() -> None:
     assert pure == [((0.0, 1.0), (0.0, 1.0)), ((1.0, 0.0), (1.0, 0.0))]
     (mixed,) = [e for e in found if not e.pure]
     assert mixed.profile[0] == pytest.approx((2 / 3, 1 / 3)) and mixed.profile[1] == pytest.approx((1 / 3, 2 / 3))
-    assert solve(BOS).choice == "equilibrium"
+    # Failing to coordinate (the mixed equilibrium, 2/3 each) is what an agreement saves them
+    # from: either agreement beats it for both, so the textbook bargaining problem is bargained.
+    assert reference_point(BOS) == pytest.approx((2 / 3, 2 / 3))
+    assert cooperative_potential(BOS) == pytest.approx((3 - 4 / 3) / 3, abs=1e-6)
+    chosen = solve(BOS)
+    assert chosen.choice == "nash_bargaining" and chosen.payoffs in ((2.0, 1.0), (1.0, 2.0))
 
 
 def test_matching_pennies_only_mixes_half_half() -> None:
@@ -102,15 +108,76 @@ def test_cooperative_potential_without_solving_equals_the_solved_one(game) -> No
     assert cooperative_potential(game) == cooperative_potential(game, equilibria(game))
 
 
-def test_a_game_whose_best_outcome_is_an_equilibrium_is_not_solved_for_its_potential(monkeypatch) -> None:
+def agreement_game(utilities: list[list[float]]) -> Game:
+    """The negotiation graph's game: all pick the same option → each its utility; else 0."""
+    n, m = len(utilities), len(utilities[0])
+    payoffs = np.zeros((n, *([m] * n)))
+    for i, row in enumerate(utilities):
+        for k, u in enumerate(row):
+            payoffs[(i, *([k] * n))] = u
+    return Game(players=tuple(f"a{i}" for i in range(n)), strategies=(tuple(f"o{k}" for k in range(m)),) * n,
+                payoffs=payoffs)
+
+
+def test_a_game_where_failing_to_agree_is_an_equilibrium_is_not_solved_for_its_potential(monkeypatch) -> None:
     import relaygraph.coordination.games as games_module
 
     def unsolved(game: Game) -> list:
         raise AssertionError("the equilibria solver ran")
 
     monkeypatch.setattr(games_module, "equilibria", unsolved)
-    coordination = Game(players=("a", "b", "c"), strategies=(("x", "y"),) * 3,
-                        payoffs=np.zeros((3, 2, 2, 2)))
-    coordination.payoffs[(slice(None), 0, 0, 0)] = 1.0
-    coordination.payoffs[(slice(None), 1, 1, 1)] = 0.5
-    assert games_module.cooperative_potential(coordination) == 0.0
+    # Three agents, three options: all choosing differently is an equilibrium paying nobody,
+    # as bad as any outcome, so it is the reference without solving; agreeing on o1 gains most.
+    game = agreement_game([[1.0, 0.8, 0.2], [0.6, 1.0, 0.5], [0.1, 0.7, 1.0]])
+    assert games_module.reference_point(game).tolist() == [0.0, 0.0, 0.0]
+    assert games_module.cooperative_potential(game) == 1.0
+
+
+def test_the_threshold_game_reaches_nash_bargaining_not_just_an_equilibrium() -> None:
+    # Under the old measure (vs the best equilibrium) every agreement game scored 0: any
+    # agreement is an equilibrium, so bargaining was unreachable.
+    game = agreement_game([[1.0, 0.8, 0.2], [0.6, 1.0, 0.5], [0.1, 0.7, 1.0]])
+    chosen = solve(game)
+    assert chosen.cooperative_potential > 0.5 and chosen.choice == "nash_bargaining"
+    assert chosen.bargaining == (1, 1, 1) and chosen.payoffs == (0.8, 1.0, 0.7)  # max product 0.56
+
+
+utility = st.floats(0.01, 1.0, allow_nan=False)
+
+
+@given(st.integers(3, 3).flatmap(lambda n: st.lists(st.lists(utility, min_size=3, max_size=3), min_size=n,
+                                                    max_size=n)))
+@settings(max_examples=40, deadline=None)
+def test_agreeing_when_everyone_gains_from_it_has_full_cooperative_potential(utilities) -> None:
+    assert cooperative_potential(agreement_game(utilities)) == 1.0
+
+
+@given(games())
+@settings(max_examples=60, deadline=None)
+def test_no_outcome_beating_the_reference_for_all_means_no_cooperative_potential(game) -> None:
+    reference = reference_point(game)
+    beats_for_all = any(np.all(game.payoff(o) - reference > 1e-7) for o in game.outcomes())
+    potential = cooperative_potential(game)
+    if not beats_for_all:
+        assert potential == 0.0 and nash_bargaining(game, reference) is None
+    if potential > 0:  # something to bargain over, from the same point
+        assert nash_bargaining(game, reference) is not None
+
+
+@st.composite
+def constant_sum_games(draw) -> Game:
+    n = draw(st.integers(2, 3))
+    shape = (3, 3) if n == 2 else (2, 2, 2)
+    size = int(np.prod(shape))
+    parts = [np.array(draw(st.lists(payoff, min_size=size, max_size=size)), dtype=float).reshape(shape)
+             for _ in range(n - 1)]
+    constant = draw(st.integers(-3, 3))
+    return Game(players=tuple(f"p{i}" for i in range(n)), strategies=tuple(tuple(f"s{k}" for k in range(m))
+                                                                           for m in shape),
+                payoffs=np.stack([*parts, constant - sum(parts)]))
+
+
+@given(constant_sum_games())
+@settings(max_examples=60, deadline=None)
+def test_zero_sum_games_have_no_cooperative_potential(game) -> None:
+    assert cooperative_potential(game) == 0.0  # what one gains another loses: nothing to gain together

@@ -240,3 +240,23 @@ def test_progress_shows_real_durations_and_a_named_strategy_does_not_solve_the_g
     timed = {p["node"]: p["duration_s"] for p in state["progress"]
              if p["node"] == "analyse" or p["node"].startswith("round") or p["node"] == "record"}
     assert timed and all(d > 0 for d in timed.values()), timed
+
+
+def test_the_game_strategy_reaches_nash_bargaining_on_the_threshold_conflict(sample_path, cast,
+                                                                            invoke_config) -> None:
+    # Every proposer is scripted (strict cast): it derives its threshold from the data, then answers.
+    for name in ("strict", "balanced", "lenient"):
+        cast.scripts[f"{name} analyst"] = [("call", "propose_threshold", {"column": "quantity"}),
+                                           ("final", f"{name} threshold proposed")]
+    state = run(invoke_config, strategy="game")
+    result, block = state["result"], state["result"]["negotiation"]
+    # Failing to agree pays nobody and is an equilibrium: agreeing is a joint gain to bargain for.
+    assert block["analysis"]["cooperative_potential"] > 0.5
+    detail = block["outcome"]["detail"]
+    assert detail["choice"] == "nash_bargaining" and "Nash bargaining" in block["outcome"]["reason"]
+    conflict = block["conflict"]["proposals"]
+    utilities = {p["agent"]: p["utilities"] for p in conflict}
+    options = list(utilities["strict"])
+    product = {o: utilities["strict"][o] * utilities["balanced"][o] * utilities["lenient"][o] for o in options}
+    assert block["resolved"] and f"{block['value']:g}" == max(product, key=product.__getitem__)
+    assert result["status"] == "completed" and "Nash bargaining" in result["answer"]
