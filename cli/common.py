@@ -105,11 +105,14 @@ class Progress:
         if self.quiet:
             return
         for item in update.get("progress") or []:
-            mark = {"completed": "[green]✓[/]", "partial": "[yellow]![/]"}.get(item.get("status"), "[red]✗[/]")
+            mark = {"completed": "[green]✓[/]", "partial": "[yellow]![/]",
+                    "rejected": "[yellow]■[/]"}.get(item.get("status"), "[red]✗[/]")
             detail = textwrap.shorten(str(item.get("detail") or ""), width=110, placeholder=" …")
             self.console.print(f"{mark} [bold]{escape(str(item['node']))}[/] ({item['duration_s']:.2f}s) "
                                f"{escape(detail)}", highlight=False, soft_wrap=True)
         for error in update.get("errors") or []:
+            if error.get("outcome") == "rejected":
+                continue  # its progress line (■) already says it was rejected and why
             mark = "[yellow]![/]" if error.get("outcome") == "partial" else "[red]✗[/]"
             self.console.print(f"{mark} [bold]{escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
                                highlight=False, soft_wrap=True)

@@ -15,6 +15,9 @@ config's ``configurable.approve_before`` — so one compiled graph serves the CL
 A rejection ends the run cleanly instead of failing it: the decision goes into ``approvals``
 (an append-only list, so parallel branches can record theirs at once), every later node sees
 it and does nothing, and the finish node (the one writing ``result``) reports ``rejected``.
+Every rejection — of a node or of one branch — is also a ``progress`` entry and an ``errors``
+entry with status/outcome ``rejected``, so progress lines, ``result.errors`` and the thread's
+history show what never ran and why, as they do for what failed.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from relaygraph.nodes.contracts import AgentFailure, NodeProgress
 
 APPROVAL = "approval"
 
@@ -96,8 +100,9 @@ class BranchGates:
 
     ``names`` lists the names a gate may use (for ``--approve-before`` and ``graphs --json``);
     ``of(state)`` names the branch a ``Send`` runs (its own id first, then its agent's name);
-    ``on_reject(state, record)`` is the node's update when a human rejects that branch: the
-    branch is recorded as rejected and the other branches and the run go on.
+    ``on_reject(state, record)`` is the node's update when a human rejects that branch (e.g. its
+    slot marked rejected); the gate adds the ``rejected`` progress and errors entries, and the
+    other branches and the run go on.
     """
 
     names: tuple[str, ...]
@@ -155,6 +160,16 @@ def _with_writes(output: Any, writes: dict[str, list[Any]]) -> Any:
     if isinstance(output, dict):
         return {**output, **{key: [*values, *output.get(key, [])] for key, values in writes.items()}}
     return writes  # the node returned no update; these writes are all of it
+
+
+def rejection_marks(asked: str, record: dict[str, Any]) -> dict[str, list[Any]]:
+    """What a rejection of ``asked`` (a node or a branch id) adds to state: a ``rejected``
+    progress entry and an ``errors`` entry naming it, with the human's comment."""
+    why = f"rejected before it ran{': ' + record['comment'] if record.get('comment') else ''}"
+    progress = NodeProgress(node=asked, status="rejected", duration_s=0.0, attempt=0, detail=why)
+    error = AgentFailure(agent=asked, node=asked, reason=why, attempt=0, outcome="rejected",
+                         branch=record.get("branch"))
+    return {"progress": [progress.model_dump()], "errors": [error.model_dump(exclude_none=True)]}
 
 
 def _approval_writes(state: dict[str, Any], config: RunnableConfig,
@@ -275,31 +290,36 @@ def gate(
         return (own[0] if own else name), (None if _lookup(config, entry) is not None else False)
 
     def before(state: dict[str, Any], config: RunnableConfig, ask: bool, asked: str) -> tuple[str, Any]:
-        """("skip", output) | ("run", state to run with, approval record or None) | ("end", output)."""
+        """("skip", output) | ("run", (state to run with, approval record or None, extra writes))
+        | ("end", output)."""
         if rejected(state) and name != finish:
             return "skip", {}  # an earlier rejection ended the run; let it reach the finish node
         if not ask:
-            return "run", (state, None)
+            return "run", (state, None, {})
         record = ask_approval(asked, state)
         if record["approved"]:
-            return "run", (state, record)
+            return "run", (state, record, {})
         if branches is not None and asked != name:  # this branch only: the others and the run go on
             record = {**record, "branch": asked}
-            return "end", _with_writes(branches.on_reject(state, record), {"approvals": [record]})
+            return "end", _with_writes(branches.on_reject(state, record),
+                                       {"approvals": [record], **rejection_marks(asked, record)})
+        marks = rejection_marks(asked, record)
         if name == finish:  # rejecting the result node still needs a result that says so
-            return "run", ({**state, "approvals": [*(state.get("approvals") or []), record]}, record)
+            run_state = {**state, **{key: [*(state.get(key) or []), *values]
+                                     for key, values in {"approvals": [record], **marks}.items()}}
+            return "run", (run_state, record, marks)
         if routes_statically:  # its edges lead on through no-op nodes to the finish node
-            return "end", {"approvals": [record]}
-        return "end", Command(goto=finish, update={"approvals": [record]})
+            return "end", {"approvals": [record], **marks}
+        return "end", Command(goto=finish, update={"approvals": [record], **marks})
 
     def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
         asked, ask = asked_as(state, config)
         action, value = before(state, config, paused_at_gate(asked, config, entry) if ask is None else ask, asked)
         if action != "run":
             return _with_writes(value, _approval_writes(state, config))
-        run_state, record = value
+        run_state, record, marks = value
         output = inner.invoke(run_state, config)
-        return _with_writes(output, _approval_writes(state, config, record))
+        return _with_writes(output, {**_approval_writes(state, config, record), **marks})
 
     async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
         asked, ask = asked_as(state, config)
@@ -307,9 +327,9 @@ def gate(
                                await apaused_at_gate(asked, config, entry) if ask is None else ask, asked)
         if action != "run":
             return _with_writes(value, _approval_writes(state, config))
-        run_state, record = value
+        run_state, record, marks = value
         output = await inner.ainvoke(run_state, config)
-        return _with_writes(output, _approval_writes(state, config, record))
+        return _with_writes(output, {**_approval_writes(state, config, record), **marks})
 
     return RunnableCallable(gated, agated, name=name, trace=False)
 

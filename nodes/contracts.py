@@ -75,7 +75,8 @@ class NodeProgress(BaseModel):
     """One node execution's outcome, appended to ``progress``."""
 
     node: str
-    status: Literal["completed", "partial", "failed"]
+    #: ``rejected``: a human rejected the node (or branch) at its approval gate; it never ran.
+    status: Literal["completed", "partial", "failed", "rejected"]
     duration_s: float
     attempt: int = 1
     detail: str = ""
@@ -97,8 +98,9 @@ class AgentFailure(BaseModel):
     max_attempts: int | None = None
     branch: str | None = None  # the parallel branch / hierarchy worker slot it ran in
     failure_class: str | None = None
-    #: ``partial``: the agent answered but some of its tools failed (absent: it failed outright).
-    outcome: Literal["partial"] | None = None
+    #: ``partial``: the agent answered but some of its tools failed; ``rejected``: a human rejected
+    #: it at its approval gate, so it never ran (absent: it failed outright).
+    outcome: Literal["partial", "rejected"] | None = None
 
 
 # --- what a run returns ------------------------------------------------------------------------

@@ -168,14 +168,14 @@ def make_branch_node(specs: dict[str, AgentSpec]) -> UpdateNode:
         return (branch.id, branch.specialist)
 
     def rejected_branch(state: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-        """A human rejected this branch before it ran: its slot and ``errors`` say so."""
+        """A human rejected this branch before it ran: its slot says so (the gate adds the
+        ``rejected`` progress and errors entries)."""
         branch, _ = branch_of(state)
         why = f"rejected before it ran{': ' + record['comment'] if record.get('comment') else ''}"
         now = time.time()
         slot = {"specialist": branch.specialist, "partition": branch.partition, "attempt": 0, "status": "rejected",
                 "started_at": now, "finished_at": now, "duration_s": 0.0, "error": why}
-        return {"branches": {branch.id: slot}, "errors": [{"agent": branch.id, "node": branch.id, "reason": why,
-                                                         "branch": branch.id, "attempt": 0}]}
+        return {"branches": {branch.id: slot}}
 
     node = recording_failures(run_branch, who=who, on_failure=failed)
     node.__name__ = "run_branch"
@@ -225,7 +225,7 @@ def report_lines(summary: dict[str, Any]) -> str:
             lines.append(f"! {branch_id}{where} partial ({slot['duration_s']:.2f}s): {slot.get('error')}"
                          f"{'; done: ' + tools if tools else ''}")
         elif slot.get("status") == "rejected":
-            lines.append(f"✗ {branch_id}{where} {slot.get('error')}")
+            lines.append(f"■ {branch_id}{where} {slot.get('error')}")
         else:
             lines.append(f"✗ {branch_id}{where} failed: {slot.get('error')}")
     timings = summary["timings"]

@@ -110,3 +110,43 @@ def test_a_thread_survives_a_restart_of_langgraph_dev(tmp_path) -> None:
         }).raise_for_status().json()
         assert again["result"]["status"] == "completed"
         assert len(again["steps"]) > len(first["steps"])  # the thread's steps carried on
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("approved", [True, False])
+def test_one_parallel_branch_is_gated_by_its_agent_name_through_langgraph_dev(langgraph_dev: str,
+                                                                              approved: bool) -> None:
+    """Under ``langgraph dev`` (the async path: ``ainvoke``, the async saver) ``approve_before``
+    naming one specialist pauses that branch only; the answer runs it or records it as rejected."""
+    config = {"configurable": {"approve_before": ["validator"], "specialists": ["validator", "scorer"]}}
+    with httpx.Client(base_url=langgraph_dev, timeout=120) as client:
+        thread = client.post("/threads", json={}).raise_for_status().json()["thread_id"]
+        paused = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": "parallel", "input": {"task": "Clean, then validate and score."}, "config": config,
+        }).raise_for_status().json()
+        assert [i["value"]["node"] for i in paused["__interrupt__"]] == ["validator"], paused.get("__interrupt__")
+        assert "result" not in paused
+        # runs/wait answers with the values before the paused step; the thread's state holds the
+        # writes of the branch that ran in it
+        waiting = client.get(f"/threads/{thread}/state").raise_for_status().json()
+        assert set(waiting["values"]["branches"]) == {"scorer"} and waiting["next"] == ["specialist"]
+        assert [i["value"]["node"] for t in waiting["tasks"] for i in t["interrupts"]] == ["validator"]
+        done = client.post(f"/threads/{thread}/runs/wait", json={
+            "assistant_id": "parallel", "command": {"resume": {"approved": approved, "comment": "dev says so"}},
+            "config": config,
+        }).raise_for_status().json()
+    result = done["result"]
+    statuses = {b: s["status"] for b, s in result["parallel"]["branches"].items()}
+    progress = {p["node"]: p["status"] for p in done["progress"] if p["node"] in ("validator", "scorer")}
+    if approved:
+        assert result["status"] == "completed" and statuses == {"validator": "completed", "scorer": "completed"}
+        assert progress == {"validator": "completed", "scorer": "completed"}
+        assert result["approvals"][0]["approved"] is True
+    else:
+        assert result["status"] == "partial", result
+        assert statuses == {"validator": "rejected", "scorer": "completed"}
+        assert progress == {"validator": "rejected", "scorer": "completed"}
+        assert [(e["node"], e["outcome"], e["reason"]) for e in result["errors"]] == [
+            ("validator", "rejected", "rejected before it ran: dev says so")]
+        assert result["approvals"][0]["branch"] == "validator" and result["approvals"][0]["approved"] is False
+        assert not any(s["agent"] == "validator" for s in done["steps"])  # never ran

@@ -181,3 +181,34 @@ def test_a_parallel_branch_is_gated_by_its_agent_name_from_the_cli(isolated_env)
         "validator_p1", "validator_p2"]  # each partition of the agent asks on its own
     answered = json.loads(run(["resume", "b3", "--approve", "--json"]).stdout)["result"]  # one answer for all
     assert answered["status"] == "completed" and answered["parallel"]["total"] == 4
+
+
+@pytest.mark.parametrize(("graph", "gate", "params", "status"), [
+    ("sequential", "report", [], "rejected"),  # a node: the run ends there
+    ("parallel", "validator", ["--param", "specialists=validator,scorer"], "partial"),  # one branch: the rest stand
+])
+def test_a_rejection_is_a_rejected_progress_line_and_a_listed_error_from_the_cli(
+        isolated_env, graph, gate, params, status) -> None:
+    """What a human rejected shows as a ■ progress line, a ``rejected`` progress entry and a
+    ``result.errors`` entry with ``outcome: rejected`` — never a ✓, a ✗ or nothing."""
+    from relaygraph.cli.main import app
+    from relaygraph.config.checkpointing import open_checkpointer
+    from typer.testing import CliRunner
+
+    paused = CliRunner().invoke(app, ["run", graph, "--thread-id", "rj", "--approve-before", gate, *params])
+    assert paused.exit_code == 0 and "Waiting for approval" in paused.stdout, paused.output
+    answered = CliRunner().invoke(app, ["resume", "rj", "--reject", "--comment", "not now"])
+    assert answered.exit_code == 0, answered.output
+    lines = answered.stdout.splitlines()
+    assert any(line.startswith(f"■ {gate} (0.00s) rejected before it ran: not now") for line in lines), lines
+    assert not any(line.startswith(f"✓ {gate}") or line.startswith(f"✗ {gate}") for line in lines), "\n".join(lines)
+    assert f"Result ({status})" in answered.stdout
+
+    module = __import__(f"relaygraph.graphs.{graph}", fromlist=["build_graph"])
+    with open_checkpointer() as saver:
+        values = module.build_graph().compile(checkpointer=saver).get_state(
+            {"configurable": {"thread_id": "rj"}}).values
+    assert [p["status"] for p in values["progress"] if p["node"] == gate] == ["rejected"]
+    assert [(e["node"], e["outcome"], e["reason"]) for e in values["result"]["errors"]
+            if e.get("outcome")] == [(gate, "rejected", "rejected before it ran: not now")]
+    assert values["result"]["status"] == status

@@ -345,6 +345,13 @@ def test_approval_interrupts_before_the_named_node_and_resumes_both_ways(cast, m
         assert done["result"]["approvals"][0] | {"decided_at": None} == {
             "node": node, "approved": decision["approved"], "comment": decision["comment"], "decided_at": None}
         assert (node in (done.get("answers") or {})) == decision["approved"]  # the node ran, or not
+        outcomes = [p["status"] for p in done["progress"] if p["node"] == node]
+        rejections = [e for e in done["result"]["errors"] if e.get("outcome") == "rejected"]
+        if decision["approved"]:
+            assert "rejected" not in outcomes and not rejections
+        else:  # what never ran is in progress and result.errors as rejected, not missing or failed
+            assert outcomes == ["rejected"], done["progress"]
+            assert [(e["node"], e["reason"]) for e in rejections] == [(node, "rejected before it ran: not now")]
         assert not cast.leftovers(), cast.leftovers()
     assert "not now" in done["result"]["answer"]
 
@@ -390,10 +397,13 @@ def test_one_parallel_branch_is_gated_by_its_agent_name(cast, approved) -> None:
                             "scorer": "completed"}
         (error,) = result["errors"]
         assert error["node"] == "validator" and "rejected before it ran: no validation today" in error["reason"]
+        assert error["outcome"] == "rejected" and error["branch"] == "validator"
+        assert [(p["node"], p["status"]) for p in done["progress"] if p["node"] == "validator"] == [
+            ("validator", "rejected")]
         assert result["approvals"][0] | {"decided_at": None} == {
             "node": "validator", "branch": "validator", "approved": False, "comment": "no validation today",
             "decided_at": None}
-        assert "3/4 branches succeeded" in result["answer"] and "✗ validator rejected before it ran" in result["answer"]
+        assert "3/4 branches succeeded" in result["answer"] and "■ validator rejected before it ran" in result["answer"]
     assert cast.calls.get("data validator", 0) == (2 if approved else 0)  # its call and its answer, or never asked
 
 
