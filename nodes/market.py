@@ -358,6 +358,13 @@ def announce(registry: Registry[AgentSpec]) -> UpdateNode:
             tasks.append(Task(id=f"t{k}", method=method, partition=partition, rows=rows,
                               requirement=Requirement(name=METHOD_CAPABILITY[method]), reserve=reserve,
                               deadline_s=cfg.deadline_s).model_dump())
+        announced = span("auction.announce", **{
+            "auction.dataset": dataset, "auction.tasks": [t["id"] for t in tasks],
+            "auction.methods": {t["id"]: t["method"] for t in tasks},
+            "auction.reserves": {t["id"]: t["reserve"] for t in tasks},
+            "auction.unsupported": [u["id"] for u in unsupported] or None})
+        with announced:  # the announcement itself, as a span of its own (the node's span also loads the data)
+            pass
         names = [s.name for s in registry]
         stored = market_store.load_reputation(store(config, settings), names)
         reputation = {n: stored.get(n, DEFAULT_REPUTATION) for n in names}
@@ -478,13 +485,22 @@ def make_bid_node(registry: Registry[AgentSpec]) -> UpdateNode:
         key = call.get("key") or round_key(task.id, call["round"])
         record: dict[str, Any] = {"bidder": spec.name, "reputation": call["reputation"],
                                   "load_rows": call["load_rows"], "capability_match": match}
-        update = make_agent_node(bidder, node=f"bid_{spec.name}", extra_tools=tools)(state, config)
-        estimate = next(((s.get("facts") or {}).get("cost") for s in reversed(update["steps"])
-                         if s.get("tool") == "estimate_cost" and not s.get("error")), None)
-        if box.bid is None:
-            record |= {"status": "no_bid", "reason": "the agent did not submit a bid", "estimate": estimate}
-        else:
-            record |= {"status": "bid", "cost": box.bid["cost"], "estimate": estimate}
+        # Named by the bidder, so a trace shows who bid what on which task (every bid node is "node bid").
+        with span(f"bid {spec.name}", **{"auction.task": task.id, "auction.round": call["round"],
+                                         "auction.bidder": spec.name, "auction.load_rows": call["load_rows"],
+                                         "auction.capability_match": match}) as bid_span:
+            update = make_agent_node(bidder, node=f"bid_{spec.name}", extra_tools=tools)(state, config)
+            estimate = next(((s.get("facts") or {}).get("cost") for s in reversed(update["steps"])
+                             if s.get("tool") == "estimate_cost" and not s.get("error")), None)
+            if box.bid is None:
+                record |= {"status": "no_bid", "reason": "the agent did not submit a bid", "estimate": estimate}
+            else:
+                record |= {"status": "bid", "cost": box.bid["cost"], "estimate": estimate}
+            if bid_span is not None:
+                bid_span.set_attribute("auction.bid.status", record["status"])
+                for attribute, value in (("auction.bid.amount", record.get("cost")), ("auction.estimate", estimate)):
+                    if value is not None:
+                        bid_span.set_attribute(attribute, float(value))
         return {"steps": update["steps"], "bids": {key: {spec.name: record}}}
 
     def no_bid(state: dict[str, Any], outcome: Failure) -> dict[str, Any]:
@@ -611,11 +627,16 @@ def make_execute_node(registry: Registry[AgentSpec]) -> UpdateNode:
                             f"of the dataset and report what it found."})
         context = {**(state.get("context") or {}), "partition": task.partition, "task_id": task.id}
         started = time.perf_counter()
-        try:
-            update = make_agent_node(worker, node=f"execute_{task.id}")({**state, "context": context}, config)
-            steps, error, answer = update["steps"], None, update["answers"][spec.name]
-        except AgentRunError as exc:
-            steps, error, answer = exc.record.get("steps", []), exc.record["reason"], ""
+        with span(f"execute {task.id}", **{"auction.task": task.id, "auction.executor": spec.name,
+                                            "auction.method": task.method, "auction.partition": task.partition,
+                                            "auction.price": contract.price}) as execute_span:
+            try:
+                update = make_agent_node(worker, node=f"execute_{task.id}")({**state, "context": context}, config)
+                steps, error, answer = update["steps"], None, update["answers"][spec.name]
+            except AgentRunError as exc:
+                steps, error, answer = exc.record.get("steps", []), exc.record["reason"], ""
+            if execute_span is not None and error is not None:
+                execute_span.set_attribute("auction.execution.error", error[:300])
         duration = round(time.perf_counter() - started, 4)
         calls = [s for s in steps if s.get("tool") == task.method]
         if error is None and calls and all(s.get("error") for s in calls):  # its tool raised every time

@@ -203,6 +203,29 @@ def test_traces_show_announce_bid_award_execute(sample_path, spans, invoke_confi
     assert all(s.attributes["auction.kind"] == "english" and s.events for s in awards)  # clock rounds as events
 
 
+def test_trace_spans_name_each_bidder_and_carry_task_bid_and_winner(sample_path, spans, invoke_config) -> None:
+    state = run(invoke_config, auction="sealed", tasks=2)
+    finished = spans.get_finished_spans()
+    [announced] = [s for s in finished if s.name == "auction.announce"]
+    assert json.loads(announced.attributes["auction.tasks"]) == ["t1", "t2"]
+    bid_spans = [s for s in finished if s.name.startswith("bid ")]
+    recorded = {(task_id.split("#")[0], bidder): b for task_id, by in state["bids"].items() for bidder, b in by.items()}
+    # One span per bid, named by its bidder, with the task and the amount it bid.
+    assert len(bid_spans) == len(recorded) and len(bid_spans) >= 4
+    for s in bid_spans:
+        bidder, task_id = s.name.removeprefix("bid "), s.attributes["auction.task"]
+        assert s.attributes["auction.bidder"] == bidder
+        assert s.attributes["auction.bid.amount"] == pytest.approx(recorded[(task_id, bidder)]["cost"])
+    contracts = {t: m["contract"] for t, m in state["market"].items()}
+    awards = {s.attributes["auction.task"]: s for s in finished if s.name == "auction.award"}
+    executions = {s.name: s for s in finished if s.name.startswith("execute t")}
+    assert set(awards) == set(contracts) == {"t1", "t2"} and set(executions) == {"execute t1", "execute t2"}
+    for task_id, contract in contracts.items():
+        assert awards[task_id].attributes["auction.winner"] == contract["winner"]
+        assert executions[f"execute {task_id}"].attributes["auction.executor"] == contract["winner"]
+        assert executions[f"execute {task_id}"].attributes["auction.price"] == pytest.approx(contract["price"])
+
+
 def sensors(isolated_env: dict[str, Any], rows: int = 40) -> str:
     """A dataset no customer analysis fits: readings with a timestamp, no customer column."""
     data = isolated_env["data"]
