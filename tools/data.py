@@ -294,9 +294,14 @@ class AggregateTool(DataTool):
                        f"{result.total:,.2f}; top is {top['group']}{share}.")
         else:
             value = top[primary]
+            why = (f"{metric} is a level: each group's latest value, never a sum over time"
+                   if role.role == "level" else f"{metric} is {role.role.replace('_', '-')}, so it is not summed")
+            over = result.overall
+            note = measures.series_note(role, over.get("series_by") or [], over.get("series_count", 1),
+                                        over.get("last_carried_forward", 0))
             summary = (f"{headline} by {group_by}: {counted}; highest is "
-                       f"{top['group']} ({'n/a' if value is None else f'{value:,.2f}'}); {metric} is "
-                       f"{role.role.replace('_', '-')}, so it is not summed.")
+                       f"{top['group']} ({'n/a' if value is None else f'{value:,.2f}'}); {why}"
+                       f"{f'; the overall latest is {note}' if note else ''}.")
         return tool_result(
             summary,
             dataset=self.workspace.display(path),
@@ -356,9 +361,14 @@ class DetectTrendsTool(DataTool):
             moved = "too few complete periods to measure a change"
             heading = "has no direction to report"
         partial = f"; partial, not compared: {', '.join(result.partial)}" if result.partial else ""
+        note = measures.series_note(result.role, result.series_by, result.series_count, 0)
+        if note:
+            carried = ", ".join(f"{p} ({n})" for p, n in result.carried.items())
+            note = f"; each {result.period} {note}" + (
+                f"; series carried forward from an earlier {result.period}: {carried}" if carried else "")
         return tool_result(
             f"{what} {heading}: {moved}; peak {result.peak}, "
-            f"{md.plural(len(result.series), 'period')}{partial}.",
+            f"{md.plural(len(result.series), 'period')}{partial}{note}.",
             dataset=self.workspace.display(path),
             metric=result.metric,
             role=result.role.role,
@@ -378,6 +388,9 @@ class DetectTrendsTool(DataTool):
             peak_period=result.peak,
             rows_without_date=result.rows_without_date,
             series={str(k): v for k, v in result.series.round(4).items()},
+            series_by=result.series_by,
+            series_count=result.series_count,
+            carried_forward=result.carried,
         )
 
 

@@ -11,6 +11,11 @@ Three promises the tests check on generated frames:
 * a trend aggregates each period with the role's rule, and change is measured between
   complete periods for additive measures (a half month's sales are not a drop);
 * nothing here returns a sum for a column whose role is not additive.
+
+A level in a long table holds several series (a ticker's closes, each store's stock): the
+total at a moment is each series' latest value at or before it, combined by the level's
+``across`` rule, so a store that did not report this month still counts with its last known
+stock — carried forward, and counted as such — instead of vanishing from the total.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from relaygraph.tools import frames
-from relaygraph.tools.roles import ColumnRole, role_of
+from relaygraph.tools.roles import ColumnRole, infer_roles, names_a_series, role_of
 
 MISSING = "(missing)"
 PERIODS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
@@ -59,24 +64,145 @@ def group_keys(series: pd.Series) -> pd.Series:
     return keys.fillna(missing)
 
 
-def level_value(frame: pd.DataFrame, metric: str, role: ColumnRole, dates: pd.Series | None,
-                pick: str) -> tuple[float | None, Any]:
-    """A level's ``first`` or ``last`` value: rows at that moment combined by ``role.across``.
+def entity_columns(frame: pd.DataFrame, dates: pd.Series, metric: str) -> list[str]:
+    """The columns that tell apart the series a long table of levels holds, e.g. ``ticker`` or
+    ``warehouse`` + ``sku``; ``[]`` for one series.
 
-    Without a date column, "moment" means file order (the first or last non-null row).
+    First every column that names a series (an identifier such as ``store_id``, or a category
+    named like ``ticker``, ``store``, ``account``: :func:`~relaygraph.tools.roles.names_a_series`),
+    less those the others imply (a store's region); then, while some series still has two readings
+    at one moment, the category that leaves the fewest such clashes. Together they must leave each series two readings on average (a per-row
+    id is not a series). Readings of one series at one moment combine by the level's ``across``.
+    """
+    ok = frame[metric].notna() & dates.notna()
+    data, when = frame[ok], dates[ok]
+    if data.empty:
+        return []
+    candidates = [r for c, r in infer_roles(frame).items()
+                  if r.role in ("category", "identifier") and c in data and 1 < data[c].nunique(dropna=False)]
+
+    def repeats(columns: list[str]) -> bool:  # each series keeps two readings on average
+        return len(data[columns].drop_duplicates()) * 2 <= len(data)
+
+    def clashes(columns: list[str]) -> int:
+        return int(pd.concat([data[columns], when.rename("\0when")], axis=1).duplicated().sum())
+
+    chosen: list[str] = []
+    for role in candidates:
+        if names_a_series(role) and repeats(chosen + [role.column]):
+            chosen.append(role.column)
+    for column in sorted(chosen, key=lambda c: data[c].nunique(dropna=False)):  # coarsest first
+        fewer = [c for c in chosen if c != column]
+        if fewer and len(data[fewer].drop_duplicates()) == len(data[chosen].drop_duplicates()):
+            chosen = fewer  # implied by the others (a store's region): it splits no series
+    rest = [r.column for r in candidates if r.column not in chosen]
+    best = clashes(chosen)
+    while best and rest:
+        tried = [(clashes(chosen + [c]), i, c) for i, c in enumerate(rest) if repeats(chosen + [c])]
+        if not tried:
+            break
+        score, _, column = min(tried)
+        if score >= best:
+            break
+        chosen.append(column)
+        rest.remove(column)
+        best = score
+    return chosen
+
+
+def entity_keys(frame: pd.DataFrame, entities: list[str]) -> pd.Series:
+    """One series number per row (all 0 when the table is one series); a null key is its own series."""
+    if not entities:
+        return pd.Series(0, index=frame.index)
+    return frame.groupby(entities, dropna=False, sort=False).ngroup()
+
+
+@dataclass(frozen=True)
+class LevelFrame:
+    """What a level needs besides its values: when each row was read and which series it belongs to."""
+
+    dates: pd.Series
+    keys: pd.Series
+    entities: list[str]
+
+    def part(self, index: pd.Index) -> LevelFrame:
+        return LevelFrame(self.dates[index], self.keys[index], self.entities)
+
+
+def level_frame(frame: pd.DataFrame, metric: str, role: ColumnRole, date_column: str | None = None
+                ) -> LevelFrame | None:
+    """Dates and series keys of a level (None for other roles, or with no date column)."""
+    if role.role != "level":
+        return None
+    date_column = date_column or frames.date_column(frame)
+    if not date_column:
+        return None
+    dates = parse_dates(frame[date_column])
+    entities = entity_columns(frame, dates, metric)
+    return LevelFrame(dates, entity_keys(frame, entities), entities)
+
+
+def level_value(frame: pd.DataFrame, metric: str, role: ColumnRole, level: LevelFrame | None,
+                pick: str) -> tuple[float | None, Any, int]:
+    """A level's ``first`` or ``last`` value, the moment it stands for, and how many series' values
+    in it were read at another moment.
+
+    ``last`` combines every series' latest reading: the total at the latest moment, each series'
+    value carried forward from its own last reading (counted). ``first`` combines every series'
+    first reading, so ``change`` is the series' changes combined, not a store that opened later
+    counted as growth (series first read after the earliest moment are counted). Rows of one
+    series at one moment, and the series, combine by ``role.across``. Without a date column,
+    "moment" means file order (the first or last non-null row).
     """
     values = frame[metric]
-    if dates is None:
+    if level is None:
         present = values.dropna()
         if present.empty:
-            return None, None
-        return float(present.iloc[0 if pick == "first" else -1]), None
-    ok = values.notna() & dates.notna()
+            return None, None, 0
+        return float(present.iloc[0 if pick == "first" else -1]), None, 0
+    ok = values.notna() & level.dates.notna()
     if not ok.any():
-        return None, None
-    moment = dates[ok].min() if pick == "first" else dates[ok].max()
-    at = values[ok & (dates == moment)]
-    return float(at.sum() if role.across == "sum" else at.mean()), moment
+        return None, None, 0
+    data = pd.DataFrame({"when": level.dates[ok], "value": values[ok], "key": level.keys[ok]})
+    edge = "min" if pick == "first" else "max"
+    moment = data["when"].agg(edge)
+    at_edge = data[data["when"] == data.groupby("key")["when"].transform(edge)]
+    per_series = at_edge.groupby("key").agg(value=("value", role.across), when=("when", edge))
+    elsewhere = int((per_series["when"] != moment).sum())
+    return float(per_series["value"].agg(role.across)), moment, elsewhere
+
+
+def level_series(dates: pd.Series, values: pd.Series, keys: pd.Series, across: str, freq: str
+                 ) -> tuple[pd.Series, pd.Series]:
+    """Per period, the level's end-of-period total, and how many series in it were carried forward.
+
+    Each series' value in a period is its value at its last moment in that period; a series with
+    no row in a period keeps its value from its latest earlier period (carried forward); series
+    not yet started count for nothing. Only periods with at least one reading are listed.
+    """
+    data = pd.DataFrame({"when": dates, "value": values, "key": keys}).dropna(subset=["when", "value"])
+    if data.empty:
+        empty = pd.Series(dtype=float)
+        return empty, empty.astype(int)
+    at_moment = data.groupby(["key", "when"])["value"].agg(across).reset_index()
+    at_moment["period"] = at_moment["when"].dt.to_period(freq)
+    last = at_moment.sort_values("when").groupby(["period", "key"])["value"].last()
+    wide = last.unstack("key").sort_index()
+    filled = wide.ffill()
+    carried = (filled.notna() & wide.isna()).sum(axis=1)
+    return filled.agg(across, axis=1), carried
+
+
+def series_note(role: ColumnRole, series_by: list[str], series_count: int, carried: int) -> str:
+    """How a level's figure combines its series, in words (``""`` for one series):
+    ``summed over 12 series (one per warehouse × sku), 2 carried forward from an earlier reading``."""
+    if role.role != "level" or not series_by:
+        return ""
+    how = "summed" if role.across == "sum" else "averaged"
+    text = f"{how} over {series_count:,} series (one per {' × '.join(map(str, series_by))})"
+    if carried:
+        text += f", {carried:,} carried forward from an earlier reading"
+    return text
 
 
 def change(first: float | None, last: float | None, role: ColumnRole) -> tuple[float | None, float | None]:
@@ -87,7 +213,7 @@ def change(first: float | None, last: float | None, role: ColumnRole) -> tuple[f
     return last - first, pct
 
 
-def stats(frame: pd.DataFrame, metric: str, role: ColumnRole, dates: pd.Series | None) -> dict[str, Any]:
+def stats(frame: pd.DataFrame, metric: str, role: ColumnRole, level: LevelFrame | None) -> dict[str, Any]:
     """The role's statistics over ``frame`` (one group, or the whole data)."""
     values = frame[metric]
     out: dict[str, Any] = {"rows": len(frame), "values": int(values.notna().sum())}
@@ -97,11 +223,14 @@ def stats(frame: pd.DataFrame, metric: str, role: ColumnRole, dates: pd.Series |
         out.update(mean=_num(values.mean()), median=_num(values.median()), min=_num(values.min()),
                    max=_num(values.max()))
     else:
-        first, first_at = level_value(frame, metric, role, dates, "first")
-        last, last_at = level_value(frame, metric, role, dates, "last")
+        first, first_at, later = level_value(frame, metric, role, level, "first")
+        last, last_at, carried = level_value(frame, metric, role, level, "last")
         delta, pct = change(first, last, role)
         out.update(first=first, last=last, change=delta, change_pct=pct, mean=_num(values.mean()),
                    first_at=_when(first_at), last_at=_when(last_at))
+        if level is not None and level.entities:
+            out.update(series_count=int(level.keys[values.notna() & level.dates.notna()].nunique()),
+                       series_by=list(level.entities), last_carried_forward=carried, first_read_later=later)
     return out
 
 
@@ -116,12 +245,7 @@ def _when(value: Any) -> str | None:
 def overall(frame: pd.DataFrame, metric: str) -> dict[str, Any]:
     """The role's statistics over every row: the headline a breakdown must reconcile with."""
     role = measure_role(frame, metric)
-    return stats(frame, metric, role, _level_dates(frame, role))
-
-
-def _level_dates(frame: pd.DataFrame, role: ColumnRole) -> pd.Series | None:
-    date_col = frames.date_column(frame)
-    return parse_dates(frame[date_col]) if date_col and role.role == "level" else None
+    return stats(frame, metric, role, level_frame(frame, metric, role))
 
 
 @dataclass
@@ -144,12 +268,12 @@ class Breakdown:
 def breakdown(frame: pd.DataFrame, group_by: str, metric: str) -> Breakdown:
     """``metric`` per value of ``group_by`` (nulls grouped as ``(missing)``), by the metric's role."""
     role = measure_role(frame, metric)
-    dates = _level_dates(frame, role)
+    level = level_frame(frame, metric, role)
     keys = group_keys(frame[group_by])
-    overall = stats(frame, metric, role, dates)
+    overall = stats(frame, metric, role, level)
     groups = []
     for key, part in frame.groupby(keys, sort=False, dropna=False):
-        row = {"group": str(key), **stats(part, metric, role, None if dates is None else dates[part.index])}
+        row = {"group": str(key), **stats(part, metric, role, None if level is None else level.part(part.index))}
         if role.role == "additive":
             row["share"] = row["sum"] / overall["sum"] if overall["sum"] else None
         groups.append(row)
@@ -174,6 +298,9 @@ class Trend:
     change_pct: float | None = None
     slope: float | None = None
     rows_without_date: int = 0
+    series_by: list[str] = field(default_factory=list)  # levels: the columns telling series apart
+    series_count: int = 1  # levels: how many series each period's value combines
+    carried: dict[str, int] = field(default_factory=dict)  # levels: period -> series carried forward into it
 
     @property
     def direction(self) -> str:
@@ -207,6 +334,7 @@ def trend(frame: pd.DataFrame, date_column: str | None, metric: str, period: str
     if date_column is None:
         raise ValueError("No date column found; pass date_column with a column name.")
     role = measure_role(frame, metric)
+    level = level_frame(frame, metric, role, date_column)
     dates = parse_dates(frame[date_column])
     data = pd.DataFrame({"date": dates, "value": frame[metric]})[dates.notna()]
     buckets = data["date"].dt.to_period(PERIODS[period])
@@ -214,16 +342,19 @@ def trend(frame: pd.DataFrame, date_column: str | None, metric: str, period: str
         series = data.groupby(buckets)["value"].sum()
     elif role.role == "non_additive":
         series = data.groupby(buckets)["value"].mean()
-    else:  # level: the value at each period's last moment, rows at that moment combined by role.across
+    else:  # level: each series' end-of-period value (carried forward when it has none), combined
+        assert level is not None  # level_frame is None only for other roles or without a date column
+        series, carried = level_series(level.dates, frame[metric], level.keys, str(role.across), PERIODS[period])
         data = data.dropna(subset=["value"])
-        buckets = data["date"].dt.to_period(PERIODS[period])
-        at_end = data[data["date"] == data.groupby(buckets)["date"].transform("max")]
-        series = at_end.groupby(at_end["date"].dt.to_period(PERIODS[period]))["value"].agg(role.across)
     series = series.dropna().sort_index()
     partial = partial_periods(data["date"], series.index) if role.role == "additive" else []
     labelled = pd.Series(series.to_numpy(dtype=float), index=[str(p) for p in series.index], name=metric)
     result = Trend(metric, role, period, role.rule, labelled, [str(p) for p in partial],
                    rows_without_date=int(dates.isna().sum()))
+    if level is not None and level.entities:
+        result.series_by = list(level.entities)
+        result.series_count = int(level.keys[data.index].nunique())
+        result.carried = {str(p): int(n) for p, n in carried.items() if n}
     complete = labelled.drop(index=result.partial)  # partial edge periods are shown, never compared
     if len(complete) >= 2:
         result.compared = (str(complete.index[0]), str(complete.index[-1]))

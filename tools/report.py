@@ -30,6 +30,7 @@ from relaygraph.tools.measures import (
     label,
     outlier_mask,
     overall,
+    series_note,
     trend,
 )
 from relaygraph.tools.roles import ColumnRole, category_columns, default_metric, role_of
@@ -53,9 +54,12 @@ def headline(metric: str, role: ColumnRole, overall: dict[str, Any]) -> str:
         return (f"Metric: {name} — mean {md.number(overall['mean'])}, median {md.number(overall['median'])}, "
                 f"range {md.number(overall['min'])} to {md.number(overall['max'])} "
                 f"(over {md.plural(overall['values'], 'value')}{gaps}; averaged, never summed).")
+    note = series_note(role, overall.get("series_by") or [], overall.get("series_count", 1),
+                       overall.get("last_carried_forward", 0))
+    note = f" — each series' first and latest reading, {md.text(note)}" if note else ""
     return (f"Metric: {name} — latest {md.number(overall['last'])}{_at(overall['last_at'])}, "
             f"first {md.number(overall['first'])}{_at(overall['first_at'])}, "
-            f"change {_change(overall['change'], overall['change_pct'])}{gaps}.")
+            f"change {_change(overall['change'], overall['change_pct'])}{gaps}{note}.")
 
 
 def _at(moment: str | None) -> str:
@@ -101,6 +105,12 @@ def trend_text(result: Trend) -> str:
     sentence = (f"Monthly {what} moved from {md.number(series[first])} ({first}) to "
                 f"{md.number(series[last])} ({last}), {_change(result.change, result.change_pct)}; "
                 f"peak month {result.peak} ({md.number(series.max())}).")
+    note = series_note(role, result.series_by, result.series_count, 0)
+    if note:
+        sentence += f" Each month's value is {md.text(note)}"
+        carried = ", ".join(f"{p} ({n})" for p, n in result.carried.items())
+        sentence += (f"; series with no reading in a month carry their earlier value forward: {carried}."
+                     if carried else ".")
     if result.partial:
         sentence += (f" Not compared: {', '.join(result.partial)}, which the data covers only in part "
                      "(a partial month's sum is not a drop).")

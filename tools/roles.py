@@ -66,6 +66,12 @@ NON_ADDITIVE_WORDS = {
     "apr", "interest", "open", "high", "low", "weight", "height", "width", "length", "size", "reading",
     "value", "visibility", "uv", "cloud", "cover", "rpm", "frequency", "load",
 }
+#: Names of the things a level is read *of* (a store's stock, a ticker's close, an account's
+#: balance): in a long table such a column tells the level's series apart.
+SERIES_WORDS = {"ticker", "symbol", "store", "shop", "branch", "outlet", "account", "station", "sensor",
+                "device", "warehouse", "site", "location", "plant", "portfolio", "fund", "asset", "sku",
+                "product", "item", "customer", "client", "user", "entity", "machine", "vehicle", "patient",
+                "country", "state", "city", "region", "company", "bank", "wallet", "team", "member"}
 #: Interval scales: a change is meaningful, a percentage change is not (2 °C → 4 °C is not +100%).
 INTERVAL_WORDS = {"temperature", "temp", "celsius", "fahrenheit", "dewpoint", "dew", "latitude", "lat",
                   "longitude", "lon", "lng", "elevation", "altitude"}
@@ -193,6 +199,11 @@ def infer_roles(frame: pd.DataFrame) -> dict[str, ColumnRole]:
 
 def role_of(frame: pd.DataFrame, column: str) -> ColumnRole:
     return column_role(frame, column, frames.date_column(frame))
+
+
+def names_a_series(role: ColumnRole) -> bool:
+    """An identifier, or a category named like a thing levels are read of (``ticker``, ``store``)."""
+    return role.role == "identifier" or (role.role == "category" and bool(set(words(role.column)) & SERIES_WORDS))
 
 
 def measure_columns(frame: pd.DataFrame) -> list[str]:
