@@ -15,6 +15,7 @@ raft), ``voters`` (N), ``faults`` (behaviours for the first voters, or ``voter_3
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.runnables import RunnableConfig
@@ -32,14 +33,14 @@ from relaygraph.nodes.consensus import (
     consensus_result,
     decide,
     fan_out,
+    make_plan,
     make_vote_node,
-    plan,
     protocol,
     route_after_decide,
     route_after_protocol,
     settle_reputation,
 )
-from relaygraph.nodes.contracts import ConsensusResult
+from relaygraph.nodes.contracts import AgentSpec, ConsensusResult
 from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import (
@@ -97,6 +98,7 @@ def finalize(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
 
 
 def consensus_team(
+    voters: Sequence[AgentSpec] | None = None,
     *,
     state_schema: type[Any] = ConsensusState,
     input_schema: type[Any] = RunInput,
@@ -104,19 +106,29 @@ def consensus_team(
     result_fields: ResultFields | None = None,
     approve_before: list[str] | None = None,
 ) -> StateGraph:
-    """The consensus pattern with your own state and result fields: voter agents answer the
-    configured question from the data and a protocol decides (``configurable.consensus``).
+    """The consensus pattern: voter agents answer the configured question from the data and a
+    protocol decides (``configurable``: mode, faults, question, …).
 
-    What is honestly yours here: extra state keys (``state_schema``, a subclass of
-    :class:`ConsensusState`) and result fields (``result_schema``, a subclass of
-    :class:`ConsensusResult`, filled by ``result_fields(state)``). The voters are built per
-    round from the question (:func:`relaygraph.nodes.consensus.voter_spec`) — their tool is
-    the question's — so a team does not supply voter agents.
+    ``voters``: your own voter agents (1–25, unique names). Each keeps its role, instructions
+    and tools; it is told the question and also given the question's tool (``aggregate`` or
+    ``validate_dataset``) and ``submit_ballot``, so its ballot is checked against what its own
+    tools returned, like a built-in voter's. Faults and reputation name them (``faults=lie`` is
+    the first of them; track records are kept by name). None: ``voter_1`` … ``voter_N``, built
+    per round from the question (``configurable.voters``). Also yours: extra state keys
+    (``state_schema``, a subclass of :class:`ConsensusState`) and result fields
+    (``result_schema``, a subclass of :class:`ConsensusResult`, filled by ``result_fields(state)``).
     """
+    team = list(voters or ())
+    names = [v.name for v in team]
+    if voters is not None and not 1 <= len(team) <= MAX_VOTERS:
+        raise ValueError(f"A consensus team needs 1 to {MAX_VOTERS} voters; got {len(team)}.")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"Voter names must be unique: {', '.join(duplicates)}.")
     retry = agent_retry_policy()  # the run's own budget: configurable.max_retries
     builder = StateGraph(state_schema, input_schema=input_schema)
-    builder.add_node("plan", plan)
-    builder.add_node("vote", make_vote_node(), input_schema=VoteInput, retry_policy=retry)
+    builder.add_node("plan", make_plan(names or None))
+    builder.add_node("vote", make_vote_node({v.name: v for v in team}), input_schema=VoteInput, retry_policy=retry)
     builder.add_node("decide", decide)
     builder.add_node("protocol", protocol)
     builder.add_node("finalize", with_result_fields(finalize, result_schema, result_fields))

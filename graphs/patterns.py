@@ -7,9 +7,9 @@
                                                          ─► finalize ─► END
     hierarchical_team(teams, prepare)  START ─► supervisor ─► prepare ─► Send(team lead subgraphs
                                                  ─► Send(workers) ─► team_review) ─► synthesis ─► finalize
-    consensus_team(), auction_team(bidders, verifier), negotiation_team(proposers, mediator),
-    planned_team()                     the coordination patterns, with your agents where the
-                                       pattern takes agents, and your own state/result fields
+    consensus_team(voters), auction_team(bidders, verifier), negotiation_team(proposers, mediator),
+    planned_team(agents)               the coordination patterns, with your agents and your own
+                                       state/result fields
 
 Each builder returns an uncompiled ``StateGraph`` (compile it with a checkpointer, or hand it to
 ``langgraph dev`` from your own ``langgraph.json``), built from :class:`AgentSpec`s — in Python
@@ -23,8 +23,8 @@ own keys (``state_schema``, a subclass of the default) and the result with your 
 Every built-in graph is one of these builders applied to its own agents. The coordination
 builders live beside their graphs and are re-exported here: what each lets you supply is what
 it can honestly vary (auction: bidders and verifier; negotiation: proposers with their stances
-and the mediator; consensus and planned: state and result fields only — their agents come
-from the question and the planning domain).
+and the mediator; consensus: the voters, who vote on the configured question; planned: agents
+for the domain's primitive tasks, by task, domain agent or capability).
 """
 
 from __future__ import annotations

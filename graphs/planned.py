@@ -31,17 +31,20 @@ from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.planning import (
     PlannedState,
+    TeamAgents,
     after_critique,
     after_execute,
     after_observe,
     after_plan,
     after_recover,
+    assign_agents,
     critique,
-    execute,
     finalize,
+    make_execute,
+    make_plan_node,
     observe,
-    plan_node,
     recover,
+    team_domain,
 )
 from relaygraph.nodes.results import ResultFields, with_result_fields
 from relaygraph.nodes.state import RunInput
@@ -103,6 +106,7 @@ PARAMS = PlannedParams
 
 
 def planned_team(
+    agents: TeamAgents | None = None,
     *,
     state_schema: type[Any] = PlannedState,
     input_schema: type[Any] = RunInput,
@@ -110,20 +114,25 @@ def planned_team(
     result_fields: ResultFields | None = None,
     approve_before: list[str] | None = None,
 ) -> StateGraph:
-    """The planned pattern with your own state and result fields: an HTN planner decomposes the
-    data-report goal into tasks from what it observes, agents run them, failures are classified
-    and replanned around, and a critic checks the report's figures.
+    """The planned pattern: an HTN planner decomposes the data-report goal into tasks from what it
+    observes, agents run them, failures are classified and replanned around, and a critic checks
+    the report's figures.
 
-    What is honestly yours here: extra state keys (``state_schema``, a subclass of
-    :class:`PlannedState`) and result fields (``result_schema``, a subclass of
-    :class:`PlannedResult`, filled by ``result_fields(state)``). The planning domain (methods,
-    tasks and their agents) is relaygraph's data-report domain
-    (:mod:`relaygraph.coordination.htn`); it is not a parameter yet.
+    ``agents``: your own agents for the primitive tasks (validate, clean, aggregate, trends,
+    outliers, report) — a mapping keyed by task name or by the domain agent whose tasks it takes
+    (validator, cleaner, analyst, reporter), or a list matched by name or by a capability named
+    after a task (:func:`relaygraph.nodes.planning.assign_agents`; an agent that matches nothing is
+    refused). Each keeps its role, instructions and tools, is told its task and given the task's
+    tools; the plan, progress and experience name it. Unassigned tasks keep relaygraph's agents.
+    Also yours: extra state keys (``state_schema``, a subclass of :class:`PlannedState`) and
+    result fields (``result_schema``, a subclass of :class:`PlannedResult`). The methods and
+    tasks themselves are relaygraph's data-report domain (:mod:`relaygraph.coordination.world`).
     """
+    assigned = assign_agents(agents)
     builder = StateGraph(state_schema, input_schema=input_schema)
     builder.add_node("observe", observe)
-    builder.add_node("plan", plan_node)
-    builder.add_node("execute", execute, retry_policy=agent_retry_policy())  # agents: the one failure path
+    builder.add_node("plan", make_plan_node(team_domain(assigned)))
+    builder.add_node("execute", make_execute(assigned), retry_policy=agent_retry_policy())  # the one failure path
     builder.add_node("recover", recover)
     builder.add_node("critique", critique, retry_policy=agent_retry_policy())
     builder.add_node("finalize", with_result_fields(finalize, result_schema, result_fields))

@@ -41,14 +41,22 @@ import random
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypedDict
 
 import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.types import Send
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination import bft, pbft, raft
 from relaygraph.coordination.ballots import (
@@ -190,6 +198,9 @@ class ConsensusConfig(BaseModel):
 
     mode: str = "majority"
     voters: int = Field(default=4, ge=1, le=MAX_VOTERS)
+    #: The voters' names when a team brings its own voter agents (``consensus_team(voters=...)``);
+    #: None: ``voter_1`` … ``voter_N``. Declared before ``faults``, which map positions to them.
+    voter_names: tuple[str, ...] | None = None
     faults: dict[str, Behaviour] = Field(default_factory=dict)
     threshold: float = QUALIFIED_DEFAULT
     question: str = "top_region"
@@ -215,16 +226,34 @@ class ConsensusConfig(BaseModel):
     def _threshold(cls, value: float) -> float:
         return check_threshold(value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _team_voters(cls, value: Any) -> Any:
+        """A team's own voters fix how many vote: ``voters`` is their count, and another count is
+        refused rather than silently ignored."""
+        if not isinstance(value, dict) or not value.get("voter_names"):
+            return value
+        names = tuple(value["voter_names"])
+        given = value.get("voters")
+        if given is not None and int(given) != len(names):
+            raise ValueError(f"this team's voters are {', '.join(names)} ({len(names)}); "
+                             f"drop voters={given} (it applies only to the built-in voter_1..voter_N)")
+        return {**value, "voter_names": names, "voters": len(names)}
+
     @field_validator("faults", mode="before")
     @classmethod
-    def _faults(cls, value: Any) -> Any:
+    def _faults(cls, value: Any, info: ValidationInfo) -> Any:
         """``lie,silent`` (the first voters, in order) or ``voter_3=lie,voter_1=crash``."""
+        names = info.data.get("voter_names")
         if isinstance(value, str):
             items = [v.strip() for v in value.split(",") if v.strip()]
+            if names and len(items) > len(names):
+                raise ValueError(f"{len(items)} faults for {len(names)} voters ({', '.join(names)})")
             out: dict[str, str] = {}
             for index, item in enumerate(items, start=1):
                 name, sep, behaviour = item.partition("=")
-                key, what = (name.strip(), behaviour.strip()) if sep else (f"voter_{index}", name)
+                positional = names[index - 1] if names else f"voter_{index}"
+                key, what = (name.strip(), behaviour.strip()) if sep else (positional, name)
                 if what not in {b.value for b in Behaviour}:
                     raise ValueError(f"unknown fault {what!r}; choose from {', '.join(b.value for b in Behaviour)}")
                 if key in out:
@@ -238,7 +267,8 @@ class ConsensusConfig(BaseModel):
         names = self.names()
         unknown = sorted(set(self.faults) - set(names))
         if unknown:
-            raise ValueError(f"faults name unknown voters {unknown}; voters are voter_1..voter_{self.voters}")
+            known = ", ".join(names) if self.voter_names else f"voter_1..voter_{self.voters}"
+            raise ValueError(f"faults name unknown voters {unknown}; voters are {known}")
         f = len(self.faults)
         if self.mode == "pbft":
             pbft.check_size(self.voters, f)
@@ -254,6 +284,8 @@ class ConsensusConfig(BaseModel):
         return self
 
     def names(self) -> list[str]:
+        if self.voter_names:
+            return list(self.voter_names)
         return [f"voter_{i}" for i in range(1, self.voters + 1)]
 
 
@@ -296,10 +328,28 @@ class VoteInput(TypedDict, total=False):
     previous: dict[str, Any]
 
 
+def make_plan(voter_names: Sequence[str] | None = None) -> UpdateNode:
+    """The ``plan`` node; ``voter_names``: a team's own voters (else ``voter_1`` … ``voter_N``)."""
+
+    def plan(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        return plan_run(state, config, voter_names)
+
+    return plan
+
+
 def plan(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """The built-in graph's ``plan`` node (voters ``voter_1`` … ``voter_N``)."""
+    return plan_run(state, config)
+
+
+def plan_run(state: dict[str, Any], config: RunnableConfig,
+             voter_names: Sequence[str] | None = None) -> dict[str, Any]:
     """Validate the options and fix the run's plan (kept in state: resume uses the same one)."""
     if state.get("consensus"):
         return {}
+    if voter_names:
+        conf = dict((config or {}).get("configurable") or {})
+        config = {**(config or {}), "configurable": {**conf, "voter_names": list(voter_names)}}
     cfg = consensus_config(config)
     question = QUESTIONS[cfg.question]
     # The voters' track records from earlier runs on this database; ``reputation`` given as an
@@ -377,11 +427,21 @@ class SubmitBallotTool(Tool):
                            "choice": choice})
 
 
-def voter_spec(question: Question, voter: str, previous: dict[str, Any]) -> AgentSpec:
+def voter_spec(question: Question, voter: str, previous: dict[str, Any],
+               own: AgentSpec | None = None) -> AgentSpec:
+    """The agent that votes as ``voter`` this round. ``own``: a team's voter — it keeps its role,
+    instructions and tools, and is told the question and given the question's tool, so every
+    ballot stays checkable against what that voter's tools returned."""
     revise = ""
     if previous:
         revise = (f" Round {previous['round']} tally: {json.dumps(previous['tally'])} — no agreement yet. "
                   "Check again and submit a ballot; change your choice only if the evidence supports it.")
+    if own is not None:
+        ask = (f" Question to vote on: {question.text} Check it with your tools (at least {question.tool}), "
+               f"then call submit_ballot with your choice, confidence and the facts you relied on.{revise}")
+        tools = own.tools if question.tool in own.tools else (*own.tools, question.tool)
+        return own.model_copy(update={"instructions": own.instructions.rstrip() + ask, "tools": tools,
+                                      "max_steps": max(own.max_steps or 0, 4)})
     return AgentSpec(
         name=voter, role=f"voter {voter.removeprefix('voter_')}",
         instructions=(f"Answer this question from the data: {question.text} Use {question.tool}, then call "
@@ -448,8 +508,9 @@ def check_question_data(configurable: dict[str, Any]) -> None:
         return
 
 
-def make_vote_node() -> UpdateNode:
-    """The node every voter ``Send`` runs."""
+def make_vote_node(voters: Mapping[str, AgentSpec] | None = None) -> UpdateNode:
+    """The node every voter ``Send`` runs; ``voters``: a team's own voter agents by name."""
+    own = dict(voters or {})
 
     def vote(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         cfg = ConsensusConfig.model_validate(state["consensus"])
@@ -464,7 +525,7 @@ def make_vote_node() -> UpdateNode:
             return {"ballots": {key: record}, "progress": [NodeProgress(
                 node=voter, status="completed", duration_s=0.0, detail="crashed (injected fault)").model_dump()]}
         box = BallotBox()
-        spec = voter_spec(question, voter, state.get("previous") or {})
+        spec = voter_spec(question, voter, state.get("previous") or {}, own.get(voter))
         context = {**(state.get("context") or {}), **question.context}
         require_question_columns(question, {**state, "context": context}, config)
         update = make_agent_node(spec, node=voter, extra_tools=lambda _ctx: [SubmitBallotTool(box)])(
@@ -554,12 +615,12 @@ def deliveries(cfg: ConsensusConfig, voter: str, round_: int, honest: Ballot | N
     return transport.records
 
 
-_KEYRINGS: dict[tuple[int, int], Ed25519Keyring] = {}
+_KEYRINGS: dict[tuple[int, tuple[str, ...]], Ed25519Keyring] = {}
 
 
 def keyring(cfg: ConsensusConfig) -> Ed25519Keyring:
     """The run's Ed25519 keys (derived from its seed: a resumed run verifies the same way)."""
-    key = (cfg.seed, cfg.voters)
+    key = (cfg.seed, tuple(cfg.names()))
     if key not in _KEYRINGS:
         _KEYRINGS[key] = Ed25519Keyring(cfg.names(), f"consensus:{cfg.seed}")
     return _KEYRINGS[key]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import operator
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,7 +39,7 @@ from langchain_core.runnables import RunnableConfig
 from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination import critique as critique_logic
 from relaygraph.coordination import experience, replanning
-from relaygraph.coordination.htn import Plan, PlannedTask, PlanningError, unmet
+from relaygraph.coordination.htn import Domain, Plan, PlannedTask, PlanningError, unmet
 from relaygraph.coordination.htn import plan as make_plan
 from relaygraph.coordination.world import (
     DATA_DOMAIN,
@@ -156,13 +157,90 @@ def observe(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
 # --- plan -------------------------------------------------------------------------------------
 
 
+TeamAgents = Mapping[str, AgentSpec] | Sequence[AgentSpec]
+
+
+def assign_agents(agents: TeamAgents | None, domain: Domain = DATA_DOMAIN) -> dict[str, AgentSpec]:
+    """Which of a team's agents runs which primitive task (task name → spec).
+
+    A mapping keys an agent by a task name (``"trends"``) or by a domain agent's name
+    (``"analyst"``: all of its tasks; a task-name key wins over it). In a sequence, an agent
+    runs the tasks named like it (its name is a task or a domain agent) or named by one of its
+    ``capabilities`` (``Capability(name="trends")``). An agent that matches no task, and two
+    agents for one task, are refused: nothing is silently left to the built-in agent."""
+    tasks = {t.name: t for t in domain.primitives}
+    roles = sorted({t.agent for t in tasks.values()})
+    known = f"tasks: {', '.join(tasks)}; domain agents: {', '.join(roles)}"
+    if not agents:
+        return {}
+    out: dict[str, AgentSpec] = {}
+    if isinstance(agents, Mapping):
+        by_role = {k: v for k, v in agents.items() if k not in tasks}
+        unknown = sorted(set(by_role) - set(roles))
+        if unknown:
+            raise ValueError(f"planned_team agents: no task or domain agent {', '.join(unknown)} ({known})")
+        for role, spec in by_role.items():
+            out.update({t: spec for t, task in tasks.items() if task.agent == role})
+        out.update({k: v for k, v in agents.items() if k in tasks})
+        return out
+    for spec in agents:
+        wanted = {c.name for c in spec.capabilities} | {spec.name}
+        targets = [t for t, task in tasks.items() if t in wanted or task.agent in wanted]
+        if not targets:
+            raise ValueError(f"planned_team agent {spec.name!r} matches no task: name it after a task or a "
+                             f"domain agent, or give it a capability named after a task ({known})")
+        for t in targets:
+            if t in out:
+                raise ValueError(f"planned_team: task {t!r} matches two agents, {out[t].name!r} and "
+                                 f"{spec.name!r}; give it to one (e.g. a mapping {{{t!r}: spec}})")
+            out[t] = spec
+    return out
+
+
+def team_domain(assigned: Mapping[str, AgentSpec], domain: Domain = DATA_DOMAIN) -> Domain:
+    """``domain`` with each assigned task's agent renamed to the team's agent, so the plan,
+    the progress lines, the errors and the experience store name who really ran it."""
+    if not assigned:
+        return domain
+    primitives = [t.model_copy(update={"agent": assigned[t.name].name}) if t.name in assigned else t
+                  for t in domain.primitives]
+    return Domain.model_validate({**domain.model_dump(), "primitives": [p.model_dump() for p in primitives]})
+
+
+def task_spec(task: PlannedTask, own: AgentSpec | None = None) -> AgentSpec:
+    """The agent that runs ``task``: the domain's (named by the task), or a team's own agent —
+    its role, instructions and tools, told the task and given the task's tools (the task is
+    done when those returned results, whoever runs it)."""
+    if own is None:
+        return AgentSpec(name=task.agent, role=task.agent.replace("_", " "), instructions=task.instructions,
+                         tools=task.tools)
+    tools = (*own.tools, *(t for t in task.tools if t not in own.tools))
+    return own.model_copy(update={"instructions": f"{own.instructions.rstrip()} Your task now: {task.instructions}",
+                                  "tools": tools})
+
+
+def make_plan_node(domain: Domain = DATA_DOMAIN) -> Any:
+    """The ``plan`` node over ``domain`` (a team's: :func:`team_domain`)."""
+
+    def plan(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+        return plan_run(state, config, domain)
+
+    plan.__name__ = "plan_node"
+    return plan
+
+
 def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+    """The built-in graph's ``plan`` node (relaygraph's data-report domain and agents)."""
+    return plan_run(state, config)
+
+
+def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DOMAIN) -> dict[str, Any]:
     """Plan (or replan, after a failure) from the observed world; accept only above 0.6."""
     pending = state.get("pending")
     excluded = list(state.get("excluded") or [])
     mined = adaptations(config)
     learned = learned_probabilities(config, mined)
-    domain = DATA_DOMAIN.without_methods(excluded).with_probabilities(learned)
+    domain = base.without_methods(excluded).with_probabilities(learned)
     world = state.get("world") or {}
     span_name = "replan" if pending else "plan"
     with tracing.tracer().start_as_current_span(span_name) as span:
@@ -285,7 +363,8 @@ def _current(state: PlannedState) -> tuple[PlannedTask, str, dict[str, int]]:
     return task, f"{task.name}#{runs[task.name]}", runs
 
 
-def _run_task(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+def _run_task(state: PlannedState, config: RunnableConfig,
+              agents: Mapping[str, AgentSpec] | None = None) -> dict[str, Any]:
     """Run the task at the cursor (preconditions first), or say why it cannot run.
 
     An agent that fails raises :class:`AgentRunError` (carrying the steps of every slice run
@@ -312,8 +391,7 @@ def _run_task(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
             span.set_attribute("relaygraph.task.injected", cls)
             return {**base, "fired": fired,
                     "pending": _failure(task, message, replanning.classify(message), injected=True)}
-        spec = AgentSpec(name=task.agent, role=task.agent.replace("_", " "), instructions=task.instructions,
-                         tools=task.tools)
+        spec = task_spec(task, (agents or {}).get(task.name))
         partitions = int(world.get("partitions") or 1)
         slices = ([f"{k}/{partitions}" for k in range(1, partitions + 1)]
                   if partitions > 1 and set(task.tools) <= PARTITION_TOOLS else [None])
@@ -381,8 +459,19 @@ def _who(state: PlannedState) -> tuple[str, str]:
 #: The execute node: :func:`_run_task` on the one failure path of agent nodes
 #: (:mod:`relaygraph.nodes.failures`) — compiled with ``agent_retry_policy()``, an agent that
 #: fails is retried up to the run's ``max_retries`` attempts, then classified and recovered from.
-execute = recording_failures(_run_task, who=_who, on_failure=_gave_up)
-execute.__name__ = "execute"
+def make_execute(agents: Mapping[str, AgentSpec] | None = None) -> Any:
+    """The ``execute`` node; ``agents``: a team's own agents by task name (:func:`assign_agents`)."""
+    own = dict(agents or {})
+
+    def run_task(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
+        return _run_task(state, config, own)
+
+    node = recording_failures(run_task, who=_who, on_failure=_gave_up)
+    node.__name__ = "execute"
+    return node
+
+
+execute = make_execute()
 
 
 def _failure(task: PlannedTask, error: str, cls: str, *, injected: bool = False,

@@ -345,3 +345,36 @@ def test_a_protocol_step_refuses_to_continue_from_messages_it_cannot_reproduce(c
     first["body"] = {**first["body"], "value": "south"}  # a message state holds, altered
     with pytest.raises(ReplayDiverged, match="does not reproduce step 1"):
         protocol({**state, "messages": forged}, config)
+
+
+def test_a_team_brings_its_own_voters_and_the_protocol_checks_them_like_built_in_ones(
+        cast, sample_path, invoke_config) -> None:
+    """``consensus_team(voters=[...])``: the team's agents vote under their own names, roles and
+    tools (plus the question's tool), ``faults=lie`` names the first of them, and a lie is caught
+    by the same evidence check — the result speaks of these voters, not voter_1..voter_N."""
+    from relaygraph.graphs.patterns import consensus_team
+    from relaygraph.nodes.agent import AgentSpec
+
+    team = [AgentSpec(name="auditor", role="data auditor", instructions="You audit data.",
+                      tools=("profile_dataset",)),
+            AgentSpec(name="analyst", role="sales analyst", instructions="You analyse sales.", tools=("aggregate",)),
+            AgentSpec(name="skeptic", role="skeptic", instructions="Doubt, then check.", tools=("aggregate",))]
+    cast.scripts["data auditor"] = [("call", "profile_dataset", {"dataset": SAMPLE_NAME}), *ballot_north()]
+    cast.scripts["sales analyst"] = ballot_north()
+    cast.scripts["skeptic"] = answer_north()
+    graph = consensus_team(team).compile(checkpointer=InMemorySaver())
+    config = {"configurable": {**invoke_config["configurable"], "mode": "majority", "faults": "lie"}}
+    out = graph.invoke({"task": "Which region earns most?"}, config)
+    assert not cast.leftovers(), cast.leftovers()
+    block = out["result"]["consensus"]
+    assert block["decision"] == "north" and block["voters"] == 3 and out["result"]["status"] == "completed"
+    assert {b["voter"] for b in block["ballots"]} == {"auditor", "analyst", "skeptic"}
+    assert set(block["suspects"]) == {"auditor"}  # the first voter lied (faults=lie) and was caught
+    assert set(block["reputation"]) == {"auditor", "analyst", "skeptic"}
+    assert {s["tool"] for s in out["steps"] if s["agent"] == "auditor"} >= {"profile_dataset", "aggregate"}
+    assert {p["node"] for p in out["progress"]} >= {"auditor", "analyst", "skeptic"}
+
+    with pytest.raises(ValueError, match="this team's voters are auditor, analyst, skeptic"):
+        graph.invoke({"task": "Again."}, {"configurable": {"thread_id": "other", "voters": 5}})
+    with pytest.raises(ValueError, match="unique: analyst"):
+        consensus_team([team[1], team[1]])

@@ -384,3 +384,53 @@ def test_bad_planned_params_are_refused_before_any_work(param, says, roles, samp
         assert names in refused.output, refused.output
     with open_checkpointer() as saver:  # no thread was started
         assert list(saver.list(None)) == []
+
+
+def test_a_team_brings_its_own_agents_for_primitive_tasks_by_name_and_capability(cast, invoke_config, sample_path):
+    """``planned_team(agents)``: an agent with a ``trends`` capability runs the trends task, one
+    named after the domain's ``reporter`` writes the report — with their own roles and tools,
+    given the task's tools — the others stay relaygraph's, and the plan names who ran what."""
+    from langgraph.types import Command
+    from relaygraph.config.checkpointing import open_checkpointer
+    from relaygraph.coordination.registry import Capability
+    from relaygraph.graphs.patterns import planned_team
+    from relaygraph.nodes.agent import AgentSpec
+
+    def on_dataset(tool: str) -> Any:
+        return lambda brief: ("call", tool, {"dataset": brief.context["dataset"]})
+
+    team = [AgentSpec(name="trend_bot", role="trend bot", instructions="You look for movement over time.",
+                      tools=("profile_dataset",), capabilities=(Capability(name="trends"),)),
+            AgentSpec(name="reporter", role="house writer", instructions="You write house-style reports.",
+                      tools=("write_report",))]
+    for role, tools in {"validator": ["validate_dataset"], "cleaner": ["clean_dataset"],
+                        "analyst": ["aggregate", "detect_outliers"], "house writer": ["write_report"],
+                        "trend bot": ["profile_dataset", "detect_trends"]}.items():
+        calls = [[on_dataset(tool), ("final", f"{tool} done")] for tool in tools]
+        if role == "trend bot":  # one agent run, its own tool first, then the task's
+            calls = [[on_dataset("profile_dataset"), on_dataset("detect_trends"), ("final", "trends done")]]
+        cast.scripts[role] = [action for run_ in calls for action in run_]
+    config = {**invoke_config, "configurable": {**invoke_config["configurable"], "retry_backoff_s": 0,
+                                                "approve_before": ["critique"]}, "recursion_limit": 200}
+    with open_checkpointer() as saver:
+        graph = planned_team(team).compile(checkpointer=saver)
+        paused = graph.invoke({"task": "Plan a cleaned, analysed report."}, config)
+        assert [i.value["node"] for i in paused["__interrupt__"]] == ["critique"]  # the critic is not the team's
+        state = graph.invoke(Command(resume={"approved": False, "comment": "no critique"}), config)
+    assert not cast.leftovers(), cast.leftovers()
+    assert [(t["name"], t["agent"]) for t in state["plan"]["tasks"]] == [
+        ("validate", "validator"), ("clean", "cleaner"), ("aggregate", "analyst"), ("trends", "trend_bot"),
+        ("outliers", "analyst"), ("report", "reporter")]
+    assert state["result"]["plan"]["completed"] == FULL
+    by_agent = {s["agent"]: set() for s in state["steps"]}
+    for s in state["steps"]:
+        by_agent[s["agent"]].add(s["tool"])
+    assert by_agent["trend_bot"] >= {"profile_dataset", "detect_trends"}
+    assert "write_report" in by_agent["reporter"] and "detect_trends" not in by_agent["analyst"]
+    assert Path(state["result"]["artifacts"]["report"]).is_file()
+    assert cast.calls["trend bot"] == 3 and cast.calls["house writer"] == 2
+
+    with pytest.raises(ValueError, match="'nobody' matches no task"):
+        planned_team([AgentSpec(name="nobody", role="r", instructions="i", tools=())])
+    with pytest.raises(ValueError, match="task 'trends' matches two agents"):
+        planned_team([team[0], team[0].model_copy(update={"name": "trend_bot_2"})])
