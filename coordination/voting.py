@@ -21,6 +21,15 @@ more than half. A tie is reported (``tie=True``, no decision). Only the *plurali
 by the higher summed confidence, then by the alphabetically first choice — arbitrary but
 deterministic, so a replay decides the same way, and the result still says ``tie: true``.
 
+Confidence. Every decision reports how much of the team stands behind it, the same way in
+every protocol (:func:`decision_confidence`): the share of the **whole electorate** whose
+counted ballot backs the decision — a ballot counts when its voter was not caught lying,
+equivocating, withholding, crashing or arriving late — so silence and flagged ballots lower
+it; in ``weighted`` mode, the decision's share of the weight cast (that mode's own measure).
+No decision: 0.0. A majority decision therefore has confidence > 0.5, a qualified one at least
+its threshold, a unanimous one 1.0, a BFT agreement at least (n−f)/n, and the BFT plurality
+fallback whatever share of all voters really backed it.
+
 Why hand-written: these are a few lines of counting whose exact rules we must state and test;
 no library offers them with our tie and electorate semantics.
 """
@@ -210,6 +219,30 @@ def tally(
         reason = f"no decision: best was {leaders[0]!r} with {top:g} of {total:g}; {rule}"
     return VoteResult(mode=mode.value, decision=decision, support=support, total=total, share=share,
                       threshold=limit, electorate=n, cast=len(ballots), tie=tie, reason=reason)
+
+
+def decision_confidence(decision: str | None, choices: Mapping[str, str | None], electorate: int) -> float:
+    """The share of all ``electorate`` voters whose counted ballot (``choices``: voter → the
+    choice its counted ballot names, None for none) backs ``decision``; 0.0 without a decision.
+    Rounded to 3 places (exact arithmetic first)."""
+    if electorate < 1:
+        raise ValueError("a vote needs at least one voter")
+    if len(choices) > electorate:
+        raise ValueError(f"electorate ({electorate}) is smaller than the voters counted ({len(choices)})")
+    if decision is None:
+        return 0.0
+    backing = sum(1 for choice in choices.values() if choice == decision)
+    return round(float(Fraction(backing, electorate)), 3)
+
+
+def result_confidence(result: VoteResult, choices: Mapping[str, str | None]) -> float:
+    """:func:`decision_confidence` for a tally: by ballots in the count modes, by the share of
+    the weight cast in ``weighted`` (0.0 without a decision)."""
+    if result.decision is None:
+        return 0.0
+    if result.mode == VotingMode.WEIGHTED:
+        return round(result.share, 3)
+    return decision_confidence(result.decision, choices, result.electorate)
 
 
 def plurality(ballots: Sequence[Ballot]) -> VoteResult:

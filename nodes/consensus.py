@@ -81,6 +81,8 @@ from relaygraph.coordination.voting import (
     Reputation,
     VotingMode,
     check_threshold,
+    decision_confidence,
+    result_confidence,
     run_record,
     tally,
 )
@@ -725,8 +727,9 @@ def vote_once(state: dict[str, Any], cfg: ConsensusConfig) -> dict[str, Any]:
     suspects = {v: [why] for v, why in proofs(equivocators, fabricated).items()}
     for voter, why in missing(state, cfg, 1, ballots, equivocators).items():
         suspects.setdefault(voter, []).append(why)
+    confidence = result_confidence(result, {b.voter: b.choice for b in counted})
     decision = {"decision": result.decision, "reason": result.reason, "tally": result.model_dump(mode="json"),
-                "rounds": 1, "views": None, "fallback": False, "suspects": suspects,
+                "rounds": 1, "views": None, "fallback": False, "suspects": suspects, "confidence": confidence,
                 **({"weights": weights} if weights is not None else {})}
     return {"done": True, "decision": decision,
             "round_record": {"round": 1, "tally": result.support, "decision": result.decision}}
@@ -749,7 +752,7 @@ def bft_round(state: dict[str, Any], cfg: ConsensusConfig, r: int) -> dict[str, 
     if not outcome.done:
         return {"done": False, "round_record": record}
     backing = sum(1 for choice in last.counted.values() if choice == outcome.decision)
-    confidence = round(backing / cfg.voters, 3)  # share of all voters behind it in the deciding round
+    confidence = decision_confidence(outcome.decision, last.counted, cfg.voters)  # in the deciding round
     reason = (f"{outcome.decision!r} backed by {backing} of {cfg.voters} (agreement needs {outcome.needed}) "
               f"in round {len(outcome.rounds)}"
               if not outcome.fallback_result else
@@ -832,7 +835,10 @@ def pbft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
         reason = (f"{value!r} committed at sequence 1 by {len(committed)} of {len(honest)} replicas "
                   f"(2f+1 = {2 * replicas[0].f + 1} matching commits) after {views} view change(s)"
                   if value else f"no value committed after {views} view changes: honest ballots disagree")
+        # the voters behind the committed value: an unflagged voter whose own ballot names it
+        backers = {v: b.choice for v in names if (b := own.get(v)) is not None and v not in suspects}
         return {"decision": value, "rounds": 1, "views": views, "fallback": False, "suspects": suspects,
+                "confidence": decision_confidence(value, backers, len(names)),
                 "reason": reason, "f": replicas[0].f, "messages_sent": sim.stats.sent,
                 "expected_messages_fault_free": pbft.expected_messages(len(names)),
                 "committed_by": sorted(r.id for r in honest if r.committed.get(1) == value)}
@@ -944,7 +950,9 @@ def raft_run(cfg: ConsensusConfig, names: list[str], own: dict[str, Ballot | Non
         log = committed_values()
         leader = max((n for n in nodes.values() if n.role == "leader"), key=lambda n: n.term, default=None)
         term = max(n.term for n in nodes.values())
+        logged = {b.voter: b.choice for b in committed_ballots()}  # the ballots the majority replicated
         return {"decision": result.decision, "rounds": 1, "views": None, "terms": term, "fallback": False,
+                "confidence": decision_confidence(result.decision, logged, len(names)),
                 "suspects": {v: [f"{cfg.faults[v].value}: its ballot never reached the log"] for v in sorted(down)},
                 "reason": f"Raft leader {leader.id if leader else '?'} (term {term}) committed "
                           f"{len(committed_ballots())} ballots; {result.reason}",

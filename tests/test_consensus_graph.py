@@ -68,6 +68,14 @@ CASES = [  # mode, voters, faults (at most f), faulty voters the result must nam
     ("raft", 5, "crash,silent", {"voter_1", "voter_2"}),
 ]
 
+#: the decision's confidence per case: the share of all voters whose counted ballot backs it (the
+#: honest ones here); weighted: the share of the weight cast (the equivocator's does not count)
+CONFIDENCE = {("majority", "lie"): 3 / 4, ("qualified", "silent"): 3 / 4, ("unanimous", ""): 1.0,
+              ("weighted", "equivocate"): 1.0, ("bft", "equivocate"): 3 / 4, ("bft", "lie,crash"): 5 / 7,
+              ("pbft", "lie"): 3 / 4, ("pbft", "equivocate,silent"): 5 / 7,
+              ("pbft", "delay"): 3 / 4,  # the late voter's messages reached no one before the commit
+              ("raft", "crash,silent"): 3 / 5}
+
 
 @pytest.mark.parametrize(("mode", "voters", "faults", "faulty"), CASES)
 def test_each_mode_decides_right_with_up_to_f_faults_and_names_the_faulty(
@@ -81,6 +89,7 @@ def test_each_mode_decides_right_with_up_to_f_faults_and_names_the_faulty(
     assert block["decision"] == "north", block
     assert out["result"]["status"] == "completed"
     assert block["mode"] == mode and block["fallback"] is False
+    assert block["confidence"] == round(CONFIDENCE[mode, faults], 3), block.get("confidence")
     assert faulty <= set(block["suspects"]), block["suspects"]
     honest = {f"voter_{i}" for i in range(1, voters + 1)} - set(faults and [
         f"voter_{i}" for i in range(1, len(faults.split(",")) + 1)])

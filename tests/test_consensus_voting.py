@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from relaygraph.coordination.ballots import Ballot, Evidence, evidence_problems
 from relaygraph.coordination.bft import MAX_ROUNDS, evaluate, resolve
-from relaygraph.coordination.voting import Reputation, VotingMode, plurality, tally
+from relaygraph.coordination.voting import (
+    Reputation,
+    VotingMode,
+    decision_confidence,
+    plurality,
+    result_confidence,
+    tally,
+)
 
 CHOICES = ["north", "south", "east"]
 
@@ -192,3 +199,59 @@ def test_inconsistent_changes_are_suspected_but_following_the_tally_is_not() -> 
     assert "e" not in outcome.suspects  # y → x: moved to round 1's leader
     assert any("nobody led" in s for s in outcome.suspects["f"])  # z → w: nobody led w
     assert any("flipped back" in s for s in outcome.suspects["f"])  # w → z: back to an abandoned choice
+
+
+@settings(max_examples=300, deadline=None)
+@given(elections(), st.sampled_from(["majority", "qualified", "unanimous", "weighted"]))
+def test_confidence_is_the_share_of_all_voters_or_of_the_weight_behind_the_decision(election, mode) -> None:
+    """Every mode's confidence, against a reference from the definition (exact fractions): the
+    share of the whole electorate whose ballot backs the decision (weighted: of the weight
+    cast), 0 without one — so it is never above what the rule needed to be false."""
+    n, ballots = election
+    result = tally(ballots, mode, electorate=n)
+    confidence = result_confidence(result, {b.voter: b.choice for b in ballots})
+    decision = result.decision
+    if decision is None:
+        assert confidence == 0.0
+        return
+    if mode == "weighted":
+        weight = {c: sum(Fraction(str(b.confidence)) for b in ballots if b.choice == c) for c in CHOICES}
+        expected = weight[decision] / sum(weight.values())
+        assert confidence > 0.5  # more than half of the weight cast, as the rule says
+    else:
+        expected = Fraction(sum(1 for b in ballots if b.choice == decision), n)
+        assert {"majority": confidence > 0.5, "qualified": confidence >= 0.67,
+                "unanimous": confidence == 1.0}[mode], (mode, confidence)
+    assert confidence == round(float(expected), 3)
+    against = [b for b in ballots if b.choice != decision]
+    assert confidence <= 1.0 and (mode == "weighted" or not against or confidence < 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 10), st.data())
+def test_a_bft_decision_reports_at_least_n_minus_f_over_n_unless_it_fell_back(n, data) -> None:
+    """BFT's confidence is the same definition over its deciding round: an agreement (≥ n−f
+    matching ballots) reports ≥ (n−f)/n; the plurality fallback reports the share really behind
+    it, which is below that."""
+    voters = [f"v{i}" for i in range(n)]
+    rounds = []
+    for _ in range(data.draw(st.integers(1, MAX_ROUNDS))):
+        cast = data.draw(st.lists(st.sampled_from(voters), unique=True))
+        rounds.append({v: Ballot(voter=v, choice=data.draw(st.sampled_from(CHOICES)), confidence=0.5) for v in cast})
+    outcome = evaluate(voters, rounds)
+    if not outcome.done:
+        return
+    last = outcome.rounds[-1]
+    confidence = decision_confidence(outcome.decision, last.counted, n)
+    backing = sum(1 for c in last.counted.values() if c == outcome.decision)
+    assert confidence == round(backing / n, 3)
+    if outcome.fallback:
+        assert backing < outcome.needed
+    else:
+        assert backing >= outcome.needed == n - outcome.f and confidence >= round((n - outcome.f) / n, 3)
+
+
+def test_confidence_refuses_an_electorate_smaller_than_its_voters() -> None:
+    with pytest.raises(ValueError, match="smaller than the voters counted"):
+        decision_confidence("x", {"a": "x", "b": "x"}, 1)
+    assert decision_confidence(None, {"a": "x"}, 3) == 0.0
