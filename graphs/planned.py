@@ -11,6 +11,8 @@ smolagents agent; ``recover`` applies the failure class's policy
 (:mod:`relaygraph.coordination.replanning`). Options (``--param`` / ``configurable``):
 ``fail=TASK:CLASS[xN]`` injects failures, ``retry_backoff_s`` sets the transient backoff base,
 ``method_probabilities`` (JSON) overrides what the planner believes about its methods,
+``sections`` picks the report's sections (each written only if the executed plan did its
+analysis; the graph hands them to ``write_report`` itself, whatever the reporter passes),
 ``date_column`` names the date column the plan expects (without it: a column named as a
 date); one missing or renamed in the data is a schema failure, adapted to by mapping the date
 role to the column observation found.
@@ -48,6 +50,7 @@ from relaygraph.nodes.planning import (
 )
 from relaygraph.nodes.results import ResultFields, with_result_fields
 from relaygraph.nodes.state import RunInput
+from relaygraph.tools.report import SECTIONS
 
 DESCRIPTION = "HTN plan (validate/clean → analyse → report) run by agents, replanned on failure."
 DEFAULT_TASK = "Plan and carry out a cleaned, analysed report of the dataset."
@@ -63,6 +66,8 @@ class PlannedParams(RunParams):
     learn: bool | None = Field(default=None, description="Plan with what the experience store learned (default on).")
     date_column: str | None = Field(default=None, description="The date column the plan expects; a dataset "
                                     "where it is missing or renamed is a schema failure the run adapts to.")
+    sections: str | None = Field(default=None, description="Report sections to write, comma-separated, of "
+                                 f"{', '.join(SECTIONS)} (default all); each only if the executed plan did its analysis.")
 
     @field_validator("fail")
     @classmethod
@@ -73,6 +78,18 @@ class PlannedParams(RunParams):
                 raise ValueError(f"unknown task {injection.task!r} in fail={value!r}; the domain's tasks are "
                                  f"{', '.join(known)}")
         return value
+
+    @field_validator("sections")
+    @classmethod
+    def _sections(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        asked = [p.strip() for p in value.split(",") if p.strip()]
+        unknown = [p for p in asked if p not in SECTIONS]
+        if unknown or not asked:
+            raise ValueError(f"unknown report section(s) {', '.join(unknown) or '(none given)'} in sections={value!r}; "
+                             f"the sections are {', '.join(SECTIONS)}")
+        return ",".join(asked)
 
     @field_validator("method_probabilities", mode="before")
     @classmethod

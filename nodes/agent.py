@@ -343,6 +343,33 @@ def task_scope(config: RunnableConfig | None, part: str = "") -> CallScope | Non
     return CallScope(info.thread_id or thread_id(config), info.checkpoint_ns, task)
 
 
+def fix_arguments(tools: list[Tool], fixed: Mapping[str, Mapping[str, Any]]) -> list[Tool]:
+    """``tools`` with the arguments in ``fixed`` (tool name -> argument -> value) forced on every call.
+
+    Why: a run parameter the graph already knows (the report sections the executed plan backs,
+    the partition of one slice of work) must not depend on a model copying it from the prompt
+    into its call — a model that leaves it out, or writes another value, would silently widen or
+    change the work. The model is still told the values (they are in the run context); this makes
+    them hold. Unknown argument names are refused here, so a typo cannot be silently ignored.
+    """
+    for tool in tools:
+        args = dict(fixed.get(tool.name) or {})
+        if not args:
+            continue
+        unknown = sorted(set(args) - set(tool.inputs))
+        if unknown:
+            raise ValueError(f"fixed argument(s) {', '.join(unknown)} are not inputs of tool {tool.name!r} "
+                             f"(its inputs: {', '.join(tool.inputs)})")
+        original = tool.forward
+
+        def forward(*pos: Any, _original: Callable[..., Any] = original, _args: dict[str, Any] = args,
+                    **kwargs: Any) -> Any:
+            return _original(*pos, **{**kwargs, **_args})
+
+        tool.forward = forward  # the instance's own: tools are fresh per run
+    return tools
+
+
 def node_attempt() -> int:
     try:
         info = get_runtime().execution_info
@@ -355,8 +382,13 @@ def make_agent_node(
     spec: AgentSpec, *, node: str | None = None, context_keys: dict[str, str] | None = None,
     extra_tools: Callable[[dict[str, Any]], list[Tool]] | None = None,
     brief_fields: Callable[[dict[str, Any]], dict[str, Any]] | None = None, timeout_s: float | None = None,
+    fixed_args: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> UpdateNode:
     """A LangGraph node running ``spec`` as a fresh ToolCallingAgent on each execution.
+
+    ``fixed_args`` (tool name -> argument -> value) are arguments the graph decides, not the
+    model: each call of that tool gets them whatever the model passed or left out (see
+    :func:`fix_arguments`) — a report's sections, the partition a slice of work runs on.
 
     ``timeout_s`` cuts a run that takes longer (:func:`run_within`): it fails with a
     ``TimeoutError`` reason, like a model that timed out.
@@ -391,6 +423,7 @@ def make_agent_node(
         # side-effecting tools run once per task, even when the task runs again after a crash
         scope = call_scope(config)
         tools = guard_side_effects(tools, *ledger_for(checkpointer_of(config)), scope)
+        tools = fix_arguments(tools, fixed_args or {})  # outermost: the ledger records the real arguments
         model = agent_model(settings)
         brief = brief_for(spec, state, context)
         if brief_fields is not None:

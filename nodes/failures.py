@@ -147,10 +147,12 @@ def _succeeded(output: Any) -> bool:
 def agent_node(
     spec: AgentSpec, *, node: str | None = None, context_keys: dict[str, str] | None = None,
     extra_tools: Callable[[dict[str, Any]], list[Tool]] | None = None,
+    fixed_args: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Node:
     """The graph node for ``spec``: :func:`~relaygraph.nodes.agent.make_agent_node` on the one failure path."""
     name = node or spec.name
-    run = make_agent_node(spec, node=name, context_keys=context_keys, extra_tools=extra_tools)
+    run = make_agent_node(spec, node=name, context_keys=context_keys, extra_tools=extra_tools,
+                          fixed_args=fixed_args)
     return recording_failures(run, who=lambda _state: (spec.name, name))
 
 

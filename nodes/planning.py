@@ -397,14 +397,17 @@ def _run_task(state: PlannedState, config: RunnableConfig,
                   if partitions > 1 and set(task.tools) <= PARTITION_TOOLS else [None])
         merged: dict[str, Any] = {"steps": [], "answers": {}, "context": {}, "progress": []}
         context = dict(state.get("context") or {})
-        if "write_report" in task.tools:  # the report covers what the executed plan produced, nothing more
-            context["sections"] = report_sections(state)
+        fixed = report_args(state, config) if "write_report" in task.tools else {}
+        context.update(fixed.get("write_report", {}))  # told to the reporter, and held whatever it passes
         timeout = (state.get("timeouts") or {}).get(task.name)
         if timeout is not None:
             span.set_attribute("relaygraph.task.timeout_s", timeout)
         for part in slices:
             run_state = {**state, "context": {**context, **({"partition": part} if part else {})}}
-            agent = make_agent_node(spec, node=node if part is None else f"{node}/{part}", timeout_s=timeout)
+            # each slice's tools run on its partition, whatever partition (or none) the model passes
+            sliced = {tool: {"partition": part} for tool in task.tools} if part else {}
+            agent = make_agent_node(spec, node=node if part is None else f"{node}/{part}", timeout_s=timeout,
+                                    fixed_args={**fixed, **sliced})
             try:
                 out = agent(run_state, config)
             except AgentRunError as exc:
@@ -433,11 +436,21 @@ def _run_task(state: PlannedState, config: RunnableConfig,
 SECTION_OF = {"aggregate": "breakdown", "trends": "trend", "outliers": "outliers"}
 
 
-def report_sections(state: PlannedState) -> str:
-    """The report sections (``write_report``'s ``sections``) the tasks done so far back:
-    a plan that dropped ``trends`` (or never had it) gets a report without a trend section."""
+def report_sections(state: PlannedState, config: RunnableConfig | None = None) -> str:
+    """The report sections (``write_report``'s ``sections``) the tasks done so far back, of
+    those the run asked for (``configurable.sections``, default all): a plan that dropped
+    ``trends`` (or never had it) gets a report without a trend section."""
     done = {t["name"] for t in state.get("done") or []}
-    return ",".join(section for task, section in SECTION_OF.items() if task in done)
+    raw = options(config or {}).get("sections")
+    asked = None if raw is None else {p.strip() for p in str(raw).split(",") if p.strip()}
+    return ",".join(section for task, section in SECTION_OF.items()
+                    if task in done and (asked is None or section in asked))
+
+
+def report_args(state: PlannedState, config: RunnableConfig) -> dict[str, dict[str, Any]]:
+    """``write_report``'s arguments the graph decides, not the model (``fixed_args``): the
+    sections the executed plan backs and the run asked for."""
+    return {"write_report": {"sections": report_sections(state, config)}}
 
 
 def _gave_up(state: PlannedState, failed: Failure) -> dict[str, Any]:
@@ -614,9 +627,10 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                         if k not in (REVISER.name, "reporter")]  # a report does not quote its own writing
             kept = critique_logic.revise_notes(context.get("notes_kept") or findings, found)
             notes = "\n".join(f"- {n}" for n in kept) or "(no notes could be reproduced)"
-            run_state = {**state, "context": {**context, "notes": notes, "sections": report_sections(state),
+            fixed = report_args(state, config)
+            run_state = {**state, "context": {**context, "notes": notes, **fixed["write_report"],
                                               "corrections": critique_logic.corrections(found)}}
-            out = agent_node(REVISER, node=f"reviser#{number}")(run_state, config)
+            out = agent_node(REVISER, node=f"reviser#{number}", fixed_args=fixed)(run_state, config)
             update["steps"] = steps + out["steps"]
             if out.get("errors"):  # the reviser gave up: the report stays as the critic found it
                 entry["failed"] = out["errors"][0]["reason"]

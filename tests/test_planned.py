@@ -434,3 +434,59 @@ def test_a_team_brings_its_own_agents_for_primitive_tasks_by_name_and_capability
         planned_team([AgentSpec(name="nobody", role="r", instructions="i", tools=())])
     with pytest.raises(ValueError, match="task 'trends' matches two agents"):
         planned_team([team[0], team[0].model_copy(update={"name": "trend_bot_2"})])
+
+
+# --- arguments the graph decides: sections and partitions reach the tools whatever the model passes ---
+
+
+def on_given(tool: str, *keys: str):
+    """A scripted call of ``tool`` on the dataset the graph gave the agent (plus context ``keys``),
+    passing nothing else: no sections, no partition, no partitions."""
+    return lambda brief: ("call", tool, {"dataset": brief.context["dataset"],
+                                         **{k: brief.context[k] for k in keys}})
+
+
+def agent(*tools: Any) -> list[Any]:
+    """One agent run: its calls, then a final answer."""
+    return [t if callable(t) else on_given(t) for t in tools] + [("final", "done")]
+
+
+CRITIC = "report critic"
+#: the critic on the report's dataset (what the report's figures are checked against), then on its source
+CRITIC_CALLS = [*agent("profile_dataset", on_given("aggregate", "metric", "group_by"), "detect_outliers"),
+                ("final", "nothing to recompute on the source")]
+
+
+def output_frame(state: dict[str, Any], config: dict[str, Any], sample_path: Path) -> pd.DataFrame:
+    name = Path(state["context"]["dataset"])
+    return pd.read_parquet(name if name.is_absolute()
+                           else sample_path.parent.parent / "out" / config["configurable"]["thread_id"] / name)
+
+
+def test_requested_sections_reach_the_report_though_the_reporter_leaves_them_out(cast, invoke_config,
+                                                                                 sample_path):
+    cast.scripts.update({
+        "validator": agent("validate_dataset"), "cleaner": agent("clean_dataset"),
+        "analyst": [*agent("aggregate"), *agent("detect_trends"), *agent("detect_outliers")],
+        "reporter": agent("write_report"),  # no sections argument: the model forgot them
+        CRITIC: list(CRITIC_CALLS),
+    })
+    state = run(invoke_config, sections="breakdown,outliers")
+    result = state["result"]
+    assert result["plan"]["completed"] == FULL  # the trend analysis ran ...
+    (call,) = [s for s in state["steps"] if s["tool"] == "write_report"]
+    assert "sections" not in (call.get("arguments") or {})
+    report = Path(result["artifacts"]["report"]).read_text()
+    assert "## Trend" not in report  # ... but the run asked for no trend section, and got none
+    assert "Not in this report: trend (not part of the analysis that was run)." in report
+    assert "## Outliers" in report and " by " in report.split("## Outliers")[0]
+    assert result["critique"][-1]["clean"] is True, result["critique"]
+    assert result["status"] == "completed", result.get("reason")
+
+
+def test_a_bad_sections_param_is_refused_before_any_work(roles, sample_path):
+    from relaygraph.graphs.planned import PlannedParams
+    from relaygraph.nodes.params import ParamError, validate_params
+
+    with pytest.raises(ParamError, match="unknown report section.*charts.*the sections are breakdown, trend, outliers"):
+        validate_params(PlannedParams, {"sections": "breakdown,charts"})
