@@ -16,6 +16,10 @@ breakdown table     each group's row (rows, each statistic, share) and the all-r
 trend               first and last compared month, change, change %, peak month and its value
                     — ``detect_trends`` (``period`` month)
 outliers            outlier count, largest value, median — ``detect_outliers`` (IQR)
+partitions line     none: "Computed from N partitions of the rows: …" says how the figures were
+                    computed (per partition, combined), not a figure of the data; the combined
+                    figures themselves are checked like any other, against one-pass
+                    recomputations, which is exactly what an exact combination must equal
 Agent notes         claims agents made along the way: each figure must match *some* value the
                     critic's tools returned (on either dataset), at its shown precision
 ==================  ===========================================================================
@@ -163,6 +167,7 @@ _TREND = re.compile(rf"^Monthly .+ moved from (?P<first>{NUM}) \((?P<first_at>[^
                     rf"peak month (?P<peak>\S+) \((?P<peak_value>{NUM})\)\.")
 _OUTLIERS = re.compile(rf"^(?P<count>{NUM}) rows? (?:has|have) an unusual (?P<metric>.+) \(IQR rule\); the largest "
                        rf"value is (?P<max>{NUM}) against a median of (?P<median>{NUM})\.$")
+_PARTITIONED = re.compile(r"^Computed from \d+ partitions of the rows: .+\.$")
 _NO_VALUES = re.compile(r"^.+ has no values to check\.$")
 _NO_TREND = re.compile(r"^Monthly .+: not enough complete months to measure a change\.$")
 ALL_ROWS = "(all rows)"
@@ -261,7 +266,7 @@ class _Reader:
             elif section == NOTES:
                 continue
             elif self.source(number, line) or self.headline(number, line) or self.trend(number, line) \
-                    or self.outliers(number, line):
+                    or self.outliers(number, line) or _PARTITIONED.match(line):
                 self.covered.add(number)
             elif line.startswith("|") and section is not None:
                 self.table_row(number, line, section)

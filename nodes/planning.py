@@ -449,8 +449,13 @@ def report_sections(state: PlannedState, config: RunnableConfig | None = None) -
 
 def report_args(state: PlannedState, config: RunnableConfig) -> dict[str, dict[str, Any]]:
     """``write_report``'s arguments the graph decides, not the model (``fixed_args``): the
-    sections the executed plan backs and the run asked for."""
-    return {"write_report": {"sections": report_sections(state, config)}}
+    sections the executed plan backs and the run asked for, and — for a run scaled down to
+    partitions — the partition count, so its figures are computed per partition and combined."""
+    partitions = int((state.get("world") or {}).get("partitions") or 1)
+    args: dict[str, Any] = {"sections": report_sections(state, config)}
+    if partitions > 1:
+        args["partitions"] = partitions
+    return {"write_report": args}
 
 
 def _gave_up(state: PlannedState, failed: Failure) -> dict[str, Any]:

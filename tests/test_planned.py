@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import REPO, cli_here
+from conftest import REPO, cli_here, num, table_rows
 from relaygraph.coordination.replanning import classify, parse_injections
 
 FULL = ["validate", "clean", "aggregate", "trends", "outliers", "report"]
@@ -490,3 +490,41 @@ def test_a_bad_sections_param_is_refused_before_any_work(roles, sample_path):
 
     with pytest.raises(ParamError, match="unknown report section.*charts.*the sections are breakdown, trend, outliers"):
         validate_params(PlannedParams, {"sections": "breakdown,charts"})
+
+
+def test_after_a_resource_replan_the_report_combines_the_partition_results(cast, invoke_config, sample_path):
+    from relaygraph.tools.measures import breakdown
+
+    cast.scripts.update({
+        "validator": agent("validate_dataset"), "cleaner": agent("clean_dataset"),
+        # aggregate's first run fails (injected: out of memory) before its agent starts; the replan
+        # scales down to 2 partitions. The analysts pass no partition: the graph gives each its own.
+        **{f"analyst@{k}/2": [*agent("aggregate"), *agent("detect_outliers")] for k in (1, 2)},
+        "reporter": agent("write_report"),  # no partitions argument: the graph holds it to the plan's
+        CRITIC: list(CRITIC_CALLS),
+    })
+    state = run(invoke_config, fail="aggregate:resource")
+    result = state["result"]
+    assert result["plan"]["methods"][-1] == "partitioned_analysis"
+    assert result["world"]["partitions"] == 2
+    frame = output_frame(state, invoke_config, sample_path)
+    # the analysis really ran per partition: each aggregate saw its slice, and together all rows
+    slices = [s["facts"] for s in state["steps"] if s["tool"] == "aggregate" and s["agent"] == "analyst"]
+    assert [f["partition"] for f in slices] == ["1/2", "2/2"]
+    assert [f["overall"]["rows"] for f in slices] == [len(frame) // 2, len(frame) - len(frame) // 2]
+    report = Path(result["artifacts"]["report"]).read_text()
+    assert "Computed from 2 partitions of the rows:" in report
+    assert "means weighted by their value counts" in report and "medians" in report
+    # the combined figures are the whole data's: every row of the table, the headline total
+    (written,) = [s["facts"] for s in state["steps"] if s["tool"] == "write_report"]
+    assert written["partitions"] == 2 and written["role"] == "additive"
+    whole = breakdown(frame, written["group_by"], written["metric"])
+    rows = table_rows(report, written["group_by"])
+    assert [r[0] for r in rows[1:-1]] == [g["group"] for g in whole.groups]
+    for row, group in zip(rows[1:-1], whole.groups, strict=True):
+        assert num(row[1]) == group["rows"]
+        assert num(row[2]) == pytest.approx(group["sum"], abs=0.005)
+    assert num(rows[-1][2]) == pytest.approx(whole.total, abs=0.005)
+    assert f"total {whole.total:,.2f}" in report
+    # and the critic, recomputing in one pass over the whole data, finds nothing to correct
+    assert result["critique"] == [{"round": 1, "discrepancies": [], "clean": True, "revised": False}]

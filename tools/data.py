@@ -305,6 +305,7 @@ class AggregateTool(DataTool):
         return tool_result(
             summary,
             dataset=self.workspace.display(path),
+            partition=partition,
             group_by=group_by,
             metric=metric,
             role=role.role,
@@ -448,6 +449,7 @@ class DetectOutliersTool(DataTool):
             f"{md.plural(total, 'outlier value')} ({method}) across {len(found)} of "
             f"{md.plural(len(columns), 'measure column')}.",
             dataset=self.workspace.display(path),
+            partition=partition,
             method=method,
             outliers=found,
             checked=checked,  # per column checked: how many values, their median and largest
@@ -472,6 +474,9 @@ class WriteReportTool(DataTool):
         "sections": {"type": "string", "nullable": True,
                      "description": "Comma-separated sections to include, of breakdown, trend, outliers "
                                     "(only the analyses that were done); all when omitted."},
+        "partitions": {"type": "integer", "nullable": True,
+                       "description": "Compute every figure per row partition (of this many) and combine the "
+                                      "results, for a run scaled down to partitions; one pass when omitted."},
     }
     output_type = "string"
 
@@ -483,6 +488,7 @@ class WriteReportTool(DataTool):
         metric: str | None = None,
         notes: str | None = None,
         sections: str | None = None,
+        partitions: int | None = None,
     ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset)
         report = render_report(
@@ -494,6 +500,7 @@ class WriteReportTool(DataTool):
             metric=frames.check_column(frame, metric, numeric=True) if metric else None,
             notes=notes,
             sections=None if sections is None else [p.strip() for p in sections.split(",") if p.strip()],
+            partitions=partitions,
         )
         return tool_result(
             f"Report written to {report['report']} with chart {report['chart']}.",

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from relaygraph.tools import frames
+from relaygraph.tools import combine, frames
 from relaygraph.tools import markdown as md
 from relaygraph.tools.measures import (
     STATS,
@@ -127,32 +127,43 @@ def render_report(
     metric: str | None = None,
     notes: str | None = None,
     sections: Collection[str] | None = None,
+    partitions: int | None = None,
 ) -> dict[str, Any]:
     """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures.
 
     ``sections`` (default: all of :data:`SECTIONS`) limits the report to the analyses that were
     actually done — a plan that ran no trend analysis gets no trend section — and the report
-    says which sections it leaves out."""
+    says which sections it leaves out.
+
+    ``partitions`` (> 1: a run scaled down to row partitions) computes every figure per
+    partition and combines the results (:mod:`relaygraph.tools.combine`), and the report says
+    it was computed from that many partitions and how. A monthly trend is not combined from
+    partitions (its partial-month rule needs every date at once): it is left out, saying why."""
     if frame.empty:
         raise ValueError("The dataset has no rows: there is nothing to report on.")
     wanted = set(SECTIONS if sections is None else sections)
     unknown = sorted(wanted - set(SECTIONS))
     if unknown:
         raise ValueError(f"Unknown report section(s) {', '.join(unknown)}; the sections are {', '.join(SECTIONS)}.")
+    if partitions is not None and partitions < 1:
+        raise ValueError(f"partitions must be at least 1 (1: one pass over the whole dataset), got {partitions}.")
+    parted = partitions is not None and partitions > 1
     metric = metric or default_metric(frame)
     role = role_of(frame, metric)
     group_by = group_by or next(iter(category_columns(frame)), None)
-    whole = overall(frame, metric)
+    whole = combine.overall(frame, metric, partitions or 1) if parted else overall(frame, metric)
     lines = [
         f"# {md.text(title)}",
         "",
         f"Source: {md.code(source)} — {md.plural(len(frame), 'row')}, {md.plural(len(frame.columns), 'column')}.",
         "",
-        headline(metric, role, whole),
-        "",
     ]
     facts: dict[str, Any] = {"rows": len(frame), "metric": metric, "role": role.role, "rule": role.rule,
                              "overall": whole}
+    if parted:
+        lines += [f"{combine.PARTITIONED_LINE.format(partitions=partitions)} {combine.METHOD}.", ""]
+        facts.update(partitions=partitions, combined=combine.METHOD)
+    lines += [headline(metric, role, whole), ""]
     if role.role == "additive":
         facts["total"] = whole["sum"]
 
@@ -161,8 +172,13 @@ def render_report(
     if left_out:
         lines += [f"Not in this report: {', '.join(left_out)} (not part of the analysis that was run).", ""]
         facts["sections_left_out"] = left_out
+    if parted and "trend" in wanted and frames.date_column(frame):
+        lines += [("Not in this report: trend (a monthly trend is not combined from partitions: whether a month "
+                   "is partial needs all its dates at once)."), ""]
+        facts["sections_left_out"] = [*left_out, "trend"]
+        wanted = wanted - {"trend"}
     if group_by and "breakdown" in wanted:
-        parts = breakdown(frame, group_by, metric)
+        parts = combine.breakdown(frame, group_by, metric, partitions or 1) if parted else breakdown(frame, group_by, metric)
         lines += [f"## {md.text(metric)} by {md.text(group_by)}", "", breakdown_table(parts), ""]
         facts.update(group_by=group_by, groups=len(parts.groups), top_group=parts.groups[0]["group"],
                      missing_group_rows=parts.missing_rows)
@@ -198,16 +214,21 @@ def render_report(
         fig.savefig(chart_path)
 
     if "outliers" in wanted:
-        values = frame[metric].dropna()
-        mask = outlier_mask(values, "iqr")
-        count = int(mask.sum())
+        if parted:
+            found = combine.outliers(frame[metric], partitions or 1)
+        else:
+            values = frame[metric].dropna()
+            found = {"values": len(values), "count": int(outlier_mask(values, "iqr").sum()),
+                     "max": float(values.max()) if len(values) else None,
+                     "median": float(values.median()) if len(values) else None}
+        count = found["count"]
         verb = "has" if count == 1 else "have"
         lines += ["## Outliers", ""]
-        if values.empty:
+        if not found["values"]:
             lines += [f"{md.text(metric)} has no values to check.", ""]
         else:
             lines += [(f"{md.plural(count, 'row')} {verb} an unusual {md.text(metric)} (IQR rule); the largest "
-                       f"value is {md.number(values.max())} against a median of {md.number(values.median())}."), ""]
+                       f"value is {md.number(found['max'])} against a median of {md.number(found['median'])}."), ""]
         facts["outliers"] = count
     if notes:
         lines += ["## Agent notes", "", notes.strip(), ""]
