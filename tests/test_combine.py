@@ -111,3 +111,16 @@ def test_a_partitioned_report_says_so_and_holds_the_whole_data_figures() -> None
     (said,) = [line for line in parted_text.splitlines() if line.startswith("Computed from")]
     assert "means weighted by their value counts" in said and "medians" in said
     assert parted_text.replace(said + "\n\n", "") == one_text
+
+
+def test_a_partitioned_report_leaves_the_trend_out_saying_why() -> None:
+    frame = pd.DataFrame({"region": ["north", "south"] * 30, "amount": [float(v) for v in range(60)],
+                          "order_date": pd.date_range("2024-01-01", periods=60, freq="7D").strftime("%Y-%m-%d")})
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp) / "data", Path(tmp) / "out", "p")
+        one = Path(render_report(frame, workspace=ws, source="x.csv", title="t")["report"]).read_text()
+        facts = render_report(frame, workspace=ws, source="x.csv", title="t", partitions=2)
+        parted = Path(facts["report"]).read_text()
+    assert "## Trend" in one
+    assert "## Trend" not in parted and facts["sections_left_out"] == ["trend"]
+    assert "Not in this report: trend (a monthly trend is not combined from partitions" in parted
