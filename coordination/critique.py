@@ -153,6 +153,9 @@ NUM = r"-?[\d,]+(?:\.\d+)?"
 _SIGNED = r"[+-][\d,]+(?:\.\d+)?"
 _DATE = r"(?: \(\d{4}-\d{2}-\d{2}\))?"
 _MISSING = rf"(?:; (?P<missing>{NUM}) rows? without a value)?"
+# A level over several series (``tools.measures.series_note``): how many, and how many carried forward.
+_SERIES = (rf"(?: — each series' first and latest reading, (?:summed|averaged) over (?P<series_count>{NUM}) series "
+           rf"\(one per .+?\)(?:, (?P<last_carried_forward>{NUM}) carried forward from an earlier reading)?)?")
 _SOURCE = re.compile(rf"^Source: (`+) ?(?P<dataset>.*?) ?\1 — (?P<rows>{NUM}) rows?, (?P<columns>{NUM}) columns?\.$")
 _METRIC = re.compile(r"^Metric: \*\*(?P<metric>(?:\\.|[^*\\])+)\*\* \(")
 _HEADLINES = {
@@ -160,7 +163,7 @@ _HEADLINES = {
     "non_additive": re.compile(rf" — mean (?P<mean>{NUM}|n/a), median (?P<median>{NUM}|n/a), range (?P<min>{NUM}|n/a) "
                                rf"to (?P<max>{NUM}|n/a) \(over (?P<values>{NUM}) values?{_MISSING}; averaged, never summed\)\.$"),
     "level": re.compile(rf" — latest (?P<last>{NUM}|n/a){_DATE}, first (?P<first>{NUM}|n/a){_DATE}, change "
-                        rf"(?:n/a|(?P<change>{_SIGNED})(?: \((?P<change_pct>{_SIGNED}%)\))?){_MISSING}\.$"),
+                        rf"(?:n/a|(?P<change>{_SIGNED})(?: \((?P<change_pct>{_SIGNED}%)\))?){_MISSING}{_SERIES}\.$"),
 }
 _TREND = re.compile(rf"^Monthly .+ moved from (?P<first>{NUM}) \((?P<first_at>[^)]+)\) to (?P<last>{NUM}) "
                     rf"\((?P<last_at>[^)]+)\), (?:n/a|(?P<change>{_SIGNED})(?: \((?P<change_pct>{_SIGNED}%)\))?); "
