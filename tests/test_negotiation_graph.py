@@ -22,9 +22,48 @@ def run(config: dict[str, Any], **configurable: Any) -> dict[str, Any]:
                         {**config, "configurable": {**config["configurable"], **configurable}})
 
 
+# --- scripted agents (the strict ``cast`` double) ---------------------------------------------
+
+AGENTS = ("strict", "balanced", "lenient")
+
+
+def call(tool: str, **args: Any) -> tuple[str, str, dict[str, Any]]:
+    return ("call", tool, args)
+
+
+def suggested(brief: Any, tool: str) -> dict[str, Any]:
+    """The value and rationale the agent's review tool returned (its artifacts)."""
+    return next(c for c in brief.calls.values() if c.tool == tool).artifacts
+
+
+def propose(cast: Any, *agents: str) -> None:
+    """Each proposer derives its opening threshold from the data with propose_threshold."""
+    for agent in agents:
+        cast.scripts[f"{agent} analyst"] = [lambda b: call("propose_threshold", column=b.context["column"]),
+                                            ("final", "proposed")]
+
+
+def concede(cast: Any, agent: str, number: int) -> None:
+    """The agent's turn in round ``number``: review the table, then state the suggested concession."""
+    cast.scripts[f"{agent} negotiator, round {number}"] = [
+        call("review_positions"),
+        lambda b: call("propose_position", value=float(suggested(b, "review_positions")["value"]),
+                       rationale=suggested(b, "review_positions")["rationale"]),
+        ("final", "conceded")]
+
+
+#: Rounds the negotiation takes on the sample, every agent conceding what review_positions
+#: suggests: 4 when strict holds in round 1, 2 between two agents, 3 when balanced holds in round 2
+#: (a script left unplayed, or a round unscripted, fails the test).
+ROUNDS_AFTER_HOLDING = 4
+NEGOTIATED_ROUNDS = 3  # every agent conceding from the start
+FAILING_ROUNDS = {"lenient analyst": (2, ("strict", "balanced")), "balanced negotiator, round 2": (3, AGENTS)}
+
+
 @pytest.mark.parametrize("strategy", ["negotiation", "arbitration", "majority", "compromise", "auction", "game"])
-def test_every_strategy_reaches_its_outcome_from_data_grounded_proposals(sample_path, invoke_config,
-                                                                         strategy) -> None:
+def test_every_strategy_reaches_its_outcome_from_data_grounded_proposals_smoke_offline_policy(
+        sample_path, invoke_config, strategy) -> None:
+    """The offline provider end to end (the demo), every strategy."""
     state = run(invoke_config, strategy=strategy)
     result, block = state["result"], state["result"]["negotiation"]
     assert result["status"] == "completed" and block["resolved"] and block["strategy"] == strategy
@@ -34,7 +73,7 @@ def test_every_strategy_reaches_its_outcome_from_data_grounded_proposals(sample_
     assert {"propose_threshold"} <= {s["tool"] for s in state["steps"]}
     assert f"Strategy: {strategy}" in result["answer"] and "Resolved: k = " in result["answer"]
     if strategy == "negotiation":
-        assert 1 <= len(block["rounds"]) - 1 <= 5 and block["rounds"][-1]["similarity"] >= 0.8
+        assert len(block["rounds"]) - 1 == NEGOTIATED_ROUNDS and block["rounds"][-1]["similarity"] >= 0.8
     if strategy == "arbitration":
         assert {"review_proposals", "arbitrate"} <= {s["tool"] for s in state["steps"]}
         assert "minimax regret" in block["outcome"]["detail"]["rationale"]
@@ -46,15 +85,20 @@ def test_every_strategy_reaches_its_outcome_from_data_grounded_proposals(sample_
         assert block["outcome"]["detail"]["equilibria"]
 
 
-def test_each_round_every_agent_states_its_position_from_the_data_and_the_others(sample_path,
+def test_each_round_every_agent_states_its_position_from_the_data_and_the_others(sample_path, cast,
                                                                                 invoke_config) -> None:
     from relaygraph.coordination.conflicts import Conflict, negotiate
     from relaygraph.nodes.contracts import NegotiationResult
 
+    propose(cast, *AGENTS)
+    for number in range(1, NEGOTIATED_ROUNDS + 1):
+        for agent in AGENTS:
+            concede(cast, agent, number)
+
     state = run(invoke_config, strategy="negotiation")
     result = NegotiationResult.model_validate(state["result"])  # the declared result type
     rounds = result.negotiation.rounds
-    assert result.status == "completed" and len(rounds) - 1 >= 2  # a real negotiation, not one step
+    assert result.status == "completed" and len(rounds) - 1 == NEGOTIATED_ROUNDS  # a real negotiation, not one step
     for r in rounds[1:]:  # every agent took a turn: reviewed the table, then stated its position
         assert set(r["turns"]) == {"strict", "balanced", "lenient"}
         for agent, turn in r["turns"].items():
@@ -62,15 +106,19 @@ def test_each_round_every_agent_states_its_position_from_the_data_and_the_others
             tools = [s["tool"] for s in state["steps"] if s["node"] == f"round{r['number']}_{agent}"]
             assert tools == ["review_positions", "propose_position", "final_answer"]
             assert f"Round {r['number']}" in turn["rationale"] and "of the rows" in turn["rationale"]  # data-grounded
-    # The offline agents take the tool's suggestion: the rounds are the pure reference's, step for step.
+    # The agents take the tool's suggestion: the rounds are the pure reference's, step for step.
     reference = negotiate(Conflict.model_validate(result.negotiation.conflict))
     assert [(r["number"], r["positions"], r["similarity"]) for r in rounds] == [
         (r.number, r.positions, r.similarity) for r in reference.rounds]
     assert result.negotiation.value == reference.value and rounds[-1]["similarity"] >= 0.8
 
 
-def test_the_position_an_agent_states_counts_and_must_be_a_concession(sample_path, roles, invoke_config) -> None:
-    roles.scripts["strict negotiator, round 1"] = [
+def test_the_position_an_agent_states_counts_and_must_be_a_concession(sample_path, cast, invoke_config) -> None:
+    propose(cast, *AGENTS)
+    for number in range(1, ROUNDS_AFTER_HOLDING + 1):
+        for agent in AGENTS:
+            concede(cast, agent, number)
+    cast.scripts["strict negotiator, round 1"] = [
         ("call", "propose_position", {"value": 2.0, "rationale": "stricter still"}),  # refused: moves away
         ("call", "propose_position", {"value": 1.4, "rationale": "I hold: 1.4 flags the fewest rows"}),
         ("final", "held")]
@@ -89,13 +137,20 @@ def test_the_position_an_agent_states_counts_and_must_be_a_concession(sample_pat
     (["mediator"], "arbitration", "failed"),  # the mediator: nothing decided
     (["lenient analyst", "strict analyst"], "compromise", "failed"),  # one proposal: no conflict
 ])
-def test_a_failing_agent_is_recorded_and_the_run_says_so(sample_path, roles, invoke_config, failing, strategy,
+def test_a_failing_agent_is_recorded_and_the_run_says_so(sample_path, cast, invoke_config, failing, strategy,
                                                          status) -> None:
     from relaygraph.config.settings import get_settings
     from relaygraph.nodes.market_store import resolution_history
 
+    propose(cast, *(a for a in AGENTS if f"{a} analyst" not in failing))
+    if strategy == "negotiation":
+        rounds, agents = FAILING_ROUNDS[failing[0]]
+        for number in range(1, rounds + 1):
+            for agent in agents:
+                if f"{agent} negotiator, round {number}" not in failing:
+                    concede(cast, agent, number)
     for role in failing:
-        roles.failures[role] = RuntimeError("model server down")
+        cast.failures[role] = RuntimeError("model server down")
     state = run(invoke_config, strategy=strategy)
     result, block = state["result"], state["result"]["negotiation"]
     assert result["status"] == status
@@ -119,10 +174,14 @@ def test_a_failing_agent_is_recorded_and_the_run_says_so(sample_path, roles, inv
         assert failed == {("lenient", "propose_lenient"), ("strict", "propose_strict")}
 
 
-def test_the_resolver_chooses_by_rule_then_learns_from_persisted_history(sample_path, invoke_config) -> None:
+def test_the_resolver_chooses_by_rule_then_learns_from_persisted_history(sample_path, cast, invoke_config) -> None:
     from relaygraph.config.settings import get_settings
     from relaygraph.nodes.market_store import record_resolution, resolution_history
 
+    propose(cast, *AGENTS)
+    for number in range(1, NEGOTIATED_ROUNDS + 1):
+        for agent in AGENTS:
+            concede(cast, agent, number)
     first = run(invoke_config)["result"]["negotiation"]
     # moderate stakes: room to concede — costs no longer override that (every proposal has one)
     assert first["strategy"] == "negotiation" and first["why"].startswith("rule:")
@@ -133,6 +192,7 @@ def test_the_resolver_chooses_by_rule_then_learns_from_persisted_history(sample_
                           resolved=False, rounds=0, outcome={})
         record_resolution(url, thread_id=f"old{k}", conflict_id="c2", topic="t", bucket=bucket,
                           strategy="compromise", resolved=True, rounds=0, outcome={})
+    propose(cast, *AGENTS)  # a compromise needs the proposals only
     learned = run({"configurable": {"thread_id": "later"}})["result"]["negotiation"]
     assert learned["strategy"] == "compromise" and learned["why"].startswith("learned:")
     assert len(resolution_history(url)) == 8
@@ -146,7 +206,11 @@ def test_a_bad_strategy_is_refused_before_any_work(sample_path) -> None:
     assert refused.exit_code == 2 and "strategy" in refused.stderr
 
 
-def test_traces_show_the_strategy_and_each_negotiation_round(sample_path, spans, invoke_config) -> None:
+def test_traces_show_the_strategy_and_each_negotiation_round(sample_path, spans, cast, invoke_config) -> None:
+    propose(cast, *AGENTS)
+    for number in range(1, NEGOTIATED_ROUNDS + 1):
+        for agent in AGENTS:
+            concede(cast, agent, number)
     state = run(invoke_config, strategy="negotiation")
     finished = spans.get_finished_spans()
     names = [s.name for s in finished]
@@ -155,7 +219,8 @@ def test_traces_show_the_strategy_and_each_negotiation_round(sample_path, spans,
     closed = state["result"]["negotiation"]["rounds"]
     assert [s.attributes["negotiation.round"] for s in rounds] == [r["number"] for r in closed]
     # A graph step per round: the agents' turns (node concede ×3) and the round closing, each its own span.
-    assert names.count("node close_round") == len(closed) - 1 and names.count("node concede") == 3 * (len(closed) - 1)
+    assert len(closed) - 1 == NEGOTIATED_ROUNDS
+    assert names.count("node close_round") == NEGOTIATED_ROUNDS and names.count("node concede") == 3 * NEGOTIATED_ROUNDS
     assert {s.parent.span_id for s in rounds[1:]} <= {s.context.span_id for s in finished if s.name == "node close_round"}
 
 
