@@ -43,7 +43,7 @@ from relaygraph.cli.registry import graph_module
 from relaygraph.cli.traces import traces_app
 from relaygraph.config.checkpointing import open_checkpointer
 from relaygraph.config.settings import get_settings
-from relaygraph.nodes.params import RunParams, validate_params
+from relaygraph.nodes.params import ParamError, RunParams, validate_params
 from relaygraph.nodes.state import RunInput
 from relaygraph.observability import tracing
 from relaygraph.observability.trace_export import latest_trace, span_tree
@@ -51,6 +51,10 @@ from relaygraph.observability.trace_store import load_spans
 from relaygraph.providers import check_provider, provider_label
 from relaygraph.tools import Workspace
 from relaygraph.tools import check_data_file as tools_check_data_file
+from relaygraph.tools.declared import DeclaredRoleError
+from relaygraph.tools.frames import read_frame
+from relaygraph.tools.roles import declare, infer_roles
+from relaygraph.tools.sample import SAMPLE_NAME, ensure_sample
 from rich.console import Console
 from rich.markup import escape
 
@@ -134,6 +138,30 @@ def check_named_dataset(name: str | None, model: str | None) -> None:
         tools_check_data_file(candidate)
 
 
+def check_declared_roles(roles: dict[str, str] | None, data: Path | None, name: str | None,
+                         model: str | None) -> None:
+    """``--param roles`` against the file the run will read (``--data``, else the named dataset,
+    else the sample): every declared column exists and its role fits it (a measure holds numbers,
+    a level has a date column to order it) — else exit 2 before any work."""
+    if not roles:
+        return
+    settings = get_settings(model=model)
+    name = name or settings.dataset
+    if data is not None:
+        path = data.resolve()
+    elif name:
+        path = settings.data_dir / name
+        if not path.is_file():
+            return  # not a plain data-directory file: the first tool resolves it (or refuses it)
+    else:
+        ensure_sample(settings.data_dir)
+        path = settings.data_dir / SAMPLE_NAME
+    try:
+        infer_roles(declare(read_frame(path), roles, path.name))
+    except DeclaredRoleError as exc:
+        raise ParamError(f"--param roles: {exc}") from None
+
+
 def stage_data(data: Path | None, thread: str, model: str | None) -> dict[str, Any]:
     """--data FILE as the run's ``dataset``, without widening what the tools may read.
 
@@ -192,6 +220,8 @@ def run(
     checked_params = validate_params(schema, cli_threads.parse_params(params))  # before the data file is staged
     if data is None:
         check_named_dataset(graph_input.get("data") or checked_params.get("dataset"), model)
+    check_declared_roles(checked_params.get("roles"), data, graph_input.get("data") or checked_params.get("dataset"),
+                         model)
     if thread_id is not None:  # a used thread is continued with resume, never silently re-fed
         with open_checkpointer(checkpoint_db) as saver:
             existing = runner.describe_thread(saver, thread_id)

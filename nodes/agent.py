@@ -49,11 +49,13 @@ from langgraph.runtime import get_runtime
 from relaygraph.config.settings import Settings, settings_from_config
 from relaygraph.coordination import metareasoning
 from relaygraph.nodes.contracts import AgentFailure, AgentSpec, AgentStep, NodeProgress
+from relaygraph.nodes.params import declared_roles
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.observability.instrument_smolagents import AgentTrace
 from relaygraph.providers import agent_model
 from relaygraph.providers.brief import CallOutcome, RunBrief, hand_brief
 from relaygraph.tools import ToolResult, Workspace, build_tools, result_of
+from relaygraph.tools.declared import check_columns
 from relaygraph.tools.ledger import CallScope, guard_side_effects, ledger_for
 from relaygraph.tools.result import truncate
 from relaygraph.tools.sample import SAMPLE_NAME, ensure_sample
@@ -276,6 +278,7 @@ def allowed_values(workspace: Workspace, dataset: str) -> dict[str, list[str]]:
         columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
     else:
         columns = list(pq.read_schema(path).names)
+    check_columns(workspace.roles, columns, dataset)  # a declared role for no column: fail now, say which
     return {"dataset": [dataset], "columns": columns}
 
 
@@ -405,7 +408,7 @@ def make_agent_node(
 
     def run_agent(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         settings = settings_from_config(config)
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         context = dict(state.get("context") or {})
         for target, source in (context_keys or {}).items():
             context[target] = state.get(source, context.get(source))

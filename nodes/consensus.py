@@ -97,6 +97,7 @@ from relaygraph.nodes.agent import (
 )
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
+from relaygraph.nodes.params import declared_roles
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
@@ -488,7 +489,7 @@ def require_question_columns(question: Question, state: dict[str, Any], config: 
     if not needed:
         return
     settings = settings_from_config(config)
-    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
     dataset = resolve_dataset(state, settings, workspace)
     columns = allowed_values(workspace, dataset)["columns"]
     missing = [c for c in needed if c not in columns]

@@ -38,6 +38,7 @@ from pydantic import (
 from relaygraph.config.settings import settings_from_config
 from relaygraph.nodes.agent import AgentSpec, make_agent_node, thread_id
 from relaygraph.nodes.failures import Failure, recording_failures
+from relaygraph.nodes.params import declared_roles
 from relaygraph.nodes.protocols import Node
 from relaygraph.nodes.state import WorkflowState, merge_dicts
 from relaygraph.providers.brief import HandoffOption
@@ -233,7 +234,7 @@ def make_handoff_node(
         hop = len(history) + 1
         findings = {**(state.get("context") or {}).get("findings", {}), **update["context"].get("findings", {})}
         settings = settings_from_config(config)
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         record: dict[str, Any] = {"hop": hop, "from": spec.name, "to": payload.target if payload else None,
                                   "at": _now()}
         try:

@@ -66,7 +66,7 @@ from relaygraph.nodes.agent import (
 )
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
-from relaygraph.nodes.params import RunParams
+from relaygraph.nodes.params import RunParams, declared_roles
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
@@ -152,7 +152,7 @@ def check_market_data(configurable: dict[str, Any]) -> None:
     cfg = market_config(config)
     settings = settings_from_config(config)
     try:
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         dataset = resolve_dataset({}, settings, workspace)
         frame, _ = load(workspace, dataset)
     except (FileNotFoundError, PermissionError, OSError):
@@ -338,7 +338,7 @@ def announce(registry: Registry[AgentSpec]) -> UpdateNode:
         started = time.perf_counter()
         settings = settings_from_config(config)
         cfg = market_config(config)
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         dataset = resolve_dataset(state, settings, workspace)
         frame, _ = load(workspace, dataset)
         check_task_count(cfg.tasks, len(frame), dataset)
@@ -471,7 +471,7 @@ def make_bid_node(registry: Registry[AgentSpec]) -> UpdateNode:
         task = Task.model_validate(call["task"])
         spec = registry.get(call["bidder"])
         settings = settings_from_config(config)
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         dataset = resolve_dataset(state, settings, workspace)
         match = match_score(task.requirement.satisfied_by(spec.capabilities), task.requirement)
         box = BidBox()
@@ -605,7 +605,7 @@ def failure_cause(task: Task, state: dict[str, Any], config: RunnableConfig) -> 
     """Whether a failed execution is down to the data: the method's tool, run on the contracted
     partition with its defaults, fails too (then no agent could have done it) — else the agent."""
     settings = settings_from_config(config)
-    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
     dataset = resolve_dataset(state, settings, workspace)
     [tool] = build_tools([task.method], workspace)
     try:
@@ -660,7 +660,7 @@ def make_verify_node(verifier: AgentSpec) -> UpdateNode:
         if execution.get("error"):
             return {"market": {task.id: {"verification": None}}}
         settings = settings_from_config(config)
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         dataset = resolve_dataset(state, settings, workspace)
         box = VerdictBox()
         tool = lambda _ctx: [CheckAcceptanceTool(contract, task, execution, workspace, dataset, box)]

@@ -83,7 +83,7 @@ from relaygraph.nodes.agent import (
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.market import elapsed, span, store
-from relaygraph.nodes.params import RunParams
+from relaygraph.nodes.params import RunParams, declared_roles
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.tools import ToolResult, TypedTool, Workspace
@@ -131,7 +131,7 @@ def check_negotiation_data(configurable: dict[str, Any]) -> None:
     cfg = negotiation_config(config)
     settings = settings_from_config(config)
     try:
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         frame, _ = load(workspace, resolve_dataset({}, settings, workspace))
     except (FileNotFoundError, PermissionError, OSError):
         return
@@ -215,7 +215,7 @@ def make_propose_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
     def propose(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         name = state["proposer"]
         settings, cfg = settings_from_config(config), negotiation_config(config)
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         dataset = resolve_dataset(state, settings, workspace)
         box = ProposalBox()
         tools = lambda _ctx: [ProposeThresholdTool(workspace, dataset, cfg.column, stances[name], box)]
@@ -277,7 +277,7 @@ def analyse_conflict(state: dict[str, Any], config: RunnableConfig) -> dict[str,
         return {"progress": [NodeProgress(node="analyse", status="completed", duration_s=elapsed(started),
                                           detail=detail).model_dump()]}
     settings, cfg = settings_from_config(config), negotiation_config(config)
-    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
     frame, _ = load(workspace, resolve_dataset(state, settings, workspace))
     conflict = build_conflict(proposals, pd.to_numeric(frame[cfg.column], errors="coerce").dropna())
     potential = cooperative_potential(game_of(conflict))  # solves the game only if it must (games.py)
@@ -448,7 +448,7 @@ def make_concede_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
         proposal = next(p for p in conflict.proposals if p.agent == name)
         positions, weights = dict(turn["positions"]), weights_of(conflict)
         settings, cfg = settings_from_config(config), negotiation_config(config)
-        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+        workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         dataset = resolve_dataset(state, settings, workspace)
         frame, _ = load(workspace, dataset)
         values = pd.to_numeric(frame[cfg.column], errors="coerce").dropna()

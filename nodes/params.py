@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from relaygraph.tools.declared import ROLES, Role, parse_roles
 
 
 class ParamError(ValueError):
@@ -30,6 +32,21 @@ class RunParams(BaseModel):
     dataset: str | None = Field(default=None, description="Dataset file inside the data directory.")
     max_steps: int | None = Field(default=None, ge=1, le=100, description="ReAct steps per agent.")
     max_retries: int | None = Field(default=None, ge=1, le=10, description="Attempts per agent node.")
+    roles: dict[str, Role] | None = Field(
+        default=None, description="Column roles that win over inferred ones: COLUMN:ROLE pairs, e.g. "
+        "balance_change:additive,store:identifier (a {column: role} mapping from Python).")
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _parse_roles(cls, value: Any) -> dict[str, Role] | None:
+        return parse_roles(value) or None
+
+
+def declared_roles(config: Mapping[str, Any] | None) -> dict[str, Role]:
+    """The run's declared column roles (``configurable.roles``), checked; ``{}`` when none.
+
+    Each node hands them to its :class:`~relaygraph.tools.Workspace`, so every tool honours them."""
+    return parse_roles(((config or {}).get("configurable") or {}).get("roles"))
 
 
 #: Set by the runner or dedicated options, never through --param.
@@ -39,6 +56,8 @@ RESERVED = frozenset({"thread_id", "checkpoint_id", "checkpoint_ns", "approve_be
 def allowed(schema: type[BaseModel], field: str) -> str:
     """What ``field`` accepts, in words (its choices or its range)."""
     info = schema.model_fields[field]
+    if field == "roles":
+        return f"COLUMN:ROLE pairs separated by commas, ROLE one of {', '.join(ROLES)}"
     choices = _choices(info.annotation)
     if choices:
         return "one or more of " + ", ".join(map(str, choices)) if _is_list(info.annotation) else (
@@ -67,7 +86,10 @@ def validate_params(schema: type[RunParams], values: dict[str, Any]) -> dict[str
     except ValidationError as exc:
         first = exc.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else "?"
-        raise ParamError(f"--param {key}={values.get(key)!r}: {first['msg'].rstrip('.')}; "
+        message = first["msg"].removeprefix("Value error, ").rstrip(".")
+        if key == "roles":  # its message already lists the roles (or the expected form)
+            raise ParamError(f"--param roles: {message}.") from None
+        raise ParamError(f"--param {key}={values.get(key)!r}: {message}; "
                          f"allowed: {allowed(schema, key)}.") from None
     return checked.model_dump(include=set(values), mode="json")
 

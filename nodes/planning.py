@@ -58,6 +58,7 @@ from relaygraph.nodes.agent import (
 )
 from relaygraph.nodes.contracts import AgentFailure, PlannedResult, PlanSummary
 from relaygraph.nodes.failures import Failure, agent_node, failed_nodes, recording_failures
+from relaygraph.nodes.params import declared_roles
 from relaygraph.nodes.results import extend_result, result_update, run_result
 from relaygraph.nodes.state import WorkflowState
 from relaygraph.observability import tracing
@@ -138,7 +139,7 @@ def _observation(text: Any) -> dict[str, Any]:
 def observe(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     """World facts from the profile and validation tools, run on the current dataset."""
     settings = settings_from_config(config)
-    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
     dataset = resolve_dataset(state, settings, workspace)
     profile_tool, validate_tool = build_tools(["profile_dataset", "validate_dataset"], workspace)
     with tracing.tracer().start_as_current_span("observe", attributes={"relaygraph.dataset": dataset}):
@@ -596,7 +597,7 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     context = dict(state.get("context") or {})
     rounds = list(state.get("critique") or [])
     settings = settings_from_config(config)
-    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config))
+    workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
     report_path = Path(str(context["report"]))
     if not report_path.is_absolute():
         report_path = workspace.resolve_output(report_path.name)

@@ -112,8 +112,10 @@ class ProfileDatasetTool(DataTool):
         date_col = frames.date_column(frame)
         column_roles = roles.infer_roles(frame)
         measures_found = [c for c, r in column_roles.items() if r.is_measure]
+        declared = [f"{c} {r.role.replace('_', '-')}" for c, r in column_roles.items() if r.declared]
         return tool_result(
-            f"{self.workspace.display(path)}: {md.plural(len(frame), 'row')} x {md.plural(len(frame.columns), 'column')}.",
+            f"{self.workspace.display(path)}: {md.plural(len(frame), 'row')} x {md.plural(len(frame.columns), 'column')}"
+            + (f"; roles declared, not inferred: {', '.join(declared)}." if declared else "."),
             dataset=self.workspace.display(path),
             rows=len(frame),
             columns=columns,
@@ -126,8 +128,10 @@ class ProfileDatasetTool(DataTool):
                 "non_additive": [c for c, r in column_roles.items() if r.role == "non_additive"],
                 "levels": [c for c, r in column_roles.items() if r.role == "level"],
             },
-            column_roles={c: {"role": r.role, "aggregate_with": r.rule, "why": r.reason}
+            column_roles={c: {"role": r.role, "aggregate_with": r.rule, "why": r.reason,
+                              "source": "declared" if r.declared else "inferred"}
                           for c, r in column_roles.items()},
+            declared_roles=sorted(c for c, r in column_roles.items() if r.declared),
             artifacts={"dataset": self.workspace.display(path)},
         )
 

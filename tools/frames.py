@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from relaygraph.tools.declared import ATTRS_KEY, check_columns
 from relaygraph.tools.result import ToolResult
 from relaygraph.tools.workspace import Workspace
 
@@ -126,7 +127,9 @@ def read_frame(path: Path) -> pd.DataFrame:
     empty, binary or not UTF-8 text raises :class:`DataFileError` naming it and the problem."""
     if path.suffix.lower() in PARQUET_SUFFIXES:
         try:
-            return pd.read_parquet(path)
+            frame = pd.read_parquet(path)
+            frame.attrs.pop(ATTRS_KEY, None)  # pandas stores attrs in Parquet: a run's roles are its own
+            return frame
         except (OSError, ValueError) as exc:
             if path.is_file() and path.stat().st_size == 0:
                 raise DataFileError(f"Data file {path.name} is empty (0 bytes).") from None
@@ -149,6 +152,9 @@ def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tu
     if frame.empty:  # a header without rows (or a cleaned file left with none): nothing to work on
         raise DataFileError(f"Data file {path.name} has {'columns' if len(frame.columns) else 'no columns'} "
                             "but no data rows; nothing to analyse.")
+    if workspace.roles:  # the run's declared column roles win over inference (tools/declared.py)
+        check_columns(workspace.roles, frame.columns, path.name)
+    frame.attrs[ATTRS_KEY] = dict(workspace.roles)
     if partition:
         frame = take_partition(frame, partition)
     return frame, path
@@ -190,21 +196,30 @@ def date_column(frame: pd.DataFrame) -> str | None:
     Columns named like dates are tried first; a sample of up to 200 values must parse at
     >= 90% (so free text, codes and ids are never mistaken for dates).
     """
-    for col in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[col]):
+    declared = frame.attrs.get(ATTRS_KEY) or {}  # a declared time column first; other declared roles never
+    for col in [c for c in frame.columns if declared.get(str(c)) == "time"]:
+        if pd.api.types.is_datetime64_any_dtype(frame[col]) or _parses_as_dates(frame[col]):
             return col
-    text = [c for c in frame.columns if is_text(frame[c])]
+    for col in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[col]) and str(col) not in declared:
+            return col
+    text = [c for c in frame.columns if is_text(frame[c]) and str(c) not in declared]
     named = [c for c in text if named_as_date(c)]
     for col in named + [c for c in text if c not in named]:
-        sample = frame[col].dropna().head(200).astype(str)
-        if sample.empty or not sample.str.contains(r"\d").all():
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-        if parsed.notna().mean() >= 0.9:
+        if _parses_as_dates(frame[col]):
             return col
     return None
+
+
+def _parses_as_dates(series: pd.Series) -> bool:
+    """A sample of up to 200 values, all with a digit, parses as dates at >= 90%."""
+    sample = series.dropna().head(200).astype(str)
+    if sample.empty or not sample.str.contains(r"\d").all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= 0.9)
 
 
 def categorical_columns(frame: pd.DataFrame, max_distinct: int = 50) -> list[str]:

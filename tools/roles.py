@@ -24,6 +24,8 @@ warehouses (``sum``), closing prices of several tickers do not (``mean``).
 
 The rules are a small, stated table rather than a library: no maintained package infers
 additivity from column names, and a reader must be able to check a role by reading this file.
+Where they guess wrong, a role the user declared (:mod:`relaygraph.tools.declared`) wins, and
+its reason says it was declared.
 """
 
 from __future__ import annotations
@@ -31,13 +33,16 @@ from __future__ import annotations
 import dataclasses
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import pandas as pd
 from relaygraph.tools import frames
+from relaygraph.tools.declared import ATTRS_KEY, ROLES, DeclaredRoleError, Role, check_columns, parse_roles
 
-Role = Literal["identifier", "category", "time", "additive", "non_additive", "level", "text"]
+__all__ = ["ROLES", "ColumnRole", "Role", "column_role", "declare", "declared_roles", "infer_roles", "role_of"]
+
 MEASURES: tuple[Role, ...] = ("additive", "non_additive", "level")
 
 IDENTIFIER_WORDS = {"id", "uuid", "guid", "sku", "code", "zip", "zipcode", "postcode", "ean", "isbn", "key"}
@@ -94,6 +99,7 @@ class ColumnRole:
     interval: bool = False  # a percentage change is meaningless (temperatures, coordinates)
     minimum: float | None = None  # a value below is invalid by the column's meaning
     maximum: float | None = None
+    declared: bool = False  # the user declared this role (it was not inferred)
 
     @property
     def rule(self) -> str:
@@ -174,7 +180,52 @@ def text_role(name: str, series: pd.Series, date_col: str | None) -> ColumnRole:
     return ColumnRole(name, "text", "many distinct text values")
 
 
+def declare(frame: pd.DataFrame, roles: Mapping[str, str] | str, dataset: str = "the dataset") -> pd.DataFrame:
+    """``frame`` with ``roles`` declared (they win over inference); an unknown column or role raises
+    :class:`~relaygraph.tools.declared.DeclaredRoleError` listing what exists. Returns the frame."""
+    checked = parse_roles(roles)
+    check_columns(checked, frame.columns, dataset)
+    frame.attrs[ATTRS_KEY] = checked
+    return frame
+
+
+def declared_roles(frame: pd.DataFrame) -> dict[str, Role]:
+    """The roles declared for ``frame`` (see :func:`declare`)."""
+    return dict(frame.attrs.get(ATTRS_KEY) or {})
+
+
+def declared_role(frame: pd.DataFrame, column: str, role: Role, date_col: str | None) -> ColumnRole:
+    """A declared role, with what its name still says (bounds, interval scale, how a level combines).
+
+    A measure must be numeric; a level needs a time column to order its readings — either
+    declaration is refused otherwise, with what to declare instead.
+    """
+    series = frame[column]
+    why = f"declared by the user (roles={column}:{role}), not inferred"
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    if role in MEASURES and not numeric:
+        raise DeclaredRoleError(f"roles declares {column!r} {role}, but it holds {series.dtype} values, not numbers; "
+                                "declare it category, identifier, time or text.")
+    if role == "level" and date_col is None:
+        raise DeclaredRoleError(f"roles declares {column!r} a level, but the dataset has no date column to order its "
+                                "readings (latest/first/change would be row order); declare it non_additive.")
+    if role not in MEASURES:
+        return ColumnRole(column, role, why, declared=True)
+    inferred = numeric_role(column, series)
+    present = set(words(column))
+    across: Literal["sum", "mean"] | None = None
+    if role == "level":
+        averaged = inferred.across == "mean" or bool(present & (NON_ADDITIVE_WORDS | LEVEL_AVERAGED))
+        across = "mean" if averaged else "sum"
+        why += f"; several series at one moment are {'averaged' if averaged else 'summed'}"
+    return ColumnRole(column, role, why, across, inferred.interval, inferred.minimum, inferred.maximum,
+                      declared=True)
+
+
 def column_role(frame: pd.DataFrame, column: str, date_col: str | None = None) -> ColumnRole:
+    declared = declared_roles(frame).get(str(column))
+    if declared is not None:
+        return declared_role(frame, column, declared, date_col)
     series = frame[column]
     if pd.api.types.is_datetime64_any_dtype(series):
         return ColumnRole(column, "time", "a date/time column")

@@ -7,10 +7,13 @@ configured data directory (read) and this run's output directory (read/write).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from relaygraph.config.ids import validate_thread_id
+from relaygraph.tools.declared import parse_roles
 
 DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -25,14 +28,18 @@ class Workspace:
 
     ``run_id`` is the thread id; one that is not a single safe path component (``..``, a
     separator, a control character) is refused with :class:`~relaygraph.config.ids.InvalidThreadId`.
+    ``roles`` are the run's declared column roles (``{column: role}`` or ``"col:role,..."``): every
+    dataset the tools load carries them, and they win over inferred roles.
     """
 
     data_dir: Path
     output_dir: Path
     run_id: str = "default"
+    roles: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         validate_thread_id(self.run_id)
+        object.__setattr__(self, "roles", MappingProxyType(parse_roles(self.roles)))
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
         object.__setattr__(self, "output_dir", Path(self.output_dir).expanduser().resolve())
 
