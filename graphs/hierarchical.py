@@ -185,7 +185,8 @@ def synthesis(state: dict[str, Any]) -> dict[str, Any]:
         for worker, answer in (report.get("answers") or {}).items():
             lines.append(f"  {worker}: {answer}")
     lines.append(f"overall quality {overall['score']:.2f} ({overall['grade']}); "
-                 f"{overall['delivered']}/{overall['planned']} teams delivered.")
+                 f"{overall['delivered']}/{overall['planned']} teams delivered"
+                 + (f" ({overall['partial']} partial)" if overall.get("partial") else "") + ".")
     return {"quality": {"overall": overall, "teams": {t: r.get("quality") for t, r in teams.items()}},
             "answers": {"synthesis": "\n".join(lines)}}
 

@@ -102,10 +102,17 @@ def grade(score: float) -> str:
 
 
 def level_quality(parts: dict[str, dict[str, Any]], planned: Sequence[str]) -> dict[str, Any]:
-    """One level's score: mean score of the parts that delivered × coverage of the plan."""
-    delivered = [p for p in parts.values() if p.get("status") in ("completed", "partial")]
-    coverage = len(delivered) / len(planned) if planned else 0.0
-    mean = sum(p["score"] for p in delivered) / len(delivered) if delivered else 0.0
+    """One level's score: mean score of the parts that delivered × coverage of the plan.
+
+    ``delivered`` counts only the parts that completed, the same rule as the run status and the
+    parallel graph's "N/M branches succeeded"; a partial part is counted apart (``partial``), so a
+    summary never calls a partial team delivered. Coverage (for the score) still credits a partial
+    part with what it did deliver.
+    """
+    done = [p for p in parts.values() if p.get("status") in ("completed", "partial")]
+    coverage = len(done) / len(planned) if planned else 0.0
+    mean = sum(p["score"] for p in done) / len(done) if done else 0.0
     score = round(mean * coverage, 3)
     return {"score": score, "grade": grade(score), "coverage": round(coverage, 3),
-            "delivered": len(delivered), "planned": len(planned)}
+            "delivered": sum(1 for p in done if p.get("status") == "completed"),
+            "partial": sum(1 for p in done if p.get("status") == "partial"), "planned": len(planned)}

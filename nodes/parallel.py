@@ -229,8 +229,9 @@ def report_lines(summary: dict[str, Any]) -> str:
         else:
             lines.append(f"✗ {branch_id}{where} failed: {slot.get('error')}")
     timings = summary["timings"]
+    partial = sum(1 for s in summary["branches"].values() if s.get("status") == "partial")
     lines.append(f"{summary['completed']}/{summary['total']} branches succeeded "
-                 f"({summary['success_rate']:.0%}); wall {timings['wall_s']:.2f}s, "
+                 f"({summary['success_rate']:.0%}" + (f", {partial} partial" if partial else "") + "); wall {timings['wall_s']:.2f}s, "
                  f"agent time {timings['busy_s']:.2f}s.")
     return "\n".join(lines)
 

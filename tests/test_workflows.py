@@ -288,6 +288,21 @@ def test_a_failed_worker_lowers_its_team_and_the_overall_quality(cast, invoke_co
     assert state["result"]["quality"]["overall"]["score"] == team["quality"]["score"]
 
 
+def test_a_partial_team_is_not_counted_as_delivered(cast, invoke_config) -> None:
+    # the summary's count follows the run status: a partial team is said to be partial
+    delegate(cast, {"quality": ["validation"], "customers": ["segments", "scores"]})
+    work(cast, "data validator", "customer segmenter")
+    cast.failures["record scorer"] = TimeoutError("scorer timed out")
+    state = compiled("relaygraph.graphs.hierarchical").invoke(
+        {"task": "Assess data quality and study the customers."}, invoke_config)
+    result = state["result"]
+    assert result["status"] == "partial" and result["teams"]["customers"]["status"] == "partial"
+    overall = result["quality"]["overall"]
+    assert (overall["delivered"], overall["partial"], overall["planned"]) == (1, 1, 2)
+    assert "1/2 teams delivered (1 partial)." in result["answer"]
+    assert "2/2 teams delivered" not in result["answer"]
+
+
 def test_fanout_beyond_the_limit_stops_the_supervisor_with_a_clear_error(cast, invoke_config) -> None:
     from relaygraph.nodes.hierarchy import DelegationLimitError
 
