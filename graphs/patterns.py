@@ -134,6 +134,7 @@ def parallel_team(
         summary = state.get("parallel") or {}
         extra = result_fields(state) if result_fields else {}
         return {"parallel": state.get("parallel"), "failed": summary.get("failed", {}),
+                "rejected": summary.get("rejected", {}),
                 "success_rate": summary.get("success_rate"), **extra}
 
     builder = StateGraph(state_schema, input_schema=input_schema)

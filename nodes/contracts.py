@@ -175,6 +175,8 @@ class ParallelSummary(BaseModel):
     failed: dict[str, str]
     success_rate: float
     timings: dict[str, Any]
+    #: branches a human rejected at their gate (never ran): neither completed nor failed
+    rejected: dict[str, str] = Field(default_factory=dict)
 
 
 class ParallelResult(RunResult):
@@ -182,6 +184,7 @@ class ParallelResult(RunResult):
 
     parallel: ParallelSummary | None = None  # None when the run ended before the fan-out
     failed: dict[str, str] = Field(default_factory=dict)
+    rejected: dict[str, str] = Field(default_factory=dict)  # branches rejected at their gate
     success_rate: float | None = None
 
 

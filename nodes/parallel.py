@@ -185,14 +185,15 @@ def make_branch_node(specs: dict[str, AgentSpec]) -> UpdateNode:
 def summarize_branches(branches: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Fan-in: per-branch results, per-specialist reduction, success rate and timings."""
     ok = {b: s for b, s in branches.items() if s.get("status") == "completed"}
-    bad = {b: s for b, s in branches.items() if s.get("status") != "completed"}
+    refused = {b: s for b, s in branches.items() if s.get("status") == "rejected"}  # a human said no: not a failure
+    bad = {b: s for b, s in branches.items() if s.get("status") not in ("completed", "rejected")}
     specialists: dict[str, dict[str, Any]] = {}
     for branch_id, slot in sorted(branches.items()):
         entry = specialists.setdefault(slot["specialist"], {"branches": [], "completed": 0, "partial": 0,
-                                                            "failed": 0, "rows_covered": 0})
+                                                            "failed": 0, "rejected": 0, "rows_covered": 0})
         entry["branches"].append(branch_id)
         status = slot.get("status")
-        entry[status if status in ("completed", "partial") else "failed"] += 1
+        entry[status if status in ("completed", "partial", "rejected") else "failed"] += 1
         rows = [f.get("rows") for f in (slot.get("tools") or {}).values() if isinstance(f.get("rows"), int)]
         entry["rows_covered"] += max(rows, default=0)  # partitions are disjoint: rows add up
     starts = [s["started_at"] for s in branches.values() if "started_at" in s]
@@ -206,6 +207,7 @@ def summarize_branches(branches: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "total": len(branches),
         "completed": len(ok),
         "failed": {b: s.get("error", "unknown") for b, s in sorted(bad.items())},
+        "rejected": {b: s.get("error", "rejected") for b, s in sorted(refused.items())},
         "success_rate": round(len(ok) / len(branches), 4) if branches else 0.0,
         "timings": {"wall_s": round(wall, 4), "busy_s": round(busy, 4),
                     "parallelism": round(busy / wall, 2) if wall else None,

@@ -149,4 +149,5 @@ def test_one_parallel_branch_is_gated_by_its_agent_name_through_langgraph_dev(la
         assert [(e["node"], e["outcome"], e["reason"]) for e in result["errors"]] == [
             ("validator", "rejected", "rejected before it ran: dev says so")]
         assert result["approvals"][0]["branch"] == "validator" and result["approvals"][0]["approved"] is False
+        assert result["failed"] == {} and list(result["rejected"]) == ["validator"]
         assert not any(s["agent"] == "validator" for s in done["steps"])  # never ran

@@ -413,6 +413,9 @@ def test_one_parallel_branch_is_gated_by_its_agent_name(cast, approved) -> None:
         (error,) = result["errors"]
         assert error["node"] == "validator" and "rejected before it ran: no validation today" in error["reason"]
         assert error["outcome"] == "rejected" and error["branch"] == "validator"
+        assert result["failed"] == {} and result["rejected"] == {"validator": "rejected before it ran: no validation today"}
+        assert result["parallel"]["specialists"]["validator"] | {"branches": None} == {
+            "branches": None, "completed": 0, "partial": 0, "failed": 0, "rejected": 1, "rows_covered": 0}
         assert [(p["node"], p["status"]) for p in done["progress"] if p["node"] == "validator"] == [
             ("validator", "rejected")]
         assert result["approvals"][0] | {"decided_at": None} == {
