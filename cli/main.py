@@ -49,12 +49,13 @@ from relaygraph.observability import tracing
 from relaygraph.observability.trace_export import latest_trace, span_tree
 from relaygraph.observability.trace_store import load_spans
 from relaygraph.providers import check_provider, provider_label
-from relaygraph.tools import Workspace
+from relaygraph.tools import PathNotAllowed, Workspace
 from relaygraph.tools import check_data_file as tools_check_data_file
 from relaygraph.tools.declared import DeclaredRoleError
 from relaygraph.tools.frames import read_frame
 from relaygraph.tools.roles import declare, infer_roles
 from relaygraph.tools.sample import SAMPLE_NAME, ensure_sample
+from relaygraph.tools.workspace import ELSEWHERE_HINT, dataset_name_problem
 from rich.console import Console
 from rich.markup import escape
 
@@ -129,12 +130,24 @@ def check_data_file(data: Path | None) -> None:
 
 
 def check_named_dataset(name: str | None, model: str | None) -> None:
-    """A dataset named by --input's ``data`` or ``--param dataset``: checked like --data when it
-    is a file in the data directory (other names are resolved, and refused, by the tools)."""
+    """A dataset named by --input's ``data`` or ``--param dataset``: the sandbox rule first — a name
+    that leaves the data directory (absolute, ``..``, a symlink out) is one line and exit 2, and
+    nothing outside is opened; then it is checked like --data when it is a file in the data
+    directory (other names are resolved by the tools, which list the available ones)."""
     if not name:
         return
-    candidate = get_settings(model=model).data_dir / name
-    if candidate.is_file():
+    settings = get_settings(model=model)
+    workspace = Workspace(settings.data_dir, settings.output_dir)
+    refused = UsageError(f"Refused dataset {name!r}: it is outside the data directory {workspace.data_dir}; "
+                         f"give a file name inside it, or {ELSEWHERE_HINT}.")
+    if dataset_name_problem(name):
+        raise refused
+    try:
+        candidates = workspace.confine(name)
+    except PathNotAllowed:
+        raise refused from None
+    candidate = next((c for c in candidates[-2:] if c.is_file()), None)  # data dir, then outputs (never a run folder)
+    if candidate is not None:
         tools_check_data_file(candidate)
 
 
@@ -217,9 +230,10 @@ def run(
     graph_input = load_input(task, input_file, data, getattr(module, "DEFAULT_TASK", "Analyse the dataset."))
     thread = thread_id or runner.new_thread_id()
     schema = getattr(module, "PARAMS", RunParams)
-    checked_params = validate_params(schema, cli_threads.parse_params(params))  # before the data file is staged
-    if data is None:
-        check_named_dataset(graph_input.get("data") or checked_params.get("dataset"), model)
+    raw_params = cli_threads.parse_params(params)
+    if data is None:  # the sandbox rule before anything else reads the name
+        check_named_dataset(graph_input.get("data") or raw_params.get("dataset"), model)
+    checked_params = validate_params(schema, raw_params)  # before the data file is staged
     check_declared_roles(checked_params.get("roles"), data, graph_input.get("data") or checked_params.get("dataset"),
                          model)
     if thread_id is not None:  # a used thread is continued with resume, never silently re-fed

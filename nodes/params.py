@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from relaygraph.tools.declared import ROLES, Role, parse_roles
+from relaygraph.tools.workspace import dataset_name_problem
 
 
 class ParamError(ValueError):
@@ -35,6 +36,14 @@ class RunParams(BaseModel):
     roles: dict[str, Role] | None = Field(
         default=None, description="Column roles that win over inferred ones: COLUMN:ROLE pairs, e.g. "
         "balance_change:additive,store:identifier (a {column: role} mapping from Python).")
+
+    @field_validator("dataset")
+    @classmethod
+    def _inside_data_dir(cls, value: str | None) -> str | None:
+        problem = dataset_name_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("roles", mode="before")
     @classmethod

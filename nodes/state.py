@@ -10,8 +10,9 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from relaygraph.nodes.contracts import AgentStep, NodeProgress
+from relaygraph.tools.workspace import dataset_name_problem
 
 __all__ = ["AgentStep", "NodeProgress", "RunInput", "WorkflowState", "merge_dicts"]
 
@@ -60,3 +61,12 @@ class RunInput(BaseModel):
     task: str = Field(min_length=1, description="What the team of agents should do.")
     data: str | None = Field(default=None, description="Dataset file inside the data directory.")
     context: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("data")
+    @classmethod
+    def _inside_data_dir(cls, value: str | None) -> str | None:
+        """Python and ``langgraph dev`` callers get the CLI's sandbox rule before any node runs."""
+        problem = dataset_name_problem(value)
+        if problem:
+            raise ValueError(f"data {problem}")
+        return value

@@ -193,3 +193,47 @@ def test_a_refused_path_is_exit_2_before_any_work(tmp_path, isolated_env) -> Non
     assert "does not resolve inside" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not any(elsewhere.iterdir())
     assert "No threads" in cli.invoke(app, ["threads"]).stdout  # no checkpoint was written
+
+
+@pytest.mark.parametrize("how", ["relative", "absolute", "absolute-unparseable", "symlink", "input"])
+def test_a_dataset_outside_the_data_dir_is_refused_up_front_without_opening_it(
+        tmp_path, isolated_env, monkeypatch, how) -> None:
+    """The sandbox rule comes first: exit 2, one line naming the data directory and --data, no
+    thread, and the outside file is never opened or parsed (it may be anything, e.g. /etc/passwd)."""
+    import relaygraph.cli.main as cli_main
+
+    outside = tmp_path / "outside.csv"
+    outside.write_text("a,b\n1,2\n" if how != "absolute-unparseable" else "root:x:0:0\na b c d\n", encoding="utf-8")
+    isolated_env["data"].mkdir(parents=True)
+    opened: list[Path] = []
+    monkeypatch.setattr(cli_main, "tools_check_data_file", lambda path: opened.append(Path(path)))
+    name = {"relative": "../outside.csv", "absolute": str(outside), "absolute-unparseable": str(outside),
+            "symlink": "link.csv", "input": "../outside.csv"}[how]
+    if how == "symlink":
+        (isolated_env["data"] / "link.csv").symlink_to(outside)
+    if how == "input":
+        spec = tmp_path / "in.json"
+        spec.write_text(json.dumps({"task": "t", "data": name}), encoding="utf-8")
+        args = ["--input", str(spec)]
+    else:
+        args = ["--param", f"dataset={name}"]
+    result = cli.invoke(app, ["run", "sequential", *args])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1, line
+    assert "--data FILE" in line and ("outside the data directory" in line), line
+    assert opened == []
+    assert_no_work_done(isolated_env)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "~/x.csv", "a/../../x.csv"])
+def test_python_callers_get_the_same_rule_from_the_input_and_param_models(name) -> None:
+    from pydantic import ValidationError
+    from relaygraph.nodes.params import ParamError, RunParams, validate_params
+    from relaygraph.nodes.state import RunInput
+
+    with pytest.raises(ValidationError, match="outside the data directory"):
+        RunInput.model_validate({"task": "t", "data": name})
+    with pytest.raises(ParamError, match="outside the data directory"):
+        validate_params(RunParams, {"dataset": name})
+    assert RunInput.model_validate({"task": "t", "data": "sub/../in.csv"}).data == "sub/../in.csv"

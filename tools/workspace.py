@@ -7,9 +7,10 @@ configured data directory (read) and this run's output directory (read/write).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import MappingProxyType
 
 from relaygraph.config.ids import validate_thread_id
@@ -20,6 +21,27 @@ DATA_SUFFIXES = (".csv", ".parquet", ".pq")
 
 class PathNotAllowed(ValueError):
     """A tool was asked to touch a path outside the data/output directories."""
+
+
+#: Said wherever a dataset name is refused up front: how to analyse a file that lives elsewhere.
+ELSEWHERE_HINT = "to analyse a file elsewhere, pass it with --data FILE (it is copied into the run's folder)"
+
+
+def dataset_name_problem(name: str | None) -> str | None:
+    """Why ``name`` cannot name a dataset, judged on the name alone (no file system, nothing
+    opened); ``None`` when it may. A dataset named in a run's input or ``configurable`` is a path
+    *relative to the data directory*: an absolute path, ``~`` or a ``..`` part would leave it, so
+    the input and param models refuse it (the tools would refuse it later)."""
+    if name is None:
+        return None
+    raw = str(name).strip()
+    if not raw:
+        return "is empty: give a CSV/Parquet file name from the data directory"
+    pure = PurePath(raw)
+    if pure.is_absolute() or raw.startswith("~") or PurePath(os.path.normpath(raw)).parts[:1] == ("..",):
+        return (f"{raw!r} is outside the data directory: give a file name relative to it (RELAYGRAPH_DATA_DIR); "
+                + ELSEWHERE_HINT)
+    return None
 
 
 @dataclass(frozen=True)
@@ -55,18 +77,28 @@ class Workspace:
     def _inside(self, path: Path) -> bool:
         return path.is_relative_to(self.data_dir) or path.is_relative_to(self.output_dir)
 
-    def resolve_input(self, name: str) -> Path:
-        """A readable data file: relative names are looked up in the run folder, then data_dir."""
+    def confine(self, name: str) -> list[Path]:
+        """Where ``name`` may be found, each resolved inside the sandbox — else :class:`PathNotAllowed`.
+
+        Only resolves paths (symlinks included); never opens or creates anything, so the CLI can
+        apply the sandbox rule before any work and before any file outside it is read."""
         if not name or not str(name).strip():
             raise PathNotAllowed("No dataset path given: pass a CSV/Parquet file name from the data directory.")
         raw = Path(str(name).strip()).expanduser()
-        candidates = [raw] if raw.is_absolute() else [self.run_dir / raw, self.data_dir / raw, self.output_dir / raw]
-        for candidate in candidates:
-            resolved = candidate.resolve()
-            if not self._inside(resolved):
-                raise PathNotAllowed(
-                    f"Refused path {name!r}: tools may only read inside {self.data_dir} or {self.output_dir}."
-                )
+        run_dir = self.output_dir / self.run_id
+        candidates = [raw] if raw.is_absolute() else [run_dir / raw, self.data_dir / raw, self.output_dir / raw]
+        resolved = [c.resolve() for c in candidates]
+        if not all(self._inside(r) for r in resolved):
+            raise PathNotAllowed(
+                f"Refused path {name!r}: tools may only read inside {self.data_dir} or {self.output_dir}."
+            )
+        return resolved
+
+    def resolve_input(self, name: str) -> Path:
+        """A readable data file: relative names are looked up in the run folder, then data_dir."""
+        candidates = self.confine(name)
+        self.run_dir  # noqa: B018 - created on first use, as before
+        for resolved in candidates:
             if resolved.is_file():
                 if resolved.suffix.lower() not in DATA_SUFFIXES:
                     raise PathNotAllowed(f"{name!r} is not a CSV or Parquet file.")
