@@ -11,8 +11,10 @@ follows the checkpoints to any database the saver supports:
 
 A voter's reputation is the sum of its rows (:func:`load_records`), read when a run plans
 and written when it finalizes. Writes replace the thread's rows, so a run that finalizes
-again after a crash (or a resume) counts once. The store is per database: a fresh
-checkpoint database starts every voter at the neutral score.
+again after a crash (or a resume) counts once — and so does a write retried after a lost
+connection (:meth:`~relaygraph.config.stores.SideTables.transaction`), even one lost at COMMIT
+that had committed. The store is per database: a fresh checkpoint database starts every voter
+at the neutral score.
 """
 
 from __future__ import annotations
@@ -45,15 +47,14 @@ CONSENSUS_MIGRATIONS = MigrationSet("relaygraph_consensus", [create_tables(voter
 
 _TABLES = SideTables(CONSENSUS_MIGRATIONS)
 engine_for = _TABLES.engine
-_write = _TABLES.write
 
 
 def load_records(target: Any, voters: list[str]) -> dict[str, tuple[int, int]]:
     """Per voter with any history: (agreed, counted) summed over every recorded run."""
     query = (sa.select(voter_records.c.voter, sa.func.sum(voter_records.c.agreed), sa.func.sum(voter_records.c.counted))
              .where(voter_records.c.voter.in_(voters)).group_by(voter_records.c.voter))
-    with engine_for(target).connect() as conn:
-        return {voter: (int(agreed), int(counted)) for voter, agreed, counted in conn.execute(query)}
+    return _TABLES.read(target, "a voter-record read", lambda conn: {
+        voter: (int(agreed), int(counted)) for voter, agreed, counted in conn.execute(query)})
 
 
 def record_run(target: Any, *, thread_id: str, mode: str, question: str, decision: str | None,
@@ -64,10 +65,13 @@ def record_run(target: Any, *, thread_id: str, mode: str, question: str, decisio
     rows = [{"thread_id": thread_id, "voter": voter, "mode": mode, "question": question, "decision": decision,
              "choice": row.get("choice"), "suspected": bool(row["suspected"]), "agreed": int(row["agreed"]),
              "counted": int(row["counted"]), "recorded_at": now} for voter, row in voters.items()]
-    with _write(target) as conn:
+
+    def replace(conn: sa.Connection) -> None:
         conn.execute(voter_records.delete().where(voter_records.c.thread_id == thread_id))
         if rows:
             conn.execute(voter_records.insert(), rows)
+
+    _TABLES.transaction(target, "a voter-record write", replace)
 
 
 def history(target: Any, voter: str | None = None) -> list[dict[str, Any]]:
@@ -76,5 +80,4 @@ def history(target: Any, voter: str | None = None) -> list[dict[str, Any]]:
                                               voter_records.c.voter)
     if voter is not None:
         query = query.where(voter_records.c.voter == voter)
-    with engine_for(target).connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+    return _TABLES.read(target, "a voter-record read", lambda conn: [dict(r) for r in conn.execute(query).mappings()])

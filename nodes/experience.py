@@ -4,7 +4,9 @@ Its table is created and upgraded through the saver's named migration sets
 (:data:`EXPERIENCE_MIGRATIONS`, version table ``relaygraph_experience_migrations``), so it
 follows the checkpoints to any database the saver supports. Each store (one per task type by
 default) is bounded: when it passes 1,000 rows it is trimmed to the newest 800. A run is
-recorded once per thread (a resumed run replaces its earlier row).
+recorded once per thread (a resumed run replaces its earlier row), so a write retried after a
+lost connection (:meth:`~relaygraph.config.stores.SideTables.transaction`), even one lost at a
+COMMIT that went through, leaves one row too.
 """
 
 from __future__ import annotations
@@ -36,8 +38,7 @@ experiences = sa.Table(
 EXPERIENCE_MIGRATIONS = MigrationSet("relaygraph_experience", [create_tables(experiences)])
 
 _TABLES = SideTables(EXPERIENCE_MIGRATIONS)
-_engine = _TABLES.engine
-_begin = _TABLES.write  # writes queue like the saver's (BEGIN IMMEDIATE on SQLite)
+engine_for = _TABLES.engine
 
 
 def record(url: Any, experience: Experience, *, store: str | None = None) -> int:
@@ -45,7 +46,8 @@ def record(url: Any, experience: Experience, *, store: str | None = None) -> int
     ``url``: a database URL or the run's saver (see :func:`store_for`)."""
     name = store or experience.task_type
     experience = experience.model_copy(update={"recorded_at": experience.recorded_at or time.time()})
-    with _begin(url) as conn:
+
+    def replace(conn: sa.Connection) -> int:
         conn.execute(experiences.delete().where(experiences.c.store == name,
                                                 experiences.c.thread_id == experience.thread_id))
         conn.execute(experiences.insert(), {
@@ -61,18 +63,20 @@ def record(url: Any, experience: Experience, *, store: str | None = None) -> int
             size = len(kept)
         return int(size)
 
+    return _TABLES.transaction(url, "an experience-store write", replace)
+
 
 def load(url: Any, store: str) -> list[Experience]:
     """A store's experiences, oldest first."""
-    with _begin(url) as conn:
-        rows = conn.execute(sa.select(experiences.c.record).where(experiences.c.store == store)
-                            .order_by(experiences.c.recorded_at, experiences.c.id)).all()
+    query = (sa.select(experiences.c.record).where(experiences.c.store == store)
+             .order_by(experiences.c.recorded_at, experiences.c.id))
+    rows = _TABLES.read(url, "an experience-store read", lambda conn: conn.execute(query).all())
     return [Experience.model_validate_json(r[0]) for r in rows]
 
 
 def stores(url: Any) -> dict[str, int]:
-    with _begin(url) as conn:
-        rows = conn.execute(sa.select(experiences.c.store, sa.func.count()).group_by(experiences.c.store)).all()
+    query = sa.select(experiences.c.store, sa.func.count()).group_by(experiences.c.store)
+    rows = _TABLES.read(url, "an experience-store read", lambda conn: conn.execute(query).all())
     return {r[0]: int(r[1]) for r in rows}
 
 

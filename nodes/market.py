@@ -702,9 +702,8 @@ def make_settle_node() -> UpdateNode:
             store(config, settings), thread_id=thread_id(config), task_id=task.id, round=contract.round,
             kind=cfg.auction, outcome="awarded", winner=contract.winner, price=contract.price,
             bids={k: v for k, v in story["bids"].items() if v is not None}, duration_s=duration,
-            settlement=settlement.status, breach=settlement.breach)
-        market_store.save_reputation(store(config, settings), contract.winner, settlement.reputation_after,
-                                     breach=settlement.status == "breach" and settlement.cause != "data")
+            settlement=settlement.status, breach=settlement.breach, reputation_after=settlement.reputation_after,
+            counted_breach=settlement.status == "breach" and settlement.cause != "data")
         update: dict[str, Any] = {"rounds": [*entry.get("rounds", []), story], "pending": None}
         ledger: dict[str, Any] = {"reputation": reputation}
         if settlement.status == "paid":

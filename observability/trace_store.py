@@ -11,23 +11,29 @@ in-process lock as the saver's commits) and its migrations (the named set ``rela
 version table ``relaygraph_spans_migrations``). Spans are found by thread: a run's root and
 node spans carry ``relaygraph.thread_id``; every span of those traces (agents, LLM and tool
 calls) belongs to the thread. Writes happen on the batch processor's thread, off the run's path.
+
+A lost connection is retried like every store beside the checkpoints
+(:class:`~relaygraph.config.stores.SideTables`: the saver's ``RetryPolicy``, bound
+``RELAYGRAPH_DB_RECONNECT_S``, per outage). A batch is inserted only where its spans are not
+stored yet, so a retry after a connection lost at a COMMIT that went through stores each span
+once. Past the bound a batch is dropped with a warning (tracing never stops a run; the run's own
+writes stop it); reads (``relaygraph traces``) raise ``ConnectionLostError``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
-from langgraph.checkpoint.sqlalchemy.engines import WRITE_OPTION, make_engine, sqlite_write_lock
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 from pydantic import BaseModel, Field
+from relaygraph.config.stores import SideTables
 from relaygraph.observability.semconv import THREAD_ID
 
 logger = logging.getLogger(__name__)
@@ -100,27 +106,17 @@ class StoredSpan(BaseModel):
         return (self.end_ns - self.start_ns) / 1e6
 
 
-_engines: dict[str, sa.Engine] = {}
-_engines_lock = threading.Lock()
+_TABLES = SideTables(SPANS)
 
 
 def engine_for(url: str) -> sa.Engine:
     """One engine per database, made by the saver's ``make_engine``; the span tables are
     migrated on first use."""
-    with _engines_lock:
-        engine = _engines.get(url)
-        if engine is None:
-            engine = make_engine(url, pool_pre_ping=True)
-            SPANS.apply(engine)
-            _engines[url] = engine
-        return engine
+    return _TABLES.engine(url)
 
 
 def dispose_engines() -> None:
-    with _engines_lock:
-        for engine in _engines.values():
-            engine.dispose()
-        _engines.clear()
+    _TABLES.dispose()
 
 
 def _row(span: ReadableSpan) -> dict[str, Any]:
@@ -156,33 +152,35 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else str(value)
 
 
+def _insert_missing(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert the spans not stored yet: running it again (a retried batch) stores nothing twice."""
+    traces = {r["trace_id"] for r in rows}
+    stored = set(conn.execute(sa.select(spans_table.c.trace_id, spans_table.c.span_id)
+                              .where(spans_table.c.trace_id.in_(traces))).tuples())
+    missing = [r for r in rows if (r["trace_id"], r["span_id"]) not in stored]
+    if missing:
+        conn.execute(sa.insert(spans_table), missing)
+
+
 class SpanStoreExporter(SpanExporter):
     """Writes finished spans into ``relaygraph_spans`` (use behind a BatchSpanProcessor)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._engine: sa.Engine | None = None
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
             return SpanExportResult.SUCCESS
         try:
-            self._engine = self._engine or engine_for(self.url)
             rows = [_row(s) for s in spans]
-            writer = self._engine.execution_options(**{WRITE_OPTION: True})
-            if self._engine.dialect.name == "sqlite":  # queue behind the saver's commits, not SQLite's busy loop
-                with sqlite_write_lock(self._engine.url), writer.begin() as conn:
-                    conn.execute(sa.insert(spans_table), rows)
-            else:
-                with writer.begin() as conn:
-                    conn.execute(sa.insert(spans_table), rows)
+            _TABLES.transaction(self.url, "a span-store write", lambda conn: _insert_missing(conn, rows))
         except Exception as exc:  # noqa: BLE001 - tracing must never break a run
             logger.warning("could not store %d spans in %s: %s", len(spans), self.url, exc)
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        self._engine = None
+        pass
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
@@ -190,13 +188,12 @@ class SpanStoreExporter(SpanExporter):
 
 def load_spans(url: str, thread_id: str, *, trace_id: str | None = None) -> list[StoredSpan]:
     """Every span of every run on ``thread_id`` (or of one trace), oldest first."""
-    engine = engine_for(url)
     traces = sa.select(spans_table.c.trace_id).where(spans_table.c.thread_id == thread_id).distinct()
     query = sa.select(spans_table).where(spans_table.c.trace_id.in_(traces))
     if trace_id is not None:
         query = query.where(spans_table.c.trace_id == trace_id)
-    with engine.connect() as conn:
-        rows = conn.execute(query.order_by(spans_table.c.start_ns)).mappings().all()
+    query = query.order_by(spans_table.c.start_ns)
+    rows = _TABLES.read(url, "a span-store read", lambda conn: conn.execute(query).mappings().all())
     return [_stored(row) for row in rows]
 
 
@@ -208,7 +205,5 @@ def _stored(row: Any) -> StoredSpan:
 
 def thread_ids(url: str) -> list[str]:
     """Threads with stored spans (for error messages that say what exists)."""
-    with engine_for(url).connect() as conn:
-        rows = conn.execute(sa.select(spans_table.c.thread_id).where(spans_table.c.thread_id.is_not(None))
-                            .distinct()).scalars().all()
-    return sorted(rows)
+    query = sa.select(spans_table.c.thread_id).where(spans_table.c.thread_id.is_not(None)).distinct()
+    return sorted(_TABLES.read(url, "a span-store read", lambda conn: conn.execute(query).scalars().all()))

@@ -362,12 +362,14 @@ def test_agents_locked_out_by_reputation_are_named_shown_and_can_be_reset(sample
 
     from relaygraph.cli.main import app
     from relaygraph.config.settings import get_settings
-    from relaygraph.nodes.market_store import load_reputation, save_reputation
+    from relaygraph.nodes.market_store import load_reputation, record_auction
     from typer.testing import CliRunner
 
     db = get_settings().checkpoint_db
     for name, value in {"ana": 0.2, "ben": 0.1, "dee": 0.25}.items():  # validation bidders after late breaches
-        save_reputation(db, name, value, breach=True)
+        record_auction(db, thread_id="earlier", task_id=f"t-{name}", round=1, kind="sealed", outcome="awarded",
+                       winner=name, price=1.0, bids={name: 1.0}, duration_s=0.1, settlement="breach",
+                       breach="late", reputation_after=value, counted_breach=True)
     locked = run(invoke_config, tasks=1)
     reason = locked["result"]["market"]["tasks"]["t1"]["reason"]
     assert "excluded by reputation below min_reputation 0.3: ana 0.2, ben 0.1, dee 0.25" in reason
