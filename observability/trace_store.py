@@ -155,8 +155,8 @@ def _jsonable(value: Any) -> Any:
 def _insert_missing(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     """Insert the spans not stored yet: running it again (a retried batch) stores nothing twice."""
     traces = {r["trace_id"] for r in rows}
-    stored = set(conn.execute(sa.select(spans_table.c.trace_id, spans_table.c.span_id)
-                              .where(spans_table.c.trace_id.in_(traces))).tuples())
+    stored = {(t, s) for t, s in conn.execute(sa.select(spans_table.c.trace_id, spans_table.c.span_id)
+                                               .where(spans_table.c.trace_id.in_(traces)))}
     missing = [r for r in rows if (r["trace_id"], r["span_id"]) not in stored]
     if missing:
         conn.execute(sa.insert(spans_table), missing)
