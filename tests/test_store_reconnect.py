@@ -92,9 +92,10 @@ def _spans(i: int) -> list[Any]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span(f"invoke_workflow t{i}", attributes={"relaygraph.thread_id": f"t{i}"}):
-        with tracer.start_as_current_span("node first", attributes={"relaygraph.thread_id": f"t{i}"}):
-            pass
+    thread = {"relaygraph.thread_id": f"t{i}"}
+    with (tracer.start_as_current_span(f"invoke_workflow t{i}", attributes=thread),
+          tracer.start_as_current_span("node first", attributes=thread)):
+        pass
     provider.shutdown()
     return list(memory.get_finished_spans())
 
@@ -225,11 +226,15 @@ def test_connections_terminated_again_and_again_for_seconds_lose_nothing(
     outage: Outage, monkeypatch: pytest.MonkeyPatch, store: Store
 ) -> None:
     """Repeatedly: a background thread terminates the user's connections every 50 ms for 1.5 s
-    while the store is written and read back; every write is there, none twice."""
+    while the store is written and read back (and every other write's first connection is
+    terminated after its pre-ping, so some statements surely meet one); every write is there,
+    none twice."""
     with opened(store, outage, monkeypatch) as target:
-        i = 0
+        i, engine = 0, store.engine(target)
         with outage.killing(seconds=1.5, every_s=0.05, at_least=3) as killer:
             while killer.is_alive() or i < 3:
+                if i % 2 == 0:
+                    outage.kill_on_checkout(engine)
                 store.write(target, i)
                 i += 1
                 store.check(target, i)
@@ -304,9 +309,8 @@ def test_cli_run_stopped_by_an_outage_in_a_store_write_exits_75_and_resume_recor
     """The database goes away, for longer than the bound, just as a consensus run records its
     voters' track records: exit 75 and one line naming ``relaygraph resume``; resume finishes the
     run and the records are there once."""
-    from typer.testing import CliRunner
-
     from relaygraph.cli.main import app
+    from typer.testing import CliRunner
 
     monkeypatch.setenv("RELAYGRAPH_DB_RECONNECT_S", "1")
     original = consensus_store.record_run
