@@ -1,7 +1,11 @@
 """An approval gate on a graph's very first node (issue 10, §3): the run pauses before it, only an
 answer gets past it — also from Python and ``langgraph dev`` calls that forget ``approve_before``
 (the gate is not yet recorded in the state when the first node has not run) — and
-``resume --approve|--reject`` continues."""
+``resume --approve|--reject`` continues.
+
+Every agent call is scripted (the strict ``cast`` double): a rejected run must not call any
+agent (an unscripted call fails the test), an approved one answers at once — the gate is what
+is tested, not the offline policy."""
 
 from __future__ import annotations
 
@@ -23,13 +27,22 @@ FIRST = {"auction": "announce", "consensus": "plan", "handoff": "triage", "hiera
          "negotiation": "propose", "parallel": "prepare", "planned": "observe", "sequential": "extract"}
 
 
+SEQUENTIAL = ("data extractor", "data cleaner", "data analyst", "report writer")
+
+
+def answers_at_once(cast, *roles: str) -> None:
+    cast.scripts.update({role: [("final", "done")] for role in roles})
+
+
 def builder(graph: str):
     return importlib.import_module(f"relaygraph.graphs.{graph}").build_graph()
 
 
 @pytest.mark.parametrize(("graph", "answer"), [*((g, "--reject") for g in sorted(FIRST)),
                                               ("sequential", "--approve")])
-def test_cli_gate_on_the_first_node_pauses_and_the_answer_continues(graph, answer, isolated_env) -> None:
+def test_cli_gate_on_the_first_node_pauses_and_the_answer_continues(graph, answer, isolated_env, cast) -> None:
+    if answer == "--approve":
+        answers_at_once(cast, *SEQUENTIAL)
     first = FIRST[graph]
     starts = {dst for src, dst in builder(graph).edges if src == START}
     assert starts in ({first}, set())  # the table is right (set(): a router at START, negotiation)
@@ -48,7 +61,8 @@ def test_cli_gate_on_the_first_node_pauses_and_the_answer_continues(graph, answe
     assert "interrupts" not in final
 
 
-def test_python_call_without_approve_before_cannot_pass_a_first_node_gate(isolated_env) -> None:
+def test_python_call_without_approve_before_cannot_pass_a_first_node_gate(isolated_env, cast) -> None:
+    answers_at_once(cast, *SEQUENTIAL)
     with open_checkpointer() as saver:
         graph = builder("sequential").compile(checkpointer=saver)
         graph.invoke({"task": "Analyse."}, {"configurable": {"thread_id": "py", "approve_before": ["extract"]}})
@@ -61,7 +75,7 @@ def test_python_call_without_approve_before_cannot_pass_a_first_node_gate(isolat
         assert [(a["node"], a["comment"]) for a in state["approvals"]] == [("extract", "ok")]
 
 
-def test_async_call_without_approve_before_cannot_pass_a_first_node_gate(isolated_env) -> None:
+def test_async_call_without_approve_before_cannot_pass_a_first_node_gate(isolated_env, cast) -> None:
     """``langgraph dev`` runs with ``ainvoke`` and an async saver; a run with input null on the
     paused thread stays paused."""
 
@@ -81,7 +95,7 @@ def test_async_call_without_approve_before_cannot_pass_a_first_node_gate(isolate
     asyncio.run(scenario())
 
 
-def test_a_new_input_on_a_thread_paused_before_its_first_node_stops_there_again(isolated_env) -> None:
+def test_a_new_input_on_a_thread_paused_before_its_first_node_stops_there_again(isolated_env, cast) -> None:
     """LangGraph starts a new run from a new input and drops the pending interrupt; the gate it
     stood at still holds, as gates recorded in the state do for later nodes."""
     with open_checkpointer() as saver:
@@ -96,3 +110,5 @@ def test_a_new_input_on_a_thread_paused_before_its_first_node_stops_there_again(
         # answered: a further new input is not stopped by that (answered) gate again
         state = graph.invoke({"task": "Analyse again."}, bare)
         assert "__interrupt__" not in state
+        # ... nor does it run any agent (no call is scripted): the thread still holds the rejection
+        assert state["result"]["status"] == "rejected" and not state.get("steps")

@@ -75,9 +75,13 @@ def assert_one_rooted_trace(finished: Any, graph_name: str) -> Any:
 
 
 @pytest.mark.parametrize("graph_name", sorted(GRAPHS))
-def test_every_graph_run_is_one_trace_rooted_at_its_run_span_with_nodes_agents_steps_and_calls(
+def test_every_graph_run_is_one_rooted_trace_of_nodes_agents_steps_and_calls_at_their_checkpoints_smoke_offline_policy(
     spans, graph_name: str
 ) -> None:
+    """Every registered graph on the offline provider end to end (no per-graph script): the tree
+    is checked against the run's own progress, steps and checkpoints, not against literals.
+
+    Node spans carry the checkpoint they started from and the one their step produced."""
     module = importlib.import_module(GRAPHS[graph_name])
     graph, config, outcome = run_graph(module.build_graph(), graph_name,
                                        {"task": getattr(module, "DEFAULT_TASK", "Analyse the dataset.")})
@@ -98,8 +102,9 @@ def test_every_graph_run_is_one_trace_rooted_at_its_run_span_with_nodes_agents_s
     # Agents sit in nodes, steps in agents, LLM and tool calls in steps.
     for agent in named(finished, "invoke_agent "):
         parent = parent_of(agent, index)
-        # the planned graph groups agents under its own spans (a plan's "task X", the report's "critique")
-        while parent.name.startswith(("task ", "critique")):
+        # graphs group agents under their own spans: the planned graph's "task X" and "critique", the
+        # auction's "bid ana" and "execute t1", the mediator's "conflict.resolve"
+        while parent.name.startswith(("task ", "critique", "bid ", "execute ", "conflict.resolve")):
             parent = parent_of(parent, index)
         assert parent.name.startswith("node "), (agent.name, parent.name)
     for step in named(finished, "react_step "):
@@ -109,16 +114,8 @@ def test_every_graph_run_is_one_trace_rooted_at_its_run_span_with_nodes_agents_s
     steps = outcome.values.get("steps") or []
     assert len(named(finished, "react_step ")) >= len(steps) > 0
 
-
-@pytest.mark.parametrize("graph_name", sorted(GRAPHS))
-def test_node_spans_carry_the_checkpoint_they_started_from_and_the_one_their_step_produced(
-    spans, graph_name: str
-) -> None:
-    module = importlib.import_module(GRAPHS[graph_name])
-    graph, config, _ = run_graph(module.build_graph(), graph_name,
-                                 {"task": getattr(module, "DEFAULT_TASK", "Analyse the dataset.")})
     history = {s.config["configurable"]["checkpoint_id"]: s for s in graph.get_state_history(config)}
-    top_level = [s for s in named(spans.get_finished_spans(), "node ")
+    top_level = [s for s in named(finished, "node ")
                  if "|" not in s.attributes["langgraph.checkpoint.ns"] and s.status.status_code != StatusCode.ERROR]
     assert top_level
     assert_node_checkpoints(top_level, history)
@@ -135,9 +132,10 @@ def assert_node_checkpoints(node_spans: Any, history: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("graph_name", sorted(GRAPHS))
-def test_plain_invoke_with_relaygraphs_saver_also_links_nodes_to_their_checkpoints(spans, graph_name: str) -> None:
+def test_plain_invoke_with_relaygraphs_saver_also_links_nodes_to_their_checkpoints_smoke_offline_policy(
+        spans, graph_name: str) -> None:
     """No runner, no checkpoint stream (as under `langgraph dev`): the saver reports what it
-    stores to the listener it was handed."""
+    stores to the listener it was handed. Every graph, on the offline provider (no per-graph script)."""
     from relaygraph.config.checkpointing import open_checkpointer
 
     module = importlib.import_module(GRAPHS[graph_name])
@@ -184,7 +182,11 @@ def _assert_siblings(branches: list[Any], index: dict[int, Any]) -> None:
         assert named(own, "invoke_agent "), "each branch holds its own agent"
 
 
-def test_send_branches_are_sibling_spans_under_the_run_not_nested_in_each_other(spans, sample_path) -> None:
+def test_send_branches_are_sibling_spans_under_the_run_not_nested_in_each_other(spans, cast, sample_path) -> None:
+    # Three branches of one role in flight at once share its script: each step looks at its own
+    # agent's brief (a profile first, then the answer), so the order they interleave in is free.
+    cast.scripts["profiler"] = [lambda b: ("final", "profiled") if b.calls else
+                                ("call", "profile_dataset", {"dataset": "sample_sales.csv"})] * 6
     run_graph(send_fan_out_graph(), "fan", {"task": "Profile the dataset."})
     finished = spans.get_finished_spans()
     root = assert_one_rooted_trace(finished, "fan")
@@ -197,8 +199,11 @@ def test_send_branches_are_sibling_spans_under_the_run_not_nested_in_each_other(
     assert all(b.attributes["langgraph.step"] == plan.attributes["langgraph.step"] + 1 for b in branches)
 
 
-def test_parallel_workflow_branches_are_siblings(spans) -> None:
+def test_parallel_workflow_branches_are_siblings(spans, cast, sample_path) -> None:
+    from test_workflows import SPECIALIST_ROLES, specialists
+
     module = importlib.import_module("relaygraph.graphs.parallel")
+    specialists(cast, *(name for name in SPECIALIST_ROLES if name in module.SPECIALISTS))
     run_graph(module.build_graph(), "parallel", {"task": module.DEFAULT_TASK})
     finished = spans.get_finished_spans()
     assert_one_rooted_trace(finished, "parallel")
@@ -429,10 +434,24 @@ CONTENT_KEYS = {"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.
                 "gen_ai.tool.call.result", "input.value", "output.value"}
 
 
-def test_prompts_messages_and_tool_arguments_are_recorded_only_when_opted_in(spans, invoke_config) -> None:
+SEQUENTIAL = ("data extractor", "data cleaner", "data analyst", "report writer")
+
+
+def sequential_cast(cast: Any, runs: int = 1) -> None:
+    """The sequential graph's agents, scripted for ``runs`` runs: the extractor profiles the data
+    (a tool call with arguments and a result), the others answer at once."""
+    profile = [("call", "profile_dataset", {"dataset": "sample_sales.csv"}), ("final", "profiled")]
+    for role in SEQUENTIAL:
+        cast.scripts[role] = (profile if role == SEQUENTIAL[0] else [("final", "done")]) * runs
+
+
+def test_prompts_messages_and_tool_arguments_are_recorded_only_when_opted_in(spans, cast, sample_path,
+                                                                            invoke_config) -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from relaygraph.graphs.sequential import graph
+
+    sequential_cast(cast, runs=2)
 
     graph.invoke({"task": "Profile the dataset."}, invoke_config)
     assert not [k for s in spans.get_finished_spans() for k in s.attributes if k in CONTENT_KEYS]
@@ -444,7 +463,9 @@ def test_prompts_messages_and_tool_arguments_are_recorded_only_when_opted_in(spa
     assert CONTENT_KEYS <= recorded
 
 
-def test_configure_is_idempotent_and_with_tracing_off_the_hook_makes_no_spans(spans, invoke_config) -> None:
+def test_configure_is_idempotent_and_with_tracing_off_the_hook_makes_no_spans(spans, cast, sample_path,
+                                                                              invoke_config) -> None:
+    sequential_cast(cast)
     from opentelemetry import trace
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
