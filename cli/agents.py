@@ -19,7 +19,8 @@ from relaygraph.cli import registry
 from relaygraph.config.settings import get_settings
 from relaygraph.coordination.auctions import DEFAULT_REPUTATION, MIN_REPUTATION
 from relaygraph.nodes.market_store import reputation_records, reset_reputation
-from relaygraph.nodes.registry import entries, parse_requirement
+from relaygraph.nodes.registry import entries, known_capabilities, parse_requirement
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -42,20 +43,47 @@ def list_agents(
     except ValidationError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] bad --capability: {exc.errors()[0]['msg']}", highlight=False)
         raise typer.Exit(2) from None
-    rows = entries([(name, registry.graph_module(name)) for name in registry.graph_names()], *requirements)
+    graphs = [(name, registry.graph_module(name)) for name in registry.graph_names()]
+    known = known_capabilities(graphs)
+    unknown = sorted({r.name for r in requirements} - set(known))
+    if unknown:  # a typo would otherwise list nothing and exit 0, as if no agent qualified
+        Console(stderr=True).print(f"[bold red]error:[/] no agent declares capability {', '.join(unknown)}; "
+                                   f"known capabilities: {', '.join(known)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
+    rows = entries(graphs, *requirements)
     stored = reputation_records(get_settings().checkpoint_db)
     rows = [r.model_copy(update={k: stored[r.name][k] for k in ("reputation", "contracts", "breaches")})
             if r.name in stored else r for r in rows]
     if as_json:
         sys.stdout.write(json.dumps([r.model_dump() for r in rows], indent=2) + "\n")
         return
-    table = Table("graph", "agent", "role", "capabilities", "tools", "reputation")
-    for row in rows:
-        rep = (f"{row.reputation:g} ({row.breaches}/{row.contracts} breached)"
-               + (" below min" if row.reputation < MIN_REPUTATION else "")
-               if row.reputation is not None else f"— ({DEFAULT_REPUTATION:g} default)")
-        table.add_row(row.graph, row.name, row.role, ", ".join(row.capabilities) or "—", ", ".join(row.tools), rep)
-    Console().print(table)
+    # One table per graph (its name the title: one column less), one capability and one tool per
+    # line, folded rather than cut with "…": a narrow terminal must not turn segmentation@2.0 into
+    # segmentation@2… (the version is the point).
+    console = Console()
+    widest = lambda items: max((len(i) for r in rows for i in items(r)), default=1)
+    caps_width, tools_width = widest(lambda r: r.capabilities), widest(lambda r: r.tools) + 2
+    if caps_width + tools_width + 60 > console.width:  # too narrow to keep each on one line: fold, never crop
+        caps_width = tools_width = 10
+    for graph in dict.fromkeys(r.graph for r in rows):
+        table = Table(title=graph, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("agent", overflow="fold")
+        table.add_column("role", overflow="fold")
+        table.add_column("capabilities", overflow="fold", min_width=caps_width)
+        table.add_column("tools", overflow="fold", min_width=tools_width)
+        table.add_column("reputation", overflow="fold")
+        for row in (r for r in rows if r.graph == graph):
+            rep = (f"{row.reputation:g} ({row.breaches}/{row.contracts} breached)"
+                   + (" below min" if row.reputation < MIN_REPUTATION else "")
+                   if row.reputation is not None else f"{DEFAULT_REPUTATION:g} (default)")
+            tools = [f"{t} *" if t in row.runtime_tools else t for t in row.tools]
+            table.add_row(row.name, row.role, "\n".join(row.capabilities) or "—", "\n".join(tools) or "—", rep)
+        console.print(table)
+    if not rows:
+        console.print("no agents" + (" with " + " and ".join(capability or []) if capability else ""), highlight=False)
+    elif any(row.runtime_tools for row in rows):
+        console.print("* handed to the agent by its graph while it runs (bound to the task at hand)",
+                      highlight=False)
 
 
 @agents_app.command("reset-reputation")

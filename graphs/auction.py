@@ -19,9 +19,13 @@ from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.contracts import AgentFailure, AuctionResult
 from relaygraph.nodes.failures import agent_retry_policy
 from relaygraph.nodes.market import (
+    METHOD_CAPABILITY,
     BidInput,
+    CheckAcceptanceTool,
+    EstimateCostTool,
     MarketConfig,
     MarketState,
+    SubmitBidTool,
     announce,
     award,
     check_market_data,
@@ -69,6 +73,15 @@ VERIFIER = AgentSpec(name="verifier", role="contract verifier",
                      instructions="Check the contract's acceptance criteria with check_acceptance and report "
                                   "the verdict.", tools=(), capabilities=_caps(verification="1.0"))
 REGISTRY: Registry[AgentSpec] = Registry(BIDDERS.values())
+#: Tools the graph hands each agent while it runs (its spec lists none: they are bound to the task
+#: at hand): a bidder prices and bids, and executes the methods its capabilities cover; the
+#: verifier checks acceptance. ``relaygraph agents`` lists them.
+RUNTIME_TOOLS: dict[str, tuple[str, ...]] = {
+    **{name: (EstimateCostTool.name, SubmitBidTool.name,
+              *(m for m, cap in METHOD_CAPABILITY.items() if any(c.name == cap for c in spec.capabilities)))
+       for name, spec in BIDDERS.items()},
+    VERIFIER.name: (CheckAcceptanceTool.name,),
+}
 
 
 PARAMS = MarketConfig

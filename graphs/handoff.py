@@ -16,7 +16,7 @@ from langgraph.graph import StateGraph
 from pydantic import Field
 from relaygraph.graphs.patterns import handoff_team
 from relaygraph.nodes.agent import AgentSpec
-from relaygraph.nodes.handoff import DEFAULT_MAX_HANDOFFS
+from relaygraph.nodes.handoff import DEFAULT_MAX_HANDOFFS, HANDOFF_PREFIX
 from relaygraph.nodes.params import RunParams
 
 DESCRIPTION = "triage → specialists handing off to each other (validated, rolled back, loop-guarded)."
@@ -64,6 +64,9 @@ AGENTS: dict[str, tuple[AgentSpec, str]] = {
     ), "reporting: writes the report with a chart"),
 }
 SPECIALISTS = [name for name in AGENTS if name != "triage"]
+#: The ``handoff_<peer>`` tools the graph gives each agent next to its own (any specialist but itself).
+RUNTIME_TOOLS: dict[str, tuple[str, ...]] = {
+    name: tuple(f"{HANDOFF_PREFIX}{peer}" for peer in SPECIALISTS if peer != name) for name in AGENTS}
 
 
 def build_graph(approve_before: list[str] | None = None) -> StateGraph:

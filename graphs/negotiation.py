@@ -21,10 +21,15 @@ from relaygraph.nodes.contracts import NegotiationResult
 from relaygraph.nodes.failures import agent_retry_policy, unless_failed
 from relaygraph.nodes.negotiation import (
     MEDIATOR,
+    ArbitrateTool,
     ConcedeInput,
     NegotiationConfig,
     NegotiationState,
+    ProposePositionTool,
     ProposeInput,
+    ProposeThresholdTool,
+    ReviewPositionsTool,
+    ReviewProposalsTool,
     Stance,
     analyse_conflict,
     check_negotiation_data,
@@ -65,6 +70,12 @@ STANCES: dict[str, Stance] = {
     "lenient": Stance(target=0.06, flexibility=0.2),
 }
 AGENTS = (*PROPOSERS.values(), MEDIATOR)
+#: Tools the graph hands each agent per turn (its spec lists none): a proposer proposes from the
+#: data, then negotiates; the mediator reviews and decides. ``relaygraph agents`` lists them.
+RUNTIME_TOOLS: dict[str, tuple[str, ...]] = {
+    **{name: (ProposeThresholdTool.name, ReviewPositionsTool.name, ProposePositionTool.name) for name in PROPOSERS},
+    MEDIATOR.name: (ReviewProposalsTool.name, ArbitrateTool.name),
+}
 
 
 PARAMS = NegotiationConfig

@@ -55,3 +55,48 @@ def test_relaygraph_agents_lists_every_graph_and_filters_by_capability() -> None
     assert {"auction", "negotiation"} <= {r["graph"] for r in rows}
     bad = CliRunner().invoke(app, ["agents", "--capability", "x>=latest"])
     assert bad.exit_code == 2 and "not a version" in bad.stderr
+
+
+def test_relaygraph_agents_shows_the_tools_each_graph_hands_its_agents() -> None:
+    import json
+
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    rows = {(r["graph"], r["name"]): r for r in json.loads(CliRunner().invoke(app, ["agents", "--json"]).stdout)}
+    # Bidders declare no tools in their spec: the graph gives them bid tools and the methods they can execute.
+    assert rows[("auction", "ana")]["tools"] == ["estimate_cost", "submit_bid", "profile_dataset", "validate_dataset"]
+    assert rows[("auction", "ana")]["runtime_tools"] == rows[("auction", "ana")]["tools"]
+    assert rows[("auction", "verifier")]["tools"] == ["check_acceptance"]
+    assert rows[("negotiation", "strict")]["tools"] == ["propose_threshold", "review_positions", "propose_position"]
+    assert rows[("negotiation", "mediator")]["tools"] == ["review_proposals", "arbitrate"]
+    assert "handoff_analytics" in rows[("handoff", "triage")]["tools"]
+    quality = rows[("handoff", "quality")]
+    assert quality["tools"][:2] == ["validate_dataset", "clean_dataset"] and "handoff_quality" not in quality["tools"]
+    assert not any(not r["tools"] for r in rows.values())  # every agent can call something
+
+
+def test_the_agents_table_shows_every_tool_and_whole_capability_versions(monkeypatch) -> None:
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    monkeypatch.setenv("COLUMNS", "100")
+    shown = CliRunner().invoke(app, ["agents"])
+    assert shown.exit_code == 0, shown.output
+    assert "…" not in shown.stdout  # nothing cut short
+    for text in ("segmentation@2.0", "outlier_detection@1.0", "verification@1.0", "estimate_cost *",
+                 "check_acceptance *", "review_proposals *", "handoff_reporting *", "write_report"):
+        assert text in shown.stdout, text
+    assert "* handed to the agent by its graph while it runs" in shown.stdout
+
+
+def test_an_unknown_capability_is_refused_with_the_known_ones() -> None:
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    refused = CliRunner().invoke(app, ["agents", "--capability", "validaton"])
+    assert refused.exit_code == 2 and refused.stdout == ""
+    [line] = refused.stderr.strip().splitlines()
+    assert "validaton" in line and "known capabilities: outlier_detection, profiling, scoring" in line
+    known = CliRunner().invoke(app, ["agents", "--json", "--capability", "verification"])
+    assert known.exit_code == 0 and '"verifier"' in known.stdout
