@@ -42,7 +42,7 @@ from relaygraph.cli.plan import plan_app
 from relaygraph.cli.registry import graph_module
 from relaygraph.cli.traces import traces_app
 from relaygraph.config.checkpointing import open_checkpointer
-from relaygraph.config.settings import get_settings
+from relaygraph.config.settings import get_settings, settings_from_config
 from relaygraph.nodes.params import ParamError, RunParams, validate_params
 from relaygraph.nodes.state import RunInput
 from relaygraph.observability import tracing
@@ -307,6 +307,12 @@ def resume(
                 if config.get("configurable", {}).get("checkpoint_id") is None:
                     raise UsageError(f"Thread {thread_id!r} has already finished; nothing to resume.")
             graph_input = cli_threads.resume_input(graph, config, approve, reject, comment)
+            settings = settings_from_config(config)  # the model it resumes with: --model, else the run's own
+            check_provider(settings)
+            if not as_json:  # the same header as run: which graph, which thread, what answers (LLM or not)
+                how = "approved" if approve else "rejected" if reject else "resumed"
+                out.print(f"[bold]{graph_name}[/] on thread [bold]{thread_id}[/] ({how}) — model: "
+                          f"{provider_label(settings)}", highlight=False)
             outcome = runner.execute(graph, graph_input, config, Progress(err if as_json else out, as_json))
     finally:
         finish_provider(model)

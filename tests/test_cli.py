@@ -91,3 +91,16 @@ def test_local_provider_that_cannot_run_here_says_what_to_install(monkeypatch, t
     result = cli.invoke(app, ["run", "sequential", "--model", "local"])
     assert result.exit_code == 2
     assert "Provider 'local' is unavailable" in result.stderr
+
+
+def test_resume_prints_the_same_header_as_run(isolated_env) -> None:
+    flat = lambda text: " ".join(text.split())  # rich wraps the header at the terminal width
+    paused = cli.invoke(app, ["run", "sequential", "--thread-id", "hdr", "--approve-before", "report"])
+    assert paused.exit_code == 0, paused.output
+    assert flat(paused.stdout).startswith("sequential on thread hdr — model: offline (deterministic rule-based "
+                                          "policy; no LLM was used) ✓ extract")
+    resumed = cli.invoke(app, ["resume", "hdr", "--approve"])
+    assert resumed.exit_code == 0, resumed.output
+    # graph, thread, and the provider labelled as not an LLM, before any progress line
+    assert flat(resumed.stdout).startswith("sequential on thread hdr (approved) — model: offline (deterministic "
+                                           "rule-based policy; no LLM was used) ✓ "), resumed.stdout
