@@ -1,7 +1,12 @@
 """Honest statuses (#10 §2), on every graph langgraph.json serves: a tool that fails — broken on
 purpose, or given data it legitimately cannot work on — leaves its agent, branch and run
 ``failed`` or ``partial``, listed in ``result.errors``, with a lower confidence, and the CLI shows
-no ✓ for the failed part (nor "4/4 branches succeeded")."""
+no ✓ for the failed part (nor "4/4 branches succeeded").
+
+These run every served graph end to end through the CLI on the offline provider, on purpose:
+the policy calls the tools each graph gives its agents, so a broken tool is reached in every
+graph without a per-graph script (the per-graph tests script their agents with ``cast``).
+Their names say so (``_offline_policy``)."""
 
 from __future__ import annotations
 
@@ -92,7 +97,7 @@ def assert_honest(graph: str, output: str, state: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("graph", GRAPHS)
-def test_a_tool_that_fails_makes_the_run_failed_or_partial_never_completed(
+def test_a_tool_that_fails_makes_the_run_failed_or_partial_never_completed_offline_policy(
         graph: str, monkeypatch: pytest.MonkeyPatch) -> None:
     tool, params = BROKEN[graph]
     break_tool(monkeypatch, tool)
@@ -139,7 +144,7 @@ def test_the_cannot_run_matrix_covers_every_served_graph_but_planned() -> None:
 
 
 @pytest.mark.parametrize("graph", sorted(CANNOT_RUN))
-def test_data_a_tool_cannot_run_on_makes_the_run_partial_or_failed(isolated_env, graph: str) -> None:
+def test_data_a_tool_cannot_run_on_makes_the_run_partial_or_failed_offline_policy(isolated_env, graph: str) -> None:
     make, task, tool, honest = CANNOT_RUN[graph]
     if honest == ("refused",):  # the CLI refuses it before any work: exit 2, what is missing named
         from relaygraph.cli.main import app
