@@ -235,6 +235,18 @@ def plan_node(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     return plan_run(state, config)
 
 
+def no_plan_reason(exc: PlanningError, pending: Mapping[str, Any] | None, excluded: list[str]) -> str:
+    """Why no plan was found, cause first. After a failure, the cause is the failed task: it ruled
+    out the methods that contain it. The planner's own list (every unmet precondition of every
+    other method, e.g. ``is_clean == False`` on clean data) names no cause a user can act on, so it
+    is kept only in the replanning record (``planner_detail``)."""
+    if not pending or not excluded:
+        return str(exc)
+    return (f"the failed task {pending['task']!r} ruled out {', '.join(excluded)} (each needs it), and no "
+            f"other method reaches the goal from this data; fix what made {pending['task']!r} fail "
+            f"({pending.get('error') or pending.get('failure_class') or 'see errors'}) and run again")
+
+
 def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DOMAIN) -> dict[str, Any]:
     """Plan (or replan, after a failure) from the observed world; accept only above 0.6."""
     pending = state.get("pending")
@@ -244,12 +256,14 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
     domain = base.without_methods(excluded).with_probabilities(learned)
     world = state.get("world") or {}
     span_name = "replan" if pending else "plan"
+    detail = None
     with tracing.tracer().start_as_current_span(span_name) as span:
         try:
             new = make_plan(domain, GOAL, world)
             accepted, why = replanning.accept(new, replan=bool(pending))
         except PlanningError as exc:
-            new, accepted, why = None, False, str(exc)
+            new, accepted, why = None, False, no_plan_reason(exc, pending, excluded)
+            detail = str(exc)
         span.set_attribute("relaygraph.plan.accepted", accepted)
         if new is not None:
             span.set_attribute("relaygraph.plan.confidence", new.confidence)
@@ -265,6 +279,7 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
             "new_confidence": new.confidence if new else None,
             "accepted": accepted,
             "why": why,
+            **({"planner_detail": detail} if detail else {}),
         }]
     if not accepted:
         if not pending:

@@ -165,6 +165,22 @@ def test_a_replan_below_0_6_stops_with_the_reason(cast, invoke_config, sample_pa
     assert [(e["node"], e["failure_class"]) for e in result["errors"]] == [("aggregate", "resource")]
 
 
+def test_no_plan_after_a_failed_task_names_the_failed_task_as_the_cause(invoke_config, sample_path):
+    # clean data whose aggregate failed: aggregate is in both analysis methods, so its failure
+    # rules them out — the reason says that, not the unmet preconditions of other methods
+    from relaygraph.nodes.planning import plan_run
+
+    state = {"pending": {"task": "aggregate", "error": "ValueError: no group", "failure_class": "unknown"},
+             "excluded": ["cross_section_analysis", "time_series_analysis"],
+             "world": {"is_clean": True, "has_time_column": True, "has_duplicates": False, "row_count": 299}}
+    update = plan_run(state, invoke_config)
+    reason = update["stop_reason"]
+    assert ("the failed task 'aggregate' ruled out cross_section_analysis, time_series_analysis (each needs it)"
+            in reason), reason
+    assert "ValueError: no group" in reason and "is_clean" not in reason, reason
+    assert "is_clean == False" in update["replans"][0]["planner_detail"]  # the detail is kept, not shown
+
+
 def test_a_refused_replan_shows_the_failed_task_and_a_weak_first_plan_is_not_a_new_plan(cast, sample_path):
     from relaygraph.cli.main import app
     from typer.testing import CliRunner

@@ -299,3 +299,44 @@ def test_a_temperature_trend_reports_the_direction_of_its_change_end_to_end(isol
     assert f"changed {change:+,.2f} from the first complete month 2024-01 ({means.iloc[0]:,.2f}) " \
            f"to the last 2025-02 ({means.iloc[-1]:,.2f})" in line, line
     assert " up" not in line and "%" not in line  # °C has no percentage change
+
+
+# --- readings keyed only by an identifier (sensor_id, timestamp, reading) -----------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(thing=st.sampled_from(["sensor", "store", "ticker", "device", "station"]),
+       groups=st.integers(2, 12), per_group=st.integers(2, 20), seed=st.integers(0, 1000))
+def test_an_identifier_of_repeating_things_is_the_grouping_key_when_no_category_exists(
+        thing, groups, per_group, seed) -> None:
+    """A long table keyed by ``<thing>_id`` has a grouping key (the identifier), and the thing is
+    never taken for a customer; a row identifier (all distinct) is never a grouping key."""
+    from relaygraph.tools.analytics import find_customer_column
+    from relaygraph.tools.roles import category_columns
+
+    rng = np.random.default_rng(seed)
+    n = groups * per_group
+    frame = pd.DataFrame({
+        "timestamp": pd.date_range("2024-01-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M"),
+        f"{thing}_id": [f"{thing[:2]}{k}" for k in range(groups)] * per_group,
+        "reading": rng.normal(50, 5, n).round(2)})
+    assert category_columns(frame) == [f"{thing}_id"]
+    assert find_customer_column(frame) is None
+    rows = frame.assign(row_id=[f"r{k}" for k in range(n)])[["row_id", "reading"]]
+    assert category_columns(rows) == []
+
+
+def test_sensor_readings_aggregate_by_sensor_and_enrich_without_customers(workspace) -> None:
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"sensor_id": ["sn0", "sn1", "sn2"] * 40,
+                          "timestamp": pd.date_range("2024-01-01", periods=120, freq="6h").strftime("%Y-%m-%d %H:%M"),
+                          "reading": rng.normal(50, 3, 120).round(2)})
+    frame.to_csv(workspace.data_dir / "readings.csv", index=False)
+    result = call(workspace, "aggregate", dataset="readings.csv")
+    assert result["summary"].startswith("reading (mean) by sensor_id: 3 groups"), result["summary"]
+    enriched = call(workspace, "enrich_dataset", dataset="readings.csv")
+    assert "customer_orders" not in enriched["added_columns"], enriched["summary"]

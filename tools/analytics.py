@@ -34,14 +34,18 @@ SEGMENT_RULES: tuple[tuple[str, str], ...] = (
 
 
 def find_customer_column(frame: pd.DataFrame) -> str | None:
-    """The column identifying customers: a name hint first, else a repeating ``*_id`` column."""
+    """The column identifying customers: a name hint first, else a repeating ``*_id`` column whose
+    name says nothing else — ``sensor_id``, ``store_id``, ``ticker_id`` identify sensors, stores and
+    tickers (the things readings and levels are about), never customers, so data without customers
+    gets no customer columns (``customer_orders``) and no segments."""
     for col in frame.columns:
         if any(h in str(col).lower() for h in CUSTOMER_HINTS) and frames.is_text(frame[col]):
             return str(col)
     key = frames.key_column(frame)
     for col in frame.columns:
         low = str(col).lower()
-        if col != key and low.endswith("_id") and frame[col].duplicated().any():
+        other_thing = set(roles.words(low.removesuffix("_id"))) & (roles.SERIES_WORDS - set(CUSTOMER_HINTS))
+        if col != key and low.endswith("_id") and not other_thing and frame[col].duplicated().any():
             return str(col)
     return None
 

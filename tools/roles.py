@@ -279,6 +279,17 @@ def default_metric(frame: pd.DataFrame) -> str:
 
 
 def category_columns(frame: pd.DataFrame, max_distinct: int = 50) -> list[str]:
-    """Group-by keys: category columns with 2..max_distinct values."""
-    return [c for c, r in infer_roles(frame).items()
-            if r.role == "category" and 1 < frame[c].nunique(dropna=True) <= max_distinct]
+    """Group-by keys: category columns with 2..max_distinct values.
+
+    When the frame has none, an identifier whose values repeat — 2..max_distinct distinct values,
+    at most half as many as there are rows, e.g. ``sensor_id``, ``store``, ``ticker`` in a long
+    table of readings — is the key instead: it names the things the rows are about. An identifier
+    of the rows themselves (``order_id``, all distinct) never is."""
+    inferred = infer_roles(frame)
+    found = [c for c, r in inferred.items()
+             if r.role == "category" and 1 < frame[c].nunique(dropna=True) <= max_distinct]
+    if found:
+        return found
+    rows = int(frame.shape[0])
+    return [c for c, r in inferred.items()
+            if r.role == "identifier" and 1 < (n := frame[c].nunique(dropna=True)) <= max_distinct and 2 * n <= rows]
