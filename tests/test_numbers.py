@@ -339,3 +339,23 @@ def test_a_level_without_a_time_column_is_reported_by_mean_and_median_not_row_or
     assert "mean 136.62, median 144.00" in text and "no time column" in text
     dated = frame.assign(day=pd.date_range("2024-01-01", periods=8, freq="D"))
     assert role_of(dated, "stock").role == "level"  # with a time order, a level keeps latest/first/change
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(NAMES, min_size=1, max_size=4))
+def test_agent_notes_in_a_report_render_literally_whatever_column_names_they_quote(names: list[str]) -> None:
+    """The agent's notes quote column names (``net*sales``, ``qty|units``): each note stays one
+    bullet whose rendered text is the note itself — no emphasis, no code span, nothing eaten."""
+    notes = "\n".join(f"- aggregate: {n} (sum) by region: 3 groups" for n in names)
+    frame = pd.DataFrame({"region": ["a", "b", "c", "a"], "amount": [1.0, 2.0, 3.0, 4.0]})
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp) / "data", Path(tmp) / "out", "p")
+        facts = render_report(frame, workspace=ws, source="n.csv", title="Notes", metric="amount", notes=notes)
+        text = Path(facts["report"]).read_text()
+    tokens = MarkdownIt("commonmark").enable("table").parse(text.split("## Agent notes", 1)[1])
+    items = [t for t in tokens if t.type == "inline"]
+    assert ["".join(c.content for c in t.children if c.type in ("text", "softbreak")) for t in items] == [
+        f"aggregate: {flat(n)} (sum) by region: 3 groups" for n in names]
+    assert not any(c.type in ("em_open", "strong_open", "code_inline", "html_inline")
+                   for t in items for c in t.children)
+    assert sum(1 for t in tokens if t.type == "list_item_open") == len(names)

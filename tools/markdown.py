@@ -24,6 +24,22 @@ def text(value: Any) -> str:
     return _SPECIAL.sub(r"\\\1", flat.replace("&", "&amp;"))
 
 
+_BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+
+
+def notes(value: Any) -> str:
+    """Free text an agent wrote (report notes), one escaped line per line: a leading list marker
+    (``-``, ``*``, ``•``, ``1.``) stays a ``-`` bullet, everything else is shown literally — the
+    agent quotes column names such as ``net*sales``, which would otherwise turn into emphasis."""
+    lines = []
+    for line in str(value).splitlines():
+        if not line.strip():
+            continue
+        marker = _BULLET.match(line)
+        lines.append(f"- {text(line[marker.end():])}" if marker else text(line))
+    return "\n".join(lines)
+
+
 def code(value: Any) -> str:
     """An inline code span of ``value``, fenced by more backticks than it contains."""
     flat = " ".join(str(value).split())

@@ -231,7 +231,7 @@ def render_report(
                        f"value is {md.number(found['max'])} against a median of {md.number(found['median'])}."), ""]
         facts["outliers"] = count
     if notes:
-        lines += ["## Agent notes", "", notes.strip(), ""]
+        lines += ["## Agent notes", "", md.notes(notes), ""]
 
     report_path = workspace.resolve_output("report.md")
     report_path.write_text("\n".join(lines), encoding="utf-8")
