@@ -129,13 +129,15 @@ class AgentSummary(BaseModel):
 
 class UsageSummary(BaseModel):
     llm_calls: int = 0
+    #: calls answered by the offline rule-based policy: model calls, but no LLM was used
+    offline_policy_calls: int = 0
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
 
 
 class RunUsage(UsageSummary):
-    """``result.usage``: the run's LLM calls, tokens and cost, and the same per node."""
+    """``result.usage``: the run's LLM calls (or offline-policy calls), tokens and cost, and the same per node."""
 
     by_node: dict[str, UsageSummary] = Field(default_factory=dict)
 

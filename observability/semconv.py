@@ -27,6 +27,8 @@ INPUT_MESSAGES, OUTPUT_MESSAGES = "gen_ai.input.messages", "gen_ai.output.messag
 USAGE_IN, USAGE_OUT = "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens"
 ROLLUP_IN, ROLLUP_OUT = "relaygraph.usage.input_tokens", "relaygraph.usage.output_tokens"
 ROLLUP_COST, ROLLUP_CALLS = "relaygraph.usage.cost_usd", "relaygraph.usage.llm_calls"
+#: Calls to the offline rule-based policy: model calls, but not LLM calls, so never counted as ones.
+ROLLUP_POLICY_CALLS = "relaygraph.usage.offline_policy_calls"
 
 
 def tool_attributes(name: str) -> dict[str, Any]:

@@ -25,8 +25,12 @@ _SHOWN = (  # attributes worth a glance in the tree, in order
     ("relaygraph.step.tool", "tool"), ("relaygraph.step.confidence", "confidence"),
     ("relaygraph.tool.status", "status"), ("gen_ai.usage.input_tokens", "in"),
     ("gen_ai.usage.output_tokens", "out"), ("relaygraph.usage.cost_usd", "$"),
-    ("relaygraph.usage.llm_calls", "llm calls"), ("langgraph.checkpoint.id", "checkpoint"),
+    ("relaygraph.usage.llm_calls", "llm calls"),
+    ("relaygraph.usage.offline_policy_calls", "offline-policy calls"), ("langgraph.checkpoint.id", "checkpoint"),
 )
+
+#: Counts not worth a glance at zero (a node that called no model; an offline run's "llm calls=0").
+_HIDDEN_WHEN_ZERO = {"relaygraph.usage.llm_calls", "relaygraph.usage.offline_policy_calls"}
 
 
 def children_of(spans: list[StoredSpan]) -> tuple[list[StoredSpan], dict[str, list[StoredSpan]]]:
@@ -46,7 +50,8 @@ def _label(span: StoredSpan) -> Text:
     text = Text()
     text.append(span.name, style="bold red" if span.status_code == 2 else "bold")
     text.append(f"  {_duration(span.duration_ms)}", style="cyan")
-    details = [f"{label}={_short(span.attributes[key])}" for key, label in _SHOWN if key in span.attributes]
+    details = [f"{label}={_short(span.attributes[key])}" for key, label in _SHOWN
+               if key in span.attributes and not (key in _HIDDEN_WHEN_ZERO and span.attributes[key] == 0)]
     if span.status_code == 2:
         details.append("error: " + " ".join((span.status_message or "").split())[:160])
     details += [f"{link.get('attributes', {}).get('relaygraph.link.type', 'linked to')} trace {link['trace_id']}"

@@ -6,6 +6,10 @@ a run's ``result.usage`` is priced the same under the CLI, plain ``graph.invoke`
 rollup puts a :class:`Usage` into the context its children run in, and each LLM call adds
 itself to all of them (:func:`record_llm_usage`), across threads, because the context is
 copied into LangGraph's and smolagents' thread pools.
+
+The offline provider is a rule-based policy, not an LLM: its calls are counted apart, as
+``offline_policy_calls`` (span attribute ``relaygraph.usage.offline_policy_calls``), and never
+as ``llm_calls`` — an offline run used to report "llm calls=70" for a run with no LLM in it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from relaygraph.observability.semconv import (
     ROLLUP_COST,
     ROLLUP_IN,
     ROLLUP_OUT,
+    ROLLUP_POLICY_CALLS,
     USAGE_IN,
     USAGE_OUT,
 )
@@ -35,6 +40,14 @@ DEFAULT_PRICES: dict[str, ModelPrice] = {
 }
 
 Prices = Mapping[str, ModelPrice]
+
+#: The offline rule-based policy: its model id (both model faces) and its provider name.
+OFFLINE_POLICY_MODEL, OFFLINE_POLICY_PROVIDER = "relaygraph-offline-policy", "offline"
+
+
+def is_policy_model(model: str | None) -> bool:
+    """Whether calls to ``model`` are the offline policy's (not an LLM's)."""
+    return model == OFFLINE_POLICY_MODEL
 
 
 def price_table(settings: Settings) -> dict[str, ModelPrice]:
@@ -57,20 +70,27 @@ def cost_usd(prices: Prices, model: str | None, input_tokens: int | None,
 
 
 class Usage:
-    """Tokens and cost summed over LLM calls — for a run, a node, an agent or a step.
+    """Tokens and cost summed over model calls — for a run, a node, an agent or a step.
 
     Honest about missing data: tokens are None when no call reported any (the offline policy
-    reports none), cost is None unless every call had a price and token counts.
+    reports none), cost is None unless every LLM call had a price and token counts. Calls to
+    the offline policy count as ``offline_policy_calls``, not ``llm_calls``.
     """
 
     def __init__(self, prices: Prices | None = None) -> None:
         self.prices = DEFAULT_PRICES if prices is None else prices
         self._lock = threading.Lock()
-        self.llm_calls = self.reported = self.priced = 0
+        self.llm_calls = self.policy_calls = self.reported = self.priced = 0
         self.input_tokens = self.output_tokens = 0
         self.cost = 0.0
 
-    def add(self, model: str | None, input_tokens: int | None, output_tokens: int | None) -> None:
+    def add(self, model: str | None, input_tokens: int | None, output_tokens: int | None,
+            *, policy: bool | None = None) -> None:
+        """Count one call; ``policy`` (default: known from ``model``) says it was the offline policy's."""
+        if policy if policy is not None else is_policy_model(model):
+            with self._lock:
+                self.policy_calls += 1
+            return
         cost = cost_usd(self.prices, model, input_tokens, output_tokens)
         with self._lock:
             self.llm_calls += 1
@@ -86,6 +106,7 @@ class Usage:
         tokens = self.reported > 0
         return {
             "llm_calls": self.llm_calls,
+            "offline_policy_calls": self.policy_calls,
             "input_tokens": self.input_tokens if tokens else None,
             "output_tokens": self.output_tokens if tokens else None,
             "cost_usd": round(self.cost, 6) if self.llm_calls and self.priced == self.llm_calls else None,
@@ -95,7 +116,11 @@ class Usage:
         """Span attributes of the rollup (``gen_ai.usage.*`` too where the span is one call's
         owner: workflow, agent, step)."""
         s = self.summary()
-        attrs: dict[str, Any] = {ROLLUP_CALLS: s["llm_calls"]}
+        attrs: dict[str, Any] = {}
+        if s["llm_calls"] or not s["offline_policy_calls"]:  # an offline run says policy calls, not "0 LLM calls"
+            attrs[ROLLUP_CALLS] = s["llm_calls"]
+        if s["offline_policy_calls"]:
+            attrs[ROLLUP_POLICY_CALLS] = s["offline_policy_calls"]
         if s["input_tokens"] is not None:
             attrs.update({ROLLUP_IN: s["input_tokens"], ROLLUP_OUT: s["output_tokens"]})
             if gen_ai:
@@ -111,11 +136,12 @@ def usage_rollup(steps: Sequence[dict[str, Any]], settings: Settings) -> dict[st
     The run's ``result`` carries this, so the numbers survive without a tracing backend.
     """
     model, prices = priced_model(settings), price_table(settings)
+    policy = settings.provider == OFFLINE_POLICY_PROVIDER  # the offline policy answered, not an LLM
     total, by_node = Usage(prices), {}
-    for step in steps:  # one ReAct step is one LLM call
+    for step in steps:  # one ReAct step is one model call
         node = by_node.setdefault(step.get("node") or step.get("agent") or "?", Usage(prices))
         for usage in (total, node):
-            usage.add(model, step.get("input_tokens"), step.get("output_tokens"))
+            usage.add(model, step.get("input_tokens"), step.get("output_tokens"), policy=policy)
     return {**total.summary(), "by_node": {name: u.summary() for name, u in by_node.items()}}
 
 

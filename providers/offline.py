@@ -46,6 +46,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
+from relaygraph.observability.usage import OFFLINE_POLICY_MODEL
 from relaygraph.providers.brief import CallOutcome, HandoffOption, RunBrief
 from smolagents import Model
 from smolagents.models import (
@@ -56,7 +57,7 @@ from smolagents.models import (
 )
 
 OFFLINE_LABEL = "offline (deterministic rule-based policy; no LLM was used)"
-OFFLINE_MODEL_ID = "relaygraph-offline-policy"
+OFFLINE_MODEL_ID = OFFLINE_POLICY_MODEL  # usage counts its calls as offline-policy calls, not LLM calls
 
 GENERIC_STEMS = {"datas", "data", "file", "the", "and", "from", "with", "for"}
 #: Words of a peer's scope that say nothing about its domain (rule 4).

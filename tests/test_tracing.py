@@ -387,13 +387,25 @@ def test_an_offline_run_reports_no_tokens_and_no_cost_rather_than_zero(spans, in
 
     state = graph.invoke({"task": "Profile the dataset."}, invoke_config)
     usage = state["result"]["usage"]
-    assert usage["llm_calls"] == len(state["steps"]) > 0
+    # The offline policy is not an LLM: its calls are counted as what they are, never as LLM calls.
+    assert usage["offline_policy_calls"] == len(state["steps"]) > 0 and usage["llm_calls"] == 0
+    assert all(n["llm_calls"] == 0 and n["offline_policy_calls"] > 0 for n in usage["by_node"].values())
     assert usage["input_tokens"] is None and usage["cost_usd"] is None
     assert all(a["input_tokens"] is None for a in state["result"]["agents"].values())
     finished = spans.get_finished_spans()
     assert not [s for s in finished if "gen_ai.usage.input_tokens" in (s.attributes or {})]
     root = named(finished, "invoke_workflow sequential")[0]
-    assert root.attributes["relaygraph.usage.llm_calls"] == usage["llm_calls"]
+    assert root.attributes["relaygraph.usage.offline_policy_calls"] == usage["offline_policy_calls"]
+    assert not [s.name for s in finished if (s.attributes or {}).get("relaygraph.usage.llm_calls")]
+
+
+def test_the_cli_trace_of_an_offline_run_says_offline_policy_calls_not_llm_calls(isolated_env) -> None:
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    shown = CliRunner().invoke(app, ["run", "sequential", "--thread-id", "offline-trace", "--trace"])
+    assert shown.exit_code == 0, shown.output
+    assert "offline-policy calls=" in shown.stdout and "llm calls" not in shown.stdout
 
 
 # --- errors and retries -----------------------------------------------------------------------
