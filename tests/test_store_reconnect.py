@@ -300,6 +300,31 @@ def test_a_reputation_reset_whose_commit_reply_was_lost_still_names_what_it_remo
         assert market_store.reputation_records(saver) == {}
 
 
+def test_an_async_saver_lends_its_retry_policy_to_the_stores(outage: Outage) -> None:
+    """Under ``langgraph dev`` the run's saver is async: the stores reach its database through a
+    sync engine of their own, retried with the async saver's ``RetryPolicy`` (not the default)."""
+    import asyncio
+
+    from langgraph.checkpoint.sqlalchemy import AsyncSQLAlchemySaver
+    from relaygraph.config.stores import retry_policy
+
+    async def scenario() -> None:
+        policy = RetryPolicy(reconnect_within_s=1.0)
+        async with AsyncSQLAlchemySaver.from_conn_string(outage.url, retry=policy) as saver:
+            await saver.setup()
+            assert retry_policy(saver) is policy
+            voters_write(saver, 0)
+            outage.kill()
+            outage.kill_on_checkout(consensus_store.engine_for(saver))
+            voters_write(saver, 1)
+            voters_check(saver, 2)
+            with outage.down(), pytest.raises(ConnectionLostError):
+                voters_write(saver, 2)
+            voters_check(saver, 2)
+
+    asyncio.run(scenario())
+
+
 # --- a CLI run whose store write meets an outage ----------------------------------------------
 
 
