@@ -16,7 +16,7 @@ import random
 import struct
 import threading
 import zlib
-from collections import OrderedDict, deque
+from collections import ChainMap, OrderedDict, deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,7 +32,6 @@ from langgraph.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
     get_checkpoint_id,
-    get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.sqlalchemy import schema
@@ -268,6 +267,48 @@ def _check_json_text(what: str, value: Any, depth: int = 0) -> None:
     elif isinstance(value, (list, tuple)) and depth < 64:
         for sub in value:
             _check_json_text(what, sub, depth + 1)
+
+
+def _flat(obj: Any) -> Any:
+    """A ``ChainMap`` (LangGraph's ``configurable``) as one dict with the same items in the
+    same order, built in C: iterating the ChainMap looks every key up map by map."""
+    if type(obj) is ChainMap:
+        flat: dict[Any, Any] = {}
+        for mapping in reversed(obj.maps):
+            flat.update(mapping)
+        return flat
+    return obj
+
+
+def stored_metadata(config: RunnableConfig, metadata: CheckpointMetadata) -> dict[str, Any]:
+    """LangGraph's ``get_serializable_checkpoint_metadata``, in one pass, refusing NUL.
+
+    The same dict (keys, values and order): ``metadata`` without ``writes``, plus the
+    str/int/bool/float entries of ``config``'s ``metadata`` and ``configurable`` not
+    already there, not excluded and not ``__``-private. Where LangGraph would strip NUL
+    from a top-level string, this raises ``UnstorableTextError`` (``check_text``)
+    instead, so that one walk over ``configurable`` does for both (see ``check_metadata``
+    for nested strings).
+    """
+    md: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if value.__class__ is str and "\x00" in value:
+            _check_metadata_exactly(config, metadata)
+        md[key] = value
+    for obj in (config.get("metadata"), config.get("configurable")):
+        if not obj:
+            continue
+        for key, value in _flat(obj).items():
+            if key in md or key in EXCLUDED_METADATA_KEYS or key.startswith("__"):
+                continue
+            if isinstance(value, str):
+                if "\x00" in value:
+                    _check_metadata_exactly(config, metadata)
+                md[key] = value
+            elif isinstance(value, (int, bool, float)):
+                md[key] = value
+    md.pop("writes", None)
+    return md
 
 
 def check_metadata(config: RunnableConfig, metadata: CheckpointMetadata, stored: str) -> None:
@@ -715,9 +756,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         # 20 us per put (a third of _prepare_put), which a tiny state's invoke cannot
         # afford against SqliteSaver; the values inside it are small by definition.
         type_, data = self.serde.dumps_typed(stored)
-        md = get_serializable_checkpoint_metadata(config, metadata)
+        md = stored_metadata(config, metadata)  # refuses NUL in top-level strings
         md_json = json.dumps(md, default=str, separators=(",", ":"))  # once, no re-encoding
-        check_metadata(config, metadata, md_json)
+        if "\\u0000" in md_json or "\\ud" in md_json:
+            check_metadata(config, metadata, md_json)  # nested NUL or lone surrogates
         if len(md_json) > MAX_METADATA_BYTES:
             raise MetadataTooLargeError(
                 f"the metadata of checkpoint {checkpoint['id']!r} in thread {thread_id!r} is "
@@ -857,10 +899,11 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
     def _get_tuple_op(self, config: RunnableConfig) -> Op[CheckpointTuple | None]:
         conf = config["configurable"]
         params = {"thread_id": str(conf["thread_id"]), "checkpoint_ns": conf.get("checkpoint_ns") or ""}
+        checkpoint_id = conf.get("checkpoint_id")  # get_checkpoint_id, once (a ChainMap)
         check_text("thread_id", params["thread_id"])
         check_text("checkpoint_ns", params["checkpoint_ns"])
-        check_text("checkpoint_id", get_checkpoint_id(config))
-        if checkpoint_id := get_checkpoint_id(config):
+        check_text("checkpoint_id", checkpoint_id)
+        if checkpoint_id:
             rows = yield query(schema.SELECT_CHECKPOINT, {**params, "checkpoint_id": checkpoint_id})
         else:
             rows = yield query(schema.SELECT_LATEST_CHECKPOINT, params)

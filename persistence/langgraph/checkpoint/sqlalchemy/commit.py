@@ -231,9 +231,14 @@ class GroupCommitter(BaseGroupCommitter):
 
     def _transaction(self, batch: list[Job]) -> None:
         static_only = all(job.calls is not None for job in batch)
+        # One job (the uncontended case) is written as it is: its statements are distinct
+        # already, and merging would only copy them.
+        calls = batch[0].calls if len(batch) == 1 else None
 
         def attempt() -> None:
-            if static_only:  # puts and put_writes: straight to the DBAPI cursor
+            if calls is not None:
+                self.raw.write(calls)
+            elif static_only:  # puts and put_writes: straight to the DBAPI cursor
                 self.raw.write(merge_static(job.calls for job in batch))  # type: ignore[misc]
             else:
                 with self._engine.connect() as conn, conn.begin():

@@ -183,11 +183,13 @@ class Attempts:
 
     __slots__ = ("conflicts", "lost", "policy", "started", "url", "what")
 
-    def __init__(self, policy: RetryPolicy, what: str, url: object = None) -> None:
+    def __init__(
+        self, policy: RetryPolicy, what: str, url: object = None, started: float | None = None
+    ) -> None:
         self.policy = policy
         self.what = what
         self.url = url
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.conflicts = 0
         self.lost = 0
 
@@ -231,14 +233,21 @@ def _first_line(exc: BaseException) -> str:
 
 
 def retrying(policy: RetryPolicy, what: str, fn: Callable[[], T], url: object = None) -> T:
-    """``fn()``, run again on a conflict or a lost connection as ``policy`` allows."""
-    attempts = Attempts(policy, what, url)
+    """``fn()``, run again on a conflict or a lost connection as ``policy`` allows.
+
+    ``Attempts`` is made only once something failed: this wraps every put and read, and
+    the first try nearly always succeeds.
+    """
+    started = time.monotonic()
+    attempts: Attempts | None = None
     while True:
         try:
             result = fn()
-            attempts.succeeded()
+            _OUTAGES.end(url)  # Attempts.succeeded
             return result
         except Exception as exc:
+            if attempts is None:
+                attempts = Attempts(policy, what, url, started)
             delay = attempts.delay_after(exc)
             if delay is None:
                 raise
