@@ -479,3 +479,60 @@ def test_check_text_refuses_exactly_nul_and_lone_surrogates(text: str) -> None:
     else:
         with pytest.raises(UnstorableTextError):
             check_text("thread_id", text)
+
+
+# --- metadata in one pass (base.stored_metadata) -------------------------------------
+
+_md_keys = st.sampled_from(
+    ["source", "step", "run_id", "thread_id", "checkpoint_ns", "__pregel_x", "user", "writes",
+     "parents", "note", "tags"]
+)
+_md_values = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+    st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"]),
+            max_size=8),
+    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(),
+                                                          max_size=2),
+)
+
+
+@given(
+    metadata=st.dictionaries(_md_keys, _md_values, max_size=6),
+    config_md=st.dictionaries(_md_keys, _md_values, max_size=4),
+    layers=st.lists(st.dictionaries(_md_keys, _md_values, max_size=4), min_size=1, max_size=3),
+)
+@settings(max_examples=200, deadline=None)
+def test_stored_metadata_is_langgraphs_metadata_with_the_same_order(
+    metadata: dict[str, Any], config_md: dict[str, Any], layers: list[dict[str, Any]]
+) -> None:
+    """The single pass the saver uses is LangGraph's ``get_serializable_checkpoint_metadata``:
+    same keys, values and order, with ``configurable`` a ChainMap as LangGraph passes it."""
+    from collections import ChainMap
+
+    from langgraph.checkpoint.base import get_serializable_checkpoint_metadata
+    from langgraph.checkpoint.sqlalchemy.base import stored_metadata
+
+    config: Any = {"metadata": config_md, "configurable": ChainMap(*layers)}
+    expected = get_serializable_checkpoint_metadata(config, dict(metadata))
+    got = stored_metadata(config, metadata)
+    assert list(got.items()) == list(expected.items())
+
+
+@pytest.mark.parametrize("where", ["metadata", "config metadata", "configurable"])
+def test_stored_metadata_refuses_a_nul_langgraph_would_strip(where: str) -> None:
+    from collections import ChainMap
+
+    from langgraph.checkpoint.sqlalchemy.base import stored_metadata
+
+    bad = {"note": "a\x00b"}
+    metadata = bad if where == "metadata" else {"step": 1}
+    config: Any = {
+        "metadata": bad if where == "config metadata" else {},
+        "configurable": ChainMap({"thread_id": "t"}, bad if where == "configurable" else {}),
+    }
+    with pytest.raises(UnstorableTextError):
+        stored_metadata(config, metadata)
+    # a private or excluded key is not stored, so its NUL is no error
+    config = {"metadata": {},
+              "configurable": ChainMap({"__pregel_x": "a\x00b", "checkpoint_id": "x\x00"})}
+    assert stored_metadata(config, {"step": 1}) == {"step": 1}
