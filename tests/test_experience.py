@@ -10,6 +10,28 @@ from relaygraph.coordination.world import DATA_DOMAIN
 PRIOR = {m.name: m.success_probability for m in DATA_DOMAIN.methods}
 
 
+def planned_runs(cast, *runs: str) -> None:
+    """Scripts for planned runs in order: ``failed`` (trends keeps failing, injected: validate,
+    clean and aggregate ran), ``time_series`` (the whole first plan) or ``cross_section`` (the
+    plan without trends), each completed run with a report and a critique that finds nothing."""
+    from test_planned import CRITIC, CRITIC_CALLS, agent, on_given
+
+    # with a trend section the critic recomputes the trends too
+    trend_critic = [*agent("profile_dataset", on_given("aggregate", "metric", "group_by"), "detect_trends",
+                           "detect_outliers"), CRITIC_CALLS[-1]]
+
+    analyses = {"failed": ["aggregate"], "time_series": ["aggregate", "detect_trends", "detect_outliers"],
+                "cross_section": ["aggregate", "detect_outliers"]}
+    for run in runs:
+        for role, tool in (("validator", "validate_dataset"), ("cleaner", "clean_dataset")):
+            cast.scripts.setdefault(role, []).extend(agent(tool))
+        for tool in analyses[run]:
+            cast.scripts.setdefault("analyst", []).extend(agent(tool))
+        if run != "failed":
+            cast.scripts.setdefault("reporter", []).extend(agent("write_report"))
+            cast.scripts.setdefault(CRITIC, []).extend(trend_critic if run == "time_series" else CRITIC_CALLS)
+
+
 def exp(i: int, methods: list[str], failures: list[FailureRecord] = (), outcome: str = "completed") -> Experience:
     return Experience(thread_id=f"t{i}", task_type="data_report", methods=methods, outcome=outcome,
                       failures=list(failures), task_agents={"trends": "analyst", "clean": "cleaner"},
@@ -51,10 +73,12 @@ def test_store_is_bounded_and_migrated(sqlite_url):
         assert conn.execute(sa.text("SELECT max(v) FROM relaygraph_experience_migrations")).scalar() == 1
 
 
-def test_a_method_that_failed_in_three_runs_is_avoided_by_the_next_plan(roles, sample_path):
+def test_a_method_that_failed_in_three_runs_is_avoided_by_the_next_plan(cast, sample_path):
     from relaygraph.cli.main import app
     from relaygraph.graphs.planned import build_graph
     from typer.testing import CliRunner
+
+    planned_runs(cast, "failed", "failed", "failed", "cross_section", "time_series")
 
     graph = build_graph().compile()
 
@@ -86,6 +110,9 @@ def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(roles, 
     (2 × its slowest successful run, at least 2 s) and a doubled retry backoff; the next run's
     slow analyst is cut at the timeout, and the cut is a transient timeout that follows its
     policy with the learned backoff."""
+    # roles, not cast: a cut analyst call keeps running in its thread after the timeout and then
+    # takes its next action, so how much of a strict script it consumes depends on timing; the
+    # offline policy answers whatever is left
     from relaygraph.config.settings import settings_from_config
     from relaygraph.graphs.planned import build_graph
     from relaygraph.nodes import experience as store
@@ -140,9 +167,10 @@ def test_a_timeout_that_stopped_runs_grows():
     assert learned["aggregate"].evidence == "slowest successful run 0.40s; its timeout stopped 2 runs: doubled 2x"
 
 
-def test_experiences_live_in_the_run_s_own_checkpoint_database(roles, sample_path, tmp_path):
+def test_experiences_live_in_the_run_s_own_checkpoint_database(cast, sample_path, tmp_path):
     """Runs on different ``--checkpoint-db`` databases do not learn from each other, and
     ``experience show --checkpoint-db`` shows the experiences of the runs on that database."""
+    planned_runs(cast, "failed", "failed", "failed", "time_series", "cross_section")
     from relaygraph.cli.main import app
     from relaygraph.config.checkpointing import open_checkpointer
     from relaygraph.graphs.planned import build_graph
