@@ -805,9 +805,16 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         check_text("task_path", task_path)
         rows = []
         chunk_rows: list[dict[str, Any]] = []
+        # Small values (a task's usual writes) skip the compression and chunking calls
+        # by length alone: below compress_min_bytes neither applies.
+        dumps = self.serde.dumps_typed
+        small = self.compress_min_bytes if self.compress_min_bytes is not None else self.chunk_bytes
+        small = min(small, self.chunk_bytes)
         for idx, (channel, value) in enumerate(writes):
             check_text("channel name", channel)
-            type_, blob = self._dumps(value)
+            type_, blob = dumps(value)
+            if blob and len(blob) >= small:
+                type_, blob = self._pack(type_, blob)
             row = {
                 "thread_id": thread_id,
                 "checkpoint_ns": ns,
@@ -819,7 +826,8 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 "type": type_,
                 "blob": blob,
             }
-            chunk_rows += self._chunk(row, "blob", "w", checkpoint_id, task_id, row["idx"])
+            if blob and len(blob) > self.chunk_bytes:
+                chunk_rows += self._chunk(row, "blob", "w", checkpoint_id, task_id, row["idx"])
             rows.append(row)
         # Special channels (error, interrupt, ...) are replaced; regular writes are
         # insert-or-ignore so replaying a task's writes is idempotent. Their chunks
