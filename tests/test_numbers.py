@@ -75,8 +75,13 @@ def test_grouped_totals_equal_the_column_total_and_shares_use_it(frame: pd.DataF
     missing = next((g for g in result.groups if g["group"] == MISSING), None)
     if missing:
         assert missing["rows"] == frame["region"].isna().sum() == result.missing_rows
-    for g in result.groups:
-        assert g["share"] == (pytest.approx(g["sum"] / total) if total else None)
+    sums = [g["sum"] for g in result.groups]
+    mixed = any(v > 0 for v in sums) and any(v < 0 for v in sums)
+    assert result.mixed_signs == mixed
+    for g in result.groups:  # shares only where they are parts of a whole (no group pulls the other way)
+        assert g["share"] == (pytest.approx(g["sum"] / total) if total and not mixed else None)
+        if g["share"] is not None:
+            assert 0 <= g["share"] <= 1 + 1e-9
 
 
 @REPORTS
@@ -94,6 +99,11 @@ def test_the_report_breakdown_reconciles_with_its_headline(frame: pd.DataFrame) 
     assert num(all_rows[2]) == pytest.approx(round(frame["amount"].sum(), 2), abs=0.01)
     assert sum(num(r[2]) for r in groups) == pytest.approx(num(all_rows[2]), abs=0.01 * len(groups))
     assert f"total {md.number(frame['amount'].sum())}" in text
+    sums = frame.groupby(frame["region"].fillna("~"))["amount"].sum()
+    mixed = (sums > 0).any() and (sums < 0).any()
+    no_total = round(frame["amount"].sum(), 12) == 0
+    assert all((r[4] == "n/a") == bool(mixed or no_total) for r in groups)  # no 138% or -69% share of a net total
+    assert ("Shares: n/a — no shares: the groups have mixed signs" in text) == bool(mixed)
 
 
 @PROPERTY

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from relaygraph.tools import frames, roles
+from relaygraph.tools import frames, measures, roles
 from relaygraph.tools import markdown as md
 from relaygraph.tools.cleaning import implied_constraints
 from relaygraph.tools.data import DATASET_INPUT, PARTITION_INPUT, DataTool
@@ -121,23 +121,30 @@ class SegmentCustomersTool(DataTool):
         if table.empty:
             raise ValueError(f"No rows with both {customer} and {date_col}; nothing to segment.")
         total = float(table["monetary"].sum())
+        mixed = not measures.shares_are_parts(table["monetary"])  # refunds past spend: no shares
         segments: dict[str, dict[str, Any]] = {}
         for name, rule in SEGMENT_RULES:
             part = table[table["segment"] == name]
             segments[name] = {
                 "customers": len(part),
                 "share_of_customers": len(part) / len(table),
-                "share_of_revenue": float(part["monetary"].sum()) / total if total else None,
+                "share_of_revenue": float(part["monetary"].sum()) / total if total and not mixed else None,
                 "mean_monetary": float(part["monetary"].mean()) if len(part) else None,
                 "rule": rule,
             }
-        top = max(segments, key=lambda s: segments[s]["share_of_revenue"] or 0)
         skipped = int(frame[customer].isna().sum())
+        if mixed:
+            top = max(segments, key=lambda s: segments[s]["customers"])
+            brings = (f"{top} is the largest ({md.plural(segments[top]['customers'], 'customer')}); "
+                      f"{measures.MIXED_SIGNS_NOTE.replace('groups', 'customers')} of {metric}.")
+        else:
+            top = max(segments, key=lambda s: segments[s]["share_of_revenue"] or 0)
+            brings = (f"{top} ({md.plural(segments[top]['customers'], 'customer')}) bring "
+                      f"{(segments[top]['share_of_revenue'] or 0):.1%} of the {metric} of customers with an id "
+                      f"and a date.")
         return tool_result(
             f"{md.plural(len(table), 'customer')} in "
-            f"{md.plural(sum(1 for s in segments.values() if s['customers']), 'segment')}; "
-            f"{top} ({md.plural(segments[top]['customers'], 'customer')}) bring "
-            f"{(segments[top]['share_of_revenue'] or 0):.1%} of the {metric} of customers with an id and a date.",
+            f"{md.plural(sum(1 for s in segments.values() if s['customers']), 'segment')}; " + brings,
             dataset=self.workspace.display(path),
             partition=partition,
             customer_column=customer,

@@ -45,6 +45,7 @@ from relaygraph.tools.measures import (
     group_keys,
     level_frame,
     measure_role,
+    shares_are_parts,
 )
 from relaygraph.tools.roles import ColumnRole
 
@@ -223,14 +224,15 @@ def breakdown(frame: pd.DataFrame, group_by: str, metric: str, partitions: int) 
     overall_stats = combine(whole, role, timeline)
     groups = []
     for key, parts in per_group.items():
-        row = {"group": key, **combine(parts, role, timeline)}
-        if role.role == "additive":
-            row["share"] = row["sum"] / overall_stats["sum"] if overall_stats["sum"] else None
-        groups.append(row)
+        groups.append({"group": key, **combine(parts, role, timeline)})
+    mixed = role.role == "additive" and not shares_are_parts(g["sum"] for g in groups)  # as one pass decides
+    if role.role == "additive":
+        for row in groups:
+            row["share"] = row["sum"] / overall_stats["sum"] if overall_stats["sum"] and not mixed else None
     primary = STATS[role.role][0]
     missing_label = keys[frame[group_by].isna()].iloc[0] if frame[group_by].isna().any() else None
     groups.sort(key=lambda g: (g["group"] == missing_label, -(g[primary] if g[primary] is not None else -np.inf)))
-    return Breakdown(group_by, metric, role, groups, overall_stats, int(frame[group_by].isna().sum()))
+    return Breakdown(group_by, metric, role, groups, overall_stats, int(frame[group_by].isna().sum()), mixed)
 
 
 def outliers(values: pd.Series, partitions: int) -> dict[str, Any]:

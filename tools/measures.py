@@ -7,7 +7,8 @@ first and change) for levels — so no tool can sum a temperature or a balance o
 Three promises the tests check on generated frames:
 
 * a breakdown keeps rows whose key is missing, as the group ``(missing)``, so an additive
-  measure's groups add up to the headline total, and shares are taken of that same total;
+  measure's groups add up to the headline total, and shares are taken of that same total —
+  only when every group is on one side of zero (:func:`shares_are_parts`);
 * a trend aggregates each period with the role's rule, and change is measured between
   complete periods for additive measures (a half month's sales are not a drop);
 * nothing here returns a sum for a column whose role is not additive.
@@ -258,11 +259,23 @@ class Breakdown:
     groups: list[dict[str, Any]]  # {"group", "rows", <role stats>, ["share"]}, largest first, (missing) last
     overall: dict[str, Any]  # the same statistics over every row
     missing_rows: int
+    mixed_signs: bool = False  # groups on both sides of zero: no shares (see shares_are_parts)
 
     @property
     def total(self) -> float | None:
         """The headline total, for additive measures only."""
         return self.overall.get("sum")
+
+
+MIXED_SIGNS_NOTE = "no shares: the groups have mixed signs, so a share of the net total could pass 100% or go negative"
+
+
+def shares_are_parts(values: Any) -> bool:
+    """Whether shares of the total of ``values`` are parts of a whole: only when no value pulls the
+    other way. With credits and debits (bank amounts, profit and loss) the net total can be smaller
+    than a part, so a "share" reads 138% or -69%; such a breakdown gives sums and no shares."""
+    numbers = [float(v) for v in values if v is not None and not pd.isna(v)]
+    return not (any(v > 0 for v in numbers) and any(v < 0 for v in numbers))
 
 
 def breakdown(frame: pd.DataFrame, group_by: str, metric: str) -> Breakdown:
@@ -273,14 +286,16 @@ def breakdown(frame: pd.DataFrame, group_by: str, metric: str) -> Breakdown:
     overall = stats(frame, metric, role, level)
     groups = []
     for key, part in frame.groupby(keys, sort=False, dropna=False):
-        row = {"group": str(key), **stats(part, metric, role, None if level is None else level.part(part.index))}
-        if role.role == "additive":
-            row["share"] = row["sum"] / overall["sum"] if overall["sum"] else None
-        groups.append(row)
+        groups.append({"group": str(key), **stats(part, metric, role,
+                                                   None if level is None else level.part(part.index))})
+    mixed = role.role == "additive" and not shares_are_parts(g["sum"] for g in groups)
+    if role.role == "additive":
+        for row in groups:
+            row["share"] = row["sum"] / overall["sum"] if overall["sum"] and not mixed else None
     primary = STATS[role.role][0]
     missing_label = keys[frame[group_by].isna()].iloc[0] if frame[group_by].isna().any() else None
     groups.sort(key=lambda g: (g["group"] == missing_label, -(g[primary] if g[primary] is not None else -np.inf)))
-    return Breakdown(group_by, metric, role, groups, overall, int(frame[group_by].isna().sum()))
+    return Breakdown(group_by, metric, role, groups, overall, int(frame[group_by].isna().sum()), mixed)
 
 
 @dataclass

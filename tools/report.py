@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from relaygraph.tools import combine, frames
 from relaygraph.tools import markdown as md
 from relaygraph.tools.measures import (
+    MIXED_SIGNS_NOTE,
     STATS,
     Breakdown,
     Trend,
@@ -87,8 +88,9 @@ def breakdown_table(result: Breakdown) -> str:
         return cells
 
     rows = [row(g["group"], g, g.get("share")) for g in result.groups]
-    rows.append(row(ALL_ROWS, result.overall, 1.0 if result.total else None))
-    return md.table(columns, rows)
+    rows.append(row(ALL_ROWS, result.overall, 1.0 if result.total and not result.mixed_signs else None))
+    table = md.table(columns, rows)
+    return table + (f"\n\nShares: n/a — {MIXED_SIGNS_NOTE}." if result.mixed_signs else "")
 
 
 def plain(text: str) -> str:
