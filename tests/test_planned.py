@@ -197,10 +197,9 @@ def test_a_refused_replan_shows_the_failed_task_and_a_weak_first_plan_is_not_a_n
     assert result["reason"].startswith("planning stopped: plan confidence ") and "new plan" not in result["reason"]
 
 
-def test_data_without_a_date_column_is_planned_without_trends(roles, invoke_config, sample_path):
-    # roles, not cast (the offline policy runs the agents this test does not set): each failure class
-    # replans differently (retries, partitions, re-run producers, a mapped column), and the critique
-    # checks the notes against the critic's full recomputation; not scripted per case yet (#9 §7)
+def test_data_without_a_date_column_is_planned_without_trends(cast, invoke_config, sample_path):
+    # aggregate's injected failure comes before its agent runs; the retry runs it
+    cast.scripts.update(whole_plan(analyst=[*agent("aggregate"), *agent("detect_outliers")]))
     frame = pd.read_csv(sample_path).drop(columns=["order_date"])
     frame.to_csv(sample_path.parent / "no_dates.csv", index=False)
     from relaygraph.graphs.planned import build_graph
