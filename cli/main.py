@@ -297,7 +297,9 @@ def resume(
         with open_checkpointer(checkpoint_db) as saver:
             graph_name = runner.thread_graph_name(saver, thread_id)
             if graph_name is None:
-                raise UsageError(f"No run found on thread {thread_id!r} in this checkpoint database.")
+                raise UsageError(f"No run found on thread {thread_id!r} in this checkpoint database: it was never "
+                                 "started here, or stopped before its first checkpoint. Start it again with "
+                                 f"`relaygraph run GRAPH --thread-id {thread_id}` (or check --checkpoint-db).")
             module = graph_module(graph_name)
             graph = runner.compile_graph(module.build_graph(), saver, graph_name)
             config = cli_threads.restore_run_options(saver, runner.run_config(thread_id, graph_name, {"model": model}))

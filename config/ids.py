@@ -26,6 +26,9 @@ def validate_thread_id(value: object) -> str:
         raise InvalidThreadId(f"Thread id {shown[:40]}… is longer than {MAX_THREAD_ID_CHARS} characters.")
     if value in (".", ".."):
         raise InvalidThreadId(f"Thread id {shown} is refused: it names a directory, not a thread.")
+    if value.startswith("."):
+        # ``.hidden`` would make a hidden output folder that ``ls`` does not show
+        raise InvalidThreadId(f"Thread id {shown} is refused: it starts with '.' (a hidden folder).")
     if "/" in value or "\\" in value:
         raise InvalidThreadId(f"Thread id {shown} is refused: it contains a path separator.")
     for char in value:
