@@ -130,8 +130,9 @@ QUESTIONS: dict[str, Question] = {q.name: q for q in (
     Question(name="top_region", text="Which region has the highest total revenue?", tool="aggregate",
              context={"group_by": "region", "metric": "revenue"}, answer_key="groups.0.group",
              evidence_keys=("group_by", "metric", "groups.0.group", "groups.0.sum")),
-    Question(name="invalid_rows", text="How many data-quality issues does the dataset have?",
-             tool="validate_dataset", answer_key="issue_count", evidence_keys=("rows", "issue_count")),
+    Question(name="invalid_rows", text=("How many rows of the dataset are invalid (exact duplicates, unparseable "
+                                        "values or broken rules: the rows cleaning drops)?"),
+             tool="validate_dataset", answer_key="invalid_rows", evidence_keys=("rows", "invalid_rows")),
     Question(name="publishable", text="Is this dataset fit to publish as it is (no data-quality issues)?",
              tool="validate_dataset", answer_key="passed", evidence_keys=("passed", "issue_count"), yes_no=True),
 )}

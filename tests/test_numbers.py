@@ -200,6 +200,20 @@ def test_cleaning_never_drops_a_row_that_breaks_no_rule(frame: pd.DataFrame) -> 
 
 
 @PROPERTY
+@given(mixed_frames(), st.lists(st.sampled_from(["12.5", "abc", None, "7"]), min_size=1, max_size=60))
+def test_validation_counts_as_invalid_rows_exactly_the_rows_cleaning_drops(frame: pd.DataFrame, text: list) -> None:
+    """The consensus question ``invalid_rows`` is answered in rows, not rows + nulls + cells: the
+    validator's ``invalid_rows`` is the number of rows the cleaner drops."""
+    from relaygraph.tools.cleaning import unparseable
+    from relaygraph.tools.data import invalid_row_mask
+
+    frame = frame.assign(reading=pd.Series((text * 60)[:len(frame)], index=frame.index, dtype=object))
+    parsed = frame.assign(**{c: values for c, (values, _) in unparseable(frame).items()})
+    cleaned = clean_frame(frame)
+    assert int(invalid_row_mask(frame, parsed).sum()) == cleaned.rows_in - cleaned.rows_out
+
+
+@PROPERTY
 @given(mixed_frames())
 def test_an_implied_rule_applies_only_while_its_breaches_are_rare(frame: pd.DataFrame) -> None:
     cleaned = clean_frame(frame)

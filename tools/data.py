@@ -157,6 +157,19 @@ def type_issues(frame: pd.DataFrame) -> dict[str, int]:
     return {col: int(bad.sum()) for col, (_, bad) in unparseable(frame).items() if bad.any()}
 
 
+def invalid_row_mask(frame: pd.DataFrame, parsed: pd.DataFrame, constraints: str | None = None) -> pd.Series:
+    """Rows that are provably invalid — what the cleaner drops: exact duplicates, rows with an
+    unparseable number, rows breaking a declared or implied rule. A row counts once however many
+    cells are wrong; a null is missing, not invalid (``issue_count`` mixes rows and cells)."""
+    mask = frame.duplicated()
+    for _, bad in unparseable(frame).values():
+        mask |= bad.reindex(frame.index, fill_value=False).astype(bool)
+    for rule in parse_constraints(constraints, parsed.columns) + implied_constraints(parsed).applied:
+        if rule.column in frames.numeric_columns(parsed):
+            mask |= rule.breaches(parsed).reindex(frame.index, fill_value=False).astype(bool)
+    return mask
+
+
 class ValidateDatasetTool(DataTool):
     name = "validate_dataset"
     description = (
@@ -178,11 +191,13 @@ class ValidateDatasetTool(DataTool):
         ranges = range_violations(parsed, constraints)
         implied = implied_constraints(parsed)
         issues = sum(nulls.values()) + duplicates + sum(ranges.values()) + sum(types.values())
+        invalid = invalid_row_mask(frame, parsed, constraints)
         return tool_result(
             f"{md.plural(len(frame), 'row')}: {md.plural(duplicates, 'duplicate row')}, "
             f"{md.plural(sum(nulls.values()), 'null')} in {md.plural(len(nulls), 'column')}, "
             f"{md.plural(sum(ranges.values()), 'out-of-range value')}, "
-            f"{md.plural(sum(types.values()), 'unparseable value')}.",
+            f"{md.plural(sum(types.values()), 'unparseable value')}; "
+            f"{md.plural(int(invalid.sum()), 'invalid row')} (duplicate, unparseable or breaking a rule).",
             dataset=self.workspace.display(path),
             rows=len(frame),
             nulls=nulls,
@@ -194,6 +209,7 @@ class ValidateDatasetTool(DataTool):
             rules_not_applied=implied.not_applied,
             type_issues=types,
             issue_count=issues,
+            invalid_rows=int(invalid.sum()),
             passed=issues == 0,
         )
 
