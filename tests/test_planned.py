@@ -278,14 +278,15 @@ def test_critique_finds_a_wrong_figure_and_the_reviser_drops_it(roles, invoke_co
     assert {"critic", "reviser"} <= set(result["agents"])
 
 
-def test_an_altered_report_figure_is_found_by_the_critic_and_fixed_by_the_reviser(roles, invoke_config,
+def test_an_altered_report_figure_is_found_by_the_critic_and_fixed_by_the_reviser(cast, invoke_config,
                                                                                    isolated_env, sample_path):
     """The report is altered between its writing and the critique (a breakdown cell gets another
     group's value, a number the tools *do* return elsewhere): the critic's per-figure check finds
     it with the recomputed value, the reviser's rewrite fixes it, the next round is clean."""
-    # roles, not cast (the offline policy runs the agents this test does not set): each failure class
-    # replans differently (retries, partitions, re-run producers, a mapped column), and the critique
-    # checks the notes against the critic's full recomputation; not scripted per case yet (#9 §7)
+    # the critic recomputes the report's figures (trends too) in each of the two rounds
+    trend_critic = [*agent("profile_dataset", on_given("aggregate", "metric", "group_by"), "detect_trends",
+                           "detect_outliers"), CRITIC_CALLS[-1]]
+    cast.scripts.update({**whole_plan(), CRITIC: trend_critic * 2, "report reviser": agent("write_report")})
     from langgraph.types import Command
     from relaygraph.config.checkpointing import open_checkpointer
     from relaygraph.graphs.planned import build_graph
