@@ -116,6 +116,12 @@ class Progress:
             mark = "[yellow]![/]" if error.get("outcome") == "partial" else "[red]✗[/]"
             self.console.print(f"{mark} [bold]{escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
                                highlight=False, soft_wrap=True)
+        decision = update.get("decision")
+        if isinstance(decision, dict):  # a voter whose agent completed (✓) but whose ballot was faulty
+            for voter, whys in sorted((decision.get("suspects") or {}).items()):
+                why = textwrap.shorten("; ".join(map(str, whys)), width=110, placeholder=" …")
+                self.console.print(f"[red]⚑[/] [bold]{escape(str(voter))}[/] flagged as faulty: {escape(why)}",
+                                   highlight=False, soft_wrap=True)
         if "result" in update:  # the result node ran; the mark is the run's outcome, not the node's
             status = str((update["result"] or {}).get("status") or "")
             mark = {"completed": "[green]✓[/]", "partial": "[yellow]![/]", "rejected": "[yellow]■[/]",

@@ -387,3 +387,28 @@ def test_a_team_brings_its_own_voters_and_the_protocol_checks_them_like_built_in
         graph.invoke({"task": "Again."}, {"configurable": {"thread_id": "other", "voters": 5}})
     with pytest.raises(ValueError, match="unique: analyst"):
         consensus_team([team[1], team[1]])
+
+
+@pytest.mark.parametrize("mode", ["majority", "pbft"])
+def test_the_console_marks_a_faulty_voter_flagged_not_only_its_completed_step(mode, cast, sample_path,
+                                                                               invoke_config) -> None:
+    """The liar's agent step completed (✓ voter_1), so the console must also say it was caught."""
+    import io
+
+    from rich.console import Console
+    from relaygraph.cli.common import Progress
+
+    for i in range(1, 5):
+        cast.scripts[f"voter {i}"] = ballot_north()
+    graph = build_graph().compile(checkpointer=InMemorySaver())
+    config = {"configurable": {**invoke_config["configurable"], "mode": mode, "voters": 4, "faults": "lie"}}
+    buffer = io.StringIO()
+    progress = Progress(Console(file=buffer, width=200, color_system=None), quiet=False)
+    for chunk in graph.stream({"task": "Which region earns most?"}, config, stream_mode="updates"):
+        for node, update in chunk.items():
+            if isinstance(update, dict):
+                progress(node, update)
+    lines = buffer.getvalue().splitlines()
+    flagged = [ln for ln in lines if ln.startswith("⚑ voter_1 flagged as faulty: ")]
+    assert flagged, "\n".join(lines)
+    assert not [ln for ln in lines if ln.startswith("⚑ voter_") and not ln.startswith("⚑ voter_1 ")]
