@@ -267,6 +267,31 @@ def _replaced(older: Any) -> Any:
     return next((t for t in older if (t.metadata or {}).get("source") != "input"), None)
 
 
+class ThreadFinishedError(ValueError):
+    """A new input on a thread whose run already ended (Python or ``langgraph dev``).
+
+    LangGraph would merge the input into the finished state, and the old run's result and
+    approvals would stand in for the new run (a rejected thread stayed rejected without running
+    anything). The CLI refuses the same before it starts (``cli/runner.refuse_reuse``)."""
+
+
+def refuse_new_input_on_finished_thread(state: dict[str, Any], config: RunnableConfig, entry: bool) -> None:
+    """Raise :class:`ThreadFinishedError` when an entry node of the root graph starts a new run
+    (not a resume, not a fork's continuation) on a thread that already holds a result."""
+    result = state.get("result")
+    if not entry or not result:
+        return
+    conf = (config or {}).get("configurable") or {}
+    if conf.get(CONFIG_KEY_RESUMING) or str(conf.get(CONFIG_KEY_CHECKPOINT_NS) or "").rpartition(NS_SEP)[0]:
+        return
+    thread = conf.get("thread_id")
+    status = result.get("status") if isinstance(result, dict) else None
+    raise ThreadFinishedError(
+        f"Thread {thread!r} already ran to its end (status {status}); a new input would be merged into that "
+        "finished run. Start the new run on another thread_id, or fork one of its checkpoints "
+        f"(`relaygraph fork {thread}`, or `graph.update_state` on an earlier checkpoint).")
+
+
 def gate(
     name: str, inner: Runnable, *, fixed: frozenset[str], finish: str, routes_statically: bool,
     entry: bool = False, branches: BranchGates | None = None,
@@ -313,6 +338,7 @@ def gate(
         return "end", Command(goto=finish, update={"approvals": [record], **marks})
 
     def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
+        refuse_new_input_on_finished_thread(state, config, entry)
         asked, ask = asked_as(state, config)
         action, value = before(state, config, paused_at_gate(asked, config, entry) if ask is None else ask, asked)
         if action != "run":
@@ -322,6 +348,7 @@ def gate(
         return _with_writes(output, {**_approval_writes(state, config, record), **marks})
 
     async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
+        refuse_new_input_on_finished_thread(state, config, entry)
         asked, ask = asked_as(state, config)
         action, value = before(state, config,
                                await apaused_at_gate(asked, config, entry) if ask is None else ask, asked)

@@ -18,6 +18,7 @@ from langgraph.graph import START
 from langgraph.types import Command
 from relaygraph.cli.main import app
 from relaygraph.config.checkpointing import open_async_checkpointer, open_checkpointer
+from relaygraph.nodes.approval import ThreadFinishedError
 from typer.testing import CliRunner
 
 cli = CliRunner()
@@ -107,8 +108,21 @@ def test_a_new_input_on_a_thread_paused_before_its_first_node_stops_there_again(
         assert "result" not in state and not state.get("steps")
         state = graph.invoke(Command(resume={"approved": False}), bare)
         assert state["result"]["status"] == "rejected"
-        # answered: a further new input is not stopped by that (answered) gate again
-        state = graph.invoke({"task": "Analyse again."}, bare)
-        assert "__interrupt__" not in state
-        # ... nor does it run any agent (no call is scripted): the thread still holds the rejection
-        assert state["result"]["status"] == "rejected" and not state.get("steps")
+        # the run ended (rejected): a further new input is refused, not merged into the old run
+        # (it would otherwise stand as "rejected" again without running anything)
+        with pytest.raises(ThreadFinishedError, match=r"already ran to its end \(status rejected\).*another thread_id"):
+            graph.invoke({"task": "Analyse again."}, bare)
+        assert graph.get_state(bare).values["result"]["status"] == "rejected"
+
+
+def test_a_new_input_on_a_finished_thread_is_refused_not_merged(isolated_env, cast) -> None:
+    """Python and ``langgraph dev`` callers get what the CLI says: a finished thread takes no new
+    input; its result stays the finished run's."""
+    answers_at_once(cast, *SEQUENTIAL)
+    with open_checkpointer() as saver:
+        graph = builder("sequential").compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "done"}}
+        assert graph.invoke({"task": "Analyse."}, config)["result"]["status"] == "completed"
+        with pytest.raises(ThreadFinishedError, match="'done' already ran to its end"):
+            graph.invoke({"task": "Something else."}, config)
+        assert graph.get_state(config).values["result"]["status"] == "completed"  # nothing re-ran
