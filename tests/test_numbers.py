@@ -13,6 +13,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import num, table_rows
@@ -98,7 +99,9 @@ def test_the_report_breakdown_reconciles_with_its_headline(frame: pd.DataFrame) 
     assert all_rows[0] == "(all rows)" and num(all_rows[1]) == len(frame) == sum(num(r[1]) for r in groups)
     assert num(all_rows[2]) == pytest.approx(round(frame["amount"].sum(), 2), abs=0.01)
     assert sum(num(r[2]) for r in groups) == pytest.approx(num(all_rows[2]), abs=0.01 * len(groups))
-    assert f"total {md.number(frame['amount'].sum())}" in text
+    total = frame["amount"].sum()
+    whole = frame["amount"].notna().any() and (frame["amount"].dropna() % 1 == 0).all()
+    assert f"total {md.number(int(round(total)) if whole else total)}" in text  # counts print as integers
     sums = frame.groupby(frame["region"].fillna("~"))["amount"].sum()
     mixed = (sums > 0).any() and (sums < 0).any()
     no_total = round(frame["amount"].sum(), 12) == 0
@@ -383,3 +386,19 @@ def test_agent_notes_in_a_report_render_literally_whatever_column_names_they_quo
     assert not any(c.type in ("em_open", "strong_open", "code_inline", "html_inline")
                    for t in items for c in t.children)
     assert sum(1 for t in tokens if t.type == "list_item_open") == len(names)
+
+
+@PROPERTY
+@given(st.lists(st.one_of(st.integers(-10_000, 10_000), st.none()), min_size=1, max_size=30))
+def test_whole_number_measures_sum_to_integers_and_print_without_decimals(counts: list) -> None:
+    """Counts are shown as counts: ``976``, never ``976.00`` — in one pass and combined from partitions."""
+    from relaygraph.tools.combine import breakdown as partitioned
+
+    frame = pd.DataFrame({"region": (["a", "b", "c"] * 30)[:len(counts)],
+                          "order_count": pd.Series(counts, dtype="float")})  # a gap makes pandas read floats
+    for result in (breakdown(frame, "region", "order_count"), partitioned(frame, "region", "order_count", 3)):
+        if frame["order_count"].notna().any():
+            assert isinstance(result.total, int) and result.total == int(frame["order_count"].sum())
+            assert all(isinstance(g["sum"], int) for g in result.groups if g["values"])
+            assert md.number(result.total) == f"{int(frame['order_count'].sum()):,}"
+    assert md.number(np.int64(976)) == "976" and md.number(976.5) == "976.50"

@@ -46,6 +46,7 @@ from relaygraph.tools.measures import (
     level_frame,
     measure_role,
     shares_are_parts,
+    whole_numbers,
 )
 from relaygraph.tools.roles import ColumnRole
 
@@ -76,6 +77,8 @@ class Partial:
     last: Readings = field(default_factory=dict)
     #: the non-null values, kept only where a median must be recomputed
     gathered: np.ndarray = field(default_factory=lambda: np.empty(0))
+    #: every value a whole number (or none present): the combined sum is a count, as in one pass
+    whole: bool = True
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ def partial(values: pd.Series, role: ColumnRole, timeline: Timeline | None, *, k
     """
     present = values.dropna().astype(float)
     out = Partial(rows=len(values), values=len(present), total=float(present.sum()),
+                  whole=not len(present) or whole_numbers(present),
                   low=float(present.min()) if len(present) else None,
                   high=float(present.max()) if len(present) else None)
     if keep:
@@ -162,7 +166,8 @@ def combine(parts: Sequence[Partial], role: ColumnRole, timeline: Timeline | Non
     highs = [p.high for p in parts if p.high is not None]
     out: dict[str, Any] = {"rows": rows, "values": values}
     if role.role == "additive":
-        out.update(sum=total, mean=mean)
+        whole = values > 0 and all(p.whole for p in parts)
+        out.update(sum=int(round(total)) if whole else total, mean=mean)
     elif role.role == "non_additive":
         gathered = np.concatenate([p.gathered for p in parts]) if parts else np.empty(0)
         out.update(mean=mean, median=float(np.median(gathered)) if len(gathered) else None,

@@ -311,7 +311,7 @@ class AggregateTool(DataTool):
         if result.total is not None:
             share = f" ({top['share']:.1%} of the total)" if top.get("share") is not None else ""
             summary = (f"{headline} by {group_by}: {counted}, total "
-                       f"{result.total:,.2f}; top is {top['group']}{share}"
+                       f"{md.number(result.total)}; top is {top['group']}{share}"
                        + (f" ({measures.MIXED_SIGNS_NOTE})" if result.mixed_signs else "") + ".")
         else:
             value = top[primary]

@@ -9,6 +9,7 @@ lines do it; the tests parse every generated report with markdown-it-py to prove
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -57,8 +58,8 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 def number(value: Any, digits: int = 2) -> str:
     if value is None:
         return "n/a"
-    if isinstance(value, int):
-        return f"{value:,}"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):  # numpy ints too: counts
+        return f"{int(value):,}"
     return f"{float(value):,.{digits}f}"
 
 

@@ -219,7 +219,8 @@ def stats(frame: pd.DataFrame, metric: str, role: ColumnRole, level: LevelFrame 
     values = frame[metric]
     out: dict[str, Any] = {"rows": len(frame), "values": int(values.notna().sum())}
     if role.role == "additive":
-        out.update(sum=float(values.sum()), mean=_num(values.mean()))
+        total = float(values.sum())
+        out.update(sum=int(round(total)) if whole_numbers(values) else total, mean=_num(values.mean()))
     elif role.role == "non_additive":
         out.update(mean=_num(values.mean()), median=_num(values.median()), min=_num(values.min()),
                    max=_num(values.max()))
@@ -233,6 +234,14 @@ def stats(frame: pd.DataFrame, metric: str, role: ColumnRole, level: LevelFrame 
             out.update(series_count=int(level.keys[values.notna() & level.dates.notna()].nunique()),
                        series_by=list(level.entities), last_carried_forward=carried, first_read_later=later)
     return out
+
+
+def whole_numbers(values: pd.Series) -> bool:
+    """Whether a measure holds counts: every value a whole number (an integer column, or one read as
+    floats because of a gap). Its sums are counts too, so they are ints — shown as ``976``, not
+    ``976.00``; a mean is still a float."""
+    present = pd.to_numeric(values, errors="coerce").dropna()
+    return bool(len(present)) and bool((present == present.round()).all()) and bool(present.abs().max() < 2**53)
 
 
 def _num(value: Any) -> float | None:
