@@ -104,15 +104,20 @@ class Progress:
     def __call__(self, node: str, update: dict[str, Any]) -> None:
         if self.quiet:
             return
+        said: dict[str, str] = {}  # node -> its progress line's full detail, in this update
         for item in update.get("progress") or []:
             mark = {"completed": "[green]✓[/]", "partial": "[yellow]![/]",
                     "rejected": "[yellow]■[/]"}.get(item.get("status"), "[red]✗[/]")
+            said[str(item.get("node"))] = " ".join(str(item.get("detail") or "").split())
             detail = textwrap.shorten(str(item.get("detail") or ""), width=110, placeholder=" …")
             self.console.print(f"{mark} [bold]{escape(str(item['node']))}[/] ({item['duration_s']:.2f}s) "
                                f"{escape(detail)}", highlight=False, soft_wrap=True)
         for error in update.get("errors") or []:
             if error.get("outcome") == "rejected":
                 continue  # its progress line (■) already says it was rejected and why
+            reason = " ".join(str(error.get("reason") or "").split())
+            if reason and reason in said.get(str(error.get("node")), ""):
+                continue  # its progress line (! or ✗) just said the same thing: one line, not two
             mark = "[yellow]![/]" if error.get("outcome") == "partial" else "[red]✗[/]"
             self.console.print(f"{mark} [bold]{escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
                                highlight=False, soft_wrap=True)

@@ -49,3 +49,17 @@ def test_the_approval_prompt_reads_as_sentences_not_a_dict(capsys) -> None:
     assert "Approve running node 'report'?" in text and "Task: Write the report." in text
     assert "relaygraph resume q3 --approve" in text and "relaygraph resume q3 --reject" in text
     assert "{'type'" not in text and "resume_with" not in text
+
+
+def test_a_partial_step_is_one_console_line_not_its_progress_and_its_error_saying_the_same() -> None:
+    """An agent's partial outcome is both a progress entry and an errors entry with the same
+    reason (nodes/agent.py); the console says it once. A different error still gets its own line."""
+    console = Console(record=True, width=400)
+    why = "partial: aggregate: ValueError: No category column found; pass group_by with a column name."
+    Progress(console, quiet=False)("analyze", {
+        "progress": [{"node": "analyze", "status": "partial", "duration_s": 0.5, "detail": why}],
+        "errors": [{"node": "analyze", "agent": "analyst", "outcome": "partial", "reason": why},
+                   {"node": "analyze", "agent": "analyst", "outcome": "partial", "reason": "something else"}]})
+    lines = console.export_text().strip().splitlines()
+    assert sum("No category column found" in ln for ln in lines) == 1, lines
+    assert lines[0].startswith("! analyze (0.50s) partial: aggregate") and lines[1] == "! analyze: something else"
