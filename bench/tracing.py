@@ -50,18 +50,26 @@ def light_graph():
     return builder
 
 
-def timed_round(builder, name: str, task: str, invokes: int) -> tuple[float, float]:
+def timed_round(builder, name: str, task: str, invokes: int, saver: str = "memory") -> tuple[float, float]:
     """(wall, CPU) seconds per invoke; CPU time counts every thread of this process — the
-    exporter's too — and is what other load on a shared machine disturbs least."""
+    exporter's too — and is what other load on a shared machine disturbs least.
+
+    ``saver``: ``memory`` (InMemorySaver: tracing's cost alone) or ``sqlite`` (relaygraph's
+    saver on the checkpoint database, as the CLI runs: checkpoint commits included, and the
+    span-store writes tracing makes at those commits)."""
+    from contextlib import nullcontext
+
     from langgraph.checkpoint.memory import InMemorySaver
     from relaygraph.cli import runner
+    from relaygraph.config.checkpointing import open_checkpointer
     from relaygraph.observability import tracing
 
-    graph = runner.compile_graph(builder, InMemorySaver(), name)
-    started, cpu = time.perf_counter(), time.process_time()
-    for i in range(invokes):
-        runner.execute(graph, {"task": task}, runner.run_config(f"{name}-{time.time_ns()}-{i}", name))
-    tracing.flush()
+    with (open_checkpointer() if saver == "sqlite" else nullcontext(InMemorySaver())) as checkpointer:
+        graph = runner.compile_graph(builder, checkpointer, name)
+        started, cpu = time.perf_counter(), time.process_time()
+        for i in range(invokes):
+            runner.execute(graph, {"task": task}, runner.run_config(f"{name}-{time.time_ns()}-{i}", name))
+        tracing.flush()
     return (time.perf_counter() - started) / invokes, (time.process_time() - cpu) / invokes
 
 
@@ -69,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invokes", type=int, default=3, help="invokes per round")
     parser.add_argument("--rounds", type=int, default=5, help="off/on rounds per graph")
+    parser.add_argument("--saver", choices=("memory", "sqlite"), default="memory",
+                        help="memory: InMemorySaver; sqlite: relaygraph's saver on the checkpoint DB (as the CLI)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="relaygraph-bench-tracing-"))
@@ -91,22 +101,22 @@ def main() -> None:
     try:
         for name, (factory, task) in graphs.items():
             tracing.configure(enabled=False)
-            timed_round(factory(), name, task, 1)  # warm-up: imports, sample data, caches
+            timed_round(factory(), name, task, 1, args.saver)  # warm-up: imports, sample data, caches
             tracing.configure(enabled=True, exporters=[OTLPSpanExporter(endpoint=endpoint)])
-            timed_round(factory(), name, task, 1)  # warm-up: exporter, span store table, engine
+            timed_round(factory(), name, task, 1, args.saver)  # warm-up: exporter, span store table, engine
             off, on = [], []
             for _ in range(args.rounds):
                 tracing.configure(enabled=False)
-                off.append(timed_round(factory(), name, task, args.invokes))
+                off.append(timed_round(factory(), name, task, args.invokes, args.saver))
                 # a fresh exporter per round: turning tracing off shuts the previous one down
                 tracing.configure(enabled=True, exporters=[OTLPSpanExporter(endpoint=endpoint)])
-                on.append(timed_round(factory(), name, task, args.invokes))
+                on.append(timed_round(factory(), name, task, args.invokes, args.saver))
             tracing.shutdown()
             for label, k in (("wall", 0), ("cpu", 1)):
                 off_ms = statistics.median(r[k] for r in off) * 1e3
                 on_ms = statistics.median(r[k] for r in on) * 1e3
                 print(f"{name:<11} {label:<4} off {off_ms:8.1f} ms/invoke   on {on_ms:8.1f} ms/invoke   "
-                      f"ratio {on_ms / off_ms:.3f}x   (median of {args.rounds} rounds x {args.invokes} invokes)")
+                      f"ratio {on_ms / off_ms:.3f}x   (median of {args.rounds} rounds x {args.invokes} invokes, {args.saver} saver)")
     finally:
         receiver.send_signal(signal.SIGINT)
     received = sum(int(line.split()[1]) for line in receiver.communicate()[0].splitlines() if line.startswith("received"))
