@@ -48,26 +48,28 @@ EXPECTED = {"status": "completed", "parts": sorted(["plan:t", "a", "b", "c", "jo
 
 
 @contextmanager
-def killed_after_put_writes(kill_after: int) -> Iterator[list[int]]:
+def killed_after_put_writes(kill_after: int, method: str = "put_writes") -> Iterator[list[int]]:
     """While inside, SIGKILL this process right after the ``kill_after``-th saved write (0:
-    never). Yields a one-item list that counts the writes saved so far.
+    never) — or, with ``method="put"``, right after the ``kill_after``-th saved checkpoint.
+    Yields a one-item list that counts the saves so far.
 
-    The one place that patches ``SQLAlchemySaver.put_writes`` (this module's :func:`run` and
-    ``crash_runner.py``'s ``CRASH_AFTER_PUT_WRITES`` both use it)."""
+    The one place that patches ``SQLAlchemySaver.put_writes``/``put`` (this module's :func:`run`
+    and ``crash_runner.py``'s ``CRASH_AFTER_PUT_WRITES``/``CRASH_AFTER_PUT`` use it)."""
     count = [0]
-    original = SQLAlchemySaver.put_writes
+    original = getattr(SQLAlchemySaver, method)
 
-    def put_writes(self: SQLAlchemySaver, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
+    def saved(self: SQLAlchemySaver, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
         count[0] += 1
         if count[0] == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+        return result
 
-    SQLAlchemySaver.put_writes = put_writes  # type: ignore[method-assign]
+    setattr(SQLAlchemySaver, method, saved)
     try:
         yield count
     finally:
-        SQLAlchemySaver.put_writes = original  # type: ignore[method-assign]
+        setattr(SQLAlchemySaver, method, original)
 
 
 def run(url: str, thread: str, kill_after: int, durability: str = "sync") -> int:

@@ -1,12 +1,13 @@
 """The relaygraph CLI with an observable offline model, for crash-and-resume tests.
 
-    CRASH_LOG=FILE [CRASH_BLOCK_ROLE=ROLE] [CRASH_AFTER_PUT_WRITES=K] python tests/crash_runner.py run GRAPH ...
+    CRASH_LOG=FILE [CRASH_BLOCK_ROLE=ROLE] [CRASH_AFTER_PUT_WRITES=K|CRASH_AFTER_PUT=K] python tests/crash_runner.py run GRAPH ...
 
 The ``crashy`` provider is the offline policy plus two things a test needs from outside the
 process: a log line per agent run (``start``/``final`` with the agent's role and partition),
 and, when ``CRASH_BLOCK_ROLE`` names a role, that agent blocking forever — so the test can
 SIGKILL the process in the middle of a graph, after other nodes have checkpointed; with
-``CRASH_AFTER_PUT_WRITES=K`` the process kills itself right after the K-th saved write.
+``CRASH_AFTER_PUT_WRITES=K`` the process kills itself right after the K-th saved write, with
+``CRASH_AFTER_PUT=K`` right after the K-th saved checkpoint.
 """
 
 from __future__ import annotations
@@ -69,8 +70,10 @@ def main() -> None:
 
     register_provider(crashy(os.environ["CRASH_LOG"], os.environ.get("CRASH_BLOCK_ROLE") or None))
     sys.argv = ["relaygraph", *sys.argv[1:]]
-    # CRASH_AFTER_PUT_WRITES=K: die right after the K-th saved write, before the next checkpoint
-    with killed_after_put_writes(int(os.environ.get("CRASH_AFTER_PUT_WRITES") or 0)):
+    # CRASH_AFTER_PUT_WRITES=K: die right after the K-th saved write, before the next checkpoint;
+    # CRASH_AFTER_PUT=K: die right after the K-th saved checkpoint
+    with (killed_after_put_writes(int(os.environ.get("CRASH_AFTER_PUT_WRITES") or 0)),
+          killed_after_put_writes(int(os.environ.get("CRASH_AFTER_PUT") or 0), "put")):
         cli_main()
 
 
