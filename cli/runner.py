@@ -15,11 +15,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.sqlalchemy import ConnectionLostError, Lease, SQLAlchemySaver, thread_lease
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+from langgraph.checkpoint.sqlalchemy import (
+    ConnectionLostError,
+    Lease,
+    SQLAlchemySaver,
+    thread_lease,
+)
 from langgraph.graph import StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Durability
@@ -84,7 +90,10 @@ def execute(
     resumable = [graph_input is None or isinstance(graph_input, Command)
                  or bool(config["configurable"].get("checkpoint_id"))]
 
-    def saved(payload: dict[str, Any]) -> None:  # a checkpoint, not writes (they may come first)
+    def saved(payload: dict[str, Any]) -> None:
+        # Tracing: node spans end, and stored spans catch up, at each commit (a kill loses neither).
+        instrument_langchain.checkpoint_listener(payload)
+        # a checkpoint, not writes (they may come first)
         if "parent_config" in payload and payload["config"]["configurable"].get("thread_id") == thread_id:
             resumable[0] = True
 
@@ -213,9 +222,36 @@ def with_trace_root(graph: CompiledStateGraph, config: RunnableConfig) -> Runnab
         head = graph.checkpointer.get_tuple({"configurable": {
             "thread_id": config["configurable"]["thread_id"], "checkpoint_ns": ""}})
         previous = (head.metadata or {}).get(tracing.ROOT_KEY) if head else None
-        if tracing.parse_ref(previous):
+        if head is not None and isinstance(previous, str) and tracing.parse_ref(previous):
             metadata[tracing.LINK_KEY] = previous
+            _stand_in_for_killed_root(graph.checkpointer, head, previous)
     return {**config, "metadata": metadata}
+
+
+def _stand_in_for_killed_root(saver: BaseCheckpointSaver, head: CheckpointTuple, ref: str) -> None:
+    """The previous run's root span is missing from the span store when its process was killed:
+    store a stand-in over that run's checkpoints, so its stored spans have their root and this
+    run's link resolves (:func:`relaygraph.observability.tracing.store_killed_root`)."""
+    if tracing.store_url() is None:
+        return
+    thread_id = str(head.config["configurable"]["thread_id"])
+    first = head
+    for first in saver.list({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}},
+                            filter={tracing.ROOT_KEY: ref}):
+        pass  # newest first: the last one is the run's first checkpoint
+    graph = (head.metadata or {}).get("relaygraph_graph") or (head.metadata or {}).get("graph_id") or "workflow"
+    try:
+        tracing.store_killed_root(ref, thread_id=thread_id, graph=str(graph),
+                                  first_ns=_ts_ns(first.checkpoint["ts"]), last_ns=_ts_ns(head.checkpoint["ts"]))
+    except Exception as exc:  # noqa: BLE001 - tracing never stops a run
+        logger.warning("could not store a stand-in for the root span of thread %r's previous run: %s",
+                       thread_id, exc)
+
+
+def _ts_ns(ts: str) -> int:
+    """A checkpoint's ISO 8601 timestamp in Unix nanoseconds (microsecond precision)."""
+    moment = datetime.fromisoformat(ts)
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
 
 
 def outcome(graph: CompiledStateGraph, config: RunnableConfig) -> RunOutcome:

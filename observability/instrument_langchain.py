@@ -443,8 +443,12 @@ def checkpoint_listener(payload: dict[str, Any]) -> None:
     """A saver listener (``SQLAlchemySaver(..., listeners=[checkpoint_listener])`` or
     ``saver.add_listener(checkpoint_listener)``): node spans of runs on that saver carry the
     checkpoint they started from and the one their step produced, with no checkpoint stream
-    (plain ``invoke``, ``langgraph dev``). Free while tracing is off."""
+    (plain ``invoke``, ``langgraph dev``), and the spans that ended by this commit (nodes whose
+    step it saved included) are stored before the run goes on — as durable as the checkpoint
+    (:func:`tracing.checkpoint_committed`). The runner adds it to relaygraph's saver for each
+    run. Free while tracing is off."""
     _handler.observe_checkpoint(payload)
+    tracing.checkpoint_committed()
 
 
 @contextmanager

@@ -10,7 +10,10 @@ engines (driver choice, SQLite WAL and busy timeout, BEGIN IMMEDIATE writes behi
 in-process lock as the saver's commits) and its migrations (the named set ``relaygraph_spans``,
 version table ``relaygraph_spans_migrations``). Spans are found by thread: a run's root and
 node spans carry ``relaygraph.thread_id``; every span of those traces (agents, LLM and tool
-calls) belongs to the thread. Writes happen on the batch processor's thread, off the run's path.
+calls) belongs to the thread. Writes happen on the batch processor's thread, off the run's path,
+and at each checkpoint commit on the saver's writing thread (``tracing.checkpoint_committed``:
+stored spans are as durable as checkpoints). A killed run's root span, never ended, is stored
+later as a stand-in (:func:`store_stand_in`, from ``tracing.store_killed_root`` on resume).
 
 A lost connection is retried like every store beside the checkpoints
 (:class:`~relaygraph.config.stores.SideTables`: the saver's ``RetryPolicy``, bound
@@ -184,6 +187,39 @@ class SpanStoreExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+def stored_span_bounds(url: str, trace_id: str, span_id: str) -> tuple[int, ...] | None:
+    """None when span ``span_id`` is stored; else the earliest start and latest end of the
+    trace's stored spans (empty when it has none) — what a stand-in root must cover."""
+    def read(conn: sa.Connection) -> tuple[int, ...] | None:
+        found = conn.execute(sa.select(spans_table.c.span_id).where(
+            spans_table.c.trace_id == trace_id, spans_table.c.span_id == span_id)).first()
+        if found is not None:
+            return None
+        low, high = conn.execute(sa.select(sa.func.min(spans_table.c.start_ns), sa.func.max(spans_table.c.end_ns))
+                                 .where(spans_table.c.trace_id == trace_id)).one()
+        return () if low is None else (int(low), int(high))
+
+    return _TABLES.read(url, "a span-store read", read)
+
+
+def store_stand_in(url: str, span: StoredSpan) -> bool:
+    """Store a span written after the fact (a killed run's root); False when one with its ids
+    is stored already (a concurrent resume wrote it first)."""
+    row = {**span.model_dump(exclude={"attributes", "events", "resource", "links"}),
+           "attributes": json.dumps(span.attributes, default=_jsonable),
+           "events": json.dumps(span.events, default=_jsonable),
+           "resource": json.dumps(span.resource, default=_jsonable),
+           "links": json.dumps(span.links, default=_jsonable) if span.links else None}
+
+    def insert(conn: sa.Connection) -> bool:
+        before = conn.execute(sa.select(sa.func.count()).select_from(spans_table).where(
+            spans_table.c.trace_id == span.trace_id, spans_table.c.span_id == span.span_id)).scalar_one()
+        _insert_missing(conn, [row])
+        return not before
+
+    return bool(_TABLES.transaction(url, "a span-store write", insert))
 
 
 def load_spans(url: str, thread_id: str, *, trace_id: str | None = None) -> list[StoredSpan]:

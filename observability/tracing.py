@@ -3,6 +3,7 @@
     configure() ─► TracerProvider(Resource: service.name/.version, telemetry.sdk.*, OTEL_RESOURCE_ATTRIBUTES)
                     ├─► BatchSpanProcessor ─► OTLP / console   (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_*)
                     └─► BatchSpanProcessor ─► span store       (the checkpoint database; trace_store.py)
+                          ▲ flushed at each checkpoint commit  (checkpoint_committed(), from the saver's listener)
 
 Importing relaygraph configures nothing. The instrumentation (``instrument_langchain``,
 ``instrument_smolagents``) calls :func:`ensure_configured` when a run starts, which reads the
@@ -17,9 +18,11 @@ endpoint/header/timeout variables, as the OpenTelemetry spec defines them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -32,12 +35,25 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, TraceFlags, format_span_id, format_trace_id
+from opentelemetry.trace import (
+    Link,
+    Span,
+    SpanContext,
+    Status,
+    StatusCode,
+    TraceFlags,
+    format_span_id,
+    format_trace_id,
+)
 from relaygraph.config.settings import ModelPrice, Settings, get_settings
-from relaygraph.observability.semconv import CONTENT_LIMIT, TRACER_NAME
-from relaygraph.observability.trace_store import SpanStoreExporter
+from relaygraph.observability.semconv import CONTENT_LIMIT, OI_KIND, OP, THREAD_ID, TRACER_NAME
+from relaygraph.observability.trace_store import (
+    SpanStoreExporter,
+    StoredSpan,
+    store_stand_in,
+    stored_span_bounds,
+)
 from relaygraph.observability.usage import DEFAULT_PRICES, price_table
-
 
 # --- a run's root span, named before it starts (so resume can link to it) ---------------------
 #
@@ -182,6 +198,7 @@ class _State:
     trace_content: bool = False
     prices: dict[str, ModelPrice] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     store_url: str | None = None
+    store_processor: BatchSpanProcessor | None = None  # the span store's (flushed at checkpoint commits)
     generation: int = 0  # bumped whenever the provider changes (instrumentation drops stale runs)
     env_read: bool = False
 
@@ -260,7 +277,8 @@ def configure(
         for exporter in chosen:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         if url:
-            provider.add_span_processor(BatchSpanProcessor(SpanStoreExporter(url)))
+            _state.store_processor = BatchSpanProcessor(SpanStoreExporter(url))
+            provider.add_span_processor(_state.store_processor)
         for processor in processors:
             provider.add_span_processor(processor)
         _state.provider = provider
@@ -297,6 +315,77 @@ def flush(timeout_millis: int = 10_000) -> bool:
     return provider.force_flush(timeout_millis) if provider else True
 
 
+_flusher: ThreadPoolExecutor | None = None
+
+
+def checkpoint_committed() -> None:
+    """A checkpoint or a task's writes were just committed: store the spans that ended so far.
+
+    Why: the span store's batch processor exports every 5 s, so a process killed (SIGKILL, OOM)
+    lost the spans of nodes whose checkpoints were saved. Flushing at each commit makes stored
+    spans exactly as durable as the checkpoints: one span-store transaction per commit (nothing
+    when no span ended since the last), never one per span. The OTLP exporters keep their own
+    batching. Called from the saver's listener (:func:`instrument_langchain.checkpoint_listener`)
+    on the writing thread after its commit; on an event loop (the async saver under
+    ``langgraph dev``) the write is handed to a helper thread instead of blocking the loop.
+    Free while tracing or the span store is off.
+    """
+    processor = _state.store_processor
+    if processor is None:
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        processor.force_flush()  # the writing thread, right after its commit
+        return
+    global _flusher
+    with _lock:
+        if _flusher is None:
+            _flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relaygraph-span-store")
+    _flusher.submit(processor.force_flush)
+
+
+#: Attribute on a stand-in root span: how the run it stands for ended.
+RUN_OUTCOME = "relaygraph.run.outcome"
+#: Attribute on a span written after the fact from the checkpoints, not recorded as it ran.
+RECONSTRUCTED = "relaygraph.span.reconstructed"
+
+
+def store_killed_root(ref: Any, *, thread_id: str, graph: str, first_ns: int, last_ns: int) -> StoredSpan | None:
+    """Store a stand-in for the root span ``ref`` names when the span store lacks it.
+
+    Why: a run's root span is exported when the run ends; a killed process never ends it, so the
+    killed run's stored node spans had no parent and the next run's link dangled. The stand-in
+    has the root's own ids (named in the run's checkpoints), spans from the run's first to its
+    last checkpoint (or its last stored span, if later), status ERROR and
+    ``relaygraph.run.outcome=killed``. Spans still open at the kill (the node, agent or LLM call
+    in flight) were never ended, so they are absent; their finished children show as roots of
+    their own. Written to the span store only (exporters got the run's spans as they ended).
+    Returns the stand-in, or None when tracing or the store is off or the root is stored.
+    """
+    ids, url = parse_ref(ref), _state.store_url
+    if ids is None or url is None or _state.tracer is None:
+        return None
+    trace_id, span_id = format_trace_id(ids[0]), format_span_id(ids[1])
+    bounds = stored_span_bounds(url, trace_id, span_id)
+    if bounds is None:  # the root itself is stored: the run ended (or was exported) normally
+        return None
+    first_ns, last_ns = min([first_ns, *bounds[:1]]), max([last_ns, *bounds[1:]])
+    own = dict(resource(get_settings()).attributes)
+    attributes = {OP: "invoke_workflow", "gen_ai.workflow.name": graph,
+                  "langgraph.graph": graph, OI_KIND: "CHAIN", THREAD_ID: thread_id,
+                  "gen_ai.conversation.id": thread_id, "session.id": thread_id,
+                  RUN_OUTCOME: "killed", RECONSTRUCTED: True}
+    stand_in = StoredSpan(
+        trace_id=trace_id, span_id=span_id, thread_id=thread_id, name=f"invoke_workflow {graph}",
+        kind="INTERNAL", start_ns=first_ns, end_ns=last_ns, status_code=StatusCode.ERROR.value,
+        status_message="run ended without finishing its trace (process killed?): root span reconstructed "
+                       "on resume from the run's checkpoints; spans open at the end are missing",
+        attributes=attributes, service_name=str(own.get("service.name", "relaygraph")), scope=TRACER_NAME,
+        resource=own)
+    return stand_in if store_stand_in(url, stand_in) else None
+
+
 def shutdown() -> None:
     """Flush and turn tracing off (tests; the SDK also shuts down at exit). It stays off: the
     next run does not re-read the environment."""
@@ -308,6 +397,7 @@ def shutdown() -> None:
 
 def _shutdown_provider() -> None:
     provider, _state.provider, _state.tracer = _state.provider, None, None
+    _state.store_processor = None
     _state.generation += 1
     if provider is not None:
         provider.shutdown()

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from conftest import REPO, cli_here
 from relaygraph.cli.main import app
@@ -66,22 +67,75 @@ def test_each_resume_links_to_the_run_before_it(tracing_off, isolated_env) -> No
 def test_a_resume_after_a_kill_links_to_the_killed_runs_root_named_in_its_checkpoints(
     tracing_off, isolated_env, tmp_path, monkeypatch
 ) -> None:
-    """The killed process never exported its root span; the link comes from the checkpoint."""
+    """The killed process never exported its root span; the link comes from the checkpoint, and
+    resume stores a stand-in for it."""
     url = f"sqlite:///{isolated_env['db']}"
     log = tmp_path / "agents.log"
-    env = {**os.environ, "RELAYGRAPH_MODEL": "crashy", "CRASH_LOG": str(log), "CRASH_AFTER_PUT_WRITES": "1"}
-    killed = subprocess.run([sys.executable, str(REPO / "tests" / "crash_runner.py"), "run", "sequential",
-                             "--thread-id", "cut", "--trace", "--json"], env=env, capture_output=True, text=True,
-                            timeout=300, cwd=REPO)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    with open_checkpointer() as saver:
-        head = saver.get_tuple({"configurable": {"thread_id": "cut", "checkpoint_ns": ""}})
-        killed_ref = head.metadata[tracing.ROOT_KEY]
+    killed_ref = killed_run("cut", log, CRASH_AFTER_PUT_WRITES="1")
     done = cli_here(["resume", "cut", "--trace", "--json"], log, monkeypatch)
     assert done.exit_code == 0, done.output
     stored = load_spans(url, "cut")
-    (resumed,) = roots(stored)  # only the resume's root was ever exported
+    stand_in, resumed = roots(stored)  # the killed root, reconstructed on resume, and the resume's
     trace_id, span_id = killed_ref.split("-")
+    assert (stand_in.trace_id, stand_in.span_id) == (trace_id, span_id)
+    assert stand_in.attributes[tracing.RUN_OUTCOME] == "killed"
     assert resumed.links == [{"trace_id": trace_id, "span_id": span_id,
                               "attributes": {"relaygraph.link.type": "continues"}}]
-    assert span_id not in {s.span_id for s in stored}
+    nodes = [s.name for s in stored if s.name.startswith("node ")]
+    assert len(nodes) == len(set(nodes))  # no node stored twice (killed run and resume)
+
+
+def killed_run(thread: str, log: Path, **crash: str) -> str:
+    """Run ``sequential`` traced in a child that SIGKILLs itself as ``crash`` says; returns the
+    killed run's root span reference, read from its checkpoints."""
+    env = {**os.environ, "RELAYGRAPH_MODEL": "crashy", "CRASH_LOG": str(log), **crash}
+    killed = subprocess.run([sys.executable, str(REPO / "tests" / "crash_runner.py"), "run", "sequential",
+                             "--thread-id", thread, "--trace", "--json"], env=env, capture_output=True, text=True,
+                            timeout=300, cwd=REPO)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with open_checkpointer() as saver:
+        head = saver.get_tuple({"configurable": {"thread_id": thread, "checkpoint_ns": ""}})
+        return str(head.metadata[tracing.ROOT_KEY])
+
+
+def test_a_killed_runs_finished_nodes_are_stored_and_hang_under_a_stand_in_root_the_resume_links_to(
+    tracing_off, isolated_env, tmp_path, monkeypatch
+) -> None:
+    """SIGKILL right after the first node's checkpoint (the 3rd: input, start, extract): extract's
+    spans were stored at that commit, not left in the 5 s export batch; resume stores a stand-in
+    for the killed root (its ids from the checkpoint) that they hang under and the resume links to."""
+    url = f"sqlite:///{isolated_env['db']}"
+    log = tmp_path / "agents.log"
+    killed_ref = killed_run("k1", log, CRASH_AFTER_PUT="3")
+    trace_id, span_id = killed_ref.split("-")
+    assert log.read_text().splitlines() == ["start data extractor", "final data extractor"]
+    before = load_spans(url, "k1")  # stored by the killed process itself, before it died
+    (extract,) = [s for s in before if s.name == "node extract"]
+    assert (extract.trace_id, extract.parent_span_id) == (trace_id, span_id)
+    assert {"invoke_agent extract", "execute_tool profile_dataset"} <= {s.name for s in before}
+    assert roots(before) == []  # the killed root was never ended, so never exported
+
+    done = cli_here(["resume", "k1", "--trace", "--json"], log, monkeypatch)
+    assert done.exit_code == 0, done.output
+    stored = load_spans(url, "k1")
+    stand_in, resumed = roots(stored)
+    assert (stand_in.trace_id, stand_in.span_id) == (trace_id, span_id)
+    assert stand_in.status_code == 2 and "reconstructed" in (stand_in.status_message or "")
+    assert stand_in.attributes[tracing.RUN_OUTCOME] == "killed"
+    assert stand_in.attributes[tracing.RECONSTRUCTED] is True
+    assert stand_in.thread_id == "k1" and stand_in.name == "invoke_workflow sequential"
+    assert stand_in.start_ns <= extract.start_ns and extract.end_ns <= stand_in.end_ns < resumed.start_ns
+    assert resumed.links == [{"trace_id": trace_id, "span_id": span_id,
+                              "attributes": {"relaygraph.link.type": "continues"}}]
+    # Nothing duplicated: each node ran (and was stored) once, in the run that ran it.
+    nodes = sorted((s.name, s.trace_id) for s in stored if s.name.startswith("node "))
+    assert nodes == sorted([("node extract", trace_id)] + [
+        (f"node {n}", resumed.trace_id) for n in ("clean", "analyze", "report", "finalize")])
+    assert [s for s in stored if s.span_id == extract.span_id] == [extract]
+
+    shown = cli.invoke(app, ["traces", "show", "k1"])
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert "root span reconstructed" in text and f"continues trace {trace_id}" in text
+    # extract's node is drawn under the stand-in root (the tree's first branch), not as a root
+    assert text.index("node extract") < text.index(f"continues trace {trace_id}")
