@@ -51,17 +51,31 @@ def verify() -> list[Any]:
 
 
 def auction(cast: Any, task: str, partition: str, winner: str | None, bidders: tuple[str, ...] | None = None,
-            execution: list[Any] | None = None) -> None:
+            execution: list[Any] | None = None, verified: bool | None = None) -> None:
     """Script one auction round of ``task``: every bidder bids, the (known) winner works (its
     ``execution``, by default the right method on its partition) and the verifier checks it
-    (unless ``execution`` is empty: a winner whose agent fails gives nothing to verify)."""
+    (unless ``execution`` is empty: a winner whose agent fails gives nothing to verify; nor does
+    one whose tool raised, ``verified=False``). ``winner=None``: the task is priced, not awarded."""
     for name in bidders if bidders is not None else CAPABLE[task]:
         cast.scripts.setdefault(f"analyst {name}@{partition}", []).extend(bid())
     if winner is not None:
         steps = work(METHODS[task]) if execution is None else execution
         if steps:
             cast.scripts.setdefault(f"{winner} executing its contract@{partition}", []).extend(steps)
-        cast.scripts.setdefault("contract verifier", []).extend(verify() if steps else [])
+        if bool(steps) if verified is None else verified:
+            cast.scripts.setdefault("contract verifier", []).extend(verify())
+
+
+#: Who wins each task of the default announcement when every bidder bids its estimate: the best
+#: capability match (ana validation 2.0, cai scoring 1.5, dee segmentation 2.0), except t3, where
+#: the loads ana and cai won on t1 and t2 leave ben (profiling 1.0, no load) the cheapest.
+WINNERS = {"t1": "ana", "t2": "cai", "t3": "ben", "t4": "dee"}
+
+
+def market(cast: Any, tasks: int = 4) -> None:
+    """Script a whole run in announced order: every task bid on, won by its WINNERS entry, verified."""
+    for k in range(1, tasks + 1):
+        auction(cast, f"t{k}", f"{k}/{tasks}", WINNERS[f"t{k}"])
 
 
 def history(thread: str | None = None) -> list[dict[str, Any]]:
@@ -118,7 +132,14 @@ def test_a_breach_is_re_auctioned_to_the_others_and_costs_reputation(sample_path
 
 
 def test_in_regret_order_every_open_task_is_priced_each_round_and_the_one_with_most_to_lose_goes_first(
-        sample_path, invoke_config) -> None:
+        sample_path, cast, invoke_config) -> None:
+    # Regrets (second-lowest bid - lowest) on the sample: t4 0.4572, t2 0.381, t1 0.2286, t3 0.1524; once cai has
+    # won t2 its load ties ana and ben on t3 (regret 0), so t1 goes before it.
+    still_open = ["t1", "t2", "t3", "t4"]
+    for chosen, winner in (("t4", "dee"), ("t2", "cai"), ("t1", "ana"), ("t3", "ben")):
+        for task in still_open:  # every open task is priced by all its bidders; only the chosen one is awarded
+            auction(cast, task, f"{task[1]}/4", winner if task == chosen else None)
+        still_open.remove(chosen)
     state = run(invoke_config, order="regret")
     market = state["result"]["market"]
     assert state["result"]["status"] == "completed" and market["settled"] == market["total"] == 4
@@ -134,7 +155,8 @@ def test_in_regret_order_every_open_task_is_priced_each_round_and_the_one_with_m
         entry = market["tasks"][chosen]
         assert entry["rounds"][0]["auction"]["winning_bid"] == costs[chosen][0]  # to its cheapest bidder
         won[entry["winner"]] = won.get(entry["winner"], 0) + entry["rows"]
-    assert [market["tasks"][t]["rounds"][0]["pricing"] for t in ("t1", "t2", "t3", "t4")] != [1, 2, 3, 4]
+    assert {t: (e["rounds"][0]["pricing"], e["winner"], e["price"]) for t, e in market["tasks"].items()} == {
+        "t4": (1, "dee", 2.286), "t2": (2, "cai", 1.905), "t1": (3, "ana", 1.143), "t3": (4, "ben", 0.9906)}
 
 
 def test_a_bidder_that_fails_for_good_is_recorded_and_the_run_is_partial(sample_path, cast, invoke_config) -> None:
@@ -196,8 +218,15 @@ def test_a_failed_execution_is_a_breach_and_reputation_persists_across_runs(samp
 
 
 @pytest.mark.parametrize("kind", ["sealed", "english"])
-def test_sealed_and_english_auctions_price_as_documented(sample_path, invoke_config, kind) -> None:
+def test_sealed_and_english_auctions_price_as_documented(sample_path, cast, invoke_config, kind) -> None:
+    market(cast)
     state = run(invoke_config, auction=kind, decrement=0.01)
+    # sealed: the lowest bid; english (from the reserve down by 0.01): the first clock price at or
+    # over the second-lowest bid (t1: 2.8575 - 171 x 0.01 = 1.1475 >= 1.143)
+    prices = {"sealed": [0.9144, 1.524, 0.762, 1.8288], "english": [1.1475, 1.9125, 0.995, 2.675]}[kind]
+    tasks = state["result"]["market"]["tasks"]
+    assert {t: (e["winner"], e["price"]) for t, e in tasks.items()} == {
+        t: (WINNERS[t], pytest.approx(price)) for t, price in zip(("t1", "t2", "t3", "t4"), prices, strict=True)}
     for key, bids in state["bids"].items():
         entry = state["result"]["market"]["tasks"][key.split("#")[0]]
         costs = sorted(b["cost"] for b in bids.values() if b["status"] == "bid")
@@ -208,12 +237,15 @@ def test_sealed_and_english_auctions_price_as_documented(sample_path, invoke_con
             assert entry["rounds"][0]["auction"]["rounds"][0]["price"] == entry["reserve"]
 
 
-def test_no_eligible_agent_and_no_bid_under_reserve_are_outcomes(sample_path, invoke_config) -> None:
-    nobody = run(invoke_config, min_reputation=0.95)
+def test_no_eligible_agent_and_no_bid_under_reserve_are_outcomes(sample_path, cast, invoke_config) -> None:
+    nobody = run(invoke_config, min_reputation=0.95)  # no agent is asked (nothing is scripted yet)
     assert nobody["result"]["status"] == "failed"
     assert {t["outcome"] for t in nobody["result"]["market"]["tasks"].values()} == {"no_eligible_agent"}
+    for k in range(1, 5):  # every task is bid on, none awarded: each estimate is over the reserve
+        auction(cast, f"t{k}", f"{k}/4", None)
     cheap = run({"configurable": {"thread_id": "cheap"}}, reserve_factor=0.1)
     assert {t["outcome"] for t in cheap["result"]["market"]["tasks"].values()} == {"no_bid_under_reserve"}
+    assert cheap["result"]["status"] == "failed" and cheap["result"]["market"]["settled"] == 0
     assert "reserve" in cheap["result"]["answer"]
 
 
@@ -234,6 +266,9 @@ def saved_bids(thread: str) -> set[str]:
 @pytest.mark.slow
 def test_an_auction_killed_mid_bidding_resumes_without_re_collecting_recorded_bids(isolated_env, tmp_path,
                                                                                    monkeypatch) -> None:
+    """Runs on the offline policy (crash_runner's logging provider): the run is a separate process
+    killed with SIGKILL, where the in-process ``cast`` cannot reach. What it proves is counted from
+    the provider's log (who was asked, how often), not from what the policy bid."""
     log, thread = tmp_path / "agents.log", "crash-auction"
     proc = subprocess.Popen([sys.executable, str(RUNNER), "run", "auction", "--thread-id", thread, "--json"],
                             env=child_env(isolated_env, log, "analyst dee"), cwd=REPO, stdout=subprocess.DEVNULL,
@@ -256,7 +291,8 @@ def test_an_auction_killed_mid_bidding_resumes_without_re_collecting_recorded_bi
     assert starts["analyst dee@1/4"] == 2  # the bidder killed mid-bid was asked again, once
 
 
-def test_traces_show_announce_bid_award_execute(sample_path, spans, invoke_config) -> None:
+def test_traces_show_announce_bid_award_execute(sample_path, spans, cast, invoke_config) -> None:
+    market(cast, tasks=2)
     run(invoke_config, auction="english", tasks=2)
     finished = spans.get_finished_spans()
     names = {s.name for s in finished}
@@ -266,7 +302,9 @@ def test_traces_show_announce_bid_award_execute(sample_path, spans, invoke_confi
     assert all(s.attributes["auction.kind"] == "english" and s.events for s in awards)  # clock rounds as events
 
 
-def test_trace_spans_name_each_bidder_and_carry_task_bid_and_winner(sample_path, spans, invoke_config) -> None:
+def test_trace_spans_name_each_bidder_and_carry_task_bid_and_winner(sample_path, spans, cast,
+                                                                    invoke_config) -> None:
+    market(cast, tasks=2)
     state = run(invoke_config, auction="sealed", tasks=2)
     finished = spans.get_finished_spans()
     [announced] = [s for s in finished if s.name == "auction.announce"]
@@ -274,7 +312,8 @@ def test_trace_spans_name_each_bidder_and_carry_task_bid_and_winner(sample_path,
     bid_spans = [s for s in finished if s.name.startswith("bid ")]
     recorded = {(task_id.split("#")[0], bidder): b for task_id, by in state["bids"].items() for bidder, b in by.items()}
     # One span per bid, named by its bidder, with the task and the amount it bid.
-    assert len(bid_spans) == len(recorded) and len(bid_spans) >= 4
+    assert sorted(s.name for s in bid_spans) == ["bid ana", "bid ben", "bid ben", "bid cai", "bid dee", "bid dee"]
+    assert len(recorded) == 6
     for s in bid_spans:
         bidder, task_id = s.name.removeprefix("bid "), s.attributes["auction.task"]
         assert s.attributes["auction.bidder"] == bidder
@@ -282,7 +321,8 @@ def test_trace_spans_name_each_bidder_and_carry_task_bid_and_winner(sample_path,
     contracts = {t: m["contract"] for t, m in state["market"].items()}
     awards = {s.attributes["auction.task"]: s for s in finished if s.name == "auction.award"}
     executions = {s.name: s for s in finished if s.name.startswith("execute t")}
-    assert set(awards) == set(contracts) == {"t1", "t2"} and set(executions) == {"execute t1", "execute t2"}
+    assert {t: c["winner"] for t, c in contracts.items()} == {"t1": "ana", "t2": "cai"}
+    assert set(awards) == {"t1", "t2"} and set(executions) == {"execute t1", "execute t2"}
     for task_id, contract in contracts.items():
         assert awards[task_id].attributes["auction.winner"] == contract["winner"]
         assert executions[f"execute {task_id}"].attributes["auction.executor"] == contract["winner"]
@@ -299,10 +339,13 @@ def sensors(isolated_env: dict[str, Any], rows: int = 40) -> str:
     return "sensors.csv"
 
 
-def test_a_task_the_data_cannot_support_is_reported_unsupported_not_auctioned(isolated_env, invoke_config) -> None:
+def test_a_task_the_data_cannot_support_is_reported_unsupported_not_auctioned(isolated_env, cast,
+                                                                             invoke_config) -> None:
     from relaygraph.nodes.market_store import load_reputation
 
     name = sensors(isolated_env)
+    for k in range(1, 4):  # t1-t3 as usual, on 10-row partitions k/4; nobody is asked about t4
+        auction(cast, f"t{k}", f"{k}/4", WINNERS[f"t{k}"])
     config = {**invoke_config, "configurable": {**invoke_config["configurable"], "tasks": 4}}
     from relaygraph.graphs.auction import graph
 
@@ -317,17 +360,16 @@ def test_a_task_the_data_cannot_support_is_reported_unsupported_not_auctioned(is
     assert any("t4" in e["reason"] and "segment_customers" in e["reason"] and "customer column" in e["reason"]
                for e in result["errors"])
     assert "unsupported" in result["answer"]
-    # nobody was punished for what the data cannot do
+    # nobody was punished for what the data cannot do: the three paid winners gained (0.8 → 0.82), dee never won
     stored = load_reputation(__import__("relaygraph.config.settings", fromlist=["x"]).get_settings().checkpoint_db,
                              ["ana", "ben", "cai", "dee"])
-    assert all(v >= 0.8 for v in stored.values())
+    assert stored == {"ana": 0.82, "ben": 0.82, "cai": 0.82}
 
 
 def test_an_execution_whose_tool_raises_is_a_failure_breach_with_the_error(sample_path, cast, invoke_config) -> None:
     # ana wins t1 and calls its tool with a partition that does not exist: its tool raises.
-    auction(cast, "t1", "1/1", "ana", execution=[])
-    cast.scripts["ana executing its contract"] = [
-        ("call", "validate_dataset", {"dataset": sample_path.name, "partition": "9/4"}), ("final", "done")]
+    auction(cast, "t1", "1/1", "ana", execution=[call("validate_dataset", dataset=sample_path.name, partition="9/4"),
+                                                 ("final", "done")], verified=False)
     auction(cast, "t1", "1/1", "ben", bidders=("ben", "dee"))  # re-auctioned: the tie goes to ben by name
     state = run(invoke_config, tasks=1)
     first = state["result"]["market"]["tasks"]["t1"]["rounds"][0]
@@ -337,7 +379,7 @@ def test_an_execution_whose_tool_raises_is_a_failure_breach_with_the_error(sampl
     assert first["settlement"]["reputation_after"] == 0.4
 
 
-def test_a_failure_caused_by_the_data_is_a_breach_that_keeps_reputation(sample_path, monkeypatch,
+def test_a_failure_caused_by_the_data_is_a_breach_that_keeps_reputation(sample_path, monkeypatch, cast,
                                                                        invoke_config) -> None:
     from relaygraph.config.settings import get_settings
     from relaygraph.nodes.market_store import load_reputation
@@ -347,9 +389,15 @@ def test_a_failure_caused_by_the_data_is_a_breach_that_keeps_reputation(sample_p
         raise ValueError("column 'amount' holds values no parser reads")
 
     monkeypatch.setattr(ValidateDatasetTool, "forward", unreadable)  # fails on this data for anyone
+    # Each winner runs validate_dataset right, its tool raises (nothing to verify), and t1 goes back to the others:
+    # ana, then ben (the tie with dee broken by name), then dee alone; then nobody is left.
+    auction(cast, "t1", "1/1", "ana", verified=False)
+    auction(cast, "t1", "1/1", "ben", bidders=("ben", "dee"), verified=False)
+    auction(cast, "t1", "1/1", "dee", bidders=("dee",), verified=False)
     state = run(invoke_config, tasks=1)
     t1 = state["result"]["market"]["tasks"]["t1"]
-    assert t1["outcome"] != "paid" and state["result"]["status"] == "failed"
+    assert [r["contract"]["winner"] for r in t1["rounds"]] == ["ana", "ben", "dee"]
+    assert t1["outcome"] == "no_eligible_agent" and state["result"]["status"] == "failed"
     for r in t1["rounds"]:
         assert r["execution"]["cause"] == "data" and r["settlement"]["breach"] == "failure"
         assert r["settlement"]["reputation_after"] == r["settlement"]["reputation_before"]
@@ -357,7 +405,7 @@ def test_a_failure_caused_by_the_data_is_a_breach_that_keeps_reputation(sample_p
     assert all(v == 0.8 for v in load_reputation(get_settings().checkpoint_db, ["ana", "ben", "dee"]).values())
 
 
-def test_agents_locked_out_by_reputation_are_named_shown_and_can_be_reset(sample_path, invoke_config) -> None:
+def test_agents_locked_out_by_reputation_are_named_shown_and_can_be_reset(sample_path, cast, invoke_config) -> None:
     import json
 
     from relaygraph.cli.main import app
@@ -370,7 +418,7 @@ def test_agents_locked_out_by_reputation_are_named_shown_and_can_be_reset(sample
         record_auction(db, thread_id="earlier", task_id=f"t-{name}", round=1, kind="sealed", outcome="awarded",
                        winner=name, price=1.0, bids={name: 1.0}, duration_s=0.1, settlement="breach",
                        breach="late", reputation_after=value, counted_breach=True)
-    locked = run(invoke_config, tasks=1)
+    locked = run(invoke_config, tasks=1)  # no agent is asked (nothing is scripted yet)
     reason = locked["result"]["market"]["tasks"]["t1"]["reason"]
     assert "excluded by reputation below min_reputation 0.3: ana 0.2, ben 0.1, dee 0.25" in reason
     assert "--param min_reputation=" in reason and "relaygraph agents reset-reputation" in reason
@@ -388,14 +436,15 @@ def test_agents_locked_out_by_reputation_are_named_shown_and_can_be_reset(sample
     assert unknown.exit_code == 2 and "nobody" in unknown.output
     every = CliRunner().invoke(app, ["agents", "reset-reputation"])
     assert every.exit_code == 0 and load_reputation(db, ["ana", "ben", "dee"]) == {}
+    auction(cast, "t1", "1/1", "ana")  # back at the default 0.8, the best match wins again
     again = run({"configurable": {"thread_id": "after-reset"}}, tasks=1)
-    assert again["result"]["status"] == "completed"
+    assert again["result"]["status"] == "completed" and again["result"]["market"]["tasks"]["t1"]["winner"] == "ana"
 
 
 @pytest.mark.parametrize(("param", "says"), [
     ("methods=", "methods"), ("methods=,", "methods"), ("reserve_factor=inf", "reserve_factor"),
     ("decrement=nan", "decrement"), ("deadline_s=inf", "deadline_s")])
-def test_bad_market_params_are_refused_before_any_work(sample_path, param, says) -> None:
+def test_bad_market_params_are_refused_before_any_work(sample_path, cast, param, says) -> None:
     from relaygraph.cli.main import app
     from typer.testing import CliRunner
 
@@ -405,7 +454,7 @@ def test_bad_market_params_are_refused_before_any_work(sample_path, param, says)
     assert "on thread" not in refused.stdout  # no run was started
 
 
-def test_more_tasks_than_rows_is_refused_naming_the_row_count(isolated_env, invoke_config) -> None:
+def test_more_tasks_than_rows_is_refused_naming_the_row_count(isolated_env, cast, invoke_config) -> None:
     from relaygraph.cli.main import app
     from typer.testing import CliRunner
 
@@ -422,7 +471,11 @@ def test_more_tasks_than_rows_is_refused_naming_the_row_count(isolated_env, invo
                      {"configurable": {**invoke_config["configurable"], "tasks": 4}})
 
 
-def test_a_one_row_partition_says_row_not_rows(isolated_env, invoke_config) -> None:
+def test_a_one_row_partition_says_row_not_rows(isolated_env, cast, invoke_config) -> None:
+    # Both tasks validate one row: ana (validation 2.0) wins t1; on t2 its load (0.0017) leaves ben and dee tied
+    # at 0.0015, ben by name.
+    auction(cast, "t1", "1/2", "ana")
+    auction(cast, "t2", "2/2", "ben", bidders=CAPABLE["t1"], execution=work("validate_dataset"))
     data = isolated_env["data"]
     data.mkdir(parents=True, exist_ok=True)
     (data / "pair.csv").write_text("id,amount\n1,5\n2,7\n")
@@ -430,4 +483,5 @@ def test_a_one_row_partition_says_row_not_rows(isolated_env, invoke_config) -> N
 
     state = graph.invoke({"task": "Allocate.", "data": "pair.csv"},
                          {"configurable": {**invoke_config["configurable"], "tasks": 2, "methods": "validate_dataset"}})
-    assert "1 row]" in state["result"]["answer"] and "1 rows" not in state["result"]["answer"]
+    answer = state["result"]["answer"]
+    assert "[1/2, 1 row] → ana" in answer and "[2/2, 1 row] → ben" in answer and "1 rows" not in answer
