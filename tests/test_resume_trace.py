@@ -139,3 +139,46 @@ def test_a_killed_runs_finished_nodes_are_stored_and_hang_under_a_stand_in_root_
     assert "root span reconstructed" in text and f"continues trace {trace_id}" in text
     # extract's node is drawn under the stand-in root (the tree's first branch), not as a root
     assert text.index("node extract") < text.index(f"continues trace {trace_id}")
+
+
+def test_under_the_async_saver_a_nodes_spans_are_stored_at_its_step_checkpoint_off_the_event_loop(
+    tracing_off, isolated_env
+) -> None:
+    """`langgraph dev`'s path: the async saver calls tracing's listener on the event loop, which
+    hands the span-store write to a helper thread; by the time the next node runs, the first
+    node's span is stored (no 5 s batch wait, no provider flush). Sync durability: the step's
+    checkpoint is committed before the next step starts."""
+    import asyncio
+
+    from langgraph.graph import END, START, StateGraph
+    from relaygraph.config.checkpointing import open_async_checkpointer
+    from relaygraph.observability import instrument_langchain
+    from typing_extensions import TypedDict
+
+    url = f"sqlite:///{isolated_env['db']}"
+    tracing.configure(enabled=True, store_url=url, exporters=[])
+    seen: list[list[str]] = []
+
+    class State(TypedDict, total=False):
+        n: int
+
+    def second(state: State) -> State:
+        assert tracing._flusher is not None  # the first step's commit handed a flush to it
+        tracing._flusher.submit(lambda: None).result()  # one worker, in order: that flush is done
+        seen.append([s.name for s in load_spans(url, "async-1")])
+        return {"n": 2}
+
+    builder = StateGraph(State)
+    builder.add_node("first", lambda state: {"n": 1})
+    builder.add_node("second", second)
+    builder.add_edge(START, "first")
+    builder.add_edge("first", "second")
+    builder.add_edge("second", END)
+
+    async def main() -> None:
+        async with open_async_checkpointer(listeners=[instrument_langchain.checkpoint_listener]) as saver:
+            graph = builder.compile(checkpointer=saver)
+            await graph.ainvoke({"n": 0}, {"configurable": {"thread_id": "async-1"}}, durability="sync")
+
+    asyncio.run(main())
+    assert seen == [["node first"]]
