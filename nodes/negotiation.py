@@ -99,9 +99,22 @@ def flagged_share(values: pd.Series, k: float) -> float:
     return float(((values < q1 - k * iqr) | (values > q3 + k * iqr)).mean())
 
 
-def threshold_for(values: pd.Series, target: float) -> float:
-    """The smallest k on the grid that flags at most ``target`` of the rows."""
-    return next((k for k in K_GRID if flagged_share(values, k) <= target), K_GRID[-1])
+def threshold_for(values: pd.Series, target: float) -> tuple[float, bool]:
+    """The smallest k on the grid that flags at most ``target`` of the rows, and ``True``; when no
+    k on the grid does (heavy tails: the extreme rows stay outside any fence up to k = 6), the
+    top of the grid — the k that flags the fewest — and ``False``, so the proposal can say that
+    it misses its own tolerance instead of reading as if it met it."""
+    met = next((k for k in K_GRID if flagged_share(values, k) <= target), None)
+    return (met, True) if met is not None else (K_GRID[-1], False)
+
+
+def describe_threshold(k: float, share: float, rows: int, column: str, target: float, met: bool) -> str:
+    """A proposal in words: what k flags, against the tolerance — and, when the tolerance is out of
+    reach on this data, that no k on the grid meets it and this is the closest."""
+    if met:
+        return f"k = {k:g} flags {share:.2%} of {rows:,} {column} values (tolerated: {target:.0%})."
+    return (f"no k on the grid ({K_GRID[0]:g}–{K_GRID[-1]:g}) flags {target:.0%} or less of {rows:,} {column} "
+            f"values; k = {k:g} is the closest ({share:.2%} flagged, tolerated: {target:.0%}).")
 
 
 def utility(share: float, target: float) -> float:
@@ -186,13 +199,12 @@ class ProposeThresholdTool(TypedTool):
     def forward(self, column: str) -> ToolResult:
         frame, _ = load(self.workspace, self.dataset)
         values = pd.to_numeric(frame[column], errors="coerce").dropna()
-        k = threshold_for(values, self.stance.target)
+        k, met = threshold_for(values, self.stance.target)
         share = flagged_share(values, k)
         self.box.proposal = {"value": k, "share": share, "flagged": int(round(share * len(values))),
-                             "rows": len(values)}
-        return ToolResult(summary=f"k = {k:g} flags {share:.2%} of {len(values):,} {column} values "
-                                  f"(tolerated: {self.stance.target:.0%}).",
-                          facts={"k": k, "flagged_share": share, "rows": len(values)})
+                             "rows": len(values), "meets_tolerance": met}
+        return ToolResult(summary=describe_threshold(k, share, len(values), column, self.stance.target, met),
+                          facts={"k": k, "flagged_share": share, "rows": len(values), "meets_tolerance": met})
 
 
 def route_proposers(names: list[str]) -> Callable[[dict[str, Any]], list[Send]]:
@@ -668,6 +680,10 @@ def summary_lines(state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     lines = [f"Conflict: {(block.get('conflict') or {}).get('topic', 'outlier threshold')} — "
              + (", ".join(f"{p['agent']} k={p['value']:g}" for p in proposals)
                 or f"{len(state.get('proposals') or {})} proposal(s): nothing to resolve")]
+    for name, p in sorted((state.get("proposals") or {}).items()):
+        if p.get("meets_tolerance") is False:  # absent in runs from before this was recorded: say nothing
+            lines.append(f"  {name}: no k on the grid meets its {p['target']:.0%} tolerance; k={p['value']:g} is "
+                         f"the closest ({p['share']:.2%} flagged)")
     analysis = block.get("analysis") or {}
     if block:
         lines.append(f"Analysis: {analysis.get('kind')}, similarity {analysis.get('similarity', 0):.2f}, "
