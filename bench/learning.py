@@ -4,7 +4,8 @@
 
 The environment: in a seeded 30% of runs the ``trends`` task — which only the
 ``time_series_analysis`` method uses — times out on every try (``fail=trends:transientx4``), so
-that run fails after three retries. Both arms see exactly the same sequence of bad runs. With
+that run fails after three retries (``learn_injected=true``: these injected failures stand for a real
+environment, so they count as evidence; a plain injected failure teaches nothing). Both arms see exactly the same sequence of bad runs. With
 learning the planner reads the experience store before each plan; without it, every run plans
 from the domain's priors (``learn=false``). Prints each arm's success rate and the methods it
 ended up using; no assertions (the test suite checks the mechanism, this measures the effect).
@@ -30,7 +31,7 @@ def arm(learn: bool, bad_runs: list[bool], root: Path) -> tuple[int, Counter[str
     ok, methods, started = 0, Counter(), time.perf_counter()
     for i, bad in enumerate(bad_runs):
         configurable = {"thread_id": f"{'learn' if learn else 'plain'}-{i}", "retry_backoff_s": 0,
-                        "learn": learn, **({"fail": "trends:transientx4"} if bad else {})}
+                        "learn": learn, "learn_injected": True, **({"fail": "trends:transientx4"} if bad else {})}
         result = graph.invoke({"task": "report"}, {"configurable": configurable, "recursion_limit": 200})["result"]
         ok += result["status"] == "completed"
         methods[result["plan"]["methods"][-1]] += 1

@@ -2,6 +2,7 @@
 
     relaygraph experience show                 every store: size and ranked adaptations
     relaygraph experience show --store NAME    one store (a task type, e.g. data_report)
+    relaygraph experience reset [--store NAME] forget what was learned (the runs' checkpoints stay)
 
 Adaptations come from :func:`relaygraph.coordination.experience.mine` over the experience
 store in the checkpoint database; they are what the next ``planned`` run plans with.
@@ -47,3 +48,19 @@ def show(
         for a in learned:
             change = f"{a.previous:g} -> {a.value:g}" if a.previous is not None else f"{a.value:g}"
             print(f"  [{a.impact:.3f}] {a.kind} {a.target}: {change} ({a.evidence})")
+
+
+@experience_app.command("reset")
+def reset(
+    store: str | None = typer.Option(None, "--store", help="Only this store (task type); default all."),
+    checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
+) -> None:
+    """Forget what earlier runs taught (the way out when learned probabilities stop every plan)."""
+    url = checkpoint_db or get_settings().checkpoint_db
+    sizes = experience_store.stores(url)
+    if store is not None and store not in sizes:
+        print(f"No experience store {store!r}; stores: {', '.join(sorted(sizes)) or 'none yet'}.", file=sys.stderr)
+        raise typer.Exit(2)
+    removed = experience_store.clear(url, store)
+    print(f"Removed {removed} experiences ({store or 'all stores'}); the next planned run plans from the "
+          "domain's priors.")

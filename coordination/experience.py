@@ -7,18 +7,30 @@ one task type — once there are at least :data:`MIN_EXPERIENCES` — into :clas
 ranked by impact:
 
 * **method success probabilities** — a Beta update of the domain's prior with what happened:
-  ``p = (prior·k + successes) / (k + uses)`` with prior strength :data:`PRIOR_STRENGTH`. A
-  method *failed* in a run when a failure in one of its tasks led to a replan or a stop (a
-  transient failure that a retry got past is the environment, not the method). The planner
-  plans with these, so it prefers what worked. Impact: how far the probability moved × uses.
+  ``p = (prior·k + successes) / (k + uses)`` with prior strength :data:`PRIOR_STRENGTH` (= 5:
+  the prior weighs as much as five runs, so few observations stay close to it — one failure in
+  one run takes a 0.8 method to 0.667, not to 0; three in three take 0.9 to 0.5625). A method
+  *failed* in a run only when a failure of one of its tasks was the method's own (see
+  :func:`blames_method`): not a transient failure a retry got past (the environment), not a
+  data-quality, dependency or resource failure (the data, the upstream step, the data's size —
+  the replan fixes those around the same method), not a schema failure adapted by mapping a
+  column (the data was renamed), and never an *injected* failure (``--param fail=``: a
+  demonstration, recorded with ``injected: true`` but no evidence about the method; a run with
+  ``learn_injected=true``, e.g. ``bench/learning.py``'s simulated environment, opts in).
+  The planner plans with these, so it prefers what worked. Impact: how far the probability
+  moved × uses.
 * **retry settings** — when transient failures needed more than one retry on average, the
   backoff base doubles (the service needs longer to recover); when retries never helped (every
   transient failure ran out of retries) the backoff is kept but the run is told so.
-* **timeouts** — per task, twice the slowest successful duration seen (at least
-  :data:`MIN_TIMEOUT_S`, so a busy machine does not cut work that is merely slow). The
-  executor enforces it: the task's agent is cut when it runs longer, and the failure is a
-  ``transient`` timeout (retried with the — possibly learned — backoff, then the run stops).
-  Each run a timeout stopped doubles it, so a timeout that proved too short grows.
+* **timeouts** — per task, scaled by the data's size: ``max(MIN_TIMEOUT_S, 2 × slowest
+  successful run, TIMEOUT_ROW_FACTOR × rows × the slowest seconds-per-row seen)`` (rows:
+  the run's ``row_count``; the per-row rate from the runs that recorded their rows), so a
+  timeout learned on 3,000-row files gives a 200,000-row file 67× the per-row budget times a
+  generous factor, not the small files' few seconds (:func:`timeout_for`). The executor
+  enforces it: the task's agent is cut when it runs longer; on a large input
+  (``row_count`` ≥ :data:`LARGE_ROWS`) a timeout that persisted after the retries is a
+  *resource* failure (scale down to partitions), not a stop. Each run a timeout stopped
+  doubles it, so a timeout that proved too short grows.
 * **agent reputation** — per agent, a Beta(1, 1) mean of its task runs that succeeded; other
   coordination patterns use it for consensus weights and auction ties.
 """
@@ -29,14 +41,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MIN_EXPERIENCES = 3
-PRIOR_STRENGTH = 2.0
+PRIOR_STRENGTH = 5.0
 STORE_LIMIT = 1000
 STORE_KEEP = 800
 MIN_TIMEOUT_S = 2.0
 MAX_TIMEOUT_S = 3600.0
+TIMEOUT_ROW_FACTOR = 4.0  # seconds-per-row budget over the slowest rate seen (agents' model time is not per row)
+LARGE_ROWS = 50_000  # at or above: a timeout that outlived its retries is the data's size (resource)
+#: Failure classes that are about the data or its surroundings, never the method that met them.
+NOT_THE_METHOD = frozenset({"data_quality", "dependency", "resource"})
 
 
 class FailureRecord(BaseModel):
@@ -48,6 +64,35 @@ class FailureRecord(BaseModel):
     failure_class: str
     action: str  # retry | replan | stop
     timeout_s: float | None = None  # set when the task's (learned) timeout cut it
+    injected: bool = False  # ``--param fail=``: a demonstration, not evidence about the method
+    excluded: list[str] | None = None  # methods the policy ruled out (None: recorded before this was kept)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _excluded_from_changes(cls, data: Any) -> Any:
+        """A replanning entry keeps what its policy ruled out under ``changes.exclude_methods``."""
+        if isinstance(data, Mapping) and "excluded" not in data and isinstance(data.get("changes"), Mapping):
+            return {**data, "excluded": list(data["changes"].get("exclude_methods") or [])}
+        return data
+
+
+def blames_method(failure: FailureRecord, *, simulated: bool = False) -> bool:
+    """Does ``failure`` count against the method whose task met it?
+
+    Only a real failure (not injected, unless the run was a ``simulated`` one) that the method
+    could not get past: the run stopped on it, or the replan ruled the method out. Failures of
+    the data or its surroundings (:data:`NOT_THE_METHOD`) never do; a schema failure only when
+    the policy had to drop the method (with a column mapping, the method worked on the mapped
+    column)."""
+    if not failure.method or (failure.injected and not simulated) or failure.failure_class in NOT_THE_METHOD:
+        return False
+    if failure.action == "stop":
+        return True
+    if failure.action != "replan":
+        return False
+    if failure.excluded is None:  # an older record: only what had no other explanation
+        return failure.failure_class == "unknown"
+    return failure.method in failure.excluded
 
 
 class Experience(BaseModel):
@@ -63,6 +108,9 @@ class Experience(BaseModel):
     tasks_completed: list[str] = Field(default_factory=list)
     confidence: float | None = None
     recorded_at: float = 0.0
+    row_count: int | None = None  # rows of the data the run worked on (scales learned timeouts)
+    facts: dict[str, Any] = Field(default_factory=dict)  # observed facts the first plan was made from
+    simulated: bool = False  # ``learn_injected=true``: its injected failures count as evidence
 
 
 class Adaptation(BaseModel):
@@ -79,9 +127,14 @@ class Adaptation(BaseModel):
 
 
 def method_outcomes(experience: Experience) -> dict[str, bool]:
-    """Per method used in the run: did it succeed (no replan or stop caused by its tasks)?"""
-    failed = {f.method for f in experience.failures if f.method and f.action in ("replan", "stop")}
+    """Per method used in the run: did it succeed (no failure of its own, :func:`blames_method`)?"""
+    failed = {f.method for f in experience.failures if blames_method(f, simulated=experience.simulated)}
     return {m: m not in failed for m in dict.fromkeys(experience.methods)}
+
+
+def evidence(experience: Experience) -> list[FailureRecord]:
+    """The run's failures that are evidence (injected ones only in a simulated run)."""
+    return [f for f in experience.failures if experience.simulated or not f.injected]
 
 
 def method_probabilities(experiences: Sequence[Experience], prior: Mapping[str, float]) -> list[Adaptation]:
@@ -104,13 +157,14 @@ def method_probabilities(experiences: Sequence[Experience], prior: Mapping[str, 
 
 
 def retry_backoff(experiences: Sequence[Experience], current: float) -> list[Adaptation]:
-    retried = [f for e in experiences for f in e.failures if f.failure_class == "transient"]
+    retried = [f for e in experiences for f in evidence(e) if f.failure_class == "transient"]
     if not retried:
         return []
-    runs = [e for e in experiences if any(f.failure_class == "transient" for f in e.failures)]
-    retries_per_run = [sum(1 for f in e.failures if f.failure_class == "transient" and f.action == "retry")
+    runs = [e for e in experiences if any(f.failure_class == "transient" for f in evidence(e))]
+    retries_per_run = [sum(1 for f in evidence(e) if f.failure_class == "transient" and f.action == "retry")
                        for e in runs]
-    exhausted = sum(1 for e in runs if any(f.failure_class == "transient" and f.action == "stop" for f in e.failures))
+    exhausted = sum(1 for e in runs if any(f.failure_class == "transient" and f.action == "stop"
+                                           for f in evidence(e)))
     mean = sum(retries_per_run) / len(runs)
     if mean > 1:
         value = round(current * 2, 4)
@@ -121,24 +175,37 @@ def retry_backoff(experiences: Sequence[Experience], current: float) -> list[Ada
     return []
 
 
-def timeouts(experiences: Sequence[Experience]) -> list[Adaptation]:
-    """Per task: 2 × its slowest successful run (at least :data:`MIN_TIMEOUT_S`), doubled for
-    each run its timeout stopped — so a timeout that proved too short for what the task now
-    needs grows instead of failing every later run (a cut task leaves no successful duration)."""
+def timeouts(experiences: Sequence[Experience], rows: int | None = None) -> list[Adaptation]:
+    """Per task, the timeout for data of ``rows`` rows (:func:`timeout_for`), doubled for each
+    run its timeout stopped — so a timeout that proved too short for what the task now needs
+    grows instead of failing every later run (a cut task leaves no successful duration)."""
     slowest: dict[str, float] = {}
+    rate: dict[str, float] = {}  # the slowest seconds per row seen, per task
     stopped: dict[str, int] = defaultdict(int)
     for e in experiences:
         for task, seconds in e.durations.items():
             slowest[task] = max(slowest.get(task, 0.0), seconds)
-        for task in {f.task for f in e.failures if f.timeout_s is not None and f.action == "stop"}:
+            if e.row_count:
+                rate[task] = max(rate.get(task, 0.0), seconds / e.row_count)
+        for task in {f.task for f in evidence(e) if f.timeout_s is not None and f.action == "stop"}:
             stopped[task] += 1
     out = []
     for task, s in sorted(slowest.items()):
-        value = min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, 2 * s) * 2 ** stopped[task])
+        value = timeout_for(s, rate.get(task), rows, stopped[task])
         grown = f"; its timeout stopped {stopped[task]} runs: doubled {stopped[task]}x" if stopped[task] else ""
+        per_row = (f"; {rate[task] * 1000:.3g}s per 1,000 rows × {TIMEOUT_ROW_FACTOR:g}"
+                   + (f", for {rows:,} rows" if rows else "")) if rate.get(task) else ""
         out.append(Adaptation(kind="timeout", target=task, value=round(value, 3), impact=float(stopped[task]),
-                              evidence=f"slowest successful run {s:.2f}s{grown}"))
+                              evidence=f"slowest successful run {s:.2f}s{per_row}{grown}"))
     return out
+
+
+def timeout_for(slowest_s: float, rate_s_per_row: float | None, rows: int | None, stopped: int = 0) -> float:
+    """``max(MIN_TIMEOUT_S, 2 × slowest_s, TIMEOUT_ROW_FACTOR × rows × rate) × 2^stopped``, at
+    most :data:`MAX_TIMEOUT_S`: never below what the slowest run took twice over, and growing
+    with the data — a timeout learned on small files does not cut a large one."""
+    scaled = TIMEOUT_ROW_FACTOR * rows * rate_s_per_row if rows and rate_s_per_row else 0.0
+    return min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, 2 * slowest_s, scaled) * 2 ** stopped)
 
 
 def reputations(experiences: Sequence[Experience]) -> dict[str, float]:
@@ -148,14 +215,15 @@ def reputations(experiences: Sequence[Experience]) -> dict[str, float]:
     for e in experiences:
         for task in e.tasks_completed:
             ok[e.task_agents.get(task, task)] += 1
-        for f in e.failures:
+        for f in evidence(e):
             bad[f.agent or e.task_agents.get(f.task, f.task)] += 1
     return {a: round((ok[a] + 1) / (ok[a] + bad[a] + 2), 4) for a in sorted(set(ok) | set(bad))}
 
 
 def mine(experiences: Iterable[Experience], prior: Mapping[str, float], *, task_type: str,
-         backoff_s: float = 0.5) -> list[Adaptation]:
-    """Adaptations for ``task_type``, most impact first; none below :data:`MIN_EXPERIENCES`."""
+         backoff_s: float = 0.5, rows: int | None = None) -> list[Adaptation]:
+    """Adaptations for ``task_type``, most impact first; none below :data:`MIN_EXPERIENCES`
+    (``rows``: the size of the data the next run works on, which scales its timeouts)."""
     relevant = [e for e in experiences if e.task_type == task_type]
     if len(relevant) < MIN_EXPERIENCES:
         return []
@@ -164,7 +232,7 @@ def mine(experiences: Iterable[Experience], prior: Mapping[str, float], *, task_
     found += [Adaptation(kind="reputation", target=agent, value=r, impact=round(abs(r - 0.5) / 10, 4),
                          evidence="successful task runs (+1) over all task runs (+2)")
               for agent, r in reps.items()]
-    found += timeouts(relevant)
+    found += timeouts(relevant, rows)
     return sorted(found, key=lambda a: (-a.impact, a.kind, a.target))
 
 
@@ -182,8 +250,9 @@ def learned_backoff(adaptations: Iterable[Adaptation]) -> float | None:
 
 
 def experience_from_run(thread_id: str, task_type: str, state: Mapping[str, Any], outcome: str,
-                        recorded_at: float) -> Experience:
-    """The experience of a finished run of the planned graph, from its final state."""
+                        recorded_at: float, *, simulated: bool = False) -> Experience:
+    """The experience of a finished run of the planned graph, from its final state
+    (``simulated``: the run asked its injected failures to count, ``learn_injected``)."""
     plans = state.get("plans") or []
     tasks = {t["name"]: t["agent"] for p in plans for t in p.get("tasks", [])}
     durations: dict[str, float] = {}
@@ -191,6 +260,8 @@ def experience_from_run(thread_id: str, task_type: str, state: Mapping[str, Any]
         name = str(p.get("node", "")).split("#", 1)[0]
         if p.get("status") == "completed":
             durations[name] = durations.get(name, 0.0) + float(p.get("duration_s") or 0.0)
+    first_world = {**(state.get("world") or {}), **(state.get("first_world") or {})}
+    rows = first_world.get("row_count")
     return Experience(
         thread_id=thread_id, task_type=task_type,
         methods=[m["method"] for p in plans for m in p.get("methods", [])],
@@ -200,4 +271,7 @@ def experience_from_run(thread_id: str, task_type: str, state: Mapping[str, Any]
         tasks_completed=[t["name"] for t in state.get("done") or []],
         confidence=plans[0]["confidence"] if plans else None,
         recorded_at=recorded_at,
+        row_count=int(rows) if isinstance(rows, int | float) and rows > 0 else None,
+        facts={k: v for k, v in first_world.items() if k in ("has_time_column", "row_count", "is_clean")},
+        simulated=simulated,
     )

@@ -42,6 +42,7 @@ MAX_RETRIES = 3
 MAX_PARTITIONS = 16
 MIN_CONFIDENCE = 0.6
 BACKOFF_S = 0.5
+LARGE_ROWS = 50_000  # at or above: a timeout that outlived its retries is the data's size (resource)
 
 #: First match wins: schema before dependency ("column … not found" is not a missing file).
 PATTERNS: tuple[tuple[FailureClass, re.Pattern[str]], ...] = (
@@ -136,10 +137,21 @@ def producer_of(failed: PlannedTask, done: Sequence[PlannedTask]) -> PlannedTask
 
 def decide(failure: Failure, task: PlannedTask, plan: Plan, world: Mapping[str, Fact],
            done: Sequence[PlannedTask], retries: int, *, backoff_s: float = BACKOFF_S,
-           expected_date_column: str | None = None) -> Decision:
+           expected_date_column: str | None = None, rows: int | None = None) -> Decision:
     """The policy for ``failure`` (``retries``: transient retries of this task so far;
-    ``expected_date_column``: the date column the run's tasks were told to use, if any)."""
+    ``expected_date_column``: the date column the run's tasks were told to use, if any;
+    ``rows``: the size of the data, which turns a timeout that outlived its retries on a large
+    input — :data:`LARGE_ROWS` or more — into a resource failure: scaled down, not stopped)."""
     cls = failure.failure_class
+    large = bool(rows and rows >= LARGE_ROWS)
+    if cls == "transient" and retries >= MAX_RETRIES and failure.timeout_s is not None and large:
+        partitions = int(world.get("partitions") or 1)
+        if partitions < MAX_PARTITIONS:
+            scaled = min(MAX_PARTITIONS, max(2, partitions * 2))
+            return Decision(action="replan", failure_class="resource", facts={"partitions": scaled},
+                            policy=f"timeout at {failure.timeout_s:g}s persisted after {MAX_RETRIES} retries on "
+                                   f"{rows:,} rows: too large for one pass (resource): scale down: {partitions} → "
+                                   f"{scaled} partitions, replan")
     if cls == "transient":
         if retries < MAX_RETRIES:
             return Decision(action="retry", failure_class=cls, backoff_s=backoff_s * 2 ** retries,

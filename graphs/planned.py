@@ -64,6 +64,9 @@ class PlannedParams(RunParams):
     method_probabilities: str | None = Field(default=None, description="JSON object: method name -> success "
                                              "probability in [0, 1], overriding what the planner believes.")
     learn: bool | None = Field(default=None, description="Plan with what the experience store learned (default on).")
+    learn_injected: bool | None = Field(default=None, description="Count this run's injected failures as "
+                                        "evidence in the experience store (simulations, e.g. bench/learning.py); "
+                                        "by default an injected failure teaches nothing.")
     date_column: str | None = Field(default=None, description="The date column the plan expects; a dataset "
                                     "where it is missing or renamed is a schema failure the run adapts to.")
     sections: str | None = Field(default=None, description="Report sections to write, comma-separated, of "

@@ -74,6 +74,14 @@ def load(url: Any, store: str) -> list[Experience]:
     return [Experience.model_validate_json(r[0]) for r in rows]
 
 
+def clear(url: Any, store: str | None = None) -> int:
+    """Delete a store's experiences (``None``: every store's); returns how many were removed."""
+    query = experiences.delete()
+    if store is not None:
+        query = query.where(experiences.c.store == store)
+    return _TABLES.transaction(url, "an experience-store reset", lambda conn: int(conn.execute(query).rowcount))
+
+
 def stores(url: Any) -> dict[str, int]:
     query = sa.select(experiences.c.store, sa.func.count()).group_by(experiences.c.store)
     rows = _TABLES.read(url, "an experience-store read", lambda conn: conn.execute(query).all())

@@ -90,6 +90,7 @@ class PlannedState(WorkflowState, total=False):
     stop_reason: str | None
     learned: dict[str, float]  # method probabilities the last plan used instead of the domain's
     timeouts: dict[str, float]  # seconds per task name its agent may run (learned), cut after
+    first_world: dict[str, Any]  # the world the first plan was made from (what the experience is keyed to)
     critique: list[dict[str, Any]]  # critique rounds over the report (critic, then reviser)
 
 
@@ -102,14 +103,41 @@ def learning(config: RunnableConfig) -> bool:
     return str(options(config).get("learn", True)).strip().lower() not in ("false", "0", "no", "off")
 
 
-def adaptations(config: RunnableConfig) -> list[experience.Adaptation]:
-    """What the experience store teaches for this task type (empty with learning off)."""
+def adaptations(config: RunnableConfig, rows: int | None = None) -> list[experience.Adaptation]:
+    """What the experience store teaches for this task type (empty with learning off);
+    ``rows``: the size of the data the run works on (scales the learned timeouts)."""
     if not learning(config):
         return []
     settings = settings_from_config(config)
     prior = {m.name: m.success_probability for m in DATA_DOMAIN.methods}
     found = experience_store.load(experience_store.store_for(config, settings.checkpoint_db), GOAL)
-    return experience.mine(found, prior, task_type=GOAL, backoff_s=replanning.BACKOFF_S)
+    return experience.mine(found, prior, task_type=GOAL, backoff_s=replanning.BACKOFF_S, rows=rows)
+
+
+def _rows(world: Mapping[str, Any]) -> int | None:
+    rows = world.get("row_count")
+    return int(rows) if isinstance(rows, int | float) and rows > 0 else None
+
+
+def learned_stop(base: Domain, world: Mapping[str, Any], learned: Mapping[str, float],
+                 mined: Sequence[experience.Adaptation], excluded: Sequence[str]) -> str:
+    """When a plan fell below the threshold only because of learned probabilities: which, from
+    what evidence, and the way out. Empty when the priors would not have done better."""
+    if not learned:
+        return ""
+    try:
+        unlearned = make_plan(base.without_methods(list(excluded)), GOAL, dict(world))
+    except PlanningError:
+        return ""
+    if unlearned.confidence <= replanning.MIN_CONFIDENCE:
+        return ""
+    lowered = [a for a in mined if a.kind == "method_probability" and a.previous is not None
+               and a.value < a.previous]
+    what = "; ".join(f"{a.target} {a.previous:g} -> {a.value:g} ({a.evidence})" for a in lowered) \
+        or ", ".join(f"{k}={v:g}" for k, v in learned.items())
+    return (f". Learned from earlier runs (relaygraph experience show): {what}; with the domain's priors the "
+            f"plan's confidence would be {unlearned.confidence:.3f}. To run anyway: --param learn=false; to "
+            f"forget what was learned: relaygraph experience reset (same --checkpoint-db)")
 
 
 def learned_probabilities(config: RunnableConfig,
@@ -251,10 +279,10 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
     """Plan (or replan, after a failure) from the observed world; accept only above 0.6."""
     pending = state.get("pending")
     excluded = list(state.get("excluded") or [])
-    mined = adaptations(config)
+    world = state.get("world") or {}
+    mined = adaptations(config, _rows(world))
     learned = learned_probabilities(config, mined)
     domain = base.without_methods(excluded).with_probabilities(learned)
-    world = state.get("world") or {}
     span_name = "replan" if pending else "plan"
     detail = None
     with tracing.tracer().start_as_current_span(span_name) as span:
@@ -268,7 +296,11 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
         if new is not None:
             span.set_attribute("relaygraph.plan.confidence", new.confidence)
             span.set_attribute("relaygraph.plan.methods", new.method_names())
+    if not accepted and options(config).get("method_probabilities") is None:
+        why += learned_stop(base, world, learned, mined, excluded)
     update: dict[str, Any] = {"pending": None, "learned": learned, "timeouts": experience.learned_timeouts(mined)}
+    if not state.get("first_world"):
+        update["first_world"] = dict(world)
     if pending:
         old = state.get("plan") or {}
         update["replans"] = [{
@@ -541,12 +573,14 @@ def recover(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         backoff = experience.learned_backoff(adaptations(config)) or replanning.BACKOFF_S
     backoff = float(backoff)
     decision = replanning.decide(failure, task, current, state.get("world") or {}, done,
-                                 retries.get(task.id, 0), backoff_s=backoff,
+                                 retries.get(task.id, 0), backoff_s=backoff, rows=_rows(state.get("world") or {}),
                                  expected_date_column=(state.get("context") or {}).get("date_column"))
     entry = {**failure.model_dump(), "method": task.method, "agent": task.agent,
              "action": decision.action, "policy": decision.policy,
              "changes": {"facts": decision.facts, "exclude_methods": decision.exclude_methods,
                          "context": decision.context, "rerun": decision.rerun}}
+    if decision.failure_class == "resource" and failure.failure_class == "transient":  # a timeout on large data
+        entry.update(failure_class="resource", classified_as="transient")
     if decision.action == "retry":
         time.sleep(decision.backoff_s)
         retries[task.id] = retries.get(task.id, 0) + 1
@@ -784,7 +818,8 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                 errors.append(AgentFailure(agent=entry.get("agent") or entry["task"], node=entry["task"],
                                            reason=key[1], failure_class=entry.get("failure_class")))
     settings = settings_from_config(config)
-    run = experience.experience_from_run(thread_id(config), GOAL, state, status, time.time())
+    simulated = str(options(config).get("learn_injected", False)).strip().lower() in ("true", "1", "yes", "on")
+    run = experience.experience_from_run(thread_id(config), GOAL, state, status, time.time(), simulated=simulated)
     size = experience_store.record(experience_store.store_for(config, settings.checkpoint_db), run)
     return result_update(extend_result(
         base, PlannedResult, status=status, answer=answer, reason=reason, plan=plan, errors=errors,
