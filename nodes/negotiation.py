@@ -65,6 +65,7 @@ from relaygraph.coordination.conflicts import (
     compromise,
     concession,
     conclude,
+    indifferent,
     majority,
     negotiation_over,
     round_of,
@@ -292,7 +293,8 @@ def analyse_conflict(state: dict[str, Any], config: RunnableConfig) -> dict[str,
     workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
     frame, _ = load(workspace, resolve_dataset(state, settings, workspace))
     conflict = build_conflict(proposals, pd.to_numeric(frame[cfg.column], errors="coerce").dropna())
-    potential = cooperative_potential(game_of(conflict))  # solves the game only if it must (games.py)
+    # solves the game only if it must (games.py), and not at all when nobody has anything at stake
+    potential = 0.0 if indifferent(conflict) else cooperative_potential(game_of(conflict))
     analysis = analyse(conflict, cooperative_potential=potential)
     if cfg.strategy:
         strategy, why = cfg.strategy, "named by the caller (configurable.strategy)"

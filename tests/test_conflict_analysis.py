@@ -52,3 +52,48 @@ def test_a_proposal_out_of_reach_of_its_tolerance_says_so(workspace: Any) -> Non
     lenient = ProposeThresholdTool(workspace, "heavy.csv", "quantity", Stance(target=0.06, flexibility=0.2),
                                    ProposalBox()).forward("quantity")
     assert lenient.summary == "k = 0.5 flags 3.33% of 600 quantity values (tolerated: 6%)."
+
+
+# --- stakes: what the positions do to the agents, not how far apart the numbers are ----------
+
+from relaygraph.coordination.conflicts import Conflict, Proposal, StrategySelector, analyse  # noqa: E402
+
+OPTIONS = ("0.5", "3", "6")
+utilities = st.lists(st.floats(0, 1, allow_nan=False), min_size=len(OPTIONS), max_size=len(OPTIONS))
+
+
+def conflict_of(tables: list[list[float]]) -> Conflict:
+    return Conflict(topic="k", scale=6.0, proposals=tuple(
+        Proposal(agent=f"a{i}", value=float(OPTIONS[i % len(OPTIONS)]), cost=float(i),
+                 utilities=dict(zip(OPTIONS, table, strict=True))) for i, table in enumerate(tables)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(tables=st.lists(utilities, min_size=2, max_size=4))
+def test_stakes_are_zero_exactly_when_every_agent_is_indifferent(tables: list[list[float]]) -> None:
+    analysis = analyse(conflict_of(tables), cooperative_potential=0.75)
+    nobody_cares = all(max(t) - min(t) <= 1e-9 for t in tables)
+    assert (analysis.stakes == 0) == nobody_cares
+    if nobody_cares:
+        assert analysis.cooperative_potential == 0  # nothing to gain together either
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables=st.lists(utilities, min_size=2, max_size=4), shift=st.floats(-5, 5, allow_nan=False),
+       who=st.integers(0, 3))
+def test_stakes_do_not_change_when_an_agent_s_utilities_shift_by_a_constant(tables: list[list[float]],
+                                                                           shift: float, who: int) -> None:
+    shifted = [list(t) for t in tables]
+    shifted[who % len(tables)] = [u + shift for u in shifted[who % len(tables)]]
+    before, after = analyse(conflict_of(tables)), analyse(conflict_of(shifted))
+    assert after.stakes == before.stakes
+
+
+def test_a_conflict_where_nothing_is_at_stake_is_no_real_conflict_and_is_not_sent_to_the_game() -> None:
+    """The stranger's data: every k flags the same 20 rows, so each agent rates every option alike."""
+    same = conflict_of([[0.766667] * 3, [0.966667] * 3, [0.733333] * 3])
+    analysis = analyse(same, cooperative_potential=0.75)
+    assert (analysis.stakes, analysis.cooperative_potential, analysis.indifferent) == (0, 0, True)
+    strategy, why = StrategySelector().choose(analysis)
+    assert strategy == "majority"
+    assert "no real conflict" in why and "any option is equally good" in why and "ties: the smaller value" in why
