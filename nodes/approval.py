@@ -43,6 +43,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from relaygraph.nodes.contracts import AgentFailure, NodeProgress
+from relaygraph.tools.workspace import dataset_name_problem
 
 APPROVAL = "approval"
 
@@ -275,14 +276,26 @@ class ThreadFinishedError(ValueError):
     anything). The CLI refuses the same before it starts (``cli/runner.refuse_reuse``)."""
 
 
-def refuse_new_input_on_finished_thread(state: dict[str, Any], config: RunnableConfig, entry: bool) -> None:
-    """Raise :class:`ThreadFinishedError` when an entry node of the root graph starts a new run
-    (not a resume, not a fork's continuation) on a thread that already holds a result."""
-    result = state.get("result")
-    if not entry or not result:
+def check_new_run(state: dict[str, Any], config: RunnableConfig, entry: bool) -> None:
+    """What an entry node of the root graph checks when a new input starts a run (not a resume,
+    not a fork's continuation), before it runs: LangGraph does not validate a graph's input
+    schema on ``invoke``, so Python and ``langgraph dev`` callers get the CLI's rules here.
+
+    * a ``data`` or ``configurable.dataset`` outside the data directory: :class:`ValueError` (the
+      sandbox rule of :class:`~relaygraph.nodes.state.RunInput`), before a tool is asked to read it;
+    * a thread that already holds a result: :class:`ThreadFinishedError`.
+    """
+    if not entry:
         return
     conf = (config or {}).get("configurable") or {}
     if conf.get(CONFIG_KEY_RESUMING) or str(conf.get(CONFIG_KEY_CHECKPOINT_NS) or "").rpartition(NS_SEP)[0]:
+        return
+    for field, name in (("data", state.get("data")), ("configurable.dataset", conf.get("dataset"))):
+        problem = dataset_name_problem(name)
+        if problem:
+            raise ValueError(f"{field} {problem}")
+    result = state.get("result")
+    if not result:
         return
     thread = conf.get("thread_id")
     status = result.get("status") if isinstance(result, dict) else None
@@ -338,7 +351,7 @@ def gate(
         return "end", Command(goto=finish, update={"approvals": [record], **marks})
 
     def gated(state: dict[str, Any], config: RunnableConfig) -> Any:
-        refuse_new_input_on_finished_thread(state, config, entry)
+        check_new_run(state, config, entry)
         asked, ask = asked_as(state, config)
         action, value = before(state, config, paused_at_gate(asked, config, entry) if ask is None else ask, asked)
         if action != "run":
@@ -348,7 +361,7 @@ def gate(
         return _with_writes(output, {**_approval_writes(state, config, record), **marks})
 
     async def agated(state: dict[str, Any], config: RunnableConfig) -> Any:
-        refuse_new_input_on_finished_thread(state, config, entry)
+        check_new_run(state, config, entry)
         asked, ask = asked_as(state, config)
         action, value = before(state, config,
                                await apaused_at_gate(asked, config, entry) if ask is None else ask, asked)

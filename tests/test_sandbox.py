@@ -127,3 +127,30 @@ def test_prune_refuses_zero_and_absurd_durations(text: str, sqlite_url: str) -> 
 
 def test_prune_accepts_the_largest_sensible_duration() -> None:
     assert parse_duration(f"{MAX_DURATION.days}d") == MAX_DURATION
+
+
+@pytest.mark.parametrize("graph", ["sequential", "parallel", "handoff"])
+@pytest.mark.parametrize("data", ["../secret.csv", "/etc/passwd", "~/x.csv"])
+def test_python_input_outside_the_data_dir_is_refused_before_any_agent(graph: str, data: str, isolated_env,
+                                                                     cast) -> None:
+    """LangGraph does not validate a graph's input schema on ``invoke``: the first node applies
+    RunInput's sandbox rule, so no agent (none is scripted) is asked to read the path."""
+    import importlib
+
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    with open_checkpointer() as saver:
+        compiled = importlib.import_module(f"relaygraph.graphs.{graph}").build_graph().compile(checkpointer=saver)
+        with pytest.raises(ValueError, match="outside the data directory"):
+            compiled.invoke({"task": "Analyse.", "data": data}, {"configurable": {"thread_id": f"out-{graph}"}})
+
+
+def test_python_dataset_param_outside_the_data_dir_is_refused_before_any_agent(isolated_env, cast) -> None:
+    import importlib
+
+    from relaygraph.config.checkpointing import open_checkpointer
+
+    with open_checkpointer() as saver:
+        compiled = importlib.import_module("relaygraph.graphs.sequential").build_graph().compile(checkpointer=saver)
+        with pytest.raises(ValueError, match="configurable.dataset '../x.csv' is outside the data directory"):
+            compiled.invoke({"task": "Analyse."}, {"configurable": {"thread_id": "out-param", "dataset": "../x.csv"}})
