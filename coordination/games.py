@@ -203,6 +203,21 @@ def nash_bargaining(game: Game, disagreement: np.ndarray | None = None) -> tuple
     return best
 
 
+def bargaining_ties(game: Game, disagreement: np.ndarray) -> list[tuple[int, ...]]:
+    """Every Pareto outcome whose product of gains equals the best one's: more than one is a tie,
+    which :func:`nash_bargaining` breaks by the tie rule — the first in outcome order (each
+    player's lowest-indexed strategy first)."""
+    products = {o: float(np.prod(game.payoff(o) - disagreement)) for o in pareto_set(game)
+                if np.all(game.payoff(o) - disagreement > TOLERANCE)}
+    best = max(products.values(), default=0.0)
+    return [o for o, v in products.items() if best - v <= TOLERANCE]
+
+
+def outcome_text(game: Game, outcome: Sequence[int]) -> str:
+    """An outcome as the options read: ``(0.5, 0.5, 0.5)``, not a tuple of quoted strings."""
+    return "(" + ", ".join(str(game.strategies[i][s]) for i, s in enumerate(outcome)) + ")"
+
+
 def payoff_range(game: Game) -> float:
     return float(game.payoffs.max() - game.payoffs.min()) or 1.0
 
@@ -292,9 +307,18 @@ def solve(game: Game) -> GameSolution:
         profile = tuple(tuple(1.0 if k == s else 0.0 for k in range(len(game.strategies[i])))
                         for i, s in enumerate(bargain))
         values = tuple(float(v) for v in game.payoff(bargain))
-        why = (f"cooperative potential {potential:.2f} > 0.5: the Nash bargaining outcome "
-               f"{tuple(game.strategies[i][s] for i, s in enumerate(bargain))} gives every player a gain over "
-               f"the worst equilibrium ({', '.join(f'{v:.3g}' for v in reference)}) with the largest product of gains")
+        tied = bargaining_ties(game, reference)
+        over = (f"over the worst equilibrium's payoffs (the disagreement point: "
+                f"{', '.join(f'{v:.3g}' for v in reference)})")
+        if len(tied) > 1:
+            why = (f"cooperative potential {potential:.2f} > 0.5: tie — the Nash bargaining outcomes "
+                   f"{', '.join(outcome_text(game, o) for o in tied)} give every player a gain {over} with the "
+                   f"same product of gains; broken by the tie rule (the first in outcome order: each player's "
+                   f"first-listed option): {outcome_text(game, bargain)}")
+        else:
+            why = (f"cooperative potential {potential:.2f} > 0.5: the Nash bargaining outcome "
+                   f"{outcome_text(game, bargain)} gives every player a gain {over} with the largest product "
+                   "of gains")
         return GameSolution(equilibria=found, pareto=pareto, bargaining=bargain, cooperative_potential=potential,
                             choice="nash_bargaining", profile=profile, payoffs=values, reason=why)
     if not found:

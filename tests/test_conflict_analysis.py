@@ -97,3 +97,36 @@ def test_a_conflict_where_nothing_is_at_stake_is_no_real_conflict_and_is_not_sen
     strategy, why = StrategySelector().choose(analysis)
     assert strategy == "majority"
     assert "no real conflict" in why and "any option is equally good" in why and "ties: the smaller value" in why
+
+
+# --- the game names a tie as a tie, and labels the reference payoffs for what they are ---------
+
+import numpy as np  # noqa: E402
+
+from relaygraph.coordination.games import Game, solve  # noqa: E402
+
+
+def agreement_game(a: tuple[float, float], b: tuple[float, float]) -> Game:
+    """Both choose 0.5, 6 or walk away: agreeing on a k pays each its utility, anything else nothing
+    (walking away together is the worst equilibrium, the disagreement point 0, 0)."""
+    payoffs = np.zeros((2, 3, 3))
+    payoffs[:, 0, 0], payoffs[:, 1, 1] = a, b
+    options = ("0.5", "6", "walk away")
+    return Game(players=("strict", "lenient"), strategies=(options, options), payoffs=payoffs)
+
+
+def test_equally_good_bargaining_outcomes_are_reported_as_a_tie_with_the_rule_named() -> None:
+    solution = solve(agreement_game((0.8, 0.7), (0.8, 0.7)))
+    assert solution.choice == "nash_bargaining" and solution.bargaining == (0, 0)
+    assert "tie — the Nash bargaining outcomes (0.5, 0.5), (6, 6)" in solution.reason
+    assert "broken by the tie rule (the first in outcome order" in solution.reason
+    assert "over the worst equilibrium's payoffs (the disagreement point: 0, 0)" in solution.reason
+    assert "'0.5'" not in solution.reason and "'6'" not in solution.reason  # options read as the data shows them, not as quoted strings
+
+
+def test_a_unique_bargaining_outcome_is_not_called_a_tie() -> None:
+    solution = solve(agreement_game((0.8, 0.7), (0.6, 0.5)))
+    assert solution.bargaining == (0, 0)
+    assert "tie" not in solution.reason
+    assert "the Nash bargaining outcome (0.5, 0.5) gives every player a gain over the worst equilibrium's payoffs" \
+        in solution.reason
