@@ -189,9 +189,14 @@ def decide(failure: Failure, task: PlannedTask, plan: Plan, world: Mapping[str, 
                             context={"dataset": "<source>"},
                             policy=f"re-run the producer {producer.name!r} from its input, replan")
         cls = "unknown"  # nothing upstream to re-run: fall back like any unknown failure
+        needed = ", ".join(sorted({c.fact for c in task.preconditions})) or "nothing"
+        why_not = (f"dependency policy (re-run the producer) not applicable: no completed task produces what "
+                   f"{task.name!r} needs ({needed}), so nothing upstream can be re-run; ")
+    else:
+        why_not = ""
     contingency = next((c for c in plan.contingencies if c.instead_of == task.method), None)
-    fallback = (f"fallback: contingency {contingency.method!r} instead of {task.method!r}"
-                if contingency and contingency.method else f"fallback: replan without method {task.method!r}")
+    fallback = why_not + (f"fallback: contingency {contingency.method!r} instead of {task.method!r}"
+                          if contingency and contingency.method else f"fallback: replan without method {task.method!r}")
     return Decision(action="replan", failure_class=cls, exclude_methods=[task.method] if task.method else [],
                     policy=fallback)
 

@@ -9,6 +9,7 @@ and ``langgraph dev`` callers get the same checks when the node runs.
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -79,7 +80,16 @@ def allowed(schema: type[BaseModel], field: str) -> str:
     limits = [f"{sign} {bounds[key]}" for key, sign in (("minimum", ">="), ("exclusive_minimum", ">"),
                                                          ("maximum", "<="), ("exclusive_maximum", "<"))
               if key in bounds]
-    return f"{kind} {' and '.join(limits)}" if limits else kind
+    if limits:
+        return f"{kind} {' and '.join(limits)}"
+    if kind == "str" and info.description:  # "str" tells nothing: the expected format does
+        return info.description.rstrip(".")
+    return kind
+
+
+def _shown(value: Any) -> str:
+    """A --param value as the user typed it: JSON for objects and lists, not a Python repr."""
+    return json.dumps(value) if isinstance(value, dict | list) else repr(value)
 
 
 def validate_params(schema: type[RunParams], values: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +108,7 @@ def validate_params(schema: type[RunParams], values: dict[str, Any]) -> dict[str
         message = first["msg"].removeprefix("Value error, ").rstrip(".")
         if key == "roles":  # its message already lists the roles (or the expected form)
             raise ParamError(f"--param roles: {message}.") from None
-        raise ParamError(f"--param {key}={values.get(key)!r}: {message}; "
+        raise ParamError(f"--param {key}={_shown(values.get(key))}: {message}; "
                          f"allowed: {allowed(schema, key)}.") from None
     return checked.model_dump(include=set(values), mode="json")
 

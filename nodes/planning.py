@@ -495,12 +495,64 @@ def report_sections(state: PlannedState, config: RunnableConfig | None = None) -
                     if task in done and (asked is None or section in asked))
 
 
+def left_out_reasons(state: PlannedState, config: RunnableConfig | None = None) -> dict[str, str]:
+    """Why each report section the run does not write is left out, for the report to say: not
+    requested (``--param sections``), the data has no date column, a replan planned around a
+    failure, or what earlier runs taught the planner (a learned probability that changed its
+    choice of method — with the way back to the priors)."""
+    done = {t["name"] for t in state.get("done") or []}
+    raw = options(config or {}).get("sections")
+    asked = None if raw is None else {p.strip() for p in str(raw).split(",") if p.strip()}
+    world = {**(state.get("world") or {}), **(state.get("first_world") or {})}
+    first = {t["name"] for t in ((state.get("plans") or [{}])[0]).get("tasks", [])}
+    learned = state.get("learned") or {}
+    out: dict[str, str] = {}
+    for task, section in SECTION_OF.items():
+        if asked is not None and section not in asked:
+            out[section] = f"not requested: --param sections={raw}"
+        elif task in done:
+            continue
+        elif task in first:
+            failed = next((r for r in state.get("replans") or [] if r.get("action") == "replan"
+                           and task not in (r.get("new_tasks") or [task])), None)
+            if failed:
+                out[section] = (f"left out: the run replanned around {failed.get('task')} "
+                                f"({failed.get('failure_class')}), see result.replanning")
+        elif task == "trends" and not world.get("has_time_column"):
+            out[section] = "the data has no date column"
+        elif learned:
+            because = _learned_choice(task, world, learned, state.get("excluded") or [])
+            if because:
+                out[section] = because
+    return out
+
+
+def _learned_choice(task: str, world: Mapping[str, Any], learned: Mapping[str, float],
+                    excluded: Sequence[str]) -> str:
+    """Would the domain's priors have planned ``task``? If so: which learned probabilities
+    made the planner choose otherwise."""
+    try:
+        unlearned = make_plan(DATA_DOMAIN.without_methods(list(excluded)), GOAL, dict(world))
+    except PlanningError:
+        return ""
+    if task not in {t.name for t in unlearned.tasks}:
+        return ""
+    prior = {m.name: m.success_probability for m in DATA_DOMAIN.methods}
+    moved = [f"{m} {prior[m]:g} -> {learned[m]:g}" for m in unlearned.method_names()
+             if m in learned and m in prior and learned[m] < prior[m]]
+    return (f"left out by what earlier runs taught the planner: {', '.join(moved) or 'learned probabilities'} "
+            "(relaygraph experience show); --param learn=false plans from the priors")
+
+
 def report_args(state: PlannedState, config: RunnableConfig) -> dict[str, dict[str, Any]]:
     """``write_report``'s arguments the graph decides, not the model (``fixed_args``): the
     sections the executed plan backs and the run asked for, and — for a run scaled down to
     partitions — the partition count, so its figures are computed per partition and combined."""
     partitions = int((state.get("world") or {}).get("partitions") or 1)
     args: dict[str, Any] = {"sections": report_sections(state, config)}
+    why = left_out_reasons(state, config)
+    if why:
+        args["left_out_why"] = json.dumps(why)
     if partitions > 1:
         args["partitions"] = partitions
     return {"write_report": args}

@@ -367,3 +367,22 @@ def test_a_timeout_on_a_large_input_is_scaled_down_not_stopped_after_its_retries
     assert decide(cut, task, plan, world, [], MAX_RETRIES, rows=3000).action == "stop"
     real_model_error = cut.model_copy(update={"timeout_s": None})  # the server, not our cut
     assert decide(real_model_error, task, plan, world, [], MAX_RETRIES, rows=200_000).action == "stop"
+
+
+def test_a_dependency_failure_with_no_producer_says_why_its_policy_did_not_apply():
+    """The stranger's f_dependency run: aggregate on already-clean data has no producer to
+    re-run, so the policy falls back — and the history says why, not just "fallback"."""
+    from relaygraph.coordination.htn import plan as make_plan
+    from relaygraph.coordination.replanning import Failure, decide
+    from relaygraph.coordination.world import GOAL
+
+    world = {"row_count": 3000, "is_clean": True, "has_time_column": True, "partitions": 1,
+             "analysed": False, "validated": True}
+    plan = make_plan(DATA_DOMAIN, GOAL, world)
+    task = next(t for t in plan.tasks if t.name == "aggregate")
+    failure = Failure(task="aggregate", task_id=task.id, failure_class="dependency",
+                      error="FileNotFoundError: missing upstream artifact (injected)", injected=True)
+    decision = decide(failure, task, plan, world, [], 0)
+    assert decision.policy.startswith("dependency policy (re-run the producer) not applicable: no completed "
+                                      "task produces what 'aggregate' needs (")
+    assert "nothing upstream can be re-run; fallback: " in decision.policy

@@ -431,6 +431,12 @@ def test_bad_planned_params_are_refused_before_any_work(param, says, cast, sampl
         names = "validate, clean, aggregate, trends, outliers, report" if param.startswith("fail") else (
             "time_series_analysis, cross_section_analysis, partitioned_analysis")
         assert names in refused.output, refused.output
+    assert "allowed: str." not in refused.output  # the expected format, not a Python type name
+    if param.startswith("fail"):
+        assert refused.output.strip().endswith("allowed: Inject failures: TASK:CLASS[xN], comma-separated."), \
+            refused.output
+    if "magic" in param:  # the value as typed (JSON), not a Python dict
+        assert 'method_probabilities={"magic": 0.5}' in refused.output, refused.output
     with open_checkpointer() as saver:  # no thread was started
         assert list(saver.list(None)) == []
 
@@ -536,7 +542,8 @@ def test_requested_sections_reach_the_report_though_the_reporter_leaves_them_out
     assert "sections" not in (call.get("arguments") or {})
     report = Path(result["artifacts"]["report"]).read_text()
     assert "## Trend" not in report  # ... but the run asked for no trend section, and got none
-    assert "Not in this report: trend (not part of the analysis that was run)." in report
+    # it ran, so the report says it was not asked for, not that it was not done
+    assert "Not in this report: trend (not requested: --param sections=breakdown,outliers)." in report
     assert "## Outliers" in report and " by " in report.split("## Outliers")[0]
     assert result["critique"][-1]["clean"] is True, result["critique"]
     assert result["status"] == "completed", result.get("reason")
@@ -586,3 +593,29 @@ def test_after_a_resource_replan_the_report_combines_the_partition_results(cast,
     assert f"total {whole.total:,.2f}" in report
     # and the critic, recomputing in one pass over the whole data, finds nothing to correct
     assert result["critique"] == [{"round": 1, "discrepancies": [], "clean": True, "revised": False}]
+
+
+def test_a_section_left_out_by_learning_says_so_and_how_to_get_it_back():
+    """A plan without trends on data with a date column, because learned probabilities moved the
+    planner off time_series_analysis: the report's reason names the learning and learn=false,
+    not "not part of the analysis that was run"; the same on data without dates says that."""
+    from relaygraph.coordination.htn import plan as make_plan
+    from relaygraph.coordination.world import DATA_DOMAIN, GOAL
+    from relaygraph.nodes.planning import left_out_reasons
+
+    world = {"row_count": 3000, "is_clean": True, "has_time_column": True, "partitions": 1, "analysed": False,
+             "validated": True, "has_nulls": False, "has_duplicates": False}
+    learned = {"time_series_analysis": 0.76}
+    chosen = make_plan(DATA_DOMAIN.with_probabilities(learned), GOAL, world)
+    assert "trends" not in [t.name for t in chosen.tasks]  # the learning moved the plan
+    done = [t.model_dump(mode="json") for t in chosen.tasks]
+    state = {"done": done, "plans": [chosen.model_dump(mode="json")], "first_world": world, "world": world,
+             "learned": learned}
+    why = left_out_reasons(state, {})
+    assert why["trend"].startswith("left out by what earlier runs taught the planner: time_series_analysis 0.9 -> 0.76")
+    assert "--param learn=false" in why["trend"] and set(why) == {"trend"}
+    no_dates = {**state, "first_world": {**world, "has_time_column": False}, "world": {**world, "has_time_column": False}}
+    assert left_out_reasons(no_dates, {}) == {"trend": "the data has no date column"}
+    asked = left_out_reasons({**state, "learned": {}}, {"configurable": {"sections": "outliers"}})
+    assert asked == {"breakdown": "not requested: --param sections=outliers",
+                     "trend": "not requested: --param sections=outliers"}

@@ -12,6 +12,7 @@ smolagents turns them into observations the agent can react to.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -498,6 +499,9 @@ class WriteReportTool(DataTool):
         "partitions": {"type": "integer", "nullable": True,
                        "description": "Compute every figure per row partition (of this many) and combine the "
                                       "results, for a run scaled down to partitions; one pass when omitted."},
+        "left_out_why": {"type": "string", "nullable": True,
+                         "description": "Why sections are left out, as JSON {section: reason}; set by the "
+                                        "workflow, not needed otherwise."},
     }
     output_type = "string"
 
@@ -510,8 +514,13 @@ class WriteReportTool(DataTool):
         notes: str | None = None,
         sections: str | None = None,
         partitions: int | None = None,
+        left_out_why: str | None = None,
     ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset)
+        try:
+            reasons = json.loads(left_out_why) if left_out_why else {}
+        except json.JSONDecodeError:
+            reasons = {}
         report = render_report(
             frame,
             workspace=self.workspace,
@@ -522,6 +531,7 @@ class WriteReportTool(DataTool):
             notes=notes,
             sections=None if sections is None else [p.strip() for p in sections.split(",") if p.strip()],
             partitions=partitions,
+            left_out_why={str(k): str(v) for k, v in reasons.items()} if isinstance(reasons, dict) else None,
         )
         return tool_result(
             f"Report written to {report['report']} with chart {report['chart']}.",

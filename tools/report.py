@@ -14,7 +14,7 @@ state), so concurrent branches writing reports never share a figure.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import pandas as pd
@@ -130,12 +130,14 @@ def render_report(
     notes: str | None = None,
     sections: Collection[str] | None = None,
     partitions: int | None = None,
+    left_out_why: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures.
 
     ``sections`` (default: all of :data:`SECTIONS`) limits the report to the analyses that were
     actually done — a plan that ran no trend analysis gets no trend section — and the report
-    says which sections it leaves out.
+    says which sections it leaves out, and why (``left_out_why``: section -> reason, e.g. "not
+    requested: --param sections=outliers"; default "not part of the analysis that was run").
 
     ``partitions`` (> 1: a run scaled down to row partitions) computes every figure per
     partition and combines the results (:mod:`relaygraph.tools.combine`), and the report says
@@ -171,8 +173,10 @@ def render_report(
 
     parts = None
     left_out = [name for name in SECTIONS if name not in wanted]
-    if left_out:
-        lines += [f"Not in this report: {', '.join(left_out)} (not part of the analysis that was run).", ""]
+    if left_out:  # grouped by why (the caller knows: not requested, learned, no date column...)
+        why = {name: (left_out_why or {}).get(name) or "not part of the analysis that was run" for name in left_out}
+        for reason in dict.fromkeys(why.values()):
+            lines += [f"Not in this report: {', '.join(n for n in left_out if why[n] == reason)} ({reason}).", ""]
         facts["sections_left_out"] = left_out
     if parted and "trend" in wanted and frames.date_column(frame):
         lines += [("Not in this report: trend (a monthly trend is not combined from partitions: whether a month "
