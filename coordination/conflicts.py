@@ -297,6 +297,8 @@ def majority(conflict: Conflict) -> Resolution:
     original = {normalize_choice(str(p.value)): p.value for p in conflict.proposals}
     value = original.get(result.decision) if result.decision is not None else None
     reason = result.reason
+    if conflict.kind == "numeric" and value is not None:  # the tally quotes its choice as text ('6.0')
+        reason = reason.replace(repr(result.decision), f"{float(value):g}", 1)
     if result.tie and conflict.kind == "numeric":  # the tally breaks ties by text ("10" < "9.5"): redo
         conf: defaultdict[str, float] = defaultdict(float)
         for b in ballots:

@@ -543,13 +543,21 @@ class ReviewProposalsTool(TypedTool):
         regret = {o: max(max(p.utilities.values()) - p.utilities[o] for p in self.conflict.proposals)
                   for o in options}
         best = min(options, key=lambda o: (regret[o], float(o)))
+        tied = [o for o in options if regret[o] - regret[best] <= 1e-9]
         table = {o: {p.agent: p.utilities[o] for p in self.conflict.proposals} for o in options}
-        return ToolResult(summary=f"{len(options)} options; least worst-case regret: k = {best} "
-                                  f"(regret {regret[best]:.2f}).",
-                          facts={"utilities": table, "regret": regret, "recommended": best},
-                          artifacts={"value": best, "rationale": f"k = {best} leaves no agent more than "
-                                                                 f"{regret[best]:.2f} utility short of its own "
-                                                                 "proposal (minimax regret)."})
+        if len(tied) > 1:  # equally good by minimax regret: say it is a tie and which rule broke it
+            rationale = (f"tie: k = {', '.join(tied)} leave no agent more than {regret[best]:.2f} utility short of "
+                         f"its own proposal (minimax regret), so any of them is as good; broken by the tie rule "
+                         f"(the smaller k): k = {best}.")
+            summary = f"{len(options)} options; least worst-case regret: a tie between k = {', '.join(tied)} " \
+                      f"(regret {regret[best]:.2f}); the tie rule (the smaller k) gives k = {best}."
+        else:
+            rationale = (f"k = {best} leaves no agent more than {regret[best]:.2f} utility short of its own "
+                         "proposal (minimax regret).")
+            summary = f"{len(options)} options; least worst-case regret: k = {best} (regret {regret[best]:.2f})."
+        return ToolResult(summary=summary, facts={"utilities": table, "regret": regret, "recommended": best,
+                                                  "tied": tied if len(tied) > 1 else []},
+                          artifacts={"value": best, "rationale": rationale})
 
 
 class ArbitrateTool(TypedTool):

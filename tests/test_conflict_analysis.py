@@ -130,3 +130,29 @@ def test_a_unique_bargaining_outcome_is_not_called_a_tie() -> None:
     assert "tie" not in solution.reason
     assert "the Nash bargaining outcome (0.5, 0.5) gives every player a gain over the worst equilibrium's payoffs" \
         in solution.reason
+
+
+# --- arbitration and majority say what they decided as the options read -----------------------
+
+from relaygraph.coordination.conflicts import majority  # noqa: E402
+from relaygraph.nodes.negotiation import ReviewProposalsTool  # noqa: E402
+
+
+def test_arbitration_reports_options_tied_at_the_least_regret_as_a_tie_with_the_rule() -> None:
+    same = conflict_of([[0.766667] * 3, [0.966667] * 3, [0.733333] * 3])
+    result = ReviewProposalsTool(same).forward()
+    assert result.artifacts["value"] == "0.5"
+    assert result.artifacts["rationale"].startswith("tie: k = 0.5, 3, 6 leave no agent more than 0.00 utility short")
+    assert "broken by the tie rule (the smaller k): k = 0.5" in result.artifacts["rationale"]
+    distinct = conflict_of([[1.0, 0.9, 0.2], [0.8, 1.0, 0.5]])
+    assert ReviewProposalsTool(distinct).forward().artifacts["rationale"] == (
+        "k = 3 leaves no agent more than 0.10 utility short of its own proposal (minimax regret).")
+
+
+def test_majority_prints_the_winning_number_as_a_number() -> None:
+    six = Conflict(topic="k", scale=6.0, proposals=tuple(
+        Proposal(agent=a, value=v) for a, v in (("strict", 6.0), ("balanced", 6.0), ("lenient", 0.5))))
+    resolution = majority(six)
+    assert resolution.value == 6.0
+    assert resolution.reason.startswith("6 decided with 2 of 3")
+    assert "'6.0'" not in resolution.reason
