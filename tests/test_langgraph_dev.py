@@ -105,11 +105,13 @@ def test_a_thread_survives_a_restart_of_langgraph_dev(tmp_path) -> None:
         assert state["values"]["result"] == first["result"]
         history = client.post(f"/threads/{thread}/history", json={"limit": 100}).raise_for_status().json()
         assert len(history) == len(stored)  # every checkpoint, read back from the database
+        # a new input on the finished thread is refused (as the CLI does), not merged into it
         again = client.post(f"/threads/{thread}/runs/wait", json={
             "assistant_id": "sequential", "input": {"task": "Once more on the same thread."},
-        }).raise_for_status().json()
-        assert again["result"]["status"] == "completed"
-        assert len(again["steps"]) > len(first["steps"])  # the thread's steps carried on
+        })
+        assert "ThreadFinishedError" in again.text and "already ran to its end" in again.text, again.text
+        after = client.get(f"/threads/{thread}/state").raise_for_status().json()
+        assert after["values"]["result"] == first["result"]  # nothing re-ran
 
 
 @pytest.mark.slow
