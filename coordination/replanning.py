@@ -176,8 +176,8 @@ def decide(failure: Failure, task: PlannedTask, plan: Plan, world: Mapping[str, 
             return Decision(action="replan", failure_class=cls, context={"date_column": date_column},
                             policy=f"adapt (column mapping): map the date role to column {date_column!r} "
                                    f"(observed{instead}), replan")
-        why = (f"the date role is already mapped to {date_column!r}" if date_column
-               else "no observed column to map the date role to")
+        why = (f"no column mapping can help: the date role is already on {date_column!r}, the column "
+               f"{task.name!r} used" if date_column else "no observed column to map the date role to")
         return Decision(action="replan", failure_class=cls, facts={"has_time_column": False},
                         exclude_methods=[task.method] if task.method else [],
                         policy=f"adapt (another method): {why}; replan without {task.method!r}")

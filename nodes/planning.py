@@ -624,9 +624,13 @@ def recover(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     if backoff is None:
         backoff = experience.learned_backoff(adaptations(config)) or replanning.BACKOFF_S
     backoff = float(backoff)
+    used = (state.get("context") or {}).get("date_column")
+    observed = (state.get("world") or {}).get("date_column")
+    if not used and observed and named_as_date(str(observed)):
+        used = observed  # the tools found it by its name: mapping the role to it would change nothing
     decision = replanning.decide(failure, task, current, state.get("world") or {}, done,
                                  retries.get(task.id, 0), backoff_s=backoff, rows=_rows(state.get("world") or {}),
-                                 expected_date_column=(state.get("context") or {}).get("date_column"))
+                                 expected_date_column=used)
     entry = {**failure.model_dump(), "method": task.method, "agent": task.agent,
              "action": decision.action, "policy": decision.policy,
              "changes": {"facts": decision.facts, "exclude_methods": decision.exclude_methods,

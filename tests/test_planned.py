@@ -64,9 +64,11 @@ CASES = {
     "aggregate:data_quality": ("add validation and cleaning tasks", ["prepare_analyse_report", "validate_and_clean",
                                                                      "time_series_analysis"],
                                ["validate", "clean", "validate", "clean", "aggregate", "trends", "outliers", "report"]),
-    "trends:schema": ("map the date role to column 'order_date'", ["prepare_analyse_report", "already_clean",
-                                                                   "time_series_analysis"],
-                      ["validate", "clean", "aggregate", "trends", "outliers", "report"]),
+    # trends already used order_date: mapping the role to it again would change nothing, so another method
+    "trends:schema": ("adapt (another method): no column mapping can help: the date role is already on "
+                      "'order_date', the column 'trends' used; replan without 'time_series_analysis'",
+                      ["prepare_analyse_report", "already_clean", "cross_section_analysis"],
+                      ["validate", "clean", "aggregate", "outliers", "report"]),
     "aggregate:dependency": ("re-run the producer 'clean'", ["prepare_analyse_report", "validate_and_clean",
                                                             "time_series_analysis"],  # validate of the source kept
                              ["validate", "clean", "clean", "aggregate", "trends", "outliers", "report"]),
@@ -78,6 +80,7 @@ CASES = {
 
 #: failures the replan plans around without a task of the first plan: (task, its artifact, its tool)
 DROPS = {"aggregate:resource": ("trends", "trends_found", "detect_trends"),
+         "trends:schema": ("trends", "trends_found", "detect_trends"),
          "trends:unknown": ("trends", "trends_found", "detect_trends")}
 
 
