@@ -553,6 +553,9 @@ def report_args(state: PlannedState, config: RunnableConfig) -> dict[str, dict[s
     why = left_out_reasons(state, config)
     if why:
         args["left_out_why"] = json.dumps(why)
+    source = (state.get("context") or {}).get("source_dataset") or state.get("data")
+    if source and "clean" in {t["name"] for t in state.get("done") or []} and _dataset_now(state) != source:
+        args["cleaned_from"] = Path(str(source)).name  # the report names the user's file, not only the scratch copy
     if partitions > 1:
         args["partitions"] = partitions
     return {"write_report": args}

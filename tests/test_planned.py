@@ -547,6 +547,8 @@ def test_requested_sections_reach_the_report_though_the_reporter_leaves_them_out
     assert "## Trend" not in report  # ... but the run asked for no trend section, and got none
     # it ran, so the report says it was not asked for, not that it was not done
     assert "Not in this report: trend (not requested: --param sections=breakdown,outliers)." in report
+    # the report is of the cleaned scratch copy, and names the user's file as what was cleaned
+    assert f"Your file: `{sample_path.name}`, cleaned (duplicates dropped, values normalised) into `" in report
     assert "## Outliers" in report and " by " in report.split("## Outliers")[0]
     assert result["critique"][-1]["clean"] is True, result["critique"]
     assert result["status"] == "completed", result.get("reason")

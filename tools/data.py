@@ -502,6 +502,8 @@ class WriteReportTool(DataTool):
         "left_out_why": {"type": "string", "nullable": True,
                          "description": "Why sections are left out, as JSON {section: reason}; set by the "
                                         "workflow, not needed otherwise."},
+        "cleaned_from": {"type": "string", "nullable": True,
+                         "description": "The user's file the dataset is a cleaned copy of; set by the workflow."},
     }
     output_type = "string"
 
@@ -515,6 +517,7 @@ class WriteReportTool(DataTool):
         sections: str | None = None,
         partitions: int | None = None,
         left_out_why: str | None = None,
+        cleaned_from: str | None = None,
     ) -> ToolResult:
         frame, path = frames.load(self.workspace, dataset)
         try:
@@ -532,6 +535,7 @@ class WriteReportTool(DataTool):
             sections=None if sections is None else [p.strip() for p in sections.split(",") if p.strip()],
             partitions=partitions,
             left_out_why={str(k): str(v) for k, v in reasons.items()} if isinstance(reasons, dict) else None,
+            cleaned_from=cleaned_from,
         )
         return tool_result(
             f"Report written to {report['report']} with chart {report['chart']}.",

@@ -131,6 +131,7 @@ def render_report(
     sections: Collection[str] | None = None,
     partitions: int | None = None,
     left_out_why: Mapping[str, str] | None = None,
+    cleaned_from: str | None = None,
 ) -> dict[str, Any]:
     """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures.
 
@@ -162,6 +163,9 @@ def render_report(
         f"Source: {md.code(source)} — {md.plural(len(frame), 'row')}, {md.plural(len(frame.columns), 'column')}.",
         "",
     ]
+    if cleaned_from:  # the user gave cleaned_from; source is the run's cleaned copy of it
+        lines += [f"Your file: {md.code(cleaned_from)}, cleaned (duplicates dropped, values normalised) into "
+                  f"{md.code(source)}, which every figure below is computed from.", ""]
     facts: dict[str, Any] = {"rows": len(frame), "metric": metric, "role": role.role, "rule": role.rule,
                              "overall": whole}
     if parted:
