@@ -10,10 +10,12 @@ from the thread's latest checkpoint, so it works on running, stopped and finishe
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
 from relaygraph.config.checkpointing import open_checkpointer
 from relaygraph.coordination.htn import Plan
+from relaygraph.nodes.planning import PARTITION_TOOLS
 
 plan_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Show the HTN plan of a planned run as a Mermaid diagram.")
@@ -40,7 +42,36 @@ def show(
     plans = [p for p in plans or [] if p]
     if not plans:
         _fail(f"Thread {thread_id!r} has no plan: only `relaygraph run planned` runs make one.")
+    if not every:
+        print(Plan.model_validate(plans[0]).mermaid())
+        return
+    print(every_plan(plans, values.get("replans") or []))
+
+
+def every_plan(plans: list[dict[str, Any]], replans: list[dict[str, Any]]) -> str:
+    """Markdown: one heading and one valid ```mermaid block per accepted plan (a diagram takes
+    one ``flowchart`` header), the task that failed and ended each replaced plan marked, and a
+    plan scaled down to partitions saying so on the tasks that ran once per partition."""
+    accepted = [r for r in replans if r.get("action") == "replan" and r.get("accepted")]
+    out: list[str] = []
+    partitions = 1
     for i, raw in enumerate(plans):
-        if every:
-            print(f"%% plan {i + 1} of {len(plans)}")
-        print(Plan.model_validate(raw).mermaid())
+        plan = Plan.model_validate(raw)
+        ended = accepted[i] if i < len(accepted) and i + 1 < len(plans) else None
+        title = f"## Plan {i + 1} of {len(plans)}"
+        if ended:
+            title += f" — replaced: {ended.get('task')} failed ({ended.get('failure_class')}: {ended.get('policy')})"
+        diagram = plan.mermaid().splitlines()
+        if partitions > 1:
+            title += f" — scaled down to {partitions} partitions"
+            diagram = [line.replace("<br/>", f" ×{partitions} partitions<br/>", 1)
+                       if any(f"{t.name}<br/>" in line for t in plan.tasks if set(t.tools) <= PARTITION_TOOLS)
+                       else line for line in diagram]
+        if ended:
+            failed = next((t for t in plan.tasks if t.name == ended.get("task")), None)
+            if failed:
+                node = "n" + "".join(ch if ch.isalnum() else "_" for ch in failed.id)
+                diagram += ["  classDef failed stroke:#c00,stroke-width:3px", f"  class {node} failed"]
+            partitions = int(((ended.get("changes") or {}).get("facts") or {}).get("partitions") or partitions)
+        out += [title, "", "```mermaid", *diagram, "```", ""]
+    return "\n".join(out).rstrip() + "\n"

@@ -386,3 +386,26 @@ def test_a_dependency_failure_with_no_producer_says_why_its_policy_did_not_apply
     assert decision.policy.startswith("dependency policy (re-run the producer) not applicable: no completed "
                                       "task produces what 'aggregate' needs (")
     assert "nothing upstream can be re-run; fallback: " in decision.policy
+
+
+def test_plan_show_all_is_one_valid_mermaid_block_per_plan_with_the_failure_and_partitions():
+    """``plan show --all``: each plan under its own heading in its own ```mermaid block (one
+    ``flowchart TD`` per block), the task that ended a replaced plan marked failed, and the
+    scaled-down plan's partitioned tasks saying so."""
+    from relaygraph.cli.plan import every_plan
+    from relaygraph.coordination.htn import plan as make_plan
+    from relaygraph.coordination.world import GOAL
+
+    world = {"row_count": 3000, "is_clean": True, "has_time_column": True, "partitions": 1, "analysed": False,
+             "validated": True}
+    first = make_plan(DATA_DOMAIN, GOAL, world)
+    second = make_plan(DATA_DOMAIN, GOAL, {**world, "partitions": 2})
+    replans = [{"task": "aggregate", "failure_class": "resource", "action": "replan", "accepted": True,
+                "policy": "scale down: 1 → 2 partitions, replan", "changes": {"facts": {"partitions": 2}}}]
+    text = every_plan([first.model_dump(mode="json"), second.model_dump(mode="json")], replans)
+    blocks = text.split("```mermaid")[1:]
+    assert len(blocks) == 2 and all(b.count("flowchart TD") == 1 for b in blocks)
+    assert "## Plan 1 of 2 — replaced: aggregate failed (resource: scale down: 1 → 2 partitions, replan)" in text
+    assert "## Plan 2 of 2 — scaled down to 2 partitions" in text
+    assert "class n" in blocks[0] and "failed" in blocks[0] and "classDef failed" not in blocks[1]
+    assert "aggregate ×2 partitions<br/>" in blocks[1] and "×2" not in blocks[0]
