@@ -10,8 +10,11 @@ Reputation is the auction market's, stored per agent name in the checkpoint data
 
 from __future__ import annotations
 
+import io
 import json
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 from pydantic import ValidationError
@@ -58,32 +61,61 @@ def list_agents(
         sys.stdout.write(json.dumps([r.model_dump() for r in rows], indent=2) + "\n")
         return
     # One table per graph (its name the title: one column less), one capability and one tool per
-    # line, folded rather than cut with "…": a narrow terminal must not turn segmentation@2.0 into
-    # segmentation@2… (the version is the point).
+    # line, never cut: capabilities and tools are single tokens (segmentation@2.0, validate_dataset *)
+    # that a fold would split mid-word. Their columns do not wrap; when the terminal is too narrow
+    # for that, each agent is listed as a block instead, one token per line.
     console = Console()
-    widest = lambda items: max((len(i) for r in rows for i in items(r)), default=1)
-    caps_width, tools_width = widest(lambda r: r.capabilities), widest(lambda r: r.tools) + 2
-    if caps_width + tools_width + 60 > console.width:  # too narrow to keep each on one line: fold, never crop
-        caps_width = tools_width = 10
-    for graph in dict.fromkeys(r.graph for r in rows):
-        table = Table(title=graph, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("agent", overflow="fold")
-        table.add_column("role", overflow="fold")
-        table.add_column("capabilities", overflow="fold", min_width=caps_width)
-        table.add_column("tools", overflow="fold", min_width=tools_width)
-        table.add_column("reputation", overflow="fold")
-        for row in (r for r in rows if r.graph == graph):
-            rep = (f"{row.reputation:g} ({row.breaches}/{row.contracts} breached)"
-                   + (" below min" if row.reputation < MIN_REPUTATION else "")
-                   if row.reputation is not None else f"{DEFAULT_REPUTATION:g} (default)")
-            tools = [f"{t} *" if t in row.runtime_tools else t for t in row.tools]
-            table.add_row(row.name, row.role, "\n".join(row.capabilities) or "—", "\n".join(tools) or "—", rep)
-        console.print(table)
+    for line in agent_lines(rows, console.width):
+        console.print(line, highlight=False, soft_wrap=True)
     if not rows:
         console.print("no agents" + (" with " + " and ".join(capability or []) if capability else ""), highlight=False)
     elif any(row.runtime_tools for row in rows):
         console.print("* handed to the agent by its graph while it runs (bound to the task at hand)",
                       highlight=False)
+
+
+def reputation_text(row: Any) -> str:
+    return (f"{row.reputation:g} ({row.breaches}/{row.contracts} breached)"
+            + (" below min" if row.reputation < MIN_REPUTATION else "")
+            if row.reputation is not None else f"{DEFAULT_REPUTATION:g} (default)")
+
+
+def shown_tools(row: Any) -> list[str]:
+    return [f"{t} *" if t in row.runtime_tools else t for t in row.tools]
+
+
+def agent_lines(rows: Sequence[Any], width: int) -> list[str]:
+    """The registry as text lines at most ``width`` wide where the tokens allow, never splitting a
+    capability or a tool: tables when every token fits whole, else one block per agent."""
+    lines: list[str] = []
+    for graph in dict.fromkeys(r.graph for r in rows):
+        out = io.StringIO()
+        table = Table(title=graph, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("agent", overflow="fold")
+        table.add_column("role", overflow="fold")
+        table.add_column("capabilities", no_wrap=True)
+        table.add_column("tools", no_wrap=True)
+        table.add_column("reputation", overflow="fold")
+        members = [r for r in rows if r.graph == graph]
+        for row in members:
+            table.add_row(row.name, row.role, "\n".join(row.capabilities) or "—", "\n".join(shown_tools(row)) or "—",
+                          reputation_text(row))
+        Console(file=out, width=width, color_system=None, highlight=False).print(table)
+        shown = out.getvalue().splitlines()
+        tokens = {t for r in members for t in (*r.capabilities, *shown_tools(r), r.name)}
+        if "…" in out.getvalue() or not all(any(t in line for line in shown) for t in tokens):
+            break  # this graph's table would split a token at this width: list every graph as blocks
+        lines += shown
+    else:
+        return lines
+    blocks: list[str] = []
+    for graph in dict.fromkeys(r.graph for r in rows):
+        blocks.append(graph)
+        for row in (r for r in rows if r.graph == graph):
+            blocks += [f"  {row.name} ({row.role})", f"    reputation {reputation_text(row)}"]
+            blocks += [f"    capability {c}" for c in row.capabilities] or ["    capability —"]
+            blocks += [f"    tool {t}" for t in shown_tools(row)] or ["    tool —"]
+    return blocks
 
 
 @agents_app.command("reset-reputation")

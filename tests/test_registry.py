@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from relaygraph.coordination.registry import Capability, Registry, Requirement, match_score
 from relaygraph.nodes.agent import AgentSpec
@@ -100,3 +102,20 @@ def test_an_unknown_capability_is_refused_with_the_known_ones() -> None:
     assert "validaton" in line and "known capabilities: outlier_detection, profiling, scoring" in line
     known = CliRunner().invoke(app, ["agents", "--json", "--capability", "verification"])
     assert known.exit_code == 0 and '"verifier"' in known.stdout
+
+
+@pytest.mark.parametrize("columns", [40, 60, 80, 100, 120, 160])
+def test_the_agents_table_never_splits_a_capability_or_a_tool_at_any_width(monkeypatch, columns: int) -> None:
+    """At 80 columns the table used to fold ``segmentation@1.0`` into ``segmentation@1.`` / ``0``."""
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    rows = json.loads(CliRunner().invoke(app, ["agents", "--json"]).stdout)
+    monkeypatch.setenv("COLUMNS", str(columns))
+    shown = CliRunner().invoke(app, ["agents"])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    for row in rows:
+        for token in (*row["capabilities"], *row["tools"]):
+            assert any(token in line for line in lines), (columns, token)
+    assert "…" not in shown.stdout
