@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -158,6 +159,12 @@ def run_auction(bids: Sequence[Bid], rules: AuctionRules, eligible: Iterable[str
                          ranking=ranking, reason=why)
 
 
+def exact(value: float) -> Decimal:
+    """A float as the decimal it prints as (``0.05`` → ``Decimal("0.05")``), so clock prices are
+    computed in exact decimal steps and come out as the numbers a person would write."""
+    return Decimal(repr(value))
+
+
 def _english(ranking: list[Bid], under: list[Bid], reserve: float, rules: AuctionRules,
              base: dict[str, Any]) -> AuctionResult:
     """The descending clock at prices ``start − k·decrement`` (no drift from repeated subtraction).
@@ -166,34 +173,36 @@ def _english(ranking: list[Bid], under: list[Bid], reserve: float, rules: Auctio
     than step by step, so a fine decrement costs nothing; ``rounds`` records the start and every
     round in which the set of bidders still in changed.
     """
-    start = reserve if math.isfinite(reserve) else ranking[-1].cost
-    dec = rules.decrement
+    start = exact(reserve if math.isfinite(reserve) else ranking[-1].cost)
+    dec = exact(rules.decrement)
 
-    def price(k: int) -> float:
+    def price(k: int) -> Decimal:  # exact decimal steps: 0.45 − 7·0.05 is 0.1, not 0.09999999999999998
         return start - k * dec
 
-    def active(p: float) -> list[str]:
-        return [b.bidder for b in under if b.cost <= p]
+    def active(p: Decimal) -> list[str]:
+        return [b.bidder for b in under if exact(b.cost) <= p]
 
     def drop_round(cost: float) -> int:
         """The first round whose price is below ``cost``."""
-        k = max(0, math.floor((start - cost) / dec))
-        while price(k) >= cost:
+        c = exact(cost)
+        k = max(0, math.floor((start - c) / dec))
+        while price(k) >= c:
             k += 1
-        while k > 0 and price(k - 1) < cost:
+        while k > 0 and price(k - 1) < c:
             k -= 1
         return k
 
-    rounds = [ClockRound(round=0, price=start, active=active(start))]
+    rounds = [ClockRound(round=0, price=float(start), active=active(start))]
     if len(under) == 1:
         stop = 0
     else:
         stop = drop_round(under[1].cost)  # the second-lowest leaves: fewer than two remain
         for k in sorted({drop_round(b.cost) for b in under if drop_round(b.cost) <= stop}):
-            rounds.append(ClockRound(round=k, price=price(k), active=active(price(k)) if price(k) >= 0 else []))
+            rounds.append(ClockRound(round=k, price=float(price(k)),
+                                     active=active(price(k)) if price(k) >= 0 else []))
         stop -= 1  # the last round with a competitor still in
-    final = price(stop)
-    contenders = active(final)
+    final = float(price(stop))
+    contenders = active(price(stop))
     winner = next(b for b in under if b.bidder == contenders[0])  # ranked: ties by the tie rule
     why = ("english: sole bidder under the reserve, paid the starting price" if len(contenders) == 1
            else f"english: the clock stopped at {final:g}, the last price a competitor accepted")

@@ -225,3 +225,22 @@ def test_regret_order_auctions_first_the_task_that_would_lose_most() -> None:
     by_regret = sequential_auctions(["0", "1"], pricing(base, 5.0), rules, order="regret")
     assert [(t, r.winner, r.winning_bid) for t, r in by_regret] == [("1", "a0", 1.0), ("0", "a1", 2.0)]  # 3, optimal
     assert regret([Bid(bidder="solo", cost=3.0)]) == math.inf and next_by_regret({"a": [], "b": []}) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(cents=st.lists(st.integers(1, 60), min_size=2, max_size=5, unique=True),
+       reserve_cents=st.integers(60, 100), step_cents=st.sampled_from([1, 5, 10, 25]))
+def test_english_clock_prices_are_exact_decimal_steps(cents: list[int], reserve_cents: int, step_cents: int) -> None:
+    """Costs, reserve and decrement in cents: every clock price is reserve − k·decrement to the cent
+    (it used to print 0.27499999999999997), and a bidder whose cost equals a clock price is still in
+    at that price (it used to drop out at 0.09999999999999998)."""
+    from decimal import Decimal
+
+    bids = [Bid(bidder=f"b{i}", cost=c / 100) for i, c in enumerate(cents)]
+    result = run_auction(bids, AuctionRules(kind="english", reserve=reserve_cents / 100, decrement=step_cents / 100))
+    for clock in result.rounds:
+        assert Decimal(repr(clock.price)) == Decimal(reserve_cents - clock.round * step_cents) / 100, clock
+        in_at_price = {b.bidder for b, c in zip(bids, cents, strict=True) if c <= reserve_cents - clock.round * step_cents}
+        assert set(clock.active) == in_at_price
+    assert result.price is not None
+    assert Decimal(repr(result.price)) * 100 % 1 == 0  # a whole number of cents
