@@ -188,11 +188,12 @@ class BidInput(TypedDict, total=False):
     call: dict[str, Any]
 
 
-def span(name: str, **attributes: Any) -> Any:
-    """A child span of the current node for a market event (a no-op when tracing is off)."""
+def span(name: str, *, start_time: int | None = None, **attributes: Any) -> Any:
+    """A child span of the current node for a market event (a no-op when tracing is off);
+    ``start_time`` (ns since the epoch) for a span that covers time before it was opened."""
     if not tracing.enabled():
         return contextlib.nullcontext()
-    return tracing.tracer().start_as_current_span(name, attributes={
+    return tracing.tracer().start_as_current_span(name, start_time=start_time, attributes={
         k: (v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str))
         for k, v in attributes.items() if v is not None})
 

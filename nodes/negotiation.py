@@ -315,10 +315,14 @@ def weights_of(conflict: Conflict) -> dict[str, float]:
     return {p.agent: p.weight for p in conflict.proposals}
 
 
-def round_span(closed: dict[str, Any]) -> dict[str, Any]:
-    """A span for a closed negotiation round: its positions, similarity and who held or failed."""
+def round_span(closed: dict[str, Any], opened: float | None = None) -> dict[str, Any]:
+    """A span for a closed negotiation round: its positions, similarity and who held or failed,
+    timed from the round's opening (the previous close) to its close — the interval in which its
+    turns ran. It cannot be their parent: each turn is its own ``Send`` task of one graph step and
+    the round closes in the next, so LangGraph gives the turns' node spans the run as parent
+    before the round is known to be complete; the round number on both ties them together."""
     turns = closed.get("turns") or {}
-    with span("negotiation.round", **{
+    with span("negotiation.round", start_time=None if opened is None else int(opened * 1e9), **{
             "negotiation.round": closed["number"], "negotiation.similarity": closed["similarity"],
             "negotiation.positions": closed["positions"],
             "negotiation.held": ",".join(a for a, t in sorted(turns.items()) if t.get("status") != "proposed") or None}):
@@ -472,8 +476,10 @@ def make_concede_node(specs: dict[str, AgentSpec], stances: dict[str, Stance]
                               ProposePositionTool(name, positions, weights, box)]
         node = f"round{number}_{name}"
         context = {**(state.get("context") or {}), "column": cfg.column, "round": number}
-        update = make_agent_node(negotiator(specs[name], number), node=node, extra_tools=tools)(
-            {**state, "context": context}, config)
+        # Named by the agent (every turn's node span is "node concede"), like the auction's "bid <name>".
+        with span(f"turn {name}", **{"negotiation.agent": name, "negotiation.round": number}):
+            update = make_agent_node(negotiator(specs[name], number), node=node, extra_tools=tools)(
+                {**state, "context": context}, config)
         if box.position is None:
             raise AgentRunError({"agent": name, "node": node, "reason": f"no position stated in round {number} "
                                  "(propose_position was never accepted)", "steps": update["steps"]})
@@ -514,7 +520,7 @@ def close_round(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]
     held = [a for a in positions if (turns.get(a) or {}).get("status") != "proposed"]
     detail = (f"round {number}: similarity {closed['similarity']:.2f}"
               + (f"; held after failing: {', '.join(held)}" if held else ""))
-    return {"rounds": [*rounds, round_span(closed)],
+    return {"rounds": [*rounds, round_span(closed, opened)],
             "progress": [NodeProgress(node="close_round", status="completed",
                                       duration_s=round(max(0.0, closed["closed_at"] - opened), 6),
                                       detail=detail).model_dump()]}

@@ -156,3 +156,27 @@ def test_majority_prints_the_winning_number_as_a_number() -> None:
     assert resolution.value == 6.0
     assert resolution.reason.startswith("6 decided with 2 of 3")
     assert "'6.0'" not in resolution.reason
+
+
+# --- the negotiation trace: rounds timed over their turns, turns named by agent -----------------
+
+
+def test_a_negotiation_round_span_covers_its_turns_and_each_turn_names_its_agent(sample_path, spans, cast,
+                                                                                  invoke_config) -> None:
+    from test_negotiation_graph import AGENTS, NEGOTIATED_ROUNDS, concede, propose, run
+
+    propose(cast, *AGENTS)
+    for number in range(1, NEGOTIATED_ROUNDS + 1):
+        for agent in AGENTS:
+            concede(cast, agent, number)
+    run(invoke_config, strategy="negotiation")
+    finished = spans.get_finished_spans()
+    rounds = {s.attributes["negotiation.round"]: s for s in finished if s.name == "negotiation.round"}
+    turns = [s for s in finished if s.name.startswith("turn ")]
+    assert sorted((s.attributes["negotiation.round"], s.name) for s in turns) == sorted(
+        (n, f"turn {a}") for n in range(1, NEGOTIATED_ROUNDS + 1) for a in AGENTS)
+    for turn in turns:  # each turn ran inside its round's span, not before an empty 0 ms leaf
+        round_span = rounds[turn.attributes["negotiation.round"]]
+        assert round_span.start_time <= turn.start_time and turn.end_time <= round_span.end_time
+        assert turn.parent is not None and turn.parent.span_id in {
+            s.context.span_id for s in finished if s.name == "node concede"}
