@@ -188,9 +188,14 @@ class BidInput(TypedDict, total=False):
     call: dict[str, Any]
 
 
-def span(name: str, *, start_time: int | None = None, **attributes: Any) -> Any:
-    """A child span of the current node for a market event (a no-op when tracing is off);
-    ``start_time`` (ns since the epoch) for a span that covers time before it was opened."""
+def span(name: str, **attributes: Any) -> Any:
+    """A child span of the current node for a market event (a no-op when tracing is off)."""
+    return span_since(name, None, attributes)
+
+
+def span_since(name: str, start_time: int | None, attributes: dict[str, Any]) -> Any:
+    """:func:`span`, started at ``start_time`` (ns since the epoch) when it covers time before it
+    was opened (a negotiation round: from its opening to its close)."""
     if not tracing.enabled():
         return contextlib.nullcontext()
     return tracing.tracer().start_as_current_span(name, start_time=start_time, attributes={

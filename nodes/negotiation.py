@@ -83,7 +83,7 @@ from relaygraph.nodes.agent import (
 )
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
-from relaygraph.nodes.market import elapsed, span, store
+from relaygraph.nodes.market import elapsed, span, span_since, store
 from relaygraph.nodes.params import RunParams, declared_roles
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
@@ -322,7 +322,7 @@ def round_span(closed: dict[str, Any], opened: float | None = None) -> dict[str,
     the round closes in the next, so LangGraph gives the turns' node spans the run as parent
     before the round is known to be complete; the round number on both ties them together."""
     turns = closed.get("turns") or {}
-    with span("negotiation.round", start_time=None if opened is None else int(opened * 1e9), **{
+    with span_since("negotiation.round", None if opened is None else int(opened * 1e9), {
             "negotiation.round": closed["number"], "negotiation.similarity": closed["similarity"],
             "negotiation.positions": closed["positions"],
             "negotiation.held": ",".join(a for a, t in sorted(turns.items()) if t.get("status") != "proposed") or None}):
