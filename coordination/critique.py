@@ -142,9 +142,10 @@ def discrepancies(markdown: str, recomputed: Iterable[Any], *, section: str | No
 
 
 def revise_notes(notes: Iterable[str], found: Iterable[Discrepancy]) -> list[str]:
-    """The notes the reviser keeps: those on no line with a figure the critic could not reproduce."""
-    bad = [d.context.lstrip("-* ").strip() for d in found]
-    return [n for n in notes if not any(b and (b in n or n.strip() in b) for b in bad)]
+    """The notes the reviser keeps: those on no line with a figure the critic could not reproduce.
+    A discrepancy's context is the report's (Markdown-escaped) line; notes are the agents' own words."""
+    bad = [_flat(unescape(d.context.lstrip("-* ").strip())) for d in found]
+    return [n for n in notes if not any(b and (b in _flat(n) or _flat(n) in b) for b in bad)]
 
 
 # --- every figure of a report, each against its own recomputed value ------------------------

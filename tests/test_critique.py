@@ -142,3 +142,16 @@ def test_any_altered_figure_outside_the_notes_is_found(sales_report, pick, units
     lines[target.line - 1] = line[:hit.start()] + new + line[hit.end():]
     found = check_report("\n".join(lines), calls, notes_known=[f for _, f in calls])
     assert any(d.line == target.line and d.figure == new for d in found), (target, new, found)
+
+
+@given(st.text(alphabet="ab_*|`\\ 12", min_size=1, max_size=20).filter(lambda t: t.strip()),
+       st.text(alphabet="cd_*| 34", min_size=1, max_size=20).filter(lambda t: t.strip()))
+def test_the_reviser_drops_the_note_a_discrepancy_names_however_the_report_escaped_it(bad: str, good: str) -> None:
+    """The report shows notes Markdown-escaped (``detect\\_outliers: …``); the reviser keeps the
+    agents' own words, so it must match them on the unescaped line, or it keeps a wrong note."""
+    from relaygraph.coordination.critique import Discrepancy, revise_notes
+    from relaygraph.tools import markdown as md
+
+    notes = [f"tool_a: {bad} 138", f"tool_b: {good} 7"]
+    found = [Discrepancy(figure="138", line=1, context=f"- {md.text(notes[0])}", reason="unmatched")]
+    assert revise_notes(notes, found) == [notes[1]]
