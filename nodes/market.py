@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import time
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -37,7 +38,7 @@ import sqlalchemy as sa
 from langchain_core.runnables import RunnableConfig
 from langgraph.constants import CONFIG_KEY_CHECKPOINTER
 from langgraph.types import Send
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from relaygraph.config.settings import settings_from_config
 from relaygraph.coordination.auctions import (
     DEFAULT_REPUTATION,
@@ -120,6 +121,32 @@ class MarketConfig(RunParams):
     #: prices every open task, and the task with the highest regret (second-lowest bid − lowest)
     #: is auctioned (see ``coordination.auctions.sequential_auctions``; bench/market.py).
     order: Literal["announced", "regret"] = "announced"
+    #: ``TASK:late|fail|wrong[,TASK:...]``: the task's first winner breaches that way (a late
+    #: delivery, a failed execution, a result that fails verification), so the re-auction,
+    #: reputation and settlement paths can be seen on real data without scripted agents.
+    breach: dict[str, Literal["late", "fail", "wrong"]] = Field(
+        default_factory=dict, description="TASK:late|fail|wrong[,...]: the task's first winner breaches that way.")
+
+    @field_validator("breach", mode="before")
+    @classmethod
+    def _breach(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        found: dict[str, str] = {}
+        for item in (v.strip() for v in value.split(",") if v.strip()):
+            task, sep, kind = item.partition(":")
+            if not sep or not re.fullmatch(r"t[1-9]\d*", task.strip()) or kind.strip() not in ("late", "fail", "wrong"):
+                raise ValueError(f"bad breach {item!r}: write TASK:late|fail|wrong, e.g. t1:late (tasks are t1, t2, …)")
+            found[task.strip()] = kind.strip()
+        return found
+
+    @model_validator(mode="after")
+    def _breach_tasks(self) -> MarketConfig:
+        beyond = sorted(t for t in self.breach if int(t[1:]) > self.tasks)
+        if beyond:
+            raise ValueError(f"breach names {', '.join(beyond)}, but only t1–t{self.tasks} are announced "
+                             f"(--param tasks={self.tasks})")
+        return self
 
     @field_validator("methods", mode="before")
     @classmethod
@@ -417,6 +444,11 @@ def open_task(registry: Registry[AgentSpec]) -> UpdateNode:
                                         winner=None, price=None, bids={}, duration_s=0.0, settlement=None,
                                         breach=None)
             breached = entry.get("excluded") or []
+            if capable and set(capable) <= set(breached):  # they all had the capability, and all broke it
+                updates[task.id] = {"status": "unallocated", "outcome": result.outcome, "reason": (
+                    f"every capable agent breached this task ({', '.join(capable)}; needs {task.requirement}); "
+                    "no one is left to re-auction it to")}
+                continue
             low = {n: float(reputation.get(n, DEFAULT_REPUTATION)) for n in capable if n not in breached
                    and reputation.get(n, DEFAULT_REPUTATION) < cfg.min_reputation}
             reason = (f"{result.reason} (needs {task.requirement}; capable: {', '.join(capable) or 'none'}; "
@@ -698,8 +730,22 @@ def make_settle_node() -> UpdateNode:
         verification = Verification(checks=raw["checks"], observed=raw.get("observed") or {}) if raw else None
         reputation = dict((state.get("ledger") or {}).get("reputation") or {})
         before = reputation.get(contract.winner, DEFAULT_REPUTATION)
-        settlement = settle(contract, before, error=execution.get("error"), duration_s=execution["duration_s"],
-                            verification=verification, cause=execution.get("cause") or "agent")
+        error, duration_s = execution.get("error"), execution["duration_s"]
+        cause: Literal["agent", "data"] = "data" if execution.get("cause") == "data" else "agent"
+        injected = cfg.breach.get(task.id) if contract.round == 1 else None  # --param breach: first winner only
+        if injected == "fail":
+            error, cause = f"injected failure (--param breach={task.id}:fail)", "agent"
+        elif injected == "late":
+            duration_s = max(duration_s, contract.deadline_s + 1)
+        elif injected == "wrong":
+            verification = Verification(checks={**(verification.checks if verification else {}),
+                                                "injected_wrong_result": False},
+                                        observed=verification.observed if verification else {})
+        settlement = settle(contract, before, error=error, duration_s=duration_s, verification=verification,
+                            cause=cause)
+        if injected:
+            settlement = settlement.model_copy(update={
+                "reason": f"{settlement.reason} (injected by --param breach={task.id}:{injected})"})
         reputation[contract.winner] = settlement.reputation_after
         story = {**entry["pending"], "contract": contract.model_dump(), "execution": execution,
                  "verification": raw, "settlement": settlement.model_dump()}
