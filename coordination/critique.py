@@ -173,6 +173,9 @@ _OUTLIERS = re.compile(rf"^(?P<count>{NUM}) rows? (?:has|have) an unusual (?P<me
                        rf"value is (?P<max>{NUM}) against a median of (?P<median>{NUM})\.$")
 _PARTITIONED = re.compile(r"^Computed from \d+ partitions of the rows: .+\.$")
 _NO_VALUES = re.compile(r"^.+ has no values to check\.$")
+# Why a section is left out (tools/report.py): its figures, if any, are the planner's (learned
+# probabilities, partition counts), not the data's, so there is nothing for the data tools to recompute.
+_LEFT_OUT = re.compile(r"^Not in this report: .+\.$")
 _NO_TREND = re.compile(r"^Monthly .+: not enough complete months to measure a change\.$")
 ALL_ROWS = "(all rows)"
 NOTES = "Agent notes"
@@ -270,7 +273,7 @@ class _Reader:
             elif section == NOTES:
                 continue
             elif self.source(number, line) or self.headline(number, line) or self.trend(number, line) \
-                    or self.outliers(number, line) or _PARTITIONED.match(line):
+                    or self.outliers(number, line) or _PARTITIONED.match(line) or _LEFT_OUT.match(line):
                 self.covered.add(number)
             elif line.startswith("|") and section is not None:
                 self.table_row(number, line, section)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -155,3 +156,18 @@ def test_the_reviser_drops_the_note_a_discrepancy_names_however_the_report_escap
     notes = [f"tool_a: {bad} 138", f"tool_b: {good} 7"]
     found = [Discrepancy(figure="138", line=1, context=f"- {md.text(notes[0])}", reason="unmatched")]
     assert revise_notes(notes, found) == [notes[1]]
+
+
+def test_a_report_that_says_why_it_left_the_trend_out_is_clean(workspace, sample_path):
+    """The "Not in this report" line states the planner's reasons (learned probabilities): no data
+    figure, so a true report with it has no discrepancy (it made learned plans end partial)."""
+    from relaygraph.tools import build_tools
+
+    why = {"trend": "left out by what earlier runs taught the planner: time_series_analysis 0.9 -> 0.76 "
+                    "(relaygraph experience show); --param learn=false plans from the priors"}
+    writer, *critic = build_tools(["write_report", *CRITIC_TOOLS], workspace)
+    writer.forward(dataset="sample_sales.csv", sections="breakdown,outliers", left_out_why=json.dumps(why))
+    markdown = workspace.resolve_output("report.md").read_text(encoding="utf-8")
+    assert "Not in this report: trend (left out by what earlier runs taught the planner" in markdown
+    calls = [(tool.name, tool.forward(dataset="sample_sales.csv").facts) for tool in critic]
+    assert check_report(markdown, calls, notes_known=[f for _, f in calls]) == []
