@@ -171,8 +171,9 @@ def test_graphs_and_run_help_show_params_and_approvable_nodes_readably() -> None
     assert "  approve before: analyze, clean, extract, finalize, report" in listing.stdout
     assert "  --param partitions: int from 1 to 64 — Row slices per specialist" in listing.stdout
     assert "  --param auction: one of sealed, vickrey, english, default vickrey" in listing.stdout
-    assert "Every graph also takes --param model (str), model_id (str), dataset (str), max_steps (int from 1" \
-        in listing.stdout
+    assert ("Every graph also takes --param model (Model provider: offline, openai or local), model_id (Model name "
+            "sent to the provider), dataset (Dataset file inside the data directory), max_steps (int from 1") \
+        in listing.stdout  # a free-text param says what it takes, not just "str"
     help_text = cli.invoke(app, ["run", "--help"]).stdout
     assert "sequential: approve before analyze, clean, extract, finalize, report" in help_text
     assert "--param partitions: int from 1 to 64" in help_text
