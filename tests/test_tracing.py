@@ -103,8 +103,8 @@ def test_every_graph_run_is_one_rooted_trace_of_nodes_agents_steps_and_calls_at_
     for agent in named(finished, "invoke_agent "):
         parent = parent_of(agent, index)
         # graphs group agents under their own spans: the planned graph's "task X" and "critique", the
-        # auction's "bid ana" and "execute t1", the mediator's "conflict.resolve"
-        while parent.name.startswith(("task ", "critique", "bid ", "execute ", "conflict.resolve")):
+        # auction's "bid ana" and "execute t1", the mediator's "conflict.resolve", a negotiator's "turn ana"
+        while parent.name.startswith(("task ", "critique", "bid ", "execute ", "conflict.resolve", "turn ")):
             parent = parent_of(parent, index)
         assert parent.name.startswith("node "), (agent.name, parent.name)
     for step in named(finished, "react_step "):
