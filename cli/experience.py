@@ -23,17 +23,23 @@ experience_app = typer.Typer(add_completion=False, no_args_is_help=True,
                              help="Show what planned runs learned from earlier runs (experience store).")
 
 
+def _stores(checkpoint_db: str | None, store: str | None) -> tuple[str, dict[str, int]]:
+    """The database URL and its stores' sizes; an unknown ``--store`` is one line and exit 2."""
+    url = checkpoint_db or get_settings().checkpoint_db
+    sizes = experience_store.stores(url)
+    if store is not None and store not in sizes:
+        print(f"No experience store {store!r}; stores: {', '.join(sorted(sizes)) or 'none yet'}.", file=sys.stderr)
+        raise typer.Exit(2)
+    return url, sizes
+
+
 @experience_app.command("show")
 def show(
     store: str | None = typer.Option(None, "--store", help="Only this store (task type)."),
     checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
 ) -> None:
     """List each store's size and its adaptations, most impact first, with the evidence."""
-    url = checkpoint_db or get_settings().checkpoint_db
-    sizes = experience_store.stores(url)
-    if store is not None and store not in sizes:
-        print(f"No experience store {store!r}; stores: {', '.join(sorted(sizes)) or 'none yet'}.", file=sys.stderr)
-        raise typer.Exit(2)
+    url, sizes = _stores(checkpoint_db, store)
     if not sizes:
         print("No experiences recorded yet: finished `relaygraph run planned` runs are recorded here.")
         return
@@ -56,11 +62,7 @@ def reset(
     checkpoint_db: str | None = typer.Option(None, "--checkpoint-db", help="Checkpoint database URL."),
 ) -> None:
     """Forget what earlier runs taught (the way out when learned probabilities stop every plan)."""
-    url = checkpoint_db or get_settings().checkpoint_db
-    sizes = experience_store.stores(url)
-    if store is not None and store not in sizes:
-        print(f"No experience store {store!r}; stores: {', '.join(sorted(sizes)) or 'none yet'}.", file=sys.stderr)
-        raise typer.Exit(2)
+    url, _ = _stores(checkpoint_db, store)
     removed = experience_store.clear(url, store)
     print(f"Removed {removed} experiences ({store or 'all stores'}); the next planned run plans from the "
           "domain's priors.")
