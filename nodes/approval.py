@@ -43,7 +43,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.types import Command, interrupt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from relaygraph.nodes.contracts import AgentFailure, NodeProgress
-from relaygraph.tools.workspace import dataset_name_problem
+from relaygraph.nodes.entry import check_new_run
 
 APPROVAL = "approval"
 
@@ -266,43 +266,6 @@ def _replaced(older: Any) -> Any:
     paused head a new input replaced. Read through ``list(before=...)``, so this run's own
     checkpoints, which ``async`` durability may not have stored yet, are never needed."""
     return next((t for t in older if (t.metadata or {}).get("source") != "input"), None)
-
-
-class ThreadFinishedError(ValueError):
-    """A new input on a thread whose run already ended (Python or ``langgraph dev``).
-
-    LangGraph would merge the input into the finished state, and the old run's result and
-    approvals would stand in for the new run (a rejected thread stayed rejected without running
-    anything). The CLI refuses the same before it starts (``cli/runner.refuse_reuse``)."""
-
-
-def check_new_run(state: dict[str, Any], config: RunnableConfig, entry: bool) -> None:
-    """What an entry node of the root graph checks when a new input starts a run (not a resume,
-    not a fork's continuation), before it runs: LangGraph does not validate a graph's input
-    schema on ``invoke``, so Python and ``langgraph dev`` callers get the CLI's rules here.
-
-    * a ``data`` or ``configurable.dataset`` outside the data directory: :class:`ValueError` (the
-      sandbox rule of :class:`~relaygraph.nodes.state.RunInput`), before a tool is asked to read it;
-    * a thread that already holds a result: :class:`ThreadFinishedError`.
-    """
-    if not entry:
-        return
-    conf = (config or {}).get("configurable") or {}
-    if conf.get(CONFIG_KEY_RESUMING) or str(conf.get(CONFIG_KEY_CHECKPOINT_NS) or "").rpartition(NS_SEP)[0]:
-        return
-    for field, name in (("data", state.get("data")), ("configurable.dataset", conf.get("dataset"))):
-        problem = dataset_name_problem(name)
-        if problem:
-            raise ValueError(f"{field} {problem}")
-    result = state.get("result")
-    if not result:
-        return
-    thread = conf.get("thread_id")
-    status = result.get("status") if isinstance(result, dict) else None
-    raise ThreadFinishedError(
-        f"Thread {thread!r} already ran to its end (status {status}); a new input would be merged into that "
-        "finished run. Start the new run on another thread_id, or fork one of its checkpoints "
-        f"(`relaygraph fork {thread}`, or `graph.update_state` on an earlier checkpoint).")
 
 
 def gate(

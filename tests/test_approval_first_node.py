@@ -18,7 +18,7 @@ from langgraph.graph import START
 from langgraph.types import Command
 from relaygraph.cli.main import app
 from relaygraph.config.checkpointing import open_async_checkpointer, open_checkpointer
-from relaygraph.nodes.approval import ThreadFinishedError
+from relaygraph.nodes.entry import ThreadFinishedError
 from typer.testing import CliRunner
 
 cli = CliRunner()
