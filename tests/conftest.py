@@ -668,6 +668,43 @@ def cast(monkeypatch: pytest.MonkeyPatch) -> Iterator[RolePlay]:
     assert not play.leftovers(), f"scripted but never played: {play.leftovers()}"
 
 
+# --- negotiation (graphs/negotiation.py) --------------------------------------------------------
+
+NEGOTIATORS = ("strict", "balanced", "lenient")
+
+
+def _suggested(brief: Any, tool: str) -> dict[str, Any]:
+    """The value and rationale the agent's review tool returned (its artifacts)."""
+    return next(c for c in brief.calls.values() if c.tool == tool).artifacts
+
+
+def script_proposals(cast: RolePlay, *agents: str) -> None:
+    """Each proposer (``"AGENT analyst"``) derives its opening threshold from the data with
+    propose_threshold."""
+    for agent in agents:
+        cast.scripts[f"{agent} analyst"] = [lambda b: ("call", "propose_threshold", {"column": b.context["column"]}),
+                                            ("final", "proposed")]
+
+
+def script_concession(cast: RolePlay, agent: str, number: int) -> None:
+    """The agent's turn in round ``number``: review the table, then state the suggested concession."""
+    cast.scripts[f"{agent} negotiator, round {number}"] = [
+        ("call", "review_positions", {}),
+        lambda b: ("call", "propose_position", {"value": float(_suggested(b, "review_positions")["value"]),
+                                                "rationale": _suggested(b, "review_positions")["rationale"]}),
+        ("final", "conceded")]
+
+
+def script_negotiation(cast: RolePlay, rounds: int, agents: tuple[str, ...] = NEGOTIATORS) -> None:
+    """A whole negotiation, scripted: ``agents`` each propose from the data, then in each of
+    ``rounds`` rounds every one concedes what review_positions suggests (the strict cast fails the
+    test if the graph runs a round more or fewer)."""
+    script_proposals(cast, *agents)
+    for number in range(1, rounds + 1):
+        for agent in agents:
+            script_concession(cast, agent, number)
+
+
 # --- reports (tools/report.py, tools/markdown.py) --------------------------------------------
 
 

@@ -163,12 +163,10 @@ def test_majority_prints_the_winning_number_as_a_number() -> None:
 
 def test_a_negotiation_round_span_covers_its_turns_and_each_turn_names_its_agent(sample_path, spans, cast,
                                                                                   invoke_config) -> None:
-    from test_negotiation_graph import AGENTS, NEGOTIATED_ROUNDS, concede, propose, run
+    from conftest import script_negotiation
+    from test_negotiation_graph import AGENTS, NEGOTIATED_ROUNDS, run
 
-    propose(cast, *AGENTS)
-    for number in range(1, NEGOTIATED_ROUNDS + 1):
-        for agent in AGENTS:
-            concede(cast, agent, number)
+    script_negotiation(cast, NEGOTIATED_ROUNDS)
     run(invoke_config, strategy="negotiation")
     finished = spans.get_finished_spans()
     rounds = {s.attributes["negotiation.round"]: s for s in finished if s.name == "negotiation.round"}

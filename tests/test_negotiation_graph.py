@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import REPO
+from conftest import NEGOTIATORS, REPO, script_concession, script_negotiation, script_proposals
 from test_workflow_cli import RUNNER, child_env, cli, wait_for
 
 
@@ -24,33 +24,7 @@ def run(config: dict[str, Any], **configurable: Any) -> dict[str, Any]:
 
 # --- scripted agents (the strict ``cast`` double) ---------------------------------------------
 
-AGENTS = ("strict", "balanced", "lenient")
-
-
-def call(tool: str, **args: Any) -> tuple[str, str, dict[str, Any]]:
-    return ("call", tool, args)
-
-
-def suggested(brief: Any, tool: str) -> dict[str, Any]:
-    """The value and rationale the agent's review tool returned (its artifacts)."""
-    return next(c for c in brief.calls.values() if c.tool == tool).artifacts
-
-
-def propose(cast: Any, *agents: str) -> None:
-    """Each proposer derives its opening threshold from the data with propose_threshold."""
-    for agent in agents:
-        cast.scripts[f"{agent} analyst"] = [lambda b: call("propose_threshold", column=b.context["column"]),
-                                            ("final", "proposed")]
-
-
-def concede(cast: Any, agent: str, number: int) -> None:
-    """The agent's turn in round ``number``: review the table, then state the suggested concession."""
-    cast.scripts[f"{agent} negotiator, round {number}"] = [
-        call("review_positions"),
-        lambda b: call("propose_position", value=float(suggested(b, "review_positions")["value"]),
-                       rationale=suggested(b, "review_positions")["rationale"]),
-        ("final", "conceded")]
-
+AGENTS = NEGOTIATORS
 
 #: Rounds the negotiation takes on the sample, every agent conceding what review_positions
 #: suggests: 4 when strict holds in round 1, 2 between two agents, 3 when balanced holds in round 2
@@ -90,10 +64,7 @@ def test_each_round_every_agent_states_its_position_from_the_data_and_the_others
     from relaygraph.coordination.conflicts import Conflict, negotiate
     from relaygraph.nodes.contracts import NegotiationResult
 
-    propose(cast, *AGENTS)
-    for number in range(1, NEGOTIATED_ROUNDS + 1):
-        for agent in AGENTS:
-            concede(cast, agent, number)
+    script_negotiation(cast, NEGOTIATED_ROUNDS)
 
     state = run(invoke_config, strategy="negotiation")
     result = NegotiationResult.model_validate(state["result"])  # the declared result type
@@ -114,10 +85,7 @@ def test_each_round_every_agent_states_its_position_from_the_data_and_the_others
 
 
 def test_the_position_an_agent_states_counts_and_must_be_a_concession(sample_path, cast, invoke_config) -> None:
-    propose(cast, *AGENTS)
-    for number in range(1, ROUNDS_AFTER_HOLDING + 1):
-        for agent in AGENTS:
-            concede(cast, agent, number)
+    script_negotiation(cast, ROUNDS_AFTER_HOLDING)
     cast.scripts["strict negotiator, round 1"] = [
         ("call", "propose_position", {"value": 2.0, "rationale": "stricter still"}),  # refused: moves away
         ("call", "propose_position", {"value": 1.4, "rationale": "I hold: 1.4 flags the fewest rows"}),
@@ -142,13 +110,13 @@ def test_a_failing_agent_is_recorded_and_the_run_says_so(sample_path, cast, invo
     from relaygraph.config.settings import get_settings
     from relaygraph.nodes.market_store import resolution_history
 
-    propose(cast, *(a for a in AGENTS if f"{a} analyst" not in failing))
+    script_proposals(cast, *(a for a in AGENTS if f"{a} analyst" not in failing))
     if strategy == "negotiation":
         rounds, agents = FAILING_ROUNDS[failing[0]]
         for number in range(1, rounds + 1):
             for agent in agents:
                 if f"{agent} negotiator, round {number}" not in failing:
-                    concede(cast, agent, number)
+                    script_concession(cast, agent, number)
     for role in failing:
         cast.failures[role] = RuntimeError("model server down")
     state = run(invoke_config, strategy=strategy)
@@ -178,10 +146,7 @@ def test_the_resolver_chooses_by_rule_then_learns_from_persisted_history(sample_
     from relaygraph.config.settings import get_settings
     from relaygraph.nodes.market_store import record_resolution, resolution_history
 
-    propose(cast, *AGENTS)
-    for number in range(1, NEGOTIATED_ROUNDS + 1):
-        for agent in AGENTS:
-            concede(cast, agent, number)
+    script_negotiation(cast, NEGOTIATED_ROUNDS)
     first = run(invoke_config)["result"]["negotiation"]
     # moderate stakes: room to concede — costs no longer override that (every proposal has one)
     assert first["strategy"] == "negotiation" and first["why"].startswith("rule:")
@@ -192,7 +157,7 @@ def test_the_resolver_chooses_by_rule_then_learns_from_persisted_history(sample_
                           resolved=False, rounds=0, outcome={})
         record_resolution(url, thread_id=f"old{k}", conflict_id="c2", topic="t", bucket=bucket,
                           strategy="compromise", resolved=True, rounds=0, outcome={})
-    propose(cast, *AGENTS)  # a compromise needs the proposals only
+    script_proposals(cast, *AGENTS)  # a compromise needs the proposals only
     learned = run({"configurable": {"thread_id": "later"}})["result"]["negotiation"]
     assert learned["strategy"] == "compromise" and learned["why"].startswith("learned:")
     assert len(resolution_history(url)) == 8
@@ -207,10 +172,7 @@ def test_a_bad_strategy_is_refused_before_any_work(sample_path, cast) -> None:
 
 
 def test_traces_show_the_strategy_and_each_negotiation_round(sample_path, spans, cast, invoke_config) -> None:
-    propose(cast, *AGENTS)
-    for number in range(1, NEGOTIATED_ROUNDS + 1):
-        for agent in AGENTS:
-            concede(cast, agent, number)
+    script_negotiation(cast, NEGOTIATED_ROUNDS)
     state = run(invoke_config, strategy="negotiation")
     finished = spans.get_finished_spans()
     names = [s.name for s in finished]
@@ -300,10 +262,7 @@ def test_progress_shows_real_durations_and_a_named_strategy_does_not_solve_the_g
     import relaygraph.coordination.games as games_module
     from relaygraph.graphs.negotiation import graph
 
-    propose(cast, *AGENTS)
-    for number in range(1, NEGOTIATED_ROUNDS + 1):
-        for agent in AGENTS:
-            concede(cast, agent, number)
+    script_negotiation(cast, NEGOTIATED_ROUNDS)
     solved: list[int] = []
     real = games_module.equilibria
     monkeypatch.setattr(games_module, "equilibria", lambda game: solved.append(1) or real(game))
