@@ -84,11 +84,29 @@ DROPS = {"aggregate:resource": ("trends", "trends_found", "detect_trends"),
          "trends:unknown": ("trends", "trends_found", "detect_trends")}
 
 
+def failure_scripts(fail: str) -> dict[str, list[Any]]:
+    """Who the run of ``fail`` asks to work, in order: the first plan's agents, less the work a
+    replan drops and plus the work its policy runs again. Each injection fails its task before
+    the agent starts, so the failed attempt asks nobody. The strict cast fails the test when the
+    graph asks anyone else, or anyone more or less often."""
+    scripts = whole_plan()
+    if fail == "aggregate:resource":  # scaled down: aggregate and outliers once per partition, no trends
+        del scripts["analyst"]
+        scripts.update({f"analyst@{k}/2": [*agent("aggregate"), *agent("detect_outliers")] for k in (1, 2)})
+        scripts[CRITIC] = list(CRITIC_CALLS)
+    if fail == "aggregate:data_quality":  # validation and cleaning added: each runs again, on the cleaned data
+        scripts["validator"] *= 2
+        scripts["cleaner"] *= 2
+    if fail == "aggregate:dependency":  # the producer re-run; the source's validation kept
+        scripts["cleaner"] *= 2
+    if fail in ("trends:schema", "trends:unknown"):  # replanned without trends; aggregate kept, not redone
+        scripts = whole_plan(analyst=[*agent("aggregate"), *agent("detect_outliers")])
+    return scripts
+
+
 @pytest.mark.parametrize("fail", sorted(CASES))
-def test_each_failure_class_leads_to_its_policy_and_a_correct_report(fail, roles, invoke_config, sample_path):
-    # roles, not cast (the offline policy runs the agents this test does not set): each failure class
-    # replans differently (retries, partitions, re-run producers, a mapped column), and the critique
-    # checks the notes against the critic's full recomputation; not scripted per case yet (#9 §7)
+def test_each_failure_class_leads_to_its_policy_and_a_correct_report(fail, cast, invoke_config, sample_path):
+    cast.scripts.update(failure_scripts(fail))
     policy, methods, completed = CASES[fail]
     state = run(invoke_config, fail=fail)
     result = state["result"]
@@ -234,11 +252,14 @@ RENAMED = {
 
 
 @pytest.mark.parametrize(("renamed", "expected"), sorted(RENAMED, key=str))
-def test_a_renamed_date_column_is_a_schema_failure_adapted_by_column_mapping(renamed, expected, roles,
+def test_a_renamed_date_column_is_a_schema_failure_adapted_by_column_mapping(renamed, expected, cast,
                                                                              invoke_config, sample_path):
-    # roles, not cast (the offline policy runs the agents this test does not set): each failure class
-    # replans differently (retries, partitions, re-run producers, a mapped column), and the critique
-    # checks the notes against the critic's full recomputation; not scripted per case yet (#9 §7)
+    # trends fails on the schema before its agent runs; after the mapping the analyst runs it once,
+    # on the date column the graph now tells it (a second, plain run for order_day: no mapping)
+    runs = 2 if renamed == "order_day" else 1
+    dated = [*agent("aggregate"), *agent(trends_on_the_given_date_column), *agent("detect_outliers")]
+    for role, calls in {**whole_plan(analyst=dated), CRITIC: CRITIC_TREND_CALLS}.items():
+        cast.scripts[role] = calls * runs
     frame = pd.read_csv(sample_path).rename(columns={"order_date": renamed})
     frame.to_csv(sample_path.parent / "renamed.csv", index=False)
     state = run(invoke_config, data_file="renamed.csv", **({"date_column": expected} if expected else {}))
@@ -287,9 +308,7 @@ def test_an_altered_report_figure_is_found_by_the_critic_and_fixed_by_the_revise
     group's value, a number the tools *do* return elsewhere): the critic's per-figure check finds
     it with the recomputed value, the reviser's rewrite fixes it, the next round is clean."""
     # the critic recomputes the report's figures (trends too) in each of the two rounds
-    trend_critic = [*agent("profile_dataset", on_given("aggregate", "metric", "group_by"), "detect_trends",
-                           "detect_outliers"), CRITIC_CALLS[-1]]
-    cast.scripts.update({**whole_plan(), CRITIC: trend_critic * 2, "report reviser": agent("write_report")})
+    cast.scripts.update({**whole_plan(), CRITIC: CRITIC_TREND_CALLS * 2, "report reviser": agent("write_report")})
     from langgraph.types import Command
     from relaygraph.config.checkpointing import open_checkpointer
     from relaygraph.graphs.planned import build_graph
@@ -512,15 +531,24 @@ CRITIC = "report critic"
 #: the critic on the report's dataset (what the report's figures are checked against), then on its source
 CRITIC_CALLS = [*agent("profile_dataset", on_given("aggregate", "metric", "group_by"), "detect_outliers"),
                 ("final", "nothing to recompute on the source")]
+#: the same for a report with a trend section: the critic recomputes the trend too
+CRITIC_TREND_CALLS = [*agent("profile_dataset", on_given("aggregate", "metric", "group_by"), "detect_trends",
+                             "detect_outliers"), ("final", "nothing to recompute on the source")]
+
+
+def trends_on_the_given_date_column(brief: Any) -> tuple[str, str, dict[str, Any]]:
+    """detect_trends on the dataset, and on the date column the graph names in the brief, if it names one."""
+    given = {k: brief.context[k] for k in ("dataset", "date_column") if k in brief.context}
+    return ("call", "detect_trends", given)
 
 
 def whole_plan(analyst: list[Any] | None = None) -> dict[str, list[Any]]:
     """Scripts for a whole planned run whose critique finds nothing (the first plan's agents in
-    order; ``analyst`` for a plan that analyses otherwise)."""
+    order; ``analyst`` for a plan that analyses otherwise, without trends)."""
     return {"validator": agent("validate_dataset"), "cleaner": agent("clean_dataset"),
             "analyst": analyst if analyst is not None else
             [*agent("aggregate"), *agent("detect_trends"), *agent("detect_outliers")],
-            "reporter": agent("write_report"), CRITIC: list(CRITIC_CALLS)}
+            "reporter": agent("write_report"), CRITIC: list(CRITIC_CALLS if analyst is not None else CRITIC_TREND_CALLS)}
 
 
 def output_frame(state: dict[str, Any], config: dict[str, Any], sample_path: Path) -> pd.DataFrame:
