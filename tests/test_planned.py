@@ -281,14 +281,22 @@ def test_a_renamed_date_column_is_a_schema_failure_adapted_by_column_mapping(ren
         assert plain["replanning"] == [] and "trends" in plain["plan"]["completed"]
 
 
-def test_critique_finds_a_wrong_figure_and_the_reviser_drops_it(roles, invoke_config, sample_path):
-    # roles, not cast: the offline policy runs the agents this test does not set (the critic and
-    # the reviser whose work is checked here are the graph's own)
-    clean = {"dataset": "sample_sales_clean.parquet"}
-    roles.scripts["analyst"] = [("call", "aggregate", clean), ("final", "aggregated"),
-                                ("call", "detect_trends", clean), ("final", "trends found"),
-                                ("call", "detect_outliers", clean),  # the last answer is the analyst's note
-                                ("final", "Revenue totals 9,999,999.99 across 77 regions.")]
+def test_critique_finds_a_wrong_figure_and_the_reviser_drops_it(cast, invoke_config, sample_path):
+    # the analyst's last answer (its note for the report) states figures no tool returned; the
+    # reporter writes the findings as notes, the reviser writes the notes the critique kept
+    def notes_from_findings(brief: Any) -> tuple[str, str, dict[str, Any]]:
+        notes = "\n".join(f"- {finding}" for finding in brief.context["findings"].values())
+        return ("call", "write_report", {"dataset": brief.context["dataset"], "notes": notes})
+
+    cast.scripts.update(whole_plan())
+    cast.scripts["validator"][-1] = ("final", "validate_dataset: 3,048 rows checked")
+    cast.scripts["cleaner"][-1] = ("final", "clean_dataset: 2,995 rows written")
+    cast.scripts["analyst"][-1] = ("final", "Revenue totals 9,999,999.99 across 77 regions.")
+    cast.scripts["reporter"][0] = notes_from_findings
+    # each round: the report's dataset recomputed, then its source profiled (its row count)
+    source = [on_given("profile_dataset"), ("final", "profiled the source")]
+    cast.scripts[CRITIC] = [*CRITIC_TREND_CALLS[:-1], *source] * 2
+    cast.scripts["report reviser"] = agent(on_given("write_report", "notes"))
     state = run(invoke_config)
     result = state["result"]
     first, second = result["critique"]
