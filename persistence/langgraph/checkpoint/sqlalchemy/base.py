@@ -609,7 +609,8 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
             type_, data = type_[len(PRESET_PREFIX) :], inflate_small(data or b"")
         elif type_.startswith(ZLIB_PREFIX):
             type_, data = type_[len(ZLIB_PREFIX) :], zlib.decompress(data or b"")
-        return self.serde.loads_typed((type_, data))
+        # A NULL column holds no bytes: decoders get b"", as the compressed branches above do.
+        return self.serde.loads_typed((type_, data or b""))
 
     def _blob_row(
         self, thread_id: str, ns: str, channel: str, version: str, type_: str, blob: bytes | None
@@ -1015,13 +1016,13 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                     if key not in chains or b.depth > chains[key][0]:
                         chains[key] = (b.depth, b.version)
             for bounded in (True, False):
-                for part in chunks(sorted(chains.items()), 50):
+                for wanted in chunks(sorted(chains.items()), 50):
                     params = {"thread_id": thread_id, "checkpoint_ns": ns}
-                    for i, ((channel, root), (depth, end)) in enumerate(part):
+                    for i, ((channel, root), (depth, end)) in enumerate(wanted):
                         params[f"c{i}"], params[f"r{i}"], params[f"d{i}"] = channel, root, depth
                         if bounded:
                             params[f"t{i}"] = end
-                    got = yield query(schema.select_chain_members(len(part), bounded), params)
+                    got = yield query(schema.select_chain_members(len(wanted), bounded), params)
                     for b in got:
                         found[(b.channel, b.version)] = b
                 if bounded:
@@ -1032,17 +1033,17 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                     type_, data = yield from self._read_chunks_op(
                         thread_id, ns, "b", b.version, b.channel, 0, b.type, b.blob)
                     found[key] = _BlobRow(**{**b._asdict(), "type": type_, "blob": data})
-            for part in chunks(ids):
-                if len(part) == 1:
+            for id_part in chunks(ids):
+                if len(id_part) == 1:
                     got = yield query(
                         schema.SELECT_WRITES_ONE,
-                        {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": part[0]},
+                        {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": id_part[0]},
                     )
                 else:
                     got = yield query(
                         schema.SELECT_WRITES,
                         {"thread_id": thread_id, "checkpoint_ns": ns,
-                         "checkpoint_ids": list(part)},
+                         "checkpoint_ids": list(id_part)},
                     )
                 for w in got:
                     if w.type.startswith(CHUNKED_PREFIX):
@@ -1063,8 +1064,8 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 if not skip_corrupt:
                     raise
                 skipped.append(exc)
-        for exc in skipped:
-            self._skip_corrupt(exc)
+        for corrupt in skipped:
+            self._skip_corrupt(corrupt)
         if resumed:
             self._chains_commit(resumed)  # type: ignore[arg-type]
         return out
