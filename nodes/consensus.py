@@ -101,8 +101,7 @@ from relaygraph.nodes.params import declared_roles
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
-from relaygraph.tools import Workspace
-from smolagents import Tool
+from relaygraph.tools import ToolResult, TypedTool, Workspace
 
 MODES = ("majority", "qualified", "unanimous", "weighted", "bft", "pbft", "raft")
 REPLICATED = ("pbft", "raft")  # modes run as a replicated protocol, one graph step per phase
@@ -152,32 +151,14 @@ def flatten(value: Any, prefix: str = "", depth: int = 3) -> dict[str, Any]:
     return out
 
 
-_PAIR = re.compile(r'"(\w+)": ("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:e-?\d+)?|true|false|null)')
-
-
-def observed_facts(text: str) -> dict[str, Any]:
-    """Facts from one observation; a truncated one (see ``observation_chars``) still yields its
-    head: top-level scalars and the first group."""
-    try:
-        return flatten(json.loads(text))
-    except json.JSONDecodeError:
-        facts: dict[str, Any] = {}
-        for key, raw in _PAIR.findall(text.split('"groups": [', 1)[0]):
-            facts.setdefault(key, json.loads(raw))
-        if '"groups": [{' in text:
-            head = text.split('"groups": [{', 1)[1].split("}", 1)[0]
-            for key, raw in _PAIR.findall(head):
-                facts.setdefault(f"groups.0.{key}", json.loads(raw))
-        return facts
-
-
 def tool_observations(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per tool, the facts of the voter's last successful call (what its evidence must match)."""
+    """Per tool, the facts of the voter's last successful call (what its evidence must match):
+    the step's typed ``facts``, whole (:mod:`relaygraph.tools.result`); a tool that returned no
+    typed result contributes none — its (truncated) observation text is never parsed back."""
     found: dict[str, dict[str, Any]] = {}
     for step in steps:
         if step.get("tool") and step["tool"] not in ("final_answer", "submit_ballot") and not step.get("error"):
-            facts = step.get("facts")  # the tool's typed result, whole (tools/result.py)
-            found[step["tool"]] = flatten(facts) if facts else observed_facts(step.get("observation") or "")
+            found[step["tool"]] = flatten(step.get("facts") or {})
     return found
 
 
@@ -392,7 +373,7 @@ class BallotBox:
     ballot: dict[str, Any] | None = None
 
 
-class SubmitBallotTool(Tool):
+class SubmitBallotTool(TypedTool):
     """What a voter agent calls once it has checked the question with its tools."""
 
     name = "submit_ballot"
@@ -413,7 +394,7 @@ class SubmitBallotTool(Tool):
         super().__init__()
 
     def forward(self, choice: str, confidence: float, evidence: str | None = None,
-                rationale: str | None = None) -> str:
+                rationale: str | None = None) -> ToolResult:
         if not str(choice).strip():
             raise ValueError("choice must not be blank: give your answer")
         if not 0 <= float(confidence) <= 1:
@@ -427,8 +408,8 @@ class SubmitBallotTool(Tool):
         parsed = [Evidence.model_validate(i).model_dump() for i in items]
         self.box.ballot = {"choice": choice, "confidence": float(confidence), "evidence": parsed,
                            "rationale": rationale or ""}
-        return json.dumps({"summary": f"Ballot recorded: {choice} (confidence {float(confidence):.2f}).",
-                           "choice": choice})
+        return ToolResult(summary=f"Ballot recorded: {choice} (confidence {float(confidence):.2f}).",
+                          facts={"choice": choice})
 
 
 def voter_spec(question: Question, voter: str, previous: dict[str, Any],

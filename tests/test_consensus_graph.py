@@ -282,7 +282,17 @@ def test_the_ballot_tool_refuses_bad_input_so_the_agent_can_fix_it(cast, sample_
     steps = [s for s in out["steps"] if s["agent"] == "voter_1"]
     assert "confidence must lie between 0 and 1, got 7" in steps[1]["error"]  # the agent saw why
     assert steps[2]["tool"] == "submit_ballot" and "Ballot recorded: North" in steps[2]["observation"]
+    assert steps[2]["facts"] == {"choice": "North"}  # a typed ToolResult, not a JSON string
     assert out["result"]["consensus"]["decision"] == "north"
+
+
+def test_a_voters_facts_come_from_the_typed_result_only_never_from_its_observation_text() -> None:
+    from relaygraph.nodes.consensus import tool_observations
+
+    cut = '{"group_by": "region", "groups": [{"group": "North", "revenue": 1… [truncated 900 chars]'
+    steps = [{"tool": "aggregate", "observation": cut, "facts": {}},
+             {"tool": "detect_trends", "observation": "…", "facts": {"direction": "up", "series": [{"slope": 2}]}}]
+    assert tool_observations(steps) == {"aggregate": {}, "detect_trends": {"direction": "up", "series.0.slope": 2}}
 
 
 class Killed(BaseException):
