@@ -153,7 +153,8 @@ def auction_team(
     builder.add_node("execute", make_execute_node(registry))
     builder.add_node("verify", make_verify_node(verifier))
     builder.add_node("settle", make_settle_node())
-    builder.add_node("finalize", with_result_fields(finalize_market, result_schema, result_fields))
+    builder.add_node("finalize", with_result_fields(finalize_market, result_schema, result_fields,
+                                                    AuctionResult))
     builder.add_edge(START, "announce")
     builder.add_edge("announce", "open_task")
     builder.add_conditional_edges("open_task", route_bids, ["bid", "finalize"])

@@ -131,7 +131,7 @@ def consensus_team(
     builder.add_node("vote", make_vote_node({v.name: v for v in team}), input_schema=VoteInput, retry_policy=retry)
     builder.add_node("decide", decide)
     builder.add_node("protocol", protocol)
-    builder.add_node("finalize", with_result_fields(finalize, result_schema, result_fields))
+    builder.add_node("finalize", with_result_fields(finalize, result_schema, result_fields, ConsensusResult))
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", fan_out, ["vote", "finalize"])
     builder.add_edge("vote", "decide")

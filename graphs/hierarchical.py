@@ -298,7 +298,8 @@ def hierarchical_team(
         builder.add_node(f"{team}_lead", build_team(team, wanted, members).compile(name=f"{team}_lead"))
         builder.add_edge(f"{team}_lead", "synthesis")
     builder.add_node("synthesis", synthesis)
-    builder.add_node("finalize", with_result_fields(finalize_hierarchy, result_schema, result_fields))
+    builder.add_node("finalize", with_result_fields(finalize_hierarchy, result_schema, result_fields,
+                                                    HierarchicalResult))
     builder.add_edge(START, "supervisor")
     route = make_delegate_to_teams(prepare.name if prepare else None, raw_data_teams)
     destinations = [*(f"{t}_lead" for t in teams), "finalize"]

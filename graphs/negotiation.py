@@ -135,7 +135,8 @@ def negotiation_team(
     builder.add_node("resolve", resolve_conflict)
     builder.add_node("arbitrate", make_arbitrate_node(mediator), retry_policy=retry)
     builder.add_node("record", record_outcome)
-    builder.add_node("finalize", with_result_fields(finalize_negotiation, result_schema, result_fields))
+    builder.add_node("finalize", with_result_fields(finalize_negotiation, result_schema, result_fields,
+                                                    NegotiationResult))
     builder.add_conditional_edges(START, route_proposers(list(specs)), ["propose"])
     builder.add_edge("propose", "analyse")
     builder.add_conditional_edges("analyse", route_after_analyse, ["concede", "resolve", "arbitrate", "finalize"])

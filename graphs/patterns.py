@@ -54,7 +54,13 @@ from relaygraph.nodes.parallel import (
     plan_from_config,
 )
 from relaygraph.nodes.protocols import UpdateNode
-from relaygraph.nodes.results import ResultFields, extend_result, result_update, run_result
+from relaygraph.nodes.results import (
+    ResultFields,
+    extend_result,
+    require_result_schema,
+    result_update,
+    run_result,
+)
 from relaygraph.nodes.state import RunInput, WorkflowState
 
 __all__ = ["auction_team", "consensus_team", "handoff_team", "hierarchical_team", "negotiation_team",
@@ -97,6 +103,7 @@ def sequential_team(
     """Agents in a row, passing one shared context; the last one's answer leads the result
     (or ``answer_from``'s)."""
     _check_names(agents, ("finalize",))
+    require_result_schema(result_schema, result_fields)
     builder = StateGraph(state_schema, input_schema=input_schema)
     builder.add_edge(START, agents[0].name)
     # an agent that failed on its last attempt ends the team's run: later agents would build on nothing

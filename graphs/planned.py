@@ -155,7 +155,7 @@ def planned_team(
     builder.add_node("execute", make_execute(assigned), retry_policy=agent_retry_policy())  # the one failure path
     builder.add_node("recover", recover)
     builder.add_node("critique", critique, retry_policy=agent_retry_policy())
-    builder.add_node("finalize", with_result_fields(finalize, result_schema, result_fields))
+    builder.add_node("finalize", with_result_fields(finalize, result_schema, result_fields, PlannedResult))
     builder.add_edge(START, "observe")
     builder.add_conditional_edges("observe", after_observe, ["plan", "execute"])
     builder.add_conditional_edges("plan", after_plan, ["execute", "finalize"])

@@ -134,25 +134,39 @@ def make_result_node(
 ResultFields = Callable[[Any], dict[str, Any]]
 
 
+def require_result_schema(result_schema: type[RunResult] | None, result_fields: ResultFields | None,
+                          base: type[RunResult] = RunResult) -> None:
+    """Refuse, when the graph is built, ``result_fields`` that no ``result_schema`` declares.
+
+    Why: a result is a declared type (``extra="forbid"``); fields with no schema could only be
+    dropped or patched in unvalidated, and either surprises the caller at run time.
+    """
+    if result_fields is not None and result_schema is None:
+        raise ValueError(f"result_fields needs a result_schema: declare the fields it returns on a subclass of "
+                         f"{base.__name__} and pass it as result_schema=.")
+
+
 def with_result_fields(
     finalize: UpdateNode,
     result_schema: type[RunResult] | None = None,
     result_fields: ResultFields | None = None,
+    base: type[RunResult] = RunResult,
 ) -> UpdateNode:
     """A graph's result node, its ``result`` extended with a team's own fields.
 
-    ``result_fields(state)`` computes them from the final state; ``result_schema`` (a subclass
-    of the graph's own result type) declares and validates them. Neither given: ``finalize``.
+    ``result_schema`` (a subclass of the graph's own result type, ``base``) declares and validates
+    them; ``result_fields(state)`` computes them from the final state. ``result_fields`` without a
+    ``result_schema`` is refused here, at build time (:func:`require_result_schema`).
     """
-    if result_schema is None and result_fields is None:
+    require_result_schema(result_schema, result_fields, base)
+    if result_schema is None:
         return finalize
+    schema = result_schema
 
     def finalize_with_fields(state: Any, config: RunnableConfig) -> dict[str, Any]:
         out = finalize(state, config)
         result = {**out["result"], **(result_fields(state) if result_fields else {})}
-        if result_schema is not None:
-            result = result_schema.model_validate(result).to_state()
-        return {**out, "result": result}
+        return {**out, "result": schema.model_validate(result).to_state()}
 
     finalize_with_fields.__name__ = getattr(finalize, "__name__", "finalize")
     return finalize_with_fields

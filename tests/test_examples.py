@@ -8,6 +8,7 @@ import importlib.util
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -100,6 +101,27 @@ def test_patterns_refuse_teams_they_cannot_build() -> None:
         parallel_team([twin, twin])
     with pytest.raises(ValueError, match="at least one agent"):
         sequential_team([])
+
+
+def _sequential(fields: Any) -> Any:
+    return sequential_team([AgentSpec(name="a", role="r", instructions="i", tools=())], result_fields=fields)
+
+
+def _auction(fields: Any) -> Any:
+    from relaygraph.coordination.registry import Capability
+    from relaygraph.graphs.patterns import auction_team
+
+    bidder = AgentSpec(name="ann", role="r", instructions="i", tools=(),
+                       capabilities=(Capability(name="validation", version="1.0"),))
+    return auction_team([bidder, bidder.model_copy(update={"name": "bob"})], result_fields=fields)
+
+
+@pytest.mark.parametrize(("build", "base"), [(_sequential, "RunResult"), (_auction, "AuctionResult")])
+def test_result_fields_without_a_result_schema_are_refused_when_the_team_is_built(build, base) -> None:
+    # one rule for every builder: neither dropped (sequential did) nor merged unvalidated (auction did)
+    with pytest.raises(ValueError, match=f"result_fields needs a result_schema: declare .* subclass of {base} "):
+        build(lambda state: {"extra_field": 42})
+    assert "finalize" in build(None).nodes
 
 
 @pytest.mark.slow
