@@ -35,18 +35,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import BaseMessage
 from langchain_core.tracers.context import register_configure_hook
 from langgraph.errors import GraphBubbleUp, GraphInterrupt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 from relaygraph.observability import messages, tracing
+from relaygraph.observability.messages import dumps as dump_messages
+from relaygraph.observability.messages import langchain_message
 from relaygraph.observability.semconv import (
     ATTEMPT,
     CHECKPOINT_ID,
@@ -77,7 +80,7 @@ class _Run:
     name: str
     ctx: otel_context.Context  # what children of this run are parented to
     span: Span | None = None
-    token: object | None = None
+    token: Token[otel_context.Context] | None = None
     usage: Usage | None = None
     root: UUID | None = None
     start_ns: int = 0
@@ -136,7 +139,7 @@ class SpanHandler(BaseCallbackHandler):
         step_tag = next((t for t in tags or () if t.startswith("graph:step:")), None)
         if parent is None and parent_run_id is None and metadata.get("ls_integration") == "langgraph":
             self._start_workflow(run_id, name, metadata, inputs)
-        elif step_tag is not None and parent is not None:
+        elif step_tag is not None and parent is not None and parent_run_id is not None:
             if parent.kind == "pass":
                 self._promote_subgraph(parent_run_id, parent)
             self._start_node(run_id, name, parent, metadata, inputs)
@@ -299,7 +302,8 @@ class SpanHandler(BaseCallbackHandler):
 
     # -- LangChain chat models and tools (routers, supervisors, handoff tools) ---------------
 
-    def on_chat_model_start(self, serialized: Any, batches: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+    def on_chat_model_start(self, serialized: dict[str, Any], messages: list[list[BaseMessage]], *,
+                            run_id: UUID, parent_run_id: UUID | None = None,
                             tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
         if not enabled():
@@ -314,8 +318,8 @@ class SpanHandler(BaseCallbackHandler):
             OP: "chat", "gen_ai.request.model": model, OI_KIND: "LLM", "llm.model_name": model,
             "gen_ai.provider.name": str(metadata.get("ls_provider") or "unknown")})
         if tracing.trace_content():  # one chat call gets one batch
-            span.set_attribute(INPUT_MESSAGES, messages.dumps(
-                [messages.langchain_message(m) for batch in batches for m in batch]))
+            span.set_attribute(INPUT_MESSAGES, dump_messages(
+                [langchain_message(m) for batch in messages for m in batch]))
         child = trace.set_span_in_context(span, ctx)
         self._runs[run_id] = _Run("chat", model, child, span, otel_context.attach(child), model=model,
                                   root=parent.root if parent else None)
@@ -413,6 +417,8 @@ def _finish_reason(generation: Any) -> str | None:
     info = getattr(generation, "generation_info", None) or {}
     metadata = getattr(getattr(generation, "message", None), "response_metadata", None) or {}
     reason = info.get("finish_reason") or metadata.get("finish_reason")
+    if reason is None:
+        return None
     return {"tool_calls": "tool_call", "function_call": "tool_call"}.get(reason, reason)
 
 

@@ -17,11 +17,13 @@ spans need its own TracerProvider wiring; ours are the same tree with those).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
 from relaygraph.observability import messages as messages_
 from relaygraph.observability import tracing
 from relaygraph.observability.semconv import (
@@ -56,17 +58,18 @@ class AgentTrace:
         self.provider, self.model_id, self.attempt = provider, model, attempt
         self.span: Span | None = None
         self.usage = Usage(tracing.prices())
-        self._token: object | None = None
-        self._step: tuple[Span, object, Usage] | None = None
+        self._token: Token[otel_context.Context] | None = None
+        self._step: tuple[Span, Token[otel_context.Context], Usage] | None = None
         self._smol_agent: Any = None
 
     def __enter__(self) -> AgentTrace:
         tracing.ensure_configured()  # an agent run outside any traced graph (rare) reads settings too
         if not enabled():
             return self
-        attrs = {OP: "invoke_agent", "gen_ai.agent.name": self.agent, "gen_ai.agent.id": f"{self.node}/{self.agent}",
-                 "gen_ai.provider.name": self.provider, "gen_ai.conversation.id": self.thread_id, OI_KIND: "AGENT",
-                 AGENT_NODE: self.node, THREAD_ID: self.thread_id, ATTEMPT: self.attempt}
+        attrs: dict[str, AttributeValue] = {
+            OP: "invoke_agent", "gen_ai.agent.name": self.agent, "gen_ai.agent.id": f"{self.node}/{self.agent}",
+            "gen_ai.provider.name": self.provider, "gen_ai.conversation.id": self.thread_id, OI_KIND: "AGENT",
+            AGENT_NODE: self.node, THREAD_ID: self.thread_id, ATTEMPT: self.attempt}
         if self.model_id:
             attrs["gen_ai.request.model"] = self.model_id
         self.span = tracer().start_span(f"invoke_agent {self.agent}", attributes=attrs)
@@ -82,8 +85,9 @@ class AgentTrace:
             record_error(self.span, exc)
             self.span.set_attribute("relaygraph.agent.failure", str(exc)[:500])
         self.span.set_attributes(self.usage.attributes(gen_ai=True))
+        assert self._token is not None  # attached in __enter__ together with the span
         try:
-            otel_context.detach(self._token)  # type: ignore[arg-type]
+            otel_context.detach(self._token)
         except Exception:  # noqa: BLE001
             pass
         self.span.end()
@@ -206,7 +210,7 @@ class AgentTrace:
             if self.span is None or not isinstance(step, ActionStep):
                 return
             found = records()
-            last = found[-1] if found else None
+            last: Any = found[-1] if found else None  # a record model, or a dict from a test double
             record = last.model_dump() if hasattr(last, "model_dump") else last
             self._close_step(record if record and record.get("step") == step.step_number else None, step.error)
 

@@ -38,11 +38,12 @@ from opentelemetry.trace import format_span_id, format_trace_id
 from pydantic import BaseModel, Field
 from relaygraph.config.stores import SideTables
 from relaygraph.observability.semconv import THREAD_ID
+from sqlalchemy.schema import SchemaItem
 
 logger = logging.getLogger(__name__)
 
 
-def _columns() -> list[sa.SchemaItem]:
+def _columns() -> list[SchemaItem]:
     return [
         sa.Column("trace_id", sa.String(32), primary_key=True),
         sa.Column("span_id", sa.String(16), primary_key=True),
@@ -124,6 +125,8 @@ def dispose_engines() -> None:
 
 def _row(span: ReadableSpan) -> dict[str, Any]:
     context = span.get_span_context()
+    if context is None:  # a ReadableSpan built by hand: no ids to key it by (export logs it)
+        raise ValueError(f"span {span.name!r} has no span context")
     attributes = dict(span.attributes or {})
     thread = attributes.get(THREAD_ID)
     resource = dict(span.resource.attributes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from relaygraph.config.settings import ModelPrice, Settings
@@ -137,7 +137,8 @@ def usage_rollup(steps: Sequence[dict[str, Any]], settings: Settings) -> dict[st
     """
     model, prices = priced_model(settings), price_table(settings)
     policy = settings.provider == OFFLINE_POLICY_PROVIDER  # the offline policy answered, not an LLM
-    total, by_node = Usage(prices), {}
+    total = Usage(prices)
+    by_node: dict[str, Usage] = {}
     for step in steps:  # one ReAct step is one model call
         node = by_node.setdefault(step.get("node") or step.get("agent") or "?", Usage(prices))
         for usage in (total, node):
@@ -152,11 +153,16 @@ _USAGE_KEY = otel_context.create_key("relaygraph-usage")
 
 def with_usage(ctx: otel_context.Context, usage: Usage) -> otel_context.Context:
     """A context whose LLM calls also count towards ``usage`` (and every enclosing rollup)."""
-    return otel_context.set_value(_USAGE_KEY, (*(otel_context.get_value(_USAGE_KEY, ctx) or ()), usage), ctx)
+    return otel_context.set_value(_USAGE_KEY, (*_rollups(ctx), usage), ctx)
 
 
 def record_llm_usage(model: str | None, input_tokens: int | None, output_tokens: int | None,
                      ctx: otel_context.Context | None = None) -> None:
     """Count one LLM call towards every rollup of ``ctx`` (default: the current context)."""
-    for usage in otel_context.get_value(_USAGE_KEY, ctx) or ():
+    for usage in _rollups(ctx):
         usage.add(model, input_tokens, output_tokens)
+
+
+def _rollups(ctx: otel_context.Context | None) -> tuple[Usage, ...]:
+    # Only with_usage sets this key, always to a tuple of Usage; the context API says object.
+    return cast("tuple[Usage, ...]", otel_context.get_value(_USAGE_KEY, ctx) or ())
