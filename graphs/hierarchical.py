@@ -28,7 +28,13 @@ from pydantic import Field
 from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import rejected, with_approval
 from relaygraph.nodes.contracts import HierarchicalResult
-from relaygraph.nodes.failures import agent_node, agent_retry_policy, failed_nodes
+from relaygraph.nodes.failures import (
+    agent_node,
+    agent_retry_policy,
+    failed_nodes,
+    recording_failures,
+    unless_failed,
+)
 from relaygraph.nodes.hierarchy import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_FANOUT,
@@ -142,12 +148,13 @@ def make_supervisor(teams: Teams) -> UpdateNode:
 
     def supervisor(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         """Decompose the request into teams (a structured decision), within the limits."""
-        decision = decide(delegation, SUPERVISOR_PROMPT, state["task"], config).model_dump()
+        decision = decide(delegation, SUPERVISOR_PROMPT, state["task"], config, who="supervisor").model_dump()
         chosen = list(dict.fromkeys(decision["teams"]))
         check_delegation("supervisor", 1, chosen, HierarchyLimits.from_config(config))
         return {"delegation": {"teams": chosen, "rationale": decision["rationale"], "depth": 1}}
 
-    return supervisor
+    # on the agents' one failure path: a failure for good is recorded, and the run goes to finalize
+    return recording_failures(supervisor, who=lambda _state: ("supervisor", "supervisor"))
 
 
 def team_context(team: str, context: dict[str, Any], raw_data_teams: Collection[str] = RAW_DATA_TEAMS) -> dict[str, Any]:
@@ -160,7 +167,8 @@ def team_context(team: str, context: dict[str, Any], raw_data_teams: Collection[
 def make_delegate_to_teams(prepare: str | None, raw_data_teams: Collection[str]
                            ) -> Callable[[dict[str, Any]], list[Send] | str]:
     def delegate_to_teams(state: dict[str, Any]) -> list[Send] | str:
-        if rejected(state) or (prepare is not None and prepare in failed_nodes(state)):
+        failed = failed_nodes(state)
+        if rejected(state) or "supervisor" in failed or (prepare is not None and prepare in failed):
             return "finalize"
         context = state.get("context") or {}
         return [Send(f"{team}_lead", {"task": state["task"], "data": state.get("data"),
@@ -192,8 +200,13 @@ def synthesis(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def finalize_hierarchy(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    """The result; a run whose planned teams all failed is ``failed``, though synthesis wrote a summary."""
+    base = run_result(state, config, "synthesis")
+    overall = (state.get("quality") or {}).get("overall") or {}
+    nothing = bool(overall.get("planned")) and not overall.get("delivered") and not overall.get("partial")
+    status = "failed" if base.status == "partial" and nothing else base.status
     return result_update(extend_result(
-        run_result(state, config, "synthesis"), HierarchicalResult, quality=state.get("quality") or {},
+        base, HierarchicalResult, status=status, quality=state.get("quality") or {},
         delegation=state.get("delegation") or {}, teams=state.get("teams") or {}))
 
 
@@ -204,18 +217,21 @@ def make_lead(team: str, workers: Sequence[AgentSpec]) -> UpdateNode:
     schema = choice_model(f"{team.title().replace('_', '')}Plan", "workers", [w.name for w in workers],
                           f"Workers of the {team} team: " + "; ".join(f"{w.name} = {w.instructions}" for w in workers))
 
+    lead = f"{team}_lead"
+
     def plan(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         """The lead's structured decision: which of its workers the request needs."""
-        decision = decide(schema, f"{LEAD_PROMPT} Your team: {team}.", state["task"], config).model_dump()
+        decision = decide(schema, f"{LEAD_PROMPT} Your team: {team}.", state["task"], config, who=lead).model_dump()
         chosen = list(dict.fromkeys(decision["workers"]))
-        check_delegation(f"{team}_lead", state.get("depth", 2), chosen, HierarchyLimits.from_config(config))
+        check_delegation(lead, state.get("depth", 2), chosen, HierarchyLimits.from_config(config))
         return {"plan": {"workers": chosen, "rationale": decision["rationale"]}}
 
-    return plan
+    # recorded under the lead's name (its node in the parent graph); the team then ends at team_review
+    return recording_failures(plan, who=lambda _state: (lead, lead))
 
 
 def delegate_to_workers(state: dict[str, Any]) -> list[Send] | str:
-    if rejected(state):
+    if rejected(state) or f"{state.get('team')}_lead" in failed_nodes(state):  # the lead's plan failed for good
         return "team_review"
     context = state.get("context") or {}
     return [Send(worker, {"task": state["task"], "data": state.get("data"), "context": context,
@@ -244,7 +260,7 @@ def build_team(team: str, approve_before: set[str], workers: Sequence[AgentSpec]
     """One team lead's subgraph: plan (which workers), the workers in parallel, team_review."""
     workers = list(workers if workers is not None else TEAMS[team][1])
     builder = StateGraph(TeamState, input_schema=TeamInput, output_schema=TeamOutput)
-    builder.add_node("plan", make_lead(team, workers))
+    builder.add_node("plan", make_lead(team, workers), retry_policy=agent_retry_policy())
     specs = {w.name: w for w in workers}
     for worker in workers:
         builder.add_node(worker.name, make_branch_node(specs), retry_policy=agent_retry_policy())
@@ -293,7 +309,7 @@ def hierarchical_team(
         raise ValueError(f"raw_data_teams names unknown team(s): {', '.join(unknown_raw)}.")
     wanted = set(approve_before or ())
     builder = StateGraph(state_schema, input_schema=input_schema)
-    builder.add_node("supervisor", make_supervisor(teams))
+    builder.add_node("supervisor", make_supervisor(teams), retry_policy=agent_retry_policy())
     for team, (_, members) in teams.items():
         builder.add_node(f"{team}_lead", build_team(team, wanted, members).compile(name=f"{team}_lead"))
         builder.add_edge(f"{team}_lead", "synthesis")
@@ -305,7 +321,8 @@ def hierarchical_team(
     destinations = [*(f"{t}_lead" for t in teams), "finalize"]
     if prepare is not None:
         builder.add_node(prepare.name, agent_node(prepare), retry_policy=agent_retry_policy())
-        builder.add_edge("supervisor", prepare.name)
+        builder.add_conditional_edges("supervisor", unless_failed("supervisor", prepare.name),
+                                      [prepare.name, "finalize"])
         builder.add_conditional_edges(prepare.name, route, destinations)
     else:
         builder.add_conditional_edges("supervisor", route, destinations)

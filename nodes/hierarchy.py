@@ -7,7 +7,9 @@
 
 Routing is a model's decision, made with ``chat_model(settings).with_structured_output(...)``
 so it is typed and validated; under ``offline`` the same call is answered by the rule-based
-chat model (enums by mention in the request, else all). Every delegation passes
+chat model (enums by mention in the request, else all). A routing node is on the one failure
+path of the agent nodes: a model error is retried at the run's ``max_retries`` and then recorded
+in state, as is a broken limit (at once: asking again cannot fix it). Every delegation passes
 :func:`check_delegation`, which enforces ``max_depth`` and ``max_fanout`` (``configurable``)
 with an error that says which limit and how to raise it.
 
@@ -23,8 +25,10 @@ from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from relaygraph.config.settings import settings_from_config
+from relaygraph.nodes.agent import AgentRunError
 from relaygraph.providers import chat_model
 
 DEFAULT_MAX_DEPTH = 3  # supervisor (1) → team lead (2) → worker (3)
@@ -78,11 +82,24 @@ def choice_model(name: str, field: str, options: Sequence[str], described: str) 
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def decide(schema: type[BaseModel], system: str, request: str, config: RunnableConfig) -> BaseModel:
-    """One routing decision from the provider's chat model, as a validated ``schema`` instance."""
+def decide(schema: type[BaseModel], system: str, request: str, config: RunnableConfig, *,
+           who: str) -> BaseModel:
+    """One routing decision of ``who`` from the provider's chat model, as a validated ``schema`` instance.
+
+    A model that errors, or answers outside the schema, raises :class:`AgentRunError` like an
+    agent's model error: the node's RetryPolicy asks again, and the last attempt's failure is
+    recorded in state (:func:`relaygraph.nodes.failures.recording_failures`), not raised out of
+    the run. A provider that cannot be built is not retried.
+    """
     model = chat_model(settings_from_config(config)).with_structured_output(schema)
-    decision = model.invoke([SystemMessage(content=system), HumanMessage(content=request)], config)
-    return decision if isinstance(decision, schema) else schema.model_validate(decision)
+    try:
+        decision = model.invoke([SystemMessage(content=system), HumanMessage(content=request)], config)
+        return decision if isinstance(decision, schema) else schema.model_validate(decision)
+    except GraphBubbleUp:
+        raise  # interrupts and other control flow are LangGraph's
+    except Exception as exc:  # noqa: BLE001 - any failure of the model's answer is the model's
+        raise AgentRunError({"agent": who, "node": who, "reason": f"model error: {type(exc).__name__}: "
+                                                                  f"{' '.join(str(exc).split())[:300]}"}) from exc
 
 
 def worker_quality(slot: dict[str, Any], steps: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -515,7 +515,8 @@ class RolePlay:
     ``"role@k/n"`` for a branch on partition ``k/n`` (if scripted so), else the role;
     ``briefs[key]``: every brief the graph handed that agent (its context, its goal);
     ``decisions[schema]``: the structured routing decisions (``decide``: ``"Delegation"``,
-    ``"QualityPlan"``, ...), each a dict of the schema's fields, consumed in order;
+    ``"QualityPlan"``, ...), each a dict of the schema's fields — or an exception, which that
+    call of the chat model raises — consumed in order;
     ``failures[role]``: an exception every call of that role raises; ``delay``: seconds each
     call of the roles in ``slow`` takes, or :meth:`together` (to observe concurrency). ``calls``
     counts calls per role; ``peak`` is the most calls of ``slow`` roles that were in flight at once.
@@ -639,6 +640,8 @@ class RoleChatModel(OfflineChatModel):
                 if args is None and self.play.strict:
                     self.play.unscripted.append(name)
                     raise AssertionError(f"no decision scripted for {name!r} (cast.decisions[{name!r}])")
+            if isinstance(args, BaseException):  # a routing model that errors on this call
+                raise args
             if args is not None:
                 call = {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:8]}", "type": "tool_call"}
                 return ChatResult(generations=[ChatGeneration(message=AIMessage(content="", tool_calls=[call]))])

@@ -4,12 +4,14 @@ guard, parallel delegation, limits and the approval round trip."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
+from relaygraph.nodes.contracts import AgentFailure, HierarchicalResult
 from relaygraph.tools import Workspace, build_tools, result_of
 
 
@@ -303,21 +305,57 @@ def test_a_partial_team_is_not_counted_as_delivered(cast, invoke_config) -> None
     assert "2/2 teams delivered" not in result["answer"]
 
 
-def test_fanout_beyond_the_limit_stops_the_supervisor_with_a_clear_error(cast, invoke_config) -> None:
-    from relaygraph.nodes.hierarchy import DelegationLimitError
-
+def test_fanout_beyond_the_limit_stops_the_supervisor_with_a_clear_error_in_the_result(cast, invoke_config) -> None:
     cast.decisions["Delegation"] = [{"teams": ["quality", "sales", "customers"], "rationale": "all"}]
-    with pytest.raises(DelegationLimitError, match="supervisor planned 3 parallel delegates .* max_fanout is 2"):
-        compiled("relaygraph.graphs.hierarchical").invoke({"task": "everything"},
-                                                          config_with(invoke_config, max_fanout=2))
+    state = compiled("relaygraph.graphs.hierarchical").invoke({"task": "everything"},
+                                                              config_with(invoke_config, max_fanout=2))
+    result = HierarchicalResult.model_validate(state["result"])
+    assert result.status == "failed" and [(e.node, e.attempt) for e in result.errors] == [("supervisor", 1)]
+    assert re.search("supervisor planned 3 parallel delegates .* max_fanout is 2", result.errors[0].reason)
 
 
-def test_depth_beyond_the_limit_stops_a_lead_with_a_clear_error(cast, invoke_config) -> None:
-    from relaygraph.nodes.hierarchy import DelegationLimitError
-
+def test_depth_beyond_the_limit_stops_a_lead_with_a_clear_error_in_the_result(cast, invoke_config) -> None:
     delegate(cast, {"quality": ["validation"]})
-    with pytest.raises(DelegationLimitError, match="quality_lead at depth 2 cannot delegate .* max_depth is 2"):
-        compiled("relaygraph.graphs.hierarchical").invoke({"task": "quality"}, config_with(invoke_config, max_depth=2))
+    state = compiled("relaygraph.graphs.hierarchical").invoke({"task": "quality"},
+                                                              config_with(invoke_config, max_depth=2))
+    result = HierarchicalResult.model_validate(state["result"])
+    assert result.status == "failed" and [(e.node, e.attempt) for e in result.errors] == [("quality_lead", 1)]
+    assert re.search("quality_lead at depth 2 cannot delegate .* max_depth is 2", result.errors[0].reason)
+
+
+@pytest.mark.parametrize("budget", [1, 3])
+def test_a_supervisor_whose_model_keeps_failing_is_retried_at_the_runs_budget_then_recorded(
+        cast, invoke_config, budget) -> None:
+    # plain invoke: the failure is in state, not raised; exactly `budget` decisions are asked for
+    # (the cast fails the test on a decision left unasked, or one asked for beyond the script)
+    cast.decisions["Delegation"] = [ConnectionError("router model down")] * budget
+    state = compiled("relaygraph.graphs.hierarchical").invoke({"task": "everything"},
+                                                              config_with(invoke_config, max_retries=budget))
+    result = HierarchicalResult.model_validate(state["result"])
+    assert result.status == state["status"] == "failed"
+    assert result.errors == [AgentFailure(agent="supervisor", node="supervisor", attempt=budget, max_attempts=budget,
+                                          reason="model error: ConnectionError: router model down")]
+    assert state["progress"][-1]["node"] == "supervisor" and state["progress"][-1]["status"] == "failed"
+    assert not state.get("teams")  # nothing was delegated, not even the preparer ran
+
+
+@pytest.mark.parametrize(("teams", "status"), [(["quality"], "failed"), (["quality", "customers"], "partial")])
+def test_a_lead_whose_model_fails_for_good_fails_its_team_and_the_run_says_so(
+        cast, invoke_config, teams, status) -> None:
+    cast.decisions["Delegation"] = [{"teams": teams, "rationale": "scripted"}]
+    cast.decisions["QualityPlan"] = [TimeoutError("lead model timed out")] * 2  # max_retries 2: both attempts
+    cast.scripts["data preparer"] = cleaner()
+    if "customers" in teams:
+        cast.decisions["CustomersPlan"] = [{"workers": ["segments"], "rationale": "scripted"}]
+        work(cast, "customer segmenter")
+    state = compiled("relaygraph.graphs.hierarchical").invoke({"task": "go"}, config_with(invoke_config, max_retries=2))
+    result = HierarchicalResult.model_validate(state["result"])
+    assert result.status == status
+    assert result.errors == [AgentFailure(agent="quality_lead", node="quality_lead", attempt=2, max_attempts=2,
+                                          reason="model error: TimeoutError: lead model timed out")]
+    assert state["teams"]["quality"]["status"] == "failed" and not cast.calls.get("data validator")
+    if "customers" in teams:
+        assert state["teams"]["customers"]["status"] == "completed"
 
 
 # --- approval ----------------------------------------------------------------------------------
