@@ -51,9 +51,31 @@ def show(
         learned = experience.mine(found, prior, task_type=name, backoff_s=BACKOFF_S)
         if not learned:
             print(f"  nothing learned yet: {experience.MIN_EXPERIENCES} experiences of a task type are needed")
+            continue
         for a in learned:
-            change = f"{a.previous:g} -> {a.value:g}" if a.previous is not None else f"{a.value:g}"
-            print(f"  [{a.impact:.3f}] {a.kind} {a.target}: {change} ({a.evidence})")
+            if a.kind != "method_probability":
+                _line(a)
+        print(f"  method probabilities, keyed by the data (has_time_column; rows below or from "
+              f"{experience.LARGE_ROWS:,}): a plan uses those learned on data like its own; for a method never "
+              "used on such data, those of data with the same has_time_column of any size, then of runs "
+              "recorded without data facts, else the domain's prior")
+        kinds = experience.data_kinds(found)
+        for kind in kinds:
+            runs = sum(1 for e in found if experience.DataKind.of(e.facts) == kind)
+            print(f"  data {kind.label()} ({runs} runs):")
+            for a in experience.mine(found, prior, task_type=name, backoff_s=BACKOFF_S, facts=kind.facts()):
+                if a.kind == "method_probability":
+                    _line(a, "    ")
+        print("  task-type-wide (every run, whatever its data; a plan uses these only when its data's facts "
+              "are unknown):")
+        for a in learned:
+            if a.kind == "method_probability":
+                _line(a, "    ")
+
+
+def _line(a: experience.Adaptation, indent: str = "  ") -> None:
+    change = f"{a.previous:g} -> {a.value:g}" if a.previous is not None else f"{a.value:g}"
+    print(f"{indent}[{a.impact:.3f}] {a.kind} {a.target}: {change} ({a.evidence})")
 
 
 @experience_app.command("reset")

@@ -19,6 +19,16 @@ ranked by impact:
   ``learn_injected=true``, e.g. ``bench/learning.py``'s simulated environment, opts in).
   The planner plans with these, so it prefers what worked. Impact: how far the probability
   moved × uses.
+  Method statistics are **keyed by the data** they were learned on (:class:`DataKind`: whether
+  it has a time column, and whether it is large, ``row_count`` ≥ :data:`LARGE_ROWS`) — the facts
+  the methods' preconditions and outcomes depend on (``time_series_analysis`` needs a time
+  column; a method that fails on data without one says nothing about data with one). A plan
+  uses the statistics of runs on data like its own; for a method never used on such data, those
+  of runs on data with the same time-column fact of any size, then those of runs recorded
+  without facts, else the domain's prior — never those of runs on data that differs in
+  ``has_time_column``. With no facts to key by (:func:`mine` without ``facts``), the
+  task-type-wide statistics of every run. The other adaptations are task-type-wide (timeouts
+  already scale with the data's rows).
 * **retry settings** — when transient failures needed more than one retry on average, the
   backoff base doubles (the service needs longer to recover); when retries never helped (every
   transient failure ran out of retries) the backoff is kept but the run is told so.
@@ -124,6 +134,37 @@ class Adaptation(BaseModel):
     previous: float | None = None
     impact: float
     evidence: str
+    #: the data the statistic was learned on (:meth:`DataKind.label`); None: every run of the task type
+    data: str | None = None
+
+
+class DataKind(BaseModel):
+    """What kind of data a run worked on, as far as the methods' outcomes depend on it: the key
+    of the mined method statistics (see the module docstring)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    has_time_column: bool
+    large: bool | None = None  # row_count >= LARGE_ROWS; None: rows unknown
+
+    @classmethod
+    def of(cls, facts: Mapping[str, Any] | None) -> DataKind | None:
+        """The kind of data ``facts`` (a world state) describe; None when ``has_time_column`` is unknown."""
+        time_column = (facts or {}).get("has_time_column")
+        if not isinstance(time_column, bool):
+            return None
+        rows = (facts or {}).get("row_count")
+        known = isinstance(rows, int | float) and not isinstance(rows, bool) and rows > 0
+        return cls(has_time_column=time_column, large=bool(rows >= LARGE_ROWS) if known else None)
+
+    def facts(self) -> dict[str, Any]:
+        """A world state of this kind (for mining what a plan on such data would use)."""
+        rows = None if self.large is None else (LARGE_ROWS if self.large else 1)
+        return {"has_time_column": self.has_time_column, **({"row_count": rows} if rows else {})}
+
+    def label(self) -> str:
+        size = "rows unknown" if self.large is None else f"rows {'>=' if self.large else '<'} {LARGE_ROWS:,}"
+        return f"has_time_column={str(self.has_time_column).lower()}, {size}"
 
 
 def method_outcomes(experience: Experience) -> dict[str, bool]:
@@ -137,23 +178,59 @@ def evidence(experience: Experience) -> list[FailureRecord]:
     return [f for f in experience.failures if experience.simulated or not f.injected]
 
 
-def method_probabilities(experiences: Sequence[Experience], prior: Mapping[str, float]) -> list[Adaptation]:
+def _tally(experiences: Iterable[Experience]) -> tuple[dict[str, int], dict[str, int]]:
+    """Per method: runs that used it, runs in which it succeeded."""
     uses: dict[str, int] = defaultdict(int)
     wins: dict[str, int] = defaultdict(int)
     for e in experiences:
         for method, ok in method_outcomes(e).items():
             uses[method] += 1
             wins[method] += int(ok)
+    return uses, wins
+
+
+def _levels(experiences: Sequence[Experience], kind: DataKind) -> list[tuple[str, str, list[Experience]]]:
+    """The experiences a plan on data of ``kind`` learns from, most alike first: (the data's
+    label, how the evidence says it, the runs). Runs on data that differs in the time column
+    are in none of them."""
+    kinds = [(e, DataKind.of(e.facts)) for e in experiences]
+    same_time = DataKind(has_time_column=kind.has_time_column)
+    return [
+        (kind.label(), f"on data like this ({kind.label()})", [e for e, k in kinds if k == kind]),
+        (f"{same_time.label().split(',')[0]}, any size", f"on data with has_time_column="
+         f"{str(kind.has_time_column).lower()} of any size (none on data like this)",
+         [e for e, k in kinds if k is not None and k.has_time_column == kind.has_time_column]),
+        ("recorded without data facts", "in runs recorded without data facts (none on data like this)",
+         [e for e, k in kinds if k is None]),
+    ]
+
+
+def method_probabilities(experiences: Sequence[Experience], prior: Mapping[str, float],
+                         facts: Mapping[str, Any] | None = None) -> list[Adaptation]:
+    """Beta-updated success probabilities: keyed to the data ``facts`` describe (the statistics
+    of runs on data like it, see the module docstring), else task-type-wide."""
+    kind = DataKind.of(facts)
+    levels = [(None, "", list(experiences))] if kind is None else _levels(experiences, kind)
+    tallies = [(data, said, *_tally(runs)) for data, said, runs in levels]
     out = []
-    for method, n in uses.items():
-        if method not in prior:
+    for method in sorted(prior):
+        found = next(((data, said, uses[method], wins[method]) for data, said, uses, wins in tallies
+                      if uses.get(method)), None)
+        if found is None:
             continue
-        p = (prior[method] * PRIOR_STRENGTH + wins[method]) / (PRIOR_STRENGTH + n)
+        data, said, n, won = found
+        p = (prior[method] * PRIOR_STRENGTH + won) / (PRIOR_STRENGTH + n)
         p = round(min(1.0, max(0.01, p)), 4)
         out.append(Adaptation(kind="method_probability", target=method, value=p, previous=prior[method],
-                              impact=round(abs(p - prior[method]) * n, 4),
-                              evidence=f"succeeded in {wins[method]} of {n} runs that used it"))
+                              impact=round(abs(p - prior[method]) * n, 4), data=data,
+                              evidence=f"succeeded in {won} of {n} runs that used it" + (f" {said}" if said else "")))
     return out
+
+
+def data_kinds(experiences: Iterable[Experience]) -> list[DataKind]:
+    """The kinds of data the experiences were recorded on (for ``relaygraph experience show``)."""
+    found = {k for k in (DataKind.of(e.facts) for e in experiences) if k is not None}
+    return sorted(found, key=lambda k: (not k.has_time_column, k.large is None, bool(k.large)))
 
 
 def retry_backoff(experiences: Sequence[Experience], current: float) -> list[Adaptation]:
@@ -221,13 +298,14 @@ def reputations(experiences: Sequence[Experience]) -> dict[str, float]:
 
 
 def mine(experiences: Iterable[Experience], prior: Mapping[str, float], *, task_type: str,
-         backoff_s: float = 0.5, rows: int | None = None) -> list[Adaptation]:
+         backoff_s: float = 0.5, rows: int | None = None, facts: Mapping[str, Any] | None = None) -> list[Adaptation]:
     """Adaptations for ``task_type``, most impact first; none below :data:`MIN_EXPERIENCES`
-    (``rows``: the size of the data the next run works on, which scales its timeouts)."""
+    (``rows``: the size of the data the next run works on, which scales its timeouts; ``facts``:
+    its world state, which keys the method probabilities — without it, task-type-wide ones)."""
     relevant = [e for e in experiences if e.task_type == task_type]
     if len(relevant) < MIN_EXPERIENCES:
         return []
-    found = method_probabilities(relevant, prior) + retry_backoff(relevant, backoff_s)
+    found = method_probabilities(relevant, prior, facts) + retry_backoff(relevant, backoff_s)
     reps = reputations(relevant)
     found += [Adaptation(kind="reputation", target=agent, value=r, impact=round(abs(r - 0.5) / 10, 4),
                          evidence="successful task runs (+1) over all task runs (+2)")

@@ -103,15 +103,17 @@ def learning(config: RunnableConfig) -> bool:
     return str(options(config).get("learn", True)).strip().lower() not in ("false", "0", "no", "off")
 
 
-def adaptations(config: RunnableConfig, rows: int | None = None) -> list[experience.Adaptation]:
+def adaptations(config: RunnableConfig, rows: int | None = None,
+                facts: Mapping[str, Any] | None = None) -> list[experience.Adaptation]:
     """What the experience store teaches for this task type (empty with learning off);
-    ``rows``: the size of the data the run works on (scales the learned timeouts)."""
+    ``rows``: the size of the data the run works on (scales the learned timeouts); ``facts``:
+    the world the run started from (the method probabilities are those learned on data like it)."""
     if not learning(config):
         return []
     settings = settings_from_config(config)
     prior = {m.name: m.success_probability for m in DATA_DOMAIN.methods}
     found = experience_store.load(experience_store.store_for(config, settings.checkpoint_db), GOAL)
-    return experience.mine(found, prior, task_type=GOAL, backoff_s=replanning.BACKOFF_S, rows=rows)
+    return experience.mine(found, prior, task_type=GOAL, backoff_s=replanning.BACKOFF_S, rows=rows, facts=facts)
 
 
 def _rows(world: Mapping[str, Any]) -> int | None:
@@ -280,7 +282,8 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
     pending = state.get("pending")
     excluded = list(state.get("excluded") or [])
     world = state.get("world") or {}
-    mined = adaptations(config, _rows(world))
+    # keyed to the data the run started on, as its own experience will be (first_world)
+    mined = adaptations(config, _rows(world), state.get("first_world") or world)
     learned = learned_probabilities(config, mined)
     domain = base.without_methods(excluded).with_probabilities(learned)
     span_name = "replan" if pending else "plan"

@@ -409,3 +409,90 @@ def test_plan_show_all_is_one_valid_mermaid_block_per_plan_with_the_failure_and_
     assert "## Plan 2 of 2 — scaled down to 2 partitions" in text
     assert "class n" in blocks[0] and "failed" in blocks[0] and "classDef failed" not in blocks[1]
     assert "aggregate ×2 partitions<br/>" in blocks[1] and "×2" not in blocks[0]
+
+
+# --- what is learned is keyed to the data it was learned on ----------------------------------------
+
+KINDS = {"time": {"has_time_column": True, "row_count": 3_000},
+         "no_time": {"has_time_column": False, "row_count": 3_000},
+         "time_large": {"has_time_column": True, "row_count": 200_000},
+         "no_time_large": {"has_time_column": False, "row_count": 200_000}}
+
+
+def on(facts: dict, run: Experience) -> Experience:
+    return run.model_copy(update={"facts": dict(facts)})
+
+
+def _probabilities(runs, facts=None) -> dict[str, float]:
+    return {a.target: a.value for a in mine(runs, PRIOR, task_type="data_report", facts=facts)
+            if a.kind == "method_probability"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(KINDS)), st.sampled_from(sorted(KINDS)), st.sampled_from(METHODS),
+       st.integers(3, 8), st.integers(0, 5))
+def test_failures_on_one_kind_of_data_never_lower_a_method_on_another(a, b, method, failed, other_runs):
+    """A method that failed on data of kind A (say, without a time column) keeps, on data of a kind
+    B that differs in has_time_column, exactly what B's own runs taught — as if the failures on A
+    had never been recorded; on the same kind of data they lower it."""
+    stop = FailureRecord(task=TASK_OF[method], method=method, failure_class="unknown", action="stop")
+    on_b = [on(KINDS[b], exp(100 + i, [method])) for i in range(other_runs)]
+    on_a = [on(KINDS[a], exp(i, [method], [stop], "failed")) for i in range(failed)]
+    filler = [on(KINDS[b], exp(200 + i, ["already_clean"])) for i in range(3)]  # enough runs to mine at all
+    with_failures = _probabilities(on_a + on_b + filler, KINDS[b])
+    if KINDS[a]["has_time_column"] != KINDS[b]["has_time_column"]:
+        assert with_failures.get(method) == _probabilities(on_b + filler, KINDS[b]).get(method)
+        assert with_failures.get(method, PRIOR[method]) >= PRIOR[method]
+    elif a == b:
+        assert with_failures[method] < _probabilities(on_b + filler, KINDS[b]).get(method, PRIOR[method])
+
+
+def test_method_statistics_fall_back_from_data_like_this_to_the_time_column_then_task_wide():
+    """The levels by hand: runs on data like this win; a method never used on such data uses
+    the runs on data with the same has_time_column of any size; then runs recorded without
+    facts; and mining without facts is task-type-wide (every run, whatever its data)."""
+    stop = FailureRecord(task="aggregate", method="cross_section_analysis", failure_class="unknown", action="stop")
+    small_ok = [on(KINDS["no_time"], exp(i, ["cross_section_analysis"])) for i in range(2)]
+    large_bad = [on(KINDS["no_time_large"], exp(10 + i, ["cross_section_analysis"], [stop], "failed"))
+                 for i in range(3)]
+    unknown_bad = [exp(20 + i, ["validate_and_clean"], [FailureRecord(
+        task="clean", method="validate_and_clean", failure_class="unknown", action="stop")], "failed")
+        for i in range(3)]
+    runs = small_ok + large_bad + unknown_bad
+    learned = {a.target: a for a in mine(runs, PRIOR, task_type="data_report", facts=KINDS["no_time"])
+               if a.kind == "method_probability"}
+    cs = learned["cross_section_analysis"]
+    assert cs.value == pytest.approx(round((0.8 * 5 + 2) / 7, 4))  # only the two small runs
+    assert cs.data == "has_time_column=false, rows < 50,000"
+    assert cs.evidence == "succeeded in 2 of 2 runs that used it on data like this (has_time_column=false, rows < 50,000)"
+    medium = {"has_time_column": False, "row_count": None}  # rows unknown: no run on data like it
+    assert _probabilities(runs, medium)["cross_section_analysis"] == pytest.approx(round((0.8 * 5 + 2) / 10, 4))
+    assert learned["validate_and_clean"].data == "recorded without data facts"
+    assert "time_series_analysis" not in learned  # never used anywhere: the prior
+    assert _probabilities(runs, KINDS["time"]) == {"validate_and_clean": learned["validate_and_clean"].value}
+    wide = {a.target: a for a in mine(runs, PRIOR, task_type="data_report") if a.kind == "method_probability"}
+    assert wide["cross_section_analysis"].value == pytest.approx(round((0.8 * 5 + 2) / 10, 4))
+    assert wide["cross_section_analysis"].data is None
+
+
+def test_experience_show_prints_the_data_each_probability_was_learned_on(sqlite_url):
+    from relaygraph.cli.main import app
+    from relaygraph.nodes import experience as store
+    from typer.testing import CliRunner
+
+    stop = FailureRecord(task="aggregate", method="cross_section_analysis", failure_class="unknown", action="stop")
+    for i in range(3):
+        store.record(sqlite_url, on(KINDS["no_time"], exp(i, ["cross_section_analysis"], [stop], "failed")))
+    store.record(sqlite_url, on(KINDS["time"], exp(9, ["cross_section_analysis"])))
+    shown = CliRunner().invoke(app, ["experience", "show", "--checkpoint-db", sqlite_url])
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert "method probabilities, keyed by the data" in shown.output
+    no_time = lines.index("  data has_time_column=false, rows < 50,000 (3 runs):")
+    time = lines.index("  data has_time_column=true, rows < 50,000 (1 runs):")
+    assert "cross_section_analysis: 0.8 -> 0.5 (succeeded in 0 of 3 runs that used it on data like this" \
+        in lines[no_time + 1]
+    assert "cross_section_analysis: 0.8 -> 0.8333 (succeeded in 1 of 1 runs" in lines[time + 1]
+    wide = lines.index("  task-type-wide (every run, whatever its data; a plan uses these only when its data's "
+                       "facts are unknown):")
+    assert "cross_section_analysis: 0.8 -> 0.5556 (succeeded in 1 of 4 runs that used it)" in lines[wide + 1]
