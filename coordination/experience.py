@@ -154,8 +154,9 @@ class DataKind(BaseModel):
         if not isinstance(time_column, bool):
             return None
         rows = (facts or {}).get("row_count")
-        known = isinstance(rows, int | float) and not isinstance(rows, bool) and rows > 0
-        return cls(has_time_column=time_column, large=bool(rows >= LARGE_ROWS) if known else None)
+        if isinstance(rows, bool) or not isinstance(rows, int | float) or rows <= 0:
+            return cls(has_time_column=time_column)
+        return cls(has_time_column=time_column, large=rows >= LARGE_ROWS)
 
     def facts(self) -> dict[str, Any]:
         """A world state of this kind (for mining what a plan on such data would use)."""
