@@ -33,6 +33,7 @@ from relaygraph.cli.common import (
     out,
     print_outcome,
 )
+from relaygraph.cli.params import parse_params
 from relaygraph.cli.registry import graph_module
 from relaygraph.config.checkpointing import open_checkpointer
 from relaygraph.config.settings import get_settings
@@ -40,7 +41,6 @@ from relaygraph.nodes.approval import approvable_names
 from relaygraph.nodes.params import RunParams, validate_params
 from relaygraph.tools import Workspace
 
-RESERVED = {"thread_id", "checkpoint_id", "checkpoint_ns", "approve_before"}
 OPTIONS_KEY = "relaygraph_options"
 
 
@@ -53,23 +53,6 @@ def node_names(graph: CompiledStateGraph) -> set[str]:
     for node_id in graph.get_graph(xray=True).nodes:
         names.update(node_id.split(":"))  # "customers_lead:segments": the lead and its worker
     return names - {"__start__", "__end__"}
-
-
-def parse_params(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs for ``configurable``; values are JSON when they parse, else text."""
-    params: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UsageError(f"--param expects KEY=VALUE, got {item!r} (e.g. --param partitions=4).")
-        if key in RESERVED:
-            raise UsageError(f"--param {key} is reserved; use the dedicated option instead.")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
 
 
 def with_run_options(

@@ -72,3 +72,72 @@ def test_python_callers_get_the_same_refusal_instead_of_a_silent_default(isolate
     with pytest.raises(Exception, match="greater than or equal to 1"):
         graph.invoke({"task": "Clean, then validate."},
                      {"configurable": {"thread_id": "py", "partitions": 0, "specialists": ["validator"]}})
+
+
+# --- a bad --param is refused before the heavy imports (relaygraph.cli.entry) -----------------------
+
+HEAVY = ("langgraph", "smolagents", "langchain", "langchain_core", "pandas", "matplotlib")
+
+
+@pytest.mark.parametrize("param", ["fail=nonsense", "bogus=1", "sections=appendix"])
+def test_a_bad_param_exits_2_with_one_line_before_any_heavy_import(param, isolated_env) -> None:
+    """``python -X importtime`` lists every module the child imported: none of LangGraph,
+    smolagents, langchain, pandas or matplotlib before the one-line refusal."""
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-X", "importtime", "-m", "relaygraph", "run", "planned",
+                            "--param", param, "--thread-id", "p1"],
+                           capture_output=True, text=True, cwd=REPO, env=dict(os.environ), timeout=300)
+    assert child.returncode == 2, child.stderr[-2000:]
+    said = [line for line in child.stderr.splitlines() if line.strip() and not line.startswith("import time:")]
+    assert len(said) == 1 and said[0].startswith("error: --param "), said
+    assert param.split("=")[0] in said[0]
+    imported = {line.split("|")[-1].strip() for line in child.stderr.splitlines() if line.startswith("import time:")}
+    assert "relaygraph.cli.entry" in imported and "relaygraph.cli.main" not in imported
+    assert not {m for m in imported if m.split(".")[0] in HEAVY}
+    assert not isolated_env["db"].exists()
+
+
+@pytest.mark.parametrize("graph", sorted(__import__("relaygraph.cli.params", fromlist=["x"]).LIGHT_SCHEMAS))
+def test_each_light_schema_is_its_graph_s_params(graph: str) -> None:
+    """The light catalog cannot drift from the graphs: each entry is the graph's own PARAMS."""
+    from relaygraph.cli.params import light_schema
+
+    assert light_schema(graph) is params_of(graph)
+
+
+def test_the_early_reader_knows_every_option_of_run() -> None:
+    """What ``relaygraph.cli.entry`` skips over is exactly ``run``'s options: a new option that
+    takes a value cannot be mistaken for the graph name."""
+    import typer.main
+    from relaygraph.cli.entry import RUN_FLAGS, RUN_VALUE_OPTIONS
+
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    options = [p for p in command.params if p.param_type_name == "option"]
+    assert {o for p in options if not p.is_flag for o in p.opts} == RUN_VALUE_OPTIONS
+    assert {o for p in options if p.is_flag for o in p.opts} == RUN_FLAGS | {"--debug"}
+
+
+@pytest.mark.parametrize(("argv", "found"), [
+    (["run", "planned", "--param", "fail=x"], ("planned", ["fail=x"])),
+    (["run", "--data", "d.csv", "planned", "--param=learn=no", "--json"], ("planned", ["learn=no"])),
+    (["run", "planned"], None),  # no params: nothing to check early
+    (["run", "planned", "--param", "fail=x", "--help"], None),  # left to the full CLI
+    (["run", "planned", "--param", "fail=x", "--debug"], None),  # a traceback is wanted
+    (["run", "planned", "extra", "--param", "fail=x"], None),
+    (["resume", "t1"], None),
+])
+def test_the_early_reader_takes_only_command_lines_it_fully_understands(argv, found) -> None:
+    from relaygraph.cli.entry import run_params
+
+    assert run_params(argv) == found
+
+
+def test_good_params_and_graphs_without_a_light_schema_go_on_to_the_full_cli() -> None:
+    from relaygraph.cli.entry import precheck
+
+    assert precheck(["run", "planned", "--param", "fail=trends:transient", "--param", "learn=false"]) is None
+    assert precheck(["run", "parallel", "--param", "partitions=0"]) is None  # checked by the full CLI
+    assert precheck(["run", "planned", "--param", "dataset=../x.csv"]) is None  # the sandbox check says more

@@ -35,11 +35,11 @@ from relaygraph.tools.measures import (
     trend,
 )
 from relaygraph.tools.roles import ColumnRole, category_columns, default_metric, role_of
+from relaygraph.tools.sections import SECTIONS
 from relaygraph.tools.workspace import Workspace
 
 ALL_ROWS = "(all rows)"
 #: The report's optional sections, in order; the overview and headline are always written.
-SECTIONS = ("breakdown", "trend", "outliers")
 PERIOD_WORDS = {"additive": "sum per month", "non_additive": "mean per month", "level": "end of month"}
 
 

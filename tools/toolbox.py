@@ -1,4 +1,6 @@
-"""smolagents tools that do real work on real data, confined to a workspace."""
+"""The tool registry: the built-in tools by name, tools a user registers, fresh instances per run.
+
+Re-exported by :mod:`relaygraph.tools` (lazily: see its docstring)."""
 
 from __future__ import annotations
 
