@@ -10,13 +10,15 @@ at the end of ``relaygraph run --help``: the graphs ``langgraph.json`` lists
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
 import typer.core
 from relaygraph.cli import registry
 from relaygraph.cli.threads import node_names
 from relaygraph.nodes.params import RunParams, field_info
+
+if TYPE_CHECKING:  # typer vendors click (typer._click) and passes its own Context and formatter
+    from typer._click import Context, HelpFormatter
 
 
 def graph_info(name: str) -> dict[str, Any]:
@@ -58,7 +60,7 @@ class RunCommand(typer.core.TyperCommand):
     """``run --help`` ends with each graph's ``--param`` keys and approvable nodes, read from the
     graphs only when the help is shown (importing every graph on each run would be slow)."""
 
-    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_epilog(self, ctx: Context, formatter: HelpFormatter) -> None:
         super().format_epilog(ctx, formatter)
         with formatter.section("Graphs (relaygraph graphs --json for types, defaults and ranges)"):
             for info in catalog():

@@ -46,11 +46,11 @@ def _fail(message: str) -> None:
 
 
 @contextmanager
-def _saver(url: str | None) -> Iterator[object]:
+def _saver(url: str | None) -> Iterator[SQLAlchemySaver]:
     """The saver for ``url``, refusing to create a SQLite file that isn't there."""
     target = checkpoint_url(url)
     parsed = normalize_url(target)
-    if parsed.get_backend_name() == "sqlite" and not is_memory_sqlite(parsed):
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not is_memory_sqlite(parsed):
         if not Path(parsed.database).expanduser().exists():
             raise FileNotFoundError(
                 f"no checkpoint database at {parsed.database} (nothing checkpointed yet?); "
@@ -77,11 +77,12 @@ def _errors() -> Iterator[None]:
 def _size(n: int | None) -> str:
     if n is None:
         return "-"
+    size = float(n)
     for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)
+        if size < 1024 or unit == "GB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return str(size)
 
 
 def _when(epoch: float | None) -> str:
@@ -97,7 +98,7 @@ def stats(
 ) -> None:
     """How many threads and checkpoints the database holds, and how many bytes."""
     with _errors(), _saver(checkpoint_db) as saver:
-        result = collect_stats(saver)  # type: ignore[arg-type]
+        result = collect_stats(saver)
     if as_json:
         typer.echo(json.dumps(result.to_dict()))
         return
@@ -147,7 +148,7 @@ def prune(
             raise ValueError("choose what to prune: --keep-latest and/or --older-than DURATION")
         age = parse_duration(older_than) if older_than is not None else None
         with _saver(checkpoint_db) as saver:
-            result = run_prune(saver, keep_latest=keep_latest, older_than=age,  # type: ignore[arg-type]
+            result = run_prune(saver, keep_latest=keep_latest, older_than=age,
                                dry_run=dry_run)
     if as_json:
         typer.echo(json.dumps(result.to_dict()))

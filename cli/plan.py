@@ -10,7 +10,7 @@ from the thread's latest checkpoint, so it works on running, stopped and finishe
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from relaygraph.config.checkpointing import open_checkpointer
@@ -21,7 +21,7 @@ plan_app = typer.Typer(add_completion=False, no_args_is_help=True,
                        help="Show the HTN plan of a planned run as a Mermaid diagram.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     print(message, file=sys.stderr)
     raise typer.Exit(2)
 
@@ -38,8 +38,8 @@ def show(
     if found is None:
         _fail(f"No run found on thread {thread_id!r} in this checkpoint database.")
     values = found.checkpoint.get("channel_values") or {}
-    plans = values.get("plans") if every else [values.get("plan")]
-    plans = [p for p in plans or [] if p]
+    stored = values.get("plans") if every else [values.get("plan")]
+    plans: list[dict[str, Any]] = [p for p in stored or [] if p]
     if not plans:
         _fail(f"Thread {thread_id!r} has no plan: only `relaygraph run planned` runs make one.")
     if not every:

@@ -16,10 +16,11 @@ import json
 import shutil
 import sys
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, cast
 
 import typer
-from langgraph.checkpoint.base import BaseCheckpointSaver
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver, CheckpointMetadata
 from langgraph.checkpoint.sqlalchemy.maintenance import all_threads
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
@@ -56,13 +57,13 @@ def node_names(graph: CompiledStateGraph) -> set[str]:
 
 
 def with_run_options(
-    config: dict[str, Any],
+    config: RunnableConfig,
     graph: CompiledStateGraph,
     approve_before: list[str] | None,
     max_concurrency: int | None,
     params: list[str] | None,
     schema: type[RunParams] = RunParams,
-) -> dict[str, Any]:
+) -> RunnableConfig:
     """Add approval gates, the concurrency cap and ``--param``s to a run config (the params
     validated against the graph's declared ``PARAMS`` schema before any work)."""
     config["configurable"].update(validate_params(schema, parse_params(params)))
@@ -85,7 +86,7 @@ def with_run_options(
     return config
 
 
-def restore_run_options(saver: BaseCheckpointSaver, config: dict[str, Any]) -> dict[str, Any]:
+def restore_run_options(saver: BaseCheckpointSaver, config: RunnableConfig) -> RunnableConfig:
     """Re-apply the options a thread was started with (approval gates above all: a gate that
     is not configured on resume would run its node without looking at the answer)."""
     thread = config["configurable"]["thread_id"]
@@ -104,12 +105,12 @@ def restore_run_options(saver: BaseCheckpointSaver, config: dict[str, Any]) -> d
 # --- resume with an approval answer --------------------------------------------------------------
 
 
-def pending_interrupts(graph: CompiledStateGraph, config: dict[str, Any]) -> list[Any]:
+def pending_interrupts(graph: CompiledStateGraph, config: RunnableConfig) -> list[Any]:
     return list(graph.get_state(config).interrupts)
 
 
 def resume_input(
-    graph: CompiledStateGraph, config: dict[str, Any], approve: bool, reject: bool, comment: str | None
+    graph: CompiledStateGraph, config: RunnableConfig, approve: bool, reject: bool, comment: str | None
 ) -> Command | None:
     """What ``resume`` sends: None after a crash, ``Command(resume=...)`` to answer approvals."""
     if approve and reject:
@@ -143,7 +144,8 @@ def names(nodes: tuple[str, ...]) -> str:
 def checkpoint_rows(graph: CompiledStateGraph, thread_id: str) -> list[dict[str, Any]]:
     """The thread's checkpoints, oldest first: id, step, which node(s) wrote it, next, time."""
     snapshots = list(graph.get_state_history({"configurable": {"thread_id": thread_id}}))[::-1]
-    rows, previous_next = [], ()
+    rows: list[dict[str, Any]] = []
+    previous_next: tuple[str, ...] = ()
     for snap in snapshots:
         meta = snap.metadata or {}
         source = meta.get("source", "")
@@ -174,12 +176,14 @@ def copy_until(saver: BaseCheckpointSaver, source: str, target: str, checkpoint_
     for item in tuples:
         ns = item.config["configurable"].get("checkpoint_ns", "")
         parent = (item.parent_config or {}).get("configurable", {}).get("checkpoint_id")
-        put_config = {"configurable": {"thread_id": target, "checkpoint_ns": ns,
+        put_config: RunnableConfig = {"configurable": {"thread_id": target, "checkpoint_ns": ns,
                                        **({"checkpoint_id": parent} if parent else {})}}
-        metadata = dict(item.metadata or {})
+        # LangGraph's CheckpointMetadata names only its own keys; runs store more (graph, options).
+        metadata: dict[str, Any] = dict(item.metadata or {})
         if item.config["configurable"]["checkpoint_id"] == checkpoint_id:
             metadata["relaygraph_forked_from"] = {"thread_id": source, "checkpoint_id": checkpoint_id}
-        stored = saver.put(put_config, item.checkpoint, metadata, dict(item.checkpoint["channel_versions"]))
+        stored = saver.put(put_config, item.checkpoint, cast(CheckpointMetadata, metadata),
+                           dict(item.checkpoint["channel_versions"]))
         by_task: dict[str, list[tuple[str, Any]]] = defaultdict(list)
         at_fork = item.config["configurable"]["checkpoint_id"] == checkpoint_id
         for task_id, channel, value in (item.pending_writes or []) if (is_latest or not at_fork) else []:
