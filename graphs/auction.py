@@ -150,8 +150,8 @@ def auction_team(
     builder.add_node("open_task", open_task(registry))
     builder.add_node("bid", make_bid_node(registry), input_schema=BidInput, retry_policy=agent_retry_policy())
     builder.add_node("award", award)
-    builder.add_node("execute", make_execute_node(registry))
-    builder.add_node("verify", make_verify_node(verifier))
+    builder.add_node("execute", make_execute_node(registry), retry_policy=agent_retry_policy())
+    builder.add_node("verify", make_verify_node(verifier), retry_policy=agent_retry_policy())
     builder.add_node("settle", make_settle_node())
     builder.add_node("finalize", with_result_fields(finalize_market, result_schema, result_fields,
                                                     AuctionResult))

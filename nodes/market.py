@@ -59,7 +59,6 @@ from relaygraph.coordination.auctions import (
 from relaygraph.coordination.registry import Registry, Requirement, match_score
 from relaygraph.nodes import market_store
 from relaygraph.nodes.agent import (
-    AgentRunError,
     AgentSpec,
     make_agent_node,
     resolve_dataset,
@@ -68,7 +67,7 @@ from relaygraph.nodes.agent import (
 from relaygraph.nodes.approval import rejected
 from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.params import RunParams, declared_roles
-from relaygraph.nodes.protocols import UpdateNode
+from relaygraph.nodes.protocols import Node, UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
 from relaygraph.observability import tracing
 from relaygraph.tools import ToolResult, TypedTool, Workspace, build_tools, roles
@@ -322,11 +321,6 @@ def executed_facts(steps: list[dict[str, Any]], method: str) -> dict[str, Any]:
             "rows": int(rows) if isinstance(rows, (int, float)) else None}
 
 
-class VerdictBox:
-    def __init__(self) -> None:
-        self.verification: Verification | None = None
-
-
 class CheckAcceptanceTool(TypedTool):
     name = "check_acceptance"
     description = ("Check the contract's acceptance criteria against the data: recomputes the partition's "
@@ -335,9 +329,9 @@ class CheckAcceptanceTool(TypedTool):
     output_type = "string"
 
     def __init__(self, contract: Contract, task: Task, execution: dict[str, Any], workspace: Workspace,
-                 dataset: str, box: VerdictBox) -> None:
+                 dataset: str) -> None:
         self.contract, self.task, self.execution = contract, task, execution
-        self.workspace, self.dataset, self.box = workspace, dataset, box
+        self.workspace, self.dataset = workspace, dataset
         self.inputs = {"task_id": {**self.inputs["task_id"], "enum": [task.id]}}
         super().__init__()
 
@@ -352,7 +346,6 @@ class CheckAcceptanceTool(TypedTool):
             "partition": facts.get("partition") == self.task.partition,
             "rows": facts.get("rows") == len(frame),
         }
-        self.box.verification = Verification(checks=checks, observed=observed)
         failed = [k for k, ok in checks.items() if not ok]
         verdict = "all acceptance criteria met" if not failed else f"failed: {', '.join(failed)}"
         return ToolResult(summary=f"{task_id}: {verdict} (expected {md.plural(len(frame), 'row')}, reported "
@@ -653,8 +646,31 @@ def failure_cause(task: Task, state: dict[str, Any], config: RunnableConfig) -> 
     return "agent"
 
 
+def verdict_of(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The verifier's last successful ``check_acceptance`` call, from its step's typed facts (so a
+    verify task replayed after a kill, or an agent that failed after checking, keeps its verdict)."""
+    checked = [s for s in steps if s.get("tool") == "check_acceptance" and not s.get("error")]
+    if not checked:
+        return None
+    facts = checked[-1].get("facts") or {}
+    verification = Verification(checks=facts.get("checks") or {}, observed=facts.get("observed") or {})
+    return verification.model_dump() | {"passed": verification.passed}
+
+
+def on_the_failure_path(run: UpdateNode, agent: str, node: str) -> Node:
+    """``run`` on the agents' one failure path (:func:`recording_failures`): an error before the
+    run's last attempt raises (the node's RetryPolicy runs it again); on the last attempt it comes
+    back as the :class:`Failure`, for the market to settle as what it is."""
+    return recording_failures(run, who=lambda _state: (agent, node), on_failure=lambda _state, failure: failure)
+
+
 def make_execute_node(registry: Registry[AgentSpec]) -> UpdateNode:
-    """The winner does the task with the method's data tool on its partition."""
+    """The winner does the task with the method's data tool on its partition.
+
+    Its agent gets the run's ``max_retries`` attempts (compiled with ``agent_retry_policy``); a
+    failure on the last one is the winner's breach (``execution.error``, settled as ``failure``),
+    with a failed ``progress`` entry but not a run error: the task goes back to the others.
+    """
 
     def execute(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         task, contract = contract_of(state)
@@ -664,15 +680,18 @@ def make_execute_node(registry: Registry[AgentSpec]) -> UpdateNode:
             "instructions": f"You won the contract for {task.id}. Run {task.method} on partition {task.partition} "
                             f"of the dataset and report what it found."})
         context = {**(state.get("context") or {}), "partition": task.partition, "task_id": task.id}
+        node = f"execute_{task.id}"
+        work = on_the_failure_path(make_agent_node(worker, node=node), spec.name, node)
         started = time.perf_counter()
         with span(f"execute {task.id}", **{"auction.task": task.id, "auction.executor": spec.name,
                                             "auction.method": task.method, "auction.partition": task.partition,
                                             "auction.price": contract.price}) as execute_span:
-            try:
-                update = make_agent_node(worker, node=f"execute_{task.id}")({**state, "context": context}, config)
-                steps, error, answer = update["steps"], None, update["answers"][spec.name]
-            except AgentRunError as exc:
-                steps, error, answer = exc.record.get("steps", []), exc.record["reason"], ""
+            outcome = work({**state, "context": context}, config)
+            if isinstance(outcome, Failure):
+                steps, error, answer = outcome.steps, outcome.failure.reason, ""
+                progress = outcome.update()["progress"]
+            else:
+                steps, error, answer, progress = outcome["steps"], None, outcome["answers"][spec.name], []
             if execute_span is not None and error is not None:
                 execute_span.set_attribute("auction.execution.error", error[:300])
         duration = round(time.perf_counter() - started, 4)
@@ -682,7 +701,7 @@ def make_execute_node(registry: Registry[AgentSpec]) -> UpdateNode:
         cause = failure_cause(task, state, config) if error else None
         execution = {"agent": spec.name, "error": error, "cause": cause, "duration_s": duration,
                      "facts": executed_facts(steps, task.method), "answer": answer[:600]}
-        return {"steps": steps, "market": {task.id: {"execution": execution}},
+        return {"steps": steps, "progress": progress, "market": {task.id: {"execution": execution}},
                 "answers": {task.id: answer} if answer else {}}
 
     return execute
@@ -690,7 +709,11 @@ def make_execute_node(registry: Registry[AgentSpec]) -> UpdateNode:
 
 def make_verify_node(verifier: AgentSpec) -> UpdateNode:
     """The verifier agent checks the acceptance criteria with its tool (skipped after a failure:
-    there is no result to verify)."""
+    there is no result to verify).
+
+    Its agent gets the run's ``max_retries`` attempts; a verifier that fails for good is a run
+    error (not the winner's doing), and the task is settled on what it had checked, if anything.
+    """
 
     def verify(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         task, contract = contract_of(state)
@@ -700,18 +723,13 @@ def make_verify_node(verifier: AgentSpec) -> UpdateNode:
         settings = settings_from_config(config)
         workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         dataset = resolve_dataset(state, settings, workspace)
-        box = VerdictBox()
-        tool = lambda _ctx: [CheckAcceptanceTool(contract, task, execution, workspace, dataset, box)]
+        tool = lambda _ctx: [CheckAcceptanceTool(contract, task, execution, workspace, dataset)]
         context = {**(state.get("context") or {}), "task_id": task.id}
-        try:
-            update = make_agent_node(verifier, node=f"verify_{task.id}", extra_tools=tool)(
-                {**state, "context": context}, config)
-            steps = update["steps"]
-        except AgentRunError as exc:
-            steps = exc.record.get("steps", [])
-        verification = box.verification.model_dump() | {"passed": box.verification.passed} if box.verification \
-            else None
-        return {"steps": steps, "market": {task.id: {"verification": verification}}}
+        node = f"verify_{task.id}"
+        check = on_the_failure_path(make_agent_node(verifier, node=node, extra_tools=tool), verifier.name, node)
+        outcome = check({**state, "context": context}, config)
+        update = outcome.update() if isinstance(outcome, Failure) else {"steps": outcome["steps"]}
+        return {**update, "market": {task.id: {"verification": verdict_of(update["steps"])}}}
 
     return verify
 

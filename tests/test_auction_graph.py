@@ -217,6 +217,38 @@ def test_a_failed_execution_is_a_breach_and_reputation_persists_across_runs(samp
     assert set(second["bids"]["t1#1"]) == {"ben", "dee"}
 
 
+@pytest.mark.parametrize("budget", [1, 3])
+def test_a_winner_whose_agent_fails_is_retried_at_the_runs_budget_then_settled_as_a_breach(
+        sample_path, cast, invoke_config, budget) -> None:
+    cast.failures["ana executing its contract"] = ConnectionError("model server down")
+    auction(cast, "t1", "1/1", "ana", execution=[])
+    auction(cast, "t1", "1/1", "ben", bidders=("ben", "dee"))  # re-auctioned: the tie goes to ben by name
+    state = run(invoke_config, tasks=1, max_retries=budget)
+    assert cast.calls["ana executing its contract"] == budget  # the run's max_retries, not one try
+    first, second = state["result"]["market"]["tasks"]["t1"]["rounds"]
+    assert first["execution"]["error"] == "model error: ConnectionError: model server down"
+    assert first["settlement"]["breach"] == "failure" and second["settlement"]["status"] == "paid"
+    failed = [p for p in state["progress"] if p["status"] == "failed"]
+    assert [(p["node"], p["attempt"]) for p in failed] == [("execute_t1", budget)]  # in state, on its last attempt
+    assert state["result"]["status"] == "completed" and state["result"]["errors"] == []  # a breach, re-auctioned
+
+
+def test_a_verifier_that_fails_for_good_is_a_run_error_after_the_runs_budget(sample_path, cast, invoke_config) -> None:
+    cast.failures["contract verifier"] = ConnectionError("verifier model down")
+    auction(cast, "t1", "1/1", "ana", verified=False)  # ana works; the verifier never gets to check it
+    auction(cast, "t1", "1/1", "ben", bidders=("ben", "dee"), verified=False)
+    auction(cast, "t1", "1/1", "dee", bidders=("dee",), verified=False)
+    state = run(invoke_config, tasks=1, max_retries=2)
+    assert cast.calls["contract verifier"] == 2 * 3  # each of the three winners' work: two attempts
+    result = state["result"]
+    assert [r["verification"] for r in result["market"]["tasks"]["t1"]["rounds"]] == [None] * 3
+    # the verifier's own failure (once per winner, on its last attempt), then the task nobody settled
+    assert [(e["agent"], e["node"], e.get("attempt"), e.get("max_attempts")) for e in result["errors"]] == [
+        *[("verifier", "verify_t1", 2, 2)] * 3, ("market", "execute_t1", 1, None)]
+    assert result["errors"][0]["reason"] == "model error: ConnectionError: verifier model down"
+    assert result["status"] == "failed"
+
+
 @pytest.mark.parametrize("kind", ["sealed", "english"])
 def test_sealed_and_english_auctions_price_as_documented(sample_path, cast, invoke_config, kind) -> None:
     market(cast)
@@ -371,7 +403,7 @@ def test_an_execution_whose_tool_raises_is_a_failure_breach_with_the_error(sampl
     auction(cast, "t1", "1/1", "ana", execution=[call("validate_dataset", dataset=sample_path.name, partition="9/4"),
                                                  ("final", "done")], verified=False)
     auction(cast, "t1", "1/1", "ben", bidders=("ben", "dee"))  # re-auctioned: the tie goes to ben by name
-    state = run(invoke_config, tasks=1)
+    state = run(invoke_config, tasks=1, max_retries=1)  # one attempt: the breach, not the retry, is tested
     first = state["result"]["market"]["tasks"]["t1"]["rounds"][0]
     assert "validate_dataset" in first["execution"]["error"] and "9/4" in first["execution"]["error"]
     assert first["execution"]["cause"] == "agent"  # the tool works on the data with its defaults
@@ -394,7 +426,7 @@ def test_a_failure_caused_by_the_data_is_a_breach_that_keeps_reputation(sample_p
     auction(cast, "t1", "1/1", "ana", verified=False)
     auction(cast, "t1", "1/1", "ben", bidders=("ben", "dee"), verified=False)
     auction(cast, "t1", "1/1", "dee", bidders=("dee",), verified=False)
-    state = run(invoke_config, tasks=1)
+    state = run(invoke_config, tasks=1, max_retries=1)  # one attempt each: the cause, not the retry, is tested
     t1 = state["result"]["market"]["tasks"]["t1"]
     assert [r["contract"]["winner"] for r in t1["rounds"]] == ["ana", "ben", "dee"]
     assert t1["outcome"] == "no_eligible_agent" and state["result"]["status"] == "failed"
