@@ -79,6 +79,25 @@ def test_figures_combined_from_partitions_equal_the_whole_data_figures(case: tup
 
 @PROPERTY
 @given(frames())
+def test_figures_fed_one_partition_at_a_time_equal_the_whole_data_figures(case: tuple[pd.DataFrame, str, int]) -> None:
+    """What a report of a file too large for one pass computes (:class:`combine.Accumulator`, fed
+    the slices one by one with the column choices made up front) is the whole data's figures."""
+    frame, metric, partitions = case
+    whole = breakdown(frame, "region", metric)
+    fed = combine.Accumulator(combine.choose(frame, metric, "region"))
+    for lo, hi in combine.bounds(len(frame), partitions):
+        fed.add(frame.iloc[lo:hi])
+    combined = fed.breakdown()
+    assert combined is not None and combined.missing_rows == whole.missing_rows
+    assert_same_stats(fed.overall(), overall(frame, metric))
+    assert [g["group"] for g in combined.groups] == [g["group"] for g in whole.groups]
+    for mine, theirs in zip(combined.groups, whole.groups, strict=True):
+        assert_same_stats(mine, theirs)
+    assert fed.outliers() == combine.outliers(frame[metric], partitions)
+
+
+@PROPERTY
+@given(frames())
 def test_the_partitions_are_the_slices_the_analysts_ran_on(case: tuple[pd.DataFrame, str, int]) -> None:
     """The combination adds up the very slices ``partition="k/n"`` gives each analyst."""
     frame, _, partitions = case
@@ -124,3 +143,75 @@ def test_a_partitioned_report_leaves_the_trend_out_saying_why() -> None:
     assert "## Trend" in one
     assert "## Trend" not in parted and facts["sections_left_out"] == ["trend"]
     assert "Not in this report: trend (a monthly trend is not combined from partitions" in parted
+
+
+# --- write_report of a partitioned run reads the file one partition at a time ----------------------
+
+
+def _long_table(rows: int = 6_000) -> pd.DataFrame:
+    """Orders with a nullable region, and a level (stock per warehouse) read by dates."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    return pd.DataFrame({
+        "order_date": pd.date_range("2024-01-01", periods=rows, freq="6h").strftime("%Y-%m-%d"),
+        "warehouse": rng.choice(["w1", "w2", "w3"], rows),
+        "region": rng.choice(["north", "south", "east", None], rows),
+        "amount": rng.integers(1, 100, rows).astype(float),
+        "unit_price": rng.normal(10, 2, rows).round(2),
+        "stock_on_hand": rng.integers(0, 500, rows),
+    })
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("metric", ["amount", "unit_price", "stock_on_hand"])
+def test_write_report_of_a_partitioned_run_never_loads_the_whole_file(suffix, metric, monkeypatch) -> None:
+    """Every read of the data file holds at most one partition's rows (the row count is taken one
+    column at a time; the file check before it reads a fixed head of 1,000 rows), the whole-file
+    reader is never called, and the report is the one the partitions of the whole frame give,
+    figure for figure."""
+    import numpy as np
+    from relaygraph.tools import frames
+    from relaygraph.tools.data import WriteReportTool
+
+    frame, partitions = _long_table(), 4
+    largest = math.ceil(len(frame) / partitions)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        (frame.to_csv(data / "x.csv", index=False) if suffix == "csv"
+         else frame.to_parquet(data / "x.parquet", index=False, row_group_size=500))
+        whole = render_report(frames.read_frame(data / f"x.{suffix}"),
+                              workspace=Workspace(data, Path(tmp) / "one", "p"), source="x", title="Data report",
+                              metric=metric, group_by="region", partitions=partitions)
+
+        held: list[tuple[int, int]] = []  # (rows, columns) of every frame, chunk or row group read
+        read_csv = pd.read_csv
+
+        def spied_csv(*args, **kwargs):
+            found = read_csv(*args, **kwargs)
+            if isinstance(found, pd.DataFrame):
+                held.append(found.shape)
+                return found
+            return (held.append(chunk.shape) or chunk for chunk in found)  # chunked: each chunk
+
+        import pyarrow.parquet as pq
+
+        read_row_group = pq.ParquetFile.read_row_group
+        monkeypatch.setattr(frames.pd, "read_csv", spied_csv)
+        def spied_row_group(self, *args, **kwargs):
+            table = read_row_group(self, *args, **kwargs)
+            held.append(table.shape)
+            return table
+
+        monkeypatch.setattr(pq.ParquetFile, "read_row_group", spied_row_group)
+        monkeypatch.setattr(pq.ParquetFile, "read", lambda *a, **k: pytest.fail("the whole Parquet file was read"))
+        monkeypatch.setattr(frames.pd, "read_parquet", lambda *a, **k: pytest.fail("the whole file was read"))
+        monkeypatch.setattr(frames, "read_frame", lambda path: pytest.fail("the whole file was read"))
+        streamed = WriteReportTool(Workspace(data, Path(tmp) / "out", "p")).forward(
+            dataset=f"x.{suffix}", metric=metric, group_by="region", partitions=partitions).model_dump()
+        monkeypatch.undo()
+        assert held and all(rows <= largest or columns == 1 for rows, columns in held), held
+        assert Path(streamed["facts"]["report"]).read_text().replace(f"Source: `x.{suffix}`", "Source: `x`") \
+            == Path(whole["report"]).read_text()
+    assert streamed["facts"]["rows"] == len(frame) and np.isfinite(whole["overall"]["mean"])

@@ -37,14 +37,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from relaygraph.tools import frames
 from relaygraph.tools.measures import (
+    MISSING,
     STATS,
     Breakdown,
     LevelFrame,
     change,
+    entity_columns,
     group_keys,
     level_frame,
     measure_role,
+    parse_dates,
     shares_are_parts,
     whole_numbers,
 )
@@ -226,6 +230,15 @@ def breakdown(frame: pd.DataFrame, group_by: str, metric: str, partitions: int) 
         for key, group in values.groupby(keys.iloc[lo:hi], sort=False):
             per_group.setdefault(str(key), []).append(
                 partial(group, role, None if timeline is None else timeline.part(group.index), keep=keep))
+    missing_label = keys[frame[group_by].isna()].iloc[0] if frame[group_by].isna().any() else None
+    return _breakdown(group_by, metric, role, timeline, whole, per_group, missing_label,
+                      int(frame[group_by].isna().sum()))
+
+
+def _breakdown(group_by: str, metric: str, role: ColumnRole, timeline: Timeline | None, whole: list[Partial],
+               per_group: dict[str, list[Partial]], missing_label: str | None, missing_rows: int) -> Breakdown:
+    """The breakdown from the partitions' partials (overall and per group, groups in first
+    appearance order): shares, and the order one pass gives (largest first, ``(missing)`` last)."""
     overall_stats = combine(whole, role, timeline)
     groups = []
     for key, parts in per_group.items():
@@ -235,16 +248,19 @@ def breakdown(frame: pd.DataFrame, group_by: str, metric: str, partitions: int) 
         for row in groups:
             row["share"] = row["sum"] / overall_stats["sum"] if overall_stats["sum"] and not mixed else None
     primary = STATS[role.role][0]
-    missing_label = keys[frame[group_by].isna()].iloc[0] if frame[group_by].isna().any() else None
     groups.sort(key=lambda g: (g["group"] == missing_label, -(g[primary] if g[primary] is not None else -np.inf)))
-    return Breakdown(group_by, metric, role, groups, overall_stats, int(frame[group_by].isna().sum()), mixed)
+    return Breakdown(group_by, metric, role, groups, overall_stats, missing_rows, mixed)
 
 
 def outliers(values: pd.Series, partitions: int) -> dict[str, Any]:
     """IQR outliers of ``values``: quartiles recomputed over every partition's values, then each
     partition's values beyond the fences counted and added; largest value and median too."""
     values = values.reset_index(drop=True)
-    slices = [values.iloc[lo:hi].dropna().astype(float).to_numpy() for lo, hi in bounds(len(values), partitions)]
+    return _outliers([values.iloc[lo:hi].dropna().astype(float).to_numpy() for lo, hi in bounds(len(values), partitions)])
+
+
+def _outliers(slices: list[np.ndarray]) -> dict[str, Any]:
+    """IQR outliers from each partition's non-null values (see :func:`outliers`)."""
     gathered = np.concatenate(slices) if slices else np.empty(0)
     if not len(gathered):
         return {"values": 0, "count": 0, "max": None, "median": None}
@@ -254,3 +270,117 @@ def outliers(values: pd.Series, partitions: int) -> dict[str, Any]:
     count = sum(int(((s < low) | (s > high)).sum()) for s in slices)
     return {"values": len(gathered), "count": count, "max": max(float(s.max()) for s in slices if len(s)),
             "median": float(np.median(gathered))}
+
+
+# --- a report fed one partition at a time (a file too large for one pass) ---------------------------
+
+
+@dataclass(frozen=True)
+class Choices:
+    """Column decisions a partitioned report makes once, before it reads any partition: the
+    measure and its role, the group-by column and its ``(missing)`` label, the date column, and
+    a level's series columns (None: not a level read by dates)."""
+
+    metric: str
+    role: ColumnRole
+    group_by: str | None
+    date_column: str | None
+    entities: tuple[str, ...] | None
+    missing_label: str
+
+    @property
+    def text_columns(self) -> tuple[str, ...]:
+        """Columns that are labels: read as text in every partition, so a label reads alike in each."""
+        return tuple(dict.fromkeys([*([self.group_by] if self.group_by else []), *(self.entities or ())]))
+
+
+def choose(frame: pd.DataFrame, metric: str, group_by: str | None) -> Choices:
+    """The :class:`Choices` for ``frame`` (the whole data, or a sample of its rows)."""
+    role = measure_role(frame, metric)
+    date_column = frames.date_column(frame)
+    entities = None
+    if role.role == "level" and date_column:
+        entities = tuple(entity_columns(frame, parse_dates(frame[date_column]), metric))
+    missing = MISSING
+    if group_by is not None:
+        labels = _labels(frame[group_by])
+        missing = MISSING if MISSING not in set(labels.dropna()) else f"{MISSING} "
+    return Choices(metric, role, group_by, date_column, entities, missing)
+
+
+def _labels(series: pd.Series) -> pd.Series:
+    """Group labels as text, nulls left null (:func:`relaygraph.tools.measures.group_keys`)."""
+    return series.astype(object).where(series.notna(), None).map(lambda v: None if v is None else str(v))
+
+
+def _series_keys(part: pd.DataFrame, entities: Sequence[str]) -> pd.Series:
+    """A level's series per row, by its entity values (not a group number, which would differ
+    from one partition to the next); a null is its own value; one series: all 0."""
+    if not entities:
+        return pd.Series(0, index=part.index)
+    texts = [part[e].astype(object).where(part[e].notna(), "\x00null").map(str) for e in entities]
+    keys = texts[0]
+    for more in texts[1:]:
+        keys = keys + "\x1f" + more
+    return keys
+
+
+class Accumulator:
+    """The figures of a partitioned report, fed one partition (a :class:`~relaygraph.tools.frames.RowSource`
+    slice, indexed by its rows' positions in the file) at a time: only the partitions' partials
+    and the measure's non-null values (for the recomputed median and IQR fences) are kept."""
+
+    def __init__(self, choices: Choices) -> None:
+        self.choices = choices
+        self.rows = 0
+        self.whole: list[Partial] = []
+        self.per_group: dict[str, list[Partial]] = {}
+        self.slices: list[np.ndarray] = []
+        self.missing_rows = 0
+
+    def _timeline(self, part: pd.DataFrame) -> Timeline | None:
+        c = self.choices
+        if c.role.role != "level":
+            return None
+        if c.entities is not None and c.date_column is not None:
+            dates = parse_dates(part[c.date_column])
+            keys = _series_keys(part, c.entities)
+            return Timeline(dates, keys, LevelFrame(dates, keys, list(c.entities)))
+        return Timeline(pd.Series(part.index.to_numpy(), index=part.index), pd.Series(0, index=part.index), None)
+
+    def add(self, part: pd.DataFrame) -> None:
+        c = self.choices
+        values = pd.to_numeric(part[c.metric], errors="coerce")
+        timeline = self._timeline(part)
+        keep = c.role.role == "non_additive"
+        self.rows += len(part)
+        self.whole.append(partial(values, c.role, timeline, keep=keep))
+        self.slices.append(values.dropna().astype(float).to_numpy())
+        if c.group_by is None:
+            return
+        self.missing_rows += int(part[c.group_by].isna().sum())
+        keys = _labels(part[c.group_by]).fillna(c.missing_label)
+        for key, group in values.groupby(keys, sort=False):
+            self.per_group.setdefault(str(key), []).append(
+                partial(group, c.role, None if timeline is None else timeline.part(group.index), keep=keep))
+
+    def _meta(self) -> Timeline | None:
+        """What :func:`combine` reads of a timeline: whether the level is read by dates, its series."""
+        c, empty = self.choices, pd.Series(dtype=float)
+        if c.role.role != "level":
+            return None
+        level = LevelFrame(empty, empty, list(c.entities)) if c.entities is not None else None
+        return Timeline(empty, empty, level)
+
+    def overall(self) -> dict[str, Any]:
+        return combine(self.whole, self.choices.role, self._meta())
+
+    def breakdown(self) -> Breakdown | None:
+        c = self.choices
+        if c.group_by is None:
+            return None
+        return _breakdown(c.group_by, c.metric, c.role, self._meta(), self.whole, self.per_group,
+                          c.missing_label if self.missing_rows else None, self.missing_rows)
+
+    def outliers(self) -> dict[str, Any]:
+        return _outliers(self.slices)

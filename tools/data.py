@@ -519,18 +519,24 @@ class WriteReportTool(DataTool):
         left_out_why: str | None = None,
         cleaned_from: str | None = None,
     ) -> ToolResult:
-        frame, path = frames.load(self.workspace, dataset)
         try:
             reasons = json.loads(left_out_why) if left_out_why else {}
         except json.JSONDecodeError:
             reasons = {}
+        data: pd.DataFrame | frames.RowSource
+        if partitions is not None and partitions > 1:  # scaled down: read per partition, never whole
+            data = frames.open_rows(self.workspace, dataset)
+            path, checked = data.path, data.sample(1)  # its columns, to check names against (the role: later)
+        else:
+            data, path = frames.load(self.workspace, dataset)
+            checked = data
         report = render_report(
-            frame,
+            data,
             workspace=self.workspace,
             source=self.workspace.display(path),
             title=title or "Data report",
-            group_by=frames.check_column(frame, group_by) if group_by else None,
-            metric=frames.check_column(frame, metric, numeric=True) if metric else None,
+            group_by=frames.check_column(checked, group_by) if group_by else None,
+            metric=frames.check_column(checked, metric, numeric=checked is data) if metric else None,
             notes=notes,
             sections=None if sections is None else [p.strip() for p in sections.split(",") if p.strip()],
             partitions=partitions,

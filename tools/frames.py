@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 import math
 import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +160,105 @@ def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tu
     if partition:
         frame = take_partition(frame, partition)
     return frame, path
+
+
+#: Rows the partition reader counts per chunk (one column) and reads per row-group.
+COUNT_CHUNK_ROWS = 100_000
+#: At most this many rows, spread over the file, make the column choices of a partitioned report.
+SAMPLE_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """A data file read a slice of rows at a time, never whole: what a run scaled down to
+    partitions (too large for one pass) reads. ``read(lo, hi)`` returns rows ``lo..hi-1`` (as the
+    whole file would number them: its index is ``lo..hi-1``), ``sample()`` a bounded sample of
+    rows spread over the file. Both carry the run's declared roles (``attrs``), as :func:`load` does.
+    """
+
+    path: Path
+    rows: int
+    columns: tuple[str, ...]
+    roles: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def parquet(self) -> bool:
+        return self.path.suffix.lower() in PARQUET_SUFFIXES
+
+    def _framed(self, frame: pd.DataFrame, index: Any) -> pd.DataFrame:
+        frame.index = index
+        frame.attrs[ATTRS_KEY] = dict(self.roles)
+        return frame
+
+    def read(self, lo: int, hi: int, *, text: Sequence[str] = ()) -> pd.DataFrame:
+        """Rows ``lo..hi-1``; the ``text`` columns read as text (CSV), so a label reads the same in
+        every slice (a slice of codes ``1, 2`` without a null would read as ints, one with a null
+        as floats ``1.0``)."""
+        if self.parquet:
+            table = _parquet_rows(self.path, lo, hi)
+            frame = table.to_pandas()
+            frame.attrs.pop(ATTRS_KEY, None)
+        else:
+            frame = pd.read_csv(self.path, skiprows=range(1, lo + 1), nrows=hi - lo, low_memory=False,
+                                dtype={c: str for c in text if c in self.columns} or None)
+        return self._framed(frame, pd.RangeIndex(lo, lo + len(frame)))
+
+    def sample(self, limit: int = SAMPLE_ROWS) -> pd.DataFrame:
+        """At most ``limit`` rows: every ``ceil(rows / limit)``-th row, first row included."""
+        step = max(1, math.ceil(self.rows / max(1, limit)))
+        if self.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            source, start, kept = pq.ParquetFile(self.path), 0, []
+            for group in range(source.num_row_groups):
+                table = source.read_row_group(group)
+                first = (-start) % step
+                kept.append(table.take(pa.array(range(first, table.num_rows, step), type=pa.int64())))
+                start += table.num_rows
+            frame = pa.concat_tables(kept).to_pandas() if kept else pd.DataFrame(columns=list(self.columns))
+            frame.attrs.pop(ATTRS_KEY, None)
+        else:
+            frame = pd.read_csv(self.path, skiprows=lambda i: i > 0 and (i - 1) % step != 0, low_memory=False)
+        return self._framed(frame, pd.RangeIndex(0, len(frame) * step, step))
+
+
+def _parquet_rows(path: Path, lo: int, hi: int) -> Any:
+    """Rows ``lo..hi-1`` of a Parquet file, reading only the row groups they lie in."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source, start, pieces = pq.ParquetFile(path), 0, []
+    for group in range(source.num_row_groups):
+        size = source.metadata.row_group(group).num_rows
+        if start < hi and start + size > lo:
+            table = source.read_row_group(group)
+            pieces.append(table.slice(max(0, lo - start), min(hi, start + size) - max(lo, start)))
+        start += size
+    return pa.concat_tables(pieces) if pieces else source.schema_arrow.empty_table()
+
+
+def open_rows(workspace: Workspace, dataset: str) -> RowSource:
+    """A dataset as a :class:`RowSource`: its columns and row count, found without holding it
+    (CSV rows are counted one column at a time, in chunks; Parquet's are in its metadata)."""
+    path = workspace.resolve_input(dataset)
+    check_data_file(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        meta = pq.ParquetFile(path)
+        columns, rows = tuple(str(c) for c in meta.schema_arrow.names), int(meta.metadata.num_rows)
+    else:
+        try:
+            columns = tuple(str(c) for c in pd.read_csv(path, nrows=0).columns)
+            rows = sum(len(chunk) for chunk in pd.read_csv(path, usecols=[0], chunksize=COUNT_CHUNK_ROWS))
+        except pd.errors.ParserError as exc:
+            raise DataFileError(f"Could not parse {path.name} as CSV: {exc}") from exc
+    if not rows:
+        raise DataFileError(f"Data file {path.name} has columns but no data rows; nothing to analyse.")
+    if workspace.roles:
+        check_columns(workspace.roles, columns, path.name)
+    return RowSource(path, rows, columns, dict(workspace.roles))
 
 
 def take_partition(frame: pd.DataFrame, partition: str) -> pd.DataFrame:

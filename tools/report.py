@@ -13,6 +13,7 @@ state), so concurrent branches writing reports never share a figure.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -120,7 +121,7 @@ def trend_text(result: Trend) -> str:
 
 
 def render_report(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | frames.RowSource,
     *,
     workspace: Workspace,
     source: str,
@@ -143,8 +144,18 @@ def render_report(
     ``partitions`` (> 1: a run scaled down to row partitions) computes every figure per
     partition and combines the results (:mod:`relaygraph.tools.combine`), and the report says
     it was computed from that many partitions and how. A monthly trend is not combined from
-    partitions (its partial-month rule needs every date at once): it is left out, saying why."""
-    if frame.empty:
+    partitions (its partial-month rule needs every date at once): it is left out, saying why.
+
+    ``frame`` may be a :class:`~relaygraph.tools.frames.RowSource` (with ``partitions`` > 1): the
+    file is then read one partition at a time and never whole — what a run scaled down for lack
+    of resources can afford. The column choices (measure, role, group-by, date column, a level's
+    series) are then made on a sample of at most one partition's rows spread over the file
+    (:meth:`~relaygraph.tools.frames.RowSource.sample`), the figures from every row; label
+    columns are read as text, so a numeric group code keeps the file's spelling (``1``, never ``1.0``)."""
+    reader = frame if isinstance(frame, frames.RowSource) else None
+    if reader is not None and not (partitions and partitions > 1):
+        raise ValueError("A dataset read per partition needs partitions > 1.")
+    if isinstance(frame, pd.DataFrame) and frame.empty:
         raise ValueError("The dataset has no rows: there is nothing to report on.")
     wanted = set(SECTIONS if sections is None else sections)
     unknown = sorted(wanted - set(SECTIONS))
@@ -153,20 +164,36 @@ def render_report(
     if partitions is not None and partitions < 1:
         raise ValueError(f"partitions must be at least 1 (1: one pass over the whole dataset), got {partitions}.")
     parted = partitions is not None and partitions > 1
-    metric = metric or default_metric(frame)
-    role = role_of(frame, metric)
-    group_by = group_by or next(iter(category_columns(frame)), None)
-    whole = combine.overall(frame, metric, partitions or 1) if parted else overall(frame, metric)
+    streamed: combine.Accumulator | None = None
+    if reader is not None:
+        assert partitions is not None
+        sample = reader.sample(min(frames.SAMPLE_ROWS, math.ceil(reader.rows / partitions)))
+        metric = metric or default_metric(sample)
+        role = role_of(sample, metric)
+        group_by = group_by or next(iter(category_columns(sample)), None)
+        choices = combine.choose(sample, metric, group_by)
+        streamed = combine.Accumulator(choices)
+        for lo, hi in combine.bounds(reader.rows, partitions):
+            streamed.add(reader.read(lo, hi, text=choices.text_columns))
+        whole = streamed.overall()
+        rows, columns, dated = reader.rows, len(reader.columns), choices.date_column is not None
+    else:
+        assert isinstance(frame, pd.DataFrame)
+        metric = metric or default_metric(frame)
+        role = role_of(frame, metric)
+        group_by = group_by or next(iter(category_columns(frame)), None)
+        whole = combine.overall(frame, metric, partitions or 1) if parted else overall(frame, metric)
+        rows, columns, dated = len(frame), len(frame.columns), frames.date_column(frame) is not None
     lines = [
         f"# {md.text(title)}",
         "",
-        f"Source: {md.code(source)} — {md.plural(len(frame), 'row')}, {md.plural(len(frame.columns), 'column')}.",
+        f"Source: {md.code(source)} — {md.plural(rows, 'row')}, {md.plural(columns, 'column')}.",
         "",
     ]
     if cleaned_from:  # the user gave cleaned_from; source is the run's cleaned copy of it
         lines += [f"Your file: {md.code(cleaned_from)}, cleaned (duplicates dropped, values normalised) into "
                   f"{md.code(source)}, which every figure below is computed from.", ""]
-    facts: dict[str, Any] = {"rows": len(frame), "metric": metric, "role": role.role, "rule": role.rule,
+    facts: dict[str, Any] = {"rows": rows, "metric": metric, "role": role.role, "rule": role.rule,
                              "overall": whole}
     if parted:
         lines += [f"{combine.PARTITIONED_LINE.format(partitions=partitions)} {combine.METHOD}.", ""]
@@ -182,20 +209,27 @@ def render_report(
         for reason in dict.fromkeys(why.values()):
             lines += [f"Not in this report: {', '.join(n for n in left_out if why[n] == reason)} ({reason}).", ""]
         facts["sections_left_out"] = left_out
-    if parted and "trend" in wanted and frames.date_column(frame):
+    if parted and "trend" in wanted and dated:
         lines += [("Not in this report: trend (a monthly trend is not combined from partitions: whether a month "
                    "is partial needs all its dates at once)."), ""]
         facts["sections_left_out"] = [*left_out, "trend"]
         wanted = wanted - {"trend"}
     if group_by and "breakdown" in wanted:
-        parts = combine.breakdown(frame, group_by, metric, partitions or 1) if parted else breakdown(frame, group_by, metric)
+        if streamed is not None:
+            parts = streamed.breakdown()
+        else:
+            assert isinstance(frame, pd.DataFrame)
+            parts = (combine.breakdown(frame, group_by, metric, partitions or 1) if parted
+                     else breakdown(frame, group_by, metric))
+        assert parts is not None
         lines += [f"## {md.text(metric)} by {md.text(group_by)}", "", breakdown_table(parts), ""]
         facts.update(group_by=group_by, groups=len(parts.groups), top_group=parts.groups[0]["group"],
                      missing_group_rows=parts.missing_rows)
 
     chart_path = workspace.resolve_output("chart.png")
     series = None
-    if "trend" in wanted and frames.date_column(frame):
+    if "trend" in wanted and dated:
+        assert isinstance(frame, pd.DataFrame)  # a partitioned report has left the trend out
         monthly = trend(frame, None, metric, "month")
         if len(monthly.series) >= 2:
             series = monthly.series
@@ -224,9 +258,13 @@ def render_report(
         fig.savefig(chart_path)
 
     if "outliers" in wanted:
-        if parted:
+        if streamed is not None:
+            found = streamed.outliers()
+        elif parted:
+            assert isinstance(frame, pd.DataFrame)
             found = combine.outliers(frame[metric], partitions or 1)
         else:
+            assert isinstance(frame, pd.DataFrame)
             values = frame[metric].dropna()
             found = {"values": len(values), "count": int(outlier_mask(values, "iqr").sum()),
                      "max": float(values.max()) if len(values) else None,
