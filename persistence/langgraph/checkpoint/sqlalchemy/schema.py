@@ -438,6 +438,17 @@ def _do_nothing(table: sa.Table, dialect: str) -> sa.Executable:
     return stmt.on_duplicate_key_update({first_key: stmt.inserted[first_key]})
 
 
+def insert_if_missing(table: sa.Table, dialect: str) -> sa.Executable:
+    """An INSERT into ``table`` that leaves a row whose primary key is stored already as it is.
+
+    Why public: tables kept beside the checkpoints (through ``MigrationSet``) are written
+    idempotently too, since a write retried after a connection lost at COMMIT may find its
+    rows there; one statement per batch instead of reading the stored keys first. MariaDB and
+    MySQL get a no-op ``ON DUPLICATE KEY UPDATE``, not ``INSERT IGNORE``.
+    """
+    return _do_nothing(table, "mysql" if dialect == "mariadb" else dialect)
+
+
 def _do_update(table: sa.Table, dialect: str, columns: list[str]) -> sa.Executable:
     keys = [c.name for c in table.primary_key.columns]
     if dialect in ("postgresql", "sqlite"):
