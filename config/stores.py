@@ -97,18 +97,21 @@ class SideTables:
         with lock, engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
             yield conn
 
-    def transaction(self, target: Any, what: str, fn: Callable[[sa.Connection], T]) -> T:
+    def transaction(self, target: Any, what: str, fn: Callable[[sa.Connection], T],
+                    *, retry: RetryPolicy | None = None) -> T:
         """``fn(conn)`` in a write transaction on ``target``'s database; the whole transaction
         is run again on a fresh connection when the connection is lost (or on a deadlock), as the
         saver's ``RetryPolicy`` allows — so ``fn`` must be idempotent (module docstring).
-        ``what`` names the operation in the one-line ``ConnectionLostError``."""
+        ``what`` names the operation in the one-line ``ConnectionLostError``. ``retry``: the
+        policy :func:`retry_policy` gave a frequent writer once (reading the settings for a URL
+        target costs about a millisecond of CPU, more than a small write)."""
         engine = self.engine(target)
 
         def attempt() -> T:
             with self._begin(engine) as conn:
                 return fn(conn)
 
-        return retrying(retry_policy(target), what, attempt, redact(engine.url))
+        return retrying(retry or retry_policy(target), what, attempt, redact(engine.url))
 
     def read(self, target: Any, what: str, fn: Callable[[sa.Connection], T]) -> T:
         """``fn(conn)`` on a connection to ``target``'s database, run again on a fresh one when

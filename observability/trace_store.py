@@ -18,9 +18,10 @@ later as a stand-in (:func:`store_stand_in`, from ``tracing.store_killed_root`` 
 A lost connection is retried like every store beside the checkpoints
 (:class:`~relaygraph.config.stores.SideTables`: the saver's ``RetryPolicy``, bound
 ``RELAYGRAPH_DB_RECONNECT_S``, per outage). A batch is inserted only where its spans are not
-stored yet, so a retry after a connection lost at a COMMIT that went through stores each span
-once. Past the bound a batch is dropped with a warning (tracing never stops a run; the run's own
-writes stop it); reads (``relaygraph traces``) raise ``ConnectionLostError``.
+stored yet (one INSERT that skips stored keys: it runs at every commit), so a retry after a
+connection lost at a COMMIT that went through stores each span once. Past the bound a batch is
+dropped with a warning (tracing never stops a run; the run's own writes stop it); reads
+(``relaygraph traces``) raise ``ConnectionLostError``.
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from langgraph.checkpoint.sqlalchemy import MigrationSet, create_tables
+from langgraph.checkpoint.sqlalchemy import MigrationSet, RetryPolicy, create_tables, schema
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import format_span_id, format_trace_id
 from pydantic import BaseModel, Field
-from relaygraph.config.stores import SideTables
+from relaygraph.config.stores import SideTables, retry_policy
 from relaygraph.observability.semconv import THREAD_ID
 from sqlalchemy.schema import SchemaItem
 
@@ -159,27 +161,35 @@ def _jsonable(value: Any) -> Any:
 
 
 def _insert_missing(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert the spans not stored yet: running it again (a retried batch) stores nothing twice."""
-    traces = {r["trace_id"] for r in rows}
-    stored = {(t, s) for t, s in conn.execute(sa.select(spans_table.c.trace_id, spans_table.c.span_id)
-                                               .where(spans_table.c.trace_id.in_(traces)))}
-    missing = [r for r in rows if (r["trace_id"], r["span_id"]) not in stored]
-    if missing:
-        conn.execute(sa.insert(spans_table), missing)
+    """Insert the spans not stored yet: running it again (a retried batch) stores nothing twice.
+    One statement for the batch (the dialect's insert that skips a stored key), not a read of
+    the stored keys first: it runs at every checkpoint commit."""
+    conn.execute(_insert_for(conn.dialect.name), rows)
+
+
+@cache
+def _insert_for(dialect: str) -> sa.Executable:
+    return schema.insert_if_missing(spans_table, dialect)
 
 
 class SpanStoreExporter(SpanExporter):
-    """Writes finished spans into ``relaygraph_spans`` (use behind a BatchSpanProcessor)."""
+    """Writes finished spans into ``relaygraph_spans`` (use behind a BatchSpanProcessor).
 
-    def __init__(self, url: str) -> None:
+    ``retry``: how long a lost connection is retried (default: :func:`retry_policy` for the URL,
+    i.e. ``RELAYGRAPH_DB_RECONNECT_S``), chosen once here — the exporter writes at every
+    checkpoint commit, and reading the settings per write cost more than the write."""
+
+    def __init__(self, url: str, *, retry: RetryPolicy | None = None) -> None:
         self.url = url
+        self.retry = retry or retry_policy(url)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not spans:
             return SpanExportResult.SUCCESS
         try:
             rows = [_row(s) for s in spans]
-            _TABLES.transaction(self.url, "a span-store write", lambda conn: _insert_missing(conn, rows))
+            _TABLES.transaction(self.url, "a span-store write", lambda conn: _insert_missing(conn, rows),
+                                retry=self.retry)
         except Exception as exc:  # noqa: BLE001 - tracing must never break a run
             logger.warning("could not store %d spans in %s: %s", len(spans), self.url, exc)
             return SpanExportResult.FAILURE

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from langgraph.checkpoint.sqlalchemy import RetryPolicy
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -277,7 +278,8 @@ def configure(
         for exporter in chosen:
             provider.add_span_processor(BatchSpanProcessor(exporter))
         if url:
-            _state.store_processor = BatchSpanProcessor(SpanStoreExporter(url))
+            retry = RetryPolicy(reconnect_within_s=settings.db_reconnect_s)
+            _state.store_processor = BatchSpanProcessor(SpanStoreExporter(url, retry=retry))
             provider.add_span_processor(_state.store_processor)
         for processor in processors:
             provider.add_span_processor(processor)
