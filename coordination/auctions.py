@@ -314,7 +314,9 @@ BreachKind = Literal["failure", "late", "wrong_result"]
 class Settlement(BaseModel):
     task_id: str
     winner: str
-    status: Literal["paid", "breach"]
+    #: ``unverified``: the work was delivered in time but the verifier failed, so nobody can say
+    #: whether it meets the criteria — nothing is paid and the winner's reputation is unchanged
+    status: Literal["paid", "breach", "unverified"]
     paid: float
     breach: BreachKind | None = None
     #: who a failure is down to: ``agent``, or ``data`` (the method fails on the data whoever runs
@@ -332,13 +334,16 @@ def update_reputation(reputation: float, success: bool) -> float:
 
 
 def settle(contract: Contract, reputation: float, *, error: str | None, duration_s: float,
-           verification: Verification | None, cause: Literal["agent", "data"] = "agent") -> Settlement:
+           verification: Verification | None, cause: Literal["agent", "data"] = "agent",
+           verifier_error: str | None = None) -> Settlement:
     """Pay on success; otherwise name the breach (failure, late, wrong result) and pay nothing.
 
     Precedence: a failed execution is a failure whatever else; then lateness; then the
     acceptance criteria. A failure whose ``cause`` is the data (the method fails on it with its
     defaults, whoever runs it) is still a breach — the task is not done — but leaves the
-    winner's reputation unchanged.
+    winner's reputation unchanged. Work delivered in time that the verifier could not check
+    (``verifier_error``, no verification) is ``unverified``: not paid, and not the winner's
+    breach either — a broken verifier is no evidence about the winner.
     """
     breach: BreachKind | None = None
     if error:
@@ -349,6 +354,10 @@ def settle(contract: Contract, reputation: float, *, error: str | None, duration
                               "reputation unchanged)", reputation_before=reputation, reputation_after=reputation)
     elif duration_s > contract.deadline_s:
         breach, reason = "late", f"took {duration_s:.2f}s, deadline {contract.deadline_s:g}s"
+    elif verification is None and verifier_error:
+        return Settlement(task_id=contract.task_id, winner=contract.winner, status="unverified", paid=0.0,
+                          reason=f"not verified: the verifier failed ({verifier_error}); nothing paid, the "
+                          "winner's reputation unchanged", reputation_before=reputation, reputation_after=reputation)
     elif verification is None or not verification.passed:
         failed = [k for k, ok in (verification.checks if verification else {}).items() if not ok]
         breach = "wrong_result"

@@ -101,8 +101,11 @@ def finalize_market(state: dict[str, Any], config: RunnableConfig) -> dict[str, 
     settled = "completed" if summary["settled"] == summary["total"] else ("partial" if summary["settled"] else "failed")
     status = base.status if base.status in ("rejected", "failed") else (
         "partial" if base.status == "partial" and settled == "completed" else settled)
-    # a task that never settled is a failed part of the run: listed with the errors, by its last winner
-    unsettled = [AgentFailure(agent=t.get("winner") or "market", node=f"execute_{task_id}",
+    # a task that never settled is a failed part of the run: listed with the errors, by its last
+    # winner — or, when the work could not be verified, by the market's verify step (not the winner's doing)
+    unsettled = [AgentFailure(agent="market", node=f"verify_{task_id}", reason=f"task {task_id} ({t['method']}) "
+                              f"unverified: {t.get('reason')}") if t.get("outcome") == "unverified" else
+                 AgentFailure(agent=t.get("winner") or "market", node=f"execute_{task_id}",
                               reason=f"task {task_id} ({t['method']}) {t.get('outcome') or 'not settled'}: "
                                      f"{'; '.join(t['breaches']) or t.get('reason') or 'no reason recorded'}")
                  for task_id, t in summary["tasks"].items() if t.get("outcome") != "paid"]

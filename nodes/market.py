@@ -712,14 +712,15 @@ def make_verify_node(verifier: AgentSpec) -> UpdateNode:
     there is no result to verify).
 
     Its agent gets the run's ``max_retries`` attempts; a verifier that fails for good is a run
-    error (not the winner's doing), and the task is settled on what it had checked, if anything.
+    error (not the winner's doing), and the task is settled on what it had checked, if anything —
+    ``unverified`` when it checked nothing.
     """
 
     def verify(state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         task, contract = contract_of(state)
         execution = state["market"][task.id]["execution"]
         if execution.get("error"):
-            return {"market": {task.id: {"verification": None}}}
+            return {"market": {task.id: {"verification": None, "verifier_error": None}}}
         settings = settings_from_config(config)
         workspace = Workspace(settings.data_dir, settings.output_dir, thread_id(config), roles=declared_roles(config))
         dataset = resolve_dataset(state, settings, workspace)
@@ -728,8 +729,11 @@ def make_verify_node(verifier: AgentSpec) -> UpdateNode:
         node = f"verify_{task.id}"
         check = on_the_failure_path(make_agent_node(verifier, node=node, extra_tools=tool), verifier.name, node)
         outcome = check({**state, "context": context}, config)
-        update = outcome.update() if isinstance(outcome, Failure) else {"steps": outcome["steps"]}
-        return {**update, "market": {task.id: {"verification": verdict_of(update["steps"])}}}
+        if isinstance(outcome, Failure):  # the verifier's failure, not the winner's: settled as unverified
+            return {**outcome.update(), "market": {task.id: {"verification": verdict_of(outcome.steps),
+                                                              "verifier_error": outcome.failure.reason}}}
+        return {"steps": outcome["steps"],
+                "market": {task.id: {"verification": verdict_of(outcome["steps"]), "verifier_error": None}}}
 
     return verify
 
@@ -760,7 +764,7 @@ def make_settle_node() -> UpdateNode:
                                                 "injected_wrong_result": False},
                                         observed=verification.observed if verification else {})
         settlement = settle(contract, before, error=error, duration_s=duration_s, verification=verification,
-                            cause=cause)
+                            cause=cause, verifier_error=entry.get("verifier_error"))
         if injected:
             settlement = settlement.model_copy(update={
                 "reason": f"{settlement.reason} (injected by --param breach={task.id}:{injected})"})
@@ -778,6 +782,9 @@ def make_settle_node() -> UpdateNode:
         ledger: dict[str, Any] = {"reputation": reputation}
         if settlement.status == "paid":
             update |= {"status": "settled", "outcome": "paid", "winner": contract.winner, "price": contract.price}
+        elif settlement.status == "unverified":  # re-auctioning cannot help: the same verifier would check it
+            update |= {"status": "settled", "outcome": "unverified", "winner": contract.winner, "price": None,
+                       "reason": settlement.reason}
         else:
             load_rows = dict((state.get("ledger") or {}).get("load") or {})
             load_rows[contract.winner] = max(0, load_rows.get(contract.winner, 0) - task.rows)
@@ -785,7 +792,7 @@ def make_settle_node() -> UpdateNode:
             update |= {"status": "open", "round": contract.round + 1,
                        "excluded": [*entry.get("excluded", []), contract.winner]}
         detail = (f"{task.id}: {settlement.status} — {settlement.reason}"
-                  + ("" if settlement.status == "paid" else "; re-auctioned to the others"))
+                  + ("" if settlement.status != "breach" else "; re-auctioned to the others"))
         return {"market": {task.id: update}, "ledger": ledger, "current": None,
                 "progress": [NodeProgress(node="settle", status="completed", duration_s=elapsed(started),
                                           detail=detail).model_dump()]}

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from relaygraph.providers import Provider, register_provider
 from relaygraph.providers.offline import OfflineChatModel
@@ -28,6 +29,12 @@ from smolagents.models import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests judge invariants, never speed: no per-example deadline and no "too slow" health
+# check, which fail on a loaded 2-core CI machine for reasons that have nothing to do with the code.
+hypothesis.settings.register_profile(
+    "relaygraph", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("relaygraph")
 
 
 # --- core fixtures ---------------------------------------------------------------------------
