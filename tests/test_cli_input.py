@@ -238,3 +238,24 @@ def test_python_callers_get_the_same_rule_from_the_input_and_param_models(name) 
     with pytest.raises(ParamError, match="outside the data directory"):
         validate_params(RunParams, {"dataset": name})
     assert RunInput.model_validate({"task": "t", "data": "sub/../in.csv"}).data == "sub/../in.csv"
+
+
+def test_a_file_that_still_reads_as_one_column_with_a_separator_in_its_header_is_refused(
+        tmp_path, isolated_env) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("region;revenue\nNorth;1;2\nSouth\nEast;3;4;5\n")  # ragged: no separator splits it evenly
+    result = cli.invoke(app, ["run", "sequential", "--data", str(path)])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1
+    assert "reads as 1 column, but its header contains ';'" in line and "semicolon-separated" in line
+    assert_no_work_done(isolated_env)
+
+
+def test_a_semicolon_separated_file_is_read_with_its_separator(tmp_path) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("region;revenue\nNorth;1.5\nSouth;2\n")
+    check_data_file(path)  # accepted
+    workspace = Workspace(tmp_path, tmp_path / "out", "t")
+    frame, _ = load(workspace, "semi.csv")
+    assert list(frame.columns) == ["region", "revenue"] and frame["revenue"].sum() == 3.5

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from relaygraph.tools import PathNotAllowed, ToolResult, Workspace, build_tools, result_of
-from relaygraph.tools.frames import take_partition
+from relaygraph.tools.frames import sniff_separator, take_partition
 from relaygraph.tools.sample import DEFECTS, generate
 from smolagents.models import get_tool_json_schema
 
@@ -169,3 +172,43 @@ def test_a_tool_returns_a_typed_result_and_the_model_reads_a_bounded_rendering(w
     assert text.startswith(result.summary + "\nartifacts: ")  # summary, then what later steps need
     assert len(text) < len(result.render(10_000)) and text.endswith("chars]")  # cut, and says so
     assert len(text.split("… [truncated")[0]) == 200
+
+
+@st.composite
+def sales_frames(draw) -> pd.DataFrame:
+    """Small sales tables: a category, a date and a measure (text that may hold a comma)."""
+    n = draw(st.integers(min_value=3, max_value=40))
+    region = st.sampled_from(["North", "South", "East, inner", "West"])
+    return pd.DataFrame({
+        "region": draw(st.lists(region, min_size=n, max_size=n)),
+        "order_date": [f"2024-{m:02d}-01"  # two periods at least: a trend needs them
+                       for m in [1, 12, *draw(st.lists(st.integers(1, 12), min_size=n - 2, max_size=n - 2))]],
+        "revenue": draw(st.lists(st.floats(0, 1e6, allow_nan=False).map(lambda v: round(v, 2)),
+                                 min_size=n, max_size=n)),
+    })
+
+
+@settings(max_examples=25, deadline=None)
+@given(frame=sales_frames(), sep=st.sampled_from([";", "\t", "|"]))
+def test_a_semicolon_tab_or_pipe_csv_gives_the_same_figures_as_the_comma_version(frame, sep) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Workspace(Path(tmp) / "data", Path(tmp) / "out", "sep-run")
+        workspace.data_dir.mkdir(parents=True)
+        frame.to_csv(workspace.data_dir / "comma.csv", index=False)
+        frame.to_csv(workspace.data_dir / "other.csv", index=False, sep=sep)
+        assert sniff_separator(workspace.data_dir / "other.csv") == sep
+        for tool, args in (("aggregate", {"group_by": "region", "metric": "revenue"}), ("validate_dataset", {}),
+                           ("detect_trends", {})):
+            comma, other = (call(workspace, tool, dataset=name, **args) for name in ("comma.csv", "other.csv"))
+            strip = ("summary", "artifacts", "dataset")
+            assert {k: v for k, v in other.items() if k not in strip} == \
+                   {k: v for k, v in comma.items() if k not in strip}
+
+
+def test_the_report_says_when_the_users_file_was_not_comma_separated(workspace, sample_path) -> None:
+    pd.read_csv(sample_path).to_csv(workspace.data_dir / "semi.csv", index=False, sep=";")
+    semi = call(workspace, "write_report", dataset="semi.csv")
+    assert "read as semicolon-separated CSV" in Path(semi["report"]).read_text()
+    comma = call(workspace, "write_report", dataset=sample_path.name)  # the same report path, rewritten
+    assert "read as" not in Path(comma["report"]).read_text()
+    assert semi["total"] == comma["total"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -507,6 +508,15 @@ class WriteReportTool(DataTool):
     }
     output_type = "string"
 
+    def _read_as(self, path: Path, cleaned_from: str | None) -> str:
+        """How the user's file (``cleaned_from``, else the report's own) was split, if not by commas."""
+        if cleaned_from:
+            try:
+                path = self.workspace.resolve_input(cleaned_from)
+            except (OSError, ValueError):
+                return ""
+        return frames.separator_note(path)
+
     def forward(
         self,
         dataset: str,
@@ -542,6 +552,7 @@ class WriteReportTool(DataTool):
             partitions=partitions,
             left_out_why={str(k): str(v) for k, v in reasons.items()} if isinstance(reasons, dict) else None,
             cleaned_from=cleaned_from,
+            read_as=self._read_as(path, cleaned_from),
         )
         return tool_result(
             f"Report written to {report['report']} with chart {report['chart']}.",

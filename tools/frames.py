@@ -8,6 +8,7 @@ points at, not just the sample.
 from __future__ import annotations
 
 import codecs
+import csv
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -28,6 +29,9 @@ class DataFileError(ValueError):
 
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+#: Separators a CSV file may use, comma first (it wins whenever it splits the file consistently).
+SEPARATORS = (",", ";", "\t", "|")
+SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 _SNIFF_BYTES = 64 * 1024
 _DECODE_CHUNK = 1 << 20
 #: Signatures of files people export by mistake, with what to do instead.
@@ -112,9 +116,59 @@ def _line_of(path: Path, offset: int) -> int:
         return fh.read(offset).count(b"\n") + 1
 
 
+def sniff_separator(path: str | Path) -> str:
+    """The separator of a CSV file, of :data:`SEPARATORS`: the first that splits the header into
+    two or more columns and gives (nearly) every one of the first rows the header's width.
+    Comma when none does (a one-column file). A ``;``-separated export read with commas is one
+    text column and fails late with a misleading cause, so this is asked before every read."""
+    with Path(path).open("rb") as fh:
+        raw = fh.read(_SNIFF_BYTES)
+        truncated = bool(fh.read(1))
+    text = raw.decode("utf-8", errors="replace")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if truncated and len(lines) > 1:
+        lines = lines[:-1]  # cut mid-line
+    lines = lines[:200]
+    if not lines:
+        return ","
+    for sep in SEPARATORS:
+        try:
+            widths = [len(row) for row in csv.reader(lines, delimiter=sep)]
+        except csv.Error:
+            continue
+        header = widths[0]
+        if header >= 2 and sum(w == header for w in widths) >= 0.9 * len(widths):
+            return sep
+    return ","
+
+
+def separator_note(path: str | Path) -> str:
+    """``"semicolon-separated"`` (etc.) for a CSV file that is not comma-separated, else empty:
+    what a report says about how it read the user's file."""
+    path = Path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES or not path.is_file():
+        return ""
+    sep = sniff_separator(path)
+    return "" if sep == "," else f"{SEPARATOR_NAMES[sep]}-separated"
+
+
+def _one_column_hint(path: Path, columns: Any) -> str | None:
+    """Why a file that reads as one column is probably mis-separated: its header holds a likely
+    separator (a cell cannot name several columns at once), else None."""
+    if len(columns) != 1:
+        return None
+    header = str(columns[0])
+    found = next((s for s in SEPARATORS if s in header), None)
+    if found is None:
+        return None
+    return (f"Data file {path} reads as 1 column, but its header contains {found!r}: is it "
+            f"{SEPARATOR_NAMES[found]}-separated with rows of different widths? Save it as a comma-separated CSV "
+            "with the same number of fields on every row.")
+
+
 def _check_csv_rows(path: Path) -> None:
     try:
-        head = pd.read_csv(path, nrows=1000)
+        head = pd.read_csv(path, nrows=1000, sep=sniff_separator(path))
     except pd.errors.EmptyDataError:
         raise DataFileError(f"Data file {path} has no header row or columns; nothing to analyse.") from None
     except pd.errors.ParserError as exc:
@@ -122,6 +176,9 @@ def _check_csv_rows(path: Path) -> None:
     if head.empty:
         columns = ", ".join(map(str, head.columns))
         raise DataFileError(f"Data file {path} has a header ({columns}) but no data rows; nothing to analyse.")
+    hint = _one_column_hint(path, head.columns)
+    if hint:
+        raise DataFileError(hint)
 
 
 def read_frame(path: Path) -> pd.DataFrame:
@@ -137,7 +194,7 @@ def read_frame(path: Path) -> pd.DataFrame:
                 raise DataFileError(f"Data file {path.name} is empty (0 bytes).") from None
             raise DataFileError(f"Could not read {path.name} as Parquet: {exc}") from exc
     try:
-        return pd.read_csv(path, low_memory=False)
+        frame = pd.read_csv(path, low_memory=False, sep=sniff_separator(path))
     except pd.errors.EmptyDataError:
         raise DataFileError(f"Data file {path.name} is empty: no header row or columns.") from None
     except UnicodeDecodeError as exc:
@@ -145,6 +202,10 @@ def read_frame(path: Path) -> pd.DataFrame:
                             f"offset {exc.start}); save it as UTF-8.") from None
     except pd.errors.ParserError as exc:
         raise DataFileError(f"Could not parse {path.name} as CSV: {exc}") from exc
+    hint = _one_column_hint(path, frame.columns)
+    if hint:
+        raise DataFileError(hint)
+    return frame
 
 
 def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tuple[pd.DataFrame, Path]:
@@ -180,6 +241,7 @@ class RowSource:
     rows: int
     columns: tuple[str, ...]
     roles: Mapping[str, str] = field(default_factory=dict)
+    sep: str = ","  # a CSV's separator (:func:`sniff_separator`)
 
     @property
     def parquet(self) -> bool:
@@ -199,7 +261,7 @@ class RowSource:
             frame = table.to_pandas()
             frame.attrs.pop(ATTRS_KEY, None)
         else:
-            frame = pd.read_csv(self.path, skiprows=range(1, lo + 1), nrows=hi - lo, low_memory=False,
+            frame = pd.read_csv(self.path, skiprows=range(1, lo + 1), nrows=hi - lo, low_memory=False, sep=self.sep,
                                 dtype={c: str for c in text if c in self.columns} or None)
         return self._framed(frame, pd.RangeIndex(lo, lo + len(frame)))
 
@@ -219,7 +281,8 @@ class RowSource:
             frame = pa.concat_tables(kept).to_pandas() if kept else pd.DataFrame(columns=list(self.columns))
             frame.attrs.pop(ATTRS_KEY, None)
         else:
-            frame = pd.read_csv(self.path, skiprows=lambda i: i > 0 and (i - 1) % step != 0, low_memory=False)
+            frame = pd.read_csv(self.path, skiprows=lambda i: i > 0 and (i - 1) % step != 0, low_memory=False,
+                                sep=self.sep)
         return self._framed(frame, pd.RangeIndex(0, len(frame) * step, step))
 
 
@@ -243,6 +306,7 @@ def open_rows(workspace: Workspace, dataset: str) -> RowSource:
     (CSV rows are counted one column at a time, in chunks; Parquet's are in its metadata)."""
     path = workspace.resolve_input(dataset)
     check_data_file(path)
+    sep = ","
     if path.suffix.lower() in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
@@ -250,15 +314,16 @@ def open_rows(workspace: Workspace, dataset: str) -> RowSource:
         columns, rows = tuple(str(c) for c in meta.schema_arrow.names), int(meta.metadata.num_rows)
     else:
         try:
-            columns = tuple(str(c) for c in pd.read_csv(path, nrows=0).columns)
-            rows = sum(len(chunk) for chunk in pd.read_csv(path, usecols=[0], chunksize=COUNT_CHUNK_ROWS))
+            sep = sniff_separator(path)
+            columns = tuple(str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns)
+            rows = sum(len(chunk) for chunk in pd.read_csv(path, usecols=[0], chunksize=COUNT_CHUNK_ROWS, sep=sep))
         except pd.errors.ParserError as exc:
             raise DataFileError(f"Could not parse {path.name} as CSV: {exc}") from exc
     if not rows:
         raise DataFileError(f"Data file {path.name} has columns but no data rows; nothing to analyse.")
     if workspace.roles:
         check_columns(workspace.roles, columns, path.name)
-    return RowSource(path, rows, columns, dict(workspace.roles))
+    return RowSource(path, rows, columns, dict(workspace.roles), sep)
 
 
 def take_partition(frame: pd.DataFrame, partition: str) -> pd.DataFrame:

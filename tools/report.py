@@ -133,6 +133,7 @@ def render_report(
     partitions: int | None = None,
     left_out_why: Mapping[str, str] | None = None,
     cleaned_from: str | None = None,
+    read_as: str | None = None,
 ) -> dict[str, Any]:
     """Write ``report.md`` and ``chart.png`` into the run folder; return paths and key figures.
 
@@ -143,7 +144,8 @@ def render_report(
 
     ``partitions`` (> 1: a run scaled down to row partitions) computes every figure per
     partition and combines the results (:mod:`relaygraph.tools.combine`), and the report says
-    it was computed from that many partitions and how. A monthly trend is not combined from
+    it was computed from that many partitions and how. ``read_as`` (e.g. "semicolon-separated"):
+    how the user's CSV was split, said when it is not by commas. A monthly trend is not combined from
     partitions (its partial-month rule needs every date at once): it is left out, saying why.
 
     ``frame`` may be a :class:`~relaygraph.tools.frames.RowSource` (with ``partitions`` > 1): the
@@ -193,6 +195,8 @@ def render_report(
     if cleaned_from:  # the user gave cleaned_from; source is the run's cleaned copy of it
         lines += [f"Your file: {md.code(cleaned_from)}, cleaned (duplicates dropped, values normalised) into "
                   f"{md.code(source)}, which every figure below is computed from.", ""]
+    if read_as:
+        lines += [f"Your file was read as {md.text(read_as)} CSV (not comma-separated).", ""]
     facts: dict[str, Any] = {"rows": rows, "metric": metric, "role": role.role, "rule": role.rule,
                              "overall": whole}
     if parted:
