@@ -212,3 +212,5 @@ def test_the_report_says_when_the_users_file_was_not_comma_separated(workspace, 
     comma = call(workspace, "write_report", dataset=sample_path.name)  # the same report path, rewritten
     assert "read as" not in Path(comma["report"]).read_text()
     assert semi["total"] == comma["total"]
+    parted = call(workspace, "write_report", dataset="semi.csv", partitions=2)  # read per partition, never whole
+    assert parted["total"] == pytest.approx(comma["total"])
