@@ -65,7 +65,9 @@ def run_config(thread_id: str, graph_name: str, overrides: dict[str, Any] | None
 def compile_graph(
     builder: StateGraph, checkpointer: BaseCheckpointSaver | None, name: str, **kwargs: Any
 ) -> CompiledStateGraph:
-    return builder.compile(checkpointer=checkpointer, name=name, **kwargs)
+    """Compile for a run of relaygraph's: marked :data:`instrument_langchain.INSTRUMENTED`, so it is
+    traced whatever the builder (a plain ``StateGraph`` handed to the runner is relaygraph's run too)."""
+    return instrument_langchain.instrumented(builder.compile(checkpointer=checkpointer, name=name, **kwargs))
 
 
 def execute(

@@ -46,6 +46,7 @@ from relaygraph.nodes.results import (
     with_result_fields,
 )
 from relaygraph.nodes.state import RunInput
+from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 DESCRIPTION = "contract-net: tasks per partition auctioned to capable agents (vickrey/sealed/english), verified, settled."
 DEFAULT_TASK = "Allocate the analysis of each data partition to the agent that can do it cheapest, and do it."
@@ -148,7 +149,7 @@ def auction_team(
         raise ValueError(f"Bidder(s) {', '.join(without)} declare no capabilities, so no task could ever "
                          "be awarded to them; give each capabilities=(Capability(name=..., version=...),).")
     registry: Registry[AgentSpec] = Registry(bidders)
-    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder = TracedStateGraph(state_schema, input_schema=input_schema)
     builder.add_node("announce", announce(registry))
     builder.add_node("open_task", open_task(registry))
     builder.add_node("bid", make_bid_node(registry), input_schema=BidInput, retry_policy=agent_retry_policy())

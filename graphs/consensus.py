@@ -51,6 +51,7 @@ from relaygraph.nodes.results import (
     with_result_fields,
 )
 from relaygraph.nodes.state import RunInput
+from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 DESCRIPTION = "N voter agents answer a checkable question; voting, BFT rounds, PBFT or Raft decide, faults injectable."
 DEFAULT_TASK = "Decide together, from the data, the answer to the consensus question."
@@ -126,7 +127,7 @@ def consensus_team(
     if duplicates:
         raise ValueError(f"Voter names must be unique: {', '.join(duplicates)}.")
     retry = agent_retry_policy()  # the run's own budget: configurable.max_retries
-    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder = TracedStateGraph(state_schema, input_schema=input_schema)
     builder.add_node("plan", make_plan(names or None))
     builder.add_node("vote", make_vote_node({v.name: v for v in team}), input_schema=VoteInput, retry_policy=retry)
     builder.add_node("decide", decide)

@@ -56,6 +56,7 @@ from relaygraph.nodes.results import (
     with_result_fields,
 )
 from relaygraph.nodes.state import RunInput, WorkflowState, merge_dicts
+from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 DESCRIPTION = "supervisor → team leads (subgraphs) → workers, delegating in parallel with quality at each level."
 DEFAULT_TASK = ("Assess data quality (validation and outliers), analyse sales (breakdown and trends) "
@@ -259,7 +260,7 @@ def make_team_review(team: str) -> StateNode:
 def build_team(team: str, approve_before: set[str], workers: Sequence[AgentSpec] | None = None) -> StateGraph:
     """One team lead's subgraph: plan (which workers), the workers in parallel, team_review."""
     workers = list(workers if workers is not None else TEAMS[team][1])
-    builder = StateGraph(TeamState, input_schema=TeamInput, output_schema=TeamOutput)
+    builder = TracedStateGraph(TeamState, input_schema=TeamInput, output_schema=TeamOutput)
     builder.add_node("plan", make_lead(team, workers), retry_policy=agent_retry_policy())
     specs = {w.name: w for w in workers}
     for worker in workers:
@@ -308,7 +309,7 @@ def hierarchical_team(
     if unknown_raw:
         raise ValueError(f"raw_data_teams names unknown team(s): {', '.join(unknown_raw)}.")
     wanted = set(approve_before or ())
-    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder = TracedStateGraph(state_schema, input_schema=input_schema)
     builder.add_node("supervisor", make_supervisor(teams), retry_policy=agent_retry_policy())
     for team, (_, members) in teams.items():
         builder.add_node(f"{team}_lead", build_team(team, wanted, members).compile(name=f"{team}_lead"))

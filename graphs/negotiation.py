@@ -53,6 +53,7 @@ from relaygraph.nodes.results import (
     with_result_fields,
 )
 from relaygraph.nodes.state import RunInput
+from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 DESCRIPTION = "conflict resolution: analysts' outlier thresholds settled by negotiation, arbitration, vote, compromise, auction or game."
 DEFAULT_TASK = "Agree on one outlier threshold for the quantity column."
@@ -127,7 +128,7 @@ def negotiation_team(
     specs = {name: spec for name, (spec, _) in proposers.items()}
     stances = {name: stance for name, (_, stance) in proposers.items()}
     retry = agent_retry_policy()
-    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder = TracedStateGraph(state_schema, input_schema=input_schema)
     builder.add_node("propose", make_propose_node(specs, stances), input_schema=ProposeInput, retry_policy=retry)
     builder.add_node("analyse", analyse_conflict)
     builder.add_node("concede", make_concede_node(specs, stances), input_schema=ConcedeInput, retry_policy=retry)

@@ -62,6 +62,7 @@ from relaygraph.nodes.results import (
     run_result,
 )
 from relaygraph.nodes.state import RunInput, WorkflowState
+from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 __all__ = ["auction_team", "consensus_team", "handoff_team", "hierarchical_team", "negotiation_team",
            "parallel_team", "planned_team", "sequential_team"]
@@ -104,7 +105,7 @@ def sequential_team(
     (or ``answer_from``'s)."""
     _check_names(agents, ("finalize",))
     require_result_schema(result_schema, result_fields)
-    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder = TracedStateGraph(state_schema, input_schema=input_schema)
     builder.add_edge(START, agents[0].name)
     # an agent that failed on its last attempt ends the team's run: later agents would build on nothing
     for spec, after in zip(agents, [*(a.name for a in agents[1:]), "finalize"], strict=True):
@@ -144,7 +145,7 @@ def parallel_team(
                 "rejected": summary.get("rejected", {}),
                 "success_rate": summary.get("success_rate"), **extra}
 
-    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder = TracedStateGraph(state_schema, input_schema=input_schema)
     builder.add_node("specialist", make_branch_node(by_name), input_schema=BranchInput,
                      retry_policy=agent_retry_policy())
     builder.add_node("aggregate", aggregate)
@@ -220,7 +221,7 @@ def handoff_team(
             **({"answer": answer} if answer is not None and base.status != "rejected" else {}),
             **({"status": "stopped", "reason": state["stop_reason"]} if stopped else {}), **extra))
 
-    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder = TracedStateGraph(state_schema, input_schema=input_schema)
     for spec in (triage, *specialists):
         peers = {p: scope for p, scope in scope_of.items() if p != spec.name}
         builder.add_node(spec.name, make_handoff_node(spec, peers), retry_policy=agent_retry_policy(),

@@ -46,6 +46,7 @@ from relaygraph.nodes.planning import (
 )
 from relaygraph.nodes.results import ResultFields, with_result_fields
 from relaygraph.nodes.state import RunInput
+from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 DESCRIPTION = "HTN plan (validate/clean → analyse → report) run by agents, replanned on failure."
 DEFAULT_TASK = "Plan and carry out a cleaned, analysed report of the dataset."
@@ -78,7 +79,7 @@ def planned_team(
     tasks themselves are relaygraph's data-report domain (:mod:`relaygraph.coordination.world`).
     """
     assigned = assign_agents(agents)
-    builder = StateGraph(state_schema, input_schema=input_schema)
+    builder = TracedStateGraph(state_schema, input_schema=input_schema)
     builder.add_node("observe", observe)
     builder.add_node("plan", make_plan_node(team_domain(assigned)))
     builder.add_node("execute", make_execute(assigned), retry_policy=agent_retry_policy())  # the one failure path

@@ -11,9 +11,15 @@ Why a callback hook and not a wrapper per node: ``register_configure_hook`` is L
 way to add a handler to *every* callback manager, so runs started by our runner, by
 ``graph.invoke`` in a notebook, or by ``langgraph dev`` are all traced the same way, and every
 node — agents, routers, aggregators, subgraphs — gets its span without touching graph modules.
-Importing this module registers the handler; it does nothing until a root run starts, which
-configures tracing from the settings once per process (``tracing.ensure_configured``) and is
-free while tracing is off. The handler makes node spans *current* (attach on start, detach on
+
+Why only relaygraph's graphs: the hook sees every LangChain/LangGraph run in the process, and a
+user who imports relaygraph next to graphs of their own must not find those traced (nor a
+global TracerProvider set up by them). So the handler acts only on runs whose metadata carries
+:data:`INSTRUMENTED` — set on every graph compiled from a :class:`TracedStateGraph` (all of
+relaygraph's builders) or passed through :func:`instrumented` (the runner) — and on what runs
+inside them. Any other root run is ignored whole: no settings read, no span. Importing this
+module registers the handler; a relaygraph root run configures tracing from the settings once
+per process (``tracing.ensure_configured``), and the handler is free while tracing is off. The handler makes node spans *current* (attach on start, detach on
 end, in the task's own context), so spans opened inside a node — LangGraph's thread pool,
 smolagents' tool threads, ``traceparent`` on HTTP calls — get the right parent.
 
@@ -44,6 +50,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import BaseMessage
 from langchain_core.tracers.context import register_configure_hook
 from langgraph.errors import GraphBubbleUp, GraphInterrupt
+from langgraph.graph import StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
@@ -70,6 +78,29 @@ from relaygraph.observability.tracing import enabled, record_content, record_err
 from relaygraph.observability.usage import Usage, record_llm_usage, with_usage
 
 BRANCH_ID = "relaygraph.branch.id"
+
+#: Run metadata: this run is relaygraph's, so its instrumentation traces it (see the docstring).
+INSTRUMENTED = "relaygraph_instrumented"
+
+
+def instrumented(graph: CompiledStateGraph) -> CompiledStateGraph:
+    """``graph`` with :data:`INSTRUMENTED` in its config metadata: its runs get relaygraph's spans."""
+    return graph.with_config(metadata={INSTRUMENTED: True})
+
+
+class TracedStateGraph(StateGraph):
+    """A ``StateGraph`` whose compiled graphs relaygraph's instrumentation traces.
+
+    Why in the builder: ``build_graph().compile(checkpointer=...)`` is how users (and
+    ``langgraph dev``, through each module's ``graph``) get relaygraph's graphs, so the mark has
+    to survive a ``compile`` that relaygraph does not call itself."""
+
+    def compile(self, *args: Any, **kwargs: Any) -> CompiledStateGraph:
+        return instrumented(super().compile(*args, **kwargs))
+
+
+def _ours(metadata: dict[str, Any] | None) -> bool:
+    return bool((metadata or {}).get(INSTRUMENTED))
 
 
 @dataclass
@@ -127,6 +158,9 @@ class SpanHandler(BaseCallbackHandler):
 
     def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
                        tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        parent = self._runs.get(parent_run_id) if parent_run_id else None
+        if parent is None and (parent_run_id is not None or not _ours(metadata)):
+            return  # someone else's run, or one inside a run that got no span: not ours to trace
         if parent_run_id is None:  # a run starts: the first one reads the settings; stale runs go
             tracing.ensure_configured()
             if self._generation != tracing.generation():
@@ -135,9 +169,8 @@ class SpanHandler(BaseCallbackHandler):
             return
         metadata = metadata or {}
         name = kwargs.get("name") or "chain"
-        parent = self._runs.get(parent_run_id) if parent_run_id else None
         step_tag = next((t for t in tags or () if t.startswith("graph:step:")), None)
-        if parent is None and parent_run_id is None and metadata.get("ls_integration") == "langgraph":
+        if parent is None and metadata.get("ls_integration") == "langgraph":
             self._start_workflow(run_id, name, metadata, inputs)
         elif step_tag is not None and parent is not None and parent_run_id is not None:
             if parent.kind == "pass":
@@ -306,13 +339,13 @@ class SpanHandler(BaseCallbackHandler):
                             run_id: UUID, parent_run_id: UUID | None = None,
                             tags: list[str] | None = None, metadata: dict[str, Any] | None = None,
                             **kwargs: Any) -> None:
-        if not enabled():
+        parent = self._runs.get(parent_run_id) if parent_run_id else None
+        if not enabled() or (parent is None and not _ours(metadata)):
             return
         metadata = metadata or {}
         params = kwargs.get("invocation_params") or {}
         model = str(metadata.get("ls_model_name") or params.get("model") or params.get("model_name")
                     or kwargs.get("name") or "unknown")
-        parent = self._runs.get(parent_run_id) if parent_run_id else None
         ctx = parent.ctx if parent else otel_context.get_current()
         span = tracer().start_span(f"chat {model}", context=ctx, kind=SpanKind.CLIENT, attributes={
             OP: "chat", "gen_ai.request.model": model, OI_KIND: "LLM", "llm.model_name": model,
@@ -352,10 +385,10 @@ class SpanHandler(BaseCallbackHandler):
 
     def on_tool_start(self, serialized: Any, input_str: str, *, run_id: UUID, parent_run_id: UUID | None = None,
                       **kwargs: Any) -> None:
-        if not enabled():
+        parent = self._runs.get(parent_run_id) if parent_run_id else None
+        if not enabled() or (parent is None and not _ours(kwargs.get("metadata"))):
             return
         name = str((serialized or {}).get("name") or kwargs.get("name") or "tool")
-        parent = self._runs.get(parent_run_id) if parent_run_id else None
         ctx = parent.ctx if parent else otel_context.get_current()
         span = tracer().start_span(f"execute_tool {name}", context=ctx, attributes=tool_attributes(name))
         record_content(span, "gen_ai.tool.call.arguments", kwargs.get("inputs") or input_str)
@@ -474,5 +507,6 @@ def checkpoint_feed(thread_id: str) -> Iterator[Callable[[dict[str, Any]], None]
 
 
 
-# Registered once, at import: inert (no provider, no settings read) until a root run starts.
+# Registered once, at import: inert (no provider, no settings read) until a run of relaygraph's
+# graphs starts; every other run passes through it untouched.
 register_configure_hook(_handler_var, True)

@@ -153,7 +153,7 @@ def test_under_the_async_saver_a_nodes_spans_are_stored_at_its_step_checkpoint_o
     checkpoint is committed before the next step starts."""
     import asyncio
 
-    from langgraph.graph import END, START, StateGraph
+    from langgraph.graph import END, START
     from relaygraph.config.checkpointing import open_async_checkpointer
     from relaygraph.observability import instrument_langchain
     from typing_extensions import TypedDict
@@ -171,7 +171,7 @@ def test_under_the_async_saver_a_nodes_spans_are_stored_at_its_step_checkpoint_o
         seen.append([s.name for s in load_spans(url, "async-1")])
         return {"n": 2}
 
-    builder = StateGraph(State)
+    builder = instrument_langchain.TracedStateGraph(State)  # relaygraph traces its own graphs only
     builder.add_node("first", lambda state: {"n": 1})
     builder.add_node("second", second)
     builder.add_edge(START, "first")

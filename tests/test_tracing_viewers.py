@@ -22,6 +22,7 @@ from relaygraph.nodes.agent import AgentSpec, make_agent_node
 from relaygraph.nodes.results import make_result_node
 from relaygraph.nodes.state import RunInput, WorkflowState
 from relaygraph.observability import trace_export, trace_store, tracing
+from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 # --- the GenAI semantic-convention message shape, as a strict schema -----------------------------
 
@@ -109,7 +110,7 @@ def test_langchain_chat_calls_record_tool_calls_and_results_in_the_genai_shape(c
     history = [SystemMessage("Add numbers."), HumanMessage("1 + 41?"),
                AIMessage("", tool_calls=[{"id": "c1", "name": "add", "args": {"a": 1, "b": 41}}]),
                ToolMessage("42", tool_call_id="c1")]
-    builder = StateGraph(dict)
+    builder = TracedStateGraph(dict)  # relaygraph's instrumentation traces relaygraph's graphs only
     builder.add_node("ask", lambda state: {"answer": model.invoke(history).content})
     builder.add_edge(START, "ask")
     builder.compile().invoke({"answer": ""})
@@ -127,7 +128,7 @@ def test_langchain_chat_calls_record_tool_calls_and_results_in_the_genai_shape(c
 
 
 def test_spans_carry_service_version_and_sdk_attributes_through_store_and_exports(spans, tmp_path) -> None:
-    builder = StateGraph(dict)
+    builder = TracedStateGraph(dict)
     builder.add_node("only", lambda state: {"x": 1})
     builder.add_edge(START, "only")
     builder.compile().invoke({"x": 0}, {"configurable": {"thread_id": "res-1"}})
