@@ -195,3 +195,52 @@ def test_importing_reads_no_settings(tmp_path: Path) -> None:
                ("MAX_STEPS", "MAX_RETRIES", "OBSERVATION_CHARS", "TEMPERATURE")}
     found = _import_all(tmp_path, invalid, 'print(json.dumps({"failed": failed}))\n')
     assert found["failed"] == {}
+
+
+#: A user's own graph (one node calling a LangChain chat model) run after importing a relaygraph
+#: graph; then the same graph marked as relaygraph's, to show the hook is live and the mark decides.
+_FOREIGN_GRAPH = """
+import json, sys
+import relaygraph.graphs.sequential
+from typing import TypedDict
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langgraph.graph import START, StateGraph
+from opentelemetry import trace
+from relaygraph.observability import instrument_langchain, tracing
+
+class State(TypedDict):
+    answer: str
+
+model = GenericFakeChatModel(messages=iter([AIMessage("mine"), AIMessage("ours")]))
+builder = StateGraph(State)
+builder.add_node("inc", lambda state: {"answer": model.invoke("hi").content})
+builder.add_edge(START, "inc")
+builder.compile().invoke({"answer": ""})
+foreign = {"provider": type(trace.get_tracer_provider()).__name__, "enabled": tracing.enabled(),
+           "runs": len(instrument_langchain._handler._runs)}
+print("--- relaygraph's run ---", flush=True)
+instrument_langchain.instrumented(builder.compile()).invoke({"answer": ""})
+marked = {"provider": type(trace.get_tracer_provider()).__name__, "enabled": tracing.enabled()}
+tracing.shutdown()
+sys.stdout.flush()
+print(json.dumps({"foreign": foreign, "marked": marked}))
+"""
+
+
+def test_importing_a_graph_leaves_the_users_own_graphs_untraced(tmp_path: Path) -> None:
+    """The LangChain hook that traces relaygraph's graphs sees every run in the process: a user's
+    own graph (and its chat model) must get no span and must not set up a TracerProvider."""
+    import os
+
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "console", "RELAYGRAPH_TRACE_STORE": "false"}
+    proc = subprocess.run([sys.executable, "-c", _FOREIGN_GRAPH], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    before, _, after = proc.stdout.partition("--- relaygraph's run ---")
+    found = json.loads(after.strip().splitlines()[-1])
+    assert found["foreign"] == {"provider": "ProxyTracerProvider", "enabled": False, "runs": 0}
+    assert '"name"' not in before  # the console exporter printed no span for the user's graph
+    # The same graph marked as relaygraph's is traced from the same environment (the hook is live).
+    assert found["marked"] == {"provider": "TracerProvider", "enabled": True}
+    assert '"name": "node inc"' in after and '"name": "chat ' in after
