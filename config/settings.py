@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "RELAYGRAPH_OPENAI_BASE_URL")
     )
-    temperature: float = 0.0
+    temperature: float = Field(default=0.0, ge=0, description="Sampling temperature sent to the provider.")
 
     data_dir: Path = Field(default=Path("relaygraph-data"))
     output_dir: Path = Field(default=Path("relaygraph-out"))
@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     )
     max_steps: int = Field(default=8, ge=1, le=100)
     max_retries: int = Field(default=2, ge=1, le=10, description="Attempts per agent node.")
-    observation_chars: int = Field(default=2000, ge=200)
+    observation_chars: int = Field(
+        default=2000, ge=200, description="Characters of each tool result the model reads (the typed "
+        "result is kept whole).")
 
     local_model_path: Path | None = Field(
         default=None,
@@ -130,7 +132,8 @@ class Settings(BaseSettings):
         return "openai" if self.openai_api_key else "offline"
 
 
-OVERRIDABLE = ("model", "model_id", "dataset", "max_steps", "max_retries")
+#: Settings a run's ``configurable`` may set; every other field is the process's (see below).
+OVERRIDABLE = ("model", "model_id", "dataset", "max_steps", "max_retries", "temperature", "observation_chars")
 #: Deployment settings: where tools may read and write. A run's ``configurable`` (from Python or
 #: any ``langgraph dev`` caller) must not widen the sandbox, so naming them there is an error.
 DEPLOYMENT_ONLY = ("data_dir", "output_dir", "checkpoint_db")
@@ -138,6 +141,22 @@ DEPLOYMENT_ONLY = ("data_dir", "output_dir", "checkpoint_db")
 
 class SandboxOverride(ValueError):
     """A run config tried to set a deployment-only setting (data_dir, output_dir, ...)."""
+
+
+class ProcessSetting(ValueError):
+    """A run config named a setting that only the process can set (tracing, credentials, ...).
+
+    Why an error and not a silent default: ``configurable={"trace_content": True}`` once did
+    nothing at all. Tracing and the span store are set up once per process, the credentials and
+    the server address must not come from a ``langgraph dev`` caller, and the local model and the
+    database retry bound are built once."""
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field`` (``RELAYGRAPH_X``, or its own name: ``OTEL_*``)."""
+    alias = Settings.model_fields[field].validation_alias
+    choices = getattr(alias, "choices", None)
+    return str(choices[0]) if choices else f"RELAYGRAPH_{field.upper()}"
 
 
 def get_settings(**overrides: Any) -> Settings:
@@ -153,6 +172,14 @@ def settings_from_config(config: Mapping[str, Any] | None) -> Settings:
         raise SandboxOverride(
             f"configurable.{named[0]} cannot be set per run: it is a deployment setting "
             f"(RELAYGRAPH_{named[0].upper()} in the server's environment)."
+        )
+    fixed = [k for k in Settings.model_fields
+             if k not in OVERRIDABLE and k not in DEPLOYMENT_ONLY and configurable.get(k) is not None]
+    if fixed:
+        raise ProcessSetting(
+            f"{', '.join(f'configurable.{k}' for k in fixed)} cannot be set per run: set "
+            f"{', '.join(env_name(k) for k in fixed)} in the process's environment instead "
+            f"(per run: {', '.join(OVERRIDABLE)})."
         )
     return get_settings(**{k: configurable.get(k) for k in OVERRIDABLE})
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph._internal._constants import CONFIG_KEY_CHECKPOINT_NS, CONFIG_KEY_RESUMING, NS_SEP
+from relaygraph.config.settings import settings_from_config
 from relaygraph.tools.workspace import dataset_name_problem
 
 
@@ -32,10 +33,14 @@ def check_new_run(state: dict[str, Any], config: RunnableConfig, entry: bool) ->
 
     * a ``data`` or ``configurable.dataset`` outside the data directory: :class:`ValueError` (the
       sandbox rule of :class:`~relaygraph.nodes.state.RunInput`), before a tool is asked to read it;
-    * a thread that already holds a result: :class:`ThreadFinishedError`.
+    * a thread that already holds a result: :class:`ThreadFinishedError`;
+    * a ``configurable`` setting a run may not set (``trace_content``, ``data_dir``, ...): the
+      one-line error of :func:`~relaygraph.config.settings.settings_from_config`, before the first
+      node's work rather than at whichever node reads the settings first.
     """
     if not entry:
         return
+    settings_from_config(config)
     conf = (config or {}).get("configurable") or {}
     if conf.get(CONFIG_KEY_RESUMING) or str(conf.get(CONFIG_KEY_CHECKPOINT_NS) or "").rpartition(NS_SEP)[0]:
         return

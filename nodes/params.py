@@ -34,6 +34,9 @@ class RunParams(BaseModel):
     dataset: str | None = Field(default=None, description="Dataset file inside the data directory.")
     max_steps: int | None = Field(default=None, ge=1, le=100, description="ReAct steps per agent.")
     max_retries: int | None = Field(default=None, ge=1, le=10, description="Attempts per agent node.")
+    temperature: float | None = Field(default=None, ge=0, description="Sampling temperature sent to the provider.")
+    observation_chars: int | None = Field(default=None, ge=200,
+                                          description="Characters of each tool result the model reads.")
     roles: dict[str, Role] | None = Field(
         default=None, description="Column roles that win over inferred ones: COLUMN:ROLE pairs, e.g. "
         "balance_change:additive,store:identifier (a {column: role} mapping from Python).")

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import importlib
 import json
+import uuid
+from typing import Any
 
 import pytest
-from conftest import REPO
+from conftest import REPO, Script, ScriptedModel
 from hypothesis import given
 from hypothesis import strategies as st
 from relaygraph.cli.main import app
+from relaygraph.config.settings import OVERRIDABLE, ProcessSetting, Settings
+from relaygraph.graphs.patterns import sequential_team
+from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.params import ParamError, RunParams, describe, validate_params
+from relaygraph.providers import Provider, register_provider
+from relaygraph.providers.offline import OfflineChatModel
 from typer.testing import CliRunner
 
 GRAPHS = sorted(json.loads((REPO / "langgraph.json").read_text())["graphs"])
@@ -40,6 +47,8 @@ def test_every_graph_declares_its_params_on_the_shared_base(graph: str) -> None:
     ("sequential", "max_steps=500", "from 1 to 100"),
     ("sequential", "specialists=scorer", "specialists is not a parameter"),
     ("sequential", "thread_id=x", "thread_id"),
+    ("sequential", "trace_content=true", "trace_content is not a parameter"),  # the process's setting
+    ("sequential", "observation_chars=50", "greater than or equal to 200"),
 ])
 def test_a_bad_param_is_one_line_exit_2_and_no_work(graph, param, says, isolated_env) -> None:
     result = cli.invoke(app, ["run", graph, "--param", param, "--thread-id", "p1"])
@@ -141,3 +150,68 @@ def test_good_params_and_graphs_without_a_light_schema_go_on_to_the_full_cli() -
     assert precheck(["run", "planned", "--param", "fail=trends:transient", "--param", "learn=false"]) is None
     assert precheck(["run", "parallel", "--param", "partitions=0"]) is None  # checked by the full CLI
     assert precheck(["run", "planned", "--param", "dataset=../x.csv"]) is None  # the sandbox check says more
+
+
+# --- settings a run may set, and the ones only the process may set ------------------------------
+
+
+def _one_agent_run(script: Script, configurable: dict[str, Any]) -> tuple[list[float], dict[str, Any]]:
+    """A one-agent team that profiles the sample; returns the temperatures its model was built
+    with and the final state."""
+    temperatures: list[float] = []
+
+    def agent_model(settings: Settings) -> ScriptedModel:
+        temperatures.append(settings.temperature)
+        return ScriptedModel(script)
+
+    register_provider(Provider("scripted", agent_model, lambda s: OfflineChatModel(), lambda s: "scripted"))
+    script.play(("call", "profile_dataset", {"dataset": "sample_sales.csv"}), ("final", "profiled"))
+    spec = AgentSpec(name="extract", role="extractor", instructions="Profile the dataset.",
+                     tools=("profile_dataset",))
+    graph = sequential_team([spec]).compile()
+    state = graph.invoke({"task": "Profile the dataset."},
+                         {"configurable": {"thread_id": f"s-{uuid.uuid4().hex[:6]}", **configurable}})
+    return temperatures, state
+
+
+def test_temperature_in_configurable_reaches_the_model_of_that_run(script, sample_path) -> None:
+    assert _one_agent_run(script, {})[0] == [0.0]  # the settings' default
+    assert _one_agent_run(script, {"temperature": 0.9})[0] == [0.9]
+
+
+def _read(messages: list[Any]) -> str:
+    """The text of the messages a model was given."""
+    parts = [m.content if isinstance(m.content, list) else [{"text": m.content or ""}] for m in messages]
+    return "\n".join(str(p.get("text", "")) for part in parts for p in part)
+
+
+def test_observation_chars_in_configurable_cut_what_the_model_reads_in_that_run(script, sample_path) -> None:
+    """The sample's profile is longer than 200 characters: the run that asks reads 200 of them."""
+    whole = _one_agent_run(script, {})[1]["steps"][0]["observation"]
+    cut = _one_agent_run(script, {"observation_chars": 200})[1]["steps"][0]["observation"]
+    kept = cut.partition("… [truncated")[0]
+    assert len(kept) <= 200 < len(whole.partition("… [truncated")[0]) and whole.startswith(kept)
+    read = _read(script.seen[-1])  # the model's second call: it read the cut observation only
+    assert cut in read and whole[len(kept):len(kept) + 60] not in read
+
+
+@pytest.mark.parametrize(("key", "value", "variable"), [
+    ("trace_content", True, "RELAYGRAPH_TRACE_CONTENT"),
+    ("model_prices", {"m": {"input": 1, "output": 1}}, "RELAYGRAPH_MODEL_PRICES"),
+    ("openai_base_url", "http://elsewhere.example/v1", "OPENAI_BASE_URL"),
+    ("otel_traces_exporter", "console", "OTEL_TRACES_EXPORTER"),
+])
+def test_a_setting_only_the_process_may_set_is_refused_in_one_line_before_any_work(
+        script, sample_path, key, value, variable) -> None:
+    from relaygraph.graphs.sequential import graph
+
+    with pytest.raises(ProcessSetting) as refused:
+        graph.invoke({"task": "Profile the dataset."}, {"configurable": {"thread_id": "p", key: value}})
+    message = str(refused.value)
+    assert "\n" not in message and f"configurable.{key} cannot be set per run" in message and variable in message
+    assert script.seen == []  # no agent was asked anything
+
+
+def test_every_per_run_setting_is_a_param_of_every_graph() -> None:
+    """What ``configurable`` may set (``OVERRIDABLE``) is what the CLI's --param accepts."""
+    assert set(OVERRIDABLE) <= set(RunParams.model_fields)
