@@ -25,10 +25,9 @@ from langgraph.checkpoint.sqlalchemy.lease import Lease, thread_lease
 from langgraph.checkpoint.sqlalchemy.migrations import MigrationSet, create_tables
 from langgraph.checkpoint.sqlalchemy.retry import RetryPolicy
 from langgraph.checkpoint.sqlalchemy.saver import SQLAlchemySaver
-from langgraph.checkpoint.sqlalchemy.urls import DEFAULT_URL, normalize_url
+from langgraph.checkpoint.sqlalchemy.urls import normalize_url
 
 __all__ = [
-    "DEFAULT_URL",
     "AsyncSQLAlchemySaver",
     "CheckpointCorruptError",
     "CheckpointListener",

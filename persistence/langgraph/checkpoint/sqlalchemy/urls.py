@@ -15,8 +15,6 @@ from langgraph.checkpoint.sqlalchemy.errors import MissingDriverError, Unsupport
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-DEFAULT_URL = "sqlite:///relaygraph.db"
-
 EXPECTED = (
     "expected sqlite:///PATH (e.g. sqlite:///relaygraph.db), "
     "postgresql://USER@HOST:5432/DB or mysql://USER@HOST:3306/DB (mariadb:// also works)"
