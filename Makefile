@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: test lint-imports typecheck run bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml persistence/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ./persistence -e '.[test]'
