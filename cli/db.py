@@ -12,15 +12,13 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
 
 import sqlalchemy as sa
 import typer
 from langgraph.checkpoint.sqlalchemy import PersistenceError, SQLAlchemySaver
 from langgraph.checkpoint.sqlalchemy.maintenance import collect_stats, parse_duration
 from langgraph.checkpoint.sqlalchemy.maintenance import prune as run_prune
-from langgraph.checkpoint.sqlalchemy.urls import is_memory_sqlite, normalize_url
-from relaygraph.config.checkpointing import checkpoint_url
+from relaygraph.config.checkpointing import checkpoint_url, missing_sqlite_file
 from rich.console import Console
 from rich.table import Table
 
@@ -49,13 +47,12 @@ def _fail(message: str) -> None:
 def _saver(url: str | None) -> Iterator[SQLAlchemySaver]:
     """The saver for ``url``, refusing to create a SQLite file that isn't there."""
     target = checkpoint_url(url)
-    parsed = normalize_url(target)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and not is_memory_sqlite(parsed):
-        if not Path(parsed.database).expanduser().exists():
-            raise FileNotFoundError(
-                f"no checkpoint database at {parsed.database} (nothing checkpointed yet?); "
-                "pass --checkpoint-db or set RELAYGRAPH_CHECKPOINT_DB"
-            )
+    missing = missing_sqlite_file(target)
+    if missing is not None:
+        raise FileNotFoundError(
+            f"no checkpoint database at {missing} (nothing checkpointed yet?); "
+            "pass --checkpoint-db or set RELAYGRAPH_CHECKPOINT_DB"
+        )
     with SQLAlchemySaver.from_conn_string(target) as saver:
         yield saver
 

@@ -13,7 +13,7 @@ from enum import Enum
 
 import typer
 from relaygraph.cli.common import UsageError, guarded
-from relaygraph.config.settings import get_settings
+from relaygraph.config.checkpointing import checkpoint_url, missing_sqlite_file
 from relaygraph.observability.trace_export import export as export_spans
 from relaygraph.observability.trace_export import span_tree
 from relaygraph.observability.trace_store import StoredSpan, load_spans, thread_ids
@@ -30,7 +30,12 @@ class Format(str, Enum):
 
 
 def _spans(thread_id: str, checkpoint_db: str | None) -> list[StoredSpan]:
-    url = checkpoint_db or get_settings().checkpoint_db
+    url = checkpoint_url(checkpoint_db)
+    missing = missing_sqlite_file(url)
+    if missing is not None:  # reading must not create the database (nor its lock file)
+        raise UsageError(f"No spans stored for thread {thread_id!r}: there is no database at {missing} "
+                         "(nothing has run with it yet). Run with `relaygraph run GRAPH --trace`, or pass "
+                         "--checkpoint-db / set RELAYGRAPH_CHECKPOINT_DB to the database your runs used.")
     spans = load_spans(url, thread_id)
     if not spans:
         known = thread_ids(url)

@@ -178,6 +178,20 @@ def test_traces_show_for_an_unknown_thread_says_which_threads_have_traces(tracin
     assert "--trace" in shown.output
 
 
+@pytest.mark.parametrize("command", ["show", "export"])
+def test_reading_traces_where_no_database_exists_says_so_and_creates_none(tracing_off, tmp_path, monkeypatch,
+                                                                          command) -> None:
+    """Read-only: ``traces show`` once left an empty ``relaygraph.db`` (and its lock file) in the
+    folder it was run from."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RELAYGRAPH_CHECKPOINT_DB")  # the default: relaygraph.db here
+    shown = CliRunner().invoke(app, ["traces", command, "t1"])
+    assert shown.exit_code == 2
+    lines = [line for line in shown.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "No spans stored for thread 't1': there is no database at relaygraph.db" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("value", ["zipkin", "otlp,bogus"])
 def test_an_unsupported_exporter_name_is_an_error_that_names_the_choices(tracing_off, monkeypatch, value) -> None:
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", value)
