@@ -37,24 +37,34 @@ def _copy_sources(dst: Path) -> Path:
     return dst
 
 
-def _wheel(source: Path, outdir: Path) -> list[str]:
-    """Build one wheel (no isolation: setuptools from this venv, no network) and list its files."""
+def _wheel(source: Path, outdir: Path) -> Path:
+    """Build one wheel (no isolation: setuptools from this venv, no network)."""
     proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
                            str(outdir), str(source)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (wheel,) = outdir.glob("*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        return archive.namelist()
+    return wheel
 
 
 @pytest.fixture(scope="module")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The two wheels, built once for the module."""
     root = tmp_path_factory.mktemp("wheels")
     source = _copy_sources(root / "src")
     return {
         "relaygraph": _wheel(source, root / "relaygraph"),
         "saver": _wheel(source / "persistence", root / "saver"),
     }
+
+
+@pytest.fixture(scope="module")
+def wheels(built: dict[str, Path]) -> dict[str, list[str]]:
+    """Each wheel's file list."""
+    names = {}
+    for name, wheel in built.items():
+        with zipfile.ZipFile(wheel) as archive:
+            names[name] = archive.namelist()
+    return names
 
 
 def _top_level(names: list[str]) -> set[str]:
@@ -115,6 +125,52 @@ def test_editable_install_resolves_to_this_checkout(tmp_path: Path) -> None:
     assert package == REPO / "__init__.py"
     assert graphs == REPO / "graphs" / "__init__.py"
     assert saver == REPO / "persistence" / "langgraph" / "checkpoint" / "sqlalchemy" / "__init__.py"
+
+
+def _pip_install_target(wheels: list[Path], target: Path) -> None:
+    """``pip install --no-deps --target``: this venv's pip (a ``python -m venv`` venv, as CI
+    makes), else uv's (a ``uv venv`` has no pip). Both wheels are pure Python, so either fits."""
+    import importlib.util
+
+    if importlib.util.find_spec("pip") is not None:
+        command = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index"]
+    elif shutil.which("uv"):
+        command = ["uv", "pip", "install", "-q", "--no-deps", "--no-index", "--python", sys.executable]
+    else:
+        pytest.fail("installing the wheels needs pip in this venv (python -m ensurepip) or uv on PATH")
+    proc = subprocess.run([*command, "--target", str(target), *map(str, wheels)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_the_regular_wheels_install_and_import_from_their_files(built, tmp_path: Path) -> None:
+    """The wheels as ``pip install`` puts them on a machine, not the editable install.
+
+    Why this works next to the editable install: ``PYTHONPATH`` comes before site-packages on
+    ``sys.path``, and setuptools' editable finders are appended *after* the path finder, so
+    ``relaygraph`` and ``langgraph.checkpoint.sqlalchemy`` come from the target folder while
+    their dependencies (langgraph itself, SQLAlchemy, ...) still come from this venv. The test
+    asserts where each module was found, so a shadowing editable install cannot pass it."""
+    import os
+
+    target = tmp_path / "site"
+    _pip_install_target([built["relaygraph"], built["saver"]], target)
+    neutral = tmp_path / "elsewhere"
+    neutral.mkdir()
+    code = ("import json, relaygraph, relaygraph.graphs.sequential as g, langgraph.checkpoint.sqlalchemy as s,"
+            " langgraph.graph as lg; from relaygraph.cli import registry;"
+            " print(json.dumps({'files': [relaygraph.__file__, g.__file__, s.__file__], 'langgraph': lg.__file__,"
+            " 'graphs': sorted(registry.graph_names()), 'compiled': type(g.graph).__name__}))")
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=neutral, capture_output=True, text=True,
+                          timeout=120, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout)
+    for file in found["files"]:
+        assert Path(file).is_relative_to(target), f"{file} is not the installed wheel's"
+    assert not Path(found["langgraph"]).is_relative_to(target)  # langgraph itself: the venv's
+    assert "sequential" in found["graphs"]  # langgraph.json shipped inside the package
+    assert found["compiled"] == "CompiledStateGraph"
 
 
 def test_sub_packages_are_not_importable_on_their_own(tmp_path: Path) -> None:
