@@ -8,8 +8,9 @@ One module per job, imported top-down (no cycles):
     trace_store ─► trace_export                                         (tree, Jaeger JSON, OTLP JSON)
 
 Importing the package registers the LangChain callback handler (``instrument_langchain``),
-which is inert until a run starts; tracing itself is configured from the settings on the
-first run (``tracing.ensure_configured``) or explicitly (``tracing.configure``).
+which acts only on runs of relaygraph's graphs (``INSTRUMENTED`` in their metadata) and leaves
+every other LangChain/LangGraph run in the process alone; tracing itself is configured from the
+settings on the first such run (``tracing.ensure_configured``) or explicitly (``tracing.configure``).
 
 Why hand-written instrumentation (evaluated 2026-11-30, against the sequential graph on the
 offline policy and a one-agent graph calling a fake OpenAI server; each library installed
