@@ -47,8 +47,14 @@ def _default(value: Any) -> str:
 
 def own_param_lines(info: dict[str, Any]) -> list[str]:
     """``KEY  what it accepts, default …  description`` for the graph's own keys."""
-    return [f"{key}: {p['accepts']}{_default(p['default'])}" + (f" — {p['description']}" if p["description"] else "")
+    return [f"{key}: {p['accepts']}{_default(p['default'])}" + (f" — {p['description']}" if _adds(p) else "")
             for key, p in info["params"].items() if not p["common"]]
+
+
+def _adds(param: dict[str, Any]) -> bool:
+    """Whether a key's description says more than what it accepts (a free-form text key's
+    "accepts" *is* its description: printed once, not twice)."""
+    return bool(param["description"]) and param["description"].rstrip(".") != param["accepts"]
 
 
 def common_param_line() -> str:

@@ -105,7 +105,8 @@ def parse_injections(value: str | Sequence[str] | None) -> list[Injection]:
     items = value.split(",") if isinstance(value, str) else list(value)
     out = []
     for raw in (i.strip() for i in items if i.strip()):
-        match = re.fullmatch(r"([A-Za-z_]\w*):([a-z_]+?)(?:x(\d+))?", raw)
+        # task and class names are lower case: ``Trends:Schema`` means trends:schema
+        match = re.fullmatch(r"([a-z_]\w*):([a-z_]+?)(?:x(\d+))?", raw.lower())
         if not match or match.group(2) not in FAILURE_CLASSES:
             raise ValueError(f"fail={raw!r}: expected TASK:CLASS or TASK:CLASSxN (N runs) with CLASS one of {', '.join(FAILURE_CLASSES)}")
         out.append(Injection(task=match.group(1), failure_class=match.group(2),  # type: ignore[arg-type]
@@ -176,8 +177,8 @@ def decide(failure: Failure, task: PlannedTask, plan: Plan, world: Mapping[str, 
             return Decision(action="replan", failure_class=cls, context={"date_column": date_column},
                             policy=f"adapt (column mapping): map the date role to column {date_column!r} "
                                    f"(observed{instead}), replan")
-        why = (f"no column mapping can help: the date role is already on {date_column!r}, the column "
-               f"{task.name!r} used" if date_column else "no observed column to map the date role to")
+        why = (f"no column mapping can help: task {task.name!r} already used the date column {date_column!r}"
+               if date_column else "no observed column to map the date role to")
         return Decision(action="replan", failure_class=cls, facts={"has_time_column": False},
                         exclude_methods=[task.method] if task.method else [],
                         policy=f"adapt (another method): {why}; replan without {task.method!r}")

@@ -111,8 +111,11 @@ def validate_params(schema: type[RunParams], values: dict[str, Any]) -> dict[str
         message = first["msg"].removeprefix("Value error, ").rstrip(".")
         if key == "roles":  # its message already lists the roles (or the expected form)
             raise ParamError(f"--param roles: {message}.") from None
-        raise ParamError(f"--param {key}={_shown(values.get(key))}: {message}; "
-                         f"allowed: {allowed(schema, key)}.") from None
+        hint = allowed(schema, key)
+        described = (schema.model_fields[key].description or "").rstrip(".") if key in schema.model_fields else ""
+        # a free-form key's "allowed" is its description, which its validator's message already says better
+        tail = "" if hint == described else f"; allowed: {hint}"
+        raise ParamError(f"--param {key}={_shown(values.get(key))}: {message}{tail}.") from None
     return checked.model_dump(include=set(values), mode="json")
 
 

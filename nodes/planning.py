@@ -477,10 +477,26 @@ def _run_task(state: PlannedState, config: RunnableConfig,
                     "pending": _failure(task, error, replanning.classify(error))}
     facts = {**world, **task.effects}
     overrides = {k: v for k, v in (state.get("overrides") or {}).items() if k not in task.effects}
+    _keep_first_findings(state, merged["context"], node)
     return {**base, **merged, "world": facts, "overrides": overrides,
             "cursor": (state.get("cursor") or 0) + 1,
             "done": [*(state.get("done") or []), task.model_dump(mode="json")],
             "ran_on": {**(state.get("ran_on") or {}), task.name: _dataset_now(state)}}
+
+
+def _keep_first_findings(state: PlannedState, produced: dict[str, Any], node: str) -> None:
+    """A task run again (a data_quality replan validates and cleans the cleaned copy) adds to
+    what the run found, never replaces it: the user's file stays the ``source_dataset`` (the
+    report's "Your file"), and the first run's findings (48 duplicates, 5 invalid rows in the
+    user's file) stay beside the new ones, which are keyed by their node (``validator
+    (validate#2)``)."""
+    context = state.get("context") or {}
+    if context.get("source_dataset") and "source_dataset" in produced:
+        produced["source_dataset"] = context["source_dataset"]
+    earlier = context.get("findings") or {}
+    new = produced.get("findings") or {}
+    for agent in [a for a in new if a in earlier and earlier[a] != new[a]]:
+        new[f"{agent} ({node})"] = new.pop(agent)
 
 
 #: Which report section each analysis task's work backs.

@@ -174,6 +174,8 @@ def test_graphs_and_run_help_show_params_and_approvable_nodes_readably() -> None
     assert ("Every graph also takes --param model (Model provider: offline, openai or local), model_id (Model name "
             "sent to the provider), dataset (Dataset file inside the data directory), max_steps (int from 1") \
         in listing.stdout  # a free-text param says what it takes, not just "str"
+    said = "Inject failures: TASK:CLASS[xN], comma-separated"  # a free-text key's description, said once
+    assert f"  --param fail: {said}" in listing.stdout and listing.stdout.count(said) == 1, listing.stdout
     help_text = cli.invoke(app, ["run", "--help"]).stdout
     assert "sequential: approve before analyze, clean, extract, finalize, report" in help_text
     assert "--param partitions: int from 1 to 64" in help_text
