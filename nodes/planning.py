@@ -299,6 +299,16 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
         if new is not None:
             span.set_attribute("relaygraph.plan.confidence", new.confidence)
             span.set_attribute("relaygraph.plan.methods", new.method_names())
+        if pending:  # what triggered the replan, and what it changed
+            old_confidence = (state.get("plan") or {}).get("confidence")
+            span.set_attributes({
+                "relaygraph.replan.task": str(pending.get("task") or ""),
+                "relaygraph.failure.class": str(pending.get("failure_class") or ""),
+                "relaygraph.failure.error": str(pending.get("error") or "")[:500],
+                "relaygraph.replan.policy": str(pending.get("policy") or ""),
+                "relaygraph.replan.why": why[:500],
+                **({"relaygraph.replan.old_confidence": float(old_confidence)} if old_confidence is not None else {}),
+            })
     if not accepted and options(config).get("method_probabilities") is None:
         why += learned_stop(base, world, learned, mined, excluded)
     update: dict[str, Any] = {"pending": None, "learned": learned, "timeouts": experience.learned_timeouts(mined)}
@@ -430,10 +440,10 @@ def _run_task(state: PlannedState, config: RunnableConfig,
         missing = unmet(task.preconditions, world)
         if missing:
             error = f"precondition {', '.join(map(str, missing))} does not hold before {task.name}"
-            return {**base, "pending": _failure(task, error, "dependency")}
+            return {**base, "pending": _failure(task, error, "dependency", span=span)}
         mismatch = _schema_mismatch(task, state)
         if mismatch:
-            return {**base, "pending": _failure(task, mismatch, replanning.classify(mismatch))}
+            return {**base, "pending": _failure(task, mismatch, replanning.classify(mismatch), span=span)}
         injected = _injected(state, config, task)
         if injected:
             cls = injected.split(":", 1)[1]
@@ -441,7 +451,7 @@ def _run_task(state: PlannedState, config: RunnableConfig,
             message = replanning.INJECTED_MESSAGES[cls]  # type: ignore[index]
             span.set_attribute("relaygraph.task.injected", cls)
             return {**base, "fired": fired,
-                    "pending": _failure(task, message, replanning.classify(message), injected=True)}
+                    "pending": _failure(task, message, replanning.classify(message), injected=True, span=span)}
         spec = task_spec(task, (agents or {}).get(task.name))
         partitions = int(world.get("partitions") or 1)
         slices = ([f"{k}/{partitions}" for k in range(1, partitions + 1)]
@@ -463,7 +473,8 @@ def _run_task(state: PlannedState, config: RunnableConfig,
                 out = agent(run_state, config)
             except AgentRunError as exc:
                 exc.record["steps"] = merged["steps"] + exc.record.get("steps", [])
-                raise
+                span.set_attribute("relaygraph.failure.class", replanning.classify(str(exc)))
+                raise  # the span ends ERROR with the exception
             merged["steps"] += out["steps"]
             merged["progress"] += out["progress"]
             merged["answers"].update(out["answers"])
@@ -474,7 +485,7 @@ def _run_task(state: PlannedState, config: RunnableConfig,
         if problems:
             error = "; ".join(problems)
             return {**base, "steps": merged["steps"],
-                    "pending": _failure(task, error, replanning.classify(error))}
+                    "pending": _failure(task, error, replanning.classify(error), span=span)}
     facts = {**world, **task.effects}
     overrides = {k: v for k, v in (state.get("overrides") or {}).items() if k not in task.effects}
     _keep_first_findings(state, merged["context"], node)
@@ -615,7 +626,10 @@ execute = make_execute()
 
 
 def _failure(task: PlannedTask, error: str, cls: str, *, injected: bool = False,
-             timeout_s: float | None = None) -> dict[str, Any]:
+             timeout_s: float | None = None, span: Any = None) -> dict[str, Any]:
+    """The task's failure, for ``recover``; ``span``: the task's span, marked ERROR with it."""
+    if span is not None:
+        tracing.record_failure(span, error, cls)
     return replanning.Failure(task=task.name, task_id=task.id, failure_class=cls,  # type: ignore[arg-type]
                               error=error[:500], injected=injected, timeout_s=timeout_s).model_dump()
 

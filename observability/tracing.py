@@ -419,6 +419,14 @@ def record_content(span: Span, key: str, value: Any) -> None:
         span.set_attribute(key, clip(value))
 
 
+def record_failure(span: Span, message: str, failure_class: str) -> None:
+    """A task that failed without raising (a classified failure the graph recovers from): the
+    span is ERROR with the error, and says its class (``relaygraph.failure.class``)."""
+    span.set_status(Status(StatusCode.ERROR, message[:500]))
+    span.set_attribute("relaygraph.failure.class", failure_class)
+    span.set_attribute("relaygraph.failure.error", message[:500])
+
+
 def record_error(span: Span, exc: BaseException) -> None:
     span.record_exception(exc)
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))

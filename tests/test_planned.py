@@ -375,6 +375,25 @@ def test_spans_show_plan_replan_and_task_spans(cast, invoke_config, sample_path,
     assert list(replan.attributes["relaygraph.plan.methods"])[-1] == "cross_section_analysis"
 
 
+def test_a_failed_task_span_is_an_error_and_the_replan_span_says_why(cast, invoke_config, sample_path, spans):
+    from opentelemetry.trace import StatusCode
+
+    cast.scripts.update(failure_scripts("aggregate:resource"))
+    run(invoke_config, fail="aggregate:resource")
+    finished = spans.get_finished_spans()
+    failed, *rerun = [s for s in finished if s.name == "task aggregate"]
+    assert failed.status.status_code == StatusCode.ERROR and "out of memory" in failed.status.description
+    assert failed.attributes["relaygraph.failure.class"] == "resource"
+    assert rerun and all(s.status.status_code != StatusCode.ERROR for s in rerun)  # the scaled-down run did its work
+    assert all(s.status.status_code != StatusCode.ERROR for s in finished if s.name == "task validate")
+    (replan,) = [s for s in finished if s.name == "replan"]
+    attrs = replan.attributes
+    assert (attrs["relaygraph.replan.task"], attrs["relaygraph.failure.class"]) == ("aggregate", "resource")
+    assert attrs["relaygraph.replan.policy"] == "scale down: 1 → 2 partitions, replan"
+    assert attrs["relaygraph.replan.old_confidence"] == pytest.approx(0.95 * 0.9 * 0.9)
+    assert attrs["relaygraph.plan.confidence"] > 0.6 and attrs["relaygraph.plan.accepted"] is True
+
+
 def test_classifier_and_injection_syntax():
     assert classify("model error: APITimeoutError: Request timed out.") == "transient"
     assert classify("MemoryError: Unable to allocate 3 GiB; out of memory") == "resource"
