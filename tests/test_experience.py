@@ -14,11 +14,7 @@ def planned_runs(cast, *runs: str) -> None:
     """Scripts for planned runs in order: ``failed`` (trends keeps failing, injected: validate,
     clean and aggregate ran), ``time_series`` (the whole first plan) or ``cross_section`` (the
     plan without trends), each completed run with a report and a critique that finds nothing."""
-    from test_planned import CRITIC, CRITIC_CALLS, agent, on_given
-
-    # with a trend section the critic recomputes the trends too
-    trend_critic = [*agent("profile_dataset", on_given("aggregate", "metric", "group_by"), "detect_trends",
-                           "detect_outliers"), CRITIC_CALLS[-1]]
+    from test_planned import CRITIC, CRITIC_CALLS, CRITIC_TREND_CALLS, agent
 
     analyses = {"failed": ["aggregate"], "time_series": ["aggregate", "detect_trends", "detect_outliers"],
                 "cross_section": ["aggregate", "detect_outliers"]}
@@ -29,7 +25,7 @@ def planned_runs(cast, *runs: str) -> None:
             cast.scripts.setdefault("analyst", []).extend(agent(tool))
         if run != "failed":
             cast.scripts.setdefault("reporter", []).extend(agent("write_report"))
-            cast.scripts.setdefault(CRITIC, []).extend(trend_critic if run == "time_series" else CRITIC_CALLS)
+            cast.scripts.setdefault(CRITIC, []).extend(CRITIC_TREND_CALLS if run == "time_series" else CRITIC_CALLS)
 
 
 def exp(i: int, methods: list[str], failures: list[FailureRecord] = (), outcome: str = "completed") -> Experience:
@@ -105,17 +101,18 @@ def test_a_method_that_failed_in_three_runs_is_avoided_by_the_next_plan(cast, sa
     assert CliRunner().invoke(app, ["experience", "show", "--store", "nope"]).exit_code == 2
 
 
-def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(roles, sample_path):
+def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(cast, sample_path):
     """Three runs in which aggregate timed out twice before a retry got through teach its timeout
     (2 × its slowest successful run, at least 2 s) and a doubled retry backoff; the next run's
     slow analyst is cut at the timeout, and the cut is a transient timeout that follows its
     policy with the learned backoff."""
-    # roles, not cast: a cut analyst call keeps running in its thread after the timeout and then
-    # takes its next action, so how much of a strict script it consumes depends on timing; the
-    # offline policy answers whatever is left
+    import threading
+    import time
+
     from relaygraph.config.settings import settings_from_config
     from relaygraph.graphs.planned import build_graph
     from relaygraph.nodes import experience as store
+    from test_planned import CRITIC, CRITIC_TREND_CALLS, agent, on_given
 
     url = settings_from_config({}).checkpoint_db
     timed_out = FailureRecord(task="aggregate", method="time_series_analysis", agent="analyst",
@@ -123,7 +120,22 @@ def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(roles, 
     for i in range(3):
         store.record(url, exp(i, ["prepare_analyse_report", "validate_and_clean", "time_series_analysis"],
                               [timed_out, timed_out]).model_copy(update={"durations": {"aggregate": 0.05 * (i + 1)}}))
-    roles.slow, roles.delay = {"analyst"}, 2.6  # each analyst model call now takes 2.6 s
+    released = threading.Event()
+
+    def hangs(brief):  # a model call that answers only after the test lets it: cut by the timeout
+        released.wait(60)
+        return ("final", "too late")
+
+    def slow(brief):  # the same slow model, with no timeout to cut it
+        time.sleep(2.6)
+        return on_given("aggregate")(brief)
+
+    # the learned run: aggregate's first and three retried runs are each cut in their first model call
+    # (taken from the script when it starts, so what a cut call consumes does not depend on timing);
+    # the unlearned run: the whole first plan, its slow aggregate let through
+    cast.scripts.update({"validator": agent("validate_dataset") * 2, "cleaner": agent("clean_dataset") * 2,
+                         "analyst": [hangs] * 4 + agent(slow) + agent("detect_trends") + agent("detect_outliers"),
+                         "reporter": agent("write_report"), CRITIC: list(CRITIC_TREND_CALLS)})
     graph = build_graph().compile()
 
     def run(thread: str, **options):
@@ -147,6 +159,7 @@ def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(roles, 
     assert all(1.95 <= p["duration_s"] < 2.5 for p in cut)  # cut at 2 s, not after the 2.6 s call
     assert not [s for s in state["steps"] if s["tool"] == "aggregate"]  # no tool ran past the deadline
 
+    released.set()  # the cut calls end; their answers are discarded
     unlearned = run("slow-unlearned", learn="false", retry_backoff_s=0)["result"]  # the same slow agent
     assert unlearned["plan"]["timeouts"] == {} and unlearned["status"] == "completed"
 
