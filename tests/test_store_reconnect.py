@@ -329,13 +329,16 @@ def test_an_async_saver_lends_its_retry_policy_to_the_stores(outage: Outage) -> 
 
 
 def test_cli_run_stopped_by_an_outage_in_a_store_write_exits_75_and_resume_records_it_once(
-    outage: Outage, monkeypatch: pytest.MonkeyPatch, roles: Any, sample_path: Any
+    outage: Outage, monkeypatch: pytest.MonkeyPatch, cast: Any, sample_path: Any
 ) -> None:
     """The database goes away, for longer than the bound, just as a consensus run records its
     voters' track records: exit 75 and one line naming ``relaygraph resume``; resume finishes the
     run and the records are there once."""
     from relaygraph.cli.main import app
+    from test_consensus_graph import vote_north
     from typer.testing import CliRunner
+
+    vote_north(cast, 3)  # each voter votes once: the resume asks none of them again
 
     monkeypatch.setenv("RELAYGRAPH_DB_RECONNECT_S", "1")
     original = consensus_store.record_run
