@@ -217,16 +217,17 @@ def running_langgraph_dev(root: Path, env: dict[str, str] | None = None,
         log.close()
 
 
-def cli_here(args: list[str], log: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def cli_here(args: list[str], log: Path, monkeypatch: pytest.MonkeyPatch, play: RolePlay | None = None) -> Any:
     """``relaygraph ARGS`` in this process (typer's CliRunner) with the ``crashy`` provider logging
     agent runs to ``log``, as ``crash_runner.py`` does in a child: resuming a killed run, or being
-    refused next to a live one, is no process concern, and an interpreter start costs seconds."""
+    refused next to a live one, is no process concern, and an interpreter start costs seconds.
+    Its agents are the offline policy, or the scripted cast ``play`` (the ``cast`` fixture's)."""
     from crash_runner import crashy
     from relaygraph.cli.main import app
     from relaygraph.providers import register_provider
     from typer.testing import CliRunner
 
-    register_provider(crashy(str(log)))  # undone after the test (conftest.global_registries)
+    register_provider(crashy(str(log), play=play))  # undone after the test (conftest.global_registries)
     monkeypatch.setenv("RELAYGRAPH_MODEL", "crashy")
     return CliRunner().invoke(app, args)
 
@@ -528,15 +529,14 @@ class RolePlay:
     call of the roles in ``slow`` takes, or :meth:`together` (to observe concurrency). ``calls``
     counts calls per role; ``peak`` is the most calls of ``slow`` roles that were in flight at once.
 
-    ``strict`` (the ``cast`` fixture): no fallback to the offline policy. A call with nothing
-    scripted for it is recorded in ``unscripted`` and fails, and the fixture fails the test if
-    anything was unscripted or any script was left unplayed.
+    Strict: nothing falls back to the offline policy. A call with nothing scripted for it is
+    recorded in ``unscripted`` and fails, and the ``cast`` fixture fails the test if anything was
+    unscripted or any script was left unplayed.
     """
 
-    def __init__(self, strict: bool = False) -> None:
+    def __init__(self) -> None:
         import threading
 
-        self.strict = strict
         self.scripts: dict[str, list[Any]] = {}
         self.decisions: dict[str, list[dict[str, Any]]] = {}
         self.failures: dict[str, BaseException] = {}
@@ -559,28 +559,24 @@ class RolePlay:
         self.slow, self.barrier = set(roles), threading.Barrier(parties, timeout=timeout)
 
     def next_action(self, role: str, key: str) -> Any:
-        """The next scripted action of ``key`` (or of ``role``), or None when none is left."""
+        """The next scripted action of ``key`` (or of ``role``); fails when none is left."""
         with self.lock:
             for name in (key, role):
                 if self.scripts.get(name):
                     return self.scripts[name].pop(0)
-            if self.strict:
-                self.unscripted.append(key)
-                raise AssertionError(f"nothing scripted for {key!r} (cast.scripts[{role!r}])")
-            return None
+            self.unscripted.append(key)
+            raise AssertionError(f"nothing scripted for {key!r} (cast.scripts[{role!r}])")
 
     def leftovers(self) -> dict[str, Any]:
         return {k: v for k, v in {**self.scripts, **self.decisions}.items() if v}
 
 
 class RoleModel(Model):
-    """The offline policy, except where :class:`RolePlay` says otherwise for a role."""
+    """A smolagents Model that plays each agent's part from :class:`RolePlay`, by role."""
 
     def __init__(self, play: RolePlay) -> None:
-        from relaygraph.providers.offline import OfflinePolicyModel
-
-        super().__init__(model_id="roles")
-        self.play, self.policy = play, OfflinePolicyModel()
+        super().__init__(model_id="cast")
+        self.play = play
         self.brief: Any = None
 
     def receive_brief(self, brief: Any) -> None:
@@ -589,7 +585,6 @@ class RoleModel(Model):
         from crash_runner import identify
 
         self.brief = brief
-        self.policy.receive_brief(brief)
         with self.play.lock:
             self.play.briefs.setdefault(identify([], brief)[1], []).append(brief)
 
@@ -615,13 +610,10 @@ class RoleModel(Model):
             action = play.next_action(role, key)
             if callable(action):  # an action that depends on what the graph told the agent
                 action = action(self.brief)
-            if action is not None:
-                name, args = ("final_answer", {"answer": action[1]}) if action[0] == "final" else action[1:]
-                call = ChatMessageToolCall(id=f"call_{uuid.uuid4().hex[:8]}", type="function",
-                                           function=ChatMessageToolCallFunction(name=name, arguments=args))
-                return ChatMessage(role=MessageRole.ASSISTANT, content=f"Thought: scripted {name}",
-                                   tool_calls=[call])
-            return self.policy.generate(messages, stop_sequences, response_format, tools_to_call_from, **kw)
+            name, args = ("final_answer", {"answer": action[1]}) if action[0] == "final" else action[1:]
+            call = ChatMessageToolCall(id=f"call_{uuid.uuid4().hex[:8]}", type="function",
+                                       function=ChatMessageToolCallFunction(name=name, arguments=args))
+            return ChatMessage(role=MessageRole.ASSISTANT, content=f"Thought: scripted {name}", tool_calls=[call])
         finally:
             if role in play.slow:
                 with play.lock:
@@ -629,8 +621,8 @@ class RoleModel(Model):
 
 
 class RoleChatModel(OfflineChatModel):
-    """The chat model face: structured decisions come from ``RolePlay.decisions`` by schema name
-    (the offline policy's choice otherwise, unless ``strict``)."""
+    """The chat model face: structured decisions come from ``RolePlay.decisions`` by schema name;
+    one with none scripted fails."""
 
     play: Any = None
 
@@ -644,35 +636,29 @@ class RoleChatModel(OfflineChatModel):
             with self.play.lock:
                 queued = self.play.decisions.get(name)
                 args = queued.pop(0) if queued else None
-                if args is None and self.play.strict:
+                if args is None:
                     self.play.unscripted.append(name)
                     raise AssertionError(f"no decision scripted for {name!r} (cast.decisions[{name!r}])")
             if isinstance(args, BaseException):  # a routing model that errors on this call
                 raise args
-            if args is not None:
-                call = {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:8]}", "type": "tool_call"}
-                return ChatResult(generations=[ChatGeneration(message=AIMessage(content="", tool_calls=[call]))])
+            call = {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:8]}", "type": "tool_call"}
+            return ChatResult(generations=[ChatGeneration(message=AIMessage(content="", tool_calls=[call]))])
         return super()._generate(messages, stop, run_manager, **kwargs)
 
 
-def _play_roles(monkeypatch: pytest.MonkeyPatch, play: RolePlay, name: str, label: str) -> RolePlay:
-    register_provider(Provider(name, lambda s: RoleModel(play), lambda s: RoleChatModel(play=play),
-                               lambda s: label))
-    monkeypatch.setenv("RELAYGRAPH_MODEL", name)
-    return play
-
-
-@pytest.fixture
-def roles(monkeypatch: pytest.MonkeyPatch) -> RolePlay:
-    """Register the ``roles`` provider (offline policy with per-role overrides) for this test."""
-    return _play_roles(monkeypatch, RolePlay(), "roles", "offline policy with scripted roles (test double)")
+def cast_provider(play: RolePlay, name: str = "cast") -> Provider:
+    """The provider that plays ``play``: its agents and its routing decisions."""
+    return Provider(name, lambda s: RoleModel(play), lambda s: RoleChatModel(play=play),
+                    lambda s: "scripted cast (test double)")
 
 
 @pytest.fixture
 def cast(monkeypatch: pytest.MonkeyPatch) -> Iterator[RolePlay]:
     """Register the ``cast`` provider: every agent call and routing decision scripted by role,
     nothing from the offline policy. Fails the test if a call was unscripted or a script unused."""
-    play = _play_roles(monkeypatch, RolePlay(strict=True), "cast", "scripted cast (test double)")
+    play = RolePlay()
+    register_provider(cast_provider(play))
+    monkeypatch.setenv("RELAYGRAPH_MODEL", "cast")
     yield play
     assert not play.unscripted, f"calls with nothing scripted: {play.unscripted}"
     assert not play.leftovers(), f"scripted but never played: {play.leftovers()}"

@@ -303,29 +303,39 @@ def saved_bids(thread: str) -> set[str]:
     return found
 
 
+def killed_market(play: Any) -> None:
+    """The child's script (crash_runner's CRASH_SCRIPT): the whole market, of which it plays the
+    first bids before it is killed with dee blocked in its first bid."""
+    market(play)
+
+
 @pytest.mark.slow
 def test_an_auction_killed_mid_bidding_resumes_without_re_collecting_recorded_bids(isolated_env, tmp_path,
-                                                                                   monkeypatch) -> None:
-    """Runs on the offline policy (crash_runner's logging provider): the run is a separate process
-    killed with SIGKILL, where the in-process ``cast`` cannot reach. What it proves is counted from
-    the provider's log (who was asked, how often), not from what the policy bid."""
+                                                                                   monkeypatch, cast) -> None:
+    """The run is a separate process killed with SIGKILL, scripted by crash_runner's CRASH_SCRIPT
+    (the in-process ``cast`` cannot reach it); the resume runs here, on the strict ``cast``, scripted
+    with only what is left: a bid asked again that was already recorded has nothing scripted."""
     log, thread = tmp_path / "agents.log", "crash-auction"
     proc = subprocess.Popen([sys.executable, str(RUNNER), "run", "auction", "--thread-id", thread, "--json"],
-                            env=child_env(isolated_env, log, "analyst dee"), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            env=child_env(isolated_env, log, "analyst dee", "test_auction_graph:killed_market"),
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     before = {"t1#1/ana", "t1#1/ben"}
     try:
-        wait_for(lambda: log.is_file() and "block analyst dee" in log.read_text(), "dee to start bidding", proc)
+        wait_for(lambda: log.is_file() and "block analyst dee@1/4" in log.read_text(), "dee to start bidding", proc)
         wait_for(lambda: before <= saved_bids(thread), f"{sorted(before)} to be checkpointed", proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL and "t1#1/dee" not in saved_bids(thread)
 
-    resumed = cli_here(["resume", thread, "--json"], log, monkeypatch)  # no process of its own needed
+    market(cast)  # the rest of the market: ana's and ben's t1 bids are checkpointed, not asked again
+    del cast.scripts["analyst ana@1/4"], cast.scripts["analyst ben@1/4"]
+    resumed = cli_here(["resume", thread, "--json"], log, monkeypatch, cast)  # no process of its own needed
     assert resumed.exit_code == 0, resumed.output
     result = json.loads(resumed.stdout)["result"]
     assert result["status"] == "completed" and result["market"]["settled"] == 4
+    assert {t: e["winner"] for t, e in result["market"]["tasks"].items()} == WINNERS
     starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
     assert starts["analyst ana@1/4"] == starts["analyst ben@1/4"] == 1, starts  # bids kept, not asked again
     assert starts["analyst dee@1/4"] == 2  # the bidder killed mid-bid was asked again, once

@@ -11,8 +11,15 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import NEGOTIATORS, REPO, script_concession, script_negotiation, script_proposals
-from test_workflow_cli import RUNNER, child_env, cli, wait_for
+from conftest import (
+    NEGOTIATORS,
+    REPO,
+    cli_here,
+    script_concession,
+    script_negotiation,
+    script_proposals,
+)
+from test_workflow_cli import RUNNER, child_env, wait_for
 
 
 def run(config: dict[str, Any], **configurable: Any) -> dict[str, Any]:
@@ -203,18 +210,25 @@ def saved_negotiation(thread: str) -> tuple[set[str], list[int]]:
     return turns, [r["number"] for r in closed]
 
 
+def killed_negotiation(play: Any) -> None:
+    """The child's script (crash_runner's CRASH_SCRIPT): the whole negotiation, of which it plays
+    the proposals, two rounds and two round-3 turns before it is killed with lenient blocked."""
+    script_negotiation(play, NEGOTIATED_ROUNDS)
+
+
 @pytest.mark.slow
 def test_a_negotiation_killed_mid_round_resumes_without_re_asking_recorded_turns(isolated_env, sample_path,
-                                                                                 tmp_path) -> None:
-    """Runs on the offline policy (crash_runner's logging provider, and the uninterrupted run it is
-    compared with): the run is a separate process killed with SIGKILL, where the in-process
-    ``cast`` cannot reach. Who was asked again is counted from the provider's log."""
+                                                                                 tmp_path, monkeypatch, cast) -> None:
+    """The run is a separate process killed with SIGKILL, scripted by crash_runner's CRASH_SCRIPT
+    (the in-process ``cast`` cannot reach it); the resume runs here, on the strict ``cast``, scripted
+    with only lenient's round-3 turn: a recorded turn asked again has nothing scripted."""
     from relaygraph.graphs.negotiation import graph
 
     log, thread = tmp_path / "agents.log", "crash-negotiation"
     proc = subprocess.Popen([sys.executable, str(RUNNER), "run", "negotiation", "--thread-id", thread,
                              "--param", "strategy=negotiation", "--json"],
-                            env=child_env(isolated_env, log, "lenient negotiator, round 3"), cwd=REPO,
+                            env=child_env(isolated_env, log, "lenient negotiator, round 3",
+                                          "test_negotiation_graph:killed_negotiation"), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     before = {"round#3/strict", "round#3/balanced"}
     try:
@@ -227,8 +241,9 @@ def test_a_negotiation_killed_mid_round_resumes_without_re_asking_recorded_turns
     turns, closed = saved_negotiation(thread)
     assert proc.returncode == -signal.SIGKILL and "round#3/lenient" not in turns and closed == [0, 1, 2]
 
-    resumed = cli(["resume", thread, "--json"], child_env(isolated_env, log))
-    assert resumed.returncode == 0, resumed.stderr
+    script_concession(cast, "lenient", 3)  # all that is left: proposals, closed rounds and saved turns are kept
+    resumed = cli_here(["resume", thread, "--json"], log, monkeypatch, cast)  # no process of its own needed
+    assert resumed.exit_code == 0, resumed.output
     result = json.loads(resumed.stdout)["result"]
     assert result["status"] == "completed" and result["negotiation"]["resolved"]
     starts = Counter(line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("start "))
@@ -237,7 +252,8 @@ def test_a_negotiation_killed_mid_round_resumes_without_re_asking_recorded_turns
     assert all(starts[f"{a} negotiator, round {r}"] == 1 for a in agents for r in (1, 2)), starts  # closed rounds kept
     assert starts["strict negotiator, round 3"] == starts["balanced negotiator, round 3"] == 1, starts  # saved turns
     assert starts["lenient negotiator, round 3"] == 2  # the agent killed mid-turn was asked again, once
-    # The same outcome as a run that was never interrupted.
+    # The same outcome as a run that was never interrupted, on the same script.
+    script_negotiation(cast, NEGOTIATED_ROUNDS)
     whole = graph.invoke({"task": "Agree on one outlier threshold."},
                          {"configurable": {"thread_id": "uninterrupted", "strategy": "negotiation"}})
     expected = whole["result"]["negotiation"]

@@ -23,12 +23,16 @@ def cli(args: list[str], env: dict[str, str], **kw: Any) -> subprocess.Completed
                           text=True, timeout=120, **kw)
 
 
-def child_env(isolated_env: dict[str, Path], log: Path, block: str | None = None) -> dict[str, str]:
+def child_env(isolated_env: dict[str, Path], log: Path, block: str | None = None,
+              script: str | None = None) -> dict[str, str]:
+    """The environment of a ``crash_runner.py`` child: ``block`` is CRASH_BLOCK_ROLE, ``script``
+    (``MODULE:FUNCTION``, a test module's function that scripts a RolePlay) CRASH_SCRIPT."""
     env = {**os.environ, "RELAYGRAPH_MODEL": "crashy", "CRASH_LOG": str(log),
            "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    env.pop("CRASH_BLOCK_ROLE", None)
-    if block:
-        env["CRASH_BLOCK_ROLE"] = block
+    for name, value in (("CRASH_BLOCK_ROLE", block), ("CRASH_SCRIPT", script)):
+        env.pop(name, None)
+        if value:
+            env[name] = value
     return env
 
 
