@@ -175,9 +175,18 @@ def test_a_workspace_refuses_a_declaration_for_a_column_its_dataset_lacks(isolat
 
 # --- configurable (Python, langgraph dev) ---------------------------------------------------------
 
-def test_configurable_roles_reach_every_tool_of_a_graph_run(isolated_env, invoke_config) -> None:
+def test_configurable_roles_reach_every_tool_of_a_graph_run(isolated_env, invoke_config, cast) -> None:
     from relaygraph.graphs.sequential import graph
 
+    def on_given(tool: str):  # the agent passes the file it was given, and no roles of its own
+        return lambda brief: ("call", tool, {"dataset": brief.context["dataset"]})
+
+    cast.scripts.update({
+        "data extractor": [on_given("profile_dataset"), ("final", "profiled")],
+        "data cleaner": [on_given("validate_dataset"), on_given("clean_dataset"), ("final", "cleaned")],
+        "data analyst": [on_given("aggregate"), ("final", "aggregated")],
+        "report writer": [on_given("write_report"), ("final", "written")],
+    })
     raw = accounts(isolated_env["data"] / "accounts.csv")
     invoke_config["configurable"]["roles"] = {"balance_change": "additive"}
     state = graph.invoke({"task": "Report the balance changes.", "data": "accounts.csv"}, invoke_config)
@@ -188,7 +197,8 @@ def test_configurable_roles_reach_every_tool_of_a_graph_run(isolated_env, invoke
     assert f"total {int(raw['balance_change'].sum()):,}" in report and "declared by the user" in report  # whole: an integer
 
 
-def test_configurable_roles_naming_no_column_fail_the_run_saying_which(isolated_env, invoke_config) -> None:
+def test_configurable_roles_naming_no_column_fail_the_run_saying_which(isolated_env, invoke_config, cast) -> None:
+    """Nothing is scripted: no agent may be asked to work on a half-understood dataset."""
     from relaygraph.graphs.sequential import graph
 
     accounts(isolated_env["data"] / "accounts.csv")

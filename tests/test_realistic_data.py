@@ -271,11 +271,19 @@ def test_the_sequential_graph_reports_correct_numbers_on_each_file(name, workspa
 
 # --- a temperature trend whose fitted slope and endpoints disagree --------------------------------
 
-def test_a_temperature_trend_reports_the_direction_of_its_change_end_to_end(isolated_env) -> None:
+def test_a_temperature_trend_reports_the_direction_of_its_change_end_to_end(isolated_env, cast) -> None:
     """Daily readings from 2024-01-01 for 400 days: months warm up on the whole (positive slope) but
     February 2025 is colder than January 2024. The run says "down" with the change it reports."""
     from langgraph.checkpoint.memory import InMemorySaver
     from relaygraph.graphs.handoff import build_graph
+
+    def answer_what_the_tool_said(brief):
+        return ("final", "\n".join(f"{c.tool}: {c.summary}" for c in brief.calls.values()))
+
+    cast.scripts.update({  # triage hands the question to the analyst, whose answer is its tool's own words
+        "triage agent": [("call", "handoff_analytics", {"reason": "a trend question"}), ("final", "routed")],
+        "sales analyst": [("call", "detect_trends", {"dataset": "weather.csv"}), answer_what_the_tool_said],
+    })
 
     rng = np.random.default_rng(SEED + 4)
     days = pd.date_range("2024-01-01", periods=400, freq="D")
