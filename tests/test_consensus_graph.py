@@ -162,7 +162,8 @@ def test_bft_with_more_than_f_liars_runs_five_rounds_then_falls_back_with_lower_
     assert {"voter_1", "voter_2"} <= set(block["suspects"]) and not {"voter_3", "voter_4"} & set(block["suspects"])
 
 
-def test_impossible_fault_counts_are_refused_before_any_agent_runs(isolated_env) -> None:
+def test_impossible_fault_counts_are_refused_before_any_agent_runs(isolated_env, cast) -> None:
+    """Nothing is scripted: an agent asked to vote would fail the test."""
     from relaygraph.cli.main import app
     from typer.testing import CliRunner
 
