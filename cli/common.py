@@ -121,6 +121,8 @@ class Progress:
             mark = "[yellow]![/]" if error.get("outcome") == "partial" else "[red]✗[/]"
             self.console.print(f"{mark} [bold]{escape(str(error.get('node')))}[/]: {escape(str(error.get('reason')))}",
                                highlight=False, soft_wrap=True)
+        for line in plan_lines(update):
+            self.console.print(line, highlight=False, soft_wrap=True)
         decision = update.get("decision")
         if isinstance(decision, dict):  # a voter whose agent completed (✓) but whose ballot was faulty
             for voter, whys in sorted((decision.get("suspects") or {}).items()):
@@ -132,6 +134,58 @@ class Progress:
             mark = {"completed": "[green]✓[/]", "partial": "[yellow]![/]", "rejected": "[yellow]■[/]",
                     "stopped": "[yellow]■[/]"}.get(status, "[red]✗[/]")
             self.console.print(f"{mark} [bold]{escape(node)}[/] ({escape(status)})", highlight=False)
+
+
+def _short(text: Any, width: int = 110) -> str:
+    return escape(textwrap.shorten(" ".join(str(text or "").split()), width=width, placeholder=" …"))
+
+
+def plan_lines(update: dict[str, Any]) -> list[str]:
+    """What a planned run does about failures, as it happens (the user sees it, not only
+    ``result.replanning``): a task's failure and its class, the policy applied (retry, replan,
+    stop), the new plan and whether it was accepted, and each critique round."""
+    lines: list[str] = []
+    pending = update.get("pending")
+    if isinstance(pending, dict) and pending.get("action") == "replan":  # recover's policy, before the replan
+        lines.append(f"[cyan]→[/] [bold]{escape(str(pending.get('task')))}[/] "
+                     f"({escape(str(pending.get('failure_class')))}): {_short(pending.get('policy'))}")
+    elif isinstance(pending, dict) and pending.get("failure_class") and "action" not in pending:
+        failed_here = any(p.get("status") not in ("completed", "partial", "rejected")
+                          for p in update.get("progress") or [])
+        injected = ", injected" if pending.get("injected") else ""
+        lines.append(f"[red]✗[/] [bold]{escape(str(pending.get('task')))}[/] failed "
+                     f"({escape(str(pending['failure_class']))}{injected})"
+                     + ("" if failed_here else f": {_short(pending.get('error'))}"))
+    for entry in update.get("replans") or []:
+        task, cls = escape(str(entry.get("task"))), escape(str(entry.get("failure_class")))
+        if "accepted" in entry:  # the plan node's record: the new plan
+            confidence = entry.get("new_confidence")
+            if entry["accepted"]:
+                methods = ", ".join(map(str, entry.get("new_methods") or []))
+                kept = f"; kept {', '.join(map(str, entry['kept']))}" if entry.get("kept") else ""
+                lines.append(f"[cyan]→[/] new plan after [bold]{task}[/] ({cls}): confidence {confidence:.3f}, "
+                             f"accepted — {escape(methods)}{escape(kept)}")
+            else:
+                lines.append(f"[red]✗[/] no new plan after [bold]{task}[/] ({cls}): {_short(entry.get('why'), 200)}")
+        elif entry.get("action") == "retry":
+            lines.append(f"[yellow]↻[/] [bold]{task}[/] ({cls}): {_short(entry.get('policy'))}")
+        elif entry.get("action") == "stop":
+            lines.append(f"[red]■[/] [bold]{task}[/] ({cls}): {_short(entry.get('policy'))}, run stops")
+    rounds = update.get("critique")
+    if isinstance(rounds, list) and rounds and isinstance(rounds[-1], dict):
+        last = rounds[-1]
+        found = len(last.get("discrepancies") or [])
+        if last.get("failed"):
+            lines.append(f"[red]✗[/] critique round {last.get('round')}: gave up ({_short(last['failed'])})")
+        elif not found:
+            lines.append(f"[green]✓[/] critique round {last.get('round')}: every figure reproduced")
+        else:
+            fixed = (f", report revised ({last.get('notes_dropped', 0)} notes dropped)" if last.get("revised")
+                     else ", not revised (last round)")
+            figures = ", ".join(str(d.get("figure")) for d in last["discrepancies"][:5])
+            lines.append(f"[yellow]![/] critique round {last.get('round')}: {found} discrepancies found "
+                         f"({_short(figures, 60)}){fixed}")
+    return lines
 
 
 def print_outcome(outcome: RunOutcome, as_json: bool) -> None:

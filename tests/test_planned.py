@@ -693,3 +693,39 @@ def test_after_a_data_quality_replan_the_report_names_the_users_file_and_keeps_t
     findings = brief.context["findings"]
     assert findings["validator"] == "validate_dataset: 3,048 rows: 48 duplicate rows, 5 invalid rows"
     assert findings["validator (validate#2)"] == "validate_dataset: 2,995 rows: 0 duplicate rows"
+
+
+def test_the_console_shows_each_failure_replan_and_critique_round_as_it_happens(cast, sample_path):
+    from relaygraph.cli.main import app
+    from typer.testing import CliRunner
+
+    cast.scripts.update(failure_scripts("aggregate:resource"))
+    shown = CliRunner().invoke(app, ["run", "planned", "--model", "cast", "--thread-id", "console-replan",
+                                     "--param", "fail=aggregate:resource", "--param", "retry_backoff_s=0"])
+    assert shown.exit_code == 0, shown.output
+    lines = [" ".join(line.split()) for line in shown.output.splitlines()]
+    failed = lines.index("✗ aggregate failed (resource, injected): MemoryError: dataset too large for one pass, "
+                         "out of memory (injected)")
+    assert lines[failed + 1] == "→ aggregate (resource): scale down: 1 → 2 partitions, replan"
+    assert lines[failed + 2].startswith("→ new plan after aggregate (resource): confidence 0.")
+    assert "accepted — prepare_analyse_report, already_clean, partitioned_analysis" in lines[failed + 2]
+    assert failed < lines.index("✓ critique round 1: every figure reproduced")
+
+
+def test_console_lines_for_a_retry_a_refused_plan_and_a_revised_critique_round():
+    from relaygraph.cli.common import plan_lines
+
+    from rich.text import Text
+
+    def plain(update: dict[str, Any]) -> list[str]:
+        return [Text.from_markup(line).plain for line in plan_lines(update)]
+
+    assert plain({"replans": [{"task": "aggregate", "failure_class": "transient", "action": "retry",
+                               "policy": "retry 1 of 3 after 0.5s backoff"}]}) == [
+        "↻ aggregate (transient): retry 1 of 3 after 0.5s backoff"]
+    assert plain({"replans": [{"task": "aggregate", "failure_class": "resource", "action": "replan", "accepted": False,
+                               "new_confidence": 0.475, "why": "new plan confidence 0.475 is not above 0.6"}]}) == [
+        "✗ no new plan after aggregate (resource): new plan confidence 0.475 is not above 0.6"]
+    revised = {"round": 1, "discrepancies": [{"figure": "77"}, {"figure": "9.9"}], "revised": True, "notes_dropped": 1}
+    assert plain({"critique": [revised]}) == ["! critique round 1: 2 discrepancies found (77, 9.9), report revised "
+                                              "(1 notes dropped)"]
