@@ -643,7 +643,10 @@ class RoleChatModel(OfflineChatModel):
                 raise args
             call = {"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:8]}", "type": "tool_call"}
             return ChatResult(generations=[ChatGeneration(message=AIMessage(content="", tool_calls=[call]))])
-        return super()._generate(messages, stop, run_manager, **kwargs)
+        # every chat call relaygraph makes is one structured decision; anything else is unscripted
+        with self.play.lock:
+            self.play.unscripted.append(f"chat call with {len(tools)} tools")
+        raise AssertionError(f"the cast scripts structured decisions only; got a chat call with {len(tools)} tools")
 
 
 def cast_provider(play: RolePlay, name: str = "cast") -> Provider:

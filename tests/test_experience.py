@@ -156,7 +156,9 @@ def test_learned_timeout_and_retry_settings_are_enforced_in_the_next_run(cast, s
     assert {a.target: a.value for a in again if a.kind == "timeout"}["aggregate"] == 4.0  # it stopped a run
     cut = [p for p in state["progress"] if p["status"] == "failed"]
     assert [p["node"] for p in cut] == [f"aggregate#{n}" for n in range(1, 5)]
-    assert all(1.95 <= p["duration_s"] < 2.5 for p in cut)  # cut at 2 s, not after the 2.6 s call
+    # cut by the timeout: each cut call was still waiting on ``released`` (so nothing else ended it),
+    # and a timeout never fires before its 2 s (only a lower bound: load can only make it later)
+    assert all(p["duration_s"] >= 1.95 for p in cut)
     assert not [s for s in state["steps"] if s["tool"] == "aggregate"]  # no tool ran past the deadline
 
     released.set()  # the cut calls end; their answers are discarded
