@@ -52,7 +52,7 @@ from relaygraph.providers import check_provider, provider_label
 from relaygraph.tools import PathNotAllowed, Workspace
 from relaygraph.tools import check_data_file as tools_check_data_file
 from relaygraph.tools.declared import DeclaredRoleError
-from relaygraph.tools.frames import read_frame
+from relaygraph.tools.frames import date_like_columns, read_frame
 from relaygraph.tools.roles import declare, infer_roles
 from relaygraph.tools.sample import SAMPLE_NAME, ensure_sample
 from relaygraph.tools.workspace import ELSEWHERE_HINT, dataset_name_problem
@@ -151,6 +151,37 @@ def check_named_dataset(name: str | None, model: str | None) -> None:
         tools_check_data_file(candidate)
 
 
+def _run_file(data: Path | None, name: str | None, model: str | None) -> Path | None:
+    """The file a run will read: ``--data``, else the named dataset in the data directory, else
+    the sample; None for a name the tools resolve themselves."""
+    settings = get_settings(model=model)
+    name = name or settings.dataset
+    if data is not None:
+        return data.resolve()
+    if name:
+        path = settings.data_dir / name
+        return path if path.is_file() else None
+    ensure_sample(settings.data_dir)
+    return settings.data_dir / SAMPLE_NAME
+
+
+def check_date_column(column: str | None, data: Path | None, name: str | None, model: str | None) -> None:
+    """``--param date_column`` names a column of the file the run reads, else exit 2 before any
+    work, naming the columns that look like dates (a typo is not a renamed column to adapt to:
+    the adaptation is for files whose date column was renamed without the user naming it)."""
+    if not column:
+        return
+    path = _run_file(data, name, model)
+    if path is None:
+        return
+    columns, dated = date_like_columns(path)
+    if column in columns:
+        return
+    looks = f"columns that look like dates: {', '.join(dated)}" if dated else "no column looks like dates"
+    raise ParamError(f"--param date_column={column!r}: {path.name} has no such column; {looks} "
+                     f"(all columns: {', '.join(columns)}).")
+
+
 def check_declared_roles(roles: dict[str, str] | None, data: Path | None, name: str | None,
                          model: str | None) -> None:
     """``--param roles`` against the file the run will read (``--data``, else the named dataset,
@@ -236,6 +267,8 @@ def run(
     checked_params = validate_params(schema, raw_params)  # before the data file is staged
     check_declared_roles(checked_params.get("roles"), data, graph_input.get("data") or checked_params.get("dataset"),
                          model)
+    check_date_column(checked_params.get("date_column"), data,
+                      graph_input.get("data") or checked_params.get("dataset"), model)
     if thread_id is not None:  # a used thread is continued with resume, never silently re-fed
         with open_checkpointer(checkpoint_db) as saver:
             existing = runner.describe_thread(saver, thread_id)

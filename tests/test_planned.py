@@ -729,3 +729,24 @@ def test_console_lines_for_a_retry_a_refused_plan_and_a_revised_critique_round()
     revised = {"round": 1, "discrepancies": [{"figure": "77"}, {"figure": "9.9"}], "revised": True, "notes_dropped": 1}
     assert plain({"critique": [revised]}) == ["! critique round 1: 2 discrepancies found (77, 9.9), report revised "
                                               "(1 notes dropped)"]
+
+
+def test_a_date_column_param_not_in_the_file_is_refused_before_any_work_naming_the_date_columns(
+        cast, sample_path, tmp_path):
+    from relaygraph.cli.main import app
+    from relaygraph.config.checkpointing import open_checkpointer
+    from typer.testing import CliRunner
+
+    refused = CliRunner().invoke(app, ["run", "planned", "--model", "cast", "--param", "date_column=nosuch"])
+    assert refused.exit_code == 2, refused.output
+    line = " ".join(refused.output.split())
+    assert len(refused.output.strip().splitlines()) == 1, refused.output
+    assert ("--param date_column='nosuch': sample_sales.csv has no such column; columns that look like dates: "
+            "order_date (all columns:") in line, line
+    semi = tmp_path / "when.csv"  # a ;-separated file whose date column is named otherwise: found by its values
+    pd.read_csv(sample_path).rename(columns={"order_date": "when"}).to_csv(semi, index=False, sep=";")
+    refused = CliRunner().invoke(app, ["run", "planned", "--model", "cast", "--data", str(semi),
+                                       "--param", "date_column=order_date"])
+    assert refused.exit_code == 2 and "columns that look like dates: when " in " ".join(refused.output.split())
+    with open_checkpointer() as saver:  # no thread was started
+        assert list(saver.list(None)) == []

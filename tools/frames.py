@@ -401,6 +401,24 @@ def categorical_columns(frame: pd.DataFrame, max_distinct: int = 50) -> list[str
     return out
 
 
+def date_like_columns(path: str | Path, sample_rows: int = 200) -> tuple[list[str], list[str]]:
+    """A data file's columns, and those that look like dates (a datetime type, a date-like name,
+    or text whose first ``sample_rows`` values parse as dates) — read without loading the file."""
+    path = Path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(path)
+        head = source.read_row_group(0).slice(0, sample_rows).to_pandas() if source.num_row_groups else pd.DataFrame()
+    else:
+        head = pd.read_csv(path, nrows=sample_rows, sep=sniff_separator(path))
+    columns = [str(c) for c in head.columns]
+    dated = [str(c) for c in head.columns
+             if named_as_date(str(c)) or pd.api.types.is_datetime64_any_dtype(head[c])
+             or (is_text(head[c]) and _parses_as_dates(head[c]))]
+    return columns, dated
+
+
 def key_column(frame: pd.DataFrame) -> str | None:
     """An identifier column (name ends in 'id' and values are mostly unique)."""
     for col in frame.columns:
