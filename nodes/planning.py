@@ -667,6 +667,7 @@ def recover(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     decision = replanning.decide(failure, task, current, state.get("world") or {}, done,
                                  retries.get(task.id, 0), backoff_s=backoff, rows=_rows(state.get("world") or {}),
                                  expected_date_column=used)
+    decision = _around_exhausted_retries(decision, task, state)
     entry = {**failure.model_dump(), "method": task.method, "agent": task.agent,
              "action": decision.action, "policy": decision.policy,
              "changes": {"facts": decision.facts, "exclude_methods": decision.exclude_methods,
@@ -695,6 +696,25 @@ def recover(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     return {"pending": entry, "overrides": {**(state.get("overrides") or {}), **decision.facts},
             "world": world, "excluded": sorted({*(state.get("excluded") or []), *decision.exclude_methods}),
             "context": context}
+
+
+def _around_exhausted_retries(decision: replanning.Decision, task: PlannedTask,
+                              state: PlannedState) -> replanning.Decision:
+    """A transient failure that outlived its retries stops the run only if nothing reportable
+    finished. When analysis for another report section is done (trends failing after aggregate
+    finished), the run falls back like an unknown failure: replanned without the methods that
+    need the failed task, keeping the finished work — a ``partial`` report without that section,
+    not a failed run that throws the finished work away."""
+    if decision.action != "stop" or decision.failure_class != "transient":
+        return decision
+    finished = [t["name"] for t in state.get("done") or [] if t["name"] in SECTION_OF and t["name"] != task.name]
+    if not finished:
+        return decision
+    without = [m.name for m in DATA_DOMAIN.methods if task.name in m.subtasks]
+    return replanning.Decision(
+        action="replan", failure_class="transient", exclude_methods=without,
+        policy=(f"retries exhausted: replan without {task.name!r} (methods {', '.join(without)}), keeping the "
+                f"finished {', '.join(dict.fromkeys(finished))}"))
 
 
 def after_recover(state: PlannedState) -> str:

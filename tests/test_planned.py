@@ -750,3 +750,18 @@ def test_a_date_column_param_not_in_the_file_is_refused_before_any_work_naming_t
     assert refused.exit_code == 2 and "columns that look like dates: when " in " ".join(refused.output.split())
     with open_checkpointer() as saver:  # no thread was started
         assert list(saver.list(None)) == []
+
+
+def test_retries_exhausted_after_other_sections_finished_give_a_partial_report_without_the_failed_one(
+        cast, invoke_config, sample_path):
+    cast.scripts.update(whole_plan(analyst=[*agent("aggregate"), *agent("detect_outliers")]))
+    result = run(invoke_config, fail="trends:transientx4")["result"]
+    assert result["status"] == "partial", result.get("reason")
+    assert [e["action"] for e in result["replanning"]] == ["retry", "retry", "retry", "replan"]
+    last = result["replanning"][-1]
+    assert last["policy"].startswith("retries exhausted: replan without 'trends'") and last["accepted"] is True
+    assert last["kept"] == ["aggregate"]  # finished work is not thrown away, nor redone
+    assert result["reason"] == "replanned around trends (transient), without trends"
+    assert result["plan"]["completed"] == ["validate", "clean", "aggregate", "outliers", "report"]
+    report = Path(result["artifacts"]["report"]).read_text()
+    assert "## Trend" not in report and "Not in this report: trend" in report
