@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from relaygraph.coordination.games import (
     Game,
     cooperative_potential,
+    disagreement_point,
     dominates,
     equilibria,
     is_best_response,
@@ -91,8 +92,29 @@ def test_every_reported_equilibrium_is_a_best_response_and_the_pareto_set_is_und
     for outcome in set(game.outcomes()) - set(front):
         assert any(dominates(game.payoff(o), game.payoff(outcome)) for o in front)
     assert 0 <= cooperative_potential(game) <= 1
+    # The bargain, checked against a brute force over every outcome: None exactly when no outcome
+    # gains for everyone over the maximin point; else a Pareto outcome with the largest product.
+    d = disagreement_point(game)
+    products = [float(np.prod(game.payoff(o) - d)) for o in game.outcomes()
+                if np.all(game.payoff(o) - d > 1e-7)]
     bargain = nash_bargaining(game)
-    assert bargain is None or bargain in front
+    if not products:
+        assert bargain is None
+    else:
+        assert bargain in front
+        assert float(np.prod(game.payoff(bargain) - d)) == pytest.approx(max(products), abs=1e-6)
+
+
+def test_nash_bargaining_maximises_the_product_of_gains_not_their_sum() -> None:
+    # Worked by hand. Outcomes (row, column) -> payoffs: (0,0) (6,1), (0,1) (3,3), (1,0) (4,2), (1,1) (0,0).
+    game = Game.bimatrix([[6, 3], [4, 0]], [[1, 3], [2, 0]])
+    # From (0, 0): products 6, 9, 8 -> (3, 3), although (6, 1) has the larger sum.
+    assert nash_bargaining(game, np.zeros(2)) == (0, 1)
+    # From the maximin point (3, 1) only (4, 2) gains for both: product 1 * 1.
+    assert disagreement_point(game).tolist() == [3.0, 1.0]
+    assert nash_bargaining(game) == (1, 0)
+    # Prisoner's dilemma, maximin (1, 1): only mutual cooperation (3, 3) gains for both.
+    assert nash_bargaining(PD) == (0, 0)
 
 
 def test_a_game_must_have_the_declared_shape() -> None:

@@ -103,8 +103,11 @@ def test_a_tool_that_fails_makes_the_run_failed_or_partial_never_completed_offli
     break_tool(monkeypatch, tool)
     output, state = run_cli(graph, *[a for p in params for a in ("--param", p)])
     assert_honest(graph, output, state)
-    assert any("injected" in e["reason"] or "disk is full" in e["reason"] for e in state["result"]["errors"]) \
-        or graph in ("auction",), state["result"]["errors"]
+    reasons = [e["reason"] for e in state["result"]["errors"]]
+    if graph == "auction":  # every bidder failed the task: the market records it, naming the tool
+        assert any(f"({tool}) no_eligible_agent" in r for r in reasons), reasons
+    else:
+        assert any("the disk is full (injected)" in r for r in reasons), reasons
 
 
 def readings(data_dir: Path) -> Path:
@@ -156,4 +159,4 @@ def test_data_a_tool_cannot_run_on_makes_the_run_partial_or_failed_offline_polic
     assert_honest(graph, output, state)
     assert state["result"]["status"] in honest
     reasons = " ".join(e["reason"] for e in state["result"]["errors"])
-    assert tool in reasons or graph == "negotiation", reasons
+    assert tool in reasons, reasons

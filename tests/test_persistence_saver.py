@@ -219,8 +219,10 @@ def test_growing_list_is_stored_as_deltas_and_every_checkpoint_reads_back(any_ur
         configs, values = grow_history(saver, "chat", 40)
         rows = [r for r in blob_rows(saver, "chat") if r.channel == "messages"]
         deltas = [r for r in rows if r.base_version is not None]
-        assert len(rows) == 39 and len(deltas) >= 30  # the 1-message version is inline
-        assert max(r.depth for r in rows) >= 8  # chains reach the minimum before a copy
+        assert len(rows) == 39 and len(deltas) == 36  # the 1-message version is inline
+        # Full copies at 2, 10 and 21 messages: a copy is due once a chain is 8 long and its
+        # deltas outweigh the copy it started from (2, then 10 messages); the last chain is not due.
+        assert [r.depth for r in rows] == [*range(8), *range(11), *range(20)]
         # a delta holds one message, not the whole history
         full = max(r.size for r in rows if r.base_version is None)
         assert max(r.size for r in deltas) < full
