@@ -67,6 +67,16 @@ def every_plan(plans: list[dict[str, Any]], replans: list[dict[str, Any]]) -> st
             diagram = [line.replace("<br/>", f" ×{partitions} partitions<br/>", 1)
                        if any(f"{t.name}<br/>" in line for t in plan.tasks if set(t.tools) <= PARTITION_TOOLS)
                        else line for line in diagram]
+        made_by = accepted[i - 1] if 0 < i <= len(accepted) else None
+        kept = [t for t in plan.tasks if t.name in ((made_by or {}).get("kept") or [])]
+        if kept:  # finished before the replan, its artifacts still hold: not run again
+            title += f" — kept from plan {i}: {', '.join(t.name for t in kept)}"
+            nodes = {"n" + "".join(ch if ch.isalnum() else "_" for ch in t.id): t for t in kept}
+            diagram = [line.replace(f'. {nodes[line.split("(", 1)[0].strip()].name}<br/>',
+                                    f'. {nodes[line.split("(", 1)[0].strip()].name} · kept, done<br/>', 1)
+                       if line.split("(", 1)[0].strip() in nodes else line for line in diagram]
+            diagram += ["  classDef kept fill:#eee,stroke:#888,stroke-dasharray:4 3,color:#555",
+                        *(f"  class {node} kept" for node in nodes)]
         if ended:
             failed = next((t for t in plan.tasks if t.name == ended.get("task")), None)
             if failed:

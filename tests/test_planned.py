@@ -421,6 +421,10 @@ def test_plan_show_prints_mermaid(cast, invoke_config, sample_path):
     assert shown.exit_code == 0, shown.output
     assert shown.output.count("flowchart TD") == 2
     assert "method cross_section_analysis · p=0.80" in shown.output
+    second = shown.output.split("## Plan 2 of 2")[1]
+    assert second.startswith(" — kept from plan 1: aggregate")
+    assert '1. aggregate · kept, done<br/>' in second and "2. outliers<br/>" in second  # kept: drawn as done
+    assert "classDef kept" in second and "kept" not in shown.output.split("## Plan 2 of 2")[0]
     missing = CliRunner().invoke(app, ["plan", "show", "no-such-thread"])
     assert missing.exit_code == 2
 
