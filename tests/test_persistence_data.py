@@ -23,7 +23,7 @@ from langgraph.checkpoint.sqlalchemy import (
     migrations,
     schema,
 )
-from langgraph.checkpoint.sqlalchemy.base import check_text
+from langgraph.checkpoint.sqlalchemy.base import check_text, plain_ascii
 from langgraph.checkpoint.sqlalchemy.urls import normalize_url
 
 MiB = 1 << 20
@@ -479,6 +479,25 @@ def test_check_text_refuses_exactly_nul_and_lone_surrogates(text: str) -> None:
     else:
         with pytest.raises(UnstorableTextError):
             check_text("thread_id", text)
+
+
+@given(st.lists(st.text(), max_size=4))
+def test_the_one_scan_check_never_lets_refused_text_through(texts: list[str]) -> None:
+    """``plain_ascii`` (the hot paths' check of all keys at once) may send storable text to
+    the one-by-one checks, but never accepts text ``check_text`` refuses."""
+    if plain_ascii(*texts):
+        for text in texts:
+            check_text("thread_id", text)
+
+
+def test_put_writes_refuses_nul_in_a_channel_name_or_task_path(sqlite_url: str) -> None:
+    with SQLAlchemySaver.from_conn_string(sqlite_url) as saver:
+        stored = put(saver, cfg("t"), {"n": 1}, {"n": "1"})
+        with pytest.raises(UnstorableTextError, match="^channel name"):
+            saver.put_writes(stored, [("ok", 1), ("c\x00h", 2)], "task")
+        with pytest.raises(UnstorableTextError, match="^task_path"):
+            saver.put_writes(stored, [("ok", 1)], "task", task_path="p\x00")
+        assert saver.get_tuple(stored).pending_writes == []  # nothing half-stored
 
 
 # --- metadata in one pass (base.stored_metadata) -------------------------------------

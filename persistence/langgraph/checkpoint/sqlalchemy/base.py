@@ -87,6 +87,13 @@ _CORRUPT_KEPT = 100
 MAX_METADATA_BYTES = 1 << 20
 
 
+#: Compact metadata JSON, unknown objects as strings (``json.dumps(md, default=str,
+#: separators=(",", ":"))`` without building an encoder per call).
+_metadata_json = json.JSONEncoder(default=str, separators=(",", ":")).encode
+#: Types whose values are stored as they are in the checkpoint record (see ``_is_plain``).
+_PLAIN_TYPES = frozenset({type(None), bool, int, float})
+
+
 #: Called after a checkpoint or a task's writes are stored, with a payload shaped like LangGraph's
 #: ``checkpoints`` stream event: ``{"config", "parent_config"}`` for a checkpoint,
 #: ``{"config", "tasks": [{"id"}]}`` for a task's writes. See ``BaseSQLAlchemySaver.add_listener``.
@@ -232,6 +239,17 @@ def _check_length(what: str, value: str, limit: int) -> None:
             f"Use a shorter {what}."
         )
     check_text(what, value)
+
+
+def plain_ascii(*texts: Any) -> bool:
+    """Whether every one of ``texts`` is ASCII text without NUL, so ``check_text`` would
+    pass them all: one C-level scan of them joined. The hot paths check their keys with
+    it and only on a miss (or a non-str) check them one by one, to name the culprit."""
+    try:
+        joined = "".join(texts)
+    except TypeError:
+        return False
+    return joined.isascii() and "\x00" not in joined
 
 
 def check_text(what: str, value: Any) -> None:
@@ -490,8 +508,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                     self._stored.move_to_end(key)
                 while len(self._stored) > _CHAIN_CACHE_SIZE:
                     self._stored.popitem(last=False)
-        if not updates:
-            return
+        if not updates or (
+            not self._chains and all(state is None for state in updates.values())
+        ):
+            return  # only forgetting chains, and none is known (a tiny state's put)
         with self._chains_lock:
             for key, state in updates.items():
                 if state is None:
@@ -696,10 +716,15 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns") or ""
-        _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
-        _check_length("checkpoint_ns", ns, schema.MAX_NS)
-        check_text("checkpoint_id", checkpoint["id"])
-        check_text("parent checkpoint_id", conf.get("checkpoint_id"))
+        parent = conf.get("checkpoint_id")
+        if not (
+            len(thread_id) <= schema.MAX_THREAD_ID and len(ns) <= schema.MAX_NS
+            and plain_ascii(thread_id, ns, checkpoint["id"], parent or "")
+        ):
+            _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
+            _check_length("checkpoint_ns", ns, schema.MAX_NS)
+            check_text("checkpoint_id", checkpoint["id"])
+            check_text("parent checkpoint_id", parent)
         values = checkpoint["channel_values"]
         versions = checkpoint["channel_versions"]
         plain: dict[str, Any] = {}
@@ -708,11 +733,17 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         updates: dict[tuple[str, str, str], _ChainState | None] = {}
         remember: dict[tuple[str, str, str], tuple[str, list[Any] | None]] = {}
         in_blobs: list[str] = []
-        for channel in new_versions:
-            if channel not in values:  # the channel was emptied: nothing to store
-                updates[(thread_id, ns, channel)] = None
+        inline_max = self.inline_max_bytes
+        if self._chains:  # a list channel emptied forgets its chain (none known: none to forget)
+            for channel in new_versions:
+                if channel not in values:  # the channel was emptied: nothing to store
+                    updates[(thread_id, ns, channel)] = None
         for channel, value in values.items():
-            if self._is_plain(value):
+            cls = value.__class__
+            if (
+                cls in _PLAIN_TYPES or (cls is str and len(value) <= inline_max)
+                or self._is_plain(value)  # subclasses of those types
+            ):
                 plain[channel] = value
                 continue
             key = (thread_id, ns, channel)
@@ -759,7 +790,7 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         # afford against SqliteSaver; the values inside it are small by definition.
         type_, data = self.serde.dumps_typed(stored)
         md = stored_metadata(config, metadata)  # refuses NUL in top-level strings
-        md_json = json.dumps(md, default=str, separators=(",", ":"))  # once, no re-encoding
+        md_json = _metadata_json(md)  # once, no re-encoding
         if "\\u0000" in md_json or "\\ud" in md_json:
             check_metadata(config, metadata, md_json)  # nested NUL or lone surrogates
         if len(md_json) > MAX_METADATA_BYTES:
@@ -770,7 +801,6 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 "large data in the graph state, whose values are stored in chunks"
             )
         run_id = md.get("run_id")
-        parent = conf.get("checkpoint_id")
         return _PreparedPut(
             remember=remember,
             checkpoint_row={
@@ -800,42 +830,55 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns") or ""
         checkpoint_id = conf["checkpoint_id"]
-        _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
-        _check_length("checkpoint_ns", ns, schema.MAX_NS)
-        _check_length("task_id", task_id, schema.MAX_TASK_ID)
-        check_text("checkpoint_id", checkpoint_id)
-        check_text("task_path", task_path)
+        checked = (
+            len(thread_id) <= schema.MAX_THREAD_ID and len(ns) <= schema.MAX_NS
+            and len(task_id) <= schema.MAX_TASK_ID
+            and plain_ascii(
+                thread_id, ns, task_id, checkpoint_id, task_path, *[w[0] for w in writes]
+            )
+        )
+        if not checked:
+            _check_length("thread_id", thread_id, schema.MAX_THREAD_ID)
+            _check_length("checkpoint_ns", ns, schema.MAX_NS)
+            _check_length("task_id", task_id, schema.MAX_TASK_ID)
+            check_text("checkpoint_id", checkpoint_id)
+            check_text("task_path", task_path)
         rows = []
         chunk_rows: list[dict[str, Any]] = []
         # Small values (a task's usual writes) skip the compression and chunking calls
         # by length alone: below compress_min_bytes neither applies.
         dumps = self.serde.dumps_typed
-        small = self.compress_min_bytes if self.compress_min_bytes is not None else self.chunk_bytes
-        small = min(small, self.chunk_bytes)
+        chunk_bytes = self.chunk_bytes
+        small = self.compress_min_bytes if self.compress_min_bytes is not None else chunk_bytes
+        small = min(small, chunk_bytes)
+        # Special channels (error, interrupt, ...) are replaced; regular writes are
+        # insert-or-ignore so replaying a task's writes is idempotent. Their chunks
+        # follow them (a replaced special write may leave chunks past its new count:
+        # its header's count and checksum say which belong to it).
+        special = True  # every channel is special
         for idx, (channel, value) in enumerate(writes):
-            check_text("channel name", channel)
+            if not checked:
+                check_text("channel name", channel)
             type_, blob = dumps(value)
-            if blob and len(blob) >= small:
-                type_, blob = self._pack(type_, blob)
+            row_idx = WRITES_IDX_MAP.get(channel)
+            if row_idx is None:
+                row_idx, special = idx, False
             row = {
                 "thread_id": thread_id,
                 "checkpoint_ns": ns,
                 "checkpoint_id": checkpoint_id,
                 "task_id": task_id,
                 "task_path": task_path,
-                "idx": WRITES_IDX_MAP.get(channel, idx),
+                "idx": row_idx,
                 "channel": channel,
                 "type": type_,
                 "blob": blob,
             }
-            if blob and len(blob) > self.chunk_bytes:
-                chunk_rows += self._chunk(row, "blob", "w", checkpoint_id, task_id, row["idx"])
+            if blob and len(blob) >= small:  # below neither compression nor chunks apply
+                row["type"], row["blob"] = type_, blob = self._pack(type_, blob)
+                if len(blob) > chunk_bytes:
+                    chunk_rows += self._chunk(row, "blob", "w", checkpoint_id, task_id, row_idx)
             rows.append(row)
-        # Special channels (error, interrupt, ...) are replaced; regular writes are
-        # insert-or-ignore so replaying a task's writes is idempotent. Their chunks
-        # follow them (a replaced special write may leave chunks past its new count:
-        # its header's count and checksum say which belong to it).
-        special = all(w[0] in WRITES_IDX_MAP for w in writes)
         calls: StaticCalls = []
         if chunk_rows:
             calls.append(
@@ -910,9 +953,10 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
         conf = config["configurable"]
         params = {"thread_id": str(conf["thread_id"]), "checkpoint_ns": conf.get("checkpoint_ns") or ""}
         checkpoint_id = conf.get("checkpoint_id")  # get_checkpoint_id, once (a ChainMap)
-        check_text("thread_id", params["thread_id"])
-        check_text("checkpoint_ns", params["checkpoint_ns"])
-        check_text("checkpoint_id", checkpoint_id)
+        if not plain_ascii(params["thread_id"], params["checkpoint_ns"], checkpoint_id or ""):
+            check_text("thread_id", params["thread_id"])
+            check_text("checkpoint_ns", params["checkpoint_ns"])
+            check_text("checkpoint_id", checkpoint_id)
         if checkpoint_id:
             rows = yield query(schema.SELECT_CHECKPOINT, {**params, "checkpoint_id": checkpoint_id})
         else:

@@ -19,6 +19,7 @@ lock, wait and drive a transaction - like httpx's ``Client``/``AsyncClient`` ove
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -180,6 +181,18 @@ class GroupCommitter(BaseGroupCommitter):
         calls: StaticCalls | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> T:
+        if calls is not None and self._alone():
+            # Nobody else is writing or waiting: commit on this thread without a job
+            # (the queue, its mutex and the batch bookkeeping were a fifth of the saver's
+            # own CPU per put). A failure raises here exactly as a one-job batch's would.
+            try:
+                retrying(self.retry, _WHAT, functools.partial(self.raw.write, calls), self.url)
+                if on_commit is not None:
+                    on_commit()
+            finally:
+                self.lock.release()
+            self._raise_deferred_error()
+            return None  # type: ignore[return-value]  # static writes return nothing
         job = Job(factory, calls, on_commit)
         with self._mutex:
             self._queue.append(job)
@@ -192,6 +205,15 @@ class GroupCommitter(BaseGroupCommitter):
             raise job.error
         self._raise_deferred_error()
         return job.result
+
+    def _alone(self) -> bool:
+        """Take the commit lock if it is free and no write is queued or deferred."""
+        if self._queue or self._deferred or not self.lock.acquire(blocking=False):
+            return False
+        if self._queue or self._deferred:  # queued meanwhile: theirs go in one batch
+            self.lock.release()
+            return False
+        return True
 
     def defer(self, calls: StaticCalls) -> None:
         """Queue rows for the next transaction; a timer flushes them if none comes."""
