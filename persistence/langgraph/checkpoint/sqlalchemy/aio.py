@@ -28,7 +28,6 @@ from langgraph.checkpoint.sqlalchemy.base import (
     StorageOptions,
     T,
     adrive,
-    chunks,
     fetch_op,
 )
 from langgraph.checkpoint.sqlalchemy.commit import AsyncGroupCommitter
@@ -45,8 +44,6 @@ from langgraph.checkpoint.sqlalchemy.urls import redact
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-_LIST_PAGE = 100
 
 
 class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
@@ -208,10 +205,8 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
         """
         stmt = self._list_stmt(config, filter, before, limit)
         rows = await self._read(lambda: fetch_op(stmt))
-        for page in chunks(rows, _LIST_PAGE):
-            for item in await self._read(
-                functools.partial(self._load_tuples_op, page, skip_corrupt=True)
-            ):
+        for page in self._list_pages(rows):
+            for item in await self._read(page):
                 yield item
 
     async def aput(
@@ -271,15 +266,11 @@ class AsyncSQLAlchemySaver(BaseSQLAlchemySaver):
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """``keep_latest``: keep each namespace's newest checkpoint; ``delete``: drop all."""
-        ids = self._check_prune_args(thread_ids, strategy)
-        if not ids:
-            return
-        if strategy == "delete":
-            await self._write(lambda: self._delete_threads_op(ids))
-        else:
-            for thread_id in ids:
-                await self._write(functools.partial(self._keep_latest_op, thread_id))
-        self._chains_forget(ids)
+        ids, transactions = self._prune_plan(thread_ids, strategy)
+        for op in transactions:
+            await self._write(op)
+        if ids:
+            self._chains_forget(ids)
 
     # --- sync API (from other threads, on the saver's loop) ----------------------------
 

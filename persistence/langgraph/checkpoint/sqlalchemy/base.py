@@ -10,6 +10,7 @@ operations on the DBAPI cursor instead (``fastpath.py``).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import operator
@@ -18,7 +19,7 @@ import struct
 import threading
 import zlib
 from collections import ChainMap, OrderedDict, deque
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple, TypeVar
@@ -65,6 +66,7 @@ INLINE_KEY = "rg_inline"
 #: in ``channel_versions`` but in neither place are empty: no row, no lookup.
 BLOBS_KEY = "rg_blobs"
 _CHUNK = 500  # bound on IN-list sizes (SQLite variables, statement length)
+_LIST_PAGE = 100  # checkpoints ``list`` decodes per read transaction
 _CHAIN_CACHE_SIZE = 4096
 #: Serialized values larger than this are stored as chunks of this size (schema v3).
 #: 1 MiB: within every server's default packet limit (MariaDB 16 MiB, MySQL 5.7 4 MiB)
@@ -1386,6 +1388,23 @@ class BaseSQLAlchemySaver(BaseCheckpointSaver[str]):
                 yield from self._delete_checkpoints_op(thread_id, ns, doomed)
                 removed += len(doomed)
         return removed
+
+    def _list_pages(self, rows: Sequence[Any]) -> Iterator[Callable[[], Op[list[CheckpointTuple]]]]:
+        """``list``'s reads after the first: one transaction per page of checkpoint rows."""
+        for page in chunks(rows, _LIST_PAGE):
+            yield functools.partial(self._load_tuples_op, page, skip_corrupt=True)
+
+    def _prune_plan(
+        self, thread_ids: Sequence[str], strategy: str
+    ) -> tuple[list[str], list[Callable[[], Op[Any]]]]:
+        """The threads ``prune`` touches and its transactions: one for ``delete``, one per
+        thread for ``keep_latest``."""
+        ids = self._check_prune_args(thread_ids, strategy)
+        if not ids:
+            return ids, []
+        if strategy == "delete":
+            return ids, [functools.partial(self._delete_threads_op, ids)]
+        return ids, [functools.partial(self._keep_latest_op, thread_id) for thread_id in ids]
 
     @staticmethod
     def _check_prune_args(thread_ids: Sequence[str], strategy: str) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -25,7 +24,6 @@ from langgraph.checkpoint.sqlalchemy.base import (
     Op,
     StorageOptions,
     T,
-    chunks,
     drive,
     fetch_op,
 )
@@ -43,8 +41,6 @@ from langgraph.checkpoint.sqlalchemy.retry import RetryPolicy, retrying
 from langgraph.checkpoint.sqlalchemy.urls import redact
 
 import sqlalchemy as sa
-
-_LIST_PAGE = 100
 
 
 class SQLAlchemySaver(BaseSQLAlchemySaver):
@@ -222,10 +218,8 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
         """
         stmt = self._list_stmt(config, filter, before, limit)
         rows = self._read(lambda: fetch_op(stmt))
-        for page in chunks(rows, _LIST_PAGE):
-            yield from self._read(
-                functools.partial(self._load_tuples_op, page, skip_corrupt=True)
-            )
+        for page in self._list_pages(rows):
+            yield from self._read(page)
 
     def put(
         self,
@@ -285,15 +279,11 @@ class SQLAlchemySaver(BaseSQLAlchemySaver):
 
         Each thread is pruned in its own transaction.
         """
-        ids = self._check_prune_args(thread_ids, strategy)
-        if not ids:
-            return
-        if strategy == "delete":
-            self._write(lambda: self._delete_threads_op(ids))
-        else:
-            for thread_id in ids:
-                self._write(functools.partial(self._keep_latest_op, thread_id))
-        self._chains_forget(ids)
+        ids, transactions = self._prune_plan(thread_ids, strategy)
+        for op in transactions:
+            self._write(op)
+        if ids:
+            self._chains_forget(ids)
 
     # --- async API (worker thread) ---------------------------------------------------
 
