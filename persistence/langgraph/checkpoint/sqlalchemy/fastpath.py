@@ -177,6 +177,16 @@ class RawConnections:
         # SQLite database, which is one shared connection already.
         self._keep = (self.sqlite and not isinstance(engine.pool, StaticPool)) or self.postgres
         self._kept = {"write": _Kept(), "read": _Kept()}
+        # On SQLite a read takes the write connection when it is free: a write on another
+        # connection empties a connection's page cache, so the reader's next transaction
+        # read every page again (about 9 us of a get_tuple after each put). A write that
+        # finds a read on it uses a pooled connection rather than wait. PostgreSQL keeps
+        # them apart (the reader's plan_cache_mode differs).
+        self._slots: dict[bool, tuple[_Kept, ...]] = {
+            True: (self._kept["write"],),
+            False: (self._kept["write"], self._kept["read"]) if self.sqlite
+            else (self._kept["read"],),
+        }
         weakref.finalize(self, _close_kept, self._kept)
 
     def write(self, calls: Sequence[tuple[sa.Executable, Sequence[Mapping[str, Any]]]]) -> None:
@@ -259,23 +269,27 @@ class RawConnections:
     def _run(
         self, body: Callable[[Any], T], *, write: bool, autocommit: bool = True
     ) -> T:
-        """``body`` in a transaction, on a kept connection when one is free."""
-        slot = self._kept["write" if write else "read"]
-        if self._keep and slot.lock.acquire(blocking=write):
-            try:
-                if slot.conn is None:
-                    slot.conn = self._open_kept(write)
-                    slot.cursor = slot.conn.cursor()
+        """``body`` in a transaction, on a kept connection when one is free (writes are
+        serialized by the caller, so only a read can hold the write connection)."""
+        if self._keep:
+            for slot in self._slots[write]:
+                if not slot.lock.acquire(blocking=False):
+                    continue
                 try:
-                    return self._transaction(
-                        slot.conn, body, write=write, autocommit=autocommit, cursor=slot.cursor
-                    )
-                except sa.exc.DBAPIError as exc:
-                    if exc.connection_invalidated:
-                        slot.conn = slot.cursor = None
-                    raise
-            finally:
-                slot.lock.release()
+                    if slot.conn is None:
+                        slot.conn = self._open_kept(slot is self._kept["write"])
+                        slot.cursor = slot.conn.cursor()
+                    try:
+                        return self._transaction(
+                            slot.conn, body, write=write, autocommit=autocommit,
+                            cursor=slot.cursor,
+                        )
+                    except sa.exc.DBAPIError as exc:
+                        if exc.connection_invalidated:
+                            slot.conn = slot.cursor = None
+                        raise
+                finally:
+                    slot.lock.release()
         conn = self.engine.raw_connection()
         try:
             return self._transaction(conn, body, write=write, autocommit=autocommit)
