@@ -1,6 +1,6 @@
 """Checkpoint database URLs: accept what people type, hand SQLAlchemy what it needs.
 
-``sqlite:///relaygraph.db``, ``postgresql://user@host/db`` and ``mysql://`` /
+``sqlite:///checkpoints.db``, ``postgresql://user@host/db`` and ``mysql://`` /
 ``mariadb://`` are accepted; the driver is chosen here (pysqlite/aiosqlite, psycopg 3,
 PyMySQL/aiomysql) so users never have to know SQLAlchemy's ``dialect+driver`` syntax.
 """
@@ -16,16 +16,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 EXPECTED = (
-    "expected sqlite:///PATH (e.g. sqlite:///relaygraph.db), "
+    "expected sqlite:///PATH (e.g. sqlite:///checkpoints.db), "
     "postgresql://USER@HOST:5432/DB or mysql://USER@HOST:3306/DB (mariadb:// also works)"
 )
 
 # backend -> (sync driver, async drivers in order of preference, extra to install)
 _DRIVERS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "sqlite": ("pysqlite", ("aiosqlite",), "relaygraph"),
-    "postgresql": ("psycopg", ("psycopg",), "relaygraph[postgres]"),
-    "mysql": ("pymysql", ("asyncmy", "aiomysql"), "relaygraph[mysql]"),
-    "mariadb": ("pymysql", ("asyncmy", "aiomysql"), "relaygraph[mysql]"),
+    "sqlite": ("pysqlite", ("aiosqlite",), "langgraph-checkpoint-sqlalchemy"),
+    "postgresql": ("psycopg", ("psycopg",), "langgraph-checkpoint-sqlalchemy[postgres]"),
+    "mysql": ("pymysql", ("asyncmy", "aiomysql"), "langgraph-checkpoint-sqlalchemy[mysql]"),
+    "mariadb": ("pymysql", ("asyncmy", "aiomysql"), "langgraph-checkpoint-sqlalchemy[mysql]"),
 }
 _MODULES = {"pysqlite": "sqlite3"}
 
