@@ -504,6 +504,8 @@ def _keep_first_findings(state: PlannedState, produced: dict[str, Any], node: st
     context = state.get("context") or {}
     if context.get("source_dataset") and "source_dataset" in produced:
         produced["source_dataset"] = context["source_dataset"]
+    if (state.get("executions") or {}).get(node.split("#", 1)[0], 0) < 1:
+        return  # the task's first run: one agent's later tasks replace its note, as ever
     earlier = context.get("findings") or {}
     new = produced.get("findings") or {}
     for agent in [a for a in new if a in earlier and earlier[a] != new[a]]:

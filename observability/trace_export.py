@@ -27,6 +27,9 @@ _SHOWN = (  # attributes worth a glance in the tree, in order
     ("gen_ai.usage.output_tokens", "out"), ("relaygraph.usage.cost_usd", "$"),
     ("relaygraph.usage.llm_calls", "llm calls"),
     ("relaygraph.usage.offline_policy_calls", "offline-policy calls"), ("langgraph.checkpoint.id", "checkpoint"),
+    ("relaygraph.failure.class", "class"), ("relaygraph.replan.task", "after"),
+    ("relaygraph.replan.policy", "policy"), ("relaygraph.replan.old_confidence", "confidence was"),
+    ("relaygraph.plan.confidence", "confidence"), ("relaygraph.plan.accepted", "accepted"),
 )
 
 #: Counts not worth a glance at zero (a node that called no model; an offline run's "llm calls=0").

@@ -185,3 +185,22 @@ def test_model_prices_from_the_environment_price_a_plain_run_without_tracing(tra
     assert out["result"]["usage"]["cost_usd"] == pytest.approx(expected)
     assert out["result"]["agents"]["a"]["cost_usd"] == pytest.approx(expected)
     assert not tracing.enabled()
+
+
+def test_traces_show_names_a_failed_tasks_class_and_what_triggered_a_replan() -> None:
+    from relaygraph.observability.trace_export import _label
+    from relaygraph.observability.trace_store import StoredSpan
+
+    failed = StoredSpan(trace_id="t", span_id="a", name="task aggregate", kind="INTERNAL", start_ns=0, end_ns=10**6,
+                        status_code=2, status_message="MemoryError: out of memory (injected)",
+                        attributes={"relaygraph.failure.class": "resource"})
+    replan = StoredSpan(trace_id="t", span_id="b", name="replan", kind="INTERNAL", start_ns=0, end_ns=10**6,
+                        attributes={"relaygraph.failure.class": "resource", "relaygraph.replan.task": "aggregate",
+                                    "relaygraph.replan.policy": "scale down: 1 → 2 partitions, replan",
+                                    "relaygraph.replan.old_confidence": 0.77, "relaygraph.plan.confidence": 0.81,
+                                    "relaygraph.plan.accepted": True})
+    assert "class=resource" in _label(failed).plain and "error: MemoryError: out of memory" in _label(failed).plain
+    shown = _label(replan).plain
+    for part in ("class=resource", "after=aggregate", "policy=scale down: 1 → 2 partitions, replan",
+                 "confidence was=0.77", "confidence=0.81", "accepted=True"):
+        assert part in shown, shown
