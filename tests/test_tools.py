@@ -214,3 +214,84 @@ def test_the_report_says_when_the_users_file_was_not_comma_separated(workspace, 
     assert semi["total"] == comma["total"]
     parted = call(workspace, "write_report", dataset="semi.csv", partitions=2)  # read per partition, never whole
     assert parted["total"] == pytest.approx(comma["total"])
+
+
+_CELLS = {  # column kind -> the values a cell of it may hold (None: an empty cell)
+    "ints": st.one_of(st.none(), st.integers(-10**6, 10**6)),
+    "floats": st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False).map(lambda x: round(x, 3))),
+    "text": st.one_of(st.none(), st.sampled_from(["a", "b,c", 'say "hi"', "two\nlines", "x\r\ny", " pad "])),
+    "flags": st.one_of(st.none(), st.booleans()),
+    "codes": st.one_of(st.none(), st.integers(0, 9), st.sampled_from(["A1", "n/a"])),  # numbers and text mixed
+    "yes_no": st.one_of(st.none(), st.booleans(), st.integers(0, 1)),  # flags and numbers mixed
+}
+
+
+@st.composite
+def _tables(draw: st.DrawFn) -> pd.DataFrame:
+    rows = draw(st.integers(1, 25))
+    kinds = draw(st.lists(st.sampled_from(sorted(_CELLS)), min_size=1, max_size=4))
+    return pd.DataFrame({f"{kind}_{i}": draw(st.lists(_CELLS[kind], min_size=rows, max_size=rows))
+                         for i, kind in enumerate(kinds)}).astype(object)
+
+
+@settings(max_examples=60)
+@given(table=_tables(), partitions=st.integers(1, 6), chunk=st.integers(1, 7), suffix=st.sampled_from(["csv", "parquet"]))
+def test_a_partition_loads_as_the_same_rows_of_the_whole_file(table, partitions, chunk, suffix) -> None:
+    """Nulls, quoted separators and newlines, numbers and text in one column, a null only in some
+    other partition: each partition read alone equals its slice of the whole file's load — values,
+    dtypes and index — with the CSV scanned in chunks of ``chunk`` rows."""
+    from relaygraph.tools import frames
+
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        if suffix == "csv":
+            table.to_csv(data / "t.csv", index=False)
+        else:
+            typed = pd.read_csv(_csv_copy(table, Path(tmp)), low_memory=False)  # the types a CSV read infers
+            typed.to_parquet(data / "t.parquet", index=False, row_group_size=chunk)
+        patch.setattr(frames, "COUNT_CHUNK_ROWS", chunk)
+        workspace = Workspace(data, Path(tmp) / "out", "p")
+        whole, _ = frames.load(workspace, f"t.{suffix}")
+        for k in range(1, partitions + 1):
+            part, _ = frames.load(workspace, f"t.{suffix}", f"{k}/{partitions}")
+            pd.testing.assert_frame_equal(part, take_partition(whole, f"{k}/{partitions}"))
+
+
+def _csv_copy(table: pd.DataFrame, where: Path) -> Path:
+    path = where / "copy.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_partition_is_read_without_the_whole_file(suffix, monkeypatch, tmp_path) -> None:
+    """The whole-file reader is never called for a partition, and no read holds more rows than a
+    scan chunk (CSV) or a row group (Parquet)."""
+    from relaygraph.tools import frames
+
+    data = tmp_path / "data"
+    data.mkdir()
+    frame = pd.DataFrame({"region": ["north", "south", None, "east"] * 50, "units": range(200)})
+    (frame.to_csv(data / "x.csv", index=False) if suffix == "csv"
+     else frame.to_parquet(data / "x.parquet", index=False, row_group_size=40))
+    whole, _ = frames.load(Workspace(data, tmp_path / "one", "p"), f"x.{suffix}")
+    held: list[int] = []
+    read_csv = pd.read_csv
+
+    def spied_csv(*args, **kwargs):
+        found = read_csv(*args, **kwargs)
+        if isinstance(found, pd.DataFrame):
+            held.append(len(found))
+            return found
+        return (held.append(len(chunk)) or chunk for chunk in found)
+
+    monkeypatch.setattr(frames, "COUNT_CHUNK_ROWS", 40)
+    monkeypatch.setattr(frames.pd, "read_csv", spied_csv)
+    monkeypatch.setattr(frames, "read_frame", lambda path: pytest.fail("the whole file was read"))
+    monkeypatch.setattr(frames.pd, "read_parquet", lambda *a, **k: pytest.fail("the whole file was read"))
+    part, _ = frames.load(Workspace(data, tmp_path / "out", "p"), f"x.{suffix}", "3/4")
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(part, take_partition(whole, "3/4"))
+    assert all(rows <= 1000 for rows in held), held  # the file check's head is 1,000 rows; the file is 200
+    assert suffix == "parquet" or held and max(held[1:] or [0]) <= 50, held  # chunks and the 50-row partition

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import logging
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,9 @@ from relaygraph.tools.workspace import Workspace
 class DataFileError(ValueError):
     """A data file that cannot be analysed as it is: empty, only a header, binary, not UTF-8 text,
     or not parseable. The message names the file, the problem and how to fix it."""
+
+
+logger = logging.getLogger(__name__)
 
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -209,7 +213,11 @@ def read_frame(path: Path) -> pd.DataFrame:
 
 
 def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tuple[pd.DataFrame, Path]:
-    """Load a dataset, optionally one partition ``"k/n"`` (k from 1) of its rows."""
+    """Load a dataset, optionally one partition ``"k/n"`` (k from 1) of its rows. A partition is
+    read alone (:func:`load_partition`): a run scaled down to partitions because the file is too
+    large for memory must not hold the whole file in every task."""
+    if partition:
+        return load_partition(workspace, dataset, partition)
     path = workspace.resolve_input(dataset)
     frame = read_frame(path)
     if frame.empty:  # a header without rows (or a cleaned file left with none): nothing to work on
@@ -218,8 +226,6 @@ def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tu
     if workspace.roles:  # the run's declared column roles win over inference (tools/declared.py)
         check_columns(workspace.roles, frame.columns, path.name)
     frame.attrs[ATTRS_KEY] = dict(workspace.roles)
-    if partition:
-        frame = take_partition(frame, partition)
     return frame, path
 
 
@@ -227,6 +233,8 @@ def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tu
 COUNT_CHUNK_ROWS = 100_000
 #: At most this many rows, spread over the file, make the column choices of a partitioned report.
 SAMPLE_ROWS = 10_000
+#: A CSV sample is read in chunks of at least this many rows (a tenth of the sample when larger).
+SAMPLE_CHUNK_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -261,9 +269,29 @@ class RowSource:
             frame = table.to_pandas()
             frame.attrs.pop(ATTRS_KEY, None)
         else:
-            frame = pd.read_csv(self.path, skiprows=range(1, lo + 1), nrows=hi - lo, low_memory=False, sep=self.sep,
-                                dtype={c: str for c in text if c in self.columns} or None)
+            dtype = {c: str for c in text if c in self.columns} or None
+            frame = self._csv_rows(lambda start, n: slice(max(0, lo - start), max(0, min(hi, start + n) - start)),
+                                   max(1, min(COUNT_CHUNK_ROWS, hi - lo)), hi, dtype)
         return self._framed(frame, pd.RangeIndex(lo, lo + len(frame)))
+
+    def _csv_rows(self, pick: Any, chunk_rows: int, stop: int | None, dtype: Any = None) -> pd.DataFrame:
+        """The rows ``pick(start, n)`` chooses of each chunk (``n`` rows from row ``start``), read in
+        chunks of ``chunk_rows`` until row ``stop``. Chunks, not ``skiprows``: pandas numbers the
+        rows ``skiprows`` skips by *line*, so a quoted field holding a newline shifts every row
+        after it — the parser's chunks count records."""
+        pieces, start = [], 0
+        reader = pd.read_csv(self.path, chunksize=chunk_rows, low_memory=False, sep=self.sep, dtype=dtype)
+        for chunk in reader:
+            piece = chunk.iloc[pick(start, len(chunk))]
+            if len(piece):
+                pieces.append(piece)
+            start += len(chunk)
+            if stop is not None and start >= stop:
+                break
+        getattr(reader, "close", lambda: None)()  # stopped early: the file is closed now
+        if not pieces:
+            return pd.read_csv(self.path, nrows=0, sep=self.sep, dtype=dtype)
+        return pd.concat(pieces) if len(pieces) > 1 else pieces[0]
 
     def sample(self, limit: int = SAMPLE_ROWS) -> pd.DataFrame:
         """At most ``limit`` rows: every ``ceil(rows / limit)``-th row, first row included."""
@@ -281,8 +309,9 @@ class RowSource:
             frame = pa.concat_tables(kept).to_pandas() if kept else pd.DataFrame(columns=list(self.columns))
             frame.attrs.pop(ATTRS_KEY, None)
         else:
-            frame = pd.read_csv(self.path, skiprows=lambda i: i > 0 and (i - 1) % step != 0, low_memory=False,
-                                sep=self.sep)
+            frame = self._csv_rows(lambda start, n: slice((-start) % step, n, step),
+                                   min(COUNT_CHUNK_ROWS, max(SAMPLE_CHUNK_ROWS, math.ceil(limit / 10))),
+                                   (max(0, self.rows - 1) // step) * step + 1)  # up to the last row it keeps
         return self._framed(frame, pd.RangeIndex(0, len(frame) * step, step))
 
 
@@ -326,16 +355,137 @@ def open_rows(workspace: Workspace, dataset: str) -> RowSource:
     return RowSource(path, rows, columns, dict(workspace.roles), sep)
 
 
-def take_partition(frame: pd.DataFrame, partition: str) -> pd.DataFrame:
-    """Rows of partition k of n: contiguous, disjoint slices that together cover the frame."""
+def partition_bounds(partition: str, rows: int) -> tuple[int, int]:
+    """Rows ``lo..hi-1`` of partition k of n over ``rows`` rows: contiguous, disjoint slices that
+    together cover them."""
     try:
         k, n = (int(x) for x in str(partition).split("/"))
     except ValueError:
         raise ValueError(f"partition must look like 'k/n' (e.g. '2/4'), got {partition!r}") from None
     if not 1 <= k <= n:
         raise ValueError(f"partition {partition!r}: k must be between 1 and n")
-    bounds = np.linspace(0, len(frame), n + 1).astype(int)
-    return frame.iloc[bounds[k - 1] : bounds[k]]
+    bounds = np.linspace(0, rows, n + 1).astype(int)
+    return int(bounds[k - 1]), int(bounds[k])
+
+
+def take_partition(frame: pd.DataFrame, partition: str) -> pd.DataFrame:
+    """Rows of partition k of n of a frame in memory (:func:`partition_bounds`)."""
+    lo, hi = partition_bounds(partition, len(frame))
+    return frame.iloc[lo:hi]
+
+
+def load_partition(workspace: Workspace, dataset: str, partition: str) -> tuple[pd.DataFrame, Path]:
+    """Partition ``"k/n"`` of a dataset, equal to the same rows of the whole file's :func:`load`
+    (values, dtypes, index) but read through a :class:`RowSource`: Parquet reads only the row
+    groups the rows lie in; a CSV is scanned once in chunks (row count and each column's dtype as
+    a whole-file read would infer it — a slice alone would read ``1, 2`` as ints where the file
+    has a null further down) and then only the partition's rows are kept. A column whose chunks
+    disagree in a way a slice cannot reproduce is read whole, with the reason logged."""
+    path = workspace.resolve_input(dataset)
+    check_data_file(path)  # before the partition is parsed: a bad file is the same one sentence
+    partition_bounds(partition, 1)  # a malformed partition is refused before any read
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        source = open_rows(workspace, dataset)
+        lo, hi = partition_bounds(partition, source.rows)
+        frame = _as_whole(source.read(lo, hi), _parquet_dtypes(path))
+        return frame, path
+    try:
+        sep = sniff_separator(path)
+        columns, rows, dtypes, mixed = _csv_dtypes(path, sep)
+    except pd.errors.ParserError as exc:
+        raise DataFileError(f"Could not parse {path.name} as CSV: {exc}") from exc
+    if not rows:
+        raise DataFileError(f"Data file {path.name} has columns but no data rows; nothing to analyse.")
+    if mixed:
+        logger.warning("partition %s of %s read from the whole file: column(s) %s mix value types across the "
+                       "file, which a slice alone cannot reproduce", partition, path.name, ", ".join(mixed))
+        frame, path = load(workspace, dataset)
+        return take_partition(frame, partition), path
+    if workspace.roles:
+        check_columns(workspace.roles, columns, path.name)
+    source = RowSource(path, rows, columns, dict(workspace.roles), sep)
+    lo, hi = partition_bounds(partition, rows)
+    text = [c for c, d in dtypes.items() if isinstance(d, pd.StringDtype)]
+    return _as_whole(source.read(lo, hi, text=text), dtypes), path
+
+
+def _as_whole(frame: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
+    """``frame`` with each column cast to the dtype the whole file's read gives it."""
+    casts = {c: d for c, d in dtypes.items() if c in frame.columns and frame[c].dtype != d}
+    if casts:
+        attrs = dict(frame.attrs)
+        frame = frame.astype(casts)
+        frame.attrs.update(attrs)
+    return frame
+
+
+def _csv_dtypes(path: Path, sep: str) -> tuple[tuple[str, ...], int, dict[str, Any], list[str]]:
+    """Columns, row count and each column's dtype in a whole-file read, from one pass in chunks of
+    :data:`COUNT_CHUNK_ROWS` rows (text where chunks mix numbers, flags or text: the whole read
+    keeps the text); plus the columns whose chunks mix kinds this does not know how to reproduce."""
+    rows, nulls = 0, set()
+    kinds: dict[str, set[Any]] = {}
+    first: dict[str, Any] = {}
+    columns: tuple[str, ...] = ()
+    for chunk in pd.read_csv(path, chunksize=COUNT_CHUNK_ROWS, low_memory=False, sep=sep):
+        columns = tuple(str(c) for c in chunk.columns)
+        rows += len(chunk)
+        for name in chunk.columns:
+            series = chunk[name]
+            first.setdefault(str(name), series.dtype)
+            missing = series.isna()
+            if missing.any():
+                nulls.add(str(name))
+            if not missing.all():
+                kinds.setdefault(str(name), set()).add(series.dtype)
+    dtypes: dict[str, Any] = {}
+    mixed: list[str] = []
+    for name in columns:
+        seen = kinds.get(name)
+        if not seen:  # nothing but nulls: what the first chunk read them as
+            dtypes[name] = first[name]
+        elif any(isinstance(d, pd.StringDtype) for d in seen):
+            dtypes[name] = next(d for d in seen if isinstance(d, pd.StringDtype))
+        elif seen <= {np.dtype("int64"), np.dtype("float64")}:
+            dtypes[name] = np.dtype("int64") if seen == {np.dtype("int64")} and name not in nulls \
+                else np.dtype("float64")
+        elif seen <= {np.dtype(bool), np.dtype(object)}:
+            dtypes[name] = np.dtype(bool) if seen == {np.dtype(bool)} and name not in nulls else np.dtype(object)
+        elif seen <= {np.dtype(bool), np.dtype(object), np.dtype("int64"), np.dtype("float64")}:
+            dtypes[name] = pd.StringDtype(na_value=np.nan)  # flags and numbers: the whole read keeps the text
+        elif len(seen) == 1:
+            dtypes[name] = next(iter(seen))
+        else:
+            mixed.append(name)
+    return columns, rows, dtypes, mixed
+
+
+def _parquet_dtypes(path: Path) -> dict[str, Any]:
+    """The dtypes a whole read gives the Parquet columns a slice may read otherwise: an integer or
+    boolean column with a null anywhere (float64 / object in pandas), found from the row groups'
+    statistics, or by reading that one column when a row group has none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    schema, meta, out = source.schema_arrow, source.metadata, {}
+    for index, field_ in enumerate(schema):
+        if not (pa.types.is_integer(field_.type) or pa.types.is_boolean(field_.type)):
+            continue
+        has_null = False
+        for group in range(meta.num_row_groups):
+            column = meta.row_group(group).column(index)
+            stats = column.statistics
+            if stats is not None and stats.has_null_count:
+                count = stats.null_count
+            else:
+                count = source.read_row_group(group, columns=[field_.name]).column(0).null_count
+            if count:
+                has_null = True
+                break
+        if has_null:
+            out[field_.name] = np.dtype("float64") if pa.types.is_integer(field_.type) else np.dtype(object)
+    return out
 
 
 def is_text(series: pd.Series) -> bool:
