@@ -132,7 +132,7 @@ def test_the_early_reader_knows_every_option_of_run() -> None:
 @pytest.mark.parametrize(("argv", "found"), [
     (["run", "planned", "--param", "fail=x"], ("planned", ["fail=x"])),
     (["run", "--data", "d.csv", "planned", "--param=learn=no", "--json"], ("planned", ["learn=no"])),
-    (["run", "planned"], None),  # no params: nothing to check early
+    (["run", "planned"], ("planned", [])),  # no params: the graph name is still checked early
     (["run", "planned", "--param", "fail=x", "--help"], None),  # left to the full CLI
     (["run", "planned", "--param", "fail=x", "--debug"], None),  # a traceback is wanted
     (["run", "planned", "extra", "--param", "fail=x"], None),
@@ -215,3 +215,58 @@ def test_a_setting_only_the_process_may_set_is_refused_in_one_line_before_any_wo
 def test_every_per_run_setting_is_a_param_of_every_graph() -> None:
     """What ``configurable`` may set (``OVERRIDABLE``) is what the CLI's --param accepts."""
     assert set(OVERRIDABLE) <= set(RunParams.model_fields)
+
+# --- the command table is light (relaygraph.cli.entry.LazyGroup) -------------------------------------
+
+
+def _light_child(*argv: str) -> tuple[Any, set[str]]:
+    """``python -X importtime -m relaygraph ARGV``: the finished child and the modules it imported."""
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-X", "importtime", "-m", "relaygraph", *argv],
+                           capture_output=True, text=True, cwd=REPO, env=dict(os.environ), timeout=300)
+    return child, {line.split("|")[-1].strip() for line in child.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_help_lists_every_command_without_importing_the_full_cli() -> None:
+    child, imported = _light_child("--help")
+    assert child.returncode == 0, child.stderr[-2000:]
+    from relaygraph.cli.entry import COMMANDS
+
+    assert all(name in child.stdout for name in COMMANDS)
+    assert "relaygraph.cli.main" not in imported and not {m for m in imported if m.split(".")[0] in HEAVY}
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["run", "nosuchgraph"], "error: Unknown graph 'nosuchgraph'; available: "),
+    (["run", "nosuchgraph", "--param", "partitions=2"], "error: Unknown graph 'nosuchgraph'"),
+])
+def test_an_unknown_graph_is_one_line_exit_2_before_any_heavy_import(argv, says, isolated_env) -> None:
+    child, imported = _light_child(*argv)
+    said = [line for line in child.stderr.splitlines() if line.strip() and not line.startswith("import time:")]
+    assert child.returncode == 2 and len(said) == 1 and said[0].startswith(says), said
+    assert "relaygraph.cli.main" not in imported and not {m for m in imported if m.split(".")[0] in HEAVY}
+
+
+def test_the_light_command_table_is_the_full_cli_s() -> None:
+    """Names, order and short help of :data:`COMMANDS` are the full CLI's, so the light
+    ``--help`` cannot drift from what the commands say of themselves."""
+    import typer.main
+    from relaygraph.cli.entry import COMMANDS, HELP
+
+    group = typer.main.get_group(app)
+    assert {name: group.commands[name].get_short_help_str(limit=500) for name in group.list_commands(None)} == COMMANDS  # type: ignore[arg-type]
+    assert group.help == HELP
+
+
+def test_the_light_group_runs_the_full_cli_s_commands(capsys) -> None:
+    from relaygraph.cli.entry import cli as light_cli
+
+    with pytest.raises(SystemExit) as shown:
+        light_cli().main(["plan", "--help"], prog_name="relaygraph")
+    assert shown.value.code == 0 and "Mermaid" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as wrong:
+        light_cli().main(["nosuch"], prog_name="relaygraph")
+    assert wrong.value.code == 2 and "No such command 'nosuch'" in capsys.readouterr().err
