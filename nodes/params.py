@@ -109,6 +109,8 @@ def validate_params(schema: type[RunParams], values: dict[str, Any]) -> dict[str
         first = exc.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else "?"
         message = first["msg"].removeprefix("Value error, ").rstrip(".")
+        # a validator that names the value itself (fail='x': ...) is not prefixed with it twice
+        message = message.removeprefix(f"{key}={_shown(values.get(key))}: ")
         if key == "roles":  # its message already lists the roles (or the expected form)
             raise ParamError(f"--param roles: {message}.") from None
         hint = allowed(schema, key)

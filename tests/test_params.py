@@ -83,6 +83,14 @@ def test_python_callers_get_the_same_refusal_instead_of_a_silent_default(isolate
                      {"configurable": {"thread_id": "py", "partitions": 0, "specialists": ["validator"]}})
 
 
+
+def test_a_refusal_names_the_key_and_value_once() -> None:
+    """A validator whose own message starts with ``fail='nonsense':`` is not prefixed with it again."""
+    with pytest.raises(ParamError) as refused:
+        validate_params(params_of("planned"), {"fail": "nonsense"})
+    assert str(refused.value).startswith("--param fail='nonsense': expected TASK:CLASS")
+    assert str(refused.value).count("fail='nonsense'") == 1
+
 # --- a bad --param is refused before the heavy imports (relaygraph.cli.entry) -----------------------
 
 HEAVY = ("langgraph", "smolagents", "langchain", "langchain_core", "pandas", "matplotlib")
