@@ -20,6 +20,9 @@ from relaygraph.nodes.params import RESERVED, ParamError, RunParams, validate_pa
 LIGHT_SCHEMAS = {
     "planned": "relaygraph.nodes.planned_params:PlannedParams",
     "sequential": "relaygraph.nodes.params:RunParams",
+    "parallel": "relaygraph.nodes.team_params:ParallelParams",
+    "hierarchical": "relaygraph.nodes.team_params:HierarchicalParams",
+    "handoff": "relaygraph.nodes.team_params:HandoffParams",
 }
 
 

@@ -13,22 +13,14 @@ default 6, in ``configurable``; A→B→A ping-pong) ends the run with a reason 
 from __future__ import annotations
 
 from langgraph.graph import StateGraph
-from pydantic import Field
 from relaygraph.graphs.patterns import handoff_team
 from relaygraph.nodes.agent import AgentSpec
-from relaygraph.nodes.handoff import DEFAULT_MAX_HANDOFFS, HANDOFF_PREFIX
-from relaygraph.nodes.params import RunParams
+from relaygraph.nodes.handoff import HANDOFF_PREFIX
+from relaygraph.nodes.team_params import HandoffParams
 
 DESCRIPTION = "triage → specialists handing off to each other (validated, rolled back, loop-guarded)."
 DEFAULT_TASK = ("Check the data quality, analyse sales by region with trends, segment the customers "
                 "and write a report.")
-
-
-class HandoffParams(RunParams):
-    """``--param`` keys of the handoff graph."""
-
-    max_handoffs: int | None = Field(default=None, ge=1, le=100,
-                                     description=f"Handoffs before the loop guard stops the run (default {DEFAULT_MAX_HANDOFFS}).")
 
 
 PARAMS = HandoffParams

@@ -24,7 +24,6 @@ from typing import Annotated, Any, TypedDict
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
-from pydantic import Field
 from relaygraph.nodes.agent import AgentSpec
 from relaygraph.nodes.approval import rejected, with_approval
 from relaygraph.nodes.contracts import HierarchicalResult
@@ -36,8 +35,6 @@ from relaygraph.nodes.failures import (
     unless_failed,
 )
 from relaygraph.nodes.hierarchy import (
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_FANOUT,
     HierarchyLimits,
     check_delegation,
     choice_model,
@@ -46,7 +43,6 @@ from relaygraph.nodes.hierarchy import (
     worker_quality,
 )
 from relaygraph.nodes.parallel import make_branch_node
-from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.protocols import StateNode, UpdateNode
 from relaygraph.nodes.results import (
     ResultFields,
@@ -56,20 +52,12 @@ from relaygraph.nodes.results import (
     with_result_fields,
 )
 from relaygraph.nodes.state import RunInput, WorkflowState, merge_dicts
+from relaygraph.nodes.team_params import HierarchicalParams
 from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 DESCRIPTION = "supervisor → team leads (subgraphs) → workers, delegating in parallel with quality at each level."
 DEFAULT_TASK = ("Assess data quality (validation and outliers), analyse sales (breakdown and trends) "
                 "and study customers (segments and scores).")
-
-
-class HierarchicalParams(RunParams):
-    """``--param`` keys of the hierarchical graph."""
-
-    max_depth: int | None = Field(default=None, ge=1, le=10,
-                                  description=f"Delegation levels allowed (default {DEFAULT_MAX_DEPTH}).")
-    max_fanout: int | None = Field(default=None, ge=1, le=64,
-                                   description=f"Parallel delegates per level (default {DEFAULT_MAX_FANOUT}).")
 
 
 PARAMS = HierarchicalParams

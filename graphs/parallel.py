@@ -15,13 +15,10 @@ specialists run, and on how many row partitions each, is decided per run from th
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from langgraph.graph import StateGraph
-from pydantic import Field, field_validator
 from relaygraph.graphs.patterns import parallel_team
 from relaygraph.nodes.agent import AgentSpec
-from relaygraph.nodes.params import RunParams
+from relaygraph.nodes.team_params import ParallelParams
 
 DESCRIPTION = "clean → fan-out to validator, profiler, segmenter, scorer (isolated, partitionable) → aggregate."
 DEFAULT_TASK = ("Clean the sales data, then in parallel validate it, profile and enrich it, "
@@ -53,20 +50,6 @@ SPECIALISTS: dict[str, AgentSpec] = {
                   tools=("score_records",)),
     )
 }
-
-
-class ParallelParams(RunParams):
-    """``--param`` keys of the parallel graph."""
-
-    specialists: list[Literal[tuple(SPECIALISTS)]] | None = Field(  # type: ignore[valid-type]
-        default=None, min_length=1, description="Specialists to run (comma-separated); default: all.")
-    partitions: int | None = Field(default=None, ge=1, le=64,
-                                   description="Row slices per specialist (map-reduce); default 1.")
-
-    @field_validator("specialists", mode="before")
-    @classmethod
-    def _split(cls, value: Any) -> Any:
-        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
 
 PARAMS = ParallelParams

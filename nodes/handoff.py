@@ -41,12 +41,12 @@ from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.params import declared_roles
 from relaygraph.nodes.protocols import Node
 from relaygraph.nodes.state import WorkflowState, merge_dicts
+from relaygraph.nodes.team_params import DEFAULT_MAX_HANDOFFS
 from relaygraph.providers.brief import HandoffOption
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 from smolagents import Tool
 
 HANDOFF_PREFIX = "handoff_"
-DEFAULT_MAX_HANDOFFS = 6
 MAX_ROLLBACKS = 2  # invalid transfers in a row from one agent before the run stops
 
 

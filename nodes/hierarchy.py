@@ -29,10 +29,8 @@ from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from relaygraph.config.settings import settings_from_config
 from relaygraph.nodes.agent import AgentRunError
+from relaygraph.nodes.team_params import DEFAULT_MAX_DEPTH, DEFAULT_MAX_FANOUT
 from relaygraph.providers import chat_model
-
-DEFAULT_MAX_DEPTH = 3  # supervisor (1) → team lead (2) → worker (3)
-DEFAULT_MAX_FANOUT = 4
 
 
 class DelegationLimitError(RuntimeError):

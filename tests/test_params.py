@@ -125,6 +125,22 @@ def test_each_light_schema_is_its_graph_s_params(graph: str) -> None:
     assert light_schema(graph) is params_of(graph)
 
 
+def test_the_parallel_schema_offers_exactly_the_graph_s_specialists() -> None:
+    from relaygraph.graphs.parallel import SPECIALISTS
+    from relaygraph.nodes.team_params import PARALLEL_SPECIALISTS
+
+    assert tuple(SPECIALISTS) == PARALLEL_SPECIALISTS
+
+
+@pytest.mark.parametrize(("graph", "param"), [("parallel", "partitions=0"), ("hierarchical", "max_depth=x"),
+                                              ("handoff", "max_handoffs=0")])
+def test_a_team_graph_s_bad_param_is_refused_before_any_heavy_import(graph, param, isolated_env) -> None:
+    child, imported = _light_child("run", graph, "--param", param)
+    said = [line for line in child.stderr.splitlines() if line.strip() and not line.startswith("import time:")]
+    assert child.returncode == 2 and len(said) == 1 and said[0].startswith(f"error: --param {param.split('=')[0]}"), said
+    assert "relaygraph.cli.main" not in imported and not {m for m in imported if m.split(".")[0] in HEAVY}
+
+
 def test_the_early_reader_knows_every_option_of_run() -> None:
     """What ``relaygraph.cli.entry`` skips over is exactly ``run``'s options: a new option that
     takes a value cannot be mistaken for the graph name."""
@@ -156,7 +172,7 @@ def test_good_params_and_graphs_without_a_light_schema_go_on_to_the_full_cli() -
     from relaygraph.cli.entry import precheck
 
     assert precheck(["run", "planned", "--param", "fail=trends:transient", "--param", "learn=false"]) is None
-    assert precheck(["run", "parallel", "--param", "partitions=0"]) is None  # checked by the full CLI
+    assert precheck(["run", "consensus", "--param", "voters=0"]) is None  # checked by the full CLI
     assert precheck(["run", "planned", "--param", "dataset=../x.csv"]) is None  # the sandbox check says more
 
 
