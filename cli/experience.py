@@ -48,10 +48,15 @@ def show(
         found = experience_store.load(url, name)
         outcomes = {o: sum(1 for e in found if e.outcome == o) for o in sorted({e.outcome for e in found})}
         print(f"store {name}: {len(found)} experiences ({', '.join(f'{n} {o}' for o, n in outcomes.items())})")
+        for why, n in experience.left_out(found).items():
+            print(f"  {n} runs left out: {why}")
         learned = experience.mine(found, prior, task_type=name, backoff_s=BACKOFF_S)
         if not learned:
-            print(f"  nothing learned yet: {experience.MIN_EXPERIENCES} experiences of a task type are needed")
+            print(f"  nothing learned yet: {experience.MIN_EXPERIENCES} experiences of a task type that are "
+                  "evidence are needed")
             continue
+        print("  a run uses a method when the method's tasks all finished in it (succeeded) or a failure of its "
+              "own hit it (failed); replanned away without its fault, or never reached, is no use")
         for a in learned:
             if a.kind != "method_probability":
                 _line(a)

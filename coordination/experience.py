@@ -17,6 +17,14 @@ ranked by impact:
   column (the data was renamed), and never an *injected* failure (``--param fail=``: a
   demonstration, recorded with ``injected: true`` but no evidence about the method; a run with
   ``learn_injected=true``, e.g. ``bench/learning.py``'s simulated environment, opts in).
+  A run *uses* a method only when the method's tasks all finished in it (``finished_methods``)
+  or a failure of its own hit it: a method replanned away without its fault (an injected
+  failure, the data's) or never reached is not a use, so "succeeded in N of M runs that used
+  it" counts exactly the runs where it finished (N) among those (M). A run that failed because
+  of its **input** (:func:`caused_by_input`: no category or measure column, an unreadable or
+  one-column file, a path outside the data directory) is left out of all mining — the file,
+  not a method, failed (``experience show`` says how many). A refused input (the entry checks
+  of the graph's first node) never becomes an experience: no node ran.
   The planner plans with these, so it prefers what worked. Impact: how far the probability
   moved × uses.
   Method statistics are **keyed by the data** they were learned on (:class:`DataKind`: whether
@@ -32,8 +40,10 @@ ranked by impact:
 * **retry settings** — when transient failures needed more than one retry on average, the
   backoff base doubles (the service needs longer to recover); when retries never helped (every
   transient failure ran out of retries) the backoff is kept but the run is told so.
-* **timeouts** — per task, scaled by the data's size: ``max(MIN_TIMEOUT_S, 2 × slowest
-  successful run, TIMEOUT_ROW_FACTOR × rows × the slowest seconds-per-row seen)`` (rows:
+* **timeouts** — per task, scaled by the data's size: ``max(MIN_TIMEOUT_S (15 s),
+  TIMEOUT_FACTOR (5) × the 95th percentile of its successful durations, TIMEOUT_ROW_FACTOR ×
+  rows × the slowest seconds-per-row seen)`` — the floor because runs of 0.1–0.8 s on a shared
+  machine gave 2 s timeouts a slow moment under load could cut (rows:
   the run's ``row_count``; the per-row rate from the runs that recorded their rows), so a
   timeout learned on 3,000-row files gives a 200,000-row file 67× the per-row budget times a
   generous factor, not the small files' few seconds (:func:`timeout_for`). The executor
@@ -47,6 +57,8 @@ ranked by impact:
 
 from __future__ import annotations
 
+import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -57,8 +69,11 @@ MIN_EXPERIENCES = 3
 PRIOR_STRENGTH = 5.0
 STORE_LIMIT = 1000
 STORE_KEEP = 800
-MIN_TIMEOUT_S = 2.0
+#: A learned timeout is never below this: a shared machine under load can make a 0.2 s task take
+#: a few seconds, and a cut task is retried, then stops the run (issue 14, stranger finding D8).
+MIN_TIMEOUT_S = 15.0
 MAX_TIMEOUT_S = 3600.0
+TIMEOUT_FACTOR = 5.0  # over the 95th percentile of the task's successful durations
 TIMEOUT_ROW_FACTOR = 4.0  # seconds-per-row budget over the slowest rate seen (agents' model time is not per row)
 LARGE_ROWS = 50_000  # at or above: a timeout that outlived its retries is the data's size (resource)
 #: Failure classes that are about the data or its surroundings, never the method that met them.
@@ -76,6 +91,7 @@ class FailureRecord(BaseModel):
     timeout_s: float | None = None  # set when the task's (learned) timeout cut it
     injected: bool = False  # ``--param fail=``: a demonstration, not evidence about the method
     excluded: list[str] | None = None  # methods the policy ruled out (None: recorded before this was kept)
+    error: str | None = None  # what the task said (None: recorded before this was kept)
 
     @model_validator(mode="before")
     @classmethod
@@ -121,6 +137,10 @@ class Experience(BaseModel):
     row_count: int | None = None  # rows of the data the run worked on (scales learned timeouts)
     facts: dict[str, Any] = Field(default_factory=dict)  # observed facts the first plan was made from
     simulated: bool = False  # ``learn_injected=true``: its injected failures count as evidence
+    #: methods whose tasks all finished in the run (None: recorded before this was kept)
+    finished_methods: list[str] | None = None
+    #: why the run failed because of its input (the file, not a method): left out of mining
+    input_failure: str | None = None
 
 
 class Adaptation(BaseModel):
@@ -168,10 +188,67 @@ class DataKind(BaseModel):
         return f"has_time_column={str(self.has_time_column).lower()}, {size}"
 
 
+#: What a task says when the user's *file* is what failed it (no category or measure column,
+#: unreadable, one column, no rows, a path outside the data directory): not the method's fault.
+INPUT_PROBLEM = re.compile(
+    r"No category column found|no numeric measure column|no rows to|has no rows|outside the data directory"
+    r"|\b(1|one|a single) column\b"
+    r"|Data file .{0,200}(empty|not UTF-8|UTF-16|binary|cannot be parsed|no header|no data rows|no columns"
+    r"|not a readable)|Could not (read|parse) .{0,200} as (CSV|Parquet)|Need at least two periods", re.IGNORECASE)
+
+
+def caused_by_input(failure: FailureRecord) -> bool:
+    """Did the run's input (the file) cause ``failure``? Never an injected one (a demonstration)."""
+    return bool(failure.error) and not failure.injected and bool(INPUT_PROBLEM.search(failure.error or ""))
+
+
+def input_failure(failures: Iterable[FailureRecord]) -> str | None:
+    """The first failure the input caused, as ``task: error`` (None: the input was fine)."""
+    found = next((f for f in failures if caused_by_input(f)), None)
+    return f"{found.task}: {found.error}" if found else None
+
+
 def method_outcomes(experience: Experience) -> dict[str, bool]:
-    """Per method used in the run: did it succeed (no failure of its own, :func:`blames_method`)?"""
-    failed = {f.method for f in experience.failures if blames_method(f, simulated=experience.simulated)}
-    return {m: m not in failed for m in dict.fromkeys(experience.methods)}
+    """Per method the run *used*: did it succeed? A method failed when a failure of its own
+    (:func:`blames_method`) hit it; it succeeded when all its tasks finished in the run
+    (``finished_methods``). A method replanned away without its own fault (an injected
+    failure, the data's), or never reached, is not a use: it is left out. A run that failed
+    because of its input (``input_failure``) uses no method. Records from before
+    ``finished_methods`` was kept: a method not blamed succeeded only in a run that completed
+    and never dropped it (a stop on its task, a replan that ruled it out or, in the oldest
+    records, any replan of its task)."""
+    if experience.input_failure:
+        return {}
+    blamed = {f.method for f in experience.failures if blames_method(f, simulated=experience.simulated)}
+    out: dict[str, bool] = {}
+    for method in dict.fromkeys(experience.methods):
+        if method in blamed:
+            out[method] = False
+        elif experience.finished_methods is not None:
+            if method in experience.finished_methods:
+                out[method] = True
+        elif experience.outcome == "completed" and not any(_dropped(f, method) for f in experience.failures):
+            out[method] = True
+    return out
+
+
+def _dropped(failure: FailureRecord, method: str) -> bool:
+    if failure.method != method:
+        return False
+    if failure.action == "stop":
+        return True
+    return failure.action == "replan" and (failure.excluded is None or method in failure.excluded)
+
+
+def evidence_runs(experiences: Iterable[Experience]) -> list[Experience]:
+    """The runs mining learns from: not those that failed because of their input."""
+    return [e for e in experiences if not e.input_failure]
+
+
+def left_out(experiences: Iterable[Experience]) -> dict[str, int]:
+    """Runs mining leaves out, by why (for ``relaygraph experience show``)."""
+    n = sum(1 for e in experiences if e.input_failure)
+    return {"input failures (the file, not a method)": n} if n else {}
 
 
 def evidence(experience: Experience) -> list[FailureRecord]:
@@ -253,44 +330,58 @@ def retry_backoff(experiences: Sequence[Experience], current: float) -> list[Ada
     return []
 
 
+def p95(values: Sequence[float]) -> float:
+    """The 95th percentile (nearest rank): with fewer than 20 values, the largest."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
 def timeouts(experiences: Sequence[Experience], rows: int | None = None) -> list[Adaptation]:
     """Per task, the timeout for data of ``rows`` rows (:func:`timeout_for`), doubled for each
     run its timeout stopped — so a timeout that proved too short for what the task now needs
-    grows instead of failing every later run (a cut task leaves no successful duration)."""
-    slowest: dict[str, float] = {}
+    grows instead of failing every later run (a cut task leaves no successful duration). The
+    evidence says how it was derived: percentile × factor, the floor, the per-row budget."""
+    seen: dict[str, list[float]] = defaultdict(list)
     rate: dict[str, float] = {}  # the slowest seconds per row seen, per task
     stopped: dict[str, int] = defaultdict(int)
-    for e in experiences:
+    for e in evidence_runs(experiences):
         for task, seconds in e.durations.items():
-            slowest[task] = max(slowest.get(task, 0.0), seconds)
+            seen[task].append(seconds)
             if e.row_count:
                 rate[task] = max(rate.get(task, 0.0), seconds / e.row_count)
         for task in {f.task for f in evidence(e) if f.timeout_s is not None and f.action == "stop"}:
             stopped[task] += 1
     out = []
-    for task, s in sorted(slowest.items()):
+    for task, durations in sorted(seen.items()):
+        s = p95(durations)
         value = timeout_for(s, rate.get(task), rows, stopped[task])
+        parts = [f"p95 of {len(durations)} successful runs {s:.2f}s × {TIMEOUT_FACTOR:g} = {TIMEOUT_FACTOR * s:.2f}s",
+                 f"floor {MIN_TIMEOUT_S:g}s"]
+        if rate.get(task) and rows:
+            parts.append(f"{rate[task] * 1000:.3g}s per 1,000 rows × {TIMEOUT_ROW_FACTOR:g} for {rows:,} rows = "
+                         f"{TIMEOUT_ROW_FACTOR * rows * rate[task]:.2f}s")
+        base = timeout_for(s, rate.get(task), rows)
+        which = "the floor" if base == MIN_TIMEOUT_S else ("the cap" if base == MAX_TIMEOUT_S else "the largest")
         grown = f"; its timeout stopped {stopped[task]} runs: doubled {stopped[task]}x" if stopped[task] else ""
-        per_row = (f"; {rate[task] * 1000:.3g}s per 1,000 rows × {TIMEOUT_ROW_FACTOR:g}"
-                   + (f", for {rows:,} rows" if rows else "")) if rate.get(task) else ""
         out.append(Adaptation(kind="timeout", target=task, value=round(value, 3), impact=float(stopped[task]),
-                              evidence=f"slowest successful run {s:.2f}s{per_row}{grown}"))
+                              evidence=f"{'; '.join(parts)} -> {base:g}s ({which}){grown}"))
     return out
 
 
-def timeout_for(slowest_s: float, rate_s_per_row: float | None, rows: int | None, stopped: int = 0) -> float:
-    """``max(MIN_TIMEOUT_S, 2 × slowest_s, TIMEOUT_ROW_FACTOR × rows × rate) × 2^stopped``, at
-    most :data:`MAX_TIMEOUT_S`: never below what the slowest run took twice over, and growing
-    with the data — a timeout learned on small files does not cut a large one."""
+def timeout_for(p95_s: float, rate_s_per_row: float | None, rows: int | None, stopped: int = 0) -> float:
+    """``max(MIN_TIMEOUT_S, TIMEOUT_FACTOR × p95_s, TIMEOUT_ROW_FACTOR × rows × rate) ×
+    2^stopped``, at most :data:`MAX_TIMEOUT_S`: well above what the task usually takes, never
+    below a floor a loaded machine's slow moment stays under, and growing with the data — a
+    timeout learned on small files does not cut a large one."""
     scaled = TIMEOUT_ROW_FACTOR * rows * rate_s_per_row if rows and rate_s_per_row else 0.0
-    return min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, 2 * slowest_s, scaled) * 2 ** stopped)
+    return min(MAX_TIMEOUT_S, max(MIN_TIMEOUT_S, TIMEOUT_FACTOR * p95_s, scaled) * 2 ** stopped)
 
 
 def reputations(experiences: Sequence[Experience]) -> dict[str, float]:
     """Per agent: (successful task runs + 1) / (task runs + 2)."""
     ok: dict[str, int] = defaultdict(int)
     bad: dict[str, int] = defaultdict(int)
-    for e in experiences:
+    for e in evidence_runs(experiences):
         for task in e.tasks_completed:
             ok[e.task_agents.get(task, task)] += 1
         for f in evidence(e):
@@ -301,9 +392,9 @@ def reputations(experiences: Sequence[Experience]) -> dict[str, float]:
 def mine(experiences: Iterable[Experience], prior: Mapping[str, float], *, task_type: str,
          backoff_s: float = 0.5, rows: int | None = None, facts: Mapping[str, Any] | None = None) -> list[Adaptation]:
     """Adaptations for ``task_type``, most impact first; none below :data:`MIN_EXPERIENCES`
-    (``rows``: the size of the data the next run works on, which scales its timeouts; ``facts``:
+    runs that are evidence (:func:`evidence_runs`: not input failures) (``rows``: the size of the data the next run works on, which scales its timeouts; ``facts``:
     its world state, which keys the method probabilities — without it, task-type-wide ones)."""
-    relevant = [e for e in experiences if e.task_type == task_type]
+    relevant = evidence_runs(e for e in experiences if e.task_type == task_type)
     if len(relevant) < MIN_EXPERIENCES:
         return []
     found = method_probabilities(relevant, prior, facts) + retry_backoff(relevant, backoff_s)
@@ -328,6 +419,36 @@ def learned_backoff(adaptations: Iterable[Adaptation]) -> float | None:
     return next((a.value for a in adaptations if a.kind == "retry_backoff"), None)
 
 
+def finished(plans: Sequence[Mapping[str, Any]], done: Sequence[Mapping[str, Any]],
+             replans: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The methods whose tasks all finished in the run: in some accepted plan, each primitive
+    task under the method (its descendants in the decomposition) ran to its end under that
+    plan's method for it (``done``: name and method), or was kept from an earlier plan (a
+    replan's ``kept``). A method without tasks (``already_clean``) finished when its plan's
+    tasks all did."""
+    ran = {(t.get("name"), t.get("method")) for t in done}
+    kept = [set()] + [set(r.get("kept") or []) for r in replans if r.get("action") == "replan" and r.get("accepted")]
+    out: list[str] = []
+    for i, plan in enumerate(plans):
+        keep = kept[i] if i < len(kept) else set()
+        nodes = {m["id"]: m for m in plan.get("methods", [])}
+        tasks = plan.get("tasks", [])
+        ok = {t["id"]: (t["name"], t.get("method")) in ran or t["name"] in keep for t in tasks}
+
+        def under(parent: Any, node: str) -> bool:
+            while parent:
+                if parent == node:
+                    return True
+                parent = (nodes.get(parent) or {}).get("parent")
+            return False
+
+        for m in plan.get("methods", []):
+            mine = [t for t in tasks if under(t.get("parent"), m["id"])] or tasks
+            if mine and all(ok[t["id"]] for t in mine):
+                out.append(m["method"])
+    return list(dict.fromkeys(out))
+
+
 def experience_from_run(thread_id: str, task_type: str, state: Mapping[str, Any], outcome: str,
                         recorded_at: float, *, simulated: bool = False) -> Experience:
     """The experience of a finished run of the planned graph, from its final state
@@ -341,11 +462,12 @@ def experience_from_run(thread_id: str, task_type: str, state: Mapping[str, Any]
             durations[name] = durations.get(name, 0.0) + float(p.get("duration_s") or 0.0)
     first_world = {**(state.get("world") or {}), **(state.get("first_world") or {})}
     rows = first_world.get("row_count")
+    failures = [FailureRecord.model_validate(r) for r in state.get("replans") or []]
     return Experience(
         thread_id=thread_id, task_type=task_type,
         methods=[m["method"] for p in plans for m in p.get("methods", [])],
         outcome=outcome,
-        failures=[FailureRecord.model_validate(r) for r in state.get("replans") or []],
+        failures=failures,
         durations=durations, task_agents=tasks,
         tasks_completed=[t["name"] for t in state.get("done") or []],
         confidence=plans[0]["confidence"] if plans else None,
@@ -353,4 +475,6 @@ def experience_from_run(thread_id: str, task_type: str, state: Mapping[str, Any]
         row_count=int(rows) if isinstance(rows, int | float) and rows > 0 else None,
         facts={k: v for k, v in first_world.items() if k in ("has_time_column", "row_count", "is_clean")},
         simulated=simulated,
+        finished_methods=finished(plans, state.get("done") or [], state.get("replans") or []),
+        input_failure=input_failure(failures),
     )
