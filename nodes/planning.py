@@ -559,21 +559,53 @@ def left_out_reasons(state: PlannedState, config: RunnableConfig | None = None) 
     return out
 
 
+def left_out_by_learning(state: PlannedState, config: RunnableConfig | None = None) -> dict[str, str]:
+    """Per requested report section that learned probabilities left out (the priors would have
+    planned its task): the run summary's words, e.g. ``left out: trend (learned:
+    time_series_analysis 0.9 -> 0.5625; --param learn=false to plan with priors)``. The run is
+    then ``partial``: a section the user asked for (by default, all) is missing by a choice the
+    planner made, unlike a section the data cannot have (no date column: ``completed``)."""
+    world = {**(state.get("world") or {}), **(state.get("first_world") or {})}
+    learned = state.get("learned") or {}
+    out = {}
+    for section, why in left_out_reasons(state, config).items():
+        if not why.startswith(LEARNED_LEFT_OUT):
+            continue
+        task = next(t for t, s in SECTION_OF.items() if s == section)
+        moved = learned_moves(task, world, learned, state.get("excluded") or []) or ["learned probabilities"]
+        out[section] = (f"left out: {section} (learned: {', '.join(moved)}; --param learn=false to plan with "
+                        "priors)")
+    return out
+
+
 def _learned_choice(task: str, world: Mapping[str, Any], learned: Mapping[str, float],
                     excluded: Sequence[str]) -> str:
     """Would the domain's priors have planned ``task``? If so: which learned probabilities
     made the planner choose otherwise."""
+    moved = learned_moves(task, world, learned, excluded)
+    if moved is None:
+        return ""
+    return (f"{LEARNED_LEFT_OUT}: {', '.join(moved) or 'learned probabilities'} "
+            "(relaygraph experience show); --param learn=false plans from the priors")
+
+
+#: How a section left out by learning is introduced (the report's reason; finalize looks for it).
+LEARNED_LEFT_OUT = "left out by what earlier runs taught the planner"
+
+
+def learned_moves(task: str, world: Mapping[str, Any], learned: Mapping[str, float],
+                  excluded: Sequence[str]) -> list[str] | None:
+    """The learned probabilities (``method prior -> learned``) that kept ``task`` out of the
+    plan the priors would have made; None when the priors would not have planned it either."""
     try:
         unlearned = make_plan(DATA_DOMAIN.without_methods(list(excluded)), GOAL, dict(world))
     except PlanningError:
-        return ""
+        return None
     if task not in {t.name for t in unlearned.tasks}:
-        return ""
+        return None
     prior = {m.name: m.success_probability for m in DATA_DOMAIN.methods}
-    moved = [f"{m} {prior[m]:g} -> {learned[m]:g}" for m in unlearned.method_names()
-             if m in learned and m in prior and learned[m] < prior[m]]
-    return (f"left out by what earlier runs taught the planner: {', '.join(moved) or 'learned probabilities'} "
-            "(relaygraph experience show); --param learn=false plans from the priors")
+    return [f"{m} {prior[m]:g} -> {learned[m]:g}" for m in unlearned.method_names()
+            if m in learned and m in prior and learned[m] < prior[m]]
 
 
 def report_args(state: PlannedState, config: RunnableConfig) -> dict[str, dict[str, Any]]:
@@ -903,6 +935,9 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         status = "partial"
         reason = "replanned around " + "; ".join(
             f"{d.failure['task']} ({d.failure['failure_class']}), without {', '.join(d.tasks)}" for d in dropped)
+    by_learning = left_out_by_learning(state, config)
+    if by_learning and status == "completed":  # a requested section the learning chose to leave out
+        status, reason = "partial", "; ".join(by_learning.values())
     current = state.get("plan") or {}
     plan = PlanSummary(
         goal=current.get("goal", GOAL), confidence=current.get("confidence"),
@@ -931,6 +966,12 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
                 listed.add(key)
                 errors.append(AgentFailure(agent=entry.get("agent") or entry["task"], node=entry["task"],
                                            reason=key[1], failure_class=entry.get("failure_class")))
+    shown: list[dict[str, Any]] = []
+    if status == "partial":  # on the console too, not only one line inside the report (a "!" line)
+        for section, why in by_learning.items():
+            shown.append(AgentFailure(agent="planner", node="plan", reason=why, outcome="partial",
+                                      section=section).model_dump(exclude_none=True))
+        errors += [AgentFailure.model_validate(e) for e in shown]
     settings = settings_from_config(config)
     simulated = str(options(config).get("learn_injected", False)).strip().lower() in ("true", "1", "yes", "on")
     run = experience.experience_from_run(thread_id(config), GOAL, state, status, time.time(), simulated=simulated)
@@ -939,4 +980,4 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         base, PlannedResult, status=status, answer=answer, reason=reason, plan=plan, errors=errors,
         replanning=state.get("replans") or [], world=state.get("world") or {},
         learned=state.get("learned") or {}, critique=rounds, experience_store={"store": GOAL, "size": size},
-        injections=injections(state, config)))
+        injections=injections(state, config))) | ({"errors": shown} if shown else {})

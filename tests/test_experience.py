@@ -663,3 +663,32 @@ def test_experience_show_prints_the_data_each_probability_was_learned_on(sqlite_
     wide = lines.index("  task-type-wide (every run, whatever its data; a plan uses these only when its data's "
                        "facts are unknown):")
     assert "cross_section_analysis: 0.8 -> 0.5556 (succeeded in 1 of 4 runs that used it)" in lines[wide + 1]
+
+
+def test_a_section_the_learning_left_out_makes_the_run_partial_and_says_so_on_the_console(cast, sample_path):
+    """Stranger14 B4: three real runs that sank time_series_analysis; the next plain run plans
+    without trends. Its status is partial (a requested section is missing by the planner's
+    choice), the reason and a console line name the learned probability and learn=false."""
+    from relaygraph.cli.main import app
+    from relaygraph.config.settings import settings_from_config
+    from relaygraph.nodes import experience as store
+    from typer.testing import CliRunner
+
+    url = settings_from_config({}).checkpoint_db
+    sunk = FailureRecord(task="trends", method="time_series_analysis", failure_class="unknown", action="stop")
+    for i in range(3):
+        store.record(url, exp(i, ["time_series_analysis"], [sunk], "failed").model_copy(update={
+            "finished_methods": [], "facts": {"has_time_column": True, "row_count": 3048}}))
+    planned_runs(cast, "cross_section")
+    out = CliRunner().invoke(app, ["run", "planned", "--thread-id", "b4"])
+    assert out.exit_code == 0, out.output
+    from relaygraph.config.checkpointing import open_checkpointer
+    from relaygraph.graphs.planned import build_graph
+    with open_checkpointer() as saver:
+        result = build_graph().compile(checkpointer=saver).get_state({"configurable": {"thread_id": "b4"}}).values[
+            "result"]
+    why = "left out: trend (learned: time_series_analysis 0.9 -> 0.5625; --param learn=false to plan with priors)"
+    assert result["status"] == "partial" and result["reason"] == why
+    assert {"node": "plan", "reason": why, "outcome": "partial"}.items() <= result["errors"][-1].items()
+    console = " ".join(out.output.split())
+    assert f"! plan: {why}" in console and "! finalize (partial)" in console, out.output

@@ -682,6 +682,12 @@ def test_a_section_left_out_by_learning_says_so_and_how_to_get_it_back():
     asked = left_out_reasons({**state, "learned": {}}, {"configurable": {"sections": "outliers"}})
     assert asked == {"breakdown": "not requested: --param sections=outliers",
                      "trend": "not requested: --param sections=outliers"}
+    # the run summary's words (finalize makes the run partial with them); the data's own fact does not
+    from relaygraph.nodes.planning import left_out_by_learning
+    assert left_out_by_learning(state, {}) == {"trend": "left out: trend (learned: time_series_analysis 0.9 -> 0.76; "
+                                                        "--param learn=false to plan with priors)"}
+    assert left_out_by_learning(no_dates, {}) == {}
+    assert left_out_by_learning(state, {"configurable": {"sections": "breakdown,outliers"}}) == {}
 
 
 def test_after_a_data_quality_replan_the_report_names_the_users_file_and_keeps_the_first_findings(
