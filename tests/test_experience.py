@@ -692,3 +692,22 @@ def test_a_section_the_learning_left_out_makes_the_run_partial_and_says_so_on_th
     assert {"node": "plan", "reason": why, "outcome": "partial"}.items() <= result["errors"][-1].items()
     console = " ".join(out.output.split())
     assert f"! plan: {why}" in console and "! finalize (partial)" in console, out.output
+
+
+@pytest.mark.parametrize("where", ["data", "dataset"])
+def test_a_refused_input_never_becomes_an_experience(cast, where):
+    """Stranger14 A1: a path outside the data directory is refused by the graph's first node
+    before observe or plan runs (no agent is scripted: none may run), and nothing is recorded."""
+    from relaygraph.config.checkpointing import open_checkpointer
+    from relaygraph.config.settings import settings_from_config
+    from relaygraph.graphs.planned import build_graph
+    from relaygraph.nodes import experience as store
+
+    inputs = {"task": "report", **({"data": "../../etc/passwd"} if where == "data" else {})}
+    configurable = {"thread_id": f"refused-{where}", **({"dataset": "../x.csv"} if where == "dataset" else {})}
+    with open_checkpointer() as saver:
+        graph = build_graph().compile(checkpointer=saver)
+        with pytest.raises(ValueError, match="outside the data directory"):
+            graph.invoke(inputs, {"configurable": configurable})
+        assert not graph.get_state({"configurable": {"thread_id": f"refused-{where}"}}).values.get("world")
+    assert store.stores(settings_from_config({}).checkpoint_db) == {}
