@@ -969,8 +969,9 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
     shown: list[dict[str, Any]] = []
     if status == "partial":  # on the console too, not only one line inside the report (a "!" line)
         for section, why in by_learning.items():
-            shown.append(AgentFailure(agent="planner", node="plan", reason=why, outcome="partial",
-                                      section=section).model_dump(exclude_none=True))
+            shown.append(AgentFailure.model_validate({  # ``section`` is the planned graph's own key
+                "agent": "planner", "node": "plan", "reason": why, "outcome": "partial",
+                "section": section}).model_dump(exclude_none=True))
         errors += [AgentFailure.model_validate(e) for e in shown]
     settings = settings_from_config(config)
     simulated = str(options(config).get("learn_injected", False)).strip().lower() in ("true", "1", "yes", "on")
