@@ -56,7 +56,7 @@ from relaygraph.providers import agent_model
 from relaygraph.providers.brief import CallOutcome, RunBrief, hand_brief
 from relaygraph.tools import ToolResult, Workspace, build_tools, result_of
 from relaygraph.tools.declared import check_columns
-from relaygraph.tools.frames import sniff_separator
+from relaygraph.tools.frames import csv_options
 from relaygraph.tools.ledger import CallScope, guard_side_effects, ledger_for
 from relaygraph.tools.result import truncate
 from relaygraph.tools.sample import SAMPLE_NAME, ensure_sample
@@ -276,7 +276,7 @@ def allowed_values(workspace: Workspace, dataset: str) -> dict[str, list[str]]:
     """Values the run knows, offered to tools as enums (see ``DataTool.constrain``)."""
     path = workspace.resolve_input(dataset)
     if path.suffix.lower() == ".csv":
-        columns = [str(c) for c in pd.read_csv(path, nrows=0, sep=sniff_separator(path)).columns]
+        columns = [str(c) for c in pd.read_csv(path, nrows=0, **csv_options(path)).columns]
     else:
         columns = list(pq.read_schema(path).names)
     check_columns(workspace.roles, columns, dataset)  # a declared role for no column: fail now, say which

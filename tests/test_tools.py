@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from relaygraph.tools import PathNotAllowed, ToolResult, Workspace, build_tools, result_of
+from relaygraph.tools import frames
 from relaygraph.tools.frames import sniff_separator, take_partition
 from relaygraph.tools.sample import DEFECTS, generate
 from smolagents.models import get_tool_json_schema
@@ -214,6 +215,90 @@ def test_the_report_says_when_the_users_file_was_not_comma_separated(workspace, 
     assert semi["total"] == comma["total"]
     parted = call(workspace, "write_report", dataset="semi.csv", partitions=2)  # read per partition, never whole
     assert parted["total"] == pytest.approx(comma["total"])
+
+
+def _decimal_comma(value: float, grouped: bool) -> str:
+    """``value`` as a European export writes it: ``1234,5`` or, grouped, ``1.234,50``."""
+    text = f"{value:,.2f}" if grouped else f"{value:.2f}"
+    return text.replace(",", "_").replace(".", ",").replace("_", ".")
+
+
+@settings(max_examples=25, deadline=None)
+@given(frame=sales_frames(), grouped=st.booleans(),
+       units=st.lists(st.integers(0, 10**7), min_size=40, max_size=40))
+def test_a_semicolon_csv_with_decimal_commas_gives_the_same_figures_as_the_comma_version(frame, grouped,
+                                                                                        units) -> None:
+    """``1,5`` and ``1.234,56`` are numbers, not labels: the same aggregate, validation and trend
+    figures as the comma/period file (labels holding a comma and ISO dates read as before)."""
+    frame = frame.assign(units=units[:len(frame)])
+    european = frame.assign(revenue=[_decimal_comma(v, grouped) for v in frame["revenue"]],
+                            units=[f"{u:,}".replace(",", ".") if grouped else str(u) for u in frame["units"]])
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Workspace(Path(tmp) / "data", Path(tmp) / "out", "dec-run")
+        workspace.data_dir.mkdir(parents=True)
+        frame.to_csv(workspace.data_dir / "comma.csv", index=False)
+        european.to_csv(workspace.data_dir / "euro.csv", index=False, sep=";")
+        options = frames.csv_options(workspace.data_dir / "euro.csv")
+        assert options["decimal"] == ","
+        for tool, args in (("aggregate", {"group_by": "region", "metric": "revenue"}),
+                           ("aggregate", {"group_by": "region", "metric": "units"}), ("validate_dataset", {}),
+                           ("detect_trends", {})):
+            comma, euro = (call(workspace, tool, dataset=name, **args) for name in ("comma.csv", "euro.csv"))
+            strip = ("summary", "artifacts", "dataset")
+            assert {k: v for k, v in euro.items() if k not in strip} == \
+                   {k: v for k, v in comma.items() if k not in strip}
+
+
+@settings(max_examples=30, deadline=None)
+@given(frame=sales_frames(), partitions=st.integers(1, 5), chunk=st.integers(1, 7))
+def test_a_partition_of_a_decimal_comma_csv_is_the_same_rows_of_the_whole_read(frame, partitions, chunk) -> None:
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        frame.assign(revenue=[_decimal_comma(v, True) for v in frame["revenue"]]).to_csv(
+            data / "euro.csv", index=False, sep=";")
+        patch.setattr(frames, "COUNT_CHUNK_ROWS", chunk)
+        workspace = Workspace(data, Path(tmp) / "out", "p")
+        whole, _ = frames.load(workspace, "euro.csv")
+        assert whole["revenue"].tolist() == pytest.approx(frame["revenue"].tolist())
+        for k in range(1, partitions + 1):
+            part, _ = frames.load(workspace, "euro.csv", f"{k}/{partitions}")
+            pd.testing.assert_frame_equal(part, take_partition(whole, f"{k}/{partitions}"))
+
+
+def test_labels_and_dates_are_not_mangled_by_decimal_comma_reading(workspace) -> None:
+    """Only numbers in the decimal-comma shape are read as numbers: quoted labels holding commas,
+    a ``1,2,3`` code, ISO and dotted dates and text stay as written; ``1.5``-style decimals in the
+    same file keep commas off (they would turn to text); thousands are never guessed where a
+    dotted value (``1.5``, ``05.01.2024``) would be misread."""
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    path = workspace.data_dir / "labels.csv"
+    path.write_text('name;code;when;day;revenue\n"Smith, John";1,2,3;2024-01-05;05.01.2024;1,5\n'
+                    '"Doe, Jane";4,5,6;2024-02-05;06.01.2024;1.234,5\n')
+    assert frames.csv_options(path) == {"sep": ";", "decimal": ","}  # the dotted dates rule thousands out
+    frame, _ = frames.load(workspace, "labels.csv")
+    assert frame["name"].tolist() == ["Smith, John", "Doe, Jane"]
+    assert frame["code"].tolist() == ["1,2,3", "4,5,6"]
+    assert frame["when"].tolist() == ["2024-01-05", "2024-02-05"] and frame["day"].tolist() == ["05.01.2024", "06.01.2024"]
+    mixed = workspace.data_dir / "mixed.csv"
+    mixed.write_text("name;share;ratio\nx;1,5;1.5\ny;2,5;2.25\n")
+    assert frames.csv_options(mixed) == {"sep": ";"}
+    assert frames.load(workspace, "mixed.csv")[0]["ratio"].tolist() == [1.5, 2.25]
+    thousands = workspace.data_dir / "thousands.csv"
+    thousands.write_text("name;units\nx;1.234\ny;2.345\n")  # no decimal comma anywhere: 1.234 is a decimal
+    assert frames.csv_options(thousands) == {"sep": ";"}
+    assert frames.load(workspace, "thousands.csv")[0]["units"].tolist() == [1.234, 2.345]
+    quoted = workspace.data_dir / "quoted.csv"
+    quoted.write_text('name,revenue\nx,"1,5"\n')  # comma-separated: a comma is never the decimal mark
+    assert frames.csv_options(quoted) == {"sep": ","}
+
+
+def test_the_report_says_when_the_users_file_had_decimal_commas(workspace, sample_path) -> None:
+    raw = pd.read_csv(sample_path)
+    raw.to_csv(workspace.data_dir / "euro.csv", index=False, sep=";", decimal=",")
+    euro = call(workspace, "write_report", dataset="euro.csv")
+    assert "read as semicolon-separated CSV with decimal commas" in Path(euro["report"]).read_text()
+    assert euro["total"] == pytest.approx(call(workspace, "write_report", dataset=sample_path.name)["total"])
 
 
 _CELLS = {  # column kind -> the values a cell of it may hold (None: an empty cell)

@@ -11,9 +11,11 @@ import codecs
 import csv
 import logging
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +154,86 @@ def separator_note(path: str | Path) -> str:
     path = Path(path)
     if path.suffix.lower() in PARQUET_SUFFIXES or not path.is_file():
         return ""
+    options = csv_options(path)
+    if options["sep"] == ",":
+        return ""
+    decimals = " with decimal commas" if options.get("decimal") == "," else ""
+    return f"{SEPARATOR_NAMES[options['sep']]}-separated CSV{decimals}"
+
+
+#: A number written with a decimal comma: optional sign, digits (``.``-grouped or not), ``,`` decimals.
+_DECIMAL_COMMA = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+")
+#: An integer in ``.``-grouped thousands (``1.234``): German thousands, or a period decimal.
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:\.\d{3})+")
+_INTEGER = re.compile(r"[+-]?\d+")
+_PERIOD_DECIMAL = re.compile(r"[+-]?\d*\.\d+")
+#: Digits with dots (and perhaps a comma): what ``thousands="."`` would read as one number.
+_DOTTED = re.compile(r"[+-]?[\d.]*\.[\d.,]*")
+#: Rows of a file's head that decide whether it is written with decimal commas.
+_DECIMAL_SAMPLE_ROWS = 2_000
+_NEARLY_ALL = 0.9
+
+
+def csv_options(path: str | Path) -> dict[str, Any]:
+    """The options every ``pd.read_csv`` of a data file passes: its ``sep``
+    (:func:`sniff_separator`) and, for a non-comma file whose numbers are written ``1,5`` /
+    ``1.234,56``, ``decimal=","`` (and ``thousands="."`` when grouped thousands appear and no
+    value in the file could be misread by it). One helper, so no read can forget them: a reader
+    without them sees those measures as text. Cached per file version (path, mtime, size)."""
+    path = Path(path)
+    stat = path.stat()
+    return dict(_csv_options(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=64)
+def _csv_options(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, Any], ...]:
+    del mtime_ns, size  # the cache key: a rewritten file is sniffed again
     sep = sniff_separator(path)
-    return "" if sep == "," else f"{SEPARATOR_NAMES[sep]}-separated"
+    if sep == ",":  # a comma cannot also be the decimal mark
+        return (("sep", sep),)
+    try:
+        head = pd.read_csv(path, sep=sep, dtype=str, nrows=_DECIMAL_SAMPLE_ROWS, keep_default_na=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError):
+        return (("sep", sep),)  # the read itself reports what is wrong with the file
+    decimal, grouped = _decimal_commas(head)
+    if not decimal:
+        return (("sep", sep),)
+    if grouped and _thousands_unambiguous(path, sep):
+        return (("sep", sep), ("decimal", ","), ("thousands", "."))
+    return (("sep", sep), ("decimal", ","))
+
+
+def _decimal_commas(head: pd.DataFrame) -> tuple[bool, bool]:
+    """Whether ``head`` (read as text) has a column of decimal-comma numbers and none of period
+    decimals (``decimal=","`` would turn those into text), and whether its number columns hold
+    ``.``-grouped thousands."""
+    found = grouped = False
+    for name in head.columns:
+        values = [v.strip() for v in head[name].dropna().astype(str) if v.strip()]
+        if not values:
+            continue
+        comma = sum(bool(_DECIMAL_COMMA.fullmatch(v)) for v in values)
+        groups = sum(bool(_GROUPED.fullmatch(v)) for v in values)
+        ints = sum(bool(_INTEGER.fullmatch(v)) for v in values)
+        period = sum(bool(_PERIOD_DECIMAL.fullmatch(v)) and not _GROUPED.fullmatch(v) for v in values)
+        if period and period + ints >= _NEARLY_ALL * len(values):
+            return False, False  # a column of 1.5-style numbers: the file mixes both marks
+        if comma + groups + ints >= _NEARLY_ALL * len(values) and (comma or groups):
+            found = found or bool(comma)
+            grouped = grouped or groups > 0 or any("." in v for v in values if _DECIMAL_COMMA.fullmatch(v))
+    return found, grouped
+
+
+def _thousands_unambiguous(path: str, sep: str) -> bool:
+    """No value in the whole file that ``thousands="."`` would misread: every dotted number is
+    ``.``-grouped thousands (``1.5`` would read as 15, a date ``05.01.2024`` as 5012024)."""
+    for chunk in pd.read_csv(path, sep=sep, dtype=str, chunksize=COUNT_CHUNK_ROWS):
+        for name in chunk.columns:
+            for value in chunk[name].dropna():
+                text = str(value).strip()
+                if _DOTTED.fullmatch(text) and not (_GROUPED.fullmatch(text) or _DECIMAL_COMMA.fullmatch(text)):
+                    return False
+    return True
 
 
 def _one_column_hint(path: Path, columns: Any) -> str | None:
@@ -172,7 +252,7 @@ def _one_column_hint(path: Path, columns: Any) -> str | None:
 
 def _check_csv_rows(path: Path) -> None:
     try:
-        head = pd.read_csv(path, nrows=1000, sep=sniff_separator(path))
+        head = pd.read_csv(path, nrows=1000, **csv_options(path))
     except pd.errors.EmptyDataError:
         raise DataFileError(f"Data file {path} has no header row or columns; nothing to analyse.") from None
     except pd.errors.ParserError as exc:
@@ -198,7 +278,7 @@ def read_frame(path: Path) -> pd.DataFrame:
                 raise DataFileError(f"Data file {path.name} is empty (0 bytes).") from None
             raise DataFileError(f"Could not read {path.name} as Parquet: {exc}") from exc
     try:
-        frame = pd.read_csv(path, low_memory=False, sep=sniff_separator(path))
+        frame = pd.read_csv(path, low_memory=False, **csv_options(path))
     except pd.errors.EmptyDataError:
         raise DataFileError(f"Data file {path.name} is empty: no header row or columns.") from None
     except UnicodeDecodeError as exc:
@@ -249,7 +329,7 @@ class RowSource:
     rows: int
     columns: tuple[str, ...]
     roles: Mapping[str, str] = field(default_factory=dict)
-    sep: str = ","  # a CSV's separator (:func:`sniff_separator`)
+    options: Mapping[str, Any] = field(default_factory=dict)  # a CSV's read options (:func:`csv_options`)
 
     @property
     def parquet(self) -> bool:
@@ -280,7 +360,7 @@ class RowSource:
         rows ``skiprows`` skips by *line*, so a quoted field holding a newline shifts every row
         after it — the parser's chunks count records."""
         pieces, start = [], 0
-        reader = pd.read_csv(self.path, chunksize=chunk_rows, low_memory=False, sep=self.sep, dtype=dtype)
+        reader = pd.read_csv(self.path, chunksize=chunk_rows, low_memory=False, dtype=dtype, **self.options)
         for chunk in reader:
             piece = chunk.iloc[pick(start, len(chunk))]
             if len(piece):
@@ -290,7 +370,7 @@ class RowSource:
                 break
         getattr(reader, "close", lambda: None)()  # stopped early: the file is closed now
         if not pieces:
-            return pd.read_csv(self.path, nrows=0, sep=self.sep, dtype=dtype)
+            return pd.read_csv(self.path, nrows=0, dtype=dtype, **self.options)
         return pd.concat(pieces) if len(pieces) > 1 else pieces[0]
 
     def sample(self, limit: int = SAMPLE_ROWS) -> pd.DataFrame:
@@ -335,7 +415,7 @@ def open_rows(workspace: Workspace, dataset: str) -> RowSource:
     (CSV rows are counted one column at a time, in chunks; Parquet's are in its metadata)."""
     path = workspace.resolve_input(dataset)
     check_data_file(path)
-    sep = ","
+    options: dict[str, Any] = {}
     if path.suffix.lower() in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
@@ -343,16 +423,16 @@ def open_rows(workspace: Workspace, dataset: str) -> RowSource:
         columns, rows = tuple(str(c) for c in meta.schema_arrow.names), int(meta.metadata.num_rows)
     else:
         try:
-            sep = sniff_separator(path)
-            columns = tuple(str(c) for c in pd.read_csv(path, nrows=0, sep=sep).columns)
-            rows = sum(len(chunk) for chunk in pd.read_csv(path, usecols=[0], chunksize=COUNT_CHUNK_ROWS, sep=sep))
+            options = csv_options(path)
+            columns = tuple(str(c) for c in pd.read_csv(path, nrows=0, **options).columns)
+            rows = sum(len(chunk) for chunk in pd.read_csv(path, usecols=[0], chunksize=COUNT_CHUNK_ROWS, **options))
         except pd.errors.ParserError as exc:
             raise DataFileError(f"Could not parse {path.name} as CSV: {exc}") from exc
     if not rows:
         raise DataFileError(f"Data file {path.name} has columns but no data rows; nothing to analyse.")
     if workspace.roles:
         check_columns(workspace.roles, columns, path.name)
-    return RowSource(path, rows, columns, dict(workspace.roles), sep)
+    return RowSource(path, rows, columns, dict(workspace.roles), options)
 
 
 def partition_bounds(partition: str, rows: int) -> tuple[int, int]:
@@ -390,8 +470,8 @@ def load_partition(workspace: Workspace, dataset: str, partition: str) -> tuple[
         frame = _as_whole(source.read(lo, hi), _parquet_dtypes(path))
         return frame, path
     try:
-        sep = sniff_separator(path)
-        columns, rows, dtypes, mixed = _csv_dtypes(path, sep)
+        options = csv_options(path)
+        columns, rows, dtypes, mixed = _csv_dtypes(path, options)
     except pd.errors.ParserError as exc:
         raise DataFileError(f"Could not parse {path.name} as CSV: {exc}") from exc
     if not rows:
@@ -403,7 +483,7 @@ def load_partition(workspace: Workspace, dataset: str, partition: str) -> tuple[
         return take_partition(frame, partition), path
     if workspace.roles:
         check_columns(workspace.roles, columns, path.name)
-    source = RowSource(path, rows, columns, dict(workspace.roles), sep)
+    source = RowSource(path, rows, columns, dict(workspace.roles), options)
     lo, hi = partition_bounds(partition, rows)
     text = [c for c, d in dtypes.items() if isinstance(d, pd.StringDtype)]
     return _as_whole(source.read(lo, hi, text=text), dtypes), path
@@ -419,7 +499,7 @@ def _as_whole(frame: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
     return frame
 
 
-def _csv_dtypes(path: Path, sep: str) -> tuple[tuple[str, ...], int, dict[str, Any], list[str]]:
+def _csv_dtypes(path: Path, options: Mapping[str, Any]) -> tuple[tuple[str, ...], int, dict[str, Any], list[str]]:
     """Columns, row count and each column's dtype in a whole-file read, from one pass in chunks of
     :data:`COUNT_CHUNK_ROWS` rows (text where chunks mix numbers, flags or text: the whole read
     keeps the text); plus the columns whose chunks mix kinds this does not know how to reproduce."""
@@ -427,7 +507,7 @@ def _csv_dtypes(path: Path, sep: str) -> tuple[tuple[str, ...], int, dict[str, A
     kinds: dict[str, set[Any]] = {}
     first: dict[str, Any] = {}
     columns: tuple[str, ...] = ()
-    for chunk in pd.read_csv(path, chunksize=COUNT_CHUNK_ROWS, low_memory=False, sep=sep):
+    for chunk in pd.read_csv(path, chunksize=COUNT_CHUNK_ROWS, low_memory=False, **options):
         columns = tuple(str(c) for c in chunk.columns)
         rows += len(chunk)
         for name in chunk.columns:
@@ -561,7 +641,7 @@ def date_like_columns(path: str | Path, sample_rows: int = 200) -> tuple[list[st
         source = pq.ParquetFile(path)
         head = source.read_row_group(0).slice(0, sample_rows).to_pandas() if source.num_row_groups else pd.DataFrame()
     else:
-        head = pd.read_csv(path, nrows=sample_rows, sep=sniff_separator(path))
+        head = pd.read_csv(path, nrows=sample_rows, **csv_options(path))
     columns = [str(c) for c in head.columns]
     dated = [str(c) for c in head.columns
              if named_as_date(str(c)) or pd.api.types.is_datetime64_any_dtype(head[c])

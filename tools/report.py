@@ -144,8 +144,8 @@ def render_report(
 
     ``partitions`` (> 1: a run scaled down to row partitions) computes every figure per
     partition and combines the results (:mod:`relaygraph.tools.combine`), and the report says
-    it was computed from that many partitions and how. ``read_as`` (e.g. "semicolon-separated"):
-    how the user's CSV was split, said when it is not by commas. A monthly trend is not combined from
+    it was computed from that many partitions and how. ``read_as`` (e.g. "semicolon-separated CSV
+    with decimal commas"): how the user's CSV was split, said when it is not by commas. A monthly trend is not combined from
     partitions (its partial-month rule needs every date at once): it is left out, saying why.
 
     ``frame`` may be a :class:`~relaygraph.tools.frames.RowSource` (with ``partitions`` > 1): the
@@ -196,7 +196,7 @@ def render_report(
         lines += [f"Your file: {md.code(cleaned_from)}, cleaned (duplicates dropped, values normalised) into "
                   f"{md.code(source)}, which every figure below is computed from.", ""]
     if read_as:
-        lines += [f"Your file was read as {md.text(read_as)} CSV (not comma-separated).", ""]
+        lines += [f"Your file was read as {md.text(read_as)} (not comma-separated).", ""]
     facts: dict[str, Any] = {"rows": rows, "metric": metric, "role": role.role, "rule": role.rule,
                              "overall": whole}
     if parted:
