@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from relaygraph.tools import PathNotAllowed, ToolResult, Workspace, build_tools, result_of
-from relaygraph.tools import frames
+from relaygraph.tools import PathNotAllowed, ToolResult, Workspace, build_tools, frames, result_of
 from relaygraph.tools.frames import sniff_separator, take_partition
 from relaygraph.tools.sample import DEFECTS, generate
 from smolagents.models import get_tool_json_schema
