@@ -23,6 +23,7 @@ LIGHT_SCHEMAS = {
     "parallel": "relaygraph.nodes.team_params:ParallelParams",
     "hierarchical": "relaygraph.nodes.team_params:HierarchicalParams",
     "handoff": "relaygraph.nodes.team_params:HandoffParams",
+    "consensus": "relaygraph.nodes.team_params:ConsensusParams",
 }
 
 

@@ -16,16 +16,13 @@ raft), ``voters`` (N), ``faults`` (behaviours for the first voters, or ``voter_3
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
-from pydantic import Field
 from relaygraph.nodes.approval import with_approval
 from relaygraph.nodes.consensus import (
     MAX_VOTERS,
-    MODES,
-    QUESTIONS,
     ConsensusState,
     VoteInput,
     check_question_data,
@@ -42,7 +39,6 @@ from relaygraph.nodes.consensus import (
 )
 from relaygraph.nodes.contracts import AgentSpec, ConsensusResult
 from relaygraph.nodes.failures import agent_retry_policy
-from relaygraph.nodes.params import RunParams
 from relaygraph.nodes.results import (
     ResultFields,
     extend_result,
@@ -51,22 +47,11 @@ from relaygraph.nodes.results import (
     with_result_fields,
 )
 from relaygraph.nodes.state import RunInput
+from relaygraph.nodes.team_params import ConsensusParams
 from relaygraph.observability.instrument_langchain import TracedStateGraph
 
 DESCRIPTION = "N voter agents answer a checkable question; voting, BFT rounds, PBFT or Raft decide, faults injectable."
 DEFAULT_TASK = "Decide together, from the data, the answer to the consensus question."
-
-
-class ConsensusParams(RunParams):
-    """``--param`` keys of the consensus graph (their combinations are checked by :func:`check_config`)."""
-
-    mode: Literal[MODES] | None = None  # type: ignore[valid-type]
-    voters: int | None = Field(default=None, ge=1, le=MAX_VOTERS)
-    faults: str | dict[str, str] | None = None
-    threshold: float | None = None
-    question: Literal[tuple(QUESTIONS)] | None = None  # type: ignore[valid-type]
-    seed: int | None = None
-    reputation: dict[str, Any] | None = None
 
 
 PARAMS = ConsensusParams

@@ -100,12 +100,11 @@ from relaygraph.nodes.failures import Failure, recording_failures
 from relaygraph.nodes.params import declared_roles
 from relaygraph.nodes.protocols import UpdateNode
 from relaygraph.nodes.state import NodeProgress, WorkflowState, merge_dicts
+from relaygraph.nodes.team_params import MAX_VOTERS, MODES
 from relaygraph.observability import tracing
 from relaygraph.tools import ToolResult, TypedTool, Workspace
 
-MODES = ("majority", "qualified", "unanimous", "weighted", "bft", "pbft", "raft")
 REPLICATED = ("pbft", "raft")  # modes run as a replicated protocol, one graph step per phase
-MAX_VOTERS = 25
 
 
 # --- questions agents can check with their tools ------------------------------------------

@@ -1,4 +1,4 @@
-"""The ``--param`` schemas of the parallel, hierarchical and handoff graphs, apart from the graphs.
+"""The ``--param`` schemas of the parallel, hierarchical, handoff and consensus graphs, apart from them.
 
 Light on purpose (pydantic only, like :mod:`relaygraph.nodes.planned_params`): the CLI checks
 ``relaygraph run GRAPH --param ...`` against them before any heavy import
@@ -18,6 +18,10 @@ PARALLEL_SPECIALISTS = ("validator", "profiler", "segmenter", "scorer")
 DEFAULT_MAX_DEPTH = 3  # supervisor (1) → team lead (2) → worker (3)
 DEFAULT_MAX_FANOUT = 4
 DEFAULT_MAX_HANDOFFS = 6
+MODES = ("majority", "qualified", "unanimous", "weighted", "bft", "pbft", "raft")
+MAX_VOTERS = 25
+#: The consensus questions' names, in order (``relaygraph.nodes.consensus.QUESTIONS``).
+CONSENSUS_QUESTIONS = ("top_region", "invalid_rows", "publishable")
 
 
 class ParallelParams(RunParams):
@@ -48,3 +52,15 @@ class HandoffParams(RunParams):
 
     max_handoffs: int | None = Field(default=None, ge=1, le=100,
                                      description=f"Handoffs before the loop guard stops the run (default {DEFAULT_MAX_HANDOFFS}).")
+
+
+class ConsensusParams(RunParams):
+    """``--param`` keys of the consensus graph (their combinations: the graph's ``check_config``)."""
+
+    mode: Literal[MODES] | None = None  # type: ignore[valid-type]
+    voters: int | None = Field(default=None, ge=1, le=MAX_VOTERS)
+    faults: str | dict[str, str] | None = None
+    threshold: float | None = None
+    question: Literal[CONSENSUS_QUESTIONS] | None = None  # type: ignore[valid-type]
+    seed: int | None = None
+    reputation: dict[str, Any] | None = None

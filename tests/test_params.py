@@ -132,8 +132,16 @@ def test_the_parallel_schema_offers_exactly_the_graph_s_specialists() -> None:
     assert tuple(SPECIALISTS) == PARALLEL_SPECIALISTS
 
 
+def test_the_consensus_schema_offers_exactly_the_graph_s_questions() -> None:
+    from relaygraph.nodes.consensus import QUESTIONS
+    from relaygraph.nodes.team_params import CONSENSUS_QUESTIONS
+
+    assert tuple(QUESTIONS) == CONSENSUS_QUESTIONS
+
+
 @pytest.mark.parametrize(("graph", "param"), [("parallel", "partitions=0"), ("hierarchical", "max_depth=x"),
-                                              ("handoff", "max_handoffs=0")])
+                                              ("handoff", "max_handoffs=0"), ("consensus", "voters=26"),
+                                              ("consensus", "question=weather")])
 def test_a_team_graph_s_bad_param_is_refused_before_any_heavy_import(graph, param, isolated_env) -> None:
     child, imported = _light_child("run", graph, "--param", param)
     said = [line for line in child.stderr.splitlines() if line.strip() and not line.startswith("import time:")]
@@ -172,7 +180,7 @@ def test_good_params_and_graphs_without_a_light_schema_go_on_to_the_full_cli() -
     from relaygraph.cli.entry import precheck
 
     assert precheck(["run", "planned", "--param", "fail=trends:transient", "--param", "learn=false"]) is None
-    assert precheck(["run", "consensus", "--param", "voters=0"]) is None  # checked by the full CLI
+    assert precheck(["run", "auction", "--param", "auction=nonsense"]) is None  # checked by the full CLI
     assert precheck(["run", "planned", "--param", "dataset=../x.csv"]) is None  # the sandbox check says more
 
 
