@@ -103,7 +103,8 @@ def test_an_unknown_role_or_column_is_refused_with_what_exists() -> None:
     frame = pd.DataFrame({"day": ["2024-01-01"], "amount": [1.0]})
     with pytest.raises(DeclaredRoleError, match="column 'amont', which the dataset does not have; columns: day, amount"):
         declare(frame, {"amont": "additive"})
-    with pytest.raises(DeclaredRoleError, match="not numbers"):
+    with pytest.raises(DeclaredRoleError, match="values such as '2024-01-01', not numbers; write 'day' as plain "
+                                                "numbers"):  # what is in it, and what to do
         role_of(declare(frame, {"day": "additive"}), "day")
     undated = pd.DataFrame({"stock": [1.0, 2.0]})
     with pytest.raises(DeclaredRoleError, match="no date column"):

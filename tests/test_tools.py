@@ -274,8 +274,11 @@ def test_labels_and_dates_are_not_mangled_by_decimal_comma_reading(workspace) ->
     path = workspace.data_dir / "labels.csv"
     path.write_text('name;code;when;day;revenue\n"Smith, John";1,2,3;2024-01-05;05.01.2024;1,5\n'
                     '"Doe, Jane";4,5,6;2024-02-05;06.01.2024;1.234,5\n')
-    assert frames.csv_options(path) == {"sep": ";", "decimal": ","}  # the dotted dates rule thousands out
+    options = frames.csv_options(path)  # the dotted dates rule thousands="." out: revenue is converted on its own
+    assert {k: v for k, v in options.items() if k != "converters"} == {"sep": ";", "decimal": ","}
+    assert list(options["converters"]) == ["revenue"]
     frame, _ = frames.load(workspace, "labels.csv")
+    assert frame["revenue"].tolist() == [1.5, 1234.5]
     assert frame["name"].tolist() == ["Smith, John", "Doe, Jane"]
     assert frame["code"].tolist() == ["1,2,3", "4,5,6"]
     assert frame["when"].tolist() == ["2024-01-05", "2024-02-05"] and frame["day"].tolist() == ["05.01.2024", "06.01.2024"]

@@ -182,7 +182,10 @@ def csv_options(path: str | Path) -> dict[str, Any]:
     without them sees those measures as text. Cached per file version (path, mtime, size)."""
     path = Path(path)
     stat = path.stat()
-    return dict(_csv_options(str(path), stat.st_mtime_ns, stat.st_size))
+    options = dict(_csv_options(str(path), stat.st_mtime_ns, stat.st_size))
+    if "converters" in options:  # a fresh dict per read: pandas may keep what it is given
+        options["converters"] = {c: decimal_comma_number for c in options["converters"]}
+    return options
 
 
 @lru_cache(maxsize=64)
@@ -200,7 +203,36 @@ def _csv_options(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, Any], 
         return (("sep", sep),)
     if grouped and _thousands_unambiguous(path, sep):
         return (("sep", sep), ("decimal", ","), ("thousands", "."))
+    if grouped:  # another column (dotted dates) forbids thousands=".": convert the number columns one by one
+        return (("sep", sep), ("decimal", ","), ("converters", _decimal_comma_columns(head)))
     return (("sep", sep), ("decimal", ","))
+
+
+def decimal_comma_number(text: str) -> float:
+    """One value of a decimal-comma column as a number: ``1.087,20`` -> 1087.2, ``625,12`` ->
+    625.12; empty or null -> NaN. The per-column read where ``thousands="."`` would misread
+    another column (a ``dd.mm.yyyy`` date), so the amounts are not left as text."""
+    value = str(text).strip() if text is not None else ""
+    if _DECIMAL_COMMA.fullmatch(value) or _GROUPED.fullmatch(value) or _INTEGER.fullmatch(value):
+        return float(value.replace(".", "").replace(",", "."))
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan  # empty, a null marker (NA, null) or a stray word: missing, as pandas reads it
+
+
+def _decimal_comma_columns(head: pd.DataFrame) -> tuple[str, ...]:
+    """The columns of ``head`` (read as text) whose values nearly all are decimal-comma numbers,
+    ``.``-grouped or not."""
+    out = []
+    for name in head.columns:
+        values = [v.strip() for v in head[name].dropna().astype(str) if v.strip()]
+        comma = sum(bool(_DECIMAL_COMMA.fullmatch(v)) for v in values)
+        groups = sum(bool(_GROUPED.fullmatch(v)) for v in values)
+        ints = sum(bool(_INTEGER.fullmatch(v)) for v in values)
+        if values and (comma or groups) and comma + groups + ints >= _NEARLY_ALL * len(values):
+            out.append(str(name))
+    return tuple(out)
 
 
 def _decimal_commas(head: pd.DataFrame) -> tuple[bool, bool]:
@@ -349,7 +381,8 @@ class RowSource:
             frame = table.to_pandas()
             frame.attrs.pop(ATTRS_KEY, None)
         else:
-            dtype = {c: str for c in text if c in self.columns} or None
+            converted = self.options.get("converters") or {}
+            dtype = {c: str for c in text if c in self.columns and c not in converted} or None
             frame = self._csv_rows(lambda start, n: slice(max(0, lo - start), max(0, min(hi, start + n) - start)),
                                    max(1, min(COUNT_CHUNK_ROWS, hi - lo)), hi, dtype)
         return self._framed(frame, pd.RangeIndex(lo, lo + len(frame)))

@@ -204,7 +204,10 @@ def declared_role(frame: pd.DataFrame, column: str, role: Role, date_col: str | 
     why = f"declared by the user (roles={column}:{role}), not inferred"
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     if role in MEASURES and not numeric:
-        raise DeclaredRoleError(f"roles declares {column!r} {role}, but it holds {series.dtype} values, not numbers; "
+        sample = next((str(v) for v in series.dropna() if str(v).strip()), None)
+        such = f" such as {sample!r}" if sample is not None else ""
+        raise DeclaredRoleError(f"roles declares {column!r} {role}, but it holds {series.dtype} values{such}, not "
+                                f"numbers; write {column!r} as plain numbers (1234.56, no thousands marks) or "
                                 "declare it category, identifier, time or text.")
     if role == "level" and date_col is None:
         raise DeclaredRoleError(f"roles declares {column!r} a level, but the dataset has no date column to order its "
