@@ -382,3 +382,101 @@ def test_a_partition_is_read_without_the_whole_file(suffix, monkeypatch, tmp_pat
     pd.testing.assert_frame_equal(part, take_partition(whole, "3/4"))
     assert all(rows <= 1000 for rows in held), held  # the file check's head is 1,000 rows; the file is 200
     assert suffix == "parquet" or held and max(held[1:] or [0]) <= 50, held  # chunks and the 50-row partition
+
+
+def _written(day: int, month: int, style: str) -> str:
+    """A 2024 date as ``style`` writes it: iso, dotted (``dd.mm.yyyy``), dmy or mdy (with ``/``)."""
+    return {"iso": f"2024-{month:02d}-{day:02d}", "dotted": f"{day:02d}.{month:02d}.2024",
+            "dmy": f"{day:02d}/{month:02d}/2024", "mdy": f"{month:02d}/{day:02d}/2024"}[style]
+
+
+@st.composite
+def dated_sales(draw) -> tuple[pd.DataFrame, list[tuple[int, int]]]:
+    """A sales table with (day, month) dates over two months at least, one day > 12 (so a
+    ``dd/mm/yyyy`` column tells its order), and a measure up to a million."""
+    frame = draw(sales_frames())
+    days = [draw(st.integers(13, 28)), *draw(st.lists(st.integers(1, 28), min_size=len(frame) - 1,
+                                                           max_size=len(frame) - 1))]
+    months = [int(d[5:7]) for d in frame["order_date"]]
+    return frame, list(zip(days, months, strict=True))
+
+
+@settings(max_examples=25, deadline=None)
+@given(sales=dated_sales(), grouped=st.booleans(), style=st.sampled_from(["dotted", "dmy"]))
+def test_a_european_csv_gives_the_same_aggregate_and_trend_as_the_iso_version(sales, grouped, style) -> None:
+    """``;``, decimal commas (``.`` thousands or not) and day-first dates (``31.12.2024``, or
+    ``31/12/2024`` where some day is > 12) read as the same numbers and months as the ISO file:
+    dotted dates must not keep ``1.234,56`` amounts as text, nor a day <= 12 be read as a month."""
+    frame, dates = sales
+    iso = frame.assign(order_date=[_written(d, m, "iso") for d, m in dates])
+    european = iso.assign(order_date=[_written(d, m, style) for d, m in dates],
+                          revenue=[_decimal_comma(v, grouped) for v in frame["revenue"]])
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Workspace(Path(tmp) / "data", Path(tmp) / "out", "euro-run")
+        workspace.data_dir.mkdir(parents=True)
+        iso.to_csv(workspace.data_dir / "iso.csv", index=False)
+        european.to_csv(workspace.data_dir / "euro.csv", index=False, sep=";")
+        for tool, args in (("aggregate", {"group_by": "region", "metric": "revenue"}),
+                           ("detect_trends", {"metric": "revenue"})):
+            ours, theirs = (call(workspace, tool, dataset=name, **args) for name in ("iso.csv", "euro.csv"))
+            strip = ("summary", "artifacts", "dataset")
+            assert {k: v for k, v in theirs.items() if k not in strip} == \
+                   {k: v for k, v in ours.items() if k not in strip}
+
+
+def test_a_month_first_file_with_days_over_12_is_read_month_first(workspace) -> None:
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    rows = [(3, 1, 10.0), (20, 1, 5.0), (2, 3, 7.0), (4, 5, 1.0)]  # (day, month, revenue)
+    for style in ("iso", "mdy"):
+        pd.DataFrame({"order_date": [_written(d, m, style) for d, m, _ in rows],
+                      "revenue": [r for *_, r in rows]}).to_csv(workspace.data_dir / f"{style}.csv", index=False)
+    assert frames.date_order(pd.Series([_written(d, m, "mdy") for d, m, _ in rows])) == "month_first"
+    iso, mdy = (call(workspace, "detect_trends", dataset=f"{s}.csv", metric="revenue") for s in ("iso", "mdy"))
+    assert mdy["series"] == iso["series"] and mdy["series"]["2024-01"] == 15.0
+    assert mdy["date_note"] is None
+
+
+def test_an_ambiguous_date_column_is_read_month_first_and_the_report_says_so(workspace) -> None:
+    """No value > 12 in either field: nothing tells ``03/01/2024`` apart, so it reads as March
+    (as before) — but never silently: the trend and the report say how the dates were read."""
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"order_date": ["01/02/2024", "03/01/2024", "03/05/2024", "06/02/2024"],
+                  "region": ["a", "b", "a", "b"], "revenue": [1.0, 2.0, 4.0, 8.0]}).to_csv(
+        workspace.data_dir / "amb.csv", index=False)
+    trend = call(workspace, "detect_trends", dataset="amb.csv", metric="revenue")
+    assert {k: v for k, v in trend["series"].items() if v} == {"2024-01": 1.0, "2024-03": 6.0, "2024-06": 8.0}
+    assert trend["date_note"] == "dates in 'order_date' read as month/day; no value tells day/month apart"
+    report = Path(call(workspace, "write_report", dataset="amb.csv")["report"]).read_text()
+    assert "read as month/day; no value tells day/month apart" in report
+    pd.DataFrame({"order_date": ["2024-01-02", "2024-03-01"], "revenue": [1.0, 2.0]}).to_csv(
+        workspace.data_dir / "iso.csv", index=False)
+    assert "month/day" not in Path(call(workspace, "write_report", dataset="iso.csv")["report"]).read_text()
+
+
+def test_each_date_column_is_read_in_the_order_its_values_tell() -> None:
+    order = frames.date_order
+    assert order(pd.Series(["03.01.2025", "04.01.2025", None])) == "day_first"
+    assert order(pd.Series(["03/01/2025", "13/01/2025"])) == "day_first"
+    assert order(pd.Series(["01/03/2025", "01/13/2025"])) == "month_first"
+    assert order(pd.Series(["01/03/2025", "02/04/2025"])) == "ambiguous"
+    assert order(pd.Series(["2025-01-03", "2025-01-13"])) == "other"
+    assert frames.parse_dates(pd.Series(["03.01.2025", "13.01.2025"])).dt.month.tolist() == [1, 1]
+    assert frames.parse_dates(pd.Series(["03/01/2025", "13/01/2025", ""])).dt.month.tolist()[:2] == [1, 1]
+
+
+def test_dotted_dates_do_not_leave_grouped_amounts_as_text(workspace) -> None:
+    """``03.01.2025`` forbids ``thousands="."`` for the file, yet ``1.087,20`` in another column is
+    still a number, in every read (whole, partitions, head); an empty amount is missing."""
+    workspace.data_dir.mkdir(parents=True, exist_ok=True)
+    path = workspace.data_dir / "euro.csv"
+    path.write_text("order_date;store;amount;units\n03.01.2025;Graz;1.087,20;9\n13.01.2025;Gent;625,12;16\n"
+                    "04.02.2025;Graz;;3\n05.02.2025;Gent;2.000,00;4\n")
+    whole, _ = frames.load(workspace, "euro.csv")
+    assert whole["amount"].tolist()[:2] == [1087.2, 625.12] and pd.isna(whole["amount"][2])
+    assert whole["units"].tolist() == [9, 16, 3, 4]
+    parts = pd.concat([frames.load(workspace, "euro.csv", f"{k}/2")[0] for k in (1, 2)])
+    pd.testing.assert_series_equal(parts["amount"], whole["amount"])
+    rows = frames.open_rows(workspace, "euro.csv")
+    assert rows.read(0, 4, text=["amount", "store"])["amount"].tolist()[:2] == [1087.2, 625.12]
+    trend = call(workspace, "detect_trends", dataset="euro.csv", metric="amount")
+    assert trend["series"] == {"2025-01": 1712.32, "2025-02": 2000.0}

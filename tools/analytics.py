@@ -57,7 +57,7 @@ def quartile_score(values: pd.Series) -> pd.Series:
 
 def rfm_table(frame: pd.DataFrame, customer: str, metric: str, date_col: str) -> pd.DataFrame:
     """Per customer: recency (days before the newest order), frequency, monetary, r/f/m scores."""
-    dates = pd.to_datetime(frame[date_col], errors="coerce", format="mixed")
+    dates = frames.parse_dates(frame[date_col])
     data = frame.assign(_date=dates).dropna(subset=[customer, "_date"])
     newest = data["_date"].max()
     table = data.groupby(customer).agg(
@@ -234,7 +234,7 @@ class EnrichDatasetTool(DataTool):
         added: list[str] = []
         date_col = frames.date_column(frame)
         if date_col:
-            dates = pd.to_datetime(frame[date_col], errors="coerce", format="mixed")
+            dates = frames.parse_dates(frame[date_col])
             frame["year"], frame["quarter"] = dates.dt.year, dates.dt.quarter
             frame["month"], frame["weekday"] = dates.dt.month, dates.dt.day_name()
             added += ["year", "quarter", "month", "weekday"]

@@ -392,7 +392,8 @@ class DetectTrendsTool(DataTool):
                 f"; series carried forward from an earlier {result.period}: {carried}" if carried else "")
         return tool_result(
             f"{what} {heading}: {moved}; peak {result.peak}, "
-            f"{md.plural(len(result.series), 'period')}{partial}{note}.",
+            f"{md.plural(len(result.series), 'period')}{partial}{note}"
+            + (f"; {result.date_note}." if result.date_note else "."),
             dataset=self.workspace.display(path),
             metric=result.metric,
             role=result.role.role,
@@ -415,6 +416,7 @@ class DetectTrendsTool(DataTool):
             series_by=result.series_by,
             series_count=result.series_count,
             carried_forward=result.carried,
+            date_note=result.date_note,
         )
 
 

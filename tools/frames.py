@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -645,10 +645,57 @@ def _parses_as_dates(series: pd.Series) -> bool:
     sample = series.dropna().head(200).astype(str)
     if sample.empty or not sample.str.contains(r"\d").all():
         return False
+    return bool(parse_dates(sample).notna().mean() >= 0.9)
+
+
+#: ``dd.mm.yyyy`` (the German/European way: always day first), perhaps with a time.
+_DOTTED_DATE = re.compile(r"\d{1,2}\.\d{1,2}\.\d{2,4}(?:[ T].*)?")
+#: ``a/b/yyyy`` or ``a-b-yyyy``: day or month first, which only a value's fields can tell.
+_NUMERIC_DATE = re.compile(r"(?P<a>\d{1,2})[/-](?P<b>\d{1,2})[/-]\d{2,4}(?:[ T].*)?")
+DateOrder = Literal["day_first", "month_first", "ambiguous", "other"]
+
+
+def date_order(series: pd.Series) -> DateOrder:
+    """How a text date column writes day and month, decided for the whole column (one value at a
+    time, ``03/01/2025`` would read as 1 March beside a ``13/01/2025`` read as 13 January):
+    ``dd.mm.yyyy`` is day first; ``a/b/yyyy`` is day first when some ``a`` > 12 and no ``b`` > 12,
+    month first the other way round, ``ambiguous`` when no value tells; ``other`` for ISO and
+    anything else (no order to choose)."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "other"
+    values = series.dropna().astype(str).str.strip()
+    values = values[values != ""]
+    if values.empty:
+        return "other"
+    if values.str.fullmatch(_DOTTED_DATE.pattern).mean() >= _NEARLY_ALL:
+        return "day_first"
+    fields = values.str.extract(f"^{_NUMERIC_DATE.pattern}$").dropna()
+    if len(fields) < _NEARLY_ALL * len(values):
+        return "other"
+    day_first = bool((fields["a"].astype(int) > 12).any())
+    month_first = bool((fields["b"].astype(int) > 12).any())
+    if day_first != month_first:
+        return "day_first" if day_first else "month_first"
+    return "ambiguous"  # no value tells (or values tell both ways): read month first, and say so
+
+
+def date_order_note(series: pd.Series, column: str) -> str | None:
+    """What a report must say about how it read ``column``'s dates, or None when the values
+    decide it."""
+    if date_order(series) != "ambiguous":
+        return None
+    return f"dates in {column!r} read as month/day; no value tells day/month apart"
+
+
+def parse_dates(series: pd.Series) -> pd.Series:
+    """A date column as datetimes (unparseable values NaT), day and month in the order
+    :func:`date_order` decides for the whole column. Every reader of dates uses it, so the
+    analysis and the critic that recomputes its figures read the same months."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() >= 0.9)
+        return pd.to_datetime(series, errors="coerce", format="mixed", dayfirst=date_order(series) == "day_first")
 
 
 def categorical_columns(frame: pd.DataFrame, max_distinct: int = 50) -> list[str]:

@@ -21,7 +21,6 @@ stock — carried forward, and counted as such — instead of vanishing from the
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,12 +41,7 @@ def label(metric: str, stat: str) -> str:
     return f"{metric} ({stat})"
 
 
-def parse_dates(series: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return series
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return pd.to_datetime(series, errors="coerce", format="mixed")
+parse_dates = frames.parse_dates  # one parser, one day/month order per column (tools.frames.date_order)
 
 
 def measure_role(frame: pd.DataFrame, metric: str) -> ColumnRole:
@@ -325,6 +319,7 @@ class Trend:
     series_by: list[str] = field(default_factory=list)  # levels: the columns telling series apart
     series_count: int = 1  # levels: how many series each period's value combines
     carried: dict[str, int] = field(default_factory=dict)  # levels: period -> series carried forward into it
+    date_note: str | None = None  # how the dates were read when no value tells day from month (frames.date_order_note)
 
     @property
     def direction(self) -> str:
@@ -374,7 +369,8 @@ def trend(frame: pd.DataFrame, date_column: str | None, metric: str, period: str
     partial = partial_periods(data["date"], series.index) if role.role == "additive" else []
     labelled = pd.Series(series.to_numpy(dtype=float), index=[str(p) for p in series.index], name=metric)
     result = Trend(metric, role, period, role.rule, labelled, [str(p) for p in partial],
-                   rows_without_date=int(dates.isna().sum()))
+                   rows_without_date=int(dates.isna().sum()),
+                   date_note=frames.date_order_note(frame[date_column], str(date_column)))
     if level is not None and level.entities:
         result.series_by = list(level.entities)
         result.series_count = int(level.keys[data.index].nunique())

@@ -103,7 +103,8 @@ def trend_text(result: Trend) -> str:
     series, role = result.series, result.role
     what = f"{md.text(result.metric)} ({PERIOD_WORDS[role.role]})"
     if result.compared is None:
-        return f"Monthly {what}: not enough complete months to measure a change."
+        return f"Monthly {what}: not enough complete months to measure a change." + (
+            f" Note: {md.text(result.date_note)}." if result.date_note else "")
     first, last = result.compared
     sentence = (f"Monthly {what} moved from {md.number(series[first])} ({first}) to "
                 f"{md.number(series[last])} ({last}), {_change(result.change, result.change_pct)}; "
@@ -117,6 +118,8 @@ def trend_text(result: Trend) -> str:
     if result.partial:
         sentence += (f" Not compared: {', '.join(result.partial)}, which the data covers only in part "
                      "(a partial month's sum is not a drop).")
+    if result.date_note:
+        sentence += f" Note: {md.text(result.date_note)}."
     return sentence
 
 
