@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from relaygraph.tools import PathNotAllowed, ToolResult, Workspace, build_tools, frames, result_of
+from relaygraph.tools import (
+    PathNotAllowed,
+    ToolResult,
+    Workspace,
+    build_tools,
+    frames,
+    measures,
+    result_of,
+)
 from relaygraph.tools.frames import sniff_separator, take_partition
 from relaygraph.tools.sample import DEFECTS, generate
 from smolagents.models import get_tool_json_schema
@@ -462,6 +470,61 @@ def test_each_date_column_is_read_in_the_order_its_values_tell() -> None:
     assert order(pd.Series(["2025-01-03", "2025-01-13"])) == "other"
     assert frames.parse_dates(pd.Series(["03.01.2025", "13.01.2025"])).dt.month.tolist() == [1, 1]
     assert frames.parse_dates(pd.Series(["03/01/2025", "13/01/2025", ""])).dt.month.tolist()[:2] == [1, 1]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("decided", [True, False])
+def test_every_partition_reads_dates_in_the_order_the_whole_file_tells(suffix, decided) -> None:
+    """A ``dd/mm/yyyy`` file whose only day > 12 lies in its last partition: every partition reads
+    it day first (a partition alone would read it month first), so the partitions' trend months
+    add up to the whole file's; the month/day note appears only when the whole file is ambiguous."""
+    partitions = 3
+    days = [i % 12 + 1 for i in range(12)]
+    months = [(i * 5) % 12 + 1 for i in range(12)]
+    if decided:
+        days[-1] = 20  # the last row: in the last partition only
+    revenue = [(i * 37) % 101 for i in range(12)]
+    frame = pd.DataFrame({"order_date": [_written(d, m, "dmy") for d, m in zip(days, months, strict=True)],
+                          "revenue": [float(r) for r in revenue]})
+    with tempfile.TemporaryDirectory() as tmp:
+        workspace = Workspace(Path(tmp) / "data", Path(tmp) / "out", "dates-run")
+        workspace.data_dir.mkdir(parents=True)
+        path = workspace.data_dir / f"d.{suffix}"
+        if suffix == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False, row_group_size=7)
+        whole = measures.trend(frames.load(workspace, path.name)[0], "order_date", "revenue")
+        parts = [measures.trend(frames.load(workspace, path.name, f"{k}/{partitions}")[0], "order_date", "revenue")
+                 for k in range(1, partitions + 1)]
+        source = frames.open_rows(workspace, path.name)  # the per-partition report's reader
+        read_parts = [measures.trend(source.read(lo, hi), "order_date", "revenue")
+                      for lo, hi in (frames.partition_bounds(f"{k}/{partitions}", source.rows)
+                                     for k in range(1, partitions + 1))]
+    note = "dates in 'order_date' read as month/day; no value tells day/month apart"
+    assert whole.date_note == (None if decided else note)
+    assert all(part.date_note == whole.date_note for part in parts + read_parts)
+    read: dict[str, float] = {}  # month -> revenue, as the file's order reads it
+    for d, m, r in zip(days, months, revenue, strict=True):
+        month = f"2024-{m:02d}" if decided else f"2024-{d:02d}"
+        read[month] = read.get(month, 0.0) + r
+    assert {k: v for k, v in whole.series.items() if v} == {k: v for k, v in read.items() if v}
+    for pieces in (parts, read_parts):
+        added: dict[str, float] = {}
+        for part in pieces:
+            for month, value in part.series.items():
+                added[month] = added.get(month, 0.0) + value
+        assert {k: v for k, v in added.items() if v} == {k: v for k, v in read.items() if v}
+
+
+def test_a_frame_not_read_from_a_file_decides_its_dates_from_its_own_values() -> None:
+    """Only a frame read from a file carries the file's order; a slice of it keeps it, any other
+    frame's column decides from its values."""
+    frame = pd.DataFrame({"d": ["03/01/2025", "04/01/2025", "13/01/2025"]})
+    assert frames.date_order(frame["d"].iloc[:2]) == "ambiguous"
+    decided = frames.with_date_orders(frame.copy(), {"d": "day_first"})
+    assert frames.parse_dates(decided.iloc[:2]["d"]).dt.month.tolist() == [1, 1]
+    assert frames.date_order_note(decided.iloc[:2]["d"], "d") is None
 
 
 def test_dotted_dates_do_not_leave_grouped_amounts_as_text(workspace) -> None:

@@ -13,11 +13,11 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -304,7 +304,7 @@ def read_frame(path: Path) -> pd.DataFrame:
         try:
             frame = pd.read_parquet(path)
             frame.attrs.pop(ATTRS_KEY, None)  # pandas stores attrs in Parquet: a run's roles are its own
-            return frame
+            return with_date_orders(frame, _date_orders_of([frame]))
         except (OSError, ValueError) as exc:
             if path.is_file() and path.stat().st_size == 0:
                 raise DataFileError(f"Data file {path.name} is empty (0 bytes).") from None
@@ -321,7 +321,7 @@ def read_frame(path: Path) -> pd.DataFrame:
     hint = _one_column_hint(path, frame.columns)
     if hint:
         raise DataFileError(hint)
-    return frame
+    return with_date_orders(frame, _date_orders_of([frame]))  # the whole file: what its partitions read too
 
 
 def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tuple[pd.DataFrame, Path]:
@@ -362,6 +362,7 @@ class RowSource:
     columns: tuple[str, ...]
     roles: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)  # a CSV's read options (:func:`csv_options`)
+    date_orders: Mapping[str, DateOrder] = field(default_factory=dict)  # the whole file's (:func:`file_date_orders`)
 
     @property
     def parquet(self) -> bool:
@@ -370,7 +371,7 @@ class RowSource:
     def _framed(self, frame: pd.DataFrame, index: Any) -> pd.DataFrame:
         frame.index = index
         frame.attrs[ATTRS_KEY] = dict(self.roles)
-        return frame
+        return with_date_orders(frame, self.date_orders)
 
     def read(self, lo: int, hi: int, *, text: Sequence[str] = ()) -> pd.DataFrame:
         """Rows ``lo..hi-1``; the ``text`` columns read as text (CSV), so a label reads the same in
@@ -465,7 +466,7 @@ def open_rows(workspace: Workspace, dataset: str) -> RowSource:
         raise DataFileError(f"Data file {path.name} has columns but no data rows; nothing to analyse.")
     if workspace.roles:
         check_columns(workspace.roles, columns, path.name)
-    return RowSource(path, rows, columns, dict(workspace.roles), options)
+    return RowSource(path, rows, columns, dict(workspace.roles), options, file_date_orders(path))
 
 
 def partition_bounds(partition: str, rows: int) -> tuple[int, int]:
@@ -516,7 +517,7 @@ def load_partition(workspace: Workspace, dataset: str, partition: str) -> tuple[
         return take_partition(frame, partition), path
     if workspace.roles:
         check_columns(workspace.roles, columns, path.name)
-    source = RowSource(path, rows, columns, dict(workspace.roles), options)
+    source = RowSource(path, rows, columns, dict(workspace.roles), options, file_date_orders(path))
     lo, hi = partition_bounds(partition, rows)
     text = [c for c, d in dtypes.items() if isinstance(d, pd.StringDtype)]
     return _as_whole(source.read(lo, hi, text=text), dtypes), path
@@ -655,33 +656,121 @@ _NUMERIC_DATE = re.compile(r"(?P<a>\d{1,2})[/-](?P<b>\d{1,2})[/-]\d{2,4}(?:[ T].
 DateOrder = Literal["day_first", "month_first", "ambiguous", "other"]
 
 
+#: Where a frame read from a file carries its date columns' day/month order, decided over the
+#: whole file (``frame.attrs[DATE_ORDERS_KEY]``: column -> :data:`DateOrder`): a partition alone
+#: may hold no day > 12 and would read a day-first file month first.
+DATE_ORDERS_KEY = "relaygraph_date_orders"
+
+
+@dataclass
+class _DateTally:
+    """What decides a column's day/month order, added up over a column's pieces (chunks, row
+    groups): a partition's order is then the whole file's."""
+
+    values: int = 0
+    dotted: int = 0
+    numeric: int = 0
+    day_over_12: bool = False
+    month_over_12: bool = False
+
+    def add(self, series: pd.Series) -> None:
+        if not is_text(series):  # a chunk that read numbers or flags: values, none of them a date
+            self.values += int(series.notna().sum())
+            return
+        values = series.dropna().astype(str).str.strip()
+        values = values[values != ""]
+        if values.empty:
+            return
+        self.values += len(values)
+        self.dotted += int(values.str.fullmatch(_DOTTED_DATE.pattern).sum())
+        fields = values.str.extract(f"^{_NUMERIC_DATE.pattern}$").dropna()
+        self.numeric += len(fields)
+        self.day_over_12 = self.day_over_12 or bool((fields["a"].astype(int) > 12).any())
+        self.month_over_12 = self.month_over_12 or bool((fields["b"].astype(int) > 12).any())
+
+    @property
+    def order(self) -> DateOrder:
+        if not self.values:
+            return "other"
+        if self.dotted >= _NEARLY_ALL * self.values:
+            return "day_first"
+        if self.numeric < _NEARLY_ALL * self.values:
+            return "other"
+        if self.day_over_12 != self.month_over_12:
+            return "day_first" if self.day_over_12 else "month_first"
+        return "ambiguous"  # no value tells (or values tell both ways): read month first, and say so
+
+
 def date_order(series: pd.Series) -> DateOrder:
     """How a text date column writes day and month, decided for the whole column (one value at a
     time, ``03/01/2025`` would read as 1 March beside a ``13/01/2025`` read as 13 January):
     ``dd.mm.yyyy`` is day first; ``a/b/yyyy`` is day first when some ``a`` > 12 and no ``b`` > 12,
     month first the other way round, ``ambiguous`` when no value tells; ``other`` for ISO and
-    anything else (no order to choose)."""
+    anything else (no order to choose). A column of a frame read from a file takes the order
+    decided over the whole file (:data:`DATE_ORDERS_KEY`), so every partition reads it alike."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return "other"
-    values = series.dropna().astype(str).str.strip()
-    values = values[values != ""]
-    if values.empty:
-        return "other"
-    if values.str.fullmatch(_DOTTED_DATE.pattern).mean() >= _NEARLY_ALL:
-        return "day_first"
-    fields = values.str.extract(f"^{_NUMERIC_DATE.pattern}$").dropna()
-    if len(fields) < _NEARLY_ALL * len(values):
-        return "other"
-    day_first = bool((fields["a"].astype(int) > 12).any())
-    month_first = bool((fields["b"].astype(int) > 12).any())
-    if day_first != month_first:
-        return "day_first" if day_first else "month_first"
-    return "ambiguous"  # no value tells (or values tell both ways): read month first, and say so
+    decided = (series.attrs.get(DATE_ORDERS_KEY) or {}).get(str(series.name))
+    if decided is not None:
+        return cast(DateOrder, decided)
+    tally = _DateTally()
+    tally.add(series)
+    return tally.order
+
+
+def _date_orders_of(pieces: Iterable[pd.DataFrame]) -> dict[str, DateOrder]:
+    """Each text column's order over all ``pieces`` of one file: the tally adds up, so the
+    pieces decide exactly what the whole column would (:func:`date_order`)."""
+    tallies: dict[str, _DateTally] = {}
+    for piece in pieces:
+        for name in piece.columns:
+            tallies.setdefault(str(name), _DateTally()).add(piece[name])
+    return {name: tally.order for name, tally in tallies.items()}
+
+
+def file_date_orders(path: str | Path) -> dict[str, DateOrder]:
+    """The day/month order of each date-like text column of a data file, decided over the whole
+    file in one chunked pass (never holding it), cached per file version (path, mtime, size)."""
+    path = Path(path)
+    stat = path.stat()
+    return dict(_file_date_orders(str(path), stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=64)
+def _file_date_orders(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, DateOrder], ...]:
+    del mtime_ns, size  # the cache key: a rewritten file is scanned again
+    if Path(path).suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(path)
+        texts = [f.name for f in source.schema_arrow if _pa_is_text(f.type)]
+        if not texts:
+            return ()
+        pieces: Iterable[pd.DataFrame] = (source.read_row_group(g, columns=texts).to_pandas()
+                                          for g in range(source.num_row_groups))
+        return tuple(_date_orders_of(pieces).items())
+    options = csv_options(path)
+    reader = pd.read_csv(path, chunksize=COUNT_CHUNK_ROWS, low_memory=False, **options)
+    with reader:
+        return tuple(_date_orders_of(reader).items())
+
+
+def _pa_is_text(kind: Any) -> bool:
+    """A Parquet (Arrow) string column: the only kind whose dates need an order decided."""
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def with_date_orders(frame: pd.DataFrame, orders: Mapping[str, DateOrder]) -> pd.DataFrame:
+    """``frame`` carrying its file's date orders (:data:`DATE_ORDERS_KEY`)."""
+    frame.attrs[DATE_ORDERS_KEY] = dict(orders)
+    return frame
 
 
 def date_order_note(series: pd.Series, column: str) -> str | None:
     """What a report must say about how it read ``column``'s dates, or None when the values
-    decide it."""
+    decide it (over the whole file, for a frame read from one)."""
     if date_order(series) != "ambiguous":
         return None
     return f"dates in {column!r} read as month/day; no value tells day/month apart"
@@ -689,8 +778,9 @@ def date_order_note(series: pd.Series, column: str) -> str | None:
 
 def parse_dates(series: pd.Series) -> pd.Series:
     """A date column as datetimes (unparseable values NaT), day and month in the order
-    :func:`date_order` decides for the whole column. Every reader of dates uses it, so the
-    analysis and the critic that recomputes its figures read the same months."""
+    :func:`date_order` decides for the whole column (the whole file, for a frame read from one).
+    Every reader of dates uses it, so the analysis and the critic that recomputes its figures
+    read the same months, and so does every partition."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return series
     with warnings.catch_warnings():
