@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -304,7 +304,8 @@ def read_frame(path: Path) -> pd.DataFrame:
         try:
             frame = pd.read_parquet(path)
             frame.attrs.pop(ATTRS_KEY, None)  # pandas stores attrs in Parquet: a run's roles are its own
-            return with_date_orders(frame, _date_orders_of([frame]))
+            texts = [str(c) for c in frame.columns if is_text(frame[c])]
+            return with_date_orders(frame, _date_orders_of(frame, texts))
         except (OSError, ValueError) as exc:
             if path.is_file() and path.stat().st_size == 0:
                 raise DataFileError(f"Data file {path.name} is empty (0 bytes).") from None
@@ -321,7 +322,7 @@ def read_frame(path: Path) -> pd.DataFrame:
     hint = _one_column_hint(path, frame.columns)
     if hint:
         raise DataFileError(hint)
-    return with_date_orders(frame, _date_orders_of([frame]))  # the whole file: what its partitions read too
+    return with_date_orders(frame, _date_orders_of(frame))  # the whole file: what its partitions read too
 
 
 def load(workspace: Workspace, dataset: str, partition: str | None = None) -> tuple[pd.DataFrame, Path]:
@@ -718,19 +719,40 @@ def date_order(series: pd.Series) -> DateOrder:
     return tally.order
 
 
-def _date_orders_of(pieces: Iterable[pd.DataFrame]) -> dict[str, DateOrder]:
-    """Each text column's order over all ``pieces`` of one file: the tally adds up, so the
-    pieces decide exactly what the whole column would (:func:`date_order`)."""
-    tallies: dict[str, _DateTally] = {}
-    for piece in pieces:
-        for name in piece.columns:
-            tallies.setdefault(str(name), _DateTally()).add(piece[name])
-    return {name: tally.order for name, tally in tallies.items()}
+#: Rows of a file's head that pick the columns whose dates a whole-file scan decides.
+_DATE_HEAD_ROWS = 1_000
+
+
+def _date_candidates(head: pd.DataFrame) -> list[str]:
+    """Columns whose head values are mostly ``dd.mm.yyyy`` / ``a/b/yyyy`` (or has none): the only
+    ones scanned; any other column is ``other`` for the file, in every read alike."""
+    out = []
+    for name in head.columns:
+        values = head[name].dropna().astype(str).str.strip()
+        values = values[values != ""]
+        dated = values.str.fullmatch(_DOTTED_DATE.pattern) | values.str.fullmatch(_NUMERIC_DATE.pattern)
+        if values.empty or dated.mean() >= _NEARLY_ALL:
+            out.append(str(name))
+    return out
+
+
+def _date_orders_of(frame: pd.DataFrame, candidates: Sequence[str] | None = None) -> dict[str, DateOrder]:
+    """Each column's order in a whole file read into ``frame`` (only ``candidates`` tallied, by
+    default those of its head): what the chunked scan of :func:`file_date_orders` decides."""
+    if candidates is None:
+        candidates = _date_candidates(frame.head(_DATE_HEAD_ROWS))
+    orders: dict[str, DateOrder] = {str(c): "other" for c in frame.columns}
+    for name in candidates:
+        tally = _DateTally()
+        tally.add(frame[name])
+        orders[name] = tally.order
+    return orders
 
 
 def file_date_orders(path: str | Path) -> dict[str, DateOrder]:
-    """The day/month order of each date-like text column of a data file, decided over the whole
-    file in one chunked pass (never holding it), cached per file version (path, mtime, size)."""
+    """The day/month order of each column of a data file, decided over the whole file (never
+    holding it: a CSV's candidate columns are scanned one at a time, in chunks; Parquet's string
+    columns a row group at a time), cached per file version (path, mtime, size)."""
     path = Path(path)
     stat = path.stat()
     return dict(_file_date_orders(str(path), stat.st_mtime_ns, stat.st_size))
@@ -739,20 +761,35 @@ def file_date_orders(path: str | Path) -> dict[str, DateOrder]:
 @lru_cache(maxsize=64)
 def _file_date_orders(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, DateOrder], ...]:
     del mtime_ns, size  # the cache key: a rewritten file is scanned again
+    tallies: dict[str, _DateTally] = {}
     if Path(path).suffix.lower() in PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
         source = pq.ParquetFile(path)
+        names = [str(f.name) for f in source.schema_arrow]
         texts = [f.name for f in source.schema_arrow if _pa_is_text(f.type)]
-        if not texts:
-            return ()
-        pieces: Iterable[pd.DataFrame] = (source.read_row_group(g, columns=texts).to_pandas()
-                                          for g in range(source.num_row_groups))
-        return tuple(_date_orders_of(pieces).items())
-    options = csv_options(path)
-    reader = pd.read_csv(path, chunksize=COUNT_CHUNK_ROWS, low_memory=False, **options)
-    with reader:
-        return tuple(_date_orders_of(reader).items())
+        for group in range(source.num_row_groups if texts else 0):
+            piece = source.read_row_group(group, columns=texts).to_pandas()
+            for name in texts:
+                tallies.setdefault(name, _DateTally()).add(piece[name])
+    else:
+        options = csv_options(path)
+        # the head in chunks too (a scan chunk, or the file check's 1,000 rows, whichever is fewer)
+        pieces = list(pd.read_csv(path, nrows=_DATE_HEAD_ROWS, chunksize=min(COUNT_CHUNK_ROWS, _DATE_HEAD_ROWS),
+                                  low_memory=False, **options))
+        head = pd.concat(pieces) if pieces else pd.read_csv(path, nrows=0, **options)
+        names = [str(c) for c in head.columns]
+        for name in _date_candidates(head):  # one column at a time: a chunk never holds the file's rows
+            tally = tallies.setdefault(name, _DateTally())
+            reader = pd.read_csv(path, usecols=[name], chunksize=COUNT_CHUNK_ROWS, low_memory=False, **options)
+            try:
+                for chunk in reader:
+                    tally.add(chunk[name])
+            finally:
+                getattr(reader, "close", lambda: None)()
+    orders: dict[str, DateOrder] = {name: "other" for name in names}
+    orders.update({name: tally.order for name, tally in tallies.items()})
+    return tuple(orders.items())
 
 
 def _pa_is_text(kind: Any) -> bool:
