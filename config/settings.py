@@ -9,6 +9,7 @@ environment.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -159,9 +160,35 @@ def env_name(field: str) -> str:
     return str(choices[0]) if choices else f"RELAYGRAPH_{field.upper()}"
 
 
+#: Environment variables Settings reads (pydantic-settings compares names case-insensitively).
+_ENV_PREFIXES = ("RELAYGRAPH_", "OPENAI_", "OTEL_")
+
+
 def get_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with explicit overrides (None values are ignored)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with explicit overrides (None values are ignored).
+
+    Parsing the environment costs ~1 ms of CPU and nodes, stores and the span exporter ask on
+    every call, so a parsed model is kept per (the variables it reads, the overrides): a
+    changed variable is a new key, never a stale answer. Each caller gets its own copy.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not all(isinstance(v, _KEYABLE) for v in given.values()):  # e.g. a SecretStr: its repr hides it
+        return Settings(**given)
+    env = tuple(sorted((k.upper(), v) for k, v in os.environ.items() if k.upper().startswith(_ENV_PREFIXES)))
+    key = (env, tuple(sorted((k, type(v).__name__, str(v)) for k, v in given.items())))
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = Settings(**given)
+        if len(_PARSED) >= 64:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return parsed.model_copy(deep=True)
+
+
+#: Environment variables Settings reads (pydantic-settings compares names case-insensitively).
+_ENV_PREFIXES = ("RELAYGRAPH_", "OPENAI_", "OTEL_")
+_KEYABLE = (str, int, float, bool, Path)
+_PARSED: dict[tuple[Any, ...], Settings] = {}
 
 
 def settings_from_config(config: Mapping[str, Any] | None) -> Settings:
