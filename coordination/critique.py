@@ -21,7 +21,9 @@ partitions line     none: "Computed from N partitions of the rows: …" says how
                     figures themselves are checked like any other, against one-pass
                     recomputations, which is exactly what an exact combination must equal
 Agent notes         claims agents made along the way: each figure must match *some* value the
-                    critic's tools returned (on either dataset), at its shown precision
+                    critic's tools returned (on either dataset), at its shown precision; a note
+                    labelled as one partition's (``detect_outliers (partition 1/2): …``) is
+                    checked against that partition's recomputation only, never the whole data's
 ==================  ===========================================================================
 
 A figure that differs from its recomputed value by more than half a unit of its last shown
@@ -32,7 +34,7 @@ outside these rules is never silently trusted). A reviser rewrites the report fr
 is clean or :data:`MAX_ROUNDS` is reached.
 
 What counts as a figure in free text (Agent notes, unknown lines): every number (``2,995``,
-``22.6%``, ``1,564,024.26``, ``-3``) except those inside dates (``2024-01``), paths, file names
+``22.6%``, ``1,564,024.26``, ``-3``) except those inside dates (``2024-01``), node names (``validate#2``), paths, file names
 and Markdown image/link targets. Small whole numbers up to 12 are matched against the counts of
 lists and tables as well (``5 groups``).
 """
@@ -49,7 +51,7 @@ from pydantic import BaseModel, ConfigDict
 
 MAX_ROUNDS = 3
 
-_SKIP = re.compile(r"\S*/\S*|\d{4}-\d{2}(?:-\d{2})?(?:[T ][\d:.]+)?|\d{4}Q\d|`[^`]*`|\]\([^)]*\)|\w+\.(?:png|md|csv|parquet)")
+_SKIP = re.compile(r"\S*/\S*|\w+#\d+|\d{4}-\d{2}(?:-\d{2})?(?:[T ][\d:.]+)?|\d{4}Q\d|`[^`]*`|\]\([^)]*\)|\w+\.(?:png|md|csv|parquet)")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|(?<![\w.])[-+]?\d+(?:\.\d+)?%?")
 
 
@@ -426,11 +428,25 @@ def corrections(found: Iterable[Discrepancy]) -> list[str]:
     return [f"line {d.line}: {d.figure} ({d.what or 'a figure'}) — {d.reason}" for d in found]
 
 
-def check_report(markdown: str, calls: Sequence[Call], *, notes_known: Iterable[Any] = ()) -> list[Discrepancy]:
+#: A note about one partition of the rows (``detect_outliers (partition 1/2): …``).
+PARTITION_NOTE = re.compile(r"(?P<tool>\w+) \(partition (?P<part>\d+/\d+)\)")
+
+
+def partition_notes(markdown: str) -> set[tuple[str, str]]:
+    """(tool, partition) of each partition-labelled figure in the Agent notes."""
+    lines = markdown.splitlines()
+    return {(m.group("tool"), m.group("part")) for n in section_lines(markdown, NOTES)
+            for m in PARTITION_NOTE.finditer(unescape(lines[n - 1]))}
+
+
+def check_report(markdown: str, calls: Sequence[Call], *, notes_known: Iterable[Any] = (),
+                 partition_known: Mapping[str, Iterable[Any]] | None = None) -> list[Discrepancy]:
     """Every figure of a ``write_report`` report against its recomputed value (see the module doc).
 
     ``calls``: the critic's successful tool calls, in order (the latest matching call wins);
-    ``notes_known``: everything the critic's tools returned, for the Agent notes' figures.
+    ``notes_known``: everything the critic's tools returned, for the Agent notes' figures;
+    ``partition_known``: per partition (``"1/2"``), what recomputing that partition returned,
+    for the notes labelled as that partition's — never checked against whole-data values.
     """
     reader = _Reader(markdown, calls)
     reader.read()
@@ -445,7 +461,18 @@ def check_report(markdown: str, calls: Sequence[Call], *, notes_known: Iterable[
         out.append(Discrepancy(figure=c.figure.text, line=c.figure.line, context=lines[c.figure.line - 1].strip()[:200],
                                reason=reason, what=c.what, expected=c.expected))
     notes = section_lines(markdown, NOTES)
-    out += discrepancies(markdown, notes_known, section=NOTES)
+    parts = {n: {m.group("part") for m in PARTITION_NOTE.finditer(lines[n - 1])} for n in notes}
+    whole = [v for item in notes_known for v in values(item)]
+    by_part = {p: [v for item in known for v in values(item)] for p, known in (partition_known or {}).items()}
+    for f in figures(markdown):
+        if f.line not in notes:
+            continue
+        labels = parts[f.line]
+        known = [v for p in labels for v in by_part.get(p, [])] if labels else whole
+        if not matches(f, known):
+            reason = (f"no recomputation of partition {', '.join(sorted(labels))} matches it" if labels
+                      else "no tool result recomputed by the critic matches it")
+            out.append(Discrepancy(figure=f.text, line=f.line, context=lines[f.line - 1].strip()[:200], reason=reason))
     for f in figures(markdown):
         if f.line not in reader.covered and f.line not in notes:
             out.append(Discrepancy(figure=f.text, line=f.line, context=lines[f.line - 1].strip()[:200],

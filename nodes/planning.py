@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import operator
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -337,6 +338,10 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
                              "reason": pending.get("error") or "", "failure_class": pending["failure_class"]}]
         return update
     assert new is not None
+    nothing = None if pending else nothing_requested(state, config, new, learned)
+    if nothing:  # a plan for none of what the user asked: refused, not run into an empty report
+        update["stop_reason"] = f"planning stopped: {nothing}"
+        return update
     kept = _still_valid(state, new) if pending else []
     if kept:  # finished work the replan would redo: kept, its effects stand
         update["replans"][-1]["kept"] = [t.name for t in kept]
@@ -479,8 +484,11 @@ def _run_task(state: PlannedState, config: RunnableConfig,
             merged["progress"] += out["progress"]
             merged["answers"].update(out["answers"])
             merged["context"].update({k: v for k, v in out["context"].items() if k != "findings"})
-            findings = {**merged["context"].get("findings", {}), **out["context"].get("findings", {})}
-            merged["context"]["findings"] = findings
+            produced = out["context"].get("findings", {})
+            if part:  # one partition's note, never shown as if it were the whole file's
+                produced = {f"{agent} (partition {part})": label_note(note, task.tools, f"partition {part}")
+                            for agent, note in produced.items()}
+            merged["context"]["findings"] = {**merged["context"].get("findings", {}), **produced}
         problems = _tool_errors(task, merged["steps"])
         if problems:
             error = "; ".join(problems)
@@ -509,7 +517,17 @@ def _keep_first_findings(state: PlannedState, produced: dict[str, Any], node: st
     earlier = context.get("findings") or {}
     new = produced.get("findings") or {}
     for agent in [a for a in new if a in earlier and earlier[a] != new[a]]:
-        new[f"{agent} ({node})"] = new.pop(agent)
+        new[f"{agent} ({node})"] = label_note(new.pop(agent), (), node)
+
+
+def label_note(note: str, tools: Sequence[str], label: str) -> str:
+    """An agent's note with ``label`` after each tool name it quotes (``detect_outliers
+    (partition 1/2): 2 outlier values …``, ``validate_dataset (validate#2): …``), or in front
+    when it quotes none: the report shows notes without their keys, so the text itself must
+    say which partition or which run of a task a figure is from."""
+    names = "|".join(re.escape(t) for t in tools) or r"[a-z_]+"
+    labelled, count = re.subn(rf"(^|; )({names}): ", rf"\1\2 ({label}): ", note)
+    return labelled if count else f"({label}) {note}"
 
 
 #: Which report section each analysis task's work backs.
@@ -525,6 +543,35 @@ def report_sections(state: PlannedState, config: RunnableConfig | None = None) -
     asked = None if raw is None else {p.strip() for p in str(raw).split(",") if p.strip()}
     return ",".join(section for task, section in SECTION_OF.items()
                     if task in done and (asked is None or section in asked))
+
+
+def requested(config: RunnableConfig | None) -> tuple[str | None, set[str] | None]:
+    """``--param sections`` as given, and as a set (None: every section)."""
+    raw = options(config or {}).get("sections")
+    return (None, None) if raw is None else (str(raw), {p.strip() for p in str(raw).split(",") if p.strip()})
+
+
+def none_delivered(state: PlannedState, config: RunnableConfig | None = None) -> str | None:
+    """When the run asked for sections (``--param sections``) and its tasks back none of them:
+    what was asked, and why each was left out. Such a run has delivered nothing it was asked
+    for, so it is ``failed``, never ``partial``."""
+    raw, asked = requested(config)
+    if not asked or report_sections(state, config):
+        return None
+    why = left_out_reasons(state, config)
+    return (f"none of the requested sections (--param sections={raw}) can be delivered: "
+            + "; ".join(f"{s}: {why.get(s) or 'no task of the plan makes it'}" for s in sorted(asked)))
+
+
+def nothing_requested(state: PlannedState, config: RunnableConfig, new: Plan,
+                      learned: Mapping[str, float]) -> str | None:
+    """:func:`none_delivered` for a first plan before it runs (its tasks as if done)."""
+    planned = [t.model_dump(mode="json") for t in new.tasks]
+    trial = {**state, "done": [], "plans": [new.model_dump(mode="json")], "learned": dict(learned),
+             "first_world": state.get("first_world") or state.get("world") or {}}
+    if report_sections({**trial, "done": planned}, config):  # type: ignore[typeddict-item]
+        return None
+    return none_delivered(trial, config)  # type: ignore[arg-type]
 
 
 def left_out_reasons(state: PlannedState, config: RunnableConfig | None = None) -> dict[str, str]:
@@ -819,7 +866,8 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         recomputed = [item for s in ok
                       for item in (s.get("facts") or {}, s.get("summary") or "", s.get("observation") or "")]
         calls = [(str(s["tool"]), s.get("facts") or {}) for s in ok]
-        found = critique_logic.check_report(markdown, calls, notes_known=recomputed)
+        found = critique_logic.check_report(markdown, calls, notes_known=recomputed,
+                                            partition_known=_recompute_partitions(state, markdown, workspace))
         entry: dict[str, Any] = {"round": number, "discrepancies": [d.model_dump() for d in found],
                                  "clean": not found, "revised": False}
         update: dict[str, Any] = {"steps": steps}
@@ -841,6 +889,26 @@ def critique(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
             update["context"]["notes_kept"] = kept
             entry.update(revised=True, notes_kept=len(kept), notes_dropped=len(findings) - len(kept))
     return {**update, "critique": [*rounds, entry]}
+
+
+def _recompute_partitions(state: PlannedState, markdown: str, workspace: Workspace) -> dict[str, list[Any]]:
+    """For the notes labelled as one partition's: the same tool call run again on that
+    partition (its arguments as the run made it), so their figures are checked against that
+    partition's values — a partition's figure is neither trusted nor matched against the
+    whole file's."""
+    out: dict[str, list[Any]] = {}
+    for tool, part in sorted(critique_logic.partition_notes(markdown)):
+        made = [s for s in state.get("steps") or [] if s.get("tool") == tool and not s.get("error")
+                and (s.get("facts") or {}).get("partition") == part]
+        if tool not in PARTITION_TOOLS or not made:
+            continue  # nothing to recompute it from: its figures stay unreproduced
+        args = {**made[-1].get("arguments", {}), "partition": part}
+        try:
+            result = TOOLS[tool](workspace).forward(**args)
+        except Exception:  # a recomputation that fails reproduces nothing
+            continue
+        out.setdefault(part, []).extend([result.facts, result.summary])
+    return out
 
 
 def after_critique(state: PlannedState) -> str:
@@ -935,6 +1003,9 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         status = "partial"
         reason = "replanned around " + "; ".join(
             f"{d.failure['task']} ({d.failure['failure_class']}), without {', '.join(d.tasks)}" for d in dropped)
+    nothing = none_delivered(state, config) if status != "failed" else None
+    if nothing:  # a report without any section the user asked for delivers nothing asked
+        status, reason = "failed", nothing
     by_learning = left_out_by_learning(state, config)
     if by_learning and status == "completed":  # a requested section the learning chose to leave out
         status, reason = "partial", "; ".join(by_learning.values())

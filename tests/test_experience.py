@@ -718,3 +718,34 @@ def test_a_refused_input_never_becomes_an_experience(cast, where):
             graph.invoke(inputs, {"configurable": configurable})
         assert not graph.get_state({"configurable": {"thread_id": f"refused-{where}"}}).values.get("world")
     assert store.stores(settings_from_config({}).checkpoint_db) == {}
+
+
+def test_a_run_whose_requested_sections_were_all_planned_away_fails_naming_what_was_asked_and_why(
+        cast, sample_path):
+    """Stranger14b N4: the learning left out trend, and trend was the only section asked for.
+    The plan is refused before any agent works (the strict cast has no scripts), the run is
+    failed with a non-zero exit, and the reason names the request and the learned cause."""
+    from relaygraph.cli.main import app
+    from relaygraph.config.checkpointing import open_checkpointer
+    from relaygraph.config.settings import settings_from_config
+    from relaygraph.graphs.planned import build_graph
+    from relaygraph.nodes import experience as store
+    from typer.testing import CliRunner
+
+    url = settings_from_config({}).checkpoint_db
+    sunk = FailureRecord(task="trends", method="time_series_analysis", failure_class="unknown", action="stop")
+    for i in range(3):
+        store.record(url, exp(i, ["time_series_analysis"], [sunk], "failed").model_copy(update={
+            "finished_methods": [], "facts": {"has_time_column": True, "row_count": 3048}}))
+    out = CliRunner().invoke(app, ["run", "planned", "--model", "cast", "--thread-id", "n4",
+                                   "--param", "sections=trend"])
+    assert out.exit_code == 1, out.output
+    with open_checkpointer() as saver:
+        result = build_graph().compile(checkpointer=saver).get_state({"configurable": {"thread_id": "n4"}}).values[
+            "result"]
+    assert result["status"] == "failed"
+    assert result["reason"].startswith("planning stopped: none of the requested sections (--param sections=trend) "
+                                       "can be delivered: trend: left out by what earlier runs taught the planner: "
+                                       "time_series_analysis 0.9 -> 0.5625"), result["reason"]
+    assert "--param learn=false" in result["reason"]
+    assert "report" not in (result.get("artifacts") or {})

@@ -702,7 +702,8 @@ def test_after_a_data_quality_replan_the_report_names_the_users_file_and_keeps_t
     (brief,) = cast.briefs["reporter"]
     findings = brief.context["findings"]
     assert findings["validator"] == "validate_dataset: 3,048 rows: 48 duplicate rows, 5 invalid rows"
-    assert findings["validator (validate#2)"] == "validate_dataset: 2,995 rows: 0 duplicate rows"
+    # the second run's note says which run it is: the report shows notes without their keys
+    assert findings["validator (validate#2)"] == "validate_dataset (validate#2): 2,995 rows: 0 duplicate rows"
 
 
 def test_the_console_shows_each_failure_replan_and_critique_round_as_it_happens(cast, sample_path):
@@ -775,3 +776,59 @@ def test_retries_exhausted_after_other_sections_finished_give_a_partial_report_w
     assert result["plan"]["completed"] == ["validate", "clean", "aggregate", "outliers", "report"]
     report = Path(result["artifacts"]["report"]).read_text()
     assert "## Trend" not in report and "Not in this report: trend" in report
+
+
+def says_its_calls(brief: Any) -> tuple[str, str]:
+    """A final answer quoting each call's own summary, as the offline policy's does."""
+    return ("final", "\n".join(f"{c.tool}: {c.summary}" for c in brief.calls.values()))
+
+
+def test_a_partitioned_run_labels_each_partitions_note_and_the_critic_checks_it_against_that_partition(
+        cast, invoke_config, sample_path):
+    def notes_from_findings(brief: Any) -> tuple[str, str, dict[str, Any]]:
+        notes = "\n".join(f"- {finding}" for finding in brief.context["findings"].values())
+        return ("call", "write_report", {"dataset": brief.context["dataset"], "notes": notes})
+
+    cast.scripts.update(failure_scripts("aggregate:resource"))  # scaled down to 2 partitions
+    for k in (1, 2):
+        cast.scripts[f"analyst@{k}/2"] = [on_given("aggregate"), says_its_calls,
+                                          on_given("detect_outliers"), says_its_calls]
+    cast.scripts["reporter"][0] = notes_from_findings
+    state = run(invoke_config, fail="aggregate:resource")
+    result = state["result"]
+    report = Path(result["artifacts"]["report"]).read_text()
+    notes = report.split("## Agent notes")[1]
+    # each partition's own figures, said to be that partition's: none reads as a whole-file figure
+    outliers = [s for s in state["steps"] if s["tool"] == "detect_outliers" and s["agent"] == "analyst"]
+    assert [s["facts"]["partition"] for s in outliers] == ["1/2", "2/2"]
+    for step in outliers:
+        count = sum(o["count"] for o in step["facts"]["outliers"].values())
+        assert f"- detect\\_outliers (partition {step['facts']['partition']}): {count:,} outlier values" in notes
+    assert "- detect\\_outliers:" not in notes
+    # the critic recomputed each partition for its notes: nothing to correct
+    assert result["critique"] == [{"round": 1, "discrepancies": [], "clean": True, "revised": False}]
+
+
+def test_a_partition_note_is_checked_against_that_partition_not_the_whole_data():
+    from relaygraph.coordination.critique import check_report
+
+    report = "# Report\n\n## Agent notes\n\n- detect\\_outliers (partition 2/2): 2 outlier values (iqr)\n"
+    whole = [{"outliers": {"amount": {"count": 7}}, "columns": 2}]  # the whole data's 7; some other 2
+    (found,) = check_report(report, [], notes_known=whole, partition_known={"2/2": [{"count": 9}]})
+    assert found.figure == "2" and "partition 2/2" in found.reason
+    assert check_report(report, [], notes_known=whole, partition_known={"2/2": [{"count": 2}]}) == []
+    # unlabelled, the same note is a whole-data claim
+    bare = report.replace(" (partition 2/2)", "")
+    assert check_report(bare, [], notes_known=[{"count": 2}]) == []
+
+
+def test_a_replan_that_drops_the_only_requested_section_fails_the_run(cast, invoke_config, sample_path):
+    cast.scripts.update(failure_scripts("trends:unknown"))  # replanned without trends, the one section asked
+    # the report has no breakdown (not asked), so the critic recomputes the headline without a group-by
+    cast.scripts[CRITIC] = [on_given("profile_dataset"), on_given("aggregate", "metric"), ("final", "done"),
+                            ("final", "nothing to recompute on the source")]
+    result = run(invoke_config, fail="trends:unknown", sections="trend")["result"]
+    assert result["critique"][-1]["clean"] is True
+    assert result["status"] == "failed"
+    assert result["reason"] == ("none of the requested sections (--param sections=trend) can be delivered: trend: "
+                                "left out: the run replanned around trends (unknown), see result.replanning")
