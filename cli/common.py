@@ -145,6 +145,8 @@ def plan_lines(update: dict[str, Any]) -> list[str]:
     ``result.replanning``): a task's failure and its class, the policy applied (retry, replan,
     stop), the new plan and whether it was accepted, and each critique round."""
     lines: list[str] = []
+    for note in update.get("plan_notes") or []:  # a section the learned plan leaves out, as the plan is made
+        lines.append(f"[yellow]![/] plan: {escape(str(note))}")
     pending = update.get("pending")
     if isinstance(pending, dict) and pending.get("action") == "replan":  # recover's policy, before the replan
         lines.append(f"[cyan]→[/] [bold]{escape(str(pending.get('task')))}[/] "

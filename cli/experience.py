@@ -49,7 +49,7 @@ def show(
         outcomes = {o: sum(1 for e in found if e.outcome == o) for o in sorted({e.outcome for e in found})}
         print(f"store {name}: {len(found)} experiences ({', '.join(f'{n} {o}' for o, n in outcomes.items())})")
         for why, n in experience.left_out(found).items():
-            print(f"  {n} runs left out: {why}")
+            print(f"  {n} {'run' if n == 1 else 'runs'} left out: {why}")
         learned = experience.mine(found, prior, task_type=name, backoff_s=BACKOFF_S)
         if not learned:
             print(f"  nothing learned yet: {experience.MIN_EXPERIENCES} experiences of a task type that are "

@@ -38,6 +38,9 @@ def facts_from_observations(profile: Mapping[str, Any], validation: Mapping[str,
     out_of_range = sum(int(v) for v in (validation.get("out_of_range") or {}).values())
     type_issues = sum(int(v) for v in (validation.get("type_issues") or {}).values())
     roles = profile.get("roles") or {}
+    # one month of dated rows is a date column with no trend in it: a data fact, planned around up
+    # front like a file without dates, never a trends task that fails on it
+    months = profile.get("date_months")
     return {
         "dataset": str(profile.get("dataset") or validation.get("dataset") or ""),
         "row_count": int(validation.get("rows", profile.get("rows", 0)) or 0),
@@ -45,10 +48,26 @@ def facts_from_observations(profile: Mapping[str, Any], validation: Mapping[str,
         "has_duplicates": duplicates > 0,
         "has_out_of_range": out_of_range > 0,
         "is_clean": duplicates == 0 and out_of_range == 0 and type_issues == 0,
-        "has_time_column": roles.get("date") is not None,
+        "has_time_column": roles.get("date") is not None and (months is None or int(months) >= 2),
         "date_column": roles.get("date"),
         "metric_column": roles.get("metric"),
+        **({"date_months": int(months)} if months is not None else {}),
+        **_category_facts(profile),
     }
+
+
+def _category_facts(profile: Mapping[str, Any]) -> WorldState:
+    """Whether the data has a column to break figures down by, and which columns hold no value
+    at all (the one a user meant as categories may be empty): every analysis method starts with
+    a breakdown, so a file without one is refused up front, saying so."""
+    roles = profile.get("roles") or {}
+    if "categories" not in roles:
+        return {}
+    rows = int(profile.get("rows") or 0)
+    empty = [str(c) for c, info in (profile.get("columns") or {}).items()
+             if rows and int((info or {}).get("nulls") or 0) >= rows]
+    return {"has_category_column": bool(roles.get("categories")),
+            **({"empty_columns": ", ".join(empty)} if empty else {})}
 
 
 def merge_facts(observed: Mapping[str, Fact], run: Mapping[str, Fact]) -> WorldState:

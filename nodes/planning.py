@@ -93,6 +93,7 @@ class PlannedState(WorkflowState, total=False):
     timeouts: dict[str, float]  # seconds per task name its agent may run (learned), cut after
     first_world: dict[str, Any]  # the world the first plan was made from (what the experience is keyed to)
     critique: list[dict[str, Any]]  # critique rounds over the report (critic, then reviser)
+    plan_notes: list[str]  # what the first plan leaves out by learning, shown when the plan is made
 
 
 def options(config: RunnableConfig) -> dict[str, Any]:
@@ -278,6 +279,16 @@ def no_plan_reason(exc: PlanningError, pending: Mapping[str, Any] | None, exclud
             f"({pending.get('error') or pending.get('failure_class') or 'see errors'}) and run again")
 
 
+def no_category_reason(world: Mapping[str, Any]) -> str:
+    """Why a file without a column to group by gets no plan, and what would help."""
+    empty = world.get("empty_columns")
+    held = f" ({empty}: no value in any row)" if empty else ""
+    return (f"your file has no category column to break the figures down by{held}; every analysis "
+            "method starts with that breakdown, so none was run, though a total"
+            f"{' and a monthly trend' if world.get('has_time_column') else ''} alone could be computed. "
+            "Fill in or add a column of categories (2 to 50 distinct values) and run again")
+
+
 def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DOMAIN) -> dict[str, Any]:
     """Plan (or replan, after a failure) from the observed world; accept only above 0.6."""
     pending = state.get("pending")
@@ -287,6 +298,9 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
     mined = adaptations(config, _rows(world), state.get("first_world") or world)
     learned = learned_probabilities(config, mined)
     domain = base.without_methods(excluded).with_probabilities(learned)
+    if not pending and world.get("has_category_column") is False:
+        return {"pending": None, "first_world": state.get("first_world") or dict(world),
+                "stop_reason": f"planning stopped: {no_category_reason(world)}"}
     span_name = "replan" if pending else "plan"
     detail = None
     with tracing.tracer().start_as_current_span(span_name) as span:
@@ -347,6 +361,10 @@ def plan_run(state: PlannedState, config: RunnableConfig, base: Domain = DATA_DO
         update["replans"][-1]["kept"] = [t.name for t in kept]
         update["world"] = {**world, **{k: v for t in kept for k, v in t.effects.items()}}
     update.update(plan=new.model_dump(mode="json"), plans=[new.model_dump(mode="json")], cursor=len(kept))
+    if not pending:  # the console says what learning left out now, not after the report
+        trial = {**state, **update, "done": [t.model_dump(mode="json") for t in new.tasks],
+                 "first_world": update.get("first_world") or state.get("first_world") or world}
+        update["plan_notes"] = list(left_out_by_learning(trial, config).values())  # type: ignore[arg-type]
     return update
 
 
@@ -598,7 +616,10 @@ def left_out_reasons(state: PlannedState, config: RunnableConfig | None = None) 
                 out[section] = (f"left out: the run replanned around {failed.get('task')} "
                                 f"({failed.get('failure_class')}), see result.replanning")
         elif task == "trends" and not world.get("has_time_column"):
-            out[section] = "the data has no date column"
+            months, column = world.get("date_months"), world.get("date_column")
+            few = column and months is not None and months < 2  # a date column, one month of it
+            out[section] = (f"the data covers {'only one month' if months == 1 else 'no month'} of {column}; "
+                            "a trend needs at least two") if few else "the data has no date column"
         elif learned:
             because = _learned_choice(task, world, learned, state.get("excluded") or [])
             if because:
@@ -905,9 +926,10 @@ def _recompute_partitions(state: PlannedState, markdown: str, workspace: Workspa
         args = {**made[-1].get("arguments", {}), "partition": part}
         try:
             result = TOOLS[tool](workspace).forward(**args)
-        except Exception:  # a recomputation that fails reproduces nothing
-            continue
-        out.setdefault(part, []).extend([result.facts, result.summary])
+        except (ValueError, KeyError, TypeError, OSError):
+            result = None  # a recomputation that fails reproduces nothing: the note's figures stay unreproduced
+        if result is not None:
+            out.setdefault(part, []).extend([result.facts, result.summary])
     return out
 
 
@@ -1052,4 +1074,4 @@ def finalize(state: PlannedState, config: RunnableConfig) -> dict[str, Any]:
         base, PlannedResult, status=status, answer=answer, reason=reason, plan=plan, errors=errors,
         replanning=state.get("replans") or [], world=state.get("world") or {},
         learned=state.get("learned") or {}, critique=rounds, experience_store={"store": GOAL, "size": size},
-        injections=injections(state, config))) | ({"errors": shown} if shown else {})
+        injections=injections(state, config)))  # the console said ``shown`` when the plan was made (plan_notes)

@@ -695,7 +695,9 @@ def test_a_section_the_learning_left_out_makes_the_run_partial_and_says_so_on_th
     assert result["status"] == "partial" and result["reason"] == why
     assert {"node": "plan", "reason": why, "outcome": "partial"}.items() <= result["errors"][-1].items()
     console = " ".join(out.output.split())
-    assert f"! plan: {why}" in console and "! finalize (partial)" in console, out.output
+    # said once, when the plan is made: before the first task's line, not after the report
+    assert console.count(f"! plan: {why}") == 1 and "! finalize (partial)" in console, out.output
+    assert console.index(f"! plan: {why}") < console.index("✓ clean"), out.output
     (recorded,) = [e for e in store.load(url, "data_report") if e.thread_id == "b4"]
     assert recorded.finished_methods == result["plan"]["methods"]  # every method of the one plan finished
     assert "time_series_analysis" not in recorded.methods and recorded.input_failure is None
@@ -749,3 +751,16 @@ def test_a_run_whose_requested_sections_were_all_planned_away_fails_naming_what_
                                        "time_series_analysis 0.9 -> 0.5625"), result["reason"]
     assert "--param learn=false" in result["reason"]
     assert "report" not in (result.get("artifacts") or {})
+
+
+def test_experience_show_says_one_run_not_one_runs(sqlite_url):
+    from relaygraph.cli.main import app
+    from relaygraph.nodes import experience as store
+    from typer.testing import CliRunner
+
+    semi = FailureRecord(task="aggregate", method="cross_section_analysis", failure_class="unknown", action="replan",
+                         excluded=["cross_section_analysis"], error=INPUT_ERRORS[0])
+    store.record(sqlite_url, exp(0, ["cross_section_analysis"], [semi], "failed").model_copy(
+        update={"finished_methods": [], "input_failure": input_failure([semi])}))
+    out = CliRunner().invoke(app, ["experience", "show", "--checkpoint-db", sqlite_url]).output
+    assert "  1 run left out: input failures (the file, not a method)" in out, out

@@ -832,3 +832,39 @@ def test_a_replan_that_drops_the_only_requested_section_fails_the_run(cast, invo
     assert result["status"] == "failed"
     assert result["reason"] == ("none of the requested sections (--param sections=trend) can be delivered: trend: "
                                 "left out: the run replanned around trends (unknown), see result.replanning")
+
+
+def test_data_of_one_month_is_planned_without_trends_as_a_data_fact_not_a_failure(cast, invoke_config, sample_path):
+    """Stranger14b N6: a file whose dated rows all fall in one month has no trend to find. That
+    is the data's fact, known up front: planned without trends, completed, and the report says
+    why; no trends task fails on it (the strict cast has no trend run scripted)."""
+    cast.scripts.update(whole_plan(analyst=[*agent("aggregate"), *agent("detect_outliers")]))
+    frame = pd.read_csv(sample_path)
+    frame[frame["order_date"].astype(str).str.startswith("2024-01")].to_csv(sample_path.parent / "one_month.csv",
+                                                                             index=False)
+    state = run({**invoke_config, "configurable": {**invoke_config["configurable"], "data_file": "one_month.csv"}})
+    result = state["result"]
+    assert result["status"] == "completed", result.get("reason")
+    assert result["replanning"] == [] and result["errors"] == []
+    assert "trends" not in result["plan"]["tasks"]
+    report = Path(result["artifacts"]["report"]).read_text()
+    assert "Not in this report: trend (the data covers only one month of order_date; a trend needs at least two)" \
+        in report
+
+
+def test_a_file_whose_only_category_column_is_empty_is_refused_up_front_saying_so(cast, invoke_config, sample_path):
+    """Stranger14b N6: region is the only category column and holds no value. Every analysis
+    method starts with a breakdown by one, so no plan is made and no agent runs (the strict cast
+    has no scripts); the reason names the empty column and what would help."""
+    frame = pd.read_csv(sample_path)
+    frame = frame[[c for c in frame.columns if c in ("order_date", "region", "revenue")]].assign(region=None)
+    frame.to_csv(sample_path.parent / "no_regions.csv", index=False)
+    from relaygraph.graphs.planned import build_graph
+
+    result = build_graph().compile().invoke({"task": "report", "data": "no_regions.csv"}, invoke_config)["result"]
+    assert result["status"] == "failed"
+    assert result["reason"] == (
+        "planning stopped: your file has no category column to break the figures down by (region: no value in "
+        "any row); every analysis method starts with that breakdown, so none was run, though a total and a "
+        "monthly trend alone could be computed. Fill in or add a column of categories (2 to 50 distinct values) "
+        "and run again")
