@@ -115,7 +115,7 @@ class ProfileDatasetTool(DataTool):
         column_roles = roles.infer_roles(frame)
         measures_found = [c for c, r in column_roles.items() if r.is_measure]
         declared = [f"{c} {r.role.replace('_', '-')}" for c, r in column_roles.items() if r.declared]
-        months = (int(measures.parse_dates(frame[date_col]).dt.to_period("M").nunique())
+        months = (int(frames.parse_dates(frame[date_col]).dt.to_period("M").nunique())
                   if date_col is not None else None)
         return tool_result(
             f"{self.workspace.display(path)}: {md.plural(len(frame), 'row')} x {md.plural(len(frame.columns), 'column')}"
