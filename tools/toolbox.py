@@ -1,6 +1,7 @@
 """The tool registry: the built-in tools by name, tools a user registers, fresh instances per run.
 
-Re-exported by :mod:`relaygraph.tools` (lazily: see its docstring)."""
+Re-exported by :mod:`relaygraph.tools` (lazily: see its docstring), which maps every other public
+name to the module that defines it."""
 
 from __future__ import annotations
 
@@ -9,27 +10,18 @@ from collections.abc import Callable
 
 from relaygraph.tools.analytics import ANALYTICS_TOOLS
 from relaygraph.tools.data import DATA_TOOLS, DataTool
-from relaygraph.tools.frames import DataFileError, check_data_file
-from relaygraph.tools.result import Observation, ToolResult, TypedTool, result_of
-from relaygraph.tools.workspace import PathNotAllowed, Workspace
+from relaygraph.tools.workspace import Workspace
 from smolagents import Tool
 
 __all__ = [
+    "CUSTOM_TOOLS",
     "DATA_TOOLS",
-    "DataFileError",
     "TOOLS",
     "DataTool",
-    "Observation",
-    "PathNotAllowed",
-    "ToolResult",
-    "TypedTool",
-    "Workspace",
     "build_tools",
-    "check_data_file",
     "known_tools",
     "register_tool",
     "unregister_tool",
-    "result_of",
 ]
 
 #: Every tool an AgentSpec may name: the data tools plus the specialists' analytics tools.
