@@ -221,18 +221,29 @@ def decimal_comma_number(text: str) -> float:
         return math.nan  # empty, a null marker (NA, null) or a stray word: missing, as pandas reads it
 
 
+def _number_shapes(column: pd.Series) -> tuple[int, int, int, int, int, bool]:
+    """How the non-empty values of a column (read as text) are written: (how many, decimal-comma
+    numbers, ``.``-grouped integers, plain integers, period decimals, any decimal comma after a
+    ``.`` group) — what both the file-wide and the per-column decimal-comma choice count."""
+    values = [v.strip() for v in column.dropna().astype(str) if v.strip()]
+    comma = [v for v in values if _DECIMAL_COMMA.fullmatch(v)]
+    groups = sum(bool(_GROUPED.fullmatch(v)) for v in values)
+    ints = sum(bool(_INTEGER.fullmatch(v)) for v in values)
+    period = sum(bool(_PERIOD_DECIMAL.fullmatch(v)) and not _GROUPED.fullmatch(v) for v in values)
+    return len(values), len(comma), groups, ints, period, any("." in v for v in comma)
+
+
+def _is_decimal_comma_column(n: int, comma: int, groups: int, ints: int) -> bool:
+    """Nearly every value a decimal-comma number, a ``.``-grouped or a plain integer, and at least
+    one of the first two (a column of plain integers says nothing about the decimal mark)."""
+    return bool(n) and bool(comma or groups) and comma + groups + ints >= _NEARLY_ALL * n
+
+
 def _decimal_comma_columns(head: pd.DataFrame) -> tuple[str, ...]:
     """The columns of ``head`` (read as text) whose values nearly all are decimal-comma numbers,
     ``.``-grouped or not."""
-    out = []
-    for name in head.columns:
-        values = [v.strip() for v in head[name].dropna().astype(str) if v.strip()]
-        comma = sum(bool(_DECIMAL_COMMA.fullmatch(v)) for v in values)
-        groups = sum(bool(_GROUPED.fullmatch(v)) for v in values)
-        ints = sum(bool(_INTEGER.fullmatch(v)) for v in values)
-        if values and (comma or groups) and comma + groups + ints >= _NEARLY_ALL * len(values):
-            out.append(str(name))
-    return tuple(out)
+    return tuple(str(name) for name in head.columns
+                 if _is_decimal_comma_column(*_number_shapes(head[name])[:4]))
 
 
 def _decimal_commas(head: pd.DataFrame) -> tuple[bool, bool]:
@@ -241,18 +252,14 @@ def _decimal_commas(head: pd.DataFrame) -> tuple[bool, bool]:
     ``.``-grouped thousands."""
     found = grouped = False
     for name in head.columns:
-        values = [v.strip() for v in head[name].dropna().astype(str) if v.strip()]
-        if not values:
+        n, comma, groups, ints, period, dotted_comma = _number_shapes(head[name])
+        if not n:
             continue
-        comma = sum(bool(_DECIMAL_COMMA.fullmatch(v)) for v in values)
-        groups = sum(bool(_GROUPED.fullmatch(v)) for v in values)
-        ints = sum(bool(_INTEGER.fullmatch(v)) for v in values)
-        period = sum(bool(_PERIOD_DECIMAL.fullmatch(v)) and not _GROUPED.fullmatch(v) for v in values)
-        if period and period + ints >= _NEARLY_ALL * len(values):
+        if period and period + ints >= _NEARLY_ALL * n:
             return False, False  # a column of 1.5-style numbers: the file mixes both marks
-        if comma + groups + ints >= _NEARLY_ALL * len(values) and (comma or groups):
+        if _is_decimal_comma_column(n, comma, groups, ints):
             found = found or bool(comma)
-            grouped = grouped or groups > 0 or any("." in v for v in values if _DECIMAL_COMMA.fullmatch(v))
+            grouped = grouped or groups > 0 or dotted_comma
     return found, grouped
 
 
