@@ -788,12 +788,10 @@ def _file_date_orders(path: str, mtime_ns: int, size: int) -> tuple[tuple[str, D
         names = [str(c) for c in head.columns]
         for name in _date_candidates(head):  # one column at a time: a chunk never holds the file's rows
             tally = tallies.setdefault(name, _DateTally())
-            reader = pd.read_csv(path, usecols=[name], chunksize=COUNT_CHUNK_ROWS, low_memory=False, **options)
-            try:
+            with pd.read_csv(path, usecols=[name], chunksize=COUNT_CHUNK_ROWS, low_memory=False,
+                             **options) as reader:
                 for chunk in reader:
                     tally.add(chunk[name])
-            finally:
-                getattr(reader, "close", lambda: None)()
     orders: dict[str, DateOrder] = {name: "other" for name in names}
     orders.update({name: tally.order for name, tally in tallies.items()})
     return tuple(orders.items())
