@@ -4,7 +4,7 @@ Three tables, created and upgraded through the saver's named migration sets
 (``relaygraph_markets_migrations`` holds their version):
 
 * ``relaygraph_auctions`` — one row per auction round of a task: format, outcome, winner,
-  price, every bid, how long the round took, and its settlement (paid or which breach);
+  price, every bid, how long the round took, and its settlement (paid, which breach, or unverified);
 * ``relaygraph_reputation`` — each agent's reputation after its latest contract, so a breach
   in one run still counts at the next run's eligibility and ties;
 * ``relaygraph_resolutions`` — one row per resolved conflict: its features bucket, the
@@ -41,7 +41,7 @@ auctions = sa.Table(
     sa.Column("price", sa.Float),
     sa.Column("bids", sa.Text, nullable=False),  # JSON {bidder: cost}
     sa.Column("duration_s", sa.Float, nullable=False),
-    sa.Column("settlement", sa.String(20)),  # paid | breach | None (not awarded)
+    sa.Column("settlement", sa.String(20)),  # paid | breach | unverified | None (not awarded)
     sa.Column("breach", sa.String(20)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
